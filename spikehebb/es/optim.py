@@ -1,0 +1,70 @@
+"""Gradient-ascent steps for OpenAI-ES: plain SGD (Najarro & Risi 2020) and Adam (Salimans et al. 2017).
+
+Both ASCEND: ``step(grad, lr)`` returns the update to ADD to the mean, since fitness is maximised.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class SGD:
+    """``update = lr * grad``: the authors' ``coeffs += lr/(n*sigma) * sum(F_i*eps_i)``."""
+
+    name = "sgd"
+
+    def __init__(self, n_params: int) -> None:
+        self.n_params = n_params
+
+    def step(self, grad: np.ndarray, lr: float) -> np.ndarray:
+        """grad: (n_params,) float64 -> update: (n_params,) float64."""
+        return lr * grad
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015) on the ES gradient estimate, as Salimans et al. 2017 use it.
+
+    m: (n_params,) float64 first moment; v: (n_params,) float64 second moment; t: steps taken.
+    """
+
+    name = "adam"
+
+    def __init__(
+        self,
+        n_params: int,
+        beta1: float = 0.9,  # Kingma & Ba 2015
+        beta2: float = 0.999,  # Kingma & Ba 2015
+        eps: float = 1e-8,  # Kingma & Ba 2015
+    ) -> None:
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.m = np.zeros(n_params)
+        self.v = np.zeros(n_params)
+        self.t = 0
+
+    def step(self, grad: np.ndarray, lr: float) -> np.ndarray:
+        """grad: (n_params,) float64 -> update: (n_params,) float64."""
+        self.t += 1
+        self.m = self.beta1 * self.m + (1 - self.beta1) * grad
+        self.v = self.beta2 * self.v + (1 - self.beta2) * grad * grad
+        m_hat = self.m / (1 - self.beta1**self.t)
+        v_hat = self.v / (1 - self.beta2**self.t)
+        return lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "m": self.m.copy(), "v": self.v.copy(), "t": self.t}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.m = np.array(state["m"], dtype=np.float64)
+        self.v = np.array(state["v"], dtype=np.float64)
+        self.t = int(state["t"])
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}

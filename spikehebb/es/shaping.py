@@ -1,0 +1,56 @@
+"""Fitness shaping: plain functions that compose (after evosax/core/fitness_shaping.py).
+
+All functions take fitness to be MAXIMISED: larger is better.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def ranks(fitness: np.ndarray) -> np.ndarray:
+    """Integer rank of each entry, 0 for the smallest, ``len - 1`` for the largest.
+
+    fitness: (n,) float. Ties keep their order of appearance (stable sort), so the result is the same
+    on every platform; -inf ranks lowest.
+    Returns: (n,) int64.
+    """
+    fitness = np.asarray(fitness)
+    if fitness.ndim != 1:
+        raise ValueError(f"fitness must be 1-D (population,), got shape {fitness.shape}")
+    out = np.empty(fitness.size, dtype=np.int64)
+    out[np.argsort(fitness, kind="stable")] = np.arange(fitness.size)
+    return out
+
+
+def centred_ranks(fitness: np.ndarray) -> np.ndarray:
+    """Ranks mapped linearly onto [-0.5, 0.5] (Salimans et al. 2017; Najarro & Risi 2020 code).
+
+    ``rank / (n - 1) - 0.5``: the worst candidate gets -0.5, the best +0.5.
+    fitness: (n,) float, n >= 2. Returns: (n,) float64.
+    """
+    fitness = np.asarray(fitness)
+    if fitness.size < 2:
+        raise ValueError(f"centred ranks need at least 2 fitness values, got {fitness.size}")
+    return ranks(fitness) / (fitness.size - 1) - 0.5
+
+
+def standardise(values: np.ndarray) -> np.ndarray:
+    """``(values - mean) / std``, as the authors' ``_update_coeffs`` does after the centred ranks.
+
+    values: (n,) float with non-zero spread. Returns: (n,) float64.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    std = values.std()
+    if std == 0:
+        raise ValueError("cannot standardise fitness values with zero spread")
+    return (values - values.mean()) / std
+
+
+def l2_penalty(mean_squares: np.ndarray, coeff: float) -> np.ndarray:
+    """The paper's fitness penalty ``-coeff * mean(h_i**2)`` for each candidate.
+
+    mean_squares: (n,) float64, ``mean(params_i**2)`` of each candidate.
+    Returns: (n,) float64, zero or negative; it is ADDED to the raw reward.
+    """
+    return -coeff * np.asarray(mean_squares, dtype=np.float64)
