@@ -1,0 +1,262 @@
+"""The plastic network's interface, shared validation and weight initialisation.
+
+A :class:`PlasticNetwork` is P independent feed-forward rate networks (the population batch) with
+layer sizes ``sizes = (n_0, n_1, ..., n_L)`` and no bias. Layer 0 holds the inputs as given (the
+ant's first layer reads the raw observation); layer l >= 1 holds ``o_l = f_l(o_{l-1} @ W_l)``.
+
+Layouts (P = population):
+
+- inputs ``(P, n_0)``, outputs ``(P, n_L)``
+- ``weights[l]``: ``(P, n_l, n_{l+1})``, entry ``[p, i, j]`` is the synapse from unit i of layer l
+  to unit j of layer l+1 of member p
+- ``coefficients[l]``: ``(P, n_l, n_{l+1}, k)`` with the k fields in ``rule.fields`` order
+- ``activations``: one array ``(P, n_l)`` per layer, inputs first, outputs last
+
+One :meth:`~PlasticNetwork.step`: forward through all layers, then the rule updates every layer
+with the activations of that same pass.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from spikehebb.rules import RuleSpec, get_rule
+
+#: Activation functions by name: (Brian2 expression of the summed input ``I``, NumPy function).
+ACTIVATIONS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
+    "tanh": ("tanh(I)", np.tanh),
+    "linear": ("I", lambda x: x),
+    "sigmoid": ("1 / (1 + exp(-I))", lambda x: 1 / (1 + np.exp(-x))),
+    "relu": ("clip(I, 0, inf)", lambda x: np.maximum(x, 0)),
+}
+
+#: Initial weight distributions by name; ``scale`` is the half-width (uniform) or the std (normal).
+WEIGHT_INITS = ("uniform", "normal")
+
+DTYPES = ("float32", "float64")
+
+BACKENDS = ("brian2", "numpy")
+
+#: ``callback(t, outputs) -> next inputs``; t counts from 0, outputs is ``(P, n_out)``; returning
+#: None ends the run after step t.
+StepCallback = Callable[[int, np.ndarray], "np.ndarray | None"]
+
+
+def sample_weights(
+    sizes: Sequence[int],
+    population: int,
+    init: str = "uniform",
+    scale: float = 0.1,
+    rng: np.random.Generator | int | None = None,
+) -> list[np.ndarray]:
+    """Random initial weights for P members, one ``(P, n_pre, n_post)`` float64 array per layer.
+
+    ``init="uniform"`` draws U[-scale, scale] (Najarro & Risi 2020 use scale 0.1);
+    ``init="normal"`` draws N(0, scale).
+    """
+    if init not in WEIGHT_INITS:
+        raise ValueError(f"unknown weight init {init!r}; expected one of {WEIGHT_INITS}")
+    if not scale > 0:
+        raise ValueError(f"weight scale must be positive, got {scale}")
+    rng = np.random.default_rng(rng)
+    shapes = [(population, a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+    if init == "uniform":
+        return [rng.uniform(-scale, scale, s) for s in shapes]
+    return [rng.normal(0.0, scale, s) for s in shapes]
+
+
+class PlasticNetwork:
+    """P independent plastic feed-forward networks run in lockstep.
+
+    ``PlasticNetwork(..., backend="brian2")`` returns a
+    :class:`~spikehebb.network.brian.BrianPlasticNetwork` (the rule as Brian2 rate equations,
+    compiled to C++ through Cython); ``backend="numpy"`` returns a
+    :class:`~spikehebb.network.reference.NumpyPlasticNetwork`.
+
+    Arguments:
+        sizes: units per layer, inputs first; the paper's ant is (28, 128, 64, 8).
+        rule: a rule name from :data:`spikehebb.rules.RULES` or a :class:`RuleSpec`.
+        population: P, the number of independent networks.
+        backend: "brian2" (default) or "numpy".
+        activation: one name from :data:`ACTIVATIONS` for every layer, or one per layer
+            (``len(sizes) - 1`` names). The rule sees the activated rates.
+        dtype: "float32" (fast) or "float64" (for equivalence checks).
+    """
+
+    def __new__(cls, *args, backend: str = "brian2", **kwargs):
+        if cls is PlasticNetwork:
+            if backend == "brian2":
+                from spikehebb.network.brian import BrianPlasticNetwork as cls
+            elif backend == "numpy":
+                from spikehebb.network.reference import NumpyPlasticNetwork as cls
+            else:
+                raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+        return super().__new__(cls)
+
+    def __init__(
+        self,
+        sizes: Sequence[int] = (28, 128, 64, 8),
+        rule: str | RuleSpec = "ABCD_lr",
+        population: int = 1,
+        *,
+        backend: str = "brian2",
+        activation: str | Sequence[str] = "tanh",
+        dtype: str = "float32",
+    ):
+        self.sizes = tuple(int(n) for n in sizes)
+        if len(self.sizes) < 2 or any(n < 1 for n in self.sizes) or len(self.sizes) != len(sizes):
+            raise ValueError(
+                f"sizes must list at least two positive layer sizes, got {tuple(sizes)}"
+            )
+        self.rule = get_rule(rule)
+        if not (isinstance(population, (int, np.integer)) and population >= 1):
+            raise ValueError(f"population must be a positive integer, got {population!r}")
+        self.population = int(population)
+        self.backend = backend
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        self.dtype = np.dtype(dtype)
+        names = [activation] * self.n_layers if isinstance(activation, str) else list(activation)
+        if len(names) != self.n_layers:
+            raise ValueError(
+                f"activation needs one name or {self.n_layers} (one per layer), got {activation!r}"
+            )
+        for name in names:
+            if name not in ACTIVATIONS:
+                raise ValueError(
+                    f"unknown activation {name!r}; expected one of {tuple(ACTIVATIONS)}"
+                )
+        self.activation = tuple(names)
+        self._armed = False
+
+    # ----------------------------------------------------------------------------- shapes
+    @property
+    def n_layers(self) -> int:
+        """Number of synaptic layers (``len(sizes) - 1``)."""
+        return len(self.sizes) - 1
+
+    @property
+    def weight_shapes(self) -> list[tuple[int, int, int]]:
+        """``(P, n_pre, n_post)`` per layer."""
+        return [(self.population, a, b) for a, b in zip(self.sizes[:-1], self.sizes[1:])]
+
+    @property
+    def coefficient_shapes(self) -> list[tuple[int, int, int, int]]:
+        """``(P, n_pre, n_post, k)`` per layer."""
+        return [s + (self.rule.k,) for s in self.weight_shapes]
+
+    # ------------------------------------------------------------------------- public API
+    def reset(
+        self, coefficients: Sequence[np.ndarray], weights: Sequence[np.ndarray]
+    ) -> None:
+        """Arm a new lifetime: fixed rule coefficients and fresh initial weights.
+
+        coefficients: per layer ``(P, n_pre, n_post, k)``, fields in ``rule.fields`` order.
+        weights: per layer ``(P, n_pre, n_post)`` (see :func:`sample_weights`).
+        Rates are zeroed. Nothing is rebuilt: the arrays are copied into the running network.
+        """
+        coefficients = self._check_layers("coefficients", coefficients, self.coefficient_shapes)
+        weights = self._check_layers("weights", weights, self.weight_shapes)
+        self._arm(coefficients, weights)
+        self._armed = True
+
+    def step(self, inputs: np.ndarray) -> np.ndarray:
+        """One forward pass and rule update; inputs ``(P, n_in)`` -> outputs ``(P, n_out)``."""
+        self._check_armed()
+        return self._step(self._check_inputs(inputs))
+
+    def run(self, inputs: np.ndarray, n_steps: int, callback: StepCallback) -> int:
+        """The closed loop: ``n_steps`` steps, the first on ``inputs``.
+
+        After step t, ``callback(t, outputs)`` returns the inputs of step t + 1 (its return
+        value after the last step is ignored), or None to end the run there. Gives the same
+        numbers as calling :meth:`step` in a loop. Returns the number of steps run.
+        """
+        self._check_armed()
+        inputs = self._check_inputs(inputs)
+        if not (isinstance(n_steps, (int, np.integer)) and n_steps >= 0):
+            raise ValueError(f"n_steps must be a non-negative integer, got {n_steps!r}")
+        if not callable(callback):
+            raise TypeError(f"callback must be callable as callback(t, outputs), got {callback!r}")
+        if n_steps == 0:
+            return 0
+        return self._run(inputs, int(n_steps), callback)
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """Current weights, per layer ``(P, n_pre, n_post)`` (copies)."""
+        self._check_armed()
+        return self._weights()
+
+    @property
+    def activations(self) -> list[np.ndarray]:
+        """Rates of the last step, per layer ``(P, n_l)``, inputs first (copies)."""
+        self._check_armed()
+        return self._activations()
+
+    # ------------------------------------------------------------------ backend interface
+    def _arm(self, coefficients: list[np.ndarray], weights: list[np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def _step(self, inputs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _run(self, inputs: np.ndarray, n_steps: int, callback: StepCallback) -> int:
+        """Default closed loop on top of :meth:`_step`; backends may run it faster."""
+        for t in range(n_steps):
+            nxt = callback(t, self._step(inputs))
+            if nxt is None:
+                return t + 1
+            if t + 1 < n_steps:
+                inputs = self._check_inputs(nxt, what="callback's next inputs")
+        return n_steps
+
+    def _weights(self) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def _activations(self) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------- validation
+    def _check_armed(self) -> None:
+        if not self._armed:
+            raise RuntimeError("the network has no lifetime armed yet: call reset(coefficients, weights) first")
+
+    def _check_inputs(self, inputs, what: str = "inputs") -> np.ndarray:
+        expected = (self.population, self.sizes[0])
+        arr = np.asarray(inputs, dtype=self.dtype)
+        if arr.shape != expected:
+            raise ValueError(f"{what} must be (P, n_in) = {expected}, got {np.shape(inputs)}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{what} contain NaN or inf")
+        return arr
+
+    def _check_layers(self, what, arrays, shapes) -> list[np.ndarray]:
+        if isinstance(arrays, np.ndarray) or len(arrays) != self.n_layers:
+            raise ValueError(
+                f"{what} must be a sequence of {self.n_layers} arrays (one per layer) with "
+                f"shapes {shapes}"
+            )
+        checked = []
+        for layer, (arr, shape) in enumerate(zip(arrays, shapes), start=1):
+            arr = np.asarray(arr)
+            if arr.shape != shape:
+                dims = "(P, n_pre, n_post, k)" if len(shape) == 4 else "(P, n_pre, n_post)"
+                raise ValueError(
+                    f"{what} for layer {layer} must be {dims} = {shape} for rule "
+                    f"{self.rule.name} {self.rule.fields}, got {arr.shape}"
+                )
+            if not np.issubdtype(arr.dtype, np.number):
+                raise ValueError(f"{what} for layer {layer} must be numeric, got dtype {arr.dtype}")
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{what} for layer {layer} contain NaN or inf")
+            checked.append(arr.astype(np.float64, copy=False))
+        return checked
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(sizes={self.sizes}, rule={self.rule.name!r}, "
+            f"population={self.population}, activation={self.activation}, dtype={self.dtype.name!r})"
+        )
