@@ -147,14 +147,17 @@ class OpenAIES(Strategy):
 
     def _tell(self, fitness: np.ndarray) -> np.ndarray:
         shaped = centred_ranks(fitness)
-        if self.standardise_ranks:
-            shaped = standardise(shaped)
-        weighted = np.zeros(self.n_params)
-        for stream, members in self._streams():
-            weight = sum(self._sign(i) * shaped[i] for i in members)
-            weighted += weight * self._noise(stream)
-        grad = weighted / (self.popsize * self._sigma)
-        self._mean = self._mean + self.optimizer.step(grad, self.lr)
+        if shaped.any():
+            if self.standardise_ranks:
+                shaped = standardise(shaped)
+            weighted = np.zeros(self.n_params)
+            for stream, members in self._streams():
+                weight = sum(self._sign(i) * shaped[i] for i in members)
+                weighted += weight * self._noise(stream)
+            grad = weighted / (self.popsize * self._sigma)
+            self._mean = self._mean + self.optimizer.step(grad, self.lr)
+        # else every candidate tied (e.g. all evaluations failed): no information, so no step; the
+        # authors' code raises here, which would end a long run over one bad generation
         if self.lr > self.lr_floor:
             self.lr *= self.lr_decay
         if self._sigma > self.sigma_floor:

@@ -9,17 +9,25 @@ import numpy as np
 
 
 def ranks(fitness: np.ndarray) -> np.ndarray:
-    """Integer rank of each entry, 0 for the smallest, ``len - 1`` for the largest.
+    """Rank of each entry, 0 for the smallest, ``len - 1`` for the largest; ties share their mean rank.
 
-    fitness: (n,) float. Ties keep their order of appearance (stable sort), so the result is the same
-    on every platform; -inf ranks lowest.
-    Returns: (n,) int64.
+    fitness: (n,) float; -inf ranks lowest. Distinct values get the integer ranks of the authors'
+    ``compute_ranks``; tied values (typically failed evaluations, all -inf) share the average of
+    their ranks instead of being ordered arbitrarily by the sort, so a pair of failures adds no
+    direction to the OpenAI-ES gradient.
+    Returns: (n,) float64.
     """
-    fitness = np.asarray(fitness)
+    fitness = np.asarray(fitness, dtype=np.float64)
     if fitness.ndim != 1:
         raise ValueError(f"fitness must be 1-D (population,), got shape {fitness.shape}")
-    out = np.empty(fitness.size, dtype=np.int64)
-    out[np.argsort(fitness, kind="stable")] = np.arange(fitness.size)
+    n = fitness.size
+    order = np.argsort(fitness, kind="stable")
+    ordered = fitness[order]
+    starts_group = np.r_[True, ordered[1:] != ordered[:-1]]
+    starts = np.flatnonzero(starts_group)
+    ends = np.r_[starts[1:], n]
+    out = np.empty(n)
+    out[order] = ((starts + ends - 1) / 2)[np.cumsum(starts_group) - 1]
     return out
 
 

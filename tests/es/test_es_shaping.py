@@ -1,0 +1,83 @@
+"""Fitness shaping and one OpenAI-ES update, against numbers computed independently here."""
+
+import numpy as np
+import pytest
+
+from spikehebb.es import OpenAIES, centred_ranks, ranks
+
+
+def test_centred_ranks_by_hand():
+    # sorted: -1 (rank 0), 0 (1), 3 (2), 10 (3); rank/3 - 0.5
+    np.testing.assert_allclose(centred_ranks([3.0, -1.0, 10.0, 0.0]), [1 / 6, -1 / 2, 1 / 2, -1 / 6])
+    assert centred_ranks([5.0, 7.0]).tolist() == [-0.5, 0.5]
+
+
+def test_ties_share_their_mean_rank():
+    assert ranks([-np.inf, 2.0, -np.inf, 1.0]).tolist() == [0.5, 3.0, 0.5, 2.0]
+    assert centred_ranks([4.0, 4.0, 4.0]).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_ranks_reject_2d():
+    with pytest.raises(ValueError, match=r"1-D \(population,\), got shape \(2, 2\)"):
+        ranks(np.zeros((2, 2)))
+
+
+def _philox_noise(seed, generation, pair, n):
+    """The documented noise contract, written out without spikehebb."""
+    seq = np.random.SeedSequence(seed, spawn_key=(0, generation, pair))
+    return np.random.Generator(np.random.Philox(seq)).standard_normal(n)
+
+
+@pytest.mark.parametrize("standardise", [True, False])
+def test_one_openai_es_update_by_hand(standardise):
+    seed, n, pop = 11, 3, 4
+    h0 = np.array([0.5, -1.0, 2.0])
+    lr, sigma, l2 = 0.2, 0.1, 0.01
+    es = OpenAIES(n, pop, seed=seed, init=h0, standardise_ranks=standardise)
+
+    eps = [_philox_noise(seed, 0, p, n) for p in range(pop // 2)]
+    candidates = [h0 + sigma * eps[0], h0 - sigma * eps[0], h0 + sigma * eps[1], h0 - sigma * eps[1]]
+    keys = es.ask()
+    assert [tuple(k) for k in keys] == [(0, 0, 1), (0, 1, -1), (0, 2, 1), (0, 3, -1)]
+    for key, expected in zip(keys, candidates):
+        np.testing.assert_array_equal(es.candidate_params(key), expected)
+
+    reward = np.array([1.0, 3.0, 2.0, 3.0])
+    penalty = np.array([-l2 * np.mean(c**2) for c in candidates])
+    fitness = reward + penalty
+    # the two rewards of 3.0 differ only through their penalties, which decide their order
+    order = np.argsort(fitness)
+    rank = np.empty(pop)
+    rank[order] = [0, 1, 2, 3]
+    shaped = rank / 3 - 0.5
+    if standardise:
+        shaped = (shaped - shaped.mean()) / shaped.std()
+    signs = [1, -1, 1, -1]
+    grad = sum(shaped[i] * signs[i] * eps[i // 2] for i in range(pop)) / (pop * sigma)
+    expected_mean = h0 + lr * grad
+
+    stats = es.tell(reward)
+    np.testing.assert_allclose(stats["penalty"], penalty, rtol=1e-14)
+    np.testing.assert_allclose(stats["fitness"], fitness, rtol=1e-14)
+    np.testing.assert_allclose(stats["shaped"], shaped, rtol=1e-14)
+    np.testing.assert_array_equal(stats["raw"], reward)
+    np.testing.assert_allclose(es.mean, expected_mean, rtol=1e-13)
+    assert es.lr == pytest.approx(0.2 * 0.995)
+    assert es.sigma == pytest.approx(0.1 * 0.999)
+
+
+def test_schedules_stop_at_their_floors():
+    es = OpenAIES(2, 2, lr=0.001004, sigma=0.01001, l2_coeff=0.0)
+    for _ in range(3):
+        es.ask()
+        es.tell([0.0, 1.0])
+    # the authors' code decays while above the floor, so each ends one step below it
+    assert es.lr == pytest.approx(0.001004 * 0.995)
+    assert es.sigma == pytest.approx(0.01001 * 0.999)
+
+
+def test_uniform_init_is_in_range_and_normal_is_standard():
+    u = OpenAIES(10_000, 2, seed=1, init="uniform").mean
+    assert u.min() >= -1 and u.max() <= 1 and abs(u.mean()) < 0.05
+    g = OpenAIES(10_000, 2, seed=1, init="normal").mean
+    assert abs(g.std() - 1) < 0.05

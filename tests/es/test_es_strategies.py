@@ -1,0 +1,186 @@
+"""Every registered strategy (and its structural switches): convergence, resume, determinism, keys."""
+
+import multiprocessing
+import pickle
+
+import numpy as np
+import pytest
+from conftest import TEST_KWARGS, h5_roundtrip, make, run_generations
+
+from spikehebb.es import STRATEGIES, CandidateKey, get_strategy
+
+
+def neg_sphere(x):
+    return -float(np.sum(x**2))
+
+
+def neg_rastrigin(x):
+    return -float(10 * x.size + np.sum(x**2 - 10 * np.cos(2 * np.pi * x)))
+
+
+# (objective, n, start, generations, factor): at popsize 20 the objective at the mean must shrink
+# by at least `factor` within `generations`. Measured with these seeds and the VARIANTS step sizes:
+# sphere 100 -> 0.25 (openai-es), 0.62 (adam), 1.65 (cma), 0.72 (cma-diagonal), i.e. x60 or more;
+# Rastrigin 267 -> 71 (openai-es), 70 (adam), 23 (cma), 53 (cma-diagonal), i.e. x3.8 or more.
+PROBLEMS = {
+    "sphere-100": (neg_sphere, 100, np.full(100, 1.0), 100, 20.0),
+    "rastrigin-20": (neg_rastrigin, 20, np.random.default_rng(0).uniform(-3, 3, 20), 100, 2.5),
+}
+
+
+@pytest.mark.parametrize("problem", sorted(PROBLEMS))
+def test_improves_objective(variant, problem):
+    name, kwargs = variant
+    objective, n, start, generations, factor = PROBLEMS[problem]
+    strategy = make(name, n, popsize=20, seed=0, init=start, **kwargs)
+    before = -objective(strategy.mean)
+    run_generations(strategy, objective, generations)
+    after = -objective(strategy.mean)
+    assert after * factor < before, f"{problem}: {before:.3g} -> {after:.3g}, wanted a factor {factor}"
+
+
+def test_resume_is_bit_identical(variant, tmp_path):
+    name, kwargs = variant
+    straight = make(name, 12, popsize=8, seed=5, **kwargs)
+    pops_straight = run_generations(straight, neg_rastrigin, 20)
+
+    first = make(name, 12, popsize=8, seed=5, **kwargs)
+    run_generations(first, neg_rastrigin, 10)
+    state = h5_roundtrip(first.state_dict(), tmp_path / "state.h5")
+    resumed = make(name, 12, popsize=8, seed=5, **kwargs)
+    resumed.load_state_dict(state)
+    pops_resumed = run_generations(resumed, neg_rastrigin, 10)
+
+    assert np.array_equal(resumed.mean, straight.mean)
+    assert resumed.sigma == straight.sigma
+    assert resumed.generation == straight.generation == 20
+    for a, b in zip(pops_straight[10:], pops_resumed):
+        assert np.array_equal(a, b)
+
+
+def test_state_dict_is_plain_data(variant):
+    name, kwargs = variant
+    strategy = make(name, 6, popsize=4, **kwargs)
+    run_generations(strategy, neg_sphere, 3)
+
+    def check(value, path):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                assert isinstance(k, str), path
+                check(v, f"{path}/{k}")
+        else:
+            assert isinstance(value, (np.ndarray, np.generic, int, float, bool, str)), (path, type(value))
+            if isinstance(value, np.ndarray):
+                assert value.dtype != object, path
+
+    check(strategy.state_dict(), "")
+
+
+def test_same_seed_same_candidates(variant):
+    name, kwargs = variant
+    a, b, c = (make(name, 7, popsize=6, seed=s, **kwargs) for s in (3, 3, 4))
+    pa, pb, pc = (run_generations(s, neg_sphere, 3) for s in (a, b, c))
+    assert all(np.array_equal(x, y) for x, y in zip(pa, pb))
+    assert not np.array_equal(pa[0], pc[0])
+
+
+def _expand(sampler, keys):
+    return [sampler.params(k) for k in keys]
+
+
+def test_keys_expand_identically_in_another_process(strategy_name):
+    strategy = make(strategy_name, 50, popsize=6, seed=9)
+    run_generations(strategy, neg_sphere, 2)
+    keys = strategy.ask()
+    local = [strategy.candidate_params(k) for k in keys]
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        remote = pool.apply(_expand, (strategy.sampler(), keys))
+    assert all(np.array_equal(x, y) for x, y in zip(local, remote))
+
+
+def test_key_is_small_and_subset_expands_the_same(strategy_name):
+    strategy = make(strategy_name, 10_000, popsize=4, seed=1)
+    keys = strategy.ask()
+    assert len(pickle.dumps(keys[1])) < 200
+    sampler = strategy.sampler()
+    if hasattr(sampler, "subset"):
+        part = sampler.subset(keys[2:])
+        assert np.array_equal(part.params(keys[3]), sampler.params(keys[3]))
+
+
+def test_ask_twice_returns_the_same_keys(strategy_name):
+    strategy = make(strategy_name, 5, popsize=4)
+    first = strategy.ask()
+    assert strategy.ask() == first
+    assert all(isinstance(k, CandidateKey) and k.generation == 0 for k in first)
+
+
+def test_nan_fitness_is_worst_and_counted(variant):
+    name, kwargs = variant
+    strategy = make(name, 5, popsize=6, **kwargs)
+    strategy.ask()
+    stats = strategy.tell([1.0, np.nan, 3.0, 2.0, np.nan, 0.5])
+    assert stats["nan_count"] == 2 and strategy.nan_count == 2
+    assert stats["fitness"][1] == stats["fitness"][4] == -np.inf
+    assert np.isnan(stats["raw"][1])
+    assert np.all(np.isfinite(strategy.mean))
+    assert strategy.best_fitness == 3.0
+    run_generations(strategy, neg_sphere, 2)
+    strategy.ask()
+    strategy.tell(np.full(6, np.nan))
+    assert strategy.nan_count == 8
+    assert np.all(np.isfinite(strategy.mean))
+
+
+def test_unknown_strategy_lists_valid_names():
+    with pytest.raises(ValueError, match=r"unknown strategy 'pso'; valid names: \['cma', 'openai-es'\]"):
+        get_strategy("pso", n_params=3, popsize=4)
+
+
+def test_odd_population_with_antithetic_sampling():
+    with pytest.raises(ValueError, match="population must be even for antithetic sampling, got 7"):
+        get_strategy("openai-es", n_params=3, popsize=7)
+    get_strategy("openai-es", n_params=3, popsize=7, antithetic=False).ask()
+
+
+def test_fitness_of_wrong_length(strategy_name):
+    strategy = make(strategy_name, 3, popsize=4)
+    strategy.ask()
+    with pytest.raises(ValueError, match=r"fitness must have shape \(4,\), got \(3,\)"):
+        strategy.tell([1.0, 2.0, 3.0])
+
+
+def test_order_of_calls_is_checked(strategy_name):
+    strategy = make(strategy_name, 3, popsize=4)
+    with pytest.raises(RuntimeError, match="call ask"):
+        strategy.tell([1.0, 2.0, 3.0, 4.0])
+    keys = strategy.ask()
+    with pytest.raises(RuntimeError, match="call tell"):
+        strategy.state_dict()
+    strategy.tell([1.0, 2.0, 3.0, 4.0])
+    strategy.ask()
+    with pytest.raises(ValueError, match="key is from generation 0, this sampler expands generation 1"):
+        strategy.candidate_params(keys[0])
+
+
+def test_state_of_another_shape_is_rejected(strategy_name):
+    state = make(strategy_name, 3, popsize=4).state_dict()
+    with pytest.raises(ValueError, match="state_dict n_params must be 5, got 3"):
+        make(strategy_name, 5, popsize=4).load_state_dict(state)
+
+
+def test_cma_picks_diagonal_above_threshold():
+    assert not get_strategy("cma", n_params=1000, popsize=4).diagonal
+    assert get_strategy("cma", n_params=1001, popsize=4).diagonal
+    assert get_strategy("cma", n_params=50, popsize=4, diagonal_threshold=10).diagonal
+
+
+def test_cma_writes_no_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    strategy = make("cma", 4, popsize=6)
+    run_generations(strategy, neg_sphere, 3)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_registry_kwargs_cover_every_strategy():
+    assert set(TEST_KWARGS) == set(STRATEGIES)
