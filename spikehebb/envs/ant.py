@@ -203,7 +203,7 @@ class AntBulletEnv(gym.Env):
         self._n_resets = 0
         self._initial_z = 0.0
         self._potential = 0.0
-        self._feet_contact = np.zeros(len(FOOT_LINK_NAMES), dtype=np.float32)
+        self._feet_contact = [0.0] * len(FOOT_LINK_NAMES)
         self._torso_xyz = (0.0, 0.0, 0.0)
         self._body_xyz = (0.0, 0.0, 0.0)
 
@@ -253,8 +253,9 @@ class AntBulletEnv(gym.Env):
         self._joints = joints
         self._links = list(range(n_links))
         self._feet = [link_names.index(name) for name in FOOT_LINK_NAMES]
-        self._joint_mid = 0.5 * (np.array(lower) + np.array(upper))
-        self._joint_span = np.array(upper) - np.array(lower)
+        # Joint.current_relative_position: the scaled position is 2 (q - mid) / span
+        self._joint_mid = [0.5 * (lo + hi) for lo, hi in zip(lower, upper)]
+        self._joint_span = [hi - lo for lo, hi in zip(lower, upper)]
 
     def _configure_world(self) -> None:
         """Gravity, contact ERP and time stepping, as World.clean_everything sets them."""
@@ -329,9 +330,9 @@ class AntBulletEnv(gym.Env):
                 force=0,
                 physicsClientId=cid,
             )
-        self._feet_contact = np.zeros(len(FOOT_LINK_NAMES), dtype=np.float32)
+        self._feet_contact = [0.0] * len(FOOT_LINK_NAMES)
         include_floor = self._reset_mode == "reused" and self._n_resets > 0
-        obs, _, _ = self._observe(include_floor, first=True)
+        obs, _, _, _ = self._observe(include_floor, first=True)
         self._potential = self._calc_potential()
         if self._saved_state < 0:
             self._saved_state = pybullet.saveState(physicsClientId=cid)
@@ -340,17 +341,18 @@ class AntBulletEnv(gym.Env):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Apply torques, advance 0.0165 s; returns (obs (28,), reward, terminated, False, info)."""
-        a = self._check_action(action)
+        a, values = self._check_action(action)
         cid = self._client
-        torques = TORQUE_SCALE * np.clip(a, -1, 1).astype(np.float64)
+        # WalkerBase.apply_action: power * power_coef * clip(a, -1, 1), N m
+        torques = [TORQUE_SCALE * min(max(v, -1.0), 1.0) for v in values]
         pybullet.setJointMotorControlArray(
             self._robot, self._joints, pybullet.TORQUE_CONTROL, forces=torques, physicsClientId=cid
         )
         pybullet.stepSimulation(physicsClientId=cid)
 
-        obs, joint_speeds, joints_at_limit = self._observe(include_floor=True, first=False)
+        obs, joint_speeds, joints_at_limit, finite = self._observe(include_floor=True, first=False)
         alive = 1.0 if float(obs[0]) + self._initial_z > ALIVE_MIN_Z else -1.0
-        terminated = alive < 0 or not np.isfinite(obs).all()
+        terminated = alive < 0 or not finite
 
         potential_old = self._potential
         self._potential = self._calc_potential()
@@ -358,14 +360,15 @@ class AntBulletEnv(gym.Env):
 
         self._update_feet_contact()
 
-        electricity = ELECTRICITY_COST * float(np.abs(a * joint_speeds).mean())
-        electricity += STALL_TORQUE_COST * float(np.square(a).mean())
+        # np.add.reduce(x) / n is ndarray.mean() without its Python overhead (same rounding)
+        electricity = ELECTRICITY_COST * float(np.add.reduce(np.abs(a * joint_speeds)) / N_JOINTS)
+        electricity += STALL_TORQUE_COST * float(np.add.reduce(np.square(a)) / N_JOINTS)
         joints_at_limit_cost = float(JOINTS_AT_LIMIT_COST * joints_at_limit)
         terms = (alive, progress, electricity, joints_at_limit_cost, FEET_COLLISION_COST)
         reward = sum(terms)  # the original's order of summation
         info = dict(zip(REWARD_TERMS, terms))
         info["x_position"], info["y_position"] = self._torso_xyz[0], self._torso_xyz[1]
-        return obs, reward, bool(terminated), False, info
+        return obs, reward, terminated, False, info
 
     def render(self) -> np.ndarray | None:
         """(240, 320, 3) uint8 RGB image from a camera following the torso, or None without render_mode."""
@@ -413,49 +416,48 @@ class AntBulletEnv(gym.Env):
         if self._client < 0:
             raise RuntimeError("this AntBulletEnv is closed; make a new one")
 
-    def _check_action(self, action: Any) -> np.ndarray:
-        """The action as a float array of shape (8,), or a ValueError saying what was wrong."""
+    def _check_action(self, action: Any) -> tuple[np.ndarray, list[float]]:
+        """The action as a float array of shape (8,) and as a list, or a ValueError saying what was wrong."""
         self._check_open()
         a = np.asarray(action)
         if a.shape != (N_JOINTS,):
             raise ValueError(f"action must have shape ({N_JOINTS},), got shape {a.shape}")
-        if not np.issubdtype(a.dtype, np.floating):
-            if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
-                raise ValueError(f"action must be real numbers, got dtype {a.dtype}")
+        if a.dtype.kind != "f":
+            if a.dtype.kind not in "iub":
+                raise ValueError(f"action must hold real numbers, got dtype {a.dtype}")
             a = a.astype(np.float64)
-        if not np.isfinite(a).all():
-            raise ValueError(f"action must be finite, got {a}")
-        return a
+        values = a.tolist()
+        if not all(map(math.isfinite, values)):
+            raise ValueError(f"action must be finite, got {values}")
+        return a, values
 
-    def _observe(self, include_floor: bool, first: bool) -> tuple[np.ndarray, np.ndarray, int]:
-        """Read the simulation: observation (28,) float32, scaled joint speeds (8,) float32, joints at limit.
+    def _observe(
+        self, include_floor: bool, first: bool
+    ) -> tuple[np.ndarray, np.ndarray, int, bool]:
+        """Read the simulation as WalkerBase.calc_state does, with the same float32 rounding.
 
-        Mirrors WalkerBase.calc_state with the same float32 rounding. ``first`` marks a reset: the
-        torso height seen now becomes the reference for observation 0.
+        Returns the observation (28,) float32, the scaled joint speeds (8,) float32 before clipping
+        (for the electricity cost), the number of joints at their limit, and whether the
+        observation is free of NaN (the original's ``np.isfinite(state)`` after clipping). ``first``
+        marks a reset: the torso height seen now becomes the reference for observation 0.
         """
         cid = self._client
         robot = self._robot
         joint_states = pybullet.getJointStates(robot, self._joints, physicsClientId=cid)
         link_states = pybullet.getLinkStates(robot, self._links, physicsClientId=cid)
         torso_xyz, torso_quat = pybullet.getBasePositionAndOrientation(robot, physicsClientId=cid)
-        torso_velocity, _ = pybullet.getBaseVelocity(robot, physicsClientId=cid)
-
-        q = np.array([s[0] for s in joint_states])
-        qd = np.array([s[1] for s in joint_states])
-        j = np.empty(2 * N_JOINTS, dtype=np.float32)
-        j[0::2] = 2 * (q - self._joint_mid) / self._joint_span
-        j[1::2] = JOINT_SPEED_SCALE * qd
-        joint_speeds = j[1::2]
-        joints_at_limit = int(np.count_nonzero(np.abs(j[0::2]) > JOINT_AT_LIMIT))
+        (vx_world, vy_world, vz), _ = pybullet.getBaseVelocity(robot, physicsClientId=cid)
 
         # The original's parts dict: link 0, the torso, links 1..19, then (once added) the floor.
-        # Same order, so NumPy's pairwise mean rounds the same way.
+        # Same order and the same NumPy reduction, so the mean rounds the same way.
         parts = [link_states[0][0], torso_xyz]
         parts.extend(state[0] for state in link_states[1:])
         if include_floor:
             parts.append(self._floor_xyz)
         parts_xyz = np.array(parts)
-        x, y, z = float(parts_xyz[:, 0].mean()), float(parts_xyz[:, 1].mean()), torso_xyz[2]
+        x = float(np.add.reduce(parts_xyz[:, 0])) / len(parts)
+        y = float(np.add.reduce(parts_xyz[:, 1])) / len(parts)
+        z = torso_xyz[2]
         self._body_xyz = (x, y, z)
         self._torso_xyz = torso_xyz
         if first:
@@ -463,26 +465,29 @@ class AntBulletEnv(gym.Env):
         roll, pitch, yaw = pybullet.getEulerFromQuaternion(torso_quat, physicsClientId=cid)
 
         angle_to_target = math.atan2(WALK_TARGET_Y - y, WALK_TARGET_X - x) - yaw
-        cos_yaw, sin_yaw = math.cos(-yaw), math.sin(-yaw)
-        vx_world, vy_world, vz = torso_velocity
-        vx = cos_yaw * vx_world - sin_yaw * vy_world
-        vy = sin_yaw * vx_world + cos_yaw * vy_world
-
-        obs = np.empty(OBS_DIM, dtype=np.float32)
-        obs[:8] = (
+        cos_yaw, sin_yaw = math.cos(-yaw), math.sin(-yaw)  # rotate the velocity into the yaw frame
+        values = [
             z - self._initial_z,
             math.sin(angle_to_target),
             math.cos(angle_to_target),
-            BODY_SPEED_SCALE * vx,
-            BODY_SPEED_SCALE * vy,
+            BODY_SPEED_SCALE * (cos_yaw * vx_world - sin_yaw * vy_world),
+            BODY_SPEED_SCALE * (sin_yaw * vx_world + cos_yaw * vy_world),
             BODY_SPEED_SCALE * vz,
             roll,
             pitch,
-        )
-        obs[8:24] = j
-        obs[24:] = self._feet_contact
-        np.clip(obs, -OBS_CLIP, OBS_CLIP, out=obs)
-        return obs, joint_speeds, joints_at_limit
+        ]
+        for (position, speed, _, _), mid, span in zip(joint_states, self._joint_mid, self._joint_span):
+            values.append(2 * (position - mid) / span)
+            values.append(JOINT_SPEED_SCALE * speed)
+        values.extend(self._feet_contact)
+
+        raw = np.array(values, dtype=np.float32)
+        joint_speeds = raw[9:24:2].copy()
+        raw_values = raw.tolist()
+        joints_at_limit = sum(abs(v) > JOINT_AT_LIMIT for v in raw_values[8:24:2])
+        finite = not any(map(math.isnan, raw_values))  # clipping makes +-inf finite, not NaN
+        np.clip(raw, -OBS_CLIP, OBS_CLIP, out=raw)
+        return raw, joint_speeds, joints_at_limit, finite
 
     def _calc_potential(self) -> float:
         """Minus the distance (m) from the body centre to the walk target, per step length (s)."""
@@ -495,5 +500,4 @@ class AntBulletEnv(gym.Env):
             bodyA=self._robot, bodyB=self._floor, physicsClientId=self._client
         )
         touching = {c[3] for c in contacts if c[4] == -1}
-        for i, link in enumerate(self._feet):
-            self._feet_contact[i] = 1.0 if link in touching else 0.0
+        self._feet_contact = [1.0 if link in touching else 0.0 for link in self._feet]
