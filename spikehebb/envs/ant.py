@@ -103,7 +103,7 @@ class AntBulletEnv(gym.Env):
     the original does.
 
     ## Observation Space
-    ``Box(-inf, inf, (28,), float32)``, every entry clipped to [-5, 5]:
+    ``Box(-5, 5, (28,), float32)`` (the original declares +-inf but clips every entry to [-5, 5]):
 
     ====  ==========================================================================
     idx   observation
@@ -126,8 +126,9 @@ class AntBulletEnv(gym.Env):
     Per step, summed in this order (each term is in ``info`` under its name):
 
     - ``reward_alive``: +1 while the torso is higher than 0.26 m, else -1.
-    - ``reward_progress``: decrease of the distance to the walk target divided by the step
-      length 0.0165 s, i.e. speed towards +x in m/s; the "distance walked" used as fitness.
+    - ``reward_progress``: decrease of the distance from the part centre (above) to the walk
+      target, divided by the step length 0.0165 s: about the centre's speed towards +x in m/s;
+      the "distance walked" used as fitness.
     - ``reward_electricity``: -2 x mean |action x scaled joint speed| - 0.1 x mean action^2
       (the original's electricity cost, stall-torque cost included).
     - ``reward_joints_at_limit``: -0.1 per joint whose scaled position exceeds 0.99 in magnitude.
@@ -140,8 +141,8 @@ class AntBulletEnv(gym.Env):
     ``env.seed(s)`` followed by ``env.reset()`` on a freshly built env.
 
     ## Episode End
-    ``terminated`` is True when the torso is not higher than 0.26 m or the observation is not
-    finite. Like the original, the env keeps stepping after that (the Hebbian papers ignore falls
+    ``terminated`` is True when the torso is not higher than 0.26 m or the observation holds a
+    NaN (a blown-up simulation; the original's ``np.isfinite`` check after clipping). Like the original, the env keeps stepping after that (the Hebbian papers ignore falls
     in the first 200 steps), so stepping on after ``terminated`` is allowed. ``truncated`` comes
     from the registration's ``max_episode_steps=1000`` (gymnasium's TimeLimit).
 
@@ -188,15 +189,17 @@ class AntBulletEnv(gym.Env):
 
         high = np.ones(N_JOINTS, dtype=np.float32)
         self.action_space = spaces.Box(-high, high, dtype=np.float32)
-        high = np.full(OBS_DIM, np.inf, dtype=np.float32)
+        # The original declares +-inf, but every entry is clipped to +-5, so the space says so.
+        high = np.full(OBS_DIM, OBS_CLIP, dtype=np.float32)
         self.observation_space = spaces.Box(-high, high, dtype=np.float32)
 
-        self._client = -1
         self._client = pybullet.connect(pybullet.DIRECT)
+        if self._client < 0:
+            raise RuntimeError("pybullet.connect(DIRECT) failed")
         try:
             self._build_scene()
-        except pybullet.error:
-            self.close()
+        except Exception:
+            self.close()  # release the client, then let the error through
             raise
 
         self._saved_state = -1  # pyBullet state after the first reset, restored by later ones
