@@ -136,8 +136,8 @@ class AntBulletEnv(gym.Env):
 
     ## Starting State
     Torso at (0, 0, 0.75) m with no rotation, all velocities zero, each joint position drawn from
-    U[-0.1, 0.1] rad with ``self.np_random`` in joint order, exactly as the original's
-    ``robot_np_random``: ``reset(seed=s)`` starts from the state the original reaches with
+    U[-0.1, 0.1] rad with ``self.np_random`` in joint order, exactly as the original draws them
+    (its env and robot share one generator, seeded the same way): ``reset(seed=s)`` starts from the state the original reaches with
     ``env.seed(s)`` followed by ``env.reset()`` on a freshly built env.
 
     ## Episode End

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from spikehebb.envs.ant_mjcf import ANT_MJCF_TEMPLATE
 
@@ -73,11 +73,12 @@ class Morphology:
             docstring for which leg is which): the ankle capsule's end point is scaled by it, so
             the capsule's length is ``scale * 0.566 m``. Each must lie in
             [MIN_ANKLE_SCALE, MAX_ANKLE_SCALE] = [0.05, 3].
-        name: a label for logs and run files; presets carry their preset name.
+        name: a label for logs and run files (not part of equality); presets carry their
+            preset name.
     """
 
     ankle_scale: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
-    name: str = "custom"
+    name: str = field(default="custom", compare=False)
 
     def __post_init__(self) -> None:
         scales = self.ankle_scale

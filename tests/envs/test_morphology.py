@@ -133,3 +133,8 @@ def test_extreme_allowed_scales_build():
     fromto = _geom_fromto(text)
     assert fromto["left_ankle_geom"] == "0.0 0.0 0.0 0.02 0.02 0.0"
     assert fromto["right_ankle_geom"] == "0.0 0.0 0.0 -1.2 1.2 0.0"
+
+
+def test_equality_ignores_the_label():
+    assert Morphology((0.25, 1.0, 1.0, 1.0)) == PRESETS["damage_left"]
+    assert Morphology((0.25, 1.0, 1.0, 1.0)) != PRESETS["damage_right"]
