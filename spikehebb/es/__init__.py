@@ -13,7 +13,7 @@ Candidates travel as keys, not vectors. For OpenAI-ES, ``strategy.sampler()`` is
 :class:`NoiseSampler` holding the generation's mean, sigma and the run seed; it rebuilds candidate
 ``i`` as ``mean + sign * sigma * eps`` where ``eps`` is a counter-based Philox stream keyed by
 (seed, generation, i // 2). A pool of persistent workers receives the sampler once per generation
-(one mean vector: 3.7 MB for 456,640 coefficients) and then only keys (~90 bytes each), so 200
+(one mean vector: 3.7 MB for 456,640 coefficients) and then only keys (68 bytes each, pickled), so 200
 candidates of the car never cross a process boundary as 200 x 456,640 floats. ``tell`` rebuilds the
 noise itself from the keys, so it needs no vectors back either, only fitness. For CMA-ES, ``cma``
 draws the population, so the sampler is a :class:`PopulationSampler` holding the vectors and a

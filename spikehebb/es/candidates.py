@@ -1,6 +1,6 @@
 """Compact candidates: keys, and the picklable samplers that expand them into parameter vectors.
 
-A candidate travels between processes as a :class:`CandidateKey` (three small ints, ~90 bytes
+A candidate travels between processes as a :class:`CandidateKey` (three small ints, 68 bytes
 pickled), never as its parameter vector. A worker expands keys with the generation's *sampler*: a
 small frozen object it receives once per generation (the strategy's :meth:`sampler`).
 
@@ -47,8 +47,9 @@ def noise_vector(seed: int, generation: int, stream: int, n_params: int) -> np.n
     return np.random.Generator(np.random.Philox(seq)).standard_normal(n_params)
 
 
-def _readonly_copy(array: np.ndarray) -> np.ndarray:
-    out = np.array(array, dtype=np.float64, copy=True)
+def _readonly(array: np.ndarray) -> np.ndarray:
+    """A read-only float64 view (no copy): strategies replace their arrays, never write into them."""
+    out = np.asarray(array, dtype=np.float64).view()
     out.setflags(write=False)
     return out
 
@@ -80,7 +81,7 @@ class NoiseSampler:
     popsize: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mean", _readonly_copy(self.mean))
+        object.__setattr__(self, "mean", _readonly(self.mean))
 
     @property
     def n_params(self) -> int:
@@ -120,7 +121,7 @@ class PopulationSampler:
     popsize: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "population", _readonly_copy(self.population))
+        object.__setattr__(self, "population", _readonly(self.population))
         object.__setattr__(self, "indices", tuple(int(i) for i in self.indices))
         if self.population.ndim != 2 or self.population.shape[0] != len(self.indices):
             raise ValueError(
