@@ -25,7 +25,7 @@ flat vector.
 """
 
 from spikehebb.es.base import Strategy
-from spikehebb.es.candidates import CandidateKey, NoiseSampler, PopulationSampler, noise_vector
+from spikehebb.es.candidates import CandidateKey, NoiseSampler, PopulationSampler, expand, noise_vector
 from spikehebb.es.cma_es import CMAES
 from spikehebb.es.open_es import OpenAIES
 from spikehebb.es.shaping import centred_ranks, l2_penalty, ranks, standardise
@@ -55,6 +55,7 @@ __all__ = [
     "PopulationSampler",
     "Strategy",
     "centred_ranks",
+    "expand",
     "get_strategy",
     "l2_penalty",
     "noise_vector",

@@ -151,3 +151,8 @@ class PopulationSampler:
     def params(self, key: CandidateKey) -> np.ndarray:
         """The candidate's parameter vector: (n_params,) float64, a fresh writable array."""
         return self.population[self._row(key)].copy()
+
+
+def expand(sampler: NoiseSampler | PopulationSampler, keys: list[CandidateKey]) -> list[np.ndarray]:
+    """Parameter vectors of ``keys``, in order: the body of a worker's job, picklable by reference."""
+    return [sampler.params(key) for key in keys]
