@@ -99,7 +99,7 @@ def time_bare_physics(actions: np.ndarray) -> dict[str, float]:
 
     env = AntBulletEnv()
     env.reset(seed=SEED)
-    robot, joints, cid = env.robot_id, env._joints, env.client_id
+    robot, joints, cid = env.robot_id, env.joint_indices, env.client_id
 
     def step(action: np.ndarray) -> None:
         torques = TORQUE_SCALE * np.clip(action, -1, 1).astype(np.float64)

@@ -137,14 +137,16 @@ class AntBulletEnv(gym.Env):
     ## Starting State
     Torso at (0, 0, 0.75) m with no rotation, all velocities zero, each joint position drawn from
     U[-0.1, 0.1] rad with ``self.np_random`` in joint order, exactly as the original draws them
-    (its env and robot share one generator, seeded the same way): ``reset(seed=s)`` starts from the state the original reaches with
-    ``env.seed(s)`` followed by ``env.reset()`` on a freshly built env.
+    (its env and robot share one generator, seeded the same way): ``reset(seed=s)`` starts from
+    the state the original reaches with ``env.seed(s)`` followed by ``env.reset()`` on a freshly
+    built env.
 
     ## Episode End
     ``terminated`` is True when the torso is not higher than 0.26 m or the observation holds a
-    NaN (a blown-up simulation; the original's ``np.isfinite`` check after clipping). Like the original, the env keeps stepping after that (the Hebbian papers ignore falls
-    in the first 200 steps), so stepping on after ``terminated`` is allowed. ``truncated`` comes
-    from the registration's ``max_episode_steps=1000`` (gymnasium's TimeLimit).
+    NaN (a blown-up simulation; the original's ``np.isfinite`` check after clipping). Like the
+    original, the env keeps stepping after that (the Hebbian papers ignore falls in the first
+    200 steps), so stepping on after ``terminated`` is allowed. ``truncated`` comes from the
+    registration's ``max_episode_steps=1000`` (gymnasium's TimeLimit).
 
     ## Arguments
     ```python
@@ -180,7 +182,8 @@ class AntBulletEnv(gym.Env):
         self._morphology = get_morphology(morphology)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
-                f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}"
+                f"render_mode must be None or one of {self.metadata['render_modes']}, "
+                f"got {render_mode!r}"
             )
         if reset_mode not in RESET_MODES:
             raise ValueError(f"reset_mode must be one of {RESET_MODES}, got {reset_mode!r}")
@@ -213,7 +216,7 @@ class AntBulletEnv(gym.Env):
     # ----------------------------------------------------------------------------- construction
 
     def _build_scene(self) -> None:
-        """Load floor and Ant into this env's client, in the order and with the settings of the original."""
+        """Load floor and Ant into this env's client in the original's order and settings."""
         cid = self._client
         pybullet.resetSimulation(physicsClientId=cid)
         pybullet.setPhysicsEngineParameter(deterministicOverlappingPairs=1, physicsClientId=cid)
@@ -301,6 +304,16 @@ class AntBulletEnv(gym.Env):
         return self._robot
 
     @property
+    def joint_indices(self) -> list[int]:
+        """pyBullet joint indices of the 8 actuated hinges, in action order."""
+        return list(self._joints)
+
+    @property
+    def foot_links(self) -> list[int]:
+        """pyBullet link indices of the 4 feet (ankle capsules), in leg order."""
+        return list(self._feet)
+
+    @property
     def torso_position(self) -> tuple[float, float, float]:
         """Torso (x, y, z) in m after the last reset or step."""
         return self._torso_xyz
@@ -374,9 +387,11 @@ class AntBulletEnv(gym.Env):
         return obs, reward, terminated, False, info
 
     def render(self) -> np.ndarray | None:
-        """(240, 320, 3) uint8 RGB image from a camera following the torso, or None without render_mode."""
+        """(240, 320, 3) uint8 RGB from a camera following the torso; None without render_mode."""
         if self.render_mode is None:
-            gym.logger.warn("render() called without render_mode; make the env with render_mode='rgb_array'")
+            gym.logger.warn(
+                "render() called without render_mode; make the env with render_mode='rgb_array'"
+            )
             return None
         self._check_open()
         cid = self._client
@@ -420,7 +435,7 @@ class AntBulletEnv(gym.Env):
             raise RuntimeError("this AntBulletEnv is closed; make a new one")
 
     def _check_action(self, action: Any) -> tuple[np.ndarray, list[float]]:
-        """The action as a float array of shape (8,) and as a list, or a ValueError saying what was wrong."""
+        """The action as a float array (8,) and as a list; a ValueError says what was wrong."""
         self._check_open()
         a = np.asarray(action)
         if a.shape != (N_JOINTS,):
@@ -498,7 +513,7 @@ class AntBulletEnv(gym.Env):
         return -math.hypot(WALK_TARGET_Y - y, WALK_TARGET_X - x) / CONTROL_DT
 
     def _update_feet_contact(self) -> None:
-        """Mark each foot touching the floor in the last physics substep (used by the next observation)."""
+        """Mark each foot touching the floor after the last substep (seen by the next observation)."""
         contacts = pybullet.getContactPoints(
             bodyA=self._robot, bodyB=self._floor, physicsClientId=self._client
         )

@@ -212,13 +212,13 @@ def _ankle_lengths_in_pybullet(env):
     """Capsule lengths (m) of the four foot links, read back from pyBullet's visual shapes."""
     shapes = pybullet.getVisualShapeData(env.robot_id, physicsClientId=env.client_id)
     by_link = {shape[1]: shape for shape in shapes}
-    return [by_link[link][3][0] for link in env._feet]
+    return [by_link[link][3][0] for link in env.foot_links]
 
 
 def _link_masses(env):
     return [
         pybullet.getDynamicsInfo(env.robot_id, link, physicsClientId=env.client_id)[0]
-        for link in env._feet
+        for link in env.foot_links
     ]
 
 
