@@ -126,7 +126,7 @@ class BrianPlasticNetwork(PlasticNetwork):
         import brian2 as b2
 
         P, dtype, codeobj = self.population, self.dtype.type, self._codeobj_class
-        clock = b2.Clock(dt=1 * b2.ms, name="spikehebb_clock*")
+        clock = b2.Clock(dt=1 * b2.ms, name="spikehebb_clock")
         groups = []
         for layer, n in enumerate(self.sizes):
             model = "r : 1  # rate" if layer == 0 else "I : 1  # summed input\nr : 1  # rate"
@@ -134,7 +134,7 @@ class BrianPlasticNetwork(PlasticNetwork):
             # orders for the groups give: input 1, rates 1, input 2, rates 2, ...
             group = b2.NeuronGroup(
                 P * n, model, clock=clock, order=2 * layer, dtype=dtype,
-                codeobj_class=codeobj, name=f"spikehebb_layer{layer}*",
+                codeobj_class=codeobj, name=f"spikehebb_layer{layer}",
             )
             # Rate groups have no differential equations: their state updater has nothing to do.
             group.state_updater.active = False
@@ -148,7 +148,7 @@ class BrianPlasticNetwork(PlasticNetwork):
         for layer, (n_pre, n_post) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
             syn = b2.Synapses(
                 groups[layer - 1], groups[layer], model, clock=clock, dtype=dtype,
-                codeobj_class=codeobj, name=f"spikehebb_synapses{layer}*",
+                codeobj_class=codeobj, name=f"spikehebb_synapses{layer}",
             )
             member, i, j = np.meshgrid(np.arange(P), np.arange(n_pre), np.arange(n_post), indexing="ij")
             pre, post = (member * n_pre + i).ravel(), (member * n_post + j).ravel()
