@@ -25,7 +25,14 @@ flat vector.
 """
 
 from spikehebb.es.base import Strategy
-from spikehebb.es.candidates import CandidateKey, NoiseSampler, PopulationSampler, expand, noise_vector
+from spikehebb.es.candidates import (
+    CandidateKey,
+    DiagonalSampler,
+    NoiseSampler,
+    PopulationSampler,
+    expand,
+    noise_vector,
+)
 from spikehebb.es.cma_es import CMAES
 from spikehebb.es.open_es import OpenAIES
 from spikehebb.es.shaping import centred_ranks, l2_penalty, ranks, standardise
@@ -50,6 +57,7 @@ __all__ = [
     "CMAES",
     "STRATEGIES",
     "CandidateKey",
+    "DiagonalSampler",
     "NoiseSampler",
     "OpenAIES",
     "PopulationSampler",

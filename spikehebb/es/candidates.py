@@ -8,9 +8,13 @@ small frozen object it receives once per generation (the strategy's :meth:`sampl
   a counter-based noise stream, ``params = mean + sign * sigma * eps``, where ``eps`` comes from
   ``Philox`` keyed by ``SeedSequence(seed, spawn_key=(generation, stream))``. Shipping it costs one
   vector per worker per generation (3.7 MB at 456,640 coefficients), independent of the population.
-- :class:`PopulationSampler` (CMA-ES): cma draws the population itself, so the sampler holds the
-  vectors, ``(popsize, n_params)``, and a key's ``index`` picks a row. Same interface, not compact:
-  with a process pool, send each worker only the rows it evaluates (:meth:`PopulationSampler.subset`).
+- :class:`DiagonalSampler` (separable CMA-ES): cma draws its standard normals through our
+  ``randn``, which takes row r of draw c in generation g from the stream (seed, g, c, r); the
+  sampler holds cma's mean, sigma and diagonal scaling and rebuilds a candidate with cma's own
+  expression. Just as compact: two vectors per generation.
+- :class:`PopulationSampler` (full CMA-ES, small problems; also the fallback if a cma version
+  ever samples differently): holds the vectors, ``(popsize, n_params)``, and a key's ``index``
+  picks a row. Not compact: with a process pool send each worker only its rows (:meth:`subset`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from typing import NamedTuple
 import numpy as np
 
 NOISE_STREAM = 0
-"""First spawn-key entry of every OpenAI-ES noise stream; other entries are reserved (e.g. init)."""
+"""First spawn-key entry of every OpenAI-ES noise stream."""
+CMA_STREAM = 2
+"""First spawn-key entry of every CMA-ES sample row (entry 1 is the initial mean's stream)."""
 
 
 class CandidateKey(NamedTuple):
@@ -37,14 +43,25 @@ class CandidateKey(NamedTuple):
     sign: int
 
 
-def noise_vector(seed: int, generation: int, stream: int, n_params: int) -> np.ndarray:
-    """Standard normal noise of one stream: (n_params,) float64, identical in every process.
+def normal_stream(seed: int, spawn_key: tuple[int, ...], n: int) -> np.ndarray:
+    """Standard normals of one stream: (n,) float64, identical in every process.
 
-    ``Philox`` is counter-based: the vector depends only on (seed, generation, stream), never on
-    what was drawn before, so any process can rebuild any candidate in any order.
+    ``Philox`` is counter-based and seeded through ``SeedSequence(seed, spawn_key)``: the vector
+    depends only on (seed, spawn_key), never on what was drawn before, so any process can rebuild
+    any candidate in any order.
     """
-    seq = np.random.SeedSequence(seed, spawn_key=(NOISE_STREAM, generation, stream))
-    return np.random.Generator(np.random.Philox(seq)).standard_normal(n_params)
+    seq = np.random.SeedSequence(seed, spawn_key=spawn_key)
+    return np.random.Generator(np.random.Philox(seq)).standard_normal(n)
+
+
+def noise_vector(seed: int, generation: int, stream: int, n_params: int) -> np.ndarray:
+    """OpenAI-ES noise eps of one pair (antithetic) or candidate: (n_params,) float64."""
+    return normal_stream(seed, (NOISE_STREAM, generation, stream), n_params)
+
+
+def cma_row(seed: int, generation: int, call: int, row: int, n_params: int) -> np.ndarray:
+    """Row ``row`` of the ``call``-th draw cma made in ``generation``: (n_params,) float64."""
+    return normal_stream(seed, (CMA_STREAM, generation, call, row), n_params)
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -106,6 +123,46 @@ class NoiseSampler:
 
 
 @dataclass(frozen=True, eq=False)
+class DiagonalSampler:
+    """Expands separable CMA-ES keys: ``params = mean + sigma * (scaling * z)``.
+
+    ``z`` is row ``key.index`` of the draw cma made through our ``randn`` (:func:`cma_row`), and the
+    expression is cma's own (``ask_geno``: ``xmean + sigma * (sigma_vec * arz)``), so the result is
+    bit-identical to the vector cma returned; :class:`~spikehebb.es.cma_es.CMAES` checks that for
+    every candidate before it hands this sampler out.
+
+    seed, generation, call: which draw. mean: (n_params,) float64, read-only.
+    sigma: cma's step size. scaling: (n_params,) float64 per-coordinate scale (cma's
+    ``sigma_vec.scaling``), or None while it is the identity. popsize: population size.
+    """
+
+    seed: int
+    generation: int
+    call: int
+    mean: np.ndarray
+    sigma: float
+    scaling: np.ndarray | None
+    popsize: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mean", _readonly(self.mean))
+        if self.scaling is not None:
+            object.__setattr__(self, "scaling", _readonly(self.scaling))
+
+    @property
+    def n_params(self) -> int:
+        return self.mean.size
+
+    def params(self, key: CandidateKey) -> np.ndarray:
+        """The candidate's parameter vector: (n_params,) float64, a fresh writable array."""
+        _check_generation(key, self.generation, self.popsize)
+        if key.sign != 1:
+            raise ValueError(f"key {tuple(key)} must have sign 1: CMA-ES candidates are unpaired")
+        z = cma_row(self.seed, self.generation, self.call, key.index, self.n_params)
+        return self.mean + self.sigma * (z if self.scaling is None else self.scaling * z)
+
+
+@dataclass(frozen=True, eq=False)
 class PopulationSampler:
     """Expands keys by looking them up in an explicit population (CMA-ES).
 
@@ -153,6 +210,6 @@ class PopulationSampler:
         return self.population[self._row(key)].copy()
 
 
-def expand(sampler: NoiseSampler | PopulationSampler, keys: list[CandidateKey]) -> list[np.ndarray]:
+def expand(sampler: NoiseSampler | DiagonalSampler | PopulationSampler, keys: list[CandidateKey]) -> list[np.ndarray]:
     """Parameter vectors of ``keys``, in order: the body of a worker's job, picklable by reference."""
     return [sampler.params(key) for key in keys]

@@ -9,33 +9,36 @@ A full covariance of 61,440 or 456,640 dimensions cannot exist (28 GB / 1.7 TB),
 ``diagonal_threshold`` dimensions the strategy switches to the diagonal (separable) variant.
 
 cma MINIMISES; this strategy MAXIMISES like every spikehebb strategy and hands cma the negated
-fitness. cma draws its own population, so candidates are index keys and the vectors live in a
-:class:`~spikehebb.es.candidates.PopulationSampler`. cma's normal draws come from our own
-``numpy.random.Generator`` (the ``randn`` option) instead of ``numpy.random``'s global state, so the
-RNG state is ours to save; the rest of cma's state is captured by :mod:`spikehebb.es.cma_state`.
+fitness. Candidates are index keys. cma's normal draws come from our ``randn`` option instead of
+``numpy.random``'s global state: row r of the c-th draw in generation g is the counter-based stream
+(seed, g, c, r) (:func:`~spikehebb.es.candidates.cma_row`). So the RNG has no state beyond the
+generation counter, and for separable CMA a worker rebuilds candidate r from the mean, sigma and
+diagonal scaling alone (:class:`~spikehebb.es.candidates.DiagonalSampler`). The strategy checks at
+every ask that this rebuild equals cma's vectors bit for bit, and falls back to shipping the vectors
+(:class:`~spikehebb.es.candidates.PopulationSampler`) with a warning if a cma version ever samples
+differently. Full CMA always uses the PopulationSampler (its problems are small). The rest of cma's
+state is captured as arrays and scalars by :mod:`spikehebb.es.cma_state`.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import cma
 import numpy as np
 
 from spikehebb.es.base import Strategy
-from spikehebb.es.candidates import PopulationSampler
+from spikehebb.es.candidates import CandidateKey, DiagonalSampler, PopulationSampler, cma_row
 from spikehebb.es.cma_state import capture, restore
 from spikehebb.es.open_es import initial_mean
-
-RANDN_STREAM = 2
-"""Spawn-key entry of cma's sampling Generator."""
 
 _QUIET = {
     "verbose": -9,  # no printing
     "verb_disp": 0,
     "verb_log": 0,  # no output files
     "verb_plot": 0,
-    "seed": np.nan,  # cma must not reseed numpy's global RNG; our randn is seeded instead
+    "seed": np.nan,  # cma must not reseed numpy's global RNG; our randn is keyed by our seed
 }
 
 
@@ -79,9 +82,7 @@ class CMAES(Strategy):
         if owned:
             raise ValueError(f"cma_options must not set {sorted(owned)}: use the constructor arguments")
         self.diagonal = self.n_params > diagonal_threshold if diagonal == "auto" else bool(diagonal)
-        self._rng = np.random.Generator(
-            np.random.Philox(np.random.SeedSequence(self.seed, spawn_key=(RANDN_STREAM,)))
-        )
+        self._randn_calls: list[tuple[int, ...]] = []
         options = {**_QUIET, **(cma_options or {})}
         options.update(popsize=self.popsize, CMA_diagonal=self.diagonal, randn=self._randn)
         self._x0 = initial_mean(init, self.n_params, self.seed)
@@ -89,12 +90,20 @@ class CMAES(Strategy):
         self._options = options
         self._es = self._new_es()
         self._population: np.ndarray | None = None
+        self._diagonal_sampler: DiagonalSampler | None = None
 
     def _new_es(self) -> cma.CMAEvolutionStrategy:
         return cma.CMAEvolutionStrategy(self._x0, self._sigma0, dict(self._options))
 
     def _randn(self, *shape: int) -> np.ndarray:
-        return self._rng.standard_normal(shape)
+        """cma's ``randn(lam, N)``: row r of this generation's c-th call is stream (seed, g, c, r)."""
+        call = len(self._randn_calls)
+        self._randn_calls.append(shape)
+        rows = int(np.prod(shape[:-1]))
+        out = np.empty((rows, shape[-1]))
+        for row in range(rows):
+            out[row] = cma_row(self.seed, self.generation, call, row, shape[-1])
+        return out.reshape(shape)
 
     @property
     def mean(self) -> np.ndarray:
@@ -105,9 +114,41 @@ class CMAES(Strategy):
         return float(self._es.sigma)
 
     def _ask(self) -> None:
+        self._randn_calls = []
+        mean, sigma = self.mean, self._es.sigma
+        scaling = None if self._es.sigma_vec.is_identity else np.array(self._es.sigma_vec.scaling)
         self._population = np.asarray(self._es.ask(), dtype=np.float64)
+        self._diagonal_sampler = None
+        if self.diagonal:
+            self._diagonal_sampler = self._checked_diagonal_sampler(mean, sigma, scaling)
 
-    def _sampler(self) -> PopulationSampler:
+    def _checked_diagonal_sampler(self, mean, sigma, scaling) -> DiagonalSampler | None:
+        """A DiagonalSampler if it rebuilds every asked vector bit for bit, else None (and a warning)."""
+        shape = (self.popsize, self.n_params)
+        calls = [c for c, s in enumerate(self._randn_calls) if tuple(s) == shape]
+        if scaling is not None and scaling.shape != (self.n_params,):
+            scaling = None
+            calls = []
+        if calls:
+            sampler = DiagonalSampler(
+                self.seed, self.generation, calls[-1], mean, sigma, scaling, self.popsize
+            )
+            if all(
+                np.array_equal(sampler.params(CandidateKey(self.generation, i, 1)), x)
+                for i, x in enumerate(self._population)
+            ):
+                return sampler
+        warnings.warn(
+            "cma's separable sampling no longer matches DiagonalSampler's expression; "
+            "workers will receive the population vectors instead of keys",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+
+    def _sampler(self) -> DiagonalSampler | PopulationSampler:
+        if self._diagonal_sampler is not None:
+            return self._diagonal_sampler
         return PopulationSampler(
             self.generation, self._population, tuple(range(self.popsize)), self.popsize
         )
@@ -116,12 +157,12 @@ class CMAES(Strategy):
         cost = -fitness
         self._es.tell(list(self._population), cost.tolist())
         self._population = None
+        self._diagonal_sampler = None
         return cost
 
     def _state_dict(self) -> dict[str, Any]:
         return {
             "diagonal": self.diagonal,
-            "rng": self._rng.bit_generator.state,
             "cma": capture(self._es),
         }
 
@@ -133,17 +174,6 @@ class CMAES(Strategy):
         if not hasattr(self._es, "timer"):
             # cma creates its wall-clock timer in the first ask(); a resumed run has already had that
             self._es.timer = cma.utilities.utils.ElapsedWCTime()
-        rng_state = _plain(state["rng"])
-        self._rng.bit_generator.state = rng_state
         self._population = None
+        self._diagonal_sampler = None
 
-
-def _plain(state: Any) -> Any:
-    """Undo what an HDF5 round trip does to a bit-generator state (bytes names, 0-d arrays)."""
-    if isinstance(state, dict):
-        return {k: _plain(v) for k, v in state.items()}
-    if isinstance(state, bytes):
-        return state.decode()
-    if isinstance(state, np.ndarray) and state.ndim == 0:
-        return state[()].item()
-    return state

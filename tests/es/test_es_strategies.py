@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from spikehebb.es import STRATEGIES, CandidateKey, expand, get_strategy
+from spikehebb.es import STRATEGIES, CandidateKey, DiagonalSampler, PopulationSampler, expand, get_strategy
 
 # Per-strategy settings for the small test problems. The paper's OpenAI-ES lr of 0.2 is tuned
 # for its rule coefficients; on a 100-dimensional sphere at popsize 20 it overshoots.
@@ -84,11 +84,12 @@ def neg_rastrigin(x):
 
 # (objective, n, start, generations, factor): at popsize 20 the objective at the mean must shrink
 # by at least `factor` within `generations`. Measured with these seeds and the VARIANTS step sizes:
-# sphere 100 -> 0.25 (openai-es), 0.62 (adam), 1.65 (cma), 0.72 (cma-diagonal), i.e. x60 or more;
-# Rastrigin 267 -> 71 (openai-es), 70 (adam), 23 (cma), 53 (cma-diagonal), i.e. x3.8 or more.
+# sphere 100 -> 0.25 (openai-es), 0.62 (adam), 2.0 (cma), 1.5 (cma-diagonal), i.e. x49 or more;
+# Rastrigin 267 -> 70 (openai-es), 70 (adam), 23 (cma), 73 (cma-diagonal), i.e. x3.7 or more.
+# Rastrigin outcomes of CMA-ES vary with the seed (cma-diagonal 9 to 81 over seeds 0-7).
 PROBLEMS = {
     "sphere-100": (neg_sphere, 100, np.full(100, 1.0), 100, 20.0),
-    "rastrigin-20": (neg_rastrigin, 20, np.random.default_rng(0).uniform(-3, 3, 20), 100, 2.5),
+    "rastrigin-20": (neg_rastrigin, 20, np.random.default_rng(0).uniform(-3, 3, 20), 300, 2.5),
 }
 
 
@@ -124,7 +125,7 @@ def test_resume_is_bit_identical(variant, tmp_path):
 
 def test_state_dict_is_plain_data(variant):
     name, kwargs = variant
-    strategy = make(name, 6, popsize=4, **kwargs)
+    strategy = make(name, 6, popsize=6, **kwargs)
     run_generations(strategy, neg_sphere, 3)
 
     def check(value, path):
@@ -227,6 +228,28 @@ def test_state_of_another_shape_is_rejected(strategy_name):
     state = make(strategy_name, 3, popsize=4).state_dict()
     with pytest.raises(ValueError, match="state_dict n_params must be 5, got 3"):
         make(strategy_name, 5, popsize=4).load_state_dict(state)
+
+
+def test_separable_cma_ships_keys_not_vectors():
+    strategy = make("cma", 30, popsize=8, diagonal=True)
+    run_generations(strategy, neg_sphere, 3)
+    keys = strategy.ask()
+    sampler = strategy.sampler()
+    assert isinstance(sampler, DiagonalSampler) and sampler.scaling is not None
+    assert np.array_equal(np.array(expand(sampler, keys)), strategy._population)
+
+
+def test_separable_cma_falls_back_to_vectors_when_cma_mirrors():
+    # below popsize 6 cma re-injects a mirrored sample from the previous generation (its
+    # CMA_mirrors default), which the keyed expression does not model: the strategy must notice
+    # and ship the vectors instead
+    strategy = make("cma", 30, popsize=4, diagonal=True)
+    run_generations(strategy, neg_sphere, 1)
+    with pytest.warns(RuntimeWarning, match="population vectors instead of keys"):
+        keys = strategy.ask()
+    sampler = strategy.sampler()
+    assert isinstance(sampler, PopulationSampler)
+    assert np.array_equal(np.array(expand(sampler, keys)), strategy._population)
 
 
 def test_cma_picks_diagonal_above_threshold():
