@@ -15,10 +15,13 @@ Candidates travel as keys, not vectors. For OpenAI-ES, ``strategy.sampler()`` is
 (seed, generation, i // 2). A pool of persistent workers receives the sampler once per generation
 (one mean vector: 3.7 MB for 456,640 coefficients) and then only keys (68 bytes each, pickled), so 200
 candidates of the car never cross a process boundary as 200 x 456,640 floats. ``tell`` rebuilds the
-noise itself from the keys, so it needs no vectors back either, only fitness. For CMA-ES, ``cma``
-draws the population, so the sampler is a :class:`PopulationSampler` holding the vectors and a
-key's index picks its row; send each worker ``sampler.subset(its_keys)``. ``candidate_params(key)``
-expands a key on the strategy's side for both.
+noise itself from the keys, so it needs no vectors back either, only fitness. For separable
+CMA-ES (the only CMA that fits 61,440 or 456,640 dimensions) the sampler is a
+:class:`DiagonalSampler`: cma draws its normals through our keyed ``randn``, and the sampler rebuilds
+candidate i from cma's mean, sigma and diagonal scaling with cma's own expression (checked bit for
+bit against cma's vectors at every ask). Full CMA-ES, and separable CMA in the rare case that check
+fails, uses a :class:`PopulationSampler` that holds the vectors; send each worker
+``sampler.subset(its_keys)``. ``candidate_params(key)`` expands a key on the strategy's side for all.
 
 The static-weights baseline uses the same strategies: they are dimension-agnostic and search any
 flat vector.

@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from spikehebb.es.candidates import CandidateKey, NoiseSampler, PopulationSampler
+from spikehebb.es.candidates import CandidateKey, DiagonalSampler, NoiseSampler, PopulationSampler
 from spikehebb.es.shaping import l2_penalty
 
 STATE_VERSION = 1
 """Bumped whenever the layout of ``state_dict()`` changes."""
 
-Sampler = NoiseSampler | PopulationSampler
+Sampler = NoiseSampler | DiagonalSampler | PopulationSampler
 
 
 class Strategy(abc.ABC):
@@ -180,7 +180,9 @@ class Strategy(abc.ABC):
 
     def _require_asked(self, what: str) -> None:
         if self._keys is None:
-            raise RuntimeError(f"{what}() needs the candidates of generation {self.generation}: call ask() first")
+            raise RuntimeError(
+                f"{what}() needs the candidates of generation {self.generation}: call ask() first"
+            )
 
     def _track_best(self, raw: np.ndarray) -> None:
         i = int(np.argmax(raw))

@@ -210,6 +210,8 @@ class PopulationSampler:
         return self.population[self._row(key)].copy()
 
 
-def expand(sampler: NoiseSampler | DiagonalSampler | PopulationSampler, keys: list[CandidateKey]) -> list[np.ndarray]:
+def expand(
+    sampler: NoiseSampler | DiagonalSampler | PopulationSampler, keys: list[CandidateKey]
+) -> list[np.ndarray]:
     """Parameter vectors of ``keys``, in order: the body of a worker's job, picklable by reference."""
     return [sampler.params(key) for key in keys]

@@ -48,7 +48,7 @@ class CMAES(Strategy):
     Args:
         n_params: length of the searched vector.
         popsize: candidates per generation (cma's ``popsize``).
-        seed: run seed; seeds the initial mean (if drawn) and cma's sampling Generator.
+        seed: run seed; keys the initial mean (if drawn) and every normal cma draws.
         sigma0: initial step size (cma's ``sigma0``); 0.1 matches OpenAI-ES's initial sigma.
         init: ``"normal"`` | ``"uniform"`` | (n_params,) vector, as for OpenAI-ES.
         diagonal: ``"auto"`` (separable iff n_params > diagonal_threshold), True or False.
