@@ -243,11 +243,11 @@ class PlasticNetwork:
         for layer, (arr, shape) in enumerate(zip(arrays, shapes), start=1):
             arr = np.asarray(arr)
             if arr.shape != shape:
-                dims = "(P, n_pre, n_post, k)" if len(shape) == 4 else "(P, n_pre, n_post)"
-                raise ValueError(
-                    f"{what} for layer {layer} must be {dims} = {shape} for rule "
-                    f"{self.rule.name} {self.rule.fields}, got {arr.shape}"
-                )
+                if len(shape) == 4:
+                    dims = f"(P, n_pre, n_post, k) = {shape} for rule {self.rule.name} {self.rule.fields}"
+                else:
+                    dims = f"(P, n_pre, n_post) = {shape}"
+                raise ValueError(f"{what} for layer {layer} must be {dims}, got {arr.shape}")
             if not np.issubdtype(arr.dtype, np.number):
                 raise ValueError(f"{what} for layer {layer} must be numeric, got dtype {arr.dtype}")
             if not np.all(np.isfinite(arr)):

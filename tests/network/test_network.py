@@ -1,0 +1,189 @@
+"""PlasticNetwork behaviour: hand-computed steps, the step order, run(), re-arming, bad input."""
+
+import numpy as np
+import pytest
+
+from spikehebb.network import PlasticNetwork, sample_weights
+from spikehebb.rules import get_rule
+
+BACKENDS = ["brian2", "numpy"]
+
+# One 2x2 linear layer: inputs (1, 2) and W = [[0.5, -1], [2, 0.25]] give outputs (4.5, -0.5).
+X = np.array([[1.0, 2.0]])
+W = np.array([[[0.5, -1.0], [2.0, 0.25]]])
+# Each coefficient alone at 0.1: dw = eta*(A*o_i*o_j + B*o_i + C*o_j + D), worked out by hand.
+HAND_DW = {
+    "A": [[0.45, -0.05], [0.90, -0.10]],
+    "B": [[0.10, 0.10], [0.20, 0.20]],
+    "C": [[0.45, -0.05], [0.45, -0.05]],
+    "D": [[0.10, 0.10], [0.10, 0.10]],
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("field", "ABCD")
+def test_hand_computed_step(network, backend, field):
+    spec = get_rule("ABCD_lr")
+    net = network(backend, "ABCD_lr", 1, "float64", (2, 2), "linear")
+    for eta in (1.0, 0.5):
+        coef = np.zeros((1, 2, 2, 5))
+        coef[..., spec.index("eta")] = eta
+        coef[..., spec.index(field)] = 0.1
+        net.reset([coef], [W])
+        np.testing.assert_allclose(net.step(X), [[4.5, -0.5]], atol=1e-15)
+        np.testing.assert_allclose(net.weights[0] - W, [np.multiply(HAND_DW[field], eta)], atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_step_order_forward_then_rule(network, backend):
+    """Outputs of a step come from the weights before that step's update, through every layer,
+    and the update uses the rates of that same pass (a lagged schedule fails this)."""
+    sizes = (2, 2, 2)
+    net = network(backend, "ABCD_lr", 1, "float64", sizes, "linear")
+    w1, w2 = np.array([[[1.0, 0.0], [0.0, 1.0]]]), np.array([[[2.0, 0.0], [0.0, 3.0]]])
+    coef = np.zeros((1, 2, 2, 5))
+    coef[..., 0] = 1.0
+    coef[..., 1] = 0.01  # A only: dw = 0.01 * o_i * o_j
+    net.reset([coef, coef], [w1, w2])
+    out = net.step(np.array([[1.0, 2.0]]))
+    np.testing.assert_allclose(out, [[2.0, 6.0]])  # layer 1 (1, 2), layer 2 (2, 6)
+    rates = net.activations
+    np.testing.assert_allclose(rates[1], [[1.0, 2.0]])
+    np.testing.assert_allclose(net.weights[0][0], w1[0] + 0.01 * np.outer([1, 2], [1, 2]))
+    np.testing.assert_allclose(net.weights[1][0], w2[0] + 0.01 * np.outer([1, 2], [2, 6]))
+    # The second step sees the updated weights.
+    out2 = net.step(np.array([[1.0, 0.0]]))
+    h = np.array([1.0, 0.0]) @ (w1[0] + 0.01 * np.outer([1, 2], [1, 2]))
+    np.testing.assert_allclose(net.activations[1][0], h)
+    np.testing.assert_allclose(out2[0], h @ (w2[0] + 0.01 * np.outer([1, 2], [2, 6])))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_members_are_independent(network, backend):
+    """Member p of a batch computes exactly what a population of one computes with its arrays."""
+    rng = np.random.default_rng(0)
+    sizes, P = (5, 4, 3), 4
+    coef = [rng.normal(0, 0.1, (P, a, b, 5)) for a, b in zip(sizes[:-1], sizes[1:])]
+    weights = sample_weights(sizes, P, rng=1)
+    inputs = rng.normal(size=(10, P, 5))
+    batch = network(backend, "ABCD_lr", P, "float64", sizes)
+    batch.reset(coef, weights)
+    outs = np.array([batch.step(x) for x in inputs])
+    single = network(backend, "ABCD_lr", 1, "float64", sizes)
+    for p in range(P):
+        single.reset([c[p : p + 1] for c in coef], [w[p : p + 1] for w in weights])
+        for t, x in enumerate(inputs):
+            np.testing.assert_allclose(single.step(x[p : p + 1])[0], outs[t, p], atol=1e-13)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_reset_rearms_a_fresh_lifetime(network, backend, lifetime):
+    coefficients, weights, inputs = lifetime((28, 128, 64, 8), "ABCD_lr", 2, 30, seed=9)
+    net = network(backend, "ABCD_lr", 2, "float32")
+    results = []
+    for _ in range(2):
+        net.reset(coefficients, weights)
+        np.testing.assert_array_equal(net.activations[-1], 0)
+        np.testing.assert_array_equal(net.weights[1], weights[1].astype(np.float32))
+        results.append(np.array([net.step(x) for x in inputs]))
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_run_stops_when_callback_returns_none(network, backend, lifetime):
+    coefficients, weights, inputs = lifetime((28, 128, 64, 8), "AD", 2, 20, seed=4)
+    net = network(backend, "AD", 2, "float64")
+    net.reset(coefficients, weights)
+    for x in inputs[:10]:
+        net.step(x)
+    stepped = net.weights
+    net.reset(coefficients, weights)
+    calls = []
+
+    def feed(t, out):
+        calls.append(t)
+        return None if t == 9 else inputs[t + 1]
+
+    assert net.run(inputs[0], 100, feed) == 10
+    assert calls == list(range(10))
+    for a, b in zip(net.weights, stepped):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_callback_errors_propagate_and_network_stays_usable(network, backend):
+    net = network(backend, "A", 1, "float64", (2, 2))
+    net.reset([np.zeros((1, 2, 2, 1))], [W])
+
+    def bad(t, out):
+        raise KeyError("env exploded")
+
+    with pytest.raises(KeyError, match="env exploded"):
+        net.run(X, 5, bad)
+    with pytest.raises(ValueError, match=r"callback's next inputs must be \(P, n_in\) = \(1, 2\), got \(3,\)"):
+        net.run(X, 5, lambda t, out: np.zeros(3))
+    assert net.run(X, 3, lambda t, out: X) == 3
+    np.testing.assert_allclose(net.activations[-1], np.tanh([[4.5, -0.5]]))
+
+
+# ------------------------------------------------------------------------------- bad input
+def test_unknown_rule_backend_activation_target():
+    with pytest.raises(ValueError, match="unknown rule 'ABX'; valid rules are A, AD"):
+        PlasticNetwork((2, 2), "ABX", backend="numpy")
+    with pytest.raises(ValueError, match=r"unknown backend 'torch'; expected one of \('brian2', 'numpy'\)"):
+        PlasticNetwork((2, 2), "A", backend="torch")
+    with pytest.raises(ValueError, match="unknown activation 'softplus'"):
+        PlasticNetwork((2, 2), "A", backend="numpy", activation="softplus")
+    with pytest.raises(ValueError, match=r"activation needs one name or 2"):
+        PlasticNetwork((2, 2, 2), "A", backend="numpy", activation=("tanh",))
+    with pytest.raises(ValueError, match="unknown code-generation target 'cuda'"):
+        PlasticNetwork((2, 2), "A", backend="brian2", target="cuda")
+    with pytest.raises(ValueError, match="population must be a positive integer, got 0"):
+        PlasticNetwork((2, 2), "A", 0, backend="numpy")
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        PlasticNetwork((2, 2), "A", backend="numpy", dtype="float16")
+    with pytest.raises(ValueError, match="at least two positive layer sizes"):
+        PlasticNetwork((2,), "A", backend="numpy")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bad_arrays_are_rejected_with_the_expected_shape(network, backend):
+    net = network(backend, "ABCD_lr", 5, "float32")
+    coef = [np.zeros(s) for s in net.coefficient_shapes]
+    weights = sample_weights(net.sizes, 5)
+    bad = list(coef)
+    bad[1] = np.zeros((5, 64, 128, 5))
+    with pytest.raises(ValueError, match=r"coefficients for layer 2 must be \(P, n_pre, n_post, k\) = \(5, 128, 64, 5\) for rule ABCD_lr \('eta', 'A', 'B', 'C', 'D'\), got \(5, 64, 128, 5\)"):
+        net.reset(bad, weights)
+    bad[1] = np.zeros((5, 128, 64, 5))
+    bad[1][3, 7, 2, 1] = np.nan
+    with pytest.raises(ValueError, match="coefficients for layer 2 contain NaN or inf"):
+        net.reset(bad, weights)
+    with pytest.raises(ValueError, match=r"weights for layer 3 must be \(P, n_pre, n_post\) = \(5, 64, 8\), got \(5, 64, 9\)"):
+        net.reset(coef, weights[:2] + [np.zeros((5, 64, 9))])
+    with pytest.raises(ValueError, match="coefficients must be a sequence of 3 arrays"):
+        net.reset(coef[:2], weights)
+    net.reset(coef, weights)
+    with pytest.raises(ValueError, match=r"inputs must be \(P, n_in\) = \(5, 28\), got \(5, 27\)"):
+        net.step(np.zeros((5, 27)))
+    with pytest.raises(ValueError, match="inputs contain NaN or inf"):
+        net.step(np.full((5, 28), np.inf))
+    with pytest.raises(ValueError, match="n_steps must be a non-negative integer"):
+        net.run(np.zeros((5, 28)), -1, lambda t, o: o)
+
+
+def test_step_before_reset():
+    net = PlasticNetwork((2, 2), "A", backend="numpy")
+    with pytest.raises(RuntimeError, match=r"call reset\(coefficients, weights\) first"):
+        net.step(X)
+
+
+def test_sample_weights():
+    uni = sample_weights((28, 128, 64, 8), 3, rng=0)
+    assert [w.shape for w in uni] == [(3, 28, 128), (3, 128, 64), (3, 64, 8)]
+    assert all(np.abs(w).max() <= 0.1 for w in uni) and np.abs(uni[1]).max() > 0.099
+    normal = sample_weights((28, 128, 64, 8), 3, init="normal", scale=0.1, rng=0)
+    assert abs(normal[1].std() - 0.1) < 0.002
+    np.testing.assert_array_equal(sample_weights((3, 2), 2, rng=5)[0], sample_weights((3, 2), 2, rng=5)[0])
+    with pytest.raises(ValueError, match=r"unknown weight init 'xavier'; expected one of \('uniform', 'normal'\)"):
+        sample_weights((3, 2), 1, init="xavier")
