@@ -11,7 +11,8 @@ small frozen object it receives once per generation (the strategy's :meth:`sampl
 - :class:`DiagonalSampler` (separable CMA-ES): cma draws its standard normals through our
   ``randn``, which takes row r of draw c in generation g from the stream (seed, g, c, r); the
   sampler holds cma's mean, sigma and diagonal scaling and rebuilds a candidate with cma's own
-  expression. Just as compact: two vectors per generation.
+  expression; the two mean-shift candidates of cma's TPA step-size rule travel verbatim. Compact
+  too: four vectors per generation, independent of the population.
 - :class:`PopulationSampler` (full CMA-ES, small problems; also the fallback if a cma version
   ever samples differently): holds the vectors, ``(popsize, n_params)``, and a key's ``index``
   picks a row. Not compact: with a process pool send each worker only its rows (:meth:`subset`).
@@ -124,16 +125,21 @@ class NoiseSampler:
 
 @dataclass(frozen=True, eq=False)
 class DiagonalSampler:
-    """Expands separable CMA-ES keys: ``params = mean + sigma * (scaling * z)``.
+    """Expands separable CMA-ES keys: ``params = mean + sigma * (scaling * z)``, or a held row.
 
-    ``z`` is row ``key.index`` of the draw cma made through our ``randn`` (:func:`cma_row`), and the
-    expression is cma's own (``ask_geno``: ``xmean + sigma * (sigma_vec * arz)``), so the result is
-    bit-identical to the vector cma returned; :class:`~spikehebb.es.cma_es.CMAES` checks that for
-    every candidate before it hands this sampler out.
+    cma puts injected solutions first: with its default step-size rule for separable CMA (TPA,
+    two-point adaptation) the first two candidates are a mean-shift pair it builds itself; those
+    rows are held as vectors. Candidate ``i >= len(held)`` is rebuilt from ``z``, row
+    ``i - len(held)`` of the draw cma made through our ``randn`` (:func:`cma_row`), with cma's own
+    expression (``ask_geno``: ``xmean + sigma * (sigma_vec * arz)``), so it is bit-identical to the
+    vector cma returned; :class:`~spikehebb.es.cma_es.CMAES` checks that for every candidate before
+    it hands this sampler out.
 
     seed, generation, call: which draw. mean: (n_params,) float64, read-only.
     sigma: cma's step size. scaling: (n_params,) float64 per-coordinate scale (cma's
-    ``sigma_vec.scaling``), or None while it is the identity. popsize: population size.
+    ``sigma_vec.scaling``), or None while it is the identity.
+    held: (n_held, n_params) float64, read-only: candidates 0 .. n_held - 1, verbatim.
+    popsize: population size.
     """
 
     seed: int
@@ -142,10 +148,12 @@ class DiagonalSampler:
     mean: np.ndarray
     sigma: float
     scaling: np.ndarray | None
+    held: np.ndarray
     popsize: int
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mean", _readonly(self.mean))
+        object.__setattr__(self, "held", _readonly(self.held).reshape(-1, self.mean.size))
         if self.scaling is not None:
             object.__setattr__(self, "scaling", _readonly(self.scaling))
 
@@ -158,7 +166,10 @@ class DiagonalSampler:
         _check_generation(key, self.generation, self.popsize)
         if key.sign != 1:
             raise ValueError(f"key {tuple(key)} must have sign 1: CMA-ES candidates are unpaired")
-        z = cma_row(self.seed, self.generation, self.call, key.index, self.n_params)
+        n_held = self.held.shape[0]
+        if key.index < n_held:
+            return self.held[key.index].copy()
+        z = cma_row(self.seed, self.generation, self.call, key.index - n_held, self.n_params)
         return self.mean + self.sigma * (z if self.scaling is None else self.scaling * z)
 
 

@@ -13,7 +13,8 @@ fitness. Candidates are index keys. cma's normal draws come from our ``randn`` o
 ``numpy.random``'s global state: row r of the c-th draw in generation g is the counter-based stream
 (seed, g, c, r) (:func:`~spikehebb.es.candidates.cma_row`). So the RNG has no state beyond the
 generation counter, and for separable CMA a worker rebuilds candidate r from the mean, sigma and
-diagonal scaling alone (:class:`~spikehebb.es.candidates.DiagonalSampler`). The strategy checks at
+diagonal scaling alone, plus the two mean-shift candidates of cma's TPA step-size rule which it
+holds verbatim (:class:`~spikehebb.es.candidates.DiagonalSampler`). The strategy checks at
 every ask that this rebuild equals cma's vectors bit for bit, and falls back to shipping the vectors
 (:class:`~spikehebb.es.candidates.PopulationSampler`) with a warning if a cma version ever samples
 differently. Full CMA always uses the PopulationSampler (its problems are small). The rest of cma's
@@ -123,15 +124,23 @@ class CMAES(Strategy):
             self._diagonal_sampler = self._checked_diagonal_sampler(mean, sigma, scaling)
 
     def _checked_diagonal_sampler(self, mean, sigma, scaling) -> DiagonalSampler | None:
-        """A DiagonalSampler if it rebuilds every asked vector bit for bit, else None (and a warning)."""
-        shape = (self.popsize, self.n_params)
-        calls = [c for c, s in enumerate(self._randn_calls) if tuple(s) == shape]
+        """A DiagonalSampler if it rebuilds every asked vector bit for bit, else None (and a warning).
+
+        cma's population is its injected solutions (TPA's mean-shift pair) followed by the rows of
+        one ``randn(popsize - n_injected, n)`` draw: the last draw of that width is the one.
+        """
+        calls = [
+            (c, s[0])
+            for c, s in enumerate(self._randn_calls)
+            if len(s) == 2 and s[1] == self.n_params and 0 < s[0] <= self.popsize
+        ]
         if scaling is not None and scaling.shape != (self.n_params,):
-            scaling = None
             calls = []
         if calls:
+            call, rows = calls[-1]
+            held = self._population[: self.popsize - rows]
             sampler = DiagonalSampler(
-                self.seed, self.generation, calls[-1], mean, sigma, scaling, self.popsize
+                self.seed, self.generation, call, mean, sigma, scaling, held, self.popsize
             )
             if all(
                 np.array_equal(sampler.params(CandidateKey(self.generation, i, 1)), x)

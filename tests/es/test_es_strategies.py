@@ -230,21 +230,23 @@ def test_state_of_another_shape_is_rejected(strategy_name):
         make(strategy_name, 5, popsize=4).load_state_dict(state)
 
 
-def test_separable_cma_ships_keys_not_vectors():
-    strategy = make("cma", 30, popsize=8, diagonal=True)
+@pytest.mark.parametrize("n_params", [30, 2000])
+def test_separable_cma_ships_keys_not_vectors(n_params):
+    # at 2,000 dimensions cma's separable default is TPA, whose two mean-shift candidates come first
+    strategy = make("cma", n_params, popsize=8, diagonal=True)
     run_generations(strategy, neg_sphere, 3)
     keys = strategy.ask()
     sampler = strategy.sampler()
     assert isinstance(sampler, DiagonalSampler) and sampler.scaling is not None
+    assert sampler.held.shape[0] == (2 if n_params == 2000 else 0)
     assert np.array_equal(np.array(expand(sampler, keys)), strategy._population)
 
 
-def test_separable_cma_falls_back_to_vectors_when_cma_mirrors():
-    # below popsize 6 cma re-injects a mirrored sample from the previous generation (its
-    # CMA_mirrors default), which the keyed expression does not model: the strategy must notice
-    # and ship the vectors instead
-    strategy = make("cma", 30, popsize=4, diagonal=True)
-    run_generations(strategy, neg_sphere, 1)
+def test_separable_cma_falls_back_to_vectors_if_cma_samples_differently(monkeypatch):
+    import spikehebb.es.candidates as candidates
+
+    strategy = make("cma", 30, popsize=8, diagonal=True)
+    monkeypatch.setattr(candidates, "cma_row", lambda *args: np.zeros(args[-1]))
     with pytest.warns(RuntimeWarning, match="population vectors instead of keys"):
         keys = strategy.ask()
     sampler = strategy.sampler()
