@@ -123,6 +123,21 @@ def test_resume_is_bit_identical(variant, tmp_path):
         assert np.array_equal(a, b)
 
 
+def test_resume_separable_cma_with_tpa_is_bit_identical(tmp_path):
+    # at 2,000 dimensions cma adapts the separable step size with TPA (mean-shift injections)
+    kwargs = {"diagonal": True, "sigma0": 0.5}
+    straight = make("cma", 2000, popsize=8, seed=5, **kwargs)
+    pops_straight = run_generations(straight, neg_rastrigin, 8)
+    first = make("cma", 2000, popsize=8, seed=5, **kwargs)
+    run_generations(first, neg_rastrigin, 4)
+    resumed = make("cma", 2000, popsize=8, seed=5, **kwargs)
+    resumed.load_state_dict(h5_roundtrip(first.state_dict(), tmp_path / "state.h5"))
+    pops_resumed = run_generations(resumed, neg_rastrigin, 4)
+    assert type(resumed._es.adapt_sigma).__name__ == "CMAAdaptSigmaTPA"
+    assert np.array_equal(resumed.mean, straight.mean)
+    assert all(np.array_equal(a, b) for a, b in zip(pops_straight[4:], pops_resumed))
+
+
 def test_state_dict_is_plain_data(variant):
     name, kwargs = variant
     strategy = make(name, 6, popsize=6, **kwargs)
