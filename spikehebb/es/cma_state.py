@@ -38,7 +38,7 @@ SKIPPED = frozenset(
         "more_to_write",
         "callbackstop",
         "integer_centering",
-        "randn",  # our Generator's bound method; its state is saved by the strategy
+        "randn",  # our keyed sampler: no state beyond the generation counter
         "eigenmethod",
         "pop",  # the last population, (popsize, n): rebuilt by the next ask()
         "pop_sorted",
