@@ -1,0 +1,126 @@
+"""Cost of one member-step (forward pass + rule) of the plastic network, per backend.
+
+Times, in one process and interleaved, the ant's network (28-128-64-8, ABCD_lr) at several
+population sizes P:
+
+- ``brian2 cython``: the default backend, the closed loop ``run()`` (one Brian2 ``Network.run``
+  per call, a ``network_operation`` feeding inputs each step)
+- ``brian2 numpy``: the same equations with Brian2's numpy code-generation target
+- ``numpy batched``: the NumPy backend (batched matmuls, all P members at once)
+- ``per-member loop``: one network at a time with the paper's update written out, as the
+  original code runs a population
+
+Each cell is the median over ``--repeats`` interleaved repetitions of (wall time of a run of
+``n`` steps) / (n * P), in microseconds; the fixed cost of one ``run()`` call is included and
+also printed on its own. Usage::
+
+    python experiments/bench_network.py [--populations 1 16 64 256] [--repeats 5] [--dtype float32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from spikehebb.network import PlasticNetwork, sample_weights
+from spikehebb.rules import get_rule
+
+SIZES = (28, 128, 64, 8)
+RULE = "ABCD_lr"
+#: Member-steps per timed run for fast and slow variants (enough for about 0.1-1 s each).
+WORK = {"fast": 40_000, "slow": 4_000}
+
+
+def random_arrays(population: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    k = get_rule(RULE).k
+    coefficients = [rng.normal(0, 0.01, (population, a, b, k)) for a, b in zip(SIZES[:-1], SIZES[1:])]
+    return coefficients, sample_weights(SIZES, population, rng=rng)
+
+
+class PerMemberLoop:
+    """The original code's shape: each member's network stepped on its own, rule written out."""
+
+    def __init__(self, population: int, dtype):
+        self.population, self.dtype = population, dtype
+
+    def reset(self, coefficients, weights):
+        self.w = [w.astype(self.dtype) for w in weights]
+        self.c = [[c[p].astype(self.dtype) for c in coefficients] for p in range(self.population)]
+
+    def run(self, inputs, n_steps, callback):
+        for t in range(n_steps):
+            outputs = np.empty((self.population, SIZES[-1]), self.dtype)
+            for p in range(self.population):
+                rates = [inputs[p]]
+                for layer in range(len(SIZES) - 1):
+                    rates.append(np.tanh(rates[-1] @ self.w[layer][p]))
+                for layer, c in enumerate(self.c[p]):
+                    o_i, o_j = rates[layer][:, None], rates[layer + 1][None, :]
+                    eta, A, B, C, D = (c[..., f] for f in range(5))
+                    self.w[layer][p] += eta * (A * o_i * o_j + B * o_i + C * o_j + D)
+                outputs[p] = rates[-1]
+            inputs = callback(t, outputs)
+        return n_steps
+
+
+def make_variants(population: int, dtype: str, with_numpy_target: bool):
+    variants = {
+        "brian2 cython": (PlasticNetwork(SIZES, RULE, population, dtype=dtype), "fast"),
+        "numpy batched": (PlasticNetwork(SIZES, RULE, population, backend="numpy", dtype=dtype), "fast"),
+        "per-member loop": (PerMemberLoop(population, np.dtype(dtype)), "slow"),
+    }
+    if with_numpy_target:
+        variants["brian2 numpy"] = (PlasticNetwork(SIZES, RULE, population, dtype=dtype, target="numpy"), "slow")
+    return variants
+
+
+def time_run(net, population: int, n_steps: int) -> float:
+    coefficients, weights = random_arrays(population)
+    net.reset(coefficients, weights)
+    inputs = np.random.default_rng(1).normal(size=(population, SIZES[0]))
+    start = time.perf_counter()
+    net.run(inputs, n_steps, lambda t, outputs: inputs)
+    return time.perf_counter() - start
+
+
+def run_overhead(net, population: int, repeats: int) -> float:
+    """Fixed cost of one run() call: a 1-step run minus one step's cost."""
+    one = np.median([time_run(net, population, 1) for _ in range(repeats)])
+    many = np.median([time_run(net, population, 201) for _ in range(repeats)])
+    return one - (many - one) / 200
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--populations", type=int, nargs="+", default=[1, 16, 64, 256])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--skip-numpy-target", action="store_true", help="leave out brian2's numpy target")
+    args = parser.parse_args()
+
+    names = ["brian2 cython"] + ([] if args.skip_numpy_target else ["brian2 numpy"]) + ["numpy batched", "per-member loop"]
+    print(f"network {'-'.join(map(str, SIZES))}, rule {RULE}, {args.dtype}; "
+          f"us per member-step (forward + rule), median of {args.repeats}")
+    header = f"{'P':>5} | " + " | ".join(f"{n:>15}" for n in names) + " | loop/cython | run() overhead"
+    print(header)
+    print("-" * len(header))
+    for population in args.populations:
+        variants = make_variants(population, args.dtype, not args.skip_numpy_target)
+        for net, _ in variants.values():  # warm up: first-touch of arrays, caches
+            time_run(net, population, 2)
+        costs = {name: [] for name in variants}
+        for _ in range(args.repeats):
+            for name, (net, kind) in variants.items():
+                n_steps = max(2, WORK[kind] // population)
+                costs[name].append(time_run(net, population, n_steps) / (n_steps * population) * 1e6)
+        med = {name: float(np.median(v)) for name, v in costs.items()}
+        overhead = run_overhead(variants["brian2 cython"][0], population, args.repeats)
+        print(f"{population:>5} | " + " | ".join(f"{med[n]:>15.2f}" for n in names)
+              + f" | {med['per-member loop'] / med['brian2 cython']:>10.2f}x | {overhead * 1e3:>8.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

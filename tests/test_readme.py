@@ -1,0 +1,22 @@
+"""The README's two set-up commands are the ones CI and users run."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands():
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"```bash\n(python3 -m venv .*?)\n```", text)
+
+
+def test_readme_has_exactly_two_setup_commands():
+    main, test = readme_commands()
+    assert main.endswith("python experiments/run_ant.py")
+    assert test.endswith("python -m pytest")
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert readme_commands()[1] in ci_lines
