@@ -192,7 +192,9 @@ def write_state(group: h5py.Group, state: Mapping[str, Any]) -> None:
     scalar dataset tagged with its Python type; NumPy scalars and numeric/bool arrays (any shape,
     0-d included) -> datasets, read back with their dtype; lists and tuples of numbers -> 1-d+
     datasets, read back as list / tuple. Existing members that ``state`` lacks are deleted;
-    datasets whose shape and dtype match are overwritten in place (no file growth).
+    arrays are stored resizable and rewritten in place when only their shape changes. Space freed
+    by deleted members is not reused by HDF5 across sessions, so a state whose STRUCTURE changes
+    every generation grows the file; strategies' states keep their structure (tested).
     Keys must be non-empty strings without ``/``.
     """
     for key in list(group.keys()):
@@ -210,27 +212,42 @@ def write_state(group: h5py.Group, state: Mapping[str, Any]) -> None:
         if isinstance(value, Mapping):
             write_state(group.require_group(key), value)
         elif isinstance(value, str):
-            group.attrs[key] = value
+            _set_str_attr(group, key, value)
         elif value is None:
             group.attrs[key] = h5py.Empty("f8")
         else:
             data, kind = _encode_leaf(value, where)
             old = group.get(key)
+            if old is not None and old.dtype == data.dtype and old.shape != data.shape and old.maxshape == (None,) * data.ndim:
+                old.resize(data.shape)
             if old is not None and old.shape == data.shape and old.dtype == data.dtype:
                 if data.size:
                     old[...] = data
             else:
                 if old is not None:
                     del group[key]
-                old = group.create_dataset(key, data=data)
+                if data.ndim:  # resizable, so an array that grows (cma's fit.hist) is rewritten in place
+                    old = group.create_dataset(key, data=data, maxshape=(None,) * data.ndim, chunks=True)
+                else:
+                    old = group.create_dataset(key, data=data)
             if kind:
-                old.attrs[_KIND] = kind
+                _set_str_attr(old, _KIND, kind)
             elif _KIND in old.attrs:
                 del old.attrs[_KIND]
 
 
+def _set_str_attr(obj: h5py.HLObject, key: str, value: str) -> None:
+    """Fixed-length UTF-8, rewritten only when it changes: a variable-length string attribute
+    lives in the global heap, and every rewrite would leak a 4 KB heap collection per file copy."""
+    old = obj.attrs.get(key)
+    if isinstance(old, bytes) and old.decode() == value:
+        return
+    encoded = value.encode()
+    obj.attrs.create(key, np.array(encoded, dtype=f"S{max(1, len(encoded))}"))
+
+
 def _encode_leaf(value: Any, where: str) -> tuple[np.ndarray, str]:
-    if isinstance(value, (bool, int, float)):  # bool before int: bool is an int
+    if isinstance(value, (bool, int, float)) and not isinstance(value, np.generic):  # np.float64 is a float
         kind = type(value).__name__
         return np.asarray(value, dtype={"bool": np.bool_, "int": np.int64, "float": np.float64}[kind]), kind
     if isinstance(value, (list, tuple)):
