@@ -77,7 +77,8 @@ class PlasticNetwork:
 
     Arguments:
         sizes: units per layer, inputs first; the paper's ant is (28, 128, 64, 8).
-        rule: a rule name from :data:`spikehebb.rules.RULES` or a :class:`RuleSpec`.
+        rule: a rule name from :data:`spikehebb.rules.RULES` or a :class:`RuleSpec`; None gives
+            a static network (no plasticity: the paper's static-weights baseline).
         population: P, the number of independent networks.
         backend: "brian2" (default) or "numpy".
         activation: one name from :data:`ACTIVATIONS` for every layer, or one per layer
@@ -98,7 +99,7 @@ class PlasticNetwork:
     def __init__(
         self,
         sizes: Sequence[int] = (28, 128, 64, 8),
-        rule: str | RuleSpec = "ABCD_lr",
+        rule: str | RuleSpec | None = "ABCD_lr",
         population: int = 1,
         *,
         backend: str = "brian2",
@@ -110,7 +111,7 @@ class PlasticNetwork:
             raise ValueError(
                 f"sizes must list at least two positive layer sizes, got {tuple(sizes)}"
             )
-        self.rule = get_rule(rule)
+        self.rule = None if rule is None else get_rule(rule)
         if not (isinstance(population, (int, np.integer)) and population >= 1):
             raise ValueError(f"population must be a positive integer, got {population!r}")
         self.population = int(population)
@@ -143,21 +144,32 @@ class PlasticNetwork:
         return [(self.population, a, b) for a, b in zip(self.sizes[:-1], self.sizes[1:])]
 
     @property
+    def plastic(self) -> bool:
+        """Whether a rule changes the weights (False for a static network, ``rule=None``)."""
+        return self.rule is not None
+
+    @property
     def coefficient_shapes(self) -> list[tuple[int, int, int, int]]:
-        """``(P, n_pre, n_post, k)`` per layer."""
-        return [s + (self.rule.k,) for s in self.weight_shapes]
+        """``(P, n_pre, n_post, k)`` per layer (empty for a static network)."""
+        return [s + (self.rule.k,) for s in self.weight_shapes] if self.plastic else []
 
     # ------------------------------------------------------------------------- public API
     def reset(
-        self, coefficients: Sequence[np.ndarray], weights: Sequence[np.ndarray]
+        self, coefficients: Sequence[np.ndarray] | None, weights: Sequence[np.ndarray]
     ) -> None:
         """Arm a new lifetime: fixed rule coefficients and fresh initial weights.
 
-        coefficients: per layer ``(P, n_pre, n_post, k)``, fields in ``rule.fields`` order.
+        coefficients: per layer ``(P, n_pre, n_post, k)``, fields in ``rule.fields`` order
+            (None for a static network).
         weights: per layer ``(P, n_pre, n_post)`` (see :func:`sample_weights`).
         Rates are zeroed. Nothing is rebuilt: the arrays are copied into the running network.
         """
-        coefficients = self._check_layers("coefficients", coefficients, self.coefficient_shapes)
+        if not self.plastic:
+            if coefficients is not None:
+                raise ValueError("a static network (rule=None) takes coefficients=None")
+            coefficients = []
+        else:
+            coefficients = self._check_layers("coefficients", coefficients, self.coefficient_shapes)
         weights = self._check_layers("weights", weights, self.weight_shapes)
         self._arm(coefficients, weights)
         self._armed = True
@@ -257,6 +269,6 @@ class PlasticNetwork:
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(sizes={self.sizes}, rule={self.rule.name!r}, "
+            f"{type(self).__name__}(sizes={self.sizes}, rule={self.rule and self.rule.name!r}, "
             f"population={self.population}, activation={self.activation}, dtype={self.dtype.name!r})"
         )

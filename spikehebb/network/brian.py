@@ -59,16 +59,18 @@ _FIELD_DOC = {
 _cython_checked: bool | None = None
 
 
-def synapse_fields(rule: RuleSpec, fold_eta: bool = True) -> tuple[str, ...]:
+def synapse_fields(rule: RuleSpec | None, fold_eta: bool = True) -> tuple[str, ...]:
     """The coefficient variables the synapses store (the rule's fields, less eta if folded)."""
+    if rule is None:
+        return ()
     return tuple(f for f in rule.fields if not (fold_eta and f == "eta"))
 
 
-def synapse_model(rule: RuleSpec, fold_eta: bool = True) -> str:
+def synapse_model(rule: RuleSpec | None, fold_eta: bool = True) -> str:
     """Brian2 model of one synaptic layer: weight, per-synapse coefficients, forward pass."""
     lines = ["w : 1  # weight, dimensionless"]
     for f in synapse_fields(rule, fold_eta):
-        folded = " (times eta)" if fold_eta and rule.has_eta and f != "eta" else ""
+        folded = " (times eta)" if fold_eta and rule.has_eta else ""
         lines.append(f"{f} : 1 (constant)  # {_FIELD_DOC[f]}{folded}")
     lines.append("I_post = w * r_pre : 1 (summed)  # forward pass: input to the post layer")
     return "\n".join(lines)
@@ -143,7 +145,7 @@ class BrianPlasticNetwork(PlasticNetwork):
                 group.run_regularly(f"r = {expr}", when="groups", order=2 * layer)
             groups.append(group)
 
-        model, update = synapse_model(self.rule, self.fold_eta), rule_update(self.rule, self.fold_eta)
+        model = synapse_model(self.rule, self.fold_eta)
         synapses = []
         for layer, (n_pre, n_post) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
             syn = b2.Synapses(
@@ -155,14 +157,17 @@ class BrianPlasticNetwork(PlasticNetwork):
             syn.connect(i=pre, j=post)
             if not (np.array_equal(syn.i[:], pre) and np.array_equal(syn.j[:], post)):
                 raise RuntimeError("Brian2 reordered the synapses; the (member, pre, post) layout is broken")
-            syn.run_regularly(update, when="end", order=layer)
+            if self.plastic:
+                syn.run_regularly(rule_update(self.rule, self.fold_eta), when="end", order=layer)
             synapses.append(syn)
 
         self._loop_op = b2.NetworkOperation(self._on_step, when="end", order=self.n_layers + 1, clock=clock)
         self._net = b2.Network(groups, synapses, self._loop_op)
         # A zero-length run compiles every code object once (cached on disk for later processes).
         self._net.run(0 * b2.ms, namespace={})
-        self._step_objects = [o for o in self._net.sorted_objects if o.active and o is not self._loop_op]
+        self._step_objects = [
+            o for o in self._net.sorted_objects if o.active and o._code_objects and o is not self._loop_op
+        ]
         # The arrays the compiled code reads and writes; writing into them re-arms the network.
         self._rates = [g.variables["r"].get_value() for g in groups]
         self._w = [s.variables["w"].get_value() for s in synapses]
@@ -174,8 +179,9 @@ class BrianPlasticNetwork(PlasticNetwork):
 
     # ------------------------------------------------------------------------- lifetime
     def _arm(self, coefficients, weights):
-        for layer, (c, w) in enumerate(zip(coefficients, weights)):
+        for layer, w in enumerate(weights):
             self._w[layer][:] = w.reshape(-1)
+        for layer, c in enumerate(coefficients):
             if self.fold_eta:
                 values = fold_eta(c, self.rule)
             else:

@@ -21,7 +21,7 @@ class NumpyPlasticNetwork(PlasticNetwork):
         self._coef = [
             {f: c.astype(self.dtype) for f, c in fold_eta(layer, self.rule).items()}
             for layer in coefficients
-        ]
+        ]  # empty for a static network: no update
         self._rates = [np.zeros((self.population, n), self.dtype) for n in self.sizes]
         self._act = [ACTIVATIONS[name][1] for name in self.activation]
 

@@ -187,3 +187,20 @@ def test_sample_weights():
     np.testing.assert_array_equal(sample_weights((3, 2), 2, rng=5)[0], sample_weights((3, 2), 2, rng=5)[0])
     with pytest.raises(ValueError, match=r"unknown weight init 'xavier'; expected one of \('uniform', 'normal'\)"):
         sample_weights((3, 2), 1, init="xavier")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_static_network_keeps_its_weights(network, backend):
+    """rule=None: the paper's static-weights baseline, a plain tanh network."""
+    rng = np.random.default_rng(2)
+    net = network(backend, None, 3, "float64", (5, 4, 3))
+    assert not net.plastic and net.coefficient_shapes == []
+    weights = sample_weights(net.sizes, 3, rng=3)
+    net.reset(None, weights)
+    for x in rng.normal(size=(5, 3, 5)):
+        out = net.step(x)
+    np.testing.assert_allclose(out, np.tanh(np.einsum("pi,pij->pj", np.tanh(np.einsum("pi,pij->pj", x, weights[0])), weights[1])), atol=1e-14)
+    for a, b in zip(net.weights, weights):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"a static network \(rule=None\) takes coefficients=None"):
+        net.reset([np.zeros((3, 5, 4, 1))], weights)
