@@ -1,0 +1,156 @@
+"""Tasks: an environment family, its train and test variants, the network, the episode rules.
+
+A :class:`Task` says everything a rollout needs that is not the candidate itself: how to make an
+env for a variant (a morphology of the ant, a variation of the car), the network's sizes and
+activations, the encoder and decoder, which reward term is the fitness, and when an episode ends
+(:class:`EpisodeRules`). The registry :data:`TASKS` holds the paper's tasks; ``get_task(name,
+**overrides)`` returns one with fields replaced (steps, variants, rules).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from spikehebb.coding import Decoder, Encoder, IdentityDecoder, RawEncoder
+
+
+@dataclass(frozen=True)
+class EpisodeRules:
+    """When a lifetime ends, and what the network sees of it (Najarro & Risi's code).
+
+    Network steps t count from 0 after the burn-in. Member ends its episode after step t when
+    ``t + 1 == max_env_steps - burn_in_steps`` (the env's own limit counts the burn-in), or, once
+    ``t >= grace_steps``, when the env reports ``terminated`` (if ``end_on_terminated``) or the
+    fitness term was negative for more than ``patience`` consecutive steps.
+    """
+
+    burn_in_steps: int = 40
+    """Zero-action env steps before the network acts; they are not in the fitness (ant: 40)."""
+    max_env_steps: int = 1000
+    """The env's step limit, burn-in included (the gym registration's 1,000)."""
+    grace_steps: int = 201
+    """Network steps before falls and negative progress count (the authors' ``t > 200``: 201)."""
+    patience: int = 30
+    """End after more than this many consecutive negative fitness terms (ant 30, car 20)."""
+    end_on_terminated: bool = True
+    """Whether ``terminated`` (a fall) ends the episode once the grace steps are over."""
+
+    def __post_init__(self) -> None:
+        for name in ("burn_in_steps", "max_env_steps", "grace_steps", "patience"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+        if self.max_env_steps <= self.burn_in_steps:
+            raise ValueError(
+                f"max_env_steps ({self.max_env_steps}) must exceed burn_in_steps ({self.burn_in_steps})"
+            )
+
+    @property
+    def max_network_steps(self) -> int:
+        return self.max_env_steps - self.burn_in_steps
+
+
+class EpisodeState:
+    """Per-member bookkeeping of :class:`EpisodeRules` for a batch: fitness, steps, end flags."""
+
+    def __init__(self, rules: EpisodeRules, alive: list[bool]):
+        self.rules = rules
+        self.alive = list(alive)
+        n = len(alive)
+        self.fitness = [0.0] * n
+        self.steps = [0] * n
+        self._negative = [0] * n
+
+    def record(self, member: int, t: int, term: float, terminated: bool) -> None:
+        """Add step t's fitness term of ``member`` and end its episode if the rules say so."""
+        rules = self.rules
+        self.fitness[member] += term
+        self.steps[member] = t + 1
+        if t >= rules.grace_steps:
+            self._negative[member] = self._negative[member] + 1 if term < 0 else 0
+            if (terminated and rules.end_on_terminated) or self._negative[member] > rules.patience:
+                self.alive[member] = False
+        if t + 1 >= rules.max_network_steps:
+            self.alive[member] = False
+
+
+def _make_ant(variant: str, **kwargs):
+    from spikehebb.envs.ant import AntBulletEnv
+
+    return AntBulletEnv(morphology=variant, **kwargs)
+
+
+def _ant_variants() -> tuple[str, ...]:
+    from spikehebb.envs.morphology import PRESETS
+
+    return tuple(PRESETS)
+
+
+@dataclass(frozen=True)
+class Task:
+    """An environment family with its network, codes, fitness and episode rules."""
+
+    name: str
+    make_env: Callable[..., Any]
+    """``make_env(variant, **env_kwargs)`` -> a gymnasium env (no wrappers)."""
+    variants: tuple[str, ...]
+    """Every variant the env accepts by name."""
+    train_variants: tuple[str, ...]
+    test_variants: tuple[str, ...]
+    sizes: tuple[int, ...]
+    activation: str | tuple[str, ...]
+    encoder: Callable[[], Encoder]
+    decoder: Callable[[], Decoder]
+    fitness_term: str | None
+    """Key of the ``info`` entry summed as fitness; None sums the env's reward."""
+    rules: EpisodeRules = field(default_factory=EpisodeRules)
+
+    def __post_init__(self) -> None:
+        for name in ("train_variants", "test_variants"):
+            unknown = [v for v in getattr(self, name) if v not in self.variants]
+            if unknown:
+                raise ValueError(f"unknown {self.name} variant(s) {unknown}; valid: {', '.join(self.variants)}")
+            if not getattr(self, name):
+                raise ValueError(f"{name} of task {self.name!r} is empty")
+
+    def check_variants(self, variants) -> tuple[str, ...]:
+        unknown = [v for v in variants if v not in self.variants]
+        if unknown:
+            raise ValueError(f"unknown {self.name} variant(s) {unknown}; valid: {', '.join(self.variants)}")
+        return tuple(variants)
+
+    def replace(self, **changes) -> "Task":
+        """A copy with fields replaced; ``rules`` may be a dict of :class:`EpisodeRules` fields."""
+        if isinstance(changes.get("rules"), dict):
+            changes["rules"] = dataclasses.replace(self.rules, **changes["rules"])
+        return dataclasses.replace(self, **changes)
+
+
+ANT = Task(
+    name="ant",
+    make_env=_make_ant,
+    variants=_ant_variants(),
+    # Najarro & Risi 2020: trained on the whole body and the right-front damage, tested on the
+    # left-front damage it never saw.
+    train_variants=("default", "damage_right"),
+    test_variants=("damage_left",),
+    sizes=(28, 128, 64, 8),
+    activation="tanh",
+    encoder=lambda: RawEncoder(28),
+    decoder=IdentityDecoder,
+    fitness_term="reward_progress",
+    rules=EpisodeRules(burn_in_steps=40, max_env_steps=1000, grace_steps=201, patience=30),
+)
+
+#: Every task by name.
+TASKS: dict[str, Task] = {ANT.name: ANT}
+
+
+def get_task(name: str, **overrides) -> Task:
+    """A registered task, with fields replaced by ``overrides`` (see :meth:`Task.replace`)."""
+    try:
+        task = TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}") from None
+    return task.replace(**overrides) if overrides else task
