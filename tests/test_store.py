@@ -206,7 +206,15 @@ def test_state_rejects_what_it_cannot_store(tmp_path):
             write_state(f.create_group("u"), {"names": np.array(["a", "b"])})
 
 
-@pytest.mark.parametrize("name,kwargs", [("openai-es", {"lr": 0.02}), ("cma", {"sigma0": 1.0, "diagonal": True})])
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("openai-es", {"lr": 0.02}),
+        ("openai-es", {"lr": 0.05, "optimizer": "adam"}),
+        ("cma", {"sigma0": 1.0, "diagonal": True}),
+        ("cma", {"sigma0": 1.0, "diagonal": False}),
+    ],
+)
 def test_resume_through_the_run_file_is_bit_identical(tmp_path, name, kwargs):
     def objective(x):
         return -float(np.sum((x - 0.5) ** 2))
