@@ -7,13 +7,13 @@ reward terms and weights per step) into the same file or a separate one. The lay
 group, dataset, shape, dtype and unit, is documented in ``docs/run-file.md``; the short version::
 
     /                      attrs: format="spikehebb-run", format_version, config (JSON), sizes,
-                                  rule, param_kind, layout (JSON), n_params, popsize,
-                                  generations_completed
+                                  rule, layout (JSON), n_params, popsize, generations_completed
     /generations/*         (G, P) fitness_raw, fitness_shaped; (G,) fitness_min/mean/max,
                            best_fitness, sigma, lr, wall_time, env_steps, generation
-    /mean/<layer>          current mean of the search distribution, per layer in the documented
-                           coefficient layout (n_pre, n_post, k) (static weights: (n_pre, n_post))
-    /best/<layer>          best candidate so far (raw fitness), same layout; attrs fitness, generation
+    /mean/<part>/layer_l   current mean of the search distribution split by the run's
+                           spikehebb.params.ParamLayout: coefficients/layer_l (n_pre, n_post, k),
+                           weights/layer_l (n_pre, n_post), parts of the task (the car's conv)
+    /best/<part>/layer_l   best candidate so far (raw fitness), same layout; attrs fitness, generation
     /checkpoint/strategy   the strategy's state_dict() as nested groups (see write_state)
     /traces/<morphology>/episode_<k>/...   optional, see TraceWriter
 
@@ -53,7 +53,6 @@ import dataclasses
 import datetime
 import fcntl
 import json
-import math
 import os
 import shutil
 import time
@@ -65,7 +64,8 @@ import h5py
 import numpy as np
 
 from spikehebb import __version__
-from spikehebb.rules import coefficient_shapes, get_rule
+from spikehebb.params import ParamLayout
+from spikehebb.rules import get_rule
 
 #: Value of the root attribute ``format`` of a run file.
 FORMAT = "spikehebb-run"
@@ -100,90 +100,21 @@ class RunFileBusyError(RuntimeError):
 
 
 # --------------------------------------------------------------------------------------------
-# Parameter layout: how the flat vector an ES searches splits into named per-layer arrays.
+# Parameter layout (spikehebb.params.ParamLayout) <-> JSON, and flat vectors <-> stored arrays.
 
 
-@dataclasses.dataclass(frozen=True)
-class LayoutEntry:
-    """One named block of the flat parameter vector, C-order raveled.
-
-    ``fields`` names the last axis (the rule's coefficient fields) or is empty for plain weights.
-    """
-
-    name: str
-    shape: tuple[int, ...]
-    fields: tuple[str, ...] = ()
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
+def layout_to_json(layout: ParamLayout) -> str:
+    return json.dumps({"parts": [[name, [list(s) for s in shapes]] for name, shapes in layout.parts]})
 
 
-@dataclasses.dataclass(frozen=True)
-class ParamLayout:
-    """The flat parameter vector as the concatenation of its entries, in order.
+def layout_from_json(text: str) -> ParamLayout:
+    parts = json.loads(text)["parts"]
+    return ParamLayout(tuple((name, tuple(tuple(s) for s in shapes)) for name, shapes in parts))
 
-    :meth:`plastic` is THE coefficient layout of :mod:`spikehebb.rules` (per layer
-    ``(n_pre, n_post, k)``, fields in ``rule.fields`` order), :meth:`static` the static-weights
-    baseline (per layer ``(n_pre, n_post)``). Other searches (the car's static conv weights
-    followed by plastic dense layers) concatenate entries: ``ParamLayout(conv.entries + dense.entries)``.
-    """
 
-    entries: tuple[LayoutEntry, ...]
-    kind: str = "custom"
-
-    def __post_init__(self) -> None:
-        names = [e.name for e in self.entries]
-        if not names or len(set(names)) != len(names) or any(not n or "/" in n for n in names):
-            raise ValueError(f"layout entries need unique, non-empty names without '/', got {names}")
-
-    @classmethod
-    def plastic(cls, sizes: Sequence[int], rule: str) -> "ParamLayout":
-        """Rule coefficients: ``layer_l`` is ``(n_{l-1}, n_l, k)``, l = 1..L."""
-        spec = get_rule(rule)
-        shapes = coefficient_shapes(sizes, spec)
-        return cls(tuple(LayoutEntry(f"layer_{l}", s, spec.fields) for l, s in enumerate(shapes, 1)), "plastic")
-
-    @classmethod
-    def static(cls, sizes: Sequence[int]) -> "ParamLayout":
-        """Static weights: ``layer_l`` is ``(n_{l-1}, n_l)``, l = 1..L."""
-        pairs = zip(sizes[:-1], sizes[1:])
-        return cls(tuple(LayoutEntry(f"layer_{l}", (int(a), int(b))) for l, (a, b) in enumerate(pairs, 1)), "static")
-
-    @property
-    def n_params(self) -> int:
-        return sum(e.size for e in self.entries)
-
-    def split(self, flat: np.ndarray) -> dict[str, np.ndarray]:
-        """``(n,)`` -> {name: array of the entry's shape} (views of ``flat``)."""
-        flat = np.asarray(flat)
-        if flat.shape != (self.n_params,):
-            raise ValueError(f"flat parameters must have shape ({self.n_params},), got {flat.shape}")
-        out, start = {}, 0
-        for e in self.entries:
-            out[e.name] = flat[start : start + e.size].reshape(e.shape)
-            start += e.size
-        return out
-
-    def join(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Inverse of :meth:`split`."""
-        parts = []
-        for e in self.entries:
-            a = np.asarray(arrays[e.name])
-            if a.shape != e.shape:
-                raise ValueError(f"{e.name} must have shape {e.shape}, got {a.shape}")
-            parts.append(a.ravel())
-        return np.concatenate(parts)
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {"kind": self.kind, "entries": [[e.name, list(e.shape), list(e.fields)] for e in self.entries]}
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> "ParamLayout":
-        d = json.loads(text)
-        return cls(tuple(LayoutEntry(n, tuple(s), tuple(f)) for n, s, f in d["entries"]), d["kind"])
+def _layer_paths(layout: ParamLayout) -> list[tuple[str, int, tuple[int, ...]]]:
+    """(part, layer number from 1, shape) of every stored array, in flat-vector order."""
+    return [(name, l, tuple(shape)) for name, shapes in layout.parts for l, shape in enumerate(shapes, 1)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -468,7 +399,7 @@ class RunStore:
         self.path, self.mode, self._lock, self.fsync = path, mode, lock, fsync
         with _open_checked(path) as f:
             self.config: dict[str, Any] = json.loads(_attr_str(f.attrs["config"]))
-            self.layout = ParamLayout.from_json(_attr_str(f.attrs["layout"]))
+            self.layout = layout_from_json(_attr_str(f.attrs["layout"]))
             self.sizes = tuple(int(s) for s in f.attrs["sizes"])
             self.rule = _attr_str(f.attrs["rule"]) or None
             self.popsize = int(f.attrs["popsize"])
@@ -500,15 +431,15 @@ class RunStore:
 
         config: the run's config dataclass or a mapping (stored as JSON). sizes: layer sizes
         ``(n_0, ..., n_L)``. rule: the plasticity rule's name, or None for a static-weights run.
-        layout: how the searched vector splits into arrays; default
-        ``ParamLayout.plastic(sizes, rule)`` or ``ParamLayout.static(sizes)``.
+        layout: the :class:`spikehebb.params.ParamLayout` of the searched vector; default
+        ``ParamLayout.for_network(sizes, rule, "hebbian")``, or ``"static"`` when rule is None.
         Refuses to overwrite anything: an existing ``path`` raises FileExistsError.
         """
         path = Path(path)
         if int(popsize) < 1:
             raise ValueError(f"popsize must be a positive integer, got {popsize}")
         if layout is None:
-            layout = ParamLayout.plastic(sizes, rule) if rule is not None else ParamLayout.static(sizes)
+            layout = ParamLayout.for_network(sizes, rule, "hebbian" if rule is not None else "static")
         config_json = config_to_json(config)
         if path.exists():
             raise FileExistsError(
@@ -526,8 +457,7 @@ class RunStore:
                 f.attrs["config"] = config_json
                 f.attrs["sizes"] = np.asarray(sizes, dtype=np.int64)
                 f.attrs["rule"] = get_rule(rule).name if rule is not None else ""
-                f.attrs["param_kind"] = layout.kind
-                f.attrs["layout"] = layout.to_json()
+                f.attrs["layout"] = layout_to_json(layout)
                 f.attrs["n_params"] = layout.n_params
                 f.attrs["popsize"] = int(popsize)
                 g = f.create_group("generations")
@@ -540,9 +470,10 @@ class RunStore:
                     ds.attrs["units"] = unit
                 for name in ("mean", "best"):
                     grp = f.create_group(name)
-                    for e in layout.entries:
-                        ds = grp.create_dataset(e.name, e.shape, dtype="f8", fillvalue=np.nan)
-                        ds.attrs["fields"] = ",".join(e.fields)
+                    for part, l, shape in _layer_paths(layout):
+                        ds = grp.create_dataset(f"{part}/layer_{l}", shape, dtype="f8", fillvalue=np.nan)
+                        if part == "coefficients":
+                            ds.attrs["fields"] = ",".join(get_rule(rule).fields)
                 f["best"].attrs["fitness"] = -np.inf
                 f["best"].attrs["generation"] = -1
                 f.create_group("checkpoint").attrs["generation"] = 0
@@ -658,8 +589,9 @@ class RunStore:
                 ds.resize(g_new, axis=0)
                 ds[g_new - 1] = value
             for group, flat in (("mean", mean), ("best", best_params)):
-                for name, array in self.layout.split(flat).items():
-                    f[group][name][...] = array
+                for part, layers in self.layout.split(flat).items():
+                    for l, array in enumerate(layers, 1):
+                        f[group][part][f"layer_{l}"][...] = array[0]
             if float(best_fitness) > float(f["best"].attrs["fitness"]) or f["best"].attrs["generation"] < 0:
                 f["best"].attrs["generation"] = int(generation)
             f["best"].attrs["fitness"] = float(best_fitness)
@@ -688,19 +620,28 @@ class RunStore:
             return Checkpoint(
                 generation=g,
                 strategy_state=read_state(f["checkpoint/strategy"]),
-                mean=self.layout.join({e.name: f["mean"][e.name][()] for e in self.layout.entries}),
-                best_params=self.layout.join({e.name: f["best"][e.name][()] for e in self.layout.entries}),
+                mean=self.layout.join(self._read_params(f, "mean", batch=True))[0],
+                best_params=self.layout.join(self._read_params(f, "best", batch=True))[0],
                 best_fitness=float(f["best"].attrs["fitness"]),
             )
 
     def params(self, which: str = "best") -> dict[str, np.ndarray]:
-        """The stored ``"best"`` or ``"mean"`` parameters per layout entry (``layer_1``, ...)."""
+        """The stored ``"best"`` or ``"mean"`` parameters: per part of the layout
+        (``"coefficients"``, ``"weights"``, ...) a list of per-layer arrays without a population
+        axis, e.g. ``{"coefficients": [(28, 128, 5), (128, 64, 5), (64, 8, 5)]}``."""
         if which not in ("best", "mean"):
             raise ValueError(f"which must be 'best' or 'mean', got {which!r}")
         with _open_checked(self.path) as f:
             if int(f.attrs["generations_completed"]) == 0:
                 raise ValueError(f"{self.path} holds no generation yet, so no {which} parameters")
-            return {e.name: f[which][e.name][()] for e in self.layout.entries}
+            return self._read_params(f, which)
+
+    def _read_params(self, f: h5py.File, which: str, batch: bool = False) -> dict[str, list[np.ndarray]]:
+        out: dict[str, list[np.ndarray]] = {name: [] for name in self.layout.names}
+        for part, l, _ in _layer_paths(self.layout):
+            a = f[which][part][f"layer_{l}"][()]
+            out[part].append(a[None] if batch else a)
+        return out
 
     def history(self) -> dict[str, np.ndarray]:
         """Every ``/generations`` dataset, one row per stored generation (see GENERATION_FIELDS)."""
@@ -717,7 +658,7 @@ class RunStore:
             best = float(f["best"].attrs["fitness"])
             traces = sorted(f["traces"].keys()) if "traces" in f else []
         g = len(h["generation"])
-        what = f"rule {self.rule}" if self.rule else f"{self.layout.kind} parameters"
+        what = f"rule {self.rule}" if self.rule else "static weights"
         lines = [
             f"{self.path}: spikehebb run (format {FORMAT_VERSION}), created {created}",
             f"network {'-'.join(map(str, self.sizes))}, {what}, {self.n_params:,} parameters, popsize {self.popsize}",

@@ -17,12 +17,11 @@ import numpy as np
 import pytest
 
 from spikehebb.es import get_strategy
+from spikehebb.params import ParamLayout
 from spikehebb.rules import n_coefficients, unflatten_coefficients
 from spikehebb.store import (
     FORMAT_VERSION,
     GENERATION_FIELDS,
-    LayoutEntry,
-    ParamLayout,
     RunFileBusyError,
     RunFileError,
     RunStore,
@@ -112,11 +111,11 @@ def test_mean_and_best_are_stored_in_the_coefficient_layout(tmp_path):
     expected_best = unflatten_coefficients(v["best_params"], SIZES, RULE)
     with h5py.File(path, "r") as f:  # plain h5py, the documented paths
         for l in (1, 2):
-            assert f[f"mean/layer_{l}"].shape == (SIZES[l - 1], SIZES[l], 5)
-            assert np.array_equal(f[f"mean/layer_{l}"][()], expected_mean[l - 1][0])
-            assert np.array_equal(f[f"best/layer_{l}"][()], expected_best[l - 1][0])
-            assert f[f"mean/layer_{l}"].attrs["fields"] == "eta,A,B,C,D"
-    assert np.array_equal(RunStore.open(path).params("mean")["layer_2"], expected_mean[1][0])
+            assert f[f"mean/coefficients/layer_{l}"].shape == (SIZES[l - 1], SIZES[l], 5)
+            assert np.array_equal(f[f"mean/coefficients/layer_{l}"][()], expected_mean[l - 1][0])
+            assert np.array_equal(f[f"best/coefficients/layer_{l}"][()], expected_best[l - 1][0])
+            assert f[f"mean/coefficients/layer_{l}"].attrs["fields"] == "eta,A,B,C,D"
+    assert np.array_equal(RunStore.open(path).params("mean")["coefficients"][1], expected_mean[1][0])
 
 
 def test_static_weights_layout(tmp_path):
@@ -124,20 +123,27 @@ def test_static_weights_layout(tmp_path):
     store = RunStore.create(tmp_path / "s.h5", {"task": "ant"}, sizes=SIZES, rule=None, popsize=P, fsync=False)
     v = generation_values(0, n=n)
     store.append_generation(0, **v)
-    w = store.params("best")
-    assert w["layer_1"].shape == (5, 4) and w["layer_2"].shape == (4, 3)
-    assert np.array_equal(np.concatenate([w["layer_1"].ravel(), w["layer_2"].ravel()]), v["best_params"])
-    assert store.layout.kind == "static" and store.rule is None
+    w = store.params("best")["weights"]
+    assert w[0].shape == (5, 4) and w[1].shape == (4, 3)
+    assert np.array_equal(np.concatenate([w[0].ravel(), w[1].ravel()]), v["best_params"])
+    assert store.rule is None and "static weights" in store.summary()
 
 
-def test_custom_layout_round_trip():
-    conv = ParamLayout((LayoutEntry("conv_1", (6, 3, 3, 3)),))
-    dense = ParamLayout.plastic((648, 128, 64, 3), "ABCD_lr")
-    layout = ParamLayout(conv.entries + dense.entries)
-    assert layout.n_params == 162 + 456_640
-    flat = np.arange(layout.n_params, dtype=float)
-    assert np.array_equal(layout.join(layout.split(flat)), flat)
-    assert ParamLayout.from_json(layout.to_json()) == layout
+def test_a_layout_with_extra_parts_round_trips(tmp_path):
+    """The car's shape of search: evolved conv weights first, then coefficients and initial weights."""
+    layout = ParamLayout.for_network(SIZES, RULE, "coevolve", extra=[("conv", [(6, 3, 3, 3), (8, 6, 5, 5)])])
+    n = layout.n_params
+    store = RunStore.create(tmp_path / "c.h5", {}, sizes=SIZES, rule=RULE, popsize=P, layout=layout, fsync=False)
+    v = generation_values(0, n=n)
+    store.append_generation(0, **v)
+    store.close()
+    again = RunStore.open(tmp_path / "c.h5")
+    assert again.layout == layout and again.n_params == n
+    assert np.array_equal(again.load_checkpoint().best_params, v["best_params"])
+    with h5py.File(tmp_path / "c.h5", "r") as f:
+        assert f["best/conv/layer_2"].shape == (8, 6, 5, 5) and f["best/weights/layer_1"].shape == (5, 4)
+        expected = layout.split(v["best_params"])
+        assert np.array_equal(f["best/coefficients/layer_2"][()], expected["coefficients"][1][0])
 
 
 STATE = {
