@@ -105,6 +105,9 @@ class Task:
     fitness_term: str | None
     """Key of the ``info`` entry summed as fitness; None sums the env's reward."""
     rules: EpisodeRules = field(default_factory=EpisodeRules)
+    reward_terms: tuple[str, ...] = ()
+    """Named reward terms the env puts in ``info`` (recorded in traces)."""
+    n_actions: int = 0
 
     def __post_init__(self) -> None:
         for name in ("train_variants", "test_variants"):
@@ -141,6 +144,8 @@ ANT = Task(
     decoder=IdentityDecoder,
     fitness_term="reward_progress",
     rules=EpisodeRules(burn_in_steps=40, max_env_steps=1000, grace_steps=201, patience=30),
+    reward_terms=("reward_alive", "reward_progress", "reward_electricity", "reward_joints_at_limit", "reward_feet_collision"),
+    n_actions=8,
 )
 
 #: Every task by name.

@@ -1,0 +1,33 @@
+"""Train a Hebbian ant (or the static baseline), then test it on every morphology.
+
+With no flags: a short run (population 32, 20 generations, 500-step lifetimes on the whole body
+and the right-front damage) that finishes in a few minutes on 2 cores, written to runs/, then
+5 test lifetimes of 1,000 steps on each of the six morphologies, printed as the paper's Table 1.
+
+    python experiments/run_ant.py                      # short run
+    python experiments/run_ant.py --paper              # Najarro & Risi 2020: population 500, 300 generations
+    python experiments/run_ant.py --static             # the static-weights baseline
+    python experiments/run_ant.py --resume runs/X.h5   # continue a killed run
+    python experiments/run_ant.py --episodes 100 --traces
+
+Everything is stored in the run file (HDF5); see docs/run-file.md.
+"""
+
+import argparse
+
+from spikehebb.cli import add_evaluate_arguments, add_train_arguments, run_evaluate, run_train
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_train_arguments(parser, task="ant")
+    add_evaluate_arguments(parser)
+    parser.set_defaults(episodes=5)
+    args = parser.parse_args()
+    path = run_train(args)
+    print(f"run file: {path}")
+    run_evaluate(path, args)
+
+
+if __name__ == "__main__":
+    main()

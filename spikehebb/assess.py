@@ -1,0 +1,169 @@
+"""How well an evolved rule (or static network) does: test lifetimes per variant, as in the
+paper's Table 1, and synapse traces of chosen lifetimes.
+
+Every lifetime starts from fresh random weights (seeded by (run seed, episode, variant), never
+a training seed), runs the task's episode rules, and scores the task's fitness (the ant: summed
+progress, the "distance walked"). A variant counts as solved when the mean fitness reaches
+:data:`SOLVED_FITNESS` (Najarro & Risi 2020 call an ant morphology solved when it moves at least
+100 units away from its start; the fitness is in those units).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from spikehebb.evaluate import EVALUATION_TAG, Worker, WorkerSpec, lifetime_seeds
+from spikehebb.store import RunStore, TraceWriter
+from spikehebb.train import TrainConfig
+
+#: Mean fitness at which a variant counts as solved (Najarro & Risi 2020).
+SOLVED_FITNESS = 100.0
+
+
+@dataclass
+class VariantResult:
+    """Test fitness of one variant: one value per episode."""
+
+    variant: str
+    fitness: np.ndarray
+    trained_on: bool
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.fitness))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.fitness))
+
+    @property
+    def solved(self) -> bool:
+        return self.mean >= SOLVED_FITNESS
+
+
+def load_run(path: str | Path, which: str = "best") -> tuple[TrainConfig, np.ndarray]:
+    """The config and the ``"best"`` (highest raw fitness seen) or ``"mean"`` parameters."""
+    with RunStore.open(path) as store:
+        config = TrainConfig.from_dict(store.config)
+        params = store.layout.join(store.params(which))
+    return config, params
+
+
+def _variant_job(spec: WorkerSpec, params: np.ndarray, variant: str, episodes: int) -> np.ndarray:
+    worker = Worker(spec)
+    try:
+        return worker.evaluate_params(params, variant, range(episodes))[0]
+    finally:
+        worker.close()
+
+
+def assess(
+    config: TrainConfig,
+    params: np.ndarray,
+    variants: Sequence[str],
+    episodes: int = 100,
+    workers: int = 1,
+    max_env_steps: int | None = None,
+) -> list[VariantResult]:
+    """Fitness of ``params`` over ``episodes`` lifetimes on each variant (in parallel over
+    variants when ``workers > 1``). ``max_env_steps`` overrides the run's episode length; by
+    default the task's full length is used, not the (possibly shortened) training length."""
+    overrides = {k: v for k, v in config.task_overrides().items() if k != "rules"}
+    if max_env_steps is not None:
+        overrides["rules"] = {"max_env_steps": int(max_env_steps)}
+    spec = replace(config.worker_spec(), task_overrides=overrides, batch_size=min(episodes, 32))
+    task = spec.make_task()
+    variants = task.check_variants(variants)
+    if workers <= 1:
+        worker = Worker(spec)
+        try:
+            fitness = []
+            for v in variants:
+                fitness.append(worker.evaluate_params(params, v, range(episodes))[0])
+                worker.rollout.close(v)
+        finally:
+            worker.close()
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(min(workers, len(variants)), mp_context=ctx) as pool:
+            fitness = list(pool.map(_variant_job, *zip(*[(spec, params, v, episodes) for v in variants])))
+    trained = set(config.train_variants or task.train_variants)
+    return [VariantResult(v, f, v in trained) for v, f in zip(variants, fitness)]
+
+
+def format_table(results: Sequence[VariantResult], label: str) -> str:
+    """The paper's Table 1 layout: variant, mean ± std over the episodes, solved."""
+    n = len(results[0].fitness) if results else 0
+    lines = [f"{'variant':<20} {'seen':<5} {label + f' ({n} episodes)':>26}  solved"]
+    for r in results:
+        lines.append(
+            f"{r.variant:<20} {'yes' if r.trained_on else 'no':<5} {r.mean:>17.0f} ± {r.std:<6.0f}  "
+            f"{'yes' if r.solved else 'no'}"
+        )
+    return "\n".join(lines)
+
+
+def record_traces(
+    path: str | Path,
+    config: TrainConfig,
+    params: np.ndarray,
+    variants: Sequence[str],
+    episodes: int = 1,
+    synapses: int | None = None,
+    max_env_steps: int | None = None,
+    into: str | Path | None = None,
+) -> Path:
+    """Record per-step rates, actions, reward terms and weights of the first ``episodes``
+    lifetimes of each variant (the same lifetimes :func:`assess` scores) into the run file, or
+    into ``into`` (a traces file). ``synapses``: record a fixed random subsample of that many
+    synapses per layer instead of all. Returns the file written."""
+    overrides = {k: v for k, v in config.task_overrides().items() if k != "rules"}
+    if max_env_steps is not None:
+        overrides["rules"] = {"max_env_steps": int(max_env_steps)}
+    spec = replace(config.worker_spec(), task_overrides=overrides, batch_size=1)
+    worker = Worker(spec)
+    task = worker.task
+    variants = task.check_variants(variants)
+    target = Path(into) if into is not None else Path(path)
+    store = RunStore.open(path, "a") if into is None else None
+    writer_kwargs = dict(sizes=task.sizes, n_actions=task.n_actions, reward_terms=task.reward_terms, synapses=synapses)
+    writer = store.trace_writer(**writer_kwargs) if store is not None else TraceWriter(target, **writer_kwargs)
+    try:
+        with writer:
+            for variant in variants:
+                v = task.variants.index(variant)
+                for e in range(episodes):
+                    path_key = (EVALUATION_TAG, e, v)
+                    episode = writer.episode(variant, e, seed=lifetime_seeds(spec.seed, *path_key)[1], run_seed=spec.seed)
+                    recorder = _TraceRecorder(episode, task.reward_terms, worker.initial_weights(params, path_key))
+                    fitness, _ = worker.lifetimes(params[None], variant, [path_key], recorder)
+                    episode.end(float(fitness[0]))
+                worker.rollout.close(variant)
+    finally:
+        worker.close()
+        if store is not None:
+            store.close()
+    return target
+
+
+class _TraceRecorder:
+    """Rollout step hook writing member 0's step into an episode trace."""
+
+    def __init__(self, episode, reward_terms: Sequence[str], initial_weights: list[np.ndarray]):
+        self.episode, self.reward_terms = episode, tuple(reward_terms)
+        self.weights = initial_weights  # the weights of the coming forward pass
+
+    def __call__(self, t, network, actions, infos) -> None:
+        info = infos[0]
+        if info is None:  # member 0 has ended; the batch runs on for others
+            return
+        rates = [a[0] for a in network.activations]
+        self.episode.step(rates, actions[0], {k: info[k] for k in self.reward_terms}, self.weights)
+        # The hook runs after the rule: what the network holds now drives the next pass.
+        self.weights = [w[0] for w in network.weights]

@@ -1,0 +1,171 @@
+"""The ``spikehebb`` command: train, evaluate, inspect and plot runs.
+
+    spikehebb train [--paper] [--static] [--rule ABCD_lr] [--popsize 32] [--generations 20] ...
+    spikehebb evaluate RUNFILE [--morphology default damage_left ...] [--episodes 100] [--traces]
+    spikehebb inspect RUNFILE
+    spikehebb plot RUNFILE [-o curve.png]
+
+``experiments/run_ant.py`` is ``train`` followed by ``evaluate`` on every morphology.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from spikehebb.rules import RULES
+from spikehebb.train import EVALUATORS, STRATEGY_NAMES, TrainConfig
+
+#: Najarro & Risi 2020's ant settings (``--paper``).
+PAPER = dict(popsize=500, generations=300, max_env_steps=1000, lr=0.2, sigma=0.1, train_variants=("default", "damage_right"))
+#: The default: a short run that finishes in a few minutes on 2 cores.
+SHORT = dict(popsize=32, generations=20, max_env_steps=500)
+
+
+def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> None:
+    """Flags shared by ``spikehebb train`` and ``experiments/run_*.py``."""
+    g = parser.add_argument_group("training")
+    g.add_argument("--task", default=task, help="registered task (default: %(default)s)")
+    g.add_argument("--paper", action="store_true", help="the paper's settings: population 500, 300 generations, 1,000 steps")
+    g.add_argument("--static", action="store_true", help="evolve static weights instead of a rule (the paper's baseline)")
+    g.add_argument("--coevolve", action="store_true", help="evolve the initial weights together with the rule")
+    g.add_argument("--rule", default="ABCD_lr", choices=list(RULES), help="plasticity rule (default: %(default)s)")
+    g.add_argument("--strategy", default="openai-es", choices=STRATEGY_NAMES)
+    g.add_argument("--popsize", type=int, help=f"candidates per generation (default {SHORT['popsize']}, --paper {PAPER['popsize']})")
+    g.add_argument("--generations", type=int, help=f"(default {SHORT['generations']}, --paper {PAPER['generations']})")
+    g.add_argument("--max-env-steps", type=int, help=f"env steps per lifetime incl. the 40 burn-in steps (default {SHORT['max_env_steps']}, --paper 1000)")
+    g.add_argument("--train-variants", nargs="+", metavar="VARIANT", help="training morphologies (default: default damage_right)")
+    g.add_argument("--lr", type=float, help="OpenAI-ES learning rate (default 0.2)")
+    g.add_argument("--sigma", type=float, help="noise scale / CMA sigma0 (default 0.1)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--workers", type=int, help="worker processes or Ray actors (default: one per core)")
+    g.add_argument("--evaluator", choices=EVALUATORS, default="processes", help="where lifetimes run (default: %(default)s)")
+    g.add_argument("--ray", metavar="ADDRESS", help="run on Ray: 'local', 'auto' (existing cluster) or HOST:PORT")
+    g.add_argument("--batch-size", type=int, help="members per lockstep batch in a worker (default: popsize / workers, at most 64)")
+    g.add_argument("--runs-dir", default="runs", help="where run files go (default: %(default)s)")
+    g.add_argument("--resume", metavar="RUNFILE", help="continue a run from its last generation")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """A :class:`TrainConfig` from parsed flags; explicit flags win over ``--paper``."""
+    base = dict(PAPER if args.paper else SHORT)
+    for name in ("popsize", "generations", "max_env_steps", "lr", "sigma"):
+        if getattr(args, name) is not None:
+            base[name] = getattr(args, name)
+    if args.train_variants:
+        base["train_variants"] = tuple(args.train_variants)
+    evaluator, address = args.evaluator, None
+    if args.ray:
+        evaluator, address = "ray", None if args.ray == "local" else args.ray
+    return TrainConfig(
+        task=args.task, rule=args.rule, static=args.static, coevolve=args.coevolve, strategy=args.strategy,
+        seed=args.seed, evaluator=evaluator, workers=args.workers, ray_address=address,
+        batch_size=args.batch_size, runs_dir=args.runs_dir, **base,
+    )
+
+
+def run_train(args: argparse.Namespace) -> Path:
+    from spikehebb.train import train
+
+    if args.resume:
+        return train(resume=args.resume, progress=not args.no_progress)
+    return train(config_from_args(args), progress=not args.no_progress)
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("evaluation")
+    g.add_argument("--morphology", "--variant", nargs="+", dest="variants", metavar="VARIANT",
+                   help="variants to test (default: all of the task's)")
+    g.add_argument("--episodes", type=int, default=100, help="lifetimes per variant (default: %(default)s, as the paper)")
+    g.add_argument("--which", choices=("best", "mean"), default="best",
+                   help="'best': the best candidate seen in training; 'mean': the final search mean")
+    g.add_argument("--eval-steps", type=int, help="env steps per test lifetime (default: the task's full length, 1,000 for the ant)")
+    g.add_argument("--traces", action="store_true", help="record synapse traces of the first episode(s) into the run file")
+    g.add_argument("--trace-episodes", type=int, default=1)
+    g.add_argument("--trace-synapses", type=int, help="record this many randomly chosen synapses per layer (default: all)")
+    g.add_argument("--eval-workers", type=int, help="processes for evaluation (default: one per core)")
+
+
+def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
+    import os
+
+    from spikehebb.assess import assess, format_table, load_run, record_traces
+
+    config, params = load_run(path, args.which)
+    task = config.worker_spec().make_task()
+    variants = args.variants or list(task.variants)
+    if args.episodes < 1:
+        raise SystemExit(f"--episodes must be at least 1, got {args.episodes}")
+    workers = args.eval_workers or os.cpu_count() or 1
+    results = assess(config, params, variants, args.episodes, workers, args.eval_steps)
+    label = "static" if config.static else f"Hebbian {config.rule}"
+    table = format_table(results, label)
+    print(f"\n{path}: {args.which} parameters, seed {config.seed}")
+    print(table)
+    if args.traces:
+        target = record_traces(path, config, params, variants, args.trace_episodes, args.trace_synapses, args.eval_steps)
+        print(f"traces of {args.trace_episodes} episode(s) per variant written to {target} (see docs/run-file.md)")
+    return table
+
+
+def run_plot(path: str | Path, output: str | None) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from spikehebb.store import RunStore
+
+    with RunStore.open(path) as store:
+        h = store.history()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    g = h["generation"]
+    ax.fill_between(g, h["fitness_min"], h["fitness_max"], alpha=0.2, label="min-max")
+    ax.plot(g, h["fitness_mean"], label="mean")
+    ax.plot(g, h["best_fitness"], label="best so far")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("fitness (raw)")
+    ax.set_title(Path(path).name)
+    ax.legend()
+    out = Path(output) if output else Path(path).with_suffix(".png")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="spikehebb", description="Evolve Hebbian plasticity rules.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train a rule (or static weights)")
+    add_train_arguments(p)
+    p = sub.add_parser("evaluate", help="test a run's parameters on variants (the paper's Table 1)")
+    p.add_argument("runfile")
+    add_evaluate_arguments(p)
+    p = sub.add_parser("inspect", help="summary of a run file")
+    p.add_argument("runfile")
+    p = sub.add_parser("plot", help="fitness curves of a run to PNG")
+    p.add_argument("runfile")
+    p.add_argument("-o", "--output")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train":
+            print(f"run file: {run_train(args)}")
+        elif args.command == "evaluate":
+            run_evaluate(args.runfile, args)
+        elif args.command == "inspect":
+            from spikehebb.store import RunStore
+
+            with RunStore.open(args.runfile) as store:
+                print(store.summary())
+        elif args.command == "plot":
+            print(f"wrote {run_plot(args.runfile, args.output)}")
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
+        parser.exit(2, f"spikehebb {args.command}: error: {err}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
