@@ -398,7 +398,9 @@ class RunStore:
     def __init__(self, path: Path, mode: str, lock: _WriterLock | None, fsync: bool) -> None:
         self.path, self.mode, self._lock, self.fsync = path, mode, lock, fsync
         with _open_checked(path) as f:
-            self.config: dict[str, Any] = json.loads(_attr_str(f.attrs["config"]))
+            #: The config exactly as stored (JSON text), and parsed.
+            self.config_json = _attr_str(f.attrs["config"])
+            self.config: dict[str, Any] = json.loads(self.config_json)
             self.layout = layout_from_json(_attr_str(f.attrs["layout"]))
             self.sizes = tuple(int(s) for s in f.attrs["sizes"])
             self.rule = _attr_str(f.attrs["rule"]) or None

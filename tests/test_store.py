@@ -4,6 +4,7 @@ Helpers live here rather than in a conftest: the suite runs with --import-mode=i
 """
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -80,6 +81,7 @@ def test_config_history_and_checkpoint_round_trip(tmp_path):
         "task": "ant", "seed": 3, "sizes": [5, 4, 3], "sigma": 0.1, "out": "runs/x.h5",
         "morphologies": ["normal", "right_front_damage"], "extra": {"l2": 0.01, "n": 2},
     }
+    assert json.loads(store.config_json) == store.config
     assert store.sizes == SIZES and store.rule == RULE and store.n_params == N and store.popsize == P
     assert store.generations_completed == 4
     h = store.history()
