@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from spikehebb.es import STRATEGIES, CandidateKey, DiagonalSampler, PopulationSampler, expand, get_strategy
+from spikehebb.store import read_state, write_state
 
 # Per-strategy settings for the small test problems. The paper's OpenAI-ES lr of 0.2 is tuned
 # for its rule coefficients; on a 100-dimensional sphere at popsize 20 it overshoots.
@@ -56,22 +57,11 @@ def run_generations(strategy, objective, generations):
 
 
 def h5_roundtrip(state, path):
-    """Write a nested state dict to HDF5 (groups, datasets) and read it back."""
-
-    def write(group, mapping):
-        for key, value in mapping.items():
-            if isinstance(value, dict):
-                write(group.create_group(key), value)
-            else:
-                group.create_dataset(key, data=value)
-
-    def read(group):
-        return {k: read(v) if isinstance(v, h5py.Group) else v[()] for k, v in group.items()}
-
+    """Write a nested state dict to HDF5 the way the run file does, and read it back."""
     with h5py.File(path, "w") as f:
-        write(f, state)
+        write_state(f.create_group("state"), state)
     with h5py.File(path, "r") as f:
-        return read(f)
+        return read_state(f["state"])
 
 
 def neg_sphere(x):
