@@ -2,6 +2,9 @@
 
 - ``spikehebb/AntBullet-v0``: pybullet's AntBulletEnv-v0 ported to gymnasium, with exchangeable
   lower legs (``gymnasium.make("spikehebb/AntBullet-v0", morphology="damage_left")``).
+- ``spikehebb/CarRacing-v0``: gymnasium's CarRacing-v3 with pixel-identical observations drawn
+  several times faster, and Palm et al.'s tyre variations
+  (``gymnasium.make("spikehebb/CarRacing-v0", variation="friction_half")``).
 """
 
 import gymnasium
@@ -10,6 +13,7 @@ from spikehebb.envs.ant import AntBulletEnv
 from spikehebb.envs.morphology import PRESETS, Morphology, get_morphology
 
 ANT_ENV_ID = "spikehebb/AntBullet-v0"
+CAR_ENV_ID = "spikehebb/CarRacing-v0"
 
 if ANT_ENV_ID not in gymnasium.registry:
     gymnasium.register(
@@ -19,4 +23,36 @@ if ANT_ENV_ID not in gymnasium.registry:
         reward_threshold=2500.0,  # as AntBulletEnv-v0
     )
 
-__all__ = ["ANT_ENV_ID", "PRESETS", "AntBulletEnv", "Morphology", "get_morphology"]
+if CAR_ENV_ID not in gymnasium.registry:
+    gymnasium.register(
+        id=CAR_ENV_ID,
+        entry_point="spikehebb.envs.car:CarRacingEnv",
+        max_episode_steps=1000,  # as CarRacing-v3
+        reward_threshold=900,  # as CarRacing-v3
+    )
+
+# The car's names load on first use: spikehebb.envs.car imports pygame and Box2D, which users of
+# the Ant alone need not pay for (nor see pygame's banner).
+_CAR_NAMES = ("VARIATIONS", "CarRacingEnv", "CarVariation", "get_variation")
+
+
+def __getattr__(name: str):
+    if name in _CAR_NAMES:
+        from spikehebb.envs import car
+
+        return getattr(car, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "ANT_ENV_ID",
+    "CAR_ENV_ID",
+    "PRESETS",
+    "VARIATIONS",
+    "AntBulletEnv",
+    "CarRacingEnv",
+    "CarVariation",
+    "Morphology",
+    "get_morphology",
+    "get_variation",
+]

@@ -1,0 +1,211 @@
+"""Vectorised drawing of CarRacing's background, grass and road, pixel for pixel as gymnasium's.
+
+Credits: the scene (playfield, grass squares, road tiles and kerbs, colours, camera) is gymnasium's
+``gymnasium/envs/box2d/car_racing.py`` (CarRacing-v3, Oleg Klimov and the Farama Foundation).
+
+gymnasium's ``CarRacing._render_road`` turns every one of about 1,200 polygons (400 grass squares,
+about 300 road tiles and their kerbs) into ``pygame.math.Vector2`` objects, rotates, zooms and
+translates them one by one in Python, and draws the ~50 near the camera. :class:`TrackRenderer`
+keeps all their vertices in one float64 array built once per track, transforms the whole array in
+a few NumPy operations per frame and calls the same ``pygame.gfxdraw`` functions, with the same
+float coordinates and colours, in the same order, for the polygons that can touch the picture.
+
+Why the pixels are identical:
+
+- Coordinates. ``Vector2.rotate_rad`` computes ``(c*x - s*y, s*x + c*y)`` in double precision with
+  ``c, s`` from libm (and exact values near multiples of 90 degrees). We take ``c, s`` from pygame
+  itself (``Vector2(1, 0).rotate_rad(angle)``) and evaluate the same expression element-wise in
+  float64, then ``* zoom + translation`` as the original does: every vertex is bit-identical
+  (``tests/envs/test_car.py`` checks this against ``Vector2`` directly).
+- Which polygons. A polygon is drawn when the original draws it (any vertex within
+  ``MAX_SHAPE_DIM`` of the window) and its bounding box reaches within ``CULL_MARGIN`` pixels of
+  the part of the canvas that stays visible. The polygons skipped besides the original's lie
+  wholly outside that part, where gfxdraw writes nothing that survives.
+- The background. The playfield square is drawn with gfxdraw as in the original, except when it
+  covers the visible canvas with ``CULL_MARGIN`` to spare; then every visible pixel would get the
+  background colour, and ``Surface.fill`` with the very pixel value gfxdraw writes does the same
+  four times faster.
+- The indicator bar. After the vertical flip the original paints the bottom ``INDICATOR_ROWS``
+  rows black (``_render_indicators``), so nothing drawn into the top ``INDICATOR_ROWS`` rows of
+  the unflipped canvas can be seen. The canvas's clip rectangle leaves them out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pygame
+from gymnasium.envs.box2d.car_racing import GRASS_DIM, MAX_SHAPE_DIM, PLAYFIELD, WINDOW_H, WINDOW_W
+from pygame import gfxdraw
+
+# Rows at the bottom of the finished frame that _render_indicators paints black
+# (polygon from y = H - 5 * H / 40 down to H).
+INDICATOR_ROWS = int(5 * WINDOW_H / 40.0)
+# Pixels around the visible canvas within which a polygon is still drawn. gfxdraw truncates float
+# coordinates to integers and its antialiased outline touches at most one pixel beside the edge,
+# so 2 would do; 4 leaves room.
+CULL_MARGIN = 4.0
+
+# Vertices of the playfield and of the 400 grass squares, in the original's order (world units).
+FIELD_VERTICES = np.array(
+    [(PLAYFIELD, PLAYFIELD), (PLAYFIELD, -PLAYFIELD), (-PLAYFIELD, -PLAYFIELD), (-PLAYFIELD, PLAYFIELD)]
+)
+GRASS_VERTICES = np.array(
+    [
+        [
+            (GRASS_DIM * x + GRASS_DIM, GRASS_DIM * y + 0),
+            (GRASS_DIM * x + 0, GRASS_DIM * y + 0),
+            (GRASS_DIM * x + 0, GRASS_DIM * y + GRASS_DIM),
+            (GRASS_DIM * x + GRASS_DIM, GRASS_DIM * y + GRASS_DIM),
+        ]
+        for x in range(-20, 20, 2)
+        for y in range(-20, 20, 2)
+    ]
+)
+
+
+def rotation(angle: float) -> tuple[float, float]:
+    """(cos, sin) of ``angle`` (rad) exactly as ``pygame.math.Vector2.rotate_rad`` uses them."""
+    cos, sin = pygame.math.Vector2(1.0, 0.0).rotate_rad(angle)
+    return cos, sin
+
+
+def transform(
+    vertices: np.ndarray, zoom: float, translation: Sequence[float], angle: float
+) -> np.ndarray:
+    """World -> canvas pixels for ``vertices`` (..., 2), bit for bit as CarRacing does per vertex.
+
+    ``CarRacing._draw_colored_polygon`` computes ``Vector2(v).rotate_rad(angle) * zoom +
+    translation`` component by component; this is the same sequence of float64 operations.
+    """
+    cos, sin = rotation(angle)
+    x = vertices[..., 0]
+    y = vertices[..., 1]
+    out = np.empty(vertices.shape, dtype=np.float64)
+    out[..., 0] = (cos * x - sin * y) * zoom + translation[0]
+    out[..., 1] = (sin * x + cos * y) * zoom + translation[1]
+    return out
+
+
+class TrackRenderer:
+    """Background, grass and road of one CarRacing env, drawn as ``CarRacing._render_road`` does.
+
+    The canvas is a ``WINDOW_W x WINDOW_H`` surface kept from frame to frame (see
+    :meth:`make_canvas`); the caller flips it and draws the indicators afterwards, as
+    CarRacing._render does. Rows above :attr:`visible_rect` may hold anything: the indicator bar
+    covers them.
+    """
+
+    visible_rect = pygame.Rect(0, INDICATOR_ROWS, WINDOW_W, WINDOW_H - INDICATOR_ROWS)
+
+    def __init__(self) -> None:
+        self._road_poly: list | None = None  # the env's road_poly list the arrays were built from
+        self._n_road = 0
+        self._road_colors: list = []  # the colour objects of road_poly (tile colours change)
+        self._set_polygons(GRASS_VERTICES)
+        self._fill_pixels: dict[tuple, int] = {}
+
+    @staticmethod
+    def make_canvas() -> pygame.Surface:
+        """A surface like the one CarRacing._render creates for each frame."""
+        return pygame.Surface((WINDOW_W, WINDOW_H))
+
+    def _set_polygons(self, vertices: np.ndarray) -> None:
+        """Keep ``vertices`` (P, 4, 2) with each polygon's centre and radius for the coarse cull."""
+        self._vertices = vertices
+        centre = vertices.mean(axis=1)
+        self._centre_x = np.ascontiguousarray(centre[:, 0])
+        self._centre_y = np.ascontiguousarray(centre[:, 1])
+        self._radius = np.sqrt(((vertices - centre[:, None, :]) ** 2).sum(axis=2)).max(axis=1)
+
+    def _sync_track(self, road_poly: list) -> None:
+        """Rebuild the vertex arrays when the env has a new track (a new road_poly list)."""
+        if road_poly is self._road_poly and len(road_poly) == self._n_road:
+            return
+        road = np.array([poly for poly, _ in road_poly], dtype=np.float64).reshape(-1, 4, 2)
+        self._set_polygons(np.concatenate([GRASS_VERTICES, road]))
+        self._road_colors = [color for _, color in road_poly]
+        self._road_poly = road_poly
+        self._n_road = len(road_poly)
+
+    def _fill_pixel(self, canvas: pygame.Surface, color) -> int:
+        """The mapped pixel value gfxdraw.filled_polygon writes for ``color`` on ``canvas``."""
+        key = tuple(np.asarray(color).ravel().tolist())
+        if key not in self._fill_pixels:
+            probe = pygame.Surface((4, 4), 0, canvas)
+            gfxdraw.filled_polygon(probe, [(-8, -8), (12, -8), (12, 12), (-8, 12)], color)
+            self._fill_pixels[key] = probe.get_at_mapped((2, 2))
+        return self._fill_pixels[key]
+
+    def draw(
+        self,
+        canvas: pygame.Surface,
+        road_poly: list,
+        bg_color,
+        grass_color,
+        zoom: float,
+        translation: Sequence[float],
+        angle: float,
+    ) -> None:
+        """Draw playfield, grass and road onto ``canvas`` (the original's _render_road)."""
+        self._sync_track(road_poly)
+        cos, sin = rotation(angle)
+        tx, ty = translation
+        rect = self.visible_rect
+        m = CULL_MARGIN
+
+        # Where the visible canvas lies in the world: pixel p = R (v zoom) + t, so v = R^T (p - t) / zoom.
+        # Used only with margins far above rounding, to pick candidates and the fill shortcut.
+        cx = 0.5 * (rect.left + rect.right) - tx
+        cy = 0.5 * (rect.top + rect.bottom) - ty
+        centre_x = (cos * cx + sin * cy) / zoom
+        centre_y = (-sin * cx + cos * cy) / zoom
+        reach = (0.5 * math.hypot(rect.width, rect.height) + 2 * m) / zoom  # world units
+
+        # The playfield covers the visible canvas with margin: every visible pixel gets bg_color.
+        if max(abs(centre_x), abs(centre_y)) + reach < PLAYFIELD:
+            canvas.fill(self._fill_pixel(canvas, bg_color), rect)
+        else:
+            canvas.fill((0, 0, 0))  # the original draws onto a fresh (black) surface
+            points = transform(FIELD_VERTICES, zoom, translation, angle).tolist()
+            gfxdraw.aapolygon(canvas, points, bg_color)
+            gfxdraw.filled_polygon(canvas, points, bg_color)
+
+        # Coarse cull in the world: polygons whose circle reaches the canvas's circle.
+        dx = self._centre_x - centre_x
+        dy = self._centre_y - centre_y
+        limit = self._radius + reach
+        candidates = np.flatnonzero(dx * dx + dy * dy <= limit * limit)
+        if len(candidates) == 0:
+            return
+        pixels = transform(self._vertices[candidates], zoom, translation, angle)  # (K, 4, 2)
+        x0, x1, x2, x3 = (pixels[:, k, 0] for k in range(4))
+        y0, y1, y2, y3 = (pixels[:, k, 1] for k in range(4))
+        # The original's test: some vertex lies within MAX_SHAPE_DIM of the window.
+        lo_x, hi_x = -MAX_SHAPE_DIM, WINDOW_W + MAX_SHAPE_DIM
+        lo_y, hi_y = -MAX_SHAPE_DIM, WINDOW_H + MAX_SHAPE_DIM
+        near = np.zeros(len(candidates), dtype=bool)
+        for x, y in ((x0, y0), (x1, y1), (x2, y2), (x3, y3)):
+            near |= (x >= lo_x) & (x <= hi_x) & (y >= lo_y) & (y <= hi_y)
+        # Ours on top: the bounding box reaches the visible canvas.
+        min_x = np.minimum(np.minimum(x0, x1), np.minimum(x2, x3))
+        max_x = np.maximum(np.maximum(x0, x1), np.maximum(x2, x3))
+        min_y = np.minimum(np.minimum(y0, y1), np.minimum(y2, y3))
+        max_y = np.maximum(np.maximum(y0, y1), np.maximum(y2, y3))
+        near &= (max_x >= rect.left - m) & (min_x <= rect.right + m)
+        near &= (max_y >= rect.top - m) & (min_y <= rect.bottom + m)
+        drawn = np.flatnonzero(near)
+
+        n_grass = len(GRASS_VERTICES)
+        road_colors = self._road_colors
+        aapolygon = gfxdraw.aapolygon
+        filled_polygon = gfxdraw.filled_polygon
+        for i, points in zip(candidates[drawn].tolist(), pixels[drawn].tolist()):
+            if i < n_grass:
+                color = grass_color
+            else:
+                color = [int(c) for c in road_colors[i - n_grass]]
+            aapolygon(canvas, points, color)
+            filled_polygon(canvas, points, color)
