@@ -1,0 +1,199 @@
+"""Rollout: the episode rules on a scripted env (hand-checked numbers), batching, seeding, and the
+real Ant against a plain loop written out here."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+from spikehebb.coding import IdentityDecoder, RawEncoder
+from spikehebb.evaluate import Worker, WorkerSpec
+from spikehebb.network import PlasticNetwork, sample_weights
+from spikehebb.rollout import Rollout
+from spikehebb.tasks import EpisodeRules, Task
+
+SIZES = (3, 4, 2)
+BURN_IN = 3
+BURN_IN_TERM = 1000.0  # what the scripted env reports during the burn-in: it must never count
+RULES = EpisodeRules(burn_in_steps=BURN_IN, max_env_steps=BURN_IN + 20, grace_steps=5, patience=2)
+
+
+def script(seed: int, t: int) -> tuple[float, bool, bool]:
+    """(fitness term, terminated, truncated) of network step t of the member reset with ``seed``."""
+    if seed == 0:  # always +1: runs to the step limit
+        return 1.0, False, False
+    if seed == 1:  # falls at t = 2 (grace: ignored) and at t = 7 (ends it)
+        return 0.5, t in (2, 7), False
+    if seed == 2:  # negative during the grace steps (ignored), then -,-,+,-,-,- from t = 5
+        return {5: -1.0, 6: -1.0, 7: 2.0, 8: -1.0, 9: -1.0, 10: -1.0}.get(t, -3.0 if t < 5 else 1.0), False, False
+    if seed == 3:  # the env itself truncates after t = 4
+        return 0.25, False, t == 4
+    raise ValueError(seed)
+
+
+class ScriptedEnv(gym.Env):
+    """Observation ``(env steps so far, seed, last action's first entry)``; term from :func:`script`."""
+
+    observation_space = spaces.Box(-np.inf, np.inf, (3,), np.float64)
+    action_space = spaces.Box(-1, 1, (2,), np.float64)
+
+    def __init__(self, variant: str = "default"):
+        self.actions: list[np.ndarray] = []
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.seed_, self.k, self.actions = int(seed), 0, []
+        return self._obs(0.0), {}
+
+    def step(self, action):
+        self.actions.append(np.array(action, dtype=float))
+        t = self.k - BURN_IN
+        self.k += 1
+        term, terminated, truncated = (BURN_IN_TERM, False, False) if t < 0 else script(self.seed_, t)
+        return self._obs(float(action[0])), 0.0, terminated, truncated, {"term": term}
+
+    def _obs(self, a0):
+        return np.array([self.k, self.seed_, a0], dtype=np.float64)
+
+
+class RecordingEncoder(RawEncoder):
+    """The raw observations, remembering every batch it encoded (the network's inputs)."""
+
+    def __init__(self, n_inputs):
+        super().__init__(n_inputs)
+        self.seen = []
+
+    def __call__(self, observations):
+        self.seen.append(np.array(observations))
+        return super().__call__(observations)
+
+
+SCRIPTED = Task(
+    name="scripted", make_env=lambda variant, **kw: ScriptedEnv(variant, **kw), variants=("default",),
+    train_variants=("default",), test_variants=("default",), sizes=SIZES, activation="tanh",
+    encoder=lambda: RecordingEncoder(SIZES[0]), decoder=IdentityDecoder, fitness_term="term", rules=RULES,
+)
+
+
+def arrays(n, seed=0, rule="ABCD"):
+    rng = np.random.default_rng(seed)
+    k = 4 if rule == "ABCD" else 5
+    coefficients = [rng.normal(0, 0.01, (n, a, b, k)) for a, b in zip(SIZES[:-1], SIZES[1:])]
+    return coefficients, sample_weights(SIZES, n, rng=rng)
+
+
+@pytest.fixture(scope="module")
+def scripted():
+    rollout = Rollout(SCRIPTED, "ABCD", 5, backend="numpy", dtype="float64")
+    yield rollout
+    rollout.close()
+
+
+def test_episode_rules_by_hand(scripted):
+    seen = []  # (t, which members got no info) per step
+    hook = lambda t, network, actions, infos: seen.append((t, [i is None for i in infos]))
+    scripted.encoder.seen.clear()
+    result = scripted.run("default", *arrays(4), env_seeds=[0, 1, 2, 3], on_step=hook)
+    # seed 0: +1 for each of max_env_steps - burn_in = 20 steps (the burn-in's 1000s not counted)
+    # seed 1: the fall at t=2 is inside the 5 grace steps; the one at t=7 ends it: 8 steps of 0.5
+    # seed 2: 5 x -3 (grace), -1, -1, +2 (resets the count), -1, -1, -1 (3 > patience 2: ends at t=10)
+    # seed 3: truncated by the env after t=4: 5 steps of 0.25
+    np.testing.assert_array_equal(result.steps, [20, 8, 11, 5])
+    np.testing.assert_array_equal(result.fitness, [20.0, 4.0, -15 - 1 - 1 + 2 - 1 - 1 - 1, 1.25])
+    assert result.env_steps == 20 + 8 + 11 + 5 + 4 * BURN_IN
+    assert result.n_active == 4
+    # members that ended stopped stepping their env; the burn-in went through it with zero actions
+    for env, steps in zip(scripted.envs("default", 4), result.steps):
+        assert len(env.actions) == BURN_IN + steps
+        assert not np.any(env.actions[:BURN_IN])
+    # the network never saw the burn-in: its first input is the observation after it
+    inputs = scripted.encoder.seen
+    np.testing.assert_array_equal(inputs[0][:4, :2], [[BURN_IN, s] for s in range(4)])
+    np.testing.assert_array_equal(inputs[1][:4, 0], [BURN_IN + 1] * 4)
+    assert [t for t, _ in seen] == list(range(20))
+    # the padded fifth member never has an env (zero inputs); ended members get info None
+    assert not np.any([x[4] for x in inputs])
+    assert seen[0][1] == [False, False, False, False, True]
+    assert seen[8][1] == [False, True, False, True, True]
+
+
+def test_short_batch_is_padded_and_members_do_not_depend_on_the_batch(scripted):
+    coefficients, weights = arrays(3, seed=1)
+    alone = scripted.run("default", [c[1:2] for c in coefficients], [w[1:2] for w in weights], [2])
+    together = scripted.run("default", coefficients, weights, [0, 2, 1])
+    assert alone.n_active == 1 and alone.fitness.shape == (1,)
+    assert together.fitness[1] == alone.fitness[0] and together.steps[1] == alone.steps[0]
+    assert alone.env_steps == alone.steps[0] + BURN_IN
+
+
+def test_batch_size_bounds(scripted):
+    with pytest.raises(ValueError, match="1 to 5 members, got 6"):
+        scripted.run("default", *arrays(6), env_seeds=list(range(6)))
+
+
+# ----------------------------------------------------------------------------- the real Ant
+ANT_RULES = {"max_env_steps": 100, "burn_in_steps": 40, "grace_steps": 20}
+SPEC = WorkerSpec(batch_size=4, task_overrides={"train_variants": ("default",), "rules": ANT_RULES})
+
+
+@pytest.fixture(scope="module")
+def ant_worker():
+    worker = Worker(SPEC)
+    yield worker
+    worker.close()
+
+
+@pytest.mark.slow
+def test_ant_fitness_does_not_depend_on_the_batch_and_repeats(ant_worker):
+    rng = np.random.default_rng(3)
+    params = rng.normal(0, 0.05, (3, ant_worker.layout.n_params))
+    paths = [(0, 0, 0), (0, 1, 0), (0, 2, 0)]
+    together, steps = ant_worker.lifetimes(params, "default", paths)
+    alone, _ = ant_worker.lifetimes(params[1:2], "default", paths[1:2])
+    again, steps_again = ant_worker.lifetimes(params, "default", paths)
+    assert alone[0] == together[1]
+    np.testing.assert_array_equal(again, together)
+    assert steps == steps_again
+    # different lifetimes (initial weights, env start) give different fitness
+    other, _ = ant_worker.lifetimes(params[1:2], "default", [(0, 1, 1)])
+    assert other[0] != alone[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["numpy", "brian2"])
+def test_ant_rollout_matches_a_plain_loop(backend):
+    """One known candidate in the second slot of a batch against one env and network stepped by
+    hand: reset(seed), 40 zero steps, then network step / env step, summing the progress term."""
+    from spikehebb.envs.ant import AntBulletEnv
+    from spikehebb.tasks import get_task
+
+    task = get_task("ant", rules={"max_env_steps": 100, "burn_in_steps": 40, "grace_steps": 201})
+    rng = np.random.default_rng(7)
+    coefficients = [rng.normal(0, 0.01, (2, a, b, 5)) for a, b in zip(task.sizes[:-1], task.sizes[1:])]
+    weights = sample_weights(task.sizes, 2, rng=rng)
+    seeds = [11, 12]
+
+    rollout = Rollout(task, "ABCD_lr", 3, backend=backend, dtype="float64")
+    try:
+        result = rollout.run("default", coefficients, weights, seeds)
+    finally:
+        rollout.close()
+
+    env = AntBulletEnv()
+    network = PlasticNetwork(task.sizes, "ABCD_lr", 1, backend="numpy", dtype="float64")
+    network.reset([c[1:2] for c in coefficients], [w[1:2] for w in weights])
+    obs, _ = env.reset(seed=seeds[1])
+    for _ in range(40):
+        obs = env.step(np.zeros(8))[0]
+    fitness = 0.0
+    for _ in range(60):
+        action = network.step(np.asarray(obs, dtype=np.float64)[None])[0]
+        obs, _, _, _, info = env.step(action)
+        fitness += info["reward_progress"]
+    env.close()
+
+    assert result.steps[1] == 60
+    if backend == "numpy":
+        assert result.fitness[1] == fitness
+    else:  # same equations compiled by Brian2: equal up to float64 rounding grown over 60 steps
+        np.testing.assert_allclose(result.fitness[1], fitness, rtol=1e-6)
