@@ -1,0 +1,189 @@
+"""Evaluators: every backend gives the serial numbers bit for bit, dead workers are replaced and
+their candidates run again, nothing outlives an evaluator, bad input is refused."""
+
+import functools
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from spikehebb.es import get_strategy
+from spikehebb.evaluate import (
+    EVALUATORS,
+    CrashOnceWorker,
+    ProcessEvaluator,
+    SerialEvaluator,
+    WorkerCrashError,
+    WorkerSpec,
+    make_evaluator,
+    split_evenly,
+    worker_batch_size,
+)
+
+pytestmark = pytest.mark.slow
+
+RULES = {"max_env_steps": 80, "burn_in_steps": 10, "grace_steps": 20}
+SPEC = WorkerSpec(batch_size=4, task_overrides={"train_variants": ("default",), "rules": RULES})
+POPSIZE = 8
+EPISODES = range(5)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def generations():
+    """Two generations of OpenAI-ES keys with their samplers and the serial results:
+    [(sampler, keys, fitness, env_steps)], plus the serial evaluate_params result."""
+    strategy = get_strategy("openai-es", n_params=SPEC.layout().n_params, popsize=POPSIZE, seed=1)
+    out = []
+    with SerialEvaluator(SPEC) as serial:
+        for _ in range(2):
+            keys, sampler = strategy.ask(), strategy.sampler()
+            fitness, steps = serial.evaluate(sampler, keys)
+            strategy.tell(fitness)
+            out.append((sampler, keys, fitness, steps))
+        by_params = serial.evaluate_params(out[0][0].params(out[0][1][0]), "default", EPISODES)
+    return out, by_params
+
+
+def test_serial_is_sane(generations):
+    gens, (params_fitness, params_steps) = generations
+    for _, keys, fitness, steps in gens:
+        assert fitness.shape == (POPSIZE,) and np.all(np.isfinite(fitness))
+        assert len(set(fitness)) == POPSIZE  # every candidate its own lifetime
+        assert POPSIZE * RULES["burn_in_steps"] < steps <= POPSIZE * RULES["max_env_steps"]
+    assert params_fitness.shape == (len(EPISODES),) and len(set(params_fitness)) == len(EPISODES)
+
+
+def test_processes_match_serial_bit_for_bit(generations, monkeypatch):
+    gens, (params_fitness, params_steps) = generations
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    with make_evaluator("processes", SPEC) as one:  # workers=None: one per core
+        assert one.workers == 1
+        for sampler, keys, fitness, steps in gens:
+            got, got_steps = one.evaluate(sampler, keys)
+            np.testing.assert_array_equal(got, fitness)
+            assert got_steps == steps
+    with ProcessEvaluator(SPEC, workers=2) as two:
+        pids = two.pids
+        for sampler, keys, fitness, steps in gens:
+            got, got_steps = two.evaluate(sampler, keys)
+            np.testing.assert_array_equal(got, fitness)
+            assert got_steps == steps
+        assert two.pids == pids  # persistent workers: the same processes every generation
+        got, got_steps = two.evaluate_params(gens[0][0].params(gens[0][1][0]), "default", EPISODES)
+        np.testing.assert_array_equal(got, params_fitness)
+        assert got_steps == params_steps
+        # an exception inside a worker comes back as itself, and the evaluator goes on
+        with pytest.raises(ValueError, match="key is from generation 0"):
+            two.evaluate(gens[1][0], gens[0][1])
+        with pytest.raises(ValueError, match="unknown ant variant"):
+            two.evaluate_params(gens[0][0].params(gens[0][1][0]), "no_such_leg", EPISODES)
+        np.testing.assert_array_equal(two.evaluate(*gens[1][:2])[0], gens[1][2])
+        assert two.restarts == 0
+        pids = [p for p in two.pids if p is not None]
+    assert not any(alive(p) for p in pids)  # closed: no worker left
+
+
+def test_dead_worker_is_replaced_and_its_chunk_rerun(generations, tmp_path):
+    gens, _ = generations
+    sampler, keys, fitness, steps = gens[0]
+    marker = tmp_path / "crashed"
+    factory = functools.partial(CrashOnceWorker, crash_on=(0, 5), marker=str(marker))
+    with ProcessEvaluator(SPEC, workers=2, worker_factory=factory) as evaluator:
+        before = evaluator.pids
+        with pytest.warns(RuntimeWarning, match=r"died \(exit code 1\)"):
+            got, got_steps = evaluator.evaluate(sampler, keys)
+        # key 5 is in the second chunk: its worker died, was replaced, and the chunk ran again
+        assert marker.exists() and evaluator.restarts == 1
+        assert evaluator.pids[0] == before[0] and evaluator.pids[1] != before[1]
+        assert not alive(before[1])
+        np.testing.assert_array_equal(got, fitness)
+        assert got_steps == steps
+
+
+def test_gives_up_on_a_candidate_that_always_kills_its_worker(generations):
+    gens, _ = generations
+    sampler, keys, _, _ = gens[0]
+    factory = functools.partial(CrashOnceWorker, crash_on=(0, 2), marker=None)
+    with ProcessEvaluator(SPEC, workers=1, worker_factory=factory, max_failures=2) as evaluator:
+        with pytest.warns(RuntimeWarning):
+            with pytest.raises(WorkerCrashError, match="killed its worker 2 times in a row"):
+                evaluator.evaluate(sampler, keys)
+        pids = evaluator.pids
+    assert not any(alive(p) for p in pids if p is not None)
+
+
+@pytest.mark.parametrize("how", ["exit", "sigkill"])
+def test_no_orphans_when_the_parent_goes(how):
+    """Workers go with their parent: at a normal exit without close() (atexit), and when the
+    parent is SIGKILLed (their pipe closes)."""
+    code = textwrap.dedent(f"""
+        import os, signal
+        from spikehebb.evaluate import ProcessEvaluator, WorkerSpec
+        if __name__ == "__main__":
+            ev = ProcessEvaluator(WorkerSpec(batch_size=1, task_overrides={{"rules": {RULES!r}}}), workers=1)
+            print(*ev.pids, flush=True)
+            if {how == "sigkill"}:
+                os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    pids = [int(p) for p in run.stdout.split()]
+    assert len(pids) == 1, run.stderr
+    deadline = time.monotonic() + 20
+    while alive(pids[0]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if alive(pids[0]):
+        os.kill(pids[0], signal.SIGKILL)
+        pytest.fail(f"worker {pids[0]} outlived its parent ({how})")
+
+
+def test_ray_matches_serial_and_replaces_dead_actors(generations, tmp_path):
+    ray = pytest.importorskip("ray", reason='ray is not installed (pip install -e ".[test]" brings it)')
+    gens, (params_fitness, _) = generations
+    sampler, keys, fitness, steps = gens[0]
+    factory = functools.partial(CrashOnceWorker, crash_on=(0, 5), marker=str(tmp_path / "crashed"))
+    with make_evaluator("ray", SPEC, workers=2, worker_factory=factory) as evaluator:
+        assert ray.is_initialized()
+        with pytest.warns(RuntimeWarning, match="Ray actor died"):
+            got, got_steps = evaluator.evaluate(sampler, keys)
+        assert evaluator.restarts == 1
+        np.testing.assert_array_equal(got, fitness)
+        assert got_steps == steps
+        np.testing.assert_array_equal(evaluator.evaluate(*gens[1][:2])[0], gens[1][2])
+        got, _ = evaluator.evaluate_params(sampler.params(keys[0]), "default", EPISODES)
+        np.testing.assert_array_equal(got, params_fitness)
+    assert not ray.is_initialized()  # it started Ray, so it shut it down
+
+
+def test_make_evaluator_refuses_bad_input():
+    with pytest.raises(ValueError, match="unknown evaluator 'threads'; expected one of serial, processes, ray"):
+        make_evaluator("threads", SPEC)
+    with pytest.raises(ValueError, match="for the ray evaluator only"):
+        make_evaluator("processes", SPEC, address="auto")
+    with pytest.raises(ValueError, match="workers must be a positive integer, got 0"):
+        make_evaluator("processes", SPEC, workers=0)
+    assert set(EVALUATORS) == {"serial", "processes", "ray"}
+
+
+def test_a_worker_that_cannot_build_reports_why():
+    with pytest.raises(ValueError, match="unknown task 'snake'") as info:
+        ProcessEvaluator(WorkerSpec(task="snake"), workers=1)
+    assert any("raised in a spikehebb worker" in note for note in info.value.__notes__)
+
+
+def test_split_and_batch_size():
+    assert split_evenly(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert split_evenly([1, 2], 5) == [[1], [2]]
+    assert worker_batch_size(500, 16) == 32 and worker_batch_size(500, 2) == 64 and worker_batch_size(3, 8) == 1
