@@ -49,10 +49,14 @@ class VariantResult:
 
 def load_run(path: str | Path, which: str = "best") -> tuple[TrainConfig, np.ndarray]:
     """The config and the ``"best"`` (highest raw fitness seen) or ``"mean"`` parameters."""
+    if which not in ("best", "mean"):
+        raise ValueError(f"which must be 'best' or 'mean', got {which!r}")
     with RunStore.open(path) as store:
         config = TrainConfig.from_dict(store.config)
-        params = store.layout.join(store.params(which))
-    return config, params
+        checkpoint = store.load_checkpoint()
+    if checkpoint is None:
+        raise ValueError(f"{path} holds no finished generation yet, so no parameters to evaluate")
+    return config, checkpoint.best_params if which == "best" else checkpoint.mean
 
 
 def _variant_job(spec: WorkerSpec, params: np.ndarray, variant: str, episodes: int) -> np.ndarray:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +159,7 @@ def train(
     """
     if resume is not None:
         store = RunStore.open(resume, "a")
-        config = TrainConfig.from_dict(json.loads(store.config_json))
+        config = TrainConfig.from_dict(store.config)
     else:
         config = config or TrainConfig()
         path = config.default_path()

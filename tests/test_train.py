@@ -1,0 +1,165 @@
+"""Training runs end to end: train -> resume -> evaluate, kill -9 and resume, the CLI, bad config."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from spikehebb.assess import assess, load_run, record_traces
+from spikehebb.cli import main as cli_main
+from spikehebb.store import RunStore
+from spikehebb.train import TrainConfig, train
+
+TINY = dict(popsize=4, generations=3, max_env_steps=60, train_variants=("default",), batch_size=4)
+
+
+def tiny(tmp_path, **changes):
+    return TrainConfig(**{**TINY, "evaluator": "serial", "runs_dir": str(tmp_path), "run_name": "run", **changes})
+
+
+def history(path):
+    with RunStore.open(path) as store:
+        return store.history(), store.load_checkpoint()
+
+
+@pytest.mark.parametrize("evaluator", ["serial", "processes"])
+def test_train_resume_evaluate(tmp_path, evaluator):
+    config = tiny(tmp_path, evaluator=evaluator, workers=2)
+    path = train(config, progress=False, stop_after=2)
+    h, ckpt = history(path)
+    assert len(h["generation"]) == 2 and ckpt.generation == 2
+    assert h["fitness_raw"].shape == (2, 4) and np.all(np.isfinite(h["fitness_raw"]))
+    assert np.all(h["env_steps"] == 4 * 60)  # no early end within 20 network steps
+    assert train(resume=path, progress=False) == path
+    h, ckpt = history(path)
+    assert list(h["generation"]) == [0, 1, 2]
+
+    # The same seed without a stop gives the same numbers, whichever evaluator ran it.
+    straight = train(tiny(tmp_path / "straight"), progress=False)
+    h2, ckpt2 = history(straight)
+    np.testing.assert_array_equal(h["fitness_raw"], h2["fitness_raw"])
+    np.testing.assert_array_equal(ckpt.mean, ckpt2.mean)
+
+    # The stored best candidate reproduces its training fitness when re-run on its lifetime.
+    config_back, best = load_run(path)
+    assert config_back == config
+    assert h["best_fitness"][-1] == np.max(h["fitness_raw"])
+    results = assess(config, best, ["default", "damage_left"], episodes=3, max_env_steps=60)
+    assert [r.variant for r in results] == ["default", "damage_left"]
+    assert all(r.fitness.shape == (3,) and np.all(np.isfinite(r.fitness)) for r in results)
+    assert results[0].trained_on and not results[1].trained_on
+
+
+def test_static_and_coevolve_runs(tmp_path):
+    for name, changes, n_params in (
+        ("static", dict(static=True), 28 * 128 + 128 * 64 + 64 * 8),
+        ("coevolve", dict(coevolve=True, rule="A"), 2 * (28 * 128 + 128 * 64 + 64 * 8)),
+    ):
+        path = train(tiny(tmp_path, run_name=name, generations=1, **changes), progress=False)
+        with RunStore.open(path) as store:
+            assert store.n_params == n_params
+            assert np.all(np.isfinite(store.history()["fitness_raw"]))
+
+
+def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path):
+    """kill -9 in the middle of a run loses at most the generation in flight; resuming gives the
+    same generations as a run that was never stopped."""
+    args = [
+        sys.executable, "-m", "spikehebb.cli", "train", "--popsize", "4", "--generations", "6",
+        "--max-env-steps", "60", "--train-variants", "default", "--evaluator", "serial",
+        "--batch-size", "4", "--runs-dir", str(tmp_path / "killed"), "--no-progress", "--seed", "3",
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    path = None
+    while time.monotonic() < deadline:
+        files = list((tmp_path / "killed").glob("*.h5"))
+        if files:
+            path = files[0]
+            try:
+                with RunStore.open(path) as store:
+                    if store.generations_completed >= 2:
+                        break
+            except Exception:  # the file may be between creation and its first write
+                pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert path is not None
+    done = RunStore.open(path).generations_completed
+    assert 2 <= done < 6, "the run finished before it could be killed"
+
+    train(resume=path, progress=False)
+    resumed, ckpt = history(path)
+    config = TrainConfig.from_dict(RunStore.open(path).config)
+    straight = train(TrainConfig.from_dict({**config.to_dict(), "runs_dir": str(tmp_path / "straight")}), progress=False)
+    expected, ckpt2 = history(straight)
+    np.testing.assert_array_equal(resumed["fitness_raw"], expected["fitness_raw"])
+    np.testing.assert_array_equal(ckpt.mean, ckpt2.mean)
+    np.testing.assert_array_equal(ckpt.best_params, ckpt2.best_params)
+
+
+def test_traces_record_the_lifetime_that_assess_scores(tmp_path):
+    path = train(tiny(tmp_path, generations=1), progress=False)
+    config, best = load_run(path)
+    fitness = assess(config, best, ["damage_left"], episodes=1, max_env_steps=60)[0].fitness[0]
+    record_traces(path, config, best, ["damage_left"], episodes=1, synapses=50, max_env_steps=60)
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        ep = f["traces/damage_left/episode_0"]
+        assert ep.attrs["steps"] == 20
+        assert ep["rates/layer_0"].shape == (20, 28) and ep["actions"].shape == (20, 8)
+        assert ep["weights/layer_2"].shape == (20, 50)
+        np.testing.assert_allclose(ep.attrs["fitness"], fitness)
+        np.testing.assert_allclose(ep["rewards/reward_progress"][:].sum(), fitness, rtol=1e-6)
+        # The actions are the network's last-layer rates of the same step.
+        np.testing.assert_array_equal(ep["actions"][:], ep["rates/layer_3"][:])
+        # Weights change step to step (the rule works) and start in U[-0.1, 0.1].
+        w = ep["weights/layer_1"][:]
+        assert np.abs(w[0]).max() <= 0.1 and not np.array_equal(w[0], w[-1])
+
+
+def test_cli_train_inspect_evaluate_plot(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert cli_main(["train", "--popsize", "4", "--generations", "1", "--max-env-steps", "50",
+                     "--train-variants", "default", "--evaluator", "serial", "--runs-dir", str(runs),
+                     "--no-progress"]) == 0
+    (path,) = runs.glob("*.h5")
+    assert cli_main(["inspect", str(path)]) == 0
+    assert "1 generations" in capsys.readouterr().out
+    assert cli_main(["evaluate", str(path), "--morphology", "default", "long_front", "--episodes", "2",
+                     "--eval-steps", "50", "--eval-workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "default" in out and "long_front" in out and "Hebbian ABCD_lr (2 episodes)" in out
+    assert cli_main(["plot", str(path), "-o", str(tmp_path / "curve.png")]) == 0
+    assert (tmp_path / "curve.png").stat().st_size > 1000
+
+
+def test_bad_config_gives_clear_errors(tmp_path, capsys):
+    with pytest.raises(ValueError, match="popsize must be even for OpenAI-ES's antithetic"):
+        TrainConfig(popsize=5)
+    with pytest.raises(ValueError, match=r"unknown ant variant\(s\) \['damage_middle'\]; valid: default, damage_left"):
+        TrainConfig(train_variants=("default", "damage_middle"))
+    with pytest.raises(ValueError, match="unknown rule 'ABCDE'"):
+        TrainConfig(rule="ABCDE")
+    with pytest.raises(ValueError, match="unknown strategy 'pso'"):
+        TrainConfig(strategy="pso")
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["inspect", str(tmp_path / "missing.h5")])
+    assert exit_info.value.code == 2
+    assert "missing.h5" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--popsize", "7", "--runs-dir", str(tmp_path)])
+    assert "popsize must be even" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--rule", "XYZ"])
+    assert "invalid choice: 'XYZ'" in capsys.readouterr().err
+    # A run file is never overwritten.
+    path = train(tiny(tmp_path, generations=1), progress=False)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(tiny(tmp_path, generations=1), progress=False)
+    assert RunStore.open(path).generations_completed == 1
