@@ -44,7 +44,7 @@ try:
 except ImportError as e:  # pragma: no cover - gymnasium[box2d] brings pygame-ce
     raise DependencyNotInstalled('pygame is not installed, run `pip install "gymnasium[box2d]"`') from e
 
-from spikehebb.envs.car_render import TrackRenderer
+from spikehebb.envs.car_render import INDICATOR_ROWS, CarPainter, TrackRenderer
 
 # --- Variations (Palm et al. 2021, hebbian-evolution main.py / eval.py) ---
 FRICTION_SCALE_HALF = 0.5  # {'friction': 0.5}
@@ -59,6 +59,9 @@ TYRE_GAIN = 205000 * SIZE * SIZE
 BRAKE_FORCE = 15  # rad/s per unit brake (car_dynamics.Car.step)
 GRASS_FRICTION = 0.6  # friction limit off the road, relative to FRICTION_LIMIT (car_dynamics)
 
+# The fast state frame needs the indicators inside the bar: each vertical one reaches 4 bar units
+# (of H/40) at its top; keep 0.5 unit (10 px) to spare.
+INDICATOR_LIMIT = 3.5
 # Font for the score in the bottom-left corner (CarRacing._render).
 SCORE_FONT_SIZE = 42
 SCORE_TEXT_CACHE = 4096  # rendered score strings kept per env (scores run from about -200 to 1000)
@@ -302,7 +305,10 @@ class CarRacingEnv(CarRacing):
             self, render_mode, verbose, lap_complete_percent, domain_randomize, continuous, variation
         )
         self._track_renderer = TrackRenderer()
-        self._canvas: pygame.Surface | None = None
+        self._canvas: pygame.Surface | None = None  # the scene, kept from frame to frame
+        self._bar: pygame.Surface | None = None  # the indicator bar of the state frame
+        self._narrow: pygame.Surface | None = None  # the state frame filtered to 96 columns
+        self._car_painter: CarPainter | None = None
         self._score_font: pygame.font.Font | None = None
         self._score_texts: dict[str, pygame.Surface] = {}
 
@@ -357,8 +363,56 @@ class CarRacingEnv(CarRacing):
             self._score_texts[text] = surface
         return surface
 
+    def _indicators_fit_bar(self) -> bool:
+        """Whether every indicator stays inside the black bar (the bottom INDICATOR_ROWS rows).
+
+        The vertical indicators grow upwards by ``val`` bar units of H/40 from H - H/40; they leave
+        the bar above ``val = 4``. Speeds and wheel speeds that high are rare; then the frame is
+        made the original way.
+        """
+        assert self.car is not None
+        vx, vy = self.car.hull.linearVelocity
+        values = [0.02 * math.sqrt(vx * vx + vy * vy)]
+        values.extend(0.01 * wheel.omega for wheel in self.car.wheels)
+        return max(values) < INDICATOR_LIMIT
+
+    def _state_frame(self) -> np.ndarray:
+        """The 96x96 observation without flipping the 1000x800 canvas.
+
+        The original computes ``smoothscale(F, (96, 96))`` of the flipped canvas F with the
+        indicator bar drawn over its bottom rows. pygame's smoothscale filters rows first (to
+        96 x 800, 8 bits per channel), then columns, and the row filter treats each row alone;
+        so we filter the canvas's visible rows and the bar separately, flip the narrow 96-pixel
+        result (a tenth of the bytes) and stack them before the column filter: the same bytes.
+        """
+        assert self._canvas is not None
+        if self._narrow is None:
+            self._bar = pygame.Surface((WINDOW_W, WINDOW_H), 0, self._canvas)
+            self._narrow = pygame.Surface((STATE_W, WINDOW_H), 0, self._canvas)
+        scene_rows = WINDOW_H - INDICATOR_ROWS
+        scene = self._canvas.subsurface(TrackRenderer.visible_rect)
+        scene = pygame.transform.smoothscale(scene, (STATE_W, scene_rows))
+        self._narrow.blit(pygame.transform.flip(scene, False, True), (0, 0))
+
+        # the bar as the original draws it after the flip; _render_indicators draws on self.surf
+        self.surf = self._bar
+        self._render_indicators(WINDOW_W, WINDOW_H)
+        self._blit_score()
+        bar = self._bar.subsurface((0, scene_rows, WINDOW_W, INDICATOR_ROWS))
+        bar = pygame.transform.smoothscale(bar, (STATE_W, INDICATOR_ROWS))
+        self._narrow.blit(bar, (0, scene_rows))
+        return self._create_image_array(self._narrow, (STATE_W, STATE_H))
+
+    def _blit_score(self) -> None:
+        """The score text onto self.surf, where CarRacing._render puts it."""
+        text = self._score_text()
+        text_rect = text.get_rect()
+        text_rect.center = (60, WINDOW_H - WINDOW_H * 2.5 / 40.0)
+        self.surf.blit(text, text_rect)
+
     def _render(self, mode: str):
-        """CarRacing._render with the road drawn by TrackRenderer and the canvas and font reused."""
+        """CarRacing._render with the road drawn by TrackRenderer, canvas and font reused, and
+        the 96x96 state frame made without the full-size flip (see _state_frame)."""
         assert mode in self.metadata["render_modes"]
 
         if not pygame.font.get_init():
@@ -389,19 +443,21 @@ class CarRacingEnv(CarRacing):
         self._track_renderer.draw(
             self._canvas, self.road_poly, self.bg_color, self.grass_color, zoom, trans, angle
         )
-        self.car.draw(
-            self._canvas, zoom, trans, angle, mode not in ["state_pixels_list", "state_pixels"]
-        )
+        if mode in ["state_pixels_list", "state_pixels"]:  # no skid marks in the state frame
+            if self._car_painter is None or self._car_painter.car is not self.car:
+                self._car_painter = CarPainter(self.car)
+            self._car_painter.draw(self._canvas, zoom, trans, angle)
+        else:
+            self.car.draw(self._canvas, zoom, trans, angle, True)
+
+        if mode == "state_pixels" and self._indicators_fit_bar():
+            return self._state_frame()
 
         self.surf = pygame.transform.flip(self._canvas, False, True)
 
         # showing stats
         self._render_indicators(WINDOW_W, WINDOW_H)
-
-        text = self._score_text()
-        text_rect = text.get_rect()
-        text_rect.center = (60, WINDOW_H - WINDOW_H * 2.5 / 40.0)
-        self.surf.blit(text, text_rect)
+        self._blit_score()
 
         if mode == "human":
             pygame.event.pump()
@@ -420,5 +476,5 @@ class CarRacingEnv(CarRacing):
     def close(self) -> None:
         self._score_font = None
         self._score_texts.clear()
-        self._canvas = None
+        self._canvas = self._bar = self._narrow = None
         super().close()

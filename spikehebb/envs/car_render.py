@@ -37,6 +37,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pygame
+from gymnasium.envs.box2d.car_dynamics import SIZE, WHEEL_R, WHEEL_W, WHEEL_WHITE
 from gymnasium.envs.box2d.car_racing import GRASS_DIM, MAX_SHAPE_DIM, PLAYFIELD, WINDOW_H, WINDOW_W
 from pygame import gfxdraw
 
@@ -209,3 +210,86 @@ class TrackRenderer:
                 color = [int(c) for c in road_colors[i - n_grass]]
             aapolygon(canvas, points, color)
             filled_polygon(canvas, points, color)
+
+
+class CarPainter:
+    """The car's hull and wheels, drawn as ``car_dynamics.Car.draw`` does without skid marks.
+
+    The original maps each vertex through Box2D's ``b2Transform * b2Vec2`` (float32 arithmetic in
+    C++: ``(c*x - s*y) + p``), then through ``Vector2.rotate_rad``, zoom and translation in float64,
+    one vertex at a time. We do the float32 step in NumPy float32 (same operations, same rounding;
+    the fixtures' vertices and the wheels' white stripes are rounded to float32 first, as Box2D's
+    b2Vec2 does) and the rest as :func:`transform`, then call ``pygame.draw.polygon`` in the
+    original's order: per wheel its body then its white stripe, then the hull's four parts.
+    """
+
+    def __init__(self, car) -> None:
+        self.car = car
+        self._bodies = car.drawlist  # wheels, then hull
+        self._colors = [[int(c * 255) for c in body.color] for body in self._bodies]
+        self._is_wheel = ["phase" in body.__dict__ for body in self._bodies]
+        # float32 vertices of every fixture, with the index of its body
+        shapes, owners = [], []
+        for b, body in enumerate(self._bodies):
+            for fixture in body.fixtures:
+                shapes.append(np.array(fixture.shape.vertices, dtype=np.float32))
+                owners.append(b)
+        self._shapes = shapes
+        self._owners = owners
+
+    def draw(self, canvas: pygame.Surface, zoom: float, translation: Sequence[float], angle: float):
+        """Draw hull and wheels onto ``canvas``; same arguments as Car.draw."""
+        n_bodies = len(self._bodies)
+        rot = np.empty((n_bodies, 4), dtype=np.float32)  # c, s, px, py of each body (Box2D float32)
+        for b, body in enumerate(self._bodies):
+            xf = body.transform
+            rot[b] = (xf.q.c, xf.q.s, xf.position[0], xf.position[1])
+
+        polygons = []  # (float32 local vertices (n, 2), body index, colour), in drawing order
+        for shape, b in zip(self._shapes, self._owners):
+            body = self._bodies[b]
+            polygons.append((shape, b, self._colors[b]))
+            if not self._is_wheel[b]:
+                continue
+            stripe = _wheel_stripe(body.phase)
+            if stripe is not None:
+                polygons.append((stripe, b, WHEEL_WHITE))
+
+        local = np.concatenate([shape for shape, _, _ in polygons])
+        owner = np.repeat([b for _, b, _ in polygons], [len(shape) for shape, _, _ in polygons])
+        c, s, px, py = rot[owner].T
+        world = np.empty(local.shape, dtype=np.float64)
+        world[:, 0] = (c * local[:, 0] - s * local[:, 1]) + px  # float32, as b2Mul
+        world[:, 1] = (s * local[:, 0] + c * local[:, 1]) + py
+        points = transform(world, zoom, translation, angle).tolist()
+
+        start = 0
+        for shape, _, color in polygons:
+            stop = start + len(shape)
+            pygame.draw.polygon(canvas, color=color, points=points[start:stop])
+            start = stop
+
+
+def _wheel_stripe(phase: float) -> np.ndarray | None:
+    """The white stripe of a wheel at ``phase`` (rad), float32 (4, 2), or None; as Car.draw."""
+    a1 = phase
+    a2 = phase + 1.2  # radians
+    s1 = math.sin(a1)
+    s2 = math.sin(a2)
+    c1 = math.cos(a1)
+    c2 = math.cos(a2)
+    if s1 > 0 and s2 > 0:
+        return None
+    if s1 > 0:
+        c1 = np.sign(c1)
+    if s2 > 0:
+        c2 = np.sign(c2)
+    return np.array(
+        [
+            (-WHEEL_W * SIZE, +WHEEL_R * c1 * SIZE),
+            (+WHEEL_W * SIZE, +WHEEL_R * c1 * SIZE),
+            (+WHEEL_W * SIZE, +WHEEL_R * c2 * SIZE),
+            (-WHEEL_W * SIZE, +WHEEL_R * c2 * SIZE),
+        ],
+        dtype=np.float32,
+    )
