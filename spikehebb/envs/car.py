@@ -308,6 +308,8 @@ class CarRacingEnv(CarRacing):
         self._canvas: pygame.Surface | None = None  # the scene, kept from frame to frame
         self._bar: pygame.Surface | None = None  # the indicator bar of the state frame
         self._narrow: pygame.Surface | None = None  # the state frame filtered to 96 columns
+        self._narrow_scene: pygame.Surface | None = None  # its scene rows before the flip
+        self._state: pygame.Surface | None = None  # the 96x96 frame
         self._car_painter: CarPainter | None = None
         self._score_font: pygame.font.Font | None = None
         self._score_texts: dict[str, pygame.Surface] = {}
@@ -384,24 +386,34 @@ class CarRacingEnv(CarRacing):
         96 x 800, 8 bits per channel), then columns, and the row filter treats each row alone;
         so we filter the canvas's visible rows and the bar separately, flip the narrow 96-pixel
         result (a tenth of the bytes) and stack them before the column filter: the same bytes.
+        All intermediate surfaces are kept: fresh buffers every frame cost more than the copies.
         """
         assert self._canvas is not None
-        if self._narrow is None:
-            self._bar = pygame.Surface((WINDOW_W, WINDOW_H), 0, self._canvas)
-            self._narrow = pygame.Surface((STATE_W, WINDOW_H), 0, self._canvas)
         scene_rows = WINDOW_H - INDICATOR_ROWS
+        if self._narrow is None:
+            like = self._canvas
+            self._bar = pygame.Surface((WINDOW_W, WINDOW_H), 0, like)
+            self._narrow = pygame.Surface((STATE_W, WINDOW_H), 0, like)
+            self._narrow_scene = pygame.Surface((STATE_W, scene_rows), 0, like)
+            self._state = pygame.Surface((STATE_W, STATE_H), 0, like)
+        smoothscale = pygame.transform.smoothscale
         scene = self._canvas.subsurface(TrackRenderer.visible_rect)
-        scene = pygame.transform.smoothscale(scene, (STATE_W, scene_rows))
-        self._narrow.blit(pygame.transform.flip(scene, False, True), (0, 0))
+        smoothscale(scene, (STATE_W, scene_rows), dest_surface=self._narrow_scene)
+        narrow = pygame.surfarray.pixels2d(self._narrow)  # (x, y) view, locks the surface
+        narrow[:, :scene_rows] = pygame.surfarray.pixels2d(self._narrow_scene)[:, ::-1]
+        del narrow  # unlock
 
         # the bar as the original draws it after the flip; _render_indicators draws on self.surf
         self.surf = self._bar
         self._render_indicators(WINDOW_W, WINDOW_H)
         self._blit_score()
         bar = self._bar.subsurface((0, scene_rows, WINDOW_W, INDICATOR_ROWS))
-        bar = pygame.transform.smoothscale(bar, (STATE_W, INDICATOR_ROWS))
-        self._narrow.blit(bar, (0, scene_rows))
-        return self._create_image_array(self._narrow, (STATE_W, STATE_H))
+        narrow_bar = self._narrow.subsurface((0, scene_rows, STATE_W, INDICATOR_ROWS))
+        smoothscale(bar, (STATE_W, INDICATOR_ROWS), dest_surface=narrow_bar)
+
+        # CarRacing._create_image_array, into a kept surface
+        smoothscale(self._narrow, (STATE_W, STATE_H), dest_surface=self._state)
+        return np.transpose(np.array(pygame.surfarray.pixels3d(self._state)), axes=(1, 0, 2))
 
     def _blit_score(self) -> None:
         """The score text onto self.surf, where CarRacing._render puts it."""
@@ -476,5 +488,5 @@ class CarRacingEnv(CarRacing):
     def close(self) -> None:
         self._score_font = None
         self._score_texts.clear()
-        self._canvas = self._bar = self._narrow = None
+        self._canvas = self._bar = self._narrow = self._narrow_scene = self._state = None
         super().close()
