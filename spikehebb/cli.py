@@ -79,8 +79,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--morphology", "--variant", nargs="+", dest="variants", metavar="VARIANT",
                    help="variants to test (default: all of the task's)")
     g.add_argument("--episodes", type=int, default=100, help="lifetimes per variant (default: %(default)s, as the paper)")
-    g.add_argument("--which", choices=("best", "mean"), default="best",
-                   help="'best': the best candidate seen in training; 'mean': the final search mean")
+    g.add_argument("--which", choices=("mean", "best"), default="mean",
+                   help="'mean': the search distribution's final mean, what the paper's code saves and "
+                        "tests (default); 'best': the single best-scoring candidate seen in training")
     g.add_argument("--eval-steps", type=int, help="env steps per test lifetime (default: the task's full length, 1,000 for the ant)")
     g.add_argument("--traces", action="store_true", help="record synapse traces of the first episode(s) into the run file")
     g.add_argument("--trace-episodes", type=int, default=1)
