@@ -27,7 +27,11 @@ Why the pixels are identical:
   four times faster.
 - The indicator bar. After the vertical flip the original paints the bottom ``INDICATOR_ROWS``
   rows black (``_render_indicators``), so nothing drawn into the top ``INDICATOR_ROWS`` rows of
-  the unflipped canvas can be seen. The canvas's clip rectangle leaves them out.
+  the unflipped canvas can be seen: polygons wholly inside them are skipped and the background
+  fill leaves them alone. (A clip rectangle would be simpler but is not exact: gfxdraw clips each
+  antialiased edge to the clip rectangle before stepping along it, which moves its pixels.)
+- The car (:class:`CarPainter`) is drawn with the original's pygame.draw calls and coordinates;
+  only the per-vertex arithmetic is batched.
 """
 
 from __future__ import annotations
