@@ -13,7 +13,8 @@ Layouts (P = population):
 - ``activations``: one array ``(P, n_l)`` per layer, inputs first, outputs last
 
 One :meth:`~PlasticNetwork.step`: forward through all layers, then the rule updates every layer
-with the activations of that same pass.
+with the activations of that same pass, then each layer with a normalisation has its weights
+rescaled (``normalise``; the car divides every layer by its max |w|, per member).
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ WEIGHT_INITS = ("uniform", "normal")
 DTYPES = ("float32", "float64")
 
 BACKENDS = ("brian2", "numpy")
+
+#: Weight normalisations applied after every rule update, by name.
+#: ``"max_abs"``: each member's layer divided by its largest |w| (Najarro & Risi 2020's car code,
+#: ``w = w / abs(w).max()`` per layer). A layer whose weights are all 0 is left as it is (the
+#: original would divide by 0).
+NORMALISATIONS = ("max_abs",)
 
 #: ``callback(t, outputs) -> next inputs``; t counts from 0, outputs is ``(P, n_out)``; returning
 #: None ends the run after step t.
@@ -84,6 +91,9 @@ class PlasticNetwork:
         activation: one name from :data:`ACTIVATIONS` for every layer, or one per layer
             (``len(sizes) - 1`` names). The rule sees the activated rates.
         dtype: "float32" (fast) or "float64" (for equivalence checks).
+        normalise: None (default), one name from :data:`NORMALISATIONS` for every layer, or one
+            per layer (a name or None each); applied after the rule in every step (the car:
+            ``"max_abs"``). Needs a rule: a static network never changes its weights.
     """
 
     def __new__(cls, *args, backend: str = "brian2", **kwargs):
@@ -105,6 +115,7 @@ class PlasticNetwork:
         backend: str = "brian2",
         activation: str | Sequence[str] = "tanh",
         dtype: str = "float32",
+        normalise: str | Sequence[str | None] | None = None,
     ):
         self.sizes = tuple(int(n) for n in sizes)
         if len(self.sizes) < 2 or any(n < 1 for n in self.sizes) or len(self.sizes) != len(sizes):
@@ -130,6 +141,7 @@ class PlasticNetwork:
                     f"unknown activation {name!r}; expected one of {tuple(ACTIVATIONS)}"
                 )
         self.activation = tuple(names)
+        self.normalise = self._check_normalise(normalise)
         self._armed = False
 
     # ----------------------------------------------------------------------------- shapes
@@ -231,7 +243,37 @@ class PlasticNetwork:
     def _activations(self) -> list[np.ndarray]:
         raise NotImplementedError
 
+    @staticmethod
+    def max_abs_normalise(w: np.ndarray) -> None:
+        """Divide each member's weights by their largest |w|, in place; w is ``(P, ...)``.
+
+        Both backends call this same function so that their numbers agree bit for bit."""
+        if not w.flags.c_contiguous:
+            raise ValueError("max_abs_normalise works in place and needs a C-contiguous array")
+        flat = w.reshape(w.shape[0], -1)
+        scale = np.abs(flat).max(axis=1)
+        scale[scale == 0] = 1  # an all-zero layer stays as it is
+        flat /= scale[:, None]
+
     # ------------------------------------------------------------------------- validation
+    def _check_normalise(self, normalise) -> tuple[str | None, ...]:
+        if normalise is None or isinstance(normalise, str):
+            names = [normalise] * self.n_layers
+        else:
+            names = list(normalise)
+        if len(names) != self.n_layers:
+            raise ValueError(
+                f"normalise needs None, one name or {self.n_layers} (one per layer), got {normalise!r}"
+            )
+        for name in names:
+            if name is not None and name not in NORMALISATIONS:
+                raise ValueError(
+                    f"unknown normalisation {name!r}; expected None or one of {NORMALISATIONS}"
+                )
+        if any(names) and self.rule is None:
+            raise ValueError("normalise needs a rule: a static network (rule=None) never changes its weights")
+        return tuple(names)
+
     def _check_armed(self) -> None:
         if not self._armed:
             raise RuntimeError("the network has no lifetime armed yet: call reset(coefficients, weights) first")
@@ -270,5 +312,6 @@ class PlasticNetwork:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(sizes={self.sizes}, rule={self.rule and self.rule.name!r}, "
-            f"population={self.population}, activation={self.activation}, dtype={self.dtype.name!r})"
+            f"population={self.population}, activation={self.activation}, dtype={self.dtype.name!r}"
+            + (f", normalise={self.normalise}" if any(self.normalise) else "") + ")"
         )

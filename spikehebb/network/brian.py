@@ -22,7 +22,14 @@ writes into the arrays the compiled code reads.
 Schedule of one time step (one env step), checked against the reference in the tests:
 
     groups slot: layer-1 input (summed), layer-1 rates, layer-2 input, ..., layer-L rates
-    end slot:    rule on layer 1, ..., rule on layer L, then the closed-loop callback
+    end slot:    rule on layer 1, ..., rule on layer L, the normalisation (if any), then the
+                 closed-loop callback
+
+The normalisation (``normalise="max_abs"``: each member's layer divided by its max |w|) is a
+reduction over a member's synapses, which Brian2's synaptic code cannot express (summed
+variables sum onto the post group, they do not take maxima), so it is a ``NetworkOperation``
+running NumPy in place on the arrays the compiled code reads, the same function the NumPy
+backend calls. :meth:`step` runs it too: it is one of the scheduled step objects.
 
 By default the learning rate is folded into the coefficients at ``reset`` (``fold_eta=True``):
 each synapse then stores and reads four coefficients instead of five.
@@ -161,12 +168,20 @@ class BrianPlasticNetwork(PlasticNetwork):
                 syn.run_regularly(rule_update(self.rule, self.fold_eta), when="end", order=layer)
             synapses.append(syn)
 
-        self._loop_op = b2.NetworkOperation(self._on_step, when="end", order=self.n_layers + 1, clock=clock)
-        self._net = b2.Network(groups, synapses, self._loop_op)
+        extra = []
+        self._norm_op = None
+        if any(self.normalise):
+            self._norm_op = b2.NetworkOperation(
+                self._normalise, when="end", order=self.n_layers + 1, clock=clock, name="spikehebb_normalise"
+            )
+            extra.append(self._norm_op)
+        self._loop_op = b2.NetworkOperation(self._on_step, when="end", order=self.n_layers + 2, clock=clock)
+        self._net = b2.Network(groups, synapses, *extra, self._loop_op)
         # A zero-length run compiles every code object once (cached on disk for later processes).
         self._net.run(0 * b2.ms, namespace={})
         self._step_objects = [
-            o for o in self._net.sorted_objects if o.active and o._code_objects and o is not self._loop_op
+            o for o in self._net.sorted_objects
+            if o.active and (o._code_objects or o is self._norm_op) and o is not self._loop_op
         ]
         # The arrays the compiled code reads and writes; writing into them re-arms the network.
         self._rates = [g.variables["r"].get_value() for g in groups]
@@ -190,6 +205,11 @@ class BrianPlasticNetwork(PlasticNetwork):
                 array[:] = values[field].reshape(-1)
         for r in self._rates:
             r[:] = 0
+
+    def _normalise(self):
+        for w, norm in zip(self._w, self.normalise):
+            if norm == "max_abs":
+                self.max_abs_normalise(w.reshape(self.population, -1))
 
     def _step(self, inputs):
         self._rates[0][:] = inputs.reshape(-1)

@@ -3,6 +3,8 @@
 Used for tests, small runs and machines without a compiler. The rule is applied with the
 learning rate folded into the coefficients (:func:`spikehebb.rules.fold_eta`) and the terms
 grouped as ``o_i*(A*o_j + B) + (C*o_j + D)``, which equals the paper's form up to rounding.
+Normalisations run after the rule on every layer, in place
+(:meth:`~spikehebb.network.base.PlasticNetwork.max_abs_normalise`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ class NumpyPlasticNetwork(PlasticNetwork):
             if "D" in c:
                 dw = dw + c["D"]
             w += dw
+        for w, norm in zip(self._w, self.normalise):
+            if norm == "max_abs":
+                self.max_abs_normalise(w)
         self._rates = rates
         return rates[-1].copy()
 

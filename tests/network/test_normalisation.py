@@ -1,0 +1,115 @@
+"""Per-layer weight normalisation after the rule (the car's ``w / max|w|``), both backends."""
+
+import numpy as np
+import pytest
+
+from spikehebb.network import ACTIVATIONS, PlasticNetwork
+from spikehebb.rules import reference_update
+
+BACKENDS = ["brian2", "numpy"]
+CAR_LIKE = (10, 8, 6, 3)
+CAR_ACTIVATION = ("tanh", "tanh", "linear")
+
+
+def reference_normalised(coefficients, weights, inputs, rule, activation, normalise):
+    """The car's loop in float64: forward pass, rule on every layer, then w / max|w| per member
+    on the layers named in ``normalise``. Returns (outputs (T, P, n_out), final weights)."""
+    w = [x.astype(np.float64).copy() for x in weights]
+    outputs = []
+    for x in inputs:
+        rates = [x]
+        for layer, name in zip(w, activation):
+            rates.append(ACTIVATIONS[name][1](np.einsum("pi,pij->pj", rates[-1], layer)))
+        w = [reference_update(w[l], rates[l], rates[l + 1], coefficients[l], rule) for l in range(len(w))]
+        for l, norm in enumerate(normalise):
+            if norm == "max_abs":
+                for p in range(len(w[l])):
+                    m = np.abs(w[l][p]).max()
+                    if m > 0:
+                        w[l][p] = w[l][p] / m
+        outputs.append(rates[-1])
+    return np.array(outputs), w
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hand_computed_step(network, backend):
+    """One layer 2 -> 2, linear, rule A (dw = A*o_i*o_j) with A = 1; member 1 is all zeros."""
+    net = network(backend, "A", 2, "float64", (2, 2), "linear", normalise="max_abs")
+    w0 = np.array([[0.1, -0.2], [0.3, 0.05]])
+    weights = [np.stack([w0, np.zeros((2, 2))])]
+    coefficients = [np.stack([np.ones((2, 2, 1)), np.zeros((2, 2, 1))])]
+    net.reset(coefficients, weights)
+    out = net.step(np.array([[1.0, 2.0], [1.0, 2.0]]))
+    # o = x @ w = [1*0.1 + 2*0.3, 1*(-0.2) + 2*0.05] = [0.7, -0.1]
+    np.testing.assert_allclose(out[0], [0.7, -0.1], atol=1e-15)
+    # w + x_i*o_j = [[0.1+0.7, -0.2-0.1], [0.3+1.4, 0.05-0.2]] = [[0.8, -0.3], [1.7, -0.15]]; max 1.7
+    want = np.array([[0.8, -0.3], [1.7, -0.15]]) / 1.7
+    np.testing.assert_allclose(net.weights[0][0], want, atol=1e-15)
+    # An all-zero layer is left as it is (no division by zero).
+    np.testing.assert_array_equal(net.weights[0][1], np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-10), ("float32", 1e-4)])
+@pytest.mark.parametrize("normalise", ["max_abs", (None, "max_abs", "max_abs")])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_matches_reference_and_step_equals_run(network, lifetime, backend, normalise, dtype, tol):
+    coefficients, weights, inputs = lifetime(CAR_LIKE, "ABCD_lr", 3, 40, seed=11)
+    coefficients = [c * 20 for c in coefficients]  # large updates: the normalisation must bite
+    names = (normalise,) * 3 if isinstance(normalise, str) else normalise
+    ref_out, ref_w = reference_normalised(coefficients, weights, inputs, "ABCD_lr", CAR_ACTIVATION, names)
+    for l, norm in enumerate(names):
+        peak = np.abs(ref_w[l]).max(axis=(1, 2))
+        if norm:
+            np.testing.assert_allclose(peak, 1.0)
+        else:
+            assert np.all(peak > 1.0)  # un-normalised: the rule grew the weights past 1
+
+    net = network(backend, "ABCD_lr", 3, dtype, CAR_LIKE, CAR_ACTIVATION, normalise=normalise)
+    net.reset(coefficients, weights)
+    outputs = np.array([net.step(x) for x in inputs])
+    for got, want in zip(net.weights, ref_w):
+        assert np.abs(got - want).max() < tol
+    assert np.abs(outputs - ref_out).max() / max(1.0, np.abs(ref_out).max()) < tol
+
+    stepped = net.weights
+    net.reset(coefficients, weights)
+    seen = []
+
+    def feed(t, out):
+        seen.append(out)
+        return inputs[t + 1] if t + 1 < len(inputs) else None
+
+    assert net.run(inputs[0], len(inputs), feed) == len(inputs)
+    np.testing.assert_array_equal(np.array(seen), outputs)
+    for a, b in zip(net.weights, stepped):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_backends_agree_in_float64(network, lifetime):
+    coefficients, weights, inputs = lifetime(CAR_LIKE, "ABCD_lr", 2, 20, seed=5)
+    got = []
+    for backend in BACKENDS:
+        net = network(backend, "ABCD_lr", 2, "float64", CAR_LIKE, CAR_ACTIVATION, normalise="max_abs")
+        net.reset(coefficients, weights)
+        for x in inputs:
+            net.step(x)
+        got.append(net.weights)
+    for a, b in zip(*got):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "normalise, message",
+    [
+        ("l2", "unknown normalisation 'l2'"),
+        (("max_abs", None), "one per layer"),
+    ],
+)
+def test_bad_normalise(normalise, message):
+    with pytest.raises(ValueError, match=message):
+        PlasticNetwork(CAR_LIKE, "ABCD_lr", 1, backend="numpy", normalise=normalise)
+
+
+def test_static_network_refuses_normalise():
+    with pytest.raises(ValueError, match="needs a rule"):
+        PlasticNetwork(CAR_LIKE, None, 1, backend="numpy", normalise="max_abs")
