@@ -100,7 +100,8 @@ def main(args: Args) -> None:
             if part == "zoom":
                 values.append(zoom_steps / t.zoom_s)
             elif part == "rest":
-                values.append((t.steps - zoom_steps) / t.rest_s if t.steps > zoom_steps else float("nan"))
+                rest = t.steps - zoom_steps
+                values.append(rest / t.rest_s if rest > 0 else float("nan"))
             else:
                 values.append(t.steps / (t.zoom_s + t.rest_s))
         return statistics.median(values)
@@ -111,7 +112,10 @@ def main(args: Args) -> None:
     steps = results[next(iter(makers))][0].steps
     print(f"{steps} steps per episode (first {ZOOM_STEPS}: zoom-in), {args.repeats} repetitions, "
           f"seed {args.seed}; medians; observations identical")
-    header = f"{'env':24s} {'zoom steps/s':>13s} {'rest steps/s':>13s} {'all steps/s':>12s} {'render share':>13s}"
+    header = (
+        f"{'env':24s} {'zoom steps/s':>13s} {'rest steps/s':>13s} {'all steps/s':>12s} "
+        f"{'render share':>13s}"
+    )
     print(header)
     print("-" * len(header))
     for name, timings in results.items():
@@ -122,14 +126,17 @@ def main(args: Args) -> None:
     ref, ours = (results[name] for name in makers)
     print(
         f"{'ratio ours / gymnasium':24s} {rate(ours, 'zoom') / rate(ref, 'zoom'):13.2f} "
-        f"{rate(ours, 'rest') / rate(ref, 'rest'):13.2f} {rate(ours, 'all') / rate(ref, 'all'):12.2f}"
+        f"{rate(ours, 'rest') / rate(ref, 'rest'):13.2f} "
+        f"{rate(ours, 'all') / rate(ref, 'all'):12.2f}"
     )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     defaults = Args()
-    parser.add_argument("--steps", type=int, default=defaults.steps, help="env steps per repetition")
+    parser.add_argument(
+        "--steps", type=int, default=defaults.steps, help="env steps per repetition"
+    )
     parser.add_argument("--repeats", type=int, default=defaults.repeats, help="repetitions per env")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="track and action seed")
     main(Args(**vars(parser.parse_args())))

@@ -22,7 +22,12 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.envs.box2d.car_dynamics import ENGINE_POWER, FRICTION_LIMIT, SIZE, WHEEL_MOMENT_OF_INERTIA
+from gymnasium.envs.box2d.car_dynamics import (
+    ENGINE_POWER,
+    FRICTION_LIMIT,
+    SIZE,
+    WHEEL_MOMENT_OF_INERTIA,
+)
 from gymnasium.envs.box2d.car_dynamics import Car as _GymCar
 from gymnasium.envs.box2d.car_racing import (
     STATE_H,
@@ -42,7 +47,9 @@ from gymnasium.utils import EzPickle
 try:
     import pygame
 except ImportError as e:  # pragma: no cover - gymnasium[box2d] brings pygame-ce
-    raise DependencyNotInstalled('pygame is not installed, run `pip install "gymnasium[box2d]"`') from e
+    raise DependencyNotInstalled(
+        'pygame is not installed, run `pip install "gymnasium[box2d]"`'
+    ) from e
 
 from spikehebb.envs.car_render import INDICATOR_ROWS, CarPainter, TrackRenderer
 
@@ -302,7 +309,13 @@ class CarRacingEnv(CarRacing):
             continuous=continuous,
         )
         EzPickle.__init__(
-            self, render_mode, verbose, lap_complete_percent, domain_randomize, continuous, variation
+            self,
+            render_mode,
+            verbose,
+            lap_complete_percent,
+            domain_randomize,
+            continuous,
+            variation,
         )
         self._track_renderer = TrackRenderer()
         self._canvas: pygame.Surface | None = None  # the scene, kept from frame to frame
@@ -326,7 +339,9 @@ class CarRacingEnv(CarRacing):
         # gymnasium 1.4's CarRacing.reset, line for line, except the Car class.
         gym.Env.reset(self, seed=seed)
         self._destroy()
-        self.world.contactListener_bug_workaround = FrictionDetector(self, self.lap_complete_percent)
+        self.world.contactListener_bug_workaround = FrictionDetector(
+            self, self.lap_complete_percent
+        )
         self.world.contactListener = self.world.contactListener_bug_workaround
         self.reward = 0.0
         self.prev_reward = 0.0
@@ -345,7 +360,10 @@ class CarRacingEnv(CarRacing):
             if self._create_track():
                 break
             if self.verbose:
-                print("retry to generate track (normal if there are not many instances of this message)")
+                print(
+                    "retry to generate track (normal if there are not many"
+                    "instances of this message)"
+                )
         self.car = VariedCar(self.world, *self.track[0][1:4], variation=self._variation)
 
         if self.render_mode == "human":

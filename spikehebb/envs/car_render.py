@@ -55,7 +55,12 @@ CULL_MARGIN = 4.0
 
 # Vertices of the playfield and of the 400 grass squares, in the original's order (world units).
 FIELD_VERTICES = np.array(
-    [(PLAYFIELD, PLAYFIELD), (PLAYFIELD, -PLAYFIELD), (-PLAYFIELD, -PLAYFIELD), (-PLAYFIELD, PLAYFIELD)]
+    [
+        (PLAYFIELD, PLAYFIELD),
+        (PLAYFIELD, -PLAYFIELD),
+        (-PLAYFIELD, -PLAYFIELD),
+        (-PLAYFIELD, PLAYFIELD),
+    ]
 )
 GRASS_VERTICES = np.array(
     [
@@ -161,7 +166,8 @@ class TrackRenderer:
         rect = self.visible_rect
         m = CULL_MARGIN
 
-        # Where the visible canvas lies in the world: pixel p = R (v zoom) + t, so v = R^T (p - t) / zoom.
+        # Where the visible canvas lies in the world: pixel p = R (v zoom) + t, so
+        # v = R^T (p - t) / zoom.
         # Used only with margins far above rounding, to pick candidates and the fill shortcut.
         cx = 0.5 * (rect.left + rect.right) - tx
         cy = 0.5 * (rect.top + rect.bottom) - ty

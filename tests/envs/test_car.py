@@ -1,4 +1,4 @@
-"""spikehebb/CarRacing-v0: pixel identity with gymnasium's CarRacing-v3, the API, variations, errors."""
+"""spikehebb/CarRacing-v0: pixel identity with CarRacing-v3, the API, variations, bad input."""
 
 import math
 import os
@@ -9,7 +9,6 @@ import gymnasium
 import numpy as np
 import pygame
 import pytest
-from gymnasium.envs.box2d.car_racing import CarRacing
 from gymnasium.utils.env_checker import check_env
 
 import spikehebb.envs.car as car_module
@@ -105,7 +104,7 @@ def test_identical_on_the_full_size_path(make, monkeypatch):
 
 
 def test_transform_is_bit_identical_to_vector2():
-    """The NumPy transform equals Vector2.rotate_rad * zoom + translation, angles near k*pi/2 too."""
+    """NumPy transform == Vector2.rotate_rad * zoom + translation, angles near k*pi/2 too."""
     rng = np.random.default_rng(0)
     angles = list(rng.uniform(-20, 20, 40))
     angles += [k * math.pi / 2 + d for k in range(-4, 5) for d in (0.0, 1e-7, -3e-7, 2e-6)]
