@@ -4,8 +4,9 @@ paper's Table 1, and synapse traces of chosen lifetimes.
 Every lifetime starts from fresh random weights (seeded by (run seed, episode, variant), never
 a training seed), runs the task's episode rules, and scores the task's fitness (the ant: summed
 progress, the "distance walked"). A variant counts as solved when the mean fitness reaches
-:data:`SOLVED_FITNESS` (Najarro & Risi 2020 call an ant morphology solved when it moves at least
-100 units away from its start; the fitness is in those units).
+the task's ``solved_fitness``, by default :data:`SOLVED_FITNESS` (Najarro & Risi 2020 call an ant
+morphology solved when it moves at least 100 units away from its start; the fitness is in those
+units; the car: 900, gymnasium's reward threshold for CarRacing).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class VariantResult:
     variant: str
     fitness: np.ndarray
     trained_on: bool
+    solved_at: float = SOLVED_FITNESS
+    """Mean fitness at which the variant counts as solved (the task's, else the ant's 100)."""
 
     @property
     def mean(self) -> float:
@@ -44,7 +47,7 @@ class VariantResult:
 
     @property
     def solved(self) -> bool:
-        return self.mean >= SOLVED_FITNESS
+        return self.mean >= self.solved_at
 
 
 def load_run(path: str | Path, which: str = "mean") -> tuple[TrainConfig, np.ndarray]:
@@ -99,7 +102,8 @@ def assess(
         with concurrent.futures.ProcessPoolExecutor(min(workers, len(variants)), mp_context=ctx) as pool:
             fitness = list(pool.map(_variant_job, *zip(*[(spec, params, v, episodes) for v in variants])))
     trained = set(config.train_variants or task.train_variants)
-    return [VariantResult(v, f, v in trained) for v, f in zip(variants, fitness)]
+    solved_at = SOLVED_FITNESS if task.solved_fitness is None else task.solved_fitness
+    return [VariantResult(v, f, v in trained, solved_at) for v, f in zip(variants, fitness)]
 
 
 def format_table(results: Sequence[VariantResult], label: str) -> str:

@@ -75,7 +75,7 @@ class WorkerSpec:
 
     def layout(self, task: Task | None = None) -> ParamLayout:
         task = task or self.make_task()
-        return ParamLayout.for_network(task.sizes, self.rule, self.mode)
+        return ParamLayout.for_network(task.sizes, self.rule, self.mode, extra=task.param_parts())
 
 
 def lifetime_seeds(seed: int, *path: int) -> tuple[np.random.Generator, int]:
@@ -118,7 +118,10 @@ class Worker:
             else:
                 draws = [self._draw_weights(rng) for rng, _ in seeds]
                 weights = [np.concatenate(layer) for layer in zip(*draws)]
-            result = self.rollout.run(variant, parts.get("coefficients"), weights, [s for _, s in seeds], on_step)
+            result = self.rollout.run(
+                variant, parts.get("coefficients"), weights, [s for _, s in seeds], on_step,
+                encoder_params=parts.get("encoder"),
+            )
             fitness[start : start + len(chunk)] = result.fitness
             env_steps += result.env_steps
         return fitness, env_steps

@@ -6,7 +6,8 @@ compiled once) and, per task variant, B environments (made on first use and kept
 
 1. every env is reset with its member's seed and stepped ``burn_in_steps`` times with zero
    action (the ant settles on the floor; the network does not see these steps);
-2. the network is re-armed with the members' coefficients and initial weights;
+2. the network is re-armed with the members' coefficients and initial weights, and an encoder
+   with evolved parameters (the car's convolutions) gets the members' values;
 3. inside one ``network.run`` call, each step encodes the B observations, runs the network one
    step (forward pass, then the rule), decodes B actions and steps the envs of the members still
    alive; :class:`~spikehebb.tasks.EpisodeState` adds the fitness term and ends members by the
@@ -68,6 +69,7 @@ class Rollout:
     ):
         self.task = task
         self.batch_size = int(batch_size)
+        network_kwargs.setdefault("normalise", task.normalise if rule is not None else None)
         self.network = PlasticNetwork(
             task.sizes, rule, self.batch_size, backend=backend, activation=task.activation,
             dtype=dtype, **network_kwargs,
@@ -99,11 +101,14 @@ class Rollout:
         weights: Sequence[np.ndarray],
         env_seeds: Sequence[int],
         on_step: StepHook | None = None,
+        encoder_params: Sequence[np.ndarray] | None = None,
     ) -> BatchResult:
         """One lifetime of ``n = len(env_seeds) <= B`` members on ``variant``.
 
         coefficients: per layer ``(n, n_pre, n_post, k)`` (None for a static network);
-        weights: per layer ``(n, n_pre, n_post)``; env_seeds: n ints for ``env.reset(seed=)``.
+        weights: per layer ``(n, n_pre, n_post)``; env_seeds: n ints for ``env.reset(seed=)``;
+        encoder_params: per layer ``(n, *encoder.param_shapes[l])``, required exactly when the
+        encoder has parameters.
         """
         n, B = len(env_seeds), self.batch_size
         if not 1 <= n <= B:
@@ -119,6 +124,13 @@ class Rollout:
                     observations[b] = env.step(zero)[0]
 
         self.network.reset(_pad(coefficients, B), _pad(weights, B))
+        shapes = tuple(getattr(self.encoder, "param_shapes", ()))
+        if shapes:
+            if encoder_params is None:
+                raise ValueError(f"the {self.task.name} encoder needs its parameters {shapes} per member")
+            self.encoder.set_params(_pad(encoder_params, B))
+        elif encoder_params is not None and len(encoder_params):
+            raise ValueError(f"the {self.task.name} encoder has no parameters, got {len(encoder_params)} arrays")
         state = EpisodeState(rules, [b < n for b in range(B)])
         obs_batch = np.zeros((B,) + np.shape(observations[0]), dtype=np.float64)
         obs_batch[:n] = observations

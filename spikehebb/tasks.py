@@ -5,6 +5,10 @@ env for a variant (a morphology of the ant, a variation of the car), the network
 activations, the encoder and decoder, which reward term is the fitness, and when an episode ends
 (:class:`EpisodeRules`). The registry :data:`TASKS` holds the paper's tasks; ``get_task(name,
 **overrides)`` returns one with fields replaced (steps, variants, rules).
+
+An encoder with evolved parameters (the car's convolutions) adds the part ``"encoder"`` to the
+searched vector (:meth:`Task.param_parts`); the worker hands each batch's values to the encoder
+before the lifetime.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from spikehebb.coding import Decoder, Encoder, IdentityDecoder, RawEncoder
+from spikehebb.coding import CarDecoder, CarEncoder, Decoder, Encoder, IdentityDecoder, RawEncoder
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,11 @@ class Task:
     reward_terms: tuple[str, ...] = ()
     """Named reward terms the env puts in ``info`` (recorded in traces)."""
     n_actions: int = 0
+    normalise: str | tuple[str | None, ...] | None = None
+    """Weight normalisation after every rule update (see :data:`spikehebb.network.NORMALISATIONS`;
+    the car: ``"max_abs"``); not applied to static networks."""
+    solved_fitness: float | None = None
+    """Mean test fitness at which a variant counts as solved (None: the assessment's default)."""
 
     def __post_init__(self) -> None:
         for name in ("train_variants", "test_variants"):
@@ -122,6 +131,12 @@ class Task:
         if unknown:
             raise ValueError(f"unknown {self.name} variant(s) {unknown}; valid: {', '.join(self.variants)}")
         return tuple(variants)
+
+    def param_parts(self) -> tuple[tuple[str, tuple[tuple[int, ...], ...]], ...]:
+        """Parts of the searched vector that the task adds: ``(("encoder", shapes),)`` when the
+        encoder has evolved parameters (the car's 1,362 convolution weights), else ``()``."""
+        shapes = tuple(getattr(self.encoder(), "param_shapes", ()))
+        return (("encoder", shapes),) if shapes else ()
 
     def replace(self, **changes) -> "Task":
         """A copy with fields replaced; ``rules`` may be a dict of :class:`EpisodeRules` fields."""
@@ -148,8 +163,43 @@ ANT = Task(
     n_actions=8,
 )
 
+
+
+def _make_car(variant: str, **kwargs):
+    from spikehebb.envs.car import CarRacingEnv
+
+    return CarRacingEnv(variation=variant, **kwargs)
+
+
+def _car_variants() -> tuple[str, ...]:
+    # The preset names, without importing the car env (pygame, Box2D) for users of the ant.
+    return ("default", "friction_half", "friction_double", "push_left", "push_right")
+
+
+CAR = Task(
+    name="car",
+    make_env=_make_car,
+    variants=_car_variants(),
+    # Najarro & Risi 2020 train and test on the default track; Palm et al. 2021 vary the
+    # friction and push the car sideways, here the test variants.
+    train_variants=("default",),
+    test_variants=("friction_half", "friction_double", "push_left", "push_right"),
+    sizes=(648, 128, 64, 3),
+    # The rule sees the raw last-layer outputs; the decoder squashes them into actions.
+    activation=("tanh", "tanh", "linear"),
+    encoder=CarEncoder,
+    decoder=CarDecoder,
+    fitness_term=None,  # the env reward: -0.1 per frame, +1000/N per new tile
+    # No burn-in, the env's 1,000 steps, and from the first step on: the end of the track or
+    # leaving the playfield (terminated) or more than 20 negative rewards in a row.
+    rules=EpisodeRules(burn_in_steps=0, max_env_steps=1000, grace_steps=0, patience=20),
+    n_actions=3,
+    normalise="max_abs",
+    solved_fitness=900.0,  # gymnasium's reward_threshold for CarRacing
+)
+
 #: Every task by name.
-TASKS: dict[str, Task] = {ANT.name: ANT}
+TASKS: dict[str, Task] = {ANT.name: ANT, CAR.name: CAR}
 
 
 def get_task(name: str, **overrides) -> Task:
