@@ -5,7 +5,8 @@
     spikehebb inspect RUNFILE
     spikehebb plot RUNFILE [-o curve.png]
 
-``experiments/run_ant.py`` is ``train`` followed by ``evaluate`` on every morphology.
+``experiments/run_ant.py`` and ``run_car.py`` are ``train`` followed by ``evaluate`` on every
+variant; each task has its own short default and ``--paper`` settings (:data:`SETTINGS`).
 """
 
 from __future__ import annotations
@@ -21,21 +22,44 @@ from spikehebb.train import EVALUATORS, STRATEGY_NAMES, TrainConfig
 PAPER = dict(popsize=500, generations=300, max_env_steps=1000, lr=0.2, sigma=0.1, train_variants=("default", "damage_right"))
 #: The default: a short run that finishes in a few minutes on 2 cores.
 SHORT = dict(popsize=32, generations=20, max_env_steps=500)
+#: Najarro & Risi 2020's car settings: population 200 on the default track, 1,000-step episodes,
+#: the same OpenAI-ES constants. The number of generations is ours (the ant's 300).
+CAR_PAPER = dict(popsize=200, generations=300, max_env_steps=1000, lr=0.2, sigma=0.1, train_variants=("default",))
+#: The car's short default: a few minutes on 2 cores (a car lifetime step costs about 2 ms).
+CAR_SHORT = dict(popsize=16, generations=10, max_env_steps=200)
+
+#: Per task: ``{"short": ..., "paper": ...}`` TrainConfig fields (explicit flags win).
+SETTINGS = {"ant": {"short": SHORT, "paper": PAPER}, "car": {"short": CAR_SHORT, "paper": CAR_PAPER}}
+
+
+def task_settings(task: str, paper: bool) -> dict:
+    """The task's ``--paper`` or short-default TrainConfig fields (the ant's for other tasks)."""
+    return dict(SETTINGS.get(task, SETTINGS["ant"])["paper" if paper else "short"])
 
 
 def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> None:
-    """Flags shared by ``spikehebb train`` and ``experiments/run_*.py``."""
+    """Flags shared by ``spikehebb train`` and ``experiments/run_*.py``; the help shows the
+    defaults of ``task`` (``--task`` may pick another, whose own defaults then apply)."""
+    from spikehebb.tasks import get_task
+
+    short, paper = task_settings(task, False), task_settings(task, True)
+    t = get_task(task)
+    burn_in = f" incl. the {t.rules.burn_in_steps} burn-in steps" if t.rules.burn_in_steps else ""
     g = parser.add_argument_group("training")
     g.add_argument("--task", default=task, help="registered task (default: %(default)s)")
-    g.add_argument("--paper", action="store_true", help="the paper's settings: population 500, 300 generations, 1,000 steps")
+    g.add_argument(
+        "--paper", action="store_true",
+        help=f"the paper's settings: population {paper['popsize']}, {paper['generations']} generations, "
+        f"{paper['max_env_steps']:,} steps",
+    )
     g.add_argument("--static", action="store_true", help="evolve static weights instead of a rule (the paper's baseline)")
     g.add_argument("--coevolve", action="store_true", help="evolve the initial weights together with the rule")
     g.add_argument("--rule", default="ABCD_lr", choices=list(RULES), help="plasticity rule (default: %(default)s)")
     g.add_argument("--strategy", default="openai-es", choices=STRATEGY_NAMES)
-    g.add_argument("--popsize", type=int, help=f"candidates per generation (default {SHORT['popsize']}, --paper {PAPER['popsize']})")
-    g.add_argument("--generations", type=int, help=f"(default {SHORT['generations']}, --paper {PAPER['generations']})")
-    g.add_argument("--max-env-steps", type=int, help=f"env steps per lifetime incl. the 40 burn-in steps (default {SHORT['max_env_steps']}, --paper 1000)")
-    g.add_argument("--train-variants", nargs="+", metavar="VARIANT", help="training morphologies (default: default damage_right)")
+    g.add_argument("--popsize", type=int, help=f"candidates per generation (default {short['popsize']}, --paper {paper['popsize']})")
+    g.add_argument("--generations", type=int, help=f"(default {short['generations']}, --paper {paper['generations']})")
+    g.add_argument("--max-env-steps", type=int, help=f"env steps per lifetime{burn_in} (default {short['max_env_steps']}, --paper {paper['max_env_steps']})")
+    g.add_argument("--train-variants", nargs="+", metavar="VARIANT", help=f"training variants (default: {' '.join(t.train_variants)}; valid: {' '.join(t.variants)})")
     g.add_argument("--lr", type=float, help="OpenAI-ES learning rate (default 0.2)")
     g.add_argument("--sigma", type=float, help="noise scale / CMA sigma0 (default 0.1)")
     g.add_argument("--seed", type=int, default=0)
@@ -50,7 +74,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """A :class:`TrainConfig` from parsed flags; explicit flags win over ``--paper``."""
-    base = dict(PAPER if args.paper else SHORT)
+    base = task_settings(args.task, args.paper)
     for name in ("popsize", "generations", "max_env_steps", "lr", "sigma"):
         if getattr(args, name) is not None:
             base[name] = getattr(args, name)
@@ -82,7 +106,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--which", choices=("mean", "best"), default="mean",
                    help="'mean': the search distribution's final mean, what the paper's code saves and "
                         "tests (default); 'best': the single best-scoring candidate seen in training")
-    g.add_argument("--eval-steps", type=int, help="env steps per test lifetime (default: the task's full length, 1,000 for the ant)")
+    g.add_argument("--eval-steps", type=int, help="env steps per test lifetime (default: the task's full length, 1,000 for the ant and the car)")
     g.add_argument("--traces", action="store_true", help="record synapse traces of the first episode(s) into the run file")
     g.add_argument("--trace-episodes", type=int, default=1)
     g.add_argument("--trace-synapses", type=int, help="record this many randomly chosen synapses per layer (default: all)")
