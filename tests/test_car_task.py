@@ -1,0 +1,123 @@
+"""The car task: registry entry, episode rules, per-member encoder parameters, a tiny training run
+end to end (train -> evaluate on two variations), CLI settings, bad input."""
+
+import argparse
+
+import numpy as np
+import pytest
+
+from spikehebb.cli import CAR_PAPER, CAR_SHORT, add_train_arguments, config_from_args
+from spikehebb.cli import main as cli_main
+from spikehebb.evaluate import Worker, WorkerSpec
+from spikehebb.params import ParamLayout
+from spikehebb.store import RunStore
+from spikehebb.tasks import EpisodeState, get_task
+from spikehebb.train import TrainConfig, train
+
+TINY = dict(task="car", popsize=4, generations=2, max_env_steps=30, evaluator="serial", batch_size=4)
+
+
+def test_registry_entry():
+    car = get_task("car")
+    assert car.variants == ("default", "friction_half", "friction_double", "push_left", "push_right")
+    assert car.sizes == (648, 128, 64, 3) and car.activation == ("tanh", "tanh", "linear")
+    assert car.normalise == "max_abs" and car.rules.burn_in_steps == 0
+    assert car.param_parts() == (("encoder", ((6, 3, 3, 3), (8, 6, 5, 5))),)
+    layout = WorkerSpec(task="car").layout()
+    assert layout.part_sizes() == {"encoder": 162 + 1200, "coefficients": 456_640}
+    static = WorkerSpec(task="car", rule=None, mode="static").layout()
+    assert static.part_sizes() == {"encoder": 1362, "weights": 648 * 128 + 128 * 64 + 64 * 3}
+    # The ant has no encoder parameters: its layout is unchanged.
+    assert WorkerSpec(task="ant").layout() == ParamLayout.for_network((28, 128, 64, 8), "ABCD_lr")
+
+
+def test_episode_ends_after_more_than_20_negative_rewards_from_the_first_step():
+    rules = get_task("car").rules
+    state = EpisodeState(rules, [True, True])
+    for t in range(21):  # steps 0..20: 21 negative rewards, no grace
+        assert state.alive[0]
+        state.record(0, t, -0.1, False)
+    assert not state.alive[0] and state.steps[0] == 21
+    state.record(1, 0, -100.0, True)  # left the playfield on the first step
+    assert not state.alive[1]
+    fresh = EpisodeState(rules, [True])
+    for t in range(30):  # a new tile resets the count
+        fresh.record(0, t, 3.9 if t % 20 == 19 else -0.1, False)
+    assert fresh.alive[0]
+
+
+def test_worker_hands_each_member_its_encoder_parameters():
+    spec = WorkerSpec(task="car", task_overrides={"rules": {"max_env_steps": 2}}, backend="numpy", batch_size=3)
+    worker = Worker(spec)
+    seen = []
+    original = worker.rollout.encoder.set_params
+    worker.rollout.encoder.set_params = lambda p: (seen.append([a.copy() for a in p]), original(p))
+    try:
+        params = np.random.default_rng(0).normal(size=(2, worker.layout.n_params))
+        fitness, steps = worker.lifetimes(params, "default", [(0, 0, 0), (0, 1, 0)])
+    finally:
+        worker.close()
+    assert fitness.shape == (2,) and steps == 4
+    parts = worker.layout.split(params)["encoder"]
+    [given] = seen
+    for a, b in zip(given, parts):
+        assert a.shape == (3,) + b.shape[1:]  # padded to the batch
+        np.testing.assert_array_equal(a[:2], b)
+        np.testing.assert_array_equal(a[2], 0)
+
+
+def test_rollout_needs_the_encoder_parameters():
+    worker = Worker(WorkerSpec(task="car", backend="numpy", batch_size=1))
+    try:
+        coefficients = [np.zeros((1,) + s) for s in worker.layout.parts[1][1]]
+        weights = [np.zeros((1, a, b)) for a, b in zip((648, 128, 64), (128, 64, 3))]
+        with pytest.raises(ValueError, match="encoder needs its parameters"):
+            worker.rollout.run("default", coefficients, weights, [0])
+    finally:
+        worker.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("car")
+    config = TrainConfig(**TINY, runs_dir=str(tmp), run_name="car")
+    return config, train(config, progress=False)
+
+
+def test_tiny_training_run_then_evaluate_on_two_variations(tiny_run, capsys):
+    config, path = tiny_run
+    with RunStore.open(path) as store:
+        h = store.history()
+        assert store.layout.names == ("encoder", "coefficients")
+        assert store.n_params == 1362 + 456_640
+    assert h["fitness_raw"].shape == (2, 4) and np.all(np.isfinite(h["fitness_raw"]))
+    # -0.1 per frame, +1000/N per tile: at most 30 frames of pure penalty, at least -3.
+    assert np.all(h["fitness_raw"] >= -3.0 - 1e-9)
+    assert np.all(h["env_steps"] <= 4 * 30) and np.all(h["env_steps"] >= 4 * 21)
+
+    cli_main(["evaluate", str(path), "--variant", "default", "push_left", "--episodes", "2",
+              "--eval-steps", "30", "--eval-workers", "1"])
+    out = capsys.readouterr().out
+    assert "default" in out and "push_left" in out and "Hebbian ABCD_lr (2 episodes)" in out
+
+
+def test_unknown_variation_is_a_clear_error(tiny_run, capsys):
+    _, path = tiny_run
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["evaluate", str(path), "--variant", "icy", "--episodes", "1", "--eval-steps", "5"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown car variant(s) ['icy']" in err and "friction_half" in err
+    with pytest.raises(ValueError, match=r"unknown car variant\(s\) \['icy'\]; valid: default, friction_half"):
+        TrainConfig(task="car", train_variants=("icy",))
+
+
+def test_cli_uses_the_car_settings():
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser, task="car")
+    short = config_from_args(parser.parse_args([]))
+    assert (short.task, short.popsize, short.generations, short.max_env_steps) == (
+        "car", CAR_SHORT["popsize"], CAR_SHORT["generations"], CAR_SHORT["max_env_steps"])
+    paper = config_from_args(parser.parse_args(["--paper", "--generations", "7"]))
+    assert (paper.popsize, paper.generations, paper.max_env_steps, paper.train_variants) == (
+        200, 7, 1000, CAR_PAPER["train_variants"])
