@@ -19,6 +19,12 @@ Everything is stored in the run file (HDF5); see docs/run-file.md.
 """
 
 import argparse
+import os
+
+# One BLAS thread per process, set before NumPy loads (worker processes inherit it): the encoder's
+# small matmuls gain nothing from threads, and OpenBLAS threads spinning between calls slowed a
+# whole lifetime step (env and network included) about 3x on 2 cores.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from spikehebb.cli import add_evaluate_arguments, add_train_arguments, run_evaluate, run_train
 
