@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from spikehebb.es import get_strategy
+from spikehebb.es import CandidateKey, PopulationSampler, get_strategy
 from spikehebb.evaluate import (
     EVALUATORS,
     CrashOnceWorker,
@@ -82,6 +82,11 @@ def test_processes_match_serial_bit_for_bit(generations, monkeypatch):
             np.testing.assert_array_equal(got, fitness)
             assert got_steps == steps
         assert two.pids == pids  # persistent workers: the same processes every generation
+        # a sampler that holds vectors (full CMA-ES) reaches each worker as its rows only
+        sampler, keys, fitness, _ = gens[0]
+        held = PopulationSampler(0, np.stack([sampler.params(k) for k in keys]), range(POPSIZE), POPSIZE)
+        got, _ = two.evaluate(held, [CandidateKey(0, k.index, 1) for k in keys])
+        np.testing.assert_array_equal(got, fitness)
         got, got_steps = two.evaluate_params(gens[0][0].params(gens[0][1][0]), "default", EPISODES)
         np.testing.assert_array_equal(got, params_fitness)
         assert got_steps == params_steps
