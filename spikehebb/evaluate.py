@@ -27,6 +27,7 @@ is one lockstep batch where it fits.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import math
 import multiprocessing
 import os
@@ -359,6 +360,25 @@ def _exit_reason(exitcode: int | None) -> str:
     return f"exit code {exitcode}"
 
 
+#: Thread-pool sizes a worker process gets unless the environment sets them: one worker per core,
+#: so BLAS/OpenMP threads would only compete with the other workers (threaded OpenBLAS slowed the
+#: car's lifetimes ~3x on 2 cores, see experiments/run_car.py).
+WORKER_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@contextlib.contextmanager
+def _one_thread_per_library():
+    """Set :data:`WORKER_THREAD_ENV` (where unset) while a worker is spawned: the new interpreter
+    reads it before it loads NumPy."""
+    added = {k: v for k, v in WORKER_THREAD_ENV.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
 @dataclass
 class _Process:
     """One worker process and the parent's end of its pipe."""
@@ -373,7 +393,8 @@ class ProcessEvaluator(_Evaluator):
 
     Each process is spawned once, builds its :class:`Worker` (compiled network, envs) once and
     keeps it for the evaluator's life; a generation is split into one chunk of keys per worker
-    (:func:`split_evenly`) and only the sampler and the keys cross the pipe.
+    (:func:`split_evenly`) and only the sampler and the keys cross the pipe. Workers run with one
+    BLAS/OpenMP thread each unless the environment says otherwise (:data:`WORKER_THREAD_ENV`).
 
     A worker that dies while it runs a chunk (segfault, OOM kill, ``os._exit``) is replaced by a
     fresh process and the chunk is run again; the chunks other workers finished are kept. If one
@@ -424,7 +445,8 @@ class ProcessEvaluator(_Evaluator):
         process = self._ctx.Process(
             target=_serve, args=(child, self.spec, self._factory), name="spikehebb-worker", daemon=True
         )
-        process.start()
+        with _one_thread_per_library():
+            process.start()
         child.close()  # the child's end now lives only in the child: its death closes the pipe
         return _Process(process, parent)
 

@@ -75,8 +75,13 @@ def test_processes_match_serial_bit_for_bit(generations, monkeypatch):
             got, got_steps = one.evaluate(sampler, keys)
             np.testing.assert_array_equal(got, fitness)
             assert got_steps == steps
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     with ProcessEvaluator(SPEC, workers=2) as two:
         pids = two.pids
+        if os.path.exists(f"/proc/{pids[0]}/environ"):  # one BLAS thread per worker process
+            with open(f"/proc/{pids[0]}/environ", "rb") as f:
+                assert b"OPENBLAS_NUM_THREADS=1" in f.read().split(b"\0")
+        assert "OPENBLAS_NUM_THREADS" not in os.environ
         for sampler, keys, fitness, steps in gens:
             got, got_steps = two.evaluate(sampler, keys)
             np.testing.assert_array_equal(got, fitness)
