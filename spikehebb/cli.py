@@ -15,8 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from spikehebb.evaluate import EVALUATORS
 from spikehebb.rules import RULES
-from spikehebb.train import EVALUATORS, STRATEGY_NAMES, TrainConfig
+from spikehebb.train import STRATEGY_NAMES, TrainConfig
 
 #: Najarro & Risi 2020's ant settings (``--paper``).
 PAPER = dict(popsize=500, generations=300, max_env_steps=1000, lr=0.2, sigma=0.1, train_variants=("default", "damage_right"))
@@ -64,7 +65,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
     g.add_argument("--sigma", type=float, help="noise scale / CMA sigma0 (default 0.1)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--workers", type=int, help="worker processes or Ray actors (default: one per core)")
-    g.add_argument("--evaluator", choices=EVALUATORS, default="processes", help="where lifetimes run (default: %(default)s)")
+    g.add_argument("--evaluator", choices=list(EVALUATORS), default="processes", help="where lifetimes run (default: %(default)s)")
     g.add_argument("--ray", metavar="ADDRESS", help="run on Ray: 'local', 'auto' (existing cluster) or HOST:PORT")
     g.add_argument("--batch-size", type=int, help="members per lockstep batch in a worker (default: popsize / workers, at most 64)")
     g.add_argument("--runs-dir", default="runs", help="where run files go (default: %(default)s)")

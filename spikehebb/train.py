@@ -19,12 +19,11 @@ from typing import Any
 import numpy as np
 
 from spikehebb.es import get_strategy
-from spikehebb.evaluate import WorkerSpec, make_evaluator, worker_batch_size
+from spikehebb.evaluate import EVALUATORS, WorkerSpec, make_evaluator, worker_batch_size
 from spikehebb.store import RunStore
 from spikehebb.tasks import get_task
 
 STRATEGY_NAMES = ("openai-es", "cma")
-EVALUATORS = ("serial", "processes", "ray")
 
 
 @dataclass
@@ -71,7 +70,7 @@ class TrainConfig:
         if self.strategy not in STRATEGY_NAMES:
             raise ValueError(f"unknown strategy {self.strategy!r}; expected one of {STRATEGY_NAMES}")
         if self.evaluator not in EVALUATORS:
-            raise ValueError(f"unknown evaluator {self.evaluator!r}; expected one of {EVALUATORS}")
+            raise ValueError(f"unknown evaluator {self.evaluator!r}; expected one of {tuple(EVALUATORS)}")
         if self.static and self.coevolve:
             raise ValueError("static and coevolve exclude each other: a static network has no rule")
         if self.popsize < 2 or (self.strategy == "openai-es" and self.popsize % 2):

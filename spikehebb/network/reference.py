@@ -28,7 +28,7 @@ class NumpyPlasticNetwork(PlasticNetwork):
         self._act = [ACTIVATIONS[name][1] for name in self.activation]
 
     def _step(self, inputs):
-        rates = [inputs]
+        rates = [inputs.copy()]  # the caller may reuse its input array for the next step
         for w, f in zip(self._w, self._act):
             rates.append(f(np.matmul(rates[-1][:, None, :], w)[:, 0]).astype(self.dtype, copy=False))
         for w, c, pre, post in zip(self._w, self._coef, rates[:-1], rates[1:]):

@@ -204,3 +204,13 @@ def test_static_network_keeps_its_weights(network, backend):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match=r"a static network \(rule=None\) takes coefficients=None"):
         net.reset([np.zeros((3, 5, 4, 1))], weights)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_activations_do_not_alias_the_callers_inputs(network, backend):
+    net = network(backend, "A", 1, "float64", (2, 2))
+    net.reset([np.zeros((1, 2, 2, 1))], [W])
+    x = X.copy()
+    net.step(x)
+    x[:] = 99.0  # a caller reusing its buffer for the next observation
+    np.testing.assert_array_equal(net.activations[0], X)
