@@ -164,7 +164,6 @@ ANT = Task(
 )
 
 
-
 def _make_car(variant: str, **kwargs):
     from spikehebb.envs.car import CarRacingEnv
 

@@ -20,6 +20,9 @@ TINY = dict(task="car", popsize=4, generations=2, max_env_steps=30, evaluator="s
 def test_registry_entry():
     car = get_task("car")
     assert car.variants == ("default", "friction_half", "friction_double", "push_left", "push_right")
+    from spikehebb.envs.car import VARIATIONS
+
+    assert car.variants == tuple(VARIATIONS)  # the task lists the env's presets without importing it
     assert car.sizes == (648, 128, 64, 3) and car.activation == ("tanh", "tanh", "linear")
     assert car.normalise == "max_abs" and car.rules.burn_in_steps == 0
     assert car.param_parts() == (("encoder", ((6, 3, 3, 3), (8, 6, 5, 5))),)
