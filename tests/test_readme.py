@@ -20,3 +20,13 @@ def test_readme_has_exactly_two_setup_commands():
 def test_ci_runs_the_readme_test_command_verbatim():
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
     assert readme_commands()[1] in ci_lines
+
+
+def test_the_spikehebb_command_is_installed():
+    import shutil
+    import subprocess
+
+    exe = shutil.which("spikehebb")
+    assert exe is not None, "pip install -e . installs the spikehebb console script (setup.cfg entry_points)"
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
+    assert all(cmd in out for cmd in ("train", "evaluate", "inspect", "plot"))
