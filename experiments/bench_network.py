@@ -11,8 +11,10 @@ population sizes P:
   original code runs a population
 
 Each cell is the median over ``--repeats`` interleaved repetitions of (wall time of a run of
-``n`` steps) / (n * P), in microseconds; the fixed cost of one ``run()`` call is included and
-also printed on its own. Usage::
+``n`` steps) / (n * P), in microseconds. The compiled variants run one whole ant lifetime per
+timing (960 network steps, the paper's 1,000 env steps less the 40 burn-in steps), so the fixed
+cost of one ``run()`` call (printed on its own) is spread as it is in training; the slow
+variants run about 4,000 member-steps. Usage::
 
     python experiments/bench_network.py [--populations 1 16 64 256] [--repeats 5] [--dtype float32]
 """
@@ -29,8 +31,10 @@ from spikehebb.rules import get_rule
 
 SIZES = (28, 128, 64, 8)
 RULE = "ABCD_lr"
-#: Member-steps per timed run for fast and slow variants (enough for about 0.1-1 s each).
-WORK = {"fast": 40_000, "slow": 4_000}
+#: Network steps of one ant lifetime: 1,000 env steps less the 40 burn-in steps.
+LIFETIME = 960
+#: Member-steps per timed run of the slow variants (about 0.5 s each).
+SLOW_WORK = 4_000
 
 
 def random_arrays(population: int, seed: int = 0):
@@ -114,7 +118,7 @@ def main() -> None:
         costs = {name: [] for name in variants}
         for _ in range(args.repeats):
             for name, (net, kind) in variants.items():
-                n_steps = max(2, WORK[kind] // population)
+                n_steps = LIFETIME if kind == "fast" else max(2, SLOW_WORK // population)
                 costs[name].append(time_run(net, population, n_steps) / (n_steps * population) * 1e6)
         med = {name: float(np.median(v)) for name, v in costs.items()}
         overhead = run_overhead(variants["brian2 cython"][0], population, args.repeats)
