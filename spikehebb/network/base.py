@@ -228,7 +228,7 @@ class PlasticNetwork:
         raise NotImplementedError
 
     def _run(self, inputs: np.ndarray, n_steps: int, callback: StepCallback) -> int:
-        """Default closed loop on top of :meth:`_step`; backends may run it faster."""
+        """The closed loop: :meth:`_step`, then the callback, ``n_steps`` times at most."""
         for t in range(n_steps):
             nxt = callback(t, self._step(inputs))
             if nxt is None:
