@@ -103,7 +103,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("evaluation")
     g.add_argument("--morphology", "--variant", nargs="+", dest="variants", metavar="VARIANT",
                    help="variants to test (default: all of the task's)")
-    g.add_argument("--episodes", type=int, default=100, help="lifetimes per variant (default: %(default)s, as the paper)")
+    g.add_argument("--episodes", type=int, default=100, help="lifetimes per variant (default: %(default)s; the paper reports 100)")
     g.add_argument("--which", choices=("mean", "best"), default="mean",
                    help="'mean': the search distribution's final mean, what the paper's code saves and "
                         "tests (default); 'best': the single best-scoring candidate seen in training")
