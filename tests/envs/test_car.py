@@ -13,7 +13,7 @@ from gymnasium.utils.env_checker import check_env
 
 import spikehebb.envs.car as car_module
 from spikehebb.envs import CAR_ENV_ID, VARIATIONS, CarRacingEnv, CarVariation, get_variation
-from spikehebb.envs.car_render import rotation, transform
+from spikehebb.envs.car_render import fill_rows, rotation, transform
 
 IDENTITY_SEEDS = (0, 1, 2)
 IDENTITY_STEPS = 200
@@ -117,6 +117,18 @@ def test_transform_is_bit_identical_to_vector2():
             v = pygame.math.Vector2((x, y)).rotate_rad(float(angle))
             assert (px, py) == (v[0] * zoom + translation[0], v[1] * zoom + translation[1])
     assert rotation(0.0) == (1.0, 0.0)
+
+
+def test_fill_rows_equals_surface_fill():
+    """fill_rows writes the bytes Surface.fill writes, and only from row ``top`` down."""
+    rng = np.random.default_rng(1)
+    ours = pygame.Surface((37, 23))
+    pygame.surfarray.pixels3d(ours)[:] = rng.integers(0, 256, size=(37, 23, 3), dtype=np.uint8)
+    reference = ours.copy()
+    pixel = reference.map_rgb((12, 200, 77))
+    fill_rows(ours, 5, pixel)
+    reference.fill(pixel, (0, 5, 37, 18))
+    assert pygame.image.tobytes(ours, "RGBA") == pygame.image.tobytes(reference, "RGBA")
 
 
 # ----------------------------------------------------------------------------- API
