@@ -137,13 +137,33 @@ def get_variation(spec: str | CarVariation) -> CarVariation:
     )
 
 
+def _sign(x: float) -> float:
+    """``np.sign`` of one float without NumPy's scalar overhead: 1.0, -1.0, 0.0 or NaN."""
+    if x > 0:
+        return 1.0
+    if x < 0:
+        return -1.0
+    return 0.0 if x == 0 else x
+
+
 class VariedCar(_GymCar):
     """gymnasium's Car with Palm et al.'s friction factor and side force in the tyre model.
 
     ``step`` is gymnasium 1.4's ``Car.step`` with the two changes Palm et al. made to gym's
     (marked below); with ``friction=1, side_force=0`` it computes the same numbers, which the
-    pixel-identity test checks.
+    pixel-identity test checks. ``gas`` and ``step`` use Python's scalar arithmetic where the
+    original calls NumPy on single floats (``np.clip``, ``np.sign``, ``np.sqrt(np.square(.))``):
+    the same IEEE operations, a few microseconds less per step.
     """
+
+    def gas(self, gas):
+        """Rear-wheel drive, gas clipped to [0, 1]; gymnasium's Car.gas without np.clip."""
+        gas = min(max(gas, 0), 1)
+        for w in self.wheels[2:4]:
+            diff = gas - w.gas
+            if diff > 0.1:
+                diff = 0.1  # gradually increase, but stop immediately
+            w.gas += diff
 
     def __init__(self, world, init_angle, init_x, init_y, variation: CarVariation):
         super().__init__(world, init_angle, init_x, init_y)
@@ -153,7 +173,7 @@ class VariedCar(_GymCar):
     def step(self, dt):
         for w in self.wheels:
             # Steer each wheel
-            dir = np.sign(w.steer - w.joint.angle)
+            dir = _sign(w.steer - w.joint.angle)
             val = abs(w.steer - w.joint.angle)
             w.joint.motorSpeed = dir * min(50.0 * val, 3.0)
 
@@ -179,7 +199,7 @@ class VariedCar(_GymCar):
             if w.brake >= 0.9:
                 w.omega = 0
             elif w.brake > 0:
-                dir = -np.sign(w.omega)
+                dir = -_sign(w.omega)
                 val = BRAKE_FORCE * w.brake
                 if abs(val) > abs(w.omega):
                     val = abs(w.omega)  # low speed => same as = 0
@@ -194,7 +214,7 @@ class VariedCar(_GymCar):
 
             f_force *= TYRE_GAIN
             p_force *= TYRE_GAIN
-            force = np.sqrt(np.square(f_force) + np.square(p_force))
+            force = math.sqrt(f_force * f_force + p_force * p_force)
 
             # Skid trace
             if abs(force) > 2.0 * friction_limit:

@@ -223,15 +223,15 @@ class TrackRenderer:
         near &= (max_y >= rect.top - m) & (min_y <= rect.bottom + m)
         drawn = np.flatnonzero(near)
 
+        # The road colours go to pygame as they are (float arrays or tuples): pygame truncates
+        # each component as the original's ``[int(c) for c in color]`` does, and a tile's colour
+        # changes in place when a wheel first touches it, so it is read anew every frame.
         n_grass = len(GRASS_VERTICES)
         road_colors = self._road_colors
         aapolygon = gfxdraw.aapolygon
         filled_polygon = gfxdraw.filled_polygon
         for i, points in zip(candidates[drawn].tolist(), pixels[drawn].tolist()):
-            if i < n_grass:
-                color = grass_color
-            else:
-                color = [int(c) for c in road_colors[i - n_grass]]
+            color = road_colors[i - n_grass] if i >= n_grass else grass_color
             aapolygon(canvas, points, color)
             filled_polygon(canvas, points, color)
 
