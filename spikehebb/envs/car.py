@@ -449,9 +449,11 @@ class CarRacingEnv(CarRacing):
         narrow_bar = self._narrow.subsurface((0, scene_rows, STATE_W, INDICATOR_ROWS))
         smoothscale(bar, (STATE_W, INDICATOR_ROWS), dest_surface=narrow_bar)
 
-        # CarRacing._create_image_array, into a kept surface
+        # CarRacing._create_image_array, into a kept surface; tobytes gives the (H, W, RGB) array
+        # in one copy, where the original copies the (x, y) view and transposes the copy.
         smoothscale(self._narrow, (STATE_W, STATE_H), dest_surface=self._state)
-        return np.transpose(np.array(pygame.surfarray.pixels3d(self._state)), axes=(1, 0, 2))
+        rgb = bytearray(pygame.image.tobytes(self._state, "RGB"))  # writable, as the original's
+        return np.frombuffer(rgb, dtype=np.uint8).reshape(STATE_H, STATE_W, 3)
 
     def _blit_score(self) -> None:
         """The score text onto self.surf, where CarRacing._render puts it."""

@@ -250,52 +250,63 @@ class CarPainter:
     def __init__(self, car) -> None:
         self.car = car
         self._bodies = car.drawlist  # wheels, then hull
-        self._colors = [[int(c * 255) for c in body.color] for body in self._bodies]
-        self._is_wheel = ["phase" in body.__dict__ for body in self._bodies]
-        # float32 vertices of every fixture, with the index of its body
+        colors = [[int(c * 255) for c in body.color] for body in self._bodies]
+        is_wheel = ["phase" in body.__dict__ for body in self._bodies]
+        # float32 vertices of every fixture, stacked, with the index of its body
         shapes, owners = [], []
         for b, body in enumerate(self._bodies):
             for fixture in body.fixtures:
                 shapes.append(np.array(fixture.shape.vertices, dtype=np.float32))
                 owners.append(b)
-        self._shapes = shapes
-        self._owners = owners
+        self._local = np.concatenate(shapes)  # (V, 2)
+        self._owner = np.repeat(owners, [len(shape) for shape in shapes])  # (V,)
+        # the fixtures in drawing order: rows start:stop of _local, colour, body if a wheel
+        self._fixtures = []
+        start = 0
+        for shape, b in zip(shapes, owners):
+            self._fixtures.append((start, start + len(shape), colors[b], b if is_wheel[b] else -1))
+            start += len(shape)
+        self._wheels = [b for b, wheel in enumerate(is_wheel) if wheel]
 
     def draw(self, canvas: pygame.Surface, zoom: float, translation: Sequence[float], angle: float):
         """Draw hull and wheels onto ``canvas``; same arguments as Car.draw."""
-        n_bodies = len(self._bodies)
-        rot = np.empty((n_bodies, 4), dtype=np.float32)  # c, s, px, py of each body (Box2D float32)
-        for b, body in enumerate(self._bodies):
-            xf = body.transform
-            rot[b] = (xf.q.c, xf.q.s, xf.position[0], xf.position[1])
-
-        polygons = []  # (float32 local vertices (n, 2), body index, colour), in drawing order
-        for shape, b in zip(self._shapes, self._owners):
-            body = self._bodies[b]
-            polygons.append((shape, b, self._colors[b]))
-            if not self._is_wheel[b]:
-                continue
-            stripe = _wheel_stripe(body.phase)
+        bodies = self._bodies
+        rot = np.array(  # c, s, px, py of each body, float32 as Box2D keeps them
+            [(xf.q.c, xf.q.s, xf.position[0], xf.position[1]) for xf in [b.transform for b in bodies]],
+            dtype=np.float32,
+        )
+        # the white stripes, appended after the fixtures' vertices: 4 rows each
+        stripe_rows: list[tuple[float, float]] = []
+        stripe_start = {}
+        for b in self._wheels:
+            stripe = _wheel_stripe(bodies[b].phase)
             if stripe is not None:
-                polygons.append((stripe, b, WHEEL_WHITE))
-
-        local = np.concatenate([shape for shape, _, _ in polygons])
-        owner = np.repeat([b for _, b, _ in polygons], [len(shape) for shape, _, _ in polygons])
+                stripe_start[b] = len(self._local) + len(stripe_rows)
+                stripe_rows.extend(stripe)
+        if stripe_rows:
+            local = np.concatenate((self._local, np.array(stripe_rows, dtype=np.float32)))
+            owner = np.concatenate((self._owner, np.repeat(list(stripe_start), 4)))
+        else:
+            local, owner = self._local, self._owner
         c, s, px, py = rot[owner].T
         world = np.empty(local.shape, dtype=np.float64)
         world[:, 0] = (c * local[:, 0] - s * local[:, 1]) + px  # float32, as b2Mul
         world[:, 1] = (s * local[:, 0] + c * local[:, 1]) + py
         points = transform(world, zoom, translation, angle).tolist()
 
-        start = 0
-        for shape, _, color in polygons:
-            stop = start + len(shape)
-            pygame.draw.polygon(canvas, color=color, points=points[start:stop])
-            start = stop
+        polygon = pygame.draw.polygon
+        for start, stop, color, wheel in self._fixtures:
+            polygon(canvas, color, points[start:stop])
+            if wheel in stripe_start:
+                start = stripe_start[wheel]
+                polygon(canvas, WHEEL_WHITE, points[start : start + 4])
 
 
-def _wheel_stripe(phase: float) -> np.ndarray | None:
-    """The white stripe of a wheel at ``phase`` (rad), float32 (4, 2), or None; as Car.draw."""
+def _wheel_stripe(phase: float) -> list[tuple[float, float]] | None:
+    """The white stripe of a wheel at ``phase`` (rad): 4 vertices in float64, or None; as Car.draw.
+
+    The caller rounds them to float32, as Box2D's b2Vec2 does with the original's tuples.
+    """
     a1 = phase
     a2 = phase + 1.2  # radians
     s1 = math.sin(a1)
@@ -308,12 +319,9 @@ def _wheel_stripe(phase: float) -> np.ndarray | None:
         c1 = np.sign(c1)
     if s2 > 0:
         c2 = np.sign(c2)
-    return np.array(
-        [
-            (-WHEEL_W * SIZE, +WHEEL_R * c1 * SIZE),
-            (+WHEEL_W * SIZE, +WHEEL_R * c1 * SIZE),
-            (+WHEEL_W * SIZE, +WHEEL_R * c2 * SIZE),
-            (-WHEEL_W * SIZE, +WHEEL_R * c2 * SIZE),
-        ],
-        dtype=np.float32,
-    )
+    return [
+        (-WHEEL_W * SIZE, +WHEEL_R * c1 * SIZE),
+        (+WHEEL_W * SIZE, +WHEEL_R * c1 * SIZE),
+        (+WHEEL_W * SIZE, +WHEEL_R * c2 * SIZE),
+        (-WHEEL_W * SIZE, +WHEEL_R * c2 * SIZE),
+    ]
