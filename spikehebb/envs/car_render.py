@@ -28,8 +28,11 @@ Why the pixels are identical:
 - The indicator bar. After the vertical flip the original paints the bottom ``INDICATOR_ROWS``
   rows black (``_render_indicators``), so nothing drawn into the top ``INDICATOR_ROWS`` rows of
   the unflipped canvas can be seen: polygons wholly inside them are skipped and the background
-  fill leaves them alone. (A clip rectangle would be simpler but is not exact: gfxdraw clips each
-  antialiased edge to the clip rectangle before stepping along it, which moves its pixels.)
+  fill (black or the playfield's colour) leaves them alone. (A clip rectangle would be simpler
+  but is not exact: gfxdraw clips each antialiased edge to the clip rectangle before stepping
+  along it, which moves its pixels.)
+- Memory, not pixels: the background is written by NumPy rather than ``Surface.fill`` (see
+  :func:`fill_rows`), so the canvas stays in cache for gfxdraw's blending and for smoothscale.
 - The car (:class:`CarPainter`) is drawn with the original's pygame.draw calls and coordinates;
   only the per-vertex arithmetic is batched.
 """
@@ -193,7 +196,7 @@ class TrackRenderer:
         if max(abs(centre_x), abs(centre_y)) + reach < PLAYFIELD:
             fill_rows(canvas, rect.top, self._fill_pixel(canvas, bg_color))
         else:
-            fill_rows(canvas, 0, 0)  # the original draws onto a fresh (black) surface
+            fill_rows(canvas, rect.top, 0)  # the original draws onto a fresh (black) surface
             points = transform(FIELD_VERTICES, zoom, translation, angle).tolist()
             gfxdraw.aapolygon(canvas, points, bg_color)
             gfxdraw.filled_polygon(canvas, points, bg_color)
@@ -271,8 +274,9 @@ class CarPainter:
     def draw(self, canvas: pygame.Surface, zoom: float, translation: Sequence[float], angle: float):
         """Draw hull and wheels onto ``canvas``; same arguments as Car.draw."""
         bodies = self._bodies
+        transforms = [body.transform for body in bodies]
         rot = np.array(  # c, s, px, py of each body, float32 as Box2D keeps them
-            [(xf.q.c, xf.q.s, xf.position[0], xf.position[1]) for xf in [b.transform for b in bodies]],
+            [(xf.q.c, xf.q.s, xf.position[0], xf.position[1]) for xf in transforms],
             dtype=np.float32,
         )
         # the white stripes, appended after the fixtures' vertices: 4 rows each
