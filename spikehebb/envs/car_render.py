@@ -103,7 +103,7 @@ def transform(
 
 
 def fill_rows(canvas: pygame.Surface, top: int, pixel: int) -> None:
-    """Set every pixel of ``canvas`` (32 bits per pixel) from row ``top`` down to ``pixel``.
+    """Set every pixel of ``canvas`` from row ``top`` down to the mapped value ``pixel``.
 
     The same as ``canvas.fill(pixel, (0, top, width, height - top))``, but written by NumPy: SDL's
     fill stores large rectangles with non-temporal (cache-bypassing) instructions, so the
@@ -111,6 +111,9 @@ def fill_rows(canvas: pygame.Surface, top: int, pixel: int) -> None:
     twice as slow (390 instead of 180 us for the 1000x700 scene); NumPy's ordinary stores leave
     the rows in cache.
     """
+    if canvas.get_bytesize() != 4:  # a display of another depth: no uint32 view to fill
+        canvas.fill(pixel, (0, top, canvas.get_width(), canvas.get_height() - top))
+        return
     pixels = pygame.surfarray.pixels2d(canvas)  # (x, y) view; locks the canvas until deleted
     pixels.T[top:].fill(pixel)  # rows are contiguous in memory
     del pixels

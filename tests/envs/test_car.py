@@ -119,10 +119,11 @@ def test_transform_is_bit_identical_to_vector2():
     assert rotation(0.0) == (1.0, 0.0)
 
 
-def test_fill_rows_equals_surface_fill():
+@pytest.mark.parametrize("depth", [32, 24])
+def test_fill_rows_equals_surface_fill(depth):
     """fill_rows writes the bytes Surface.fill writes, and only from row ``top`` down."""
     rng = np.random.default_rng(1)
-    ours = pygame.Surface((37, 23))
+    ours = pygame.Surface((37, 23), 0, depth)
     pygame.surfarray.pixels3d(ours)[:] = rng.integers(0, 256, size=(37, 23, 3), dtype=np.uint8)
     reference = ours.copy()
     pixel = reference.map_rgb((12, 200, 77))
