@@ -13,21 +13,7 @@ and the right-front damage) that finishes in a few minutes on 2 cores, written t
 Everything is stored in the run file (HDF5); see docs/run-file.md.
 """
 
-import argparse
-
-from spikehebb.cli import add_evaluate_arguments, add_train_arguments, run_evaluate, run_train
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_train_arguments(parser, task="ant")
-    add_evaluate_arguments(parser)
-    parser.set_defaults(episodes=5)
-    args = parser.parse_args()
-    path = run_train(args)
-    print(f"run file: {path}")
-    run_evaluate(path, args)
-
+from spikehebb.cli import experiment_main
 
 if __name__ == "__main__":
-    main()
+    experiment_main("ant", __doc__.split("\n")[0])

@@ -18,7 +18,6 @@ push to the left and to the right), printed as the paper's Table 1.
 Everything is stored in the run file (HDF5); see docs/run-file.md.
 """
 
-import argparse
 import os
 
 # One BLAS thread per process, set before NumPy loads (worker processes inherit it): the encoder's
@@ -26,19 +25,7 @@ import os
 # whole lifetime step (env and network included) about 3x on 2 cores.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from spikehebb.cli import add_evaluate_arguments, add_train_arguments, run_evaluate, run_train
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_train_arguments(parser, task="car")
-    add_evaluate_arguments(parser)
-    parser.set_defaults(episodes=5)
-    args = parser.parse_args()
-    path = run_train(args)
-    print(f"run file: {path}")
-    run_evaluate(path, args)
-
+from spikehebb.cli import experiment_main
 
 if __name__ == "__main__":
-    main()
+    experiment_main("car", __doc__.split("\n")[0])

@@ -162,6 +162,22 @@ def run_plot(path: str | Path, output: str | None) -> Path:
     return out
 
 
+def experiment_main(task: str, description: str, argv: list[str] | None = None, episodes: int = 5) -> None:
+    """What ``experiments/run_<task>.py`` does: train with the task's defaults and flags, then
+    evaluate the run on every variant (``episodes`` test lifetimes each unless ``--episodes``)."""
+    parser = argparse.ArgumentParser(description=description)
+    add_train_arguments(parser, task=task)
+    add_evaluate_arguments(parser)
+    parser.set_defaults(episodes=episodes)
+    args = parser.parse_args(argv)
+    try:
+        path = run_train(args)
+        print(f"run file: {path}")
+        run_evaluate(path, args)
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="spikehebb", description="Evolve Hebbian plasticity rules.")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,3 +164,22 @@ def test_bad_config_gives_clear_errors(tmp_path, capsys):
     with pytest.raises(FileExistsError, match="--resume"):
         train(tiny(tmp_path, generations=1), progress=False)
     assert RunStore.open(path).generations_completed == 1
+
+
+@pytest.mark.parametrize("script, variant", [("run_ant.py", "damage_left"), ("run_car.py", "push_left")])
+def test_experiment_scripts_run_end_to_end(tmp_path, script, variant):
+    """The scripts users run, as subprocesses with a tiny budget: a run file, then the table."""
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, str(root / "experiments" / script), "--popsize", "4", "--generations", "1",
+         "--max-env-steps", "50", "--evaluator", "serial", "--runs-dir", str(tmp_path), "--no-progress",
+         "--morphology", "default", variant, "--episodes", "2", "--eval-steps", "50", "--eval-workers", "1"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert len(list(tmp_path.glob("*.h5"))) == 1
+    rows = [line.split()[0] for line in out.stdout.splitlines() if line.split() and line.split()[0] in ("default", variant)]
+    assert rows == ["default", variant]
+    bad = subprocess.run([sys.executable, str(root / "experiments" / script), "--popsize", "5", "--runs-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "popsize must be even" in bad.stderr
