@@ -29,13 +29,15 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 
 class Encoder(Protocol):
-    """Observations ``(B, *obs_shape)`` -> input rates ``(B, n_inputs)``."""
+    """Observations ``(B, *obs_shape)`` -> input rates ``(B, n_inputs)``; with ``members`` (k
+    indices into the batch), observations ``(k, *obs_shape)`` of those members -> ``(k, n_inputs)``
+    with their own parameters."""
 
     n_inputs: int
     param_shapes: tuple[tuple[int, ...], ...]
     """Shapes of the encoder's evolved parameters per layer, without the member axis."""
 
-    def __call__(self, observations: np.ndarray) -> np.ndarray: ...
+    def __call__(self, observations: np.ndarray, members: np.ndarray | None = None) -> np.ndarray: ...
 
     def set_params(self, params: Sequence[np.ndarray]) -> None:
         """The batch's parameters for the coming lifetime: per layer ``(B, *shape)``."""
@@ -60,7 +62,7 @@ class RawEncoder:
         if len(params):
             raise ValueError(f"{type(self).__name__} has no parameters, got {len(params)} arrays")
 
-    def __call__(self, observations: np.ndarray) -> np.ndarray:
+    def __call__(self, observations: np.ndarray, members: np.ndarray | None = None) -> np.ndarray:
         observations = np.asarray(observations, dtype=np.float64)
         if observations.ndim != 2 or observations.shape[1] != self.n_inputs:
             raise ValueError(
@@ -229,14 +231,16 @@ class CarEncoder:
         x *= self._scale
         return x if self.transpose else x.transpose(0, 1, 3, 2)
 
-    def __call__(self, observations: np.ndarray) -> np.ndarray:
+    def __call__(self, observations: np.ndarray, members: np.ndarray | None = None) -> np.ndarray:
+        """Features ``(B, 648)``; with ``members``, the frames of those batch members only."""
         if self._weights is None:
             raise RuntimeError("CarEncoder has no convolution weights: call set_params first")
         x = self.frames(observations)
         B = x.shape[0]
-        if B != self._weights[0].shape[0]:
-            raise ValueError(f"observations hold {B} members, the convolution weights {self._weights[0].shape[0]}")
-        for w, (_, _, stride) in zip(self._weights, CAR_CONVS):
+        weights = self._weights if members is None else [w[np.asarray(members)] for w in self._weights]
+        if B != weights[0].shape[0]:
+            raise ValueError(f"observations hold {B} members, the convolution weights {weights[0].shape[0]}")
+        for w, (_, _, stride) in zip(weights, CAR_CONVS):
             x = max_pool2d(np.tanh(conv2d(x, w, stride)), CAR_POOL)
         return x.reshape(B, -1)
 

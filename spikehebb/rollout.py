@@ -8,7 +8,8 @@ compiled once) and, per task variant, B environments (made on first use and kept
    action (the ant settles on the floor; the network does not see these steps);
 2. the network is re-armed with the members' coefficients and initial weights, and an encoder
    with evolved parameters (the car's convolutions) gets the members' values;
-3. inside one ``network.run`` call, each step encodes the B observations, runs the network one
+3. inside one ``network.run`` call, each step encodes the observations of the members still
+   alive (the others get zero input), runs the network one
    step (forward pass, then the rule), decodes B actions and steps the envs of the members still
    alive; :class:`~spikehebb.tasks.EpisodeState` adds the fitness term and ends members by the
    task's rules. Members that ended stop stepping their env; the batch ends when all have.
@@ -150,9 +151,9 @@ class Rollout:
                     state.alive[b] = False
             if on_step is not None:
                 on_step(t, self.network, actions, infos)
-            return self.encoder(obs_batch) if any(state.alive) else None
+            return self._encode(obs_batch, state.alive) if any(state.alive) else None
 
-        self.network.run(self.encoder(obs_batch), rules.max_network_steps, step_envs)
+        self.network.run(self._encode(obs_batch, state.alive), rules.max_network_steps, step_envs)
         steps = np.array(state.steps[:n])
         return BatchResult(
             fitness=np.array(state.fitness[:n]),
@@ -160,6 +161,18 @@ class Rollout:
             env_steps=int(steps.sum()) + n * rules.burn_in_steps,
             n_active=n,
         )
+
+
+    def _encode(self, observations: np.ndarray, alive: Sequence[bool]) -> np.ndarray:
+        """Input rates ``(B, n_inputs)``: the live members' observations encoded, zeros for the
+        others (ended or padding; their outputs are never used, and the car's CNN costs about
+        0.5 ms per member-step)."""
+        live = np.flatnonzero(alive)
+        if len(live) == len(alive):
+            return self.encoder(observations)
+        inputs = np.zeros((len(alive), self.encoder.n_inputs))
+        inputs[live] = self.encoder(observations[live], members=live)
+        return inputs
 
 
 def _pad(layers: Sequence[np.ndarray] | None, batch_size: int) -> list[np.ndarray] | None:

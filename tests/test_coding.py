@@ -158,6 +158,10 @@ def test_car_encoder_against_reference():
         np.testing.assert_allclose(got[b], want, atol=2e-5)
     # float64 observations (what the rollout batches) give the same features
     np.testing.assert_array_equal(enc(frames.astype(np.float64)), got)
+    # a subset of the batch (the members still alive) uses those members' own kernels
+    np.testing.assert_array_equal(enc(frames[1:], members=np.array([1])), got[1:])
+    with pytest.raises(ValueError, match="observations hold 2 members, the convolution weights 1"):
+        enc(frames, members=np.array([0]))
 
 
 def test_car_encoder_transpose_only_mirrors_the_kernels():

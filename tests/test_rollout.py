@@ -63,9 +63,9 @@ class RecordingEncoder(RawEncoder):
         super().__init__(n_inputs)
         self.seen = []
 
-    def __call__(self, observations):
-        self.seen.append(np.array(observations))
-        return super().__call__(observations)
+    def __call__(self, observations, members=None):
+        self.seen.append((np.array(observations), None if members is None else list(members)))
+        return super().__call__(observations, members)
 
 
 SCRIPTED = Task(
@@ -107,12 +107,16 @@ def test_episode_rules_by_hand(scripted):
         assert len(env.actions) == BURN_IN + steps
         assert not np.any(env.actions[:BURN_IN])
     # the network never saw the burn-in: its first input is the observation after it
-    inputs = scripted.encoder.seen
-    np.testing.assert_array_equal(inputs[0][:4, :2], [[BURN_IN, s] for s in range(4)])
-    np.testing.assert_array_equal(inputs[1][:4, 0], [BURN_IN + 1] * 4)
+    inputs = [x for x, _ in scripted.encoder.seen]
+    np.testing.assert_array_equal(inputs[0][:, :2], [[BURN_IN, s] for s in range(4)])
+    np.testing.assert_array_equal(inputs[1][:, 0], [BURN_IN + 1] * 4)
     assert [t for t, _ in seen] == list(range(20))
-    # the padded fifth member never has an env (zero inputs); ended members get info None
-    assert not np.any([x[4] for x in inputs])
+    # only live members are encoded: never the padded fifth (no env), not the ended ones
+    # (call i encodes the inputs of step t=i: seed 3 ended after t=4, seed 1 after t=7, seed 2
+    # after t=10; after t=19 nobody is left and nothing is encoded)
+    members = [[int(m) for m in ms] for _, ms in scripted.encoder.seen]
+    assert members == [[0, 1, 2, 3]] * 5 + [[0, 1, 2]] * 3 + [[0, 2]] * 3 + [[0]] * 9
+    # ended members get info None
     assert seen[0][1] == [False, False, False, False, True]
     assert seen[8][1] == [False, True, False, True, True]
 
