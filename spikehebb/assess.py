@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from spikehebb.evaluate import EVALUATION_TAG, Worker, WorkerSpec, lifetime_seeds
+from spikehebb.evaluate import EVALUATION_TAG, Worker, WorkerSpec, lifetime_seeds, one_thread_per_library
 from spikehebb.store import RunStore, TraceWriter
 from spikehebb.train import TrainConfig
 
@@ -99,7 +99,9 @@ def assess(
             worker.close()
     else:
         ctx = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(min(workers, len(variants)), mp_context=ctx) as pool:
+        # One variant per process, each closing its envs when done (a worker pool would keep every
+        # variant's envs, ~30 MB each); one BLAS thread each, as the training workers.
+        with one_thread_per_library(), concurrent.futures.ProcessPoolExecutor(min(workers, len(variants)), mp_context=ctx) as pool:
             fitness = list(pool.map(_variant_job, *zip(*[(spec, params, v, episodes) for v in variants])))
     trained = set(config.train_variants or task.train_variants)
     solved_at = SOLVED_FITNESS if task.solved_fitness is None else task.solved_fitness

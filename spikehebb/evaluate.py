@@ -367,7 +367,7 @@ WORKER_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_N
 
 
 @contextlib.contextmanager
-def _one_thread_per_library():
+def one_thread_per_library():
     """Set :data:`WORKER_THREAD_ENV` (where unset) while a worker is spawned: the new interpreter
     reads it before it loads NumPy."""
     added = {k: v for k, v in WORKER_THREAD_ENV.items() if k not in os.environ}
@@ -445,7 +445,7 @@ class ProcessEvaluator(_Evaluator):
         process = self._ctx.Process(
             target=_serve, args=(child, self.spec, self._factory), name="spikehebb-worker", daemon=True
         )
-        with _one_thread_per_library():
+        with one_thread_per_library():
             process.start()
         child.close()  # the child's end now lives only in the child: its death closes the pipe
         return _Process(process, parent)
