@@ -264,7 +264,15 @@ class _Evaluator:
         raise NotImplementedError
 
     def close(self) -> None:
+        """Release the workers (once; later calls do nothing)."""
+        if self._closed:
+            return
         self._closed = True
+        _OPEN.discard(self)
+        self._release()
+
+    def _release(self) -> None:
+        """Backend part of :meth:`close`: stop the workers."""
 
     def __enter__(self):
         return self
@@ -288,10 +296,8 @@ class SerialEvaluator(_Evaluator):
     def _map(self, method, args):
         return [getattr(self._worker, method)(*a) for a in args]
 
-    def close(self) -> None:
-        if not self._closed:
-            self._worker.close()
-        super().close()
+    def _release(self) -> None:
+        self._worker.close()
 
 
 # ----------------------------------------------------------------------------------- processes
@@ -568,12 +574,8 @@ class ProcessEvaluator(_Evaluator):
             raise
         return results
 
-    def close(self) -> None:
+    def _release(self) -> None:
         """Stop the workers (asked to exit, then terminated if they do not within a few seconds)."""
-        if self._closed:
-            return
-        super().close()
-        _OPEN.discard(self)
         procs = [p for p in self._procs if p is not None]
         for proc in procs:
             try:
@@ -709,12 +711,8 @@ class RayEvaluator(_Evaluator):
             idle.append(slot)
         return results
 
-    def close(self) -> None:
+    def _release(self) -> None:
         """Kill the actors; shut Ray down if this evaluator started it."""
-        if self._closed:
-            return
-        super().close()
-        _OPEN.discard(self)
         for actor in self._actors:
             try:
                 self._ray.kill(actor, no_restart=True)
