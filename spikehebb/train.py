@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 
 from spikehebb.es import get_strategy
 from spikehebb.evaluate import EVALUATORS, WorkerSpec, make_evaluator, worker_batch_size
+from spikehebb.rules import get_rule
 from spikehebb.store import RunStore
 from spikehebb.tasks import get_task
 
@@ -83,8 +85,6 @@ class TrainConfig:
         if self.train_variants is not None:
             self.train_variants = task.check_variants(tuple(self.train_variants))
         if not self.static:
-            from spikehebb.rules import get_rule
-
             get_rule(self.rule)
 
     @property
@@ -109,8 +109,6 @@ class TrainConfig:
 
     @property
     def n_workers(self) -> int:
-        import os
-
         return 1 if self.evaluator == "serial" else (self.workers or os.cpu_count() or 1)
 
     def make_strategy(self, n_params: int):
@@ -156,22 +154,23 @@ def train(
     resume: path of a run file to continue from its last completed generation.
     stop_after: end after this many generations in this call (tests, time-boxed sessions).
     """
-    if resume is not None:
-        store = RunStore.open(resume, "a")
-        config = TrainConfig.from_dict(store.config)
-    else:
-        config = config or TrainConfig()
+    store = RunStore.open(resume, "a") if resume is not None else None
+    try:
+        config = TrainConfig.from_dict(store.config) if store is not None else config or TrainConfig()
+        spec = config.worker_spec()
+        task = spec.make_task()  # a bad episode setting fails here, before a file is written
+        layout = spec.layout(task)
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
+    if store is None:
         path = config.default_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        spec = config.worker_spec()
-        task = spec.make_task()
         store = RunStore.create(
-            path, config.to_dict(), sizes=task.sizes, rule=spec.rule, popsize=config.popsize,
-            layout=spec.layout(task),
+            path, config.to_dict(), sizes=task.sizes, rule=spec.rule, popsize=config.popsize, layout=layout,
         )
     with store:
-        spec = config.worker_spec()
-        layout = spec.layout()
         strategy = config.make_strategy(layout.n_params)
         checkpoint = store.load_checkpoint()
         if checkpoint is not None:
