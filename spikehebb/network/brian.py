@@ -195,7 +195,6 @@ class BrianPlasticNetwork(PlasticNetwork):
             {f: s.variables[f].get_value() for f in synapse_fields(self.rule, self.fold_eta)}
             for s in synapses
         ]
-        self._groups, self._synapses = groups, synapses
 
     # ------------------------------------------------------------------------- lifetime
     def _arm(self, coefficients, weights):
