@@ -428,6 +428,7 @@ class RunStore:
         popsize: int,
         layout: ParamLayout | None = None,
         fsync: bool = True,
+        snapshot_every: int = 10,
     ) -> "RunStore":
         """Start a new run file at ``path`` and return it open for writing.
 
@@ -435,9 +436,14 @@ class RunStore:
         ``(n_0, ..., n_L)``. rule: the plasticity rule's name, or None for a static-weights run.
         layout: the :class:`spikehebb.params.ParamLayout` of the searched vector; default
         ``ParamLayout.for_network(sizes, rule, "hebbian")``, or ``"static"`` when rule is None.
+        snapshot_every: keep a copy of the search mean after every ``snapshot_every``-th
+        generation in ``/snapshots`` (0: none), so that the final rule can be chosen as the
+        authors did, the best of the stored generation means.
         Refuses to overwrite anything: an existing ``path`` raises FileExistsError.
         """
         path = Path(path)
+        if not (isinstance(snapshot_every, (int, np.integer)) and snapshot_every >= 0):
+            raise ValueError(f"snapshot_every must be a non-negative integer, got {snapshot_every!r}")
         if int(popsize) < 1:
             raise ValueError(f"popsize must be a positive integer, got {popsize}")
         if layout is None:
@@ -476,6 +482,13 @@ class RunStore:
                         ds = grp.create_dataset(f"{part}/layer_{l}", shape, dtype="f8", fillvalue=np.nan)
                         if part == "coefficients":
                             ds.attrs["fields"] = ",".join(get_rule(rule).fields)
+                snaps = f.create_group("snapshots")
+                snaps.attrs["every"] = int(snapshot_every)
+                snaps.create_dataset("generations_completed", (0,), dtype="i8", maxshape=(None,), chunks=(256,))
+                snaps.create_dataset(
+                    "mean", (0, layout.n_params), dtype="f8", maxshape=(None, layout.n_params),
+                    chunks=(1, layout.n_params),
+                )
                 f["best"].attrs["fitness"] = -np.inf
                 f["best"].attrs["generation"] = -1
                 f.create_group("checkpoint").attrs["generation"] = 0
@@ -597,6 +610,13 @@ class RunStore:
             if float(best_fitness) > float(f["best"].attrs["fitness"]) or f["best"].attrs["generation"] < 0:
                 f["best"].attrs["generation"] = int(generation)
             f["best"].attrs["fitness"] = float(best_fitness)
+            snaps = f.get("snapshots")  # absent in files written before snapshots existed
+            if snaps is not None and snaps.attrs["every"] and g_new % int(snaps.attrs["every"]) == 0:
+                k = snaps["mean"].shape[0] + 1
+                snaps["mean"].resize(k, axis=0)
+                snaps["mean"][k - 1] = mean
+                snaps["generations_completed"].resize(k, axis=0)
+                snaps["generations_completed"][k - 1] = g_new
             write_state(f["checkpoint"].require_group("strategy"), strategy_state)
             f["checkpoint"].attrs["generation"] = g_new
             f.attrs["generations_completed"] = g_new
@@ -644,6 +664,18 @@ class RunStore:
             a = f[which][part][f"layer_{l}"][()]
             out[part].append(a[None] if batch else a)
         return out
+
+    def snapshots(self) -> tuple[np.ndarray, np.ndarray]:
+        """The stored search means: (generations completed when each was taken ``(S,)``, flat
+        means ``(S, n_params)``); empty for runs without snapshots."""
+        with _open_checked(self.path) as f:
+            snaps = f.get("snapshots")
+            g = int(f.attrs["generations_completed"])
+            if snaps is None:
+                return np.zeros(0, np.int64), np.zeros((0, self.n_params))
+            gens = snaps["generations_completed"][()]
+            keep = gens <= g  # a row beyond the counter cannot exist (one transaction), but be strict
+            return gens[keep], snaps["mean"][()][keep]
 
     def history(self) -> dict[str, np.ndarray]:
         """Every ``/generations`` dataset, one row per stored generation (see GENERATION_FIELDS)."""

@@ -190,7 +190,7 @@ def test_state_dict_round_trip_keeps_types(tmp_path):
 
 def test_state_is_replaced_not_merged_and_the_file_does_not_grow(tmp_path):
     path = tmp_path / "run.h5"
-    store = make_run(path, 0)
+    store = make_run(path, 0, snapshot_every=0)  # snapshots grow the file on purpose
     other = {"a": {"b": 1}, "strategy": np.zeros(3), "x": "s"}
     for g, state in enumerate([STATE, other, STATE]):
         store.append_generation(g, **{**generation_values(g), "strategy_state": state})
@@ -475,3 +475,18 @@ def test_traces_bad_input_and_failed_recording_leave_the_file_alone(tmp_path):
             tw.episode("normal", 0).step([np.zeros(5), np.zeros(4), np.zeros(3)], np.zeros(3), {"x": 1.0}, [np.zeros((5, 4)), np.zeros((4, 3))])
         with pytest.raises(RuntimeError, match="still open"):
             tw.episode("normal", 1)
+
+
+def test_search_means_are_snapshotted_every_kth_generation(tmp_path):
+    with make_run(tmp_path / "run.h5", 7, snapshot_every=3):
+        pass
+    gens, means = RunStore.open(tmp_path / "run.h5").snapshots()
+    assert gens.tolist() == [3, 6]
+    np.testing.assert_array_equal(means, [generation_values(2)["mean"], generation_values(5)["mean"]])
+    with make_run(tmp_path / "none.h5", 2, snapshot_every=0):
+        pass
+    gens, means = RunStore.open(tmp_path / "none.h5").snapshots()
+    assert gens.shape == (0,) and means.shape == (0, N)
+    with pytest.raises(ValueError, match="snapshot_every must be a non-negative integer, got -1"):
+        RunStore.create(tmp_path / "bad.h5", Config(), sizes=SIZES, rule=RULE, popsize=P, snapshot_every=-1)
+    assert not (tmp_path / "bad.h5").exists()
