@@ -142,6 +142,9 @@ class PlasticNetwork:
                 )
         self.activation = tuple(names)
         self.normalise = self._check_normalise(normalise)
+        self.frozen = False
+        """While True, steps run the forward pass only: the rule (and the normalisation after it)
+        is paused, the weights stay as they are (a perturbation: "freeze the rule")."""
         self._armed = False
 
     # ----------------------------------------------------------------------------- shapes
@@ -208,6 +211,12 @@ class PlasticNetwork:
             return 0
         return self._run(inputs, int(n_steps), callback)
 
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Replace the current weights in the middle of a lifetime (rates, coefficients and the
+        rest of the lifetime's state are kept): per layer ``(P, n_pre, n_post)``."""
+        self._check_armed()
+        self._set_weights(self._check_layers("weights", weights, self.weight_shapes))
+
     @property
     def weights(self) -> list[np.ndarray]:
         """Current weights, per layer ``(P, n_pre, n_post)`` (copies)."""
@@ -238,6 +247,9 @@ class PlasticNetwork:
         return n_steps
 
     def _weights(self) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def _set_weights(self, weights: list[np.ndarray]) -> None:
         raise NotImplementedError
 
     def _activations(self) -> list[np.ndarray]:

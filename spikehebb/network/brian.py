@@ -188,6 +188,8 @@ class BrianPlasticNetwork(PlasticNetwork):
         self._step_objects = [
             o for o in self._net.sorted_objects if o.active and (o._code_objects or o is self._norm_op)
         ]
+        # What a frozen step skips: everything in the "end" slot (the rules and the normalisation).
+        self._forward_objects = [o for o in self._step_objects if o.when != "end"]
         # The arrays the compiled code reads and writes; writing into them re-arms the network.
         self._rates = [g.variables["r"].get_value() for g in groups]
         self._w = [s.variables["w"].get_value() for s in synapses]
@@ -217,7 +219,7 @@ class BrianPlasticNetwork(PlasticNetwork):
 
     def _step(self, inputs):
         self._rates[0][:] = inputs.reshape(-1)
-        for obj in self._step_objects:
+        for obj in self._forward_objects if self.frozen else self._step_objects:
             obj.run()
         return self._outputs()
 
@@ -227,6 +229,10 @@ class BrianPlasticNetwork(PlasticNetwork):
 
     def _weights(self):
         return [w.reshape(shape).copy() for w, shape in zip(self._w, self.weight_shapes)]
+
+    def _set_weights(self, weights):
+        for w, new in zip(self._w, weights):
+            w[:] = new.reshape(-1)
 
     def _activations(self):
         return [r.reshape(self.population, n).copy() for r, n in zip(self._rates, self.sizes)]

@@ -31,6 +31,9 @@ class NumpyPlasticNetwork(PlasticNetwork):
         rates = [inputs.copy()]  # the caller may reuse its input array for the next step
         for w, f in zip(self._w, self._act):
             rates.append(f(np.matmul(rates[-1][:, None, :], w)[:, 0]).astype(self.dtype, copy=False))
+        self._rates = rates
+        if self.frozen:
+            return rates[-1].copy()
         for w, c, pre, post in zip(self._w, self._coef, rates[:-1], rates[1:]):
             o_i, o_j = pre[:, :, None], post[:, None, :]
             inner = c["A"] * o_j if "A" in c else 0
@@ -45,11 +48,14 @@ class NumpyPlasticNetwork(PlasticNetwork):
         for w, norm in zip(self._w, self.normalise):
             if norm == "max_abs":
                 self.max_abs_normalise(w)
-        self._rates = rates
         return rates[-1].copy()
 
     def _weights(self):
         return [w.copy() for w in self._w]
+
+    def _set_weights(self, weights):
+        for w, new in zip(self._w, weights):
+            w[...] = new
 
     def _activations(self):
         return [r.copy() for r in self._rates]

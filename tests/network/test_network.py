@@ -214,3 +214,33 @@ def test_activations_do_not_alias_the_callers_inputs(network, backend):
     net.step(x)
     x[:] = 99.0  # a caller reusing its buffer for the next observation
     np.testing.assert_array_equal(net.activations[0], X)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "brian2"])
+def test_freeze_and_set_weights_in_mid_lifetime(network, backend, lifetime, reference):
+    """A frozen step is the forward pass alone; set_weights swaps the weights and nothing else."""
+    net = network(backend, "ABCD_lr", 3, "float64")
+    coefficients, weights, inputs = lifetime(ANT, "ABCD_lr", 3, 4, seed=11)
+    net.reset(coefficients, weights)
+    net.step(inputs[0])
+    after_one = net.weights
+    net.frozen = True
+    try:
+        out = net.step(inputs[1])
+        assert all(np.array_equal(a, b) for a, b in zip(after_one, net.weights))
+        x = inputs[1]
+        for w in after_one:  # the forward pass on the unchanged weights
+            x = np.tanh(np.einsum("pi,pij->pj", x, w))
+        np.testing.assert_allclose(out, x, rtol=1e-12, atol=1e-12)
+    finally:
+        net.frozen = False
+    net.set_weights(weights)
+    assert all(np.array_equal(a, b) for a, b in zip(weights, net.weights))
+    # From here on the lifetime is the reference's from its first step, with rates kept.
+    expected = reference(coefficients, weights, inputs[2:], "ABCD_lr", "tanh")[1]
+    net.step(inputs[2])
+    net.step(inputs[3])
+    for got, want in zip(net.weights, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match=r"weights for layer 1 must be \(P, n_pre, n_post\)"):
+        net.set_weights([w[:, :2] for w in weights])
