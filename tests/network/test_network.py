@@ -220,7 +220,7 @@ def test_activations_do_not_alias_the_callers_inputs(network, backend):
 def test_freeze_and_set_weights_in_mid_lifetime(network, backend, lifetime, reference):
     """A frozen step is the forward pass alone; set_weights swaps the weights and nothing else."""
     net = network(backend, "ABCD_lr", 3, "float64")
-    coefficients, weights, inputs = lifetime(ANT, "ABCD_lr", 3, 4, seed=11)
+    coefficients, weights, inputs = lifetime((28, 128, 64, 8), "ABCD_lr", 3, 4, seed=11)
     net.reset(coefficients, weights)
     net.step(inputs[0])
     after_one = net.weights
