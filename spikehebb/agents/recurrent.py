@@ -1,0 +1,325 @@
+"""Recurrent baselines: the static network with its first dense layer replaced by an LSTM or GRU.
+
+Palm, Najarro & Risi 2021, "Testing the genomic bottleneck hypothesis in Hebbian meta-learning",
+https://arxiv.org/abs/2011.06811; code: github.com/rasmusbergpalm/hebbian-evolution (commit
+f11c2ce). What is taken from their code, and where:
+
+- **The network** (``agents/ant/rnn_ant.py``, ``RecurrentAnt``, lines 17-40): one LSTM cell,
+  28 inputs -> 128 hidden units (``lstm_hidden_size = 128``), then ``linear.2`` (128, 64) and
+  ``linear.3`` (64, 8), each followed by tanh and without biases (``f.linear(x, W.t())``), exactly
+  the static ant's layers 2 and 3 (``agents/ant/static_ant.py``, lines 14-26). The car's LSTM
+  (``agents/racer/rnn_racer.py``, lines 17-49) is built the same way behind the CNN.
+- **The recurrent layer's output** is the LSTM's hidden state h itself (``x = tanh(f.linear(
+  hx.squeeze(), ...))``, rnn_ant.py line 38): no extra activation on h, which is already
+  ``o * tanh(c)``; the raw observation goes in (no squashing), as in the static and Hebbian ants.
+- **Biases**: the LSTM has both of torch's biases, ``bias_ih`` and ``bias_hh`` (rnn_ant.py lines
+  23-24), searched independently although only their sum acts; the dense layers have none.
+- **State**: h and c start at zero (``zeros = t.zeros(1, 128); self.hxcx = (zeros, zeros)``, lines
+  14-15) when the agent is built, i.e. once per lifetime (``BaseAnt.fitness`` builds a fresh
+  environment and the agent lives one episode), and are carried from step to step.
+- **Equations and gate layout** are torch's ``LSTMCell`` (called as ``_VF.lstm_cell``, lines
+  30-37), gate blocks in the order (i, f, g, o)::
+
+      a = x @ W_ih + b_ih + h @ W_hh + b_hh            (B, 4H), blocks [i | f | g | o]
+      i = sigmoid(a_i)  f = sigmoid(a_f)  g = tanh(a_g)  o = sigmoid(a_o)
+      c' = f * c + i * g
+      h' = o * tanh(c')
+
+  Palm et al. used no GRU. :class:`GRUAgent` follows torch's ``GRUCell`` the same way, gate blocks
+  (r, z, n)::
+
+      a = x @ W_ih + b_ih  (B, 3H)   b = h @ W_hh + b_hh  (B, 3H), blocks [r | z | n]
+      r = sigmoid(a_r + b_r)  z = sigmoid(a_z + b_z)  n = tanh(a_n + r * b_n)
+      h' = (1 - z) * n + z * h
+
+- **Search** (not this module): their LSTM ant was evolved like the static ant, by OpenAI-ES with
+  every parameter drawn N(0, 1) at the start (``main.py`` at commit dc83f87: ``t.randn`` means,
+  sigma 0.1, SGD lr 0.2 decaying x0.995, sigma x0.999).
+
+Layouts (B = batch size, H = hidden units, G = 4 for the LSTM, 3 for the GRU):
+
+- Genome parts (:meth:`RecurrentAgent.genome_parts`), per member:
+  ``"recurrent"``: ``[W_ih (n_in, G*H), W_hh (H, G*H), b_ih (G*H,), b_hh (G*H,)]``; each weight
+  matrix is ``(pre, post)``, the TRANSPOSE of torch's ``weight_ih``/``weight_hh`` (torch stores
+  ``(G*H, n_in)``), with the gate blocks along the last axis in torch's order, so
+  ``W_ih = state_dict["weight_ih"].T`` (see :func:`parts_from_torch`).
+  ``"weights"``: the dense layers after the recurrent one, ``[(H, n_2), ..., (n_{L-1}, n_out)]``,
+  ``(pre, post)`` like the static network's (Palm's ``linear.2``, ``linear.3``).
+- ``parts`` given to :meth:`RecurrentAgent.reset` carry the member axis first: ``(n, *shape)``.
+- ``step``: inputs ``(B, n_in)`` -> outputs ``(B, n_out)`` (tanh of the last layer).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from spikehebb.agents.base import GenomePart
+
+GATES = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
+"""Gate blocks of each kind, in torch's order along the recurrent arrays' last axis."""
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic function, computed from tanh so large |x| neither overflows nor warns."""
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
+    sizes = tuple(int(s) for s in sizes)
+    if len(sizes) < 3 or min(sizes) < 1:
+        raise ValueError(
+            "sizes must be (n_in, hidden, ..., n_out) with at least 3 positive entries, "
+            f"e.g. (28, 128, 64, 8), got {sizes}"
+        )
+    return sizes
+
+
+def genome_parts(kind: str, sizes: Sequence[int]) -> tuple[GenomePart, ...]:
+    """Searched parts of a ``kind`` ("lstm" or "gru") agent: see :meth:`RecurrentAgent.genome_parts`."""
+    if kind not in GATES:
+        raise ValueError(f"recurrent kind must be one of {sorted(GATES)}, got {kind!r}")
+    sizes = _check_sizes(sizes)
+    n_in, hidden = sizes[0], sizes[1]
+    width = len(GATES[kind]) * hidden
+    return (
+        GenomePart("recurrent", ((n_in, width), (hidden, width), (width,), (width,))),
+        GenomePart("weights", tuple((a, b) for a, b in zip(sizes[1:-1], sizes[2:]))),
+    )
+
+
+def parameter_count(kind: str, sizes: Sequence[int], rule: str | None = None) -> int:
+    """Searched parameters of one agent of ``kind``, for printing the baselines side by side.
+
+    kind: ``"lstm"``, ``"gru"`` (:func:`genome_parts`), ``"static"`` (every dense layer's
+    weights, no biases: 12,288 for the ant) or ``"hebbian"`` (the rule's coefficients, per synapse
+    ``k`` fields: 61,440 for the ant with ``rule="ABCD_lr"``).
+    Ant (28, 128, 64, 8): lstm 89,600 (4*128*28 + 4*128*128 + 2*4*128 + 128*64 + 64*8), gru 69,376.
+    """
+    if kind == "static":
+        sizes = _check_sizes(sizes)
+        return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    if kind == "hebbian":
+        if rule is None:
+            raise ValueError("parameter_count('hebbian', ...) needs rule=, e.g. rule='ABCD_lr'")
+        from spikehebb.rules import n_coefficients
+
+        return n_coefficients(_check_sizes(sizes), rule)
+    if kind not in GATES:
+        raise ValueError(
+            f"kind must be one of {sorted(GATES) + ['hebbian', 'static']}, got {kind!r}"
+        )
+    return sum(part.size for part in genome_parts(kind, sizes))
+
+
+def parts_from_torch(
+    kind: str,
+    weight_ih: np.ndarray,
+    weight_hh: np.ndarray,
+    bias_ih: np.ndarray,
+    bias_hh: np.ndarray,
+    dense: Sequence[np.ndarray],
+) -> dict[str, list[np.ndarray]]:
+    """One member's parts from torch's arrays (``LSTMCell``/``GRUCell`` state dict, as NumPy).
+
+    weight_ih ``(G*H, n_in)``, weight_hh ``(G*H, H)``, bias_ih and bias_hh ``(G*H,)``; dense: the
+    following layers ``(n_pre, n_post)`` (Palm's ``linear.2``, ``linear.3``). Returns ``parts``
+    with a member axis of 1, ready for :meth:`RecurrentAgent.reset`.
+    """
+    if kind not in GATES:
+        raise ValueError(f"recurrent kind must be one of {sorted(GATES)}, got {kind!r}")
+    recurrent = [np.asarray(weight_ih).T, np.asarray(weight_hh).T, np.asarray(bias_ih), np.asarray(bias_hh)]
+    return {
+        "recurrent": [np.array(a)[None] for a in recurrent],
+        "weights": [np.array(w)[None] for w in dense],
+    }
+
+
+class RecurrentAgent:
+    """B recurrent controllers in lockstep, batched in NumPy (one per member, no Python loop).
+
+    Args:
+        sizes: ``(n_in, H, n_2, ..., n_out)``; the ant is ``(28, 128, 64, 8)``: an LSTM/GRU layer
+            n_in -> H, then dense tanh layers without biases.
+        batch_size: B, the number of slots.
+        dtype: ``"float64"`` (default) or ``"float32"``; parameters and state are held in it.
+
+    Follows the protocol of :mod:`spikehebb.agents.base` (``reset``, ``step``, ``weights``,
+    ``activations``); the layouts are in this module's docstring. A slot never armed holds zero
+    parameters and outputs zeros.
+    """
+
+    kind: str = ""
+
+    def __init__(self, sizes: Sequence[int], batch_size: int, dtype: str = "float64") -> None:
+        self.sizes = _check_sizes(sizes)
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        if np.dtype(dtype) not in (np.dtype("float64"), np.dtype("float32")):
+            raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+        self.batch_size = int(batch_size)
+        self.dtype = np.dtype(dtype)
+        self.n_inputs = self.sizes[0]
+        self.n_outputs = self.sizes[-1]
+        self.hidden = self.sizes[1]
+        self.n_gates = len(GATES[self.kind])
+        self._parts = self.genome_parts(self.sizes)
+        B = self.batch_size
+        self._params = {
+            part.name: [np.zeros((B,) + shape, self.dtype) for shape in part.shapes]
+            for part in self._parts
+        }
+        self._h = np.zeros((B, self.hidden), self.dtype)
+        self._c = np.zeros((B, self.hidden), self.dtype)
+        self._activations = [np.zeros((B, n), self.dtype) for n in self.sizes]
+        self._armed = False
+
+    @classmethod
+    def genome_parts(cls, sizes: Sequence[int]) -> tuple[GenomePart, ...]:
+        """What the strategy searches for one member, in this order (all ``searched=True``):
+
+        ``GenomePart("recurrent", ((n_in, G*H), (H, G*H), (G*H,), (G*H,)))``: W_ih, W_hh, b_ih,
+        b_hh, gate blocks along the last axis in torch's order ((i, f, g, o) for the LSTM, G = 4;
+        (r, z, n) for the GRU, G = 3); W_ih and W_hh are torch's ``weight_ih``/``weight_hh``
+        transposed. ``GenomePart("weights", ((H, n_2), ..., (n_{L-1}, n_out)))``: the dense
+        layers, ``(pre, post)``. A flat candidate is the parts in this order, each array raveled in
+        C order (the genome map's convention).
+        """
+        return genome_parts(cls.kind, sizes)
+
+    # ------------------------------------------------------------------------------ lifetimes
+    def reset(self, parts: Mapping[str, Sequence[np.ndarray]], members: Sequence[int] | None = None) -> None:
+        """Arm new lifetimes in the slots ``members`` (None: all B, in order).
+
+        parts: ``{"recurrent": [W_ih, W_hh, b_ih, b_hh], "weights": [dense layers]}``, each array
+        ``(n, *shape)`` with n = len(members). Hidden (and cell) state of those slots is set to
+        zero; other slots keep running untouched.
+        """
+        slots = self._slots(members)
+        n = slots.size
+        for part in self._parts:
+            if part.name not in parts:
+                raise ValueError(f"parts must contain {[p.name for p in self._parts]}, got {sorted(parts)}")
+            arrays = list(parts[part.name])
+            if len(arrays) != len(part.shapes):
+                raise ValueError(
+                    f"parts[{part.name!r}] must hold {len(part.shapes)} arrays of shapes "
+                    f"{[(n,) + s for s in part.shapes]}, got {len(arrays)}"
+                )
+            for j, (array, shape) in enumerate(zip(arrays, part.shapes)):
+                array = np.asarray(array)
+                if array.shape != (n,) + shape:
+                    raise ValueError(
+                        f"parts[{part.name!r}][{j}] must be {(n,) + shape} for {n} members, "
+                        f"got {array.shape}"
+                    )
+                if not np.all(np.isfinite(array)):
+                    raise ValueError(f"parts[{part.name!r}][{j}] must be finite, got NaN or inf")
+        for part in self._parts:
+            for store, array in zip(self._params[part.name], parts[part.name]):
+                store[slots] = array
+        self._h[slots] = 0
+        self._c[slots] = 0
+        for a in self._activations:
+            a[slots] = 0
+        self._armed = True
+
+    def _slots(self, members: Sequence[int] | None) -> np.ndarray:
+        if members is None:
+            return np.arange(self.batch_size)
+        slots = np.asarray(members, dtype=np.int64).reshape(-1)
+        if slots.size and (slots.min() < 0 or slots.max() >= self.batch_size):
+            raise ValueError(f"members must be slot indices in [0, {self.batch_size}), got {slots.tolist()}")
+        if np.unique(slots).size != slots.size:
+            raise ValueError(f"members must not repeat a slot, got {slots.tolist()}")
+        return slots
+
+    # ---------------------------------------------------------------------------------- steps
+    def step(self, inputs: np.ndarray, modulator: np.ndarray | None = None) -> np.ndarray:
+        """One step of every slot: inputs ``(B, n_in)`` -> outputs ``(B, n_out)`` (a copy).
+
+        modulator: ``(B,)`` or None; recurrent agents read no third factor and ignore it.
+        """
+        if not self._armed:
+            raise RuntimeError("step() needs armed lifetimes: call reset(parts) first")
+        x = np.asarray(inputs)
+        if x.shape != (self.batch_size, self.n_inputs):
+            raise ValueError(f"inputs must be ({self.batch_size}, {self.n_inputs}), got {x.shape}")
+        if modulator is not None and np.shape(modulator) != (self.batch_size,):
+            raise ValueError(f"modulator must be ({self.batch_size},) or None, got {np.shape(modulator)}")
+        x = x.astype(self.dtype, copy=False)
+        w_ih, w_hh, b_ih, b_hh = self._params["recurrent"]
+        a = _matvec(x, w_ih) + b_ih
+        b = _matvec(self._h, w_hh) + b_hh
+        self._h, self._c = self._cell(a, b, self._h, self._c)
+        self._activations[0] = x.copy()
+        self._activations[1] = self._h
+        out = self._h
+        for layer, w in enumerate(self._params["weights"], start=2):
+            out = np.tanh(_matvec(out, w))
+            self._activations[layer] = out
+        return out.copy()
+
+    def _cell(self, a, b, h, c):
+        """New (h, c) from ``a = x @ W_ih + b_ih`` and ``b = h @ W_hh + b_hh``, both (B, G*H)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------- readouts
+    def weights(self) -> list[np.ndarray]:
+        """Per layer ``(B, n_pre, n_post)`` copies; for the recurrent layer its INPUT weights
+        W_ih ``(B, n_in, G*H)``, gate blocks along the last axis (W_hh and the biases are in
+        :meth:`recurrent_weights`). Nothing here changes within a lifetime."""
+        return [self._params["recurrent"][0].copy()] + [w.copy() for w in self._params["weights"]]
+
+    def recurrent_weights(self) -> dict[str, np.ndarray]:
+        """The recurrent layer's arrays as copies: ``W_ih (B, n_in, G*H)``, ``W_hh (B, H, G*H)``,
+        ``b_ih (B, G*H)``, ``b_hh (B, G*H)``."""
+        return dict(zip(("W_ih", "W_hh", "b_ih", "b_hh"), (a.copy() for a in self._params["recurrent"])))
+
+    def activations(self) -> list[np.ndarray]:
+        """Last step's activations per layer ``(B, n_l)``, inputs first: the inputs, the recurrent
+        layer's hidden state h, then each dense layer's tanh output (copies)."""
+        return [a.copy() for a in self._activations]
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The recurrent state, copies: ``h`` (B, H), and ``c`` (B, H) for the LSTM (zeros for the GRU)."""
+        return {"h": self._h.copy(), "c": self._c.copy()}
+
+
+def _matvec(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Per-member ``x_b @ w_b``: x (B, n), w (B, n, m) -> (B, m)."""
+    return np.matmul(x[:, None, :], w)[:, 0, :]
+
+
+class LSTMAgent(RecurrentAgent):
+    """Palm et al.'s LSTM baseline (torch ``LSTMCell`` equations, gate blocks (i, f, g, o))."""
+
+    kind = "lstm"
+
+    def _cell(self, a, b, h, c):
+        H = self.hidden
+        z = a + b
+        i = _sigmoid(z[:, 0:H])
+        f = _sigmoid(z[:, H : 2 * H])
+        g = np.tanh(z[:, 2 * H : 3 * H])
+        o = _sigmoid(z[:, 3 * H : 4 * H])
+        c = f * c + i * g
+        return o * np.tanh(c), c
+
+
+class GRUAgent(RecurrentAgent):
+    """The GRU variant (torch ``GRUCell`` equations, gate blocks (r, z, n)); not in Palm et al."""
+
+    kind = "gru"
+
+    def _cell(self, a, b, h, c):
+        H = self.hidden
+        r = _sigmoid(a[:, 0:H] + b[:, 0:H])
+        z = _sigmoid(a[:, H : 2 * H] + b[:, H : 2 * H])
+        n = np.tanh(a[:, 2 * H :] + r * b[:, 2 * H :])
+        return (1 - z) * n + z * h, c
+
+
+AGENTS = {LSTMAgent.kind: LSTMAgent, GRUAgent.kind: GRUAgent}
+"""The recurrent agents by kind, for the agent registry."""
