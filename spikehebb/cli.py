@@ -162,6 +162,28 @@ def run_plot(path: str | Path, output: str | None) -> Path:
     return out
 
 
+def add_video_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", metavar="RUNFILE_OR_MODEL", help="a run file (.h5) or the name of a model in models/")
+    parser.add_argument("-o", "--output", required=True, help="video file to write: .mp4 (H.264) or .gif")
+    parser.add_argument("--variant", "--morphology", help="body or track variation to run (default: the task's first training variant)")
+    parser.add_argument("--episode", type=int, default=0,
+                        help="which test lifetime: episode k of `evaluate` (same initial weights and start; default: %(default)s)")
+    parser.add_argument("--which", choices=("mean", "best"), default="mean",
+                        help="parameters: the search mean (default) or the best candidate seen in training")
+    parser.add_argument("--eval-steps", type=int, help="env steps of the lifetime incl. burn-in (default: the task's full length)")
+    parser.add_argument("--every", type=int, help="one frame per this many network steps (default: 1 for .mp4, 2 for .gif)")
+    parser.add_argument("--fps", type=float, help="playback frames per second (default: real time, at most 50 for .gif)")
+
+
+def run_video(args: argparse.Namespace) -> None:
+    from spikehebb.video import record_video
+
+    info = record_video(args.run, args.output, args.variant, episode=args.episode, which=args.which,
+                        max_env_steps=args.eval_steps, every=args.every, fps=args.fps)
+    print(f"wrote {info.path}: {info.frames} frames at {info.fps:g} fps, {info.variant}, "
+          f"{info.steps} network steps, fitness {info.fitness:.1f}")
+
+
 def experiment_main(task: str, description: str, argv: list[str] | None = None, episodes: int = 5) -> None:
     """What ``experiments/run_<task>.py`` does: train with the task's defaults and flags, then
     evaluate the run on every variant (``episodes`` test lifetimes each unless ``--episodes``)."""
@@ -191,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("plot", help="fitness curves of a run to PNG")
     p.add_argument("runfile")
     p.add_argument("-o", "--output")
+    p = sub.add_parser("video", help="render one test lifetime to .mp4 or .gif (headless)")
+    add_video_arguments(p)
     args = parser.parse_args(argv)
     try:
         if args.command == "train":
@@ -204,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(store.summary())
         elif args.command == "plot":
             print(f"wrote {run_plot(args.runfile, args.output)}")
+        elif args.command == "video":
+            run_video(args)
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
         parser.exit(2, f"spikehebb {args.command}: error: {err}\n")
     return 0

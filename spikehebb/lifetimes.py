@@ -1,0 +1,182 @@
+"""Test lifetimes of a stored run with a step hook: what the analyses (videos, perturbations)
+need of the rollout, in one place.
+
+:class:`Lifetimes` runs the same lifetimes as :func:`spikehebb.assess.assess` and
+:func:`~spikehebb.assess.record_traces` (episode e of variant v is seeded by (run seed,
+``EVALUATION_TAG``, e, v)), so the video of episode 0 shows the lifetime whose traces
+``evaluate --traces`` records, but it can render frames, change the episode rules and change
+the decoder. Hooks receive ``on_step(t, controller, actions (B, n_act), infos)`` after every
+network step; ``infos[b]`` is member b's env info dict with ``"step_reward"`` added (None once
+member b has ended). The controller is read and changed only through :func:`weights_of`,
+:func:`activations_of`, :func:`set_weights` and :func:`freeze`, so a change of the rollout's
+controller type (network today, agent tomorrow) is absorbed here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import gymnasium
+import numpy as np
+
+from spikehebb.assess import load_run
+from spikehebb.evaluate import EVALUATION_TAG, lifetime_seeds
+from spikehebb.network import sample_weights
+from spikehebb.rollout import BatchResult, Rollout
+from spikehebb.train import TrainConfig
+
+#: The shipped models (run files): ``models/NAME.h5``.
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+
+
+def resolve_run(run_or_model: str | Path) -> Path:
+    """A run file's path, or the run file of a shipped model named ``run_or_model``."""
+    path = Path(run_or_model)
+    if path.is_file():
+        return path
+    model = MODELS_DIR / f"{path.name}.h5"
+    if path.suffix == "" and model.is_file():
+        return model
+    shipped = sorted(p.stem for p in MODELS_DIR.glob("*.h5")) if MODELS_DIR.is_dir() else []
+    raise FileNotFoundError(
+        f"expected a run file (.h5) or the name of a model in {MODELS_DIR} "
+        f"({', '.join(shipped) if shipped else 'none ships yet'}), got {str(run_or_model)!r}"
+    )
+
+
+class _StepReward(gymnasium.Wrapper):
+    """Puts the env's reward of the step into ``info["step_reward"]`` (the car's fitness is the
+    reward, which the step hook does not otherwise see)."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward, terminated, truncated, {**info, "step_reward": float(reward)}
+
+
+class Lifetimes:
+    """Test lifetimes of one run's parameters, a batch of up to ``batch_size`` at a time.
+
+    Arguments:
+        run: run file or shipped model name.
+        which: ``"mean"`` (the search distribution's final mean, default) or ``"best"``.
+        batch_size: members per lockstep batch.
+        render: make the envs with ``render_mode="rgb_array"`` (see :meth:`frame`).
+        max_env_steps: episode length in env steps, burn-in included (default: the task's full
+            length, as ``evaluate`` uses).
+        rules: other :class:`~spikehebb.tasks.EpisodeRules` fields to replace (e.g.
+            ``{"patience": 10**9, "end_on_terminated": False}`` for lifetimes that never end early).
+        decoder: wraps the task's decoder: ``decoder(task_decoder) -> decoder``, called once.
+    """
+
+    def __init__(
+        self,
+        run: str | Path,
+        which: str = "mean",
+        *,
+        batch_size: int = 1,
+        render: bool = False,
+        max_env_steps: int | None = None,
+        rules: dict[str, Any] | None = None,
+        decoder: Callable[[Callable], Callable] | None = None,
+    ):
+        self.path = resolve_run(run)
+        self.config, self.params = load_run(self.path, which)
+        overrides = {k: v for k, v in self.config.task_overrides().items() if k != "rules"}
+        rule_changes = dict(rules or {})
+        if max_env_steps is not None:
+            rule_changes["max_env_steps"] = int(max_env_steps)
+        if rule_changes:
+            overrides["rules"] = rule_changes
+        self.spec = replace(self.config.worker_spec(), task_overrides=overrides, batch_size=int(batch_size))
+        task = self.spec.make_task()
+        make_env = task.make_env
+        task = task.replace(make_env=lambda variant, **kw: _StepReward(make_env(variant, **kw)))
+        if decoder is not None:
+            task_decoder = task.decoder
+            task = task.replace(decoder=lambda: decoder(task_decoder()))
+        self.task = task
+        self.rollout = Rollout(
+            task, self.spec.rule, self.spec.batch_size, backend=self.spec.backend, dtype=self.spec.dtype,
+            env_kwargs={"render_mode": "rgb_array"} if render else None,
+        )
+        self._parts = self.spec.layout(task).split(np.asarray(self.params)[None])
+
+    @property
+    def static(self) -> bool:
+        """Whether the run evolved static weights (no rule)."""
+        return self.spec.rule is None
+
+    def initial_weights(self, variant: str, episodes: Sequence[int]) -> list[np.ndarray]:
+        """Initial weights of the episodes, per layer ``(n, n_pre, n_post)``: the evolved ones for
+        static and coevolved runs, else each episode's random draw."""
+        if "weights" in self._parts:
+            return [np.repeat(w, len(episodes), axis=0) for w in self._parts["weights"]]
+        draws = [self.random_weights(1, lifetime_seeds(self.spec.seed, *self._path(variant, e))[0]) for e in episodes]
+        return [np.concatenate(layer) for layer in zip(*draws)]
+
+    def random_weights(self, n: int, rng: np.random.Generator | int | None) -> list[np.ndarray]:
+        """n random weight sets from the run's initial distribution, per layer ``(n, n_pre, n_post)``."""
+        return sample_weights(self.task.sizes, n, self.spec.weight_init, self.spec.weight_scale, rng)
+
+    def run(self, variant: str, episodes: Sequence[int], on_step=None) -> BatchResult:
+        """Run test episodes ``episodes`` of ``variant`` (at most ``batch_size``) with the hook."""
+        episodes = list(episodes)
+        self.task.check_variants([variant])
+        n = len(episodes)
+        coefficients = self._parts.get("coefficients")
+        seeds = [lifetime_seeds(self.spec.seed, *self._path(variant, e))[1] for e in episodes]
+        return self.rollout.run(
+            variant,
+            None if coefficients is None else [np.repeat(c, n, axis=0) for c in coefficients],
+            self.initial_weights(variant, episodes),
+            seeds,
+            on_step,
+            encoder_params=None if "encoder" not in self._parts else [np.repeat(p, n, axis=0) for p in self._parts["encoder"]],
+        )
+
+    def frame(self, variant: str, member: int = 0) -> np.ndarray:
+        """The current ``(H, W, 3)`` uint8 frame of a member's env (needs ``render=True``)."""
+        return self.rollout.envs(variant, member + 1)[member].render()
+
+    def fitness_term(self, info: dict) -> float:
+        """The step's fitness term from a hook's info (the ant: ``reward_progress``; the car:
+        the env reward)."""
+        key = self.task.fitness_term
+        return float(info[key] if key else info["step_reward"])
+
+    def close(self) -> None:
+        self.rollout.close()
+
+    def __enter__(self) -> "Lifetimes":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _path(self, variant: str, episode: int) -> tuple[int, int, int]:
+        return (EVALUATION_TAG, int(episode), self.task.variants.index(variant))
+
+
+# ------------------------------------------------------------------ the controller, in one place
+def weights_of(controller) -> list[np.ndarray]:
+    """Current weights, per layer ``(B, n_pre, n_post)``."""
+    w = controller.weights
+    return w() if callable(w) else w
+
+
+def activations_of(controller) -> list[np.ndarray]:
+    """Activations of the last step, per layer ``(B, n_l)``, inputs first."""
+    a = controller.activations
+    return a() if callable(a) else a
+
+
+def set_weights(controller, weights: Sequence[np.ndarray]) -> None:
+    """Replace the weights in mid-lifetime, per layer ``(B, n_pre, n_post)``."""
+    controller.set_weights(weights)
+
+
+def freeze(controller, frozen: bool = True) -> None:
+    """Pause (True) or resume the rule: frozen steps run the forward pass only."""
+    controller.frozen = frozen

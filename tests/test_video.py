@@ -1,0 +1,88 @@
+"""Videos of a lifetime: one frame per step (or per `every` steps), real frames with the text band,
+the lifetime `evaluate` scores, both tasks, both formats, and one-line errors for bad input."""
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from spikehebb.assess import assess, load_run
+from spikehebb.cli import main as cli_main
+from spikehebb.train import TrainConfig, train
+from spikehebb.video import annotate, record_video
+
+
+def tiny_run(directory, task):
+    config = TrainConfig(
+        task=task, popsize=2, generations=1, max_env_steps=60 if task == "ant" else 30,
+        train_variants=("default",), batch_size=2, evaluator="serial", runs_dir=str(directory),
+        run_name=f"tiny_{task}", backend="numpy",
+    )
+    return train(config, progress=False)
+
+
+@pytest.fixture(scope="module")
+def ant_run(tmp_path_factory):
+    return tiny_run(tmp_path_factory.mktemp("ant"), "ant")
+
+
+def check_frames(frames, shape):
+    assert frames.shape[1:] == shape
+    for frame in frames:
+        assert frame.std() > 10, "a blank frame"
+        # the text band: the top rows are darker than the scene below them
+        assert frame[:8].mean() < frame[40:].mean() - 30
+    assert np.abs(np.diff(frames.astype(float), axis=0)).mean() > 0, "the frames never change"
+
+
+def test_ant_mp4_has_one_frame_per_step_and_the_evaluated_lifetime(ant_run, tmp_path):
+    info = record_video(ant_run, tmp_path / "ant.mp4", "damage_left", max_env_steps=100)
+    assert info.steps == 60 and info.frames == 60 and info.fps == 60 and info.variant == "damage_left"
+    frames = iio.imread(info.path)
+    assert len(frames) == 60
+    check_frames(frames, (240, 320, 3))
+    # episode 0 of the video is episode 0 of `evaluate`: the same fitness
+    config, params = load_run(ant_run)
+    (result,) = assess(config, params, ["damage_left"], episodes=1, max_env_steps=100)
+    assert info.fitness == pytest.approx(result.fitness[0], rel=1e-6)
+
+
+def test_gif_takes_every_second_step(ant_run, tmp_path):
+    info = record_video(ant_run, tmp_path / "ant.gif", max_env_steps=61)
+    assert info.steps == 21 and info.frames == 11 and info.fps == 30 and info.variant == "default"
+    frames = iio.imread(info.path)
+    assert frames.shape[0] == 11
+    check_frames(frames[..., :3], (240, 320, 3))
+
+
+@pytest.mark.slow
+def test_car_video(tmp_path):
+    info = record_video(tiny_run(tmp_path, "car"), tmp_path / "car.mp4", "push_left", max_env_steps=12)
+    frames = iio.imread(info.path)
+    assert info.steps == 12 and len(frames) == 12 and info.fps == 50
+    check_frames(frames, (400, 600, 3))
+
+
+def test_annotate_draws_on_a_copy():
+    frame = np.full((240, 320, 3), 200, np.uint8)
+    out = annotate(frame, "default  step 1  fitness 0.0")
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    assert np.all(frame == 200) and out[:8].mean() < 120 and np.all(out[60:] == 200)
+    assert out[:16].max() > 200  # white letters on the band
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["RUN", "-o", "x.avi"], "output must end in .mp4 or .gif"),
+        (["RUN", "-o", "x.mp4", "--variant", "three_legs"], "unknown ant variant"),
+        (["RUN", "-o", "x.mp4", "--every", "0"], "every must be a positive"),
+        (["no_such_model", "-o", "x.mp4"], "expected a run file (.h5) or the name of a model"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(ant_run, tmp_path, capsys, args, message):
+    args = [str(ant_run) if a == "RUN" else str(tmp_path / a) if a.startswith("x.") else a for a in args]
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["video", *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
