@@ -1,0 +1,490 @@
+"""The run file: one HDF5 file per training run, and :class:`RunStore`, which writes and reads it.
+
+:class:`RunStore` writes it (``create``, ``append_generation`` after every generation) and reads
+it (``open``, ``load_checkpoint`` for ``--resume``, ``history``, ``snapshots``, ``params``,
+``summary`` for ``spikehebb inspect``). Every write is a transaction on a copy
+(:mod:`spikehebb.store.transaction`), so the file at the run's path always holds a whole number
+of generations. The layout, with every group, dataset, shape, dtype and unit, is in
+``docs/run-file.md``; the short version::
+
+    /                      attrs: format="spikehebb-run", format_version, config (JSON), sizes,
+                                  rule, layout (JSON), n_params, popsize, generations_completed
+    /generations/*         (G, P) fitness_raw, fitness_shaped; (G,) fitness_min/mean/max,
+                           best_fitness, sigma, lr, wall_time, env_steps, generation
+    /mean/<part>/layer_l   current mean of the search distribution split by the run's
+                           spikehebb.params.ParamLayout: coefficients/layer_l (n_pre, n_post, k),
+                           weights/layer_l (n_pre, n_post), parts of the task (the car's conv)
+    /best/<part>/layer_l   best candidate so far (raw fitness), same layout; attrs fitness, generation
+    /snapshots/*           the search mean every k-th generation
+    /checkpoint/strategy   the strategy's state_dict() as nested groups (spikehebb.store.state)
+    /traces/<morphology>/episode_<k>/...   optional, see spikehebb.store.traces
+
+Cost, measured by ``experiments/bench_store.py`` (fsync on, this repository's disk, 2 shared
+cores): one append with an OpenAI-ES + Adam state (checkpoint = mean, best and two Adam moments of
+the searched size) takes 7.5 ms at 61,440 parameters (popsize 500, file 3.7 MB) and 24 ms at
+456,640 parameters (popsize 200, file 22 MB). A generation is minutes of physics, so this is
+noise. The copy makes the cost grow with the file, so traces recorded into a run file are copied
+by every later append (a 1,000-step ant episode with all 12,288 synapses is about 40 MB): record
+them after training, or into a separate file (:class:`~spikehebb.store.traces.TraceWriter` takes
+any path).
+
+Kill test (tests/test_store.py, and 65 more kills by hand at 25,000 and 456,640 parameters, 44 of
+them inside a write): every time, the file opened, held a consistent prefix of generations and
+a checkpoint equal to the last one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import h5py
+import numpy as np
+
+from spikehebb import __version__
+from spikehebb.params import ParamLayout
+from spikehebb.rules import get_rule
+from spikehebb.store.fileformat import FORMAT, FORMAT_VERSION, RunFileError, attr_str, open_checked
+from spikehebb.store.state import read_state, state_nbytes, write_state
+from spikehebb.store.traces import TraceWriter
+from spikehebb.store.transaction import RunFileBusyError, WriterLock, lock_path, remove_leftovers, tmp_path, transaction
+
+#: Datasets of ``/generations``, one row per generation: name -> (dtype, unit / meaning).
+GENERATION_FIELDS = {
+    "generation": ("int64", "index of the generation, 0-based"),
+    "fitness_raw": ("float64", "(G, P) raw fitness of every candidate, in ask() order; NaN = failed"),
+    "fitness_shaped": ("float64", "(G, P) what the strategy used (penalty, centred ranks, ...)"),
+    "fitness_min": ("float64", "min of the finite raw fitness"),
+    "fitness_mean": ("float64", "mean of the finite raw fitness"),
+    "fitness_max": ("float64", "max of the finite raw fitness"),
+    "best_fitness": ("float64", "best raw fitness so far"),
+    "sigma": ("float64", "the strategy's step size during this generation"),
+    "lr": ("float64", "learning rate during this generation (NaN when the strategy has none)"),
+    "wall_time": ("float64", "seconds of wall-clock time spent on this generation"),
+    "env_steps": ("int64", "environment steps taken by this generation"),
+}
+_ROWS_PER_CHUNK = 64
+
+
+# --------------------------------------------------------------------------------------------
+# Parameter layout (spikehebb.params.ParamLayout) <-> JSON, and flat vectors <-> stored arrays.
+
+
+def layout_to_json(layout: ParamLayout) -> str:
+    return json.dumps({"parts": [[name, [list(s) for s in shapes]] for name, shapes in layout.parts]})
+
+
+def layout_from_json(text: str) -> ParamLayout:
+    parts = json.loads(text)["parts"]
+    return ParamLayout(tuple((name, tuple(tuple(s) for s in shapes)) for name, shapes in parts))
+
+
+def _layer_paths(layout: ParamLayout) -> list[tuple[str, int, tuple[int, ...]]]:
+    """(part, layer number from 1, shape) of every stored array, in flat-vector order."""
+    return [(name, l, tuple(shape)) for name, shapes in layout.parts for l, shape in enumerate(shapes, 1)]
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (Path, os.PathLike)):
+        return os.fspath(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"config value {value!r} of type {type(value).__name__} is not JSON-serialisable")
+
+
+def config_to_json(config: Any) -> str:
+    """A config dataclass or mapping as JSON (NumPy values, paths and sets converted)."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        config = dataclasses.asdict(config)
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config must be a dataclass instance or a mapping, got {type(config).__name__}")
+    return json.dumps(config, default=_jsonable, indent=1)
+
+
+# --------------------------------------------------------------------------------------------
+# The run store.
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """What ``--resume`` needs. ``generation``: generations completed = the next one to run."""
+
+    generation: int
+    strategy_state: dict[str, Any]
+    mean: np.ndarray  # (n,) flat
+    best_params: np.ndarray  # (n,) flat, NaN before any finite fitness
+    best_fitness: float
+
+
+class RunStore:
+    """One run's HDF5 file. Build with :meth:`create` or :meth:`open`, not the constructor.
+
+    A store opened for writing (``create``, ``open(path, "a")``) holds the run's writer lock until
+    :meth:`close` (or the end of a ``with`` block). Every read opens the file anew, so a store in
+    mode ``"r"`` sees the generations another process has appended since.
+    """
+
+    def __init__(self, path: Path, mode: str, lock: WriterLock | None, fsync: bool) -> None:
+        self.path, self.mode, self._lock, self.fsync = path, mode, lock, fsync
+        with open_checked(path) as f:
+            #: The config exactly as stored (JSON text), and parsed.
+            self.config_json = attr_str(f.attrs["config"])
+            self.config: dict[str, Any] = json.loads(self.config_json)
+            self.layout = layout_from_json(attr_str(f.attrs["layout"]))
+            self.sizes = tuple(int(s) for s in f.attrs["sizes"])
+            self.rule = attr_str(f.attrs["rule"]) or None
+            self.popsize = int(f.attrs["popsize"])
+            self.n_params = int(f.attrs["n_params"])
+            self._generations = int(f.attrs["generations_completed"])
+            for name in GENERATION_FIELDS:
+                ds = f["generations"].get(name)
+                if ds is None or ds.shape[0] < self._generations:
+                    raise RunFileError(
+                        f"{path} is inconsistent: generations/{name} has "
+                        f"{'no rows' if ds is None else ds.shape[0]} for {self._generations} generations"
+                    )
+
+    # ---- construction
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike,
+        config: Any,
+        *,
+        sizes: Sequence[int],
+        rule: str | None,
+        popsize: int,
+        layout: ParamLayout | None = None,
+        fsync: bool = True,
+        snapshot_every: int = 10,
+    ) -> "RunStore":
+        """Start a new run file at ``path`` and return it open for writing.
+
+        config: the run's config dataclass or a mapping (stored as JSON). sizes: layer sizes
+        ``(n_0, ..., n_L)``. rule: the plasticity rule's name, or None for a static-weights run.
+        layout: the :class:`spikehebb.params.ParamLayout` of the searched vector; default
+        ``ParamLayout.for_network(sizes, rule, "hebbian")``, or ``"static"`` when rule is None.
+        snapshot_every: keep a copy of the search mean after every ``snapshot_every``-th
+        generation in ``/snapshots`` (0: none), so that the final rule can be chosen as the
+        authors did, the best of the stored generation means.
+        Refuses to overwrite anything: an existing ``path`` raises FileExistsError. A directory
+        that cannot be written or has no room raises :class:`RunFileWriteError` (one line).
+        """
+        path = Path(path)
+        if not (isinstance(snapshot_every, (int, np.integer)) and snapshot_every >= 0):
+            raise ValueError(f"snapshot_every must be a non-negative integer, got {snapshot_every!r}")
+        if int(popsize) < 1:
+            raise ValueError(f"popsize must be a positive integer, got {popsize}")
+        if layout is None:
+            layout = ParamLayout.for_network(sizes, rule, "hebbian" if rule is not None else "static")
+        config_json = config_to_json(config)
+        if path.exists():
+            raise FileExistsError(
+                f"{path} already exists; continue that run with --resume {path}, or choose a new path"
+            )
+        lock = WriterLock(path, "create")
+        try:
+            if path.exists():  # created between the check and the lock
+                raise FileExistsError(f"{path} already exists; continue that run with --resume {path}")
+            remove_leftovers(path)  # the copy of a creation that was killed
+            with transaction(path, fsync, new=True, what="create") as f:
+                f.attrs["format"] = FORMAT
+                f.attrs["format_version"] = FORMAT_VERSION
+                f.attrs["spikehebb_version"] = __version__
+                f.attrs["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+                f.attrs["config"] = config_json
+                f.attrs["sizes"] = np.asarray(sizes, dtype=np.int64)
+                f.attrs["rule"] = get_rule(rule).name if rule is not None else ""
+                f.attrs["layout"] = layout_to_json(layout)
+                f.attrs["n_params"] = layout.n_params
+                f.attrs["popsize"] = int(popsize)
+                g = f.create_group("generations")
+                for name, (dtype, unit) in GENERATION_FIELDS.items():
+                    if name.startswith("fitness_") and name not in ("fitness_min", "fitness_mean", "fitness_max"):
+                        shape, chunks = (0, int(popsize)), (_ROWS_PER_CHUNK, int(popsize))
+                    else:
+                        shape, chunks = (0,), (1024,)
+                    ds = g.create_dataset(name, shape, dtype=dtype, maxshape=(None,) + shape[1:], chunks=chunks)
+                    ds.attrs["units"] = unit
+                for name in ("mean", "best"):
+                    grp = f.create_group(name)
+                    for part, l, shape in _layer_paths(layout):
+                        ds = grp.create_dataset(f"{part}/layer_{l}", shape, dtype="f8", fillvalue=np.nan)
+                        if part == "coefficients":
+                            ds.attrs["fields"] = ",".join(get_rule(rule).fields)
+                snaps = f.create_group("snapshots")
+                snaps.attrs["every"] = int(snapshot_every)
+                snaps.create_dataset("generations_completed", (0,), dtype="i8", maxshape=(None,), chunks=(256,))
+                snaps.create_dataset(
+                    "mean", (0, layout.n_params), dtype="f8", maxshape=(None, layout.n_params),
+                    chunks=(1, layout.n_params),
+                )
+                f["best"].attrs["fitness"] = -np.inf
+                f["best"].attrs["generation"] = -1
+                f.create_group("checkpoint").attrs["generation"] = 0
+                f.attrs["generations_completed"] = 0
+        except BaseException:
+            lock.release()
+            raise
+        return cls(path, "a", lock, fsync)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, mode: str = "r", *, fsync: bool = True) -> "RunStore":
+        """Open an existing run file: ``"r"`` to read, ``"a"`` to append generations (resume).
+
+        Raises FileNotFoundError, :class:`RunFileError` (not HDF5, truncated, foreign, other
+        format version, inconsistent) or, for ``"a"``, :class:`RunFileBusyError` and
+        :class:`RunFileWriteError` (a read-only directory). Reading takes no lock and writes
+        nothing, so it works in a read-only directory.
+        """
+        path = Path(path)
+        if mode not in ("r", "a"):
+            raise ValueError(f"mode must be 'r' or 'a', got {mode!r}")
+        if mode == "r":
+            return cls(path, mode, None, fsync)
+        if not path.exists():
+            raise FileNotFoundError(f"run file {path} does not exist{cls._clean_failed_creation(path)}")
+        lock = WriterLock(path)
+        try:
+            remove_leftovers(path)  # left by a writer killed mid-transaction
+            return cls(path, mode, lock, fsync)
+        except BaseException:
+            lock.release()
+            raise
+
+    @staticmethod
+    def _clean_failed_creation(path: Path) -> str:
+        """Remove what a creation of ``path`` killed before its first rename left (``.tmp``, a
+        lock nobody holds); returns a note for the error message."""
+        tmp = tmp_path(path)
+        if not (tmp.exists() or lock_path(path).exists()):
+            return ""
+        try:
+            lock = WriterLock(path)
+        except (RunFileBusyError, OSError):
+            return " (it is being created, or its directory cannot be written)"
+        try:
+            had_tmp = tmp.exists()
+            if not path.exists():  # checked again under the lock
+                remove_leftovers(path)
+        finally:
+            lock.release()
+        return f" (its creation was interrupted; removed the leftover {tmp.name})" if had_tmp else ""
+
+    def close(self) -> None:
+        """Release the writer lock (the file itself is never held open between calls)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+            self.mode = "closed"
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.path)!r}, mode={self.mode!r}, generations={self._generations})"
+
+    # ---- writing
+
+    @property
+    def generations_completed(self) -> int:
+        """Generations stored (the next generation's index). Re-read from disk in mode "r"."""
+        if self.mode == "r":
+            with open_checked(self.path) as f:
+                self._generations = int(f.attrs["generations_completed"])
+        return self._generations
+
+    def append_generation(
+        self,
+        generation: int,
+        *,
+        fitness_raw: np.ndarray,
+        fitness_shaped: np.ndarray,
+        sigma: float,
+        lr: float | None,
+        wall_time_s: float,
+        env_steps: int,
+        mean: np.ndarray,
+        best_params: np.ndarray,
+        best_fitness: float,
+        strategy_state: Mapping[str, Any],
+    ) -> None:
+        """Store one finished generation and the checkpoint after it, atomically.
+
+        generation: index of the generation just told, 0-based; must equal
+        :attr:`generations_completed`. fitness_raw, fitness_shaped: (P,) in ask() order.
+        mean, best_params: flat ``(n,)`` vectors in the run's :class:`ParamLayout`.
+        strategy_state: ``strategy.state_dict()`` taken after ``tell``.
+        When this returns, the generation is on disk (fsynced unless ``fsync=False``). Without
+        room for it, raises :class:`RunFileWriteError` and the file keeps the generations before.
+        """
+        if self.mode != "a":
+            raise RuntimeError(f"{self.path} is open in mode {self.mode!r}; open it with mode 'a' to append")
+        if int(generation) != self._generations:
+            raise ValueError(
+                f"{self.path} holds {self._generations} generations, so the next one to append is "
+                f"generation {self._generations}, got {generation}"
+            )
+        raw = self._vector("fitness_raw", fitness_raw, self.popsize, "the popsize of this run")
+        shaped = self._vector("fitness_shaped", fitness_shaped, self.popsize, "the popsize of this run")
+        mean = self._vector("mean", mean, self.n_params, "the run's n_params")
+        best_params = self._vector("best_params", best_params, self.n_params, "the run's n_params")
+        if not np.all(np.isfinite(mean)):
+            raise ValueError(f"mean has {int(np.sum(~np.isfinite(mean)))} non-finite values")
+        if not isinstance(strategy_state, Mapping):
+            raise TypeError(f"strategy_state must be a dict (strategy.state_dict()), got {type(strategy_state).__name__}")
+        finite = raw[np.isfinite(raw)]
+        row = {
+            "generation": int(generation),
+            "fitness_min": finite.min() if finite.size else np.nan,
+            "fitness_mean": finite.mean() if finite.size else np.nan,
+            "fitness_max": finite.max() if finite.size else np.nan,
+            "best_fitness": float(best_fitness),
+            "sigma": float(sigma),
+            "lr": np.nan if lr is None else float(lr),
+            "wall_time": float(wall_time_s),
+            "env_steps": int(env_steps),
+        }
+        g_new = self._generations + 1
+        # What this generation may add to the file: the state rewritten elsewhere (a change of
+        # structure), mean/best (written in place, allocated by the first generation), a
+        # snapshot, and a new chunk of rows in each /generations dataset.
+        growth = state_nbytes(strategy_state) + 3 * 8 * self.n_params + 8 * _ROWS_PER_CHUNK * (2 * self.popsize + 9 * 128)
+        after = (
+            f"the file still holds its {self._generations} complete generations (no .tmp left); free some "
+            f"space and continue with --resume {self.path}"
+        )
+        with transaction(self.path, self.fsync, reserve=growth, what=f"write generation {generation} of", after=after) as f:
+            gens = f["generations"]
+            for name, value in [("fitness_raw", raw), ("fitness_shaped", shaped), *row.items()]:
+                ds = gens[name]
+                ds.resize(g_new, axis=0)
+                ds[g_new - 1] = value
+            for group, flat in (("mean", mean), ("best", best_params)):
+                for part, layers in self.layout.split(flat).items():
+                    for l, array in enumerate(layers, 1):
+                        f[group][part][f"layer_{l}"][...] = array[0]
+            if float(best_fitness) > float(f["best"].attrs["fitness"]) or f["best"].attrs["generation"] < 0:
+                f["best"].attrs["generation"] = int(generation)
+            f["best"].attrs["fitness"] = float(best_fitness)
+            snaps = f.get("snapshots")  # absent in files written before snapshots existed
+            if snaps is not None and snaps.attrs["every"] and g_new % int(snaps.attrs["every"]) == 0:
+                k = snaps["mean"].shape[0] + 1
+                snaps["mean"].resize(k, axis=0)
+                snaps["mean"][k - 1] = mean
+                snaps["generations_completed"].resize(k, axis=0)
+                snaps["generations_completed"][k - 1] = g_new
+            write_state(f["checkpoint"].require_group("strategy"), strategy_state)
+            f["checkpoint"].attrs["generation"] = g_new
+            f.attrs["generations_completed"] = g_new
+        self._generations = g_new
+
+    @staticmethod
+    def _vector(name: str, value: Any, n: int, what: str) -> np.ndarray:
+        a = np.asarray(value, dtype=np.float64)
+        if a.shape != (n,):
+            raise ValueError(f"{name} must have shape ({n},) ({what}), got {a.shape}")
+        return a
+
+    # ---- reading
+
+    def load_checkpoint(self) -> Checkpoint | None:
+        """The state after the last stored generation, or None if none is stored yet."""
+        with open_checked(self.path) as f:
+            g = int(f.attrs["generations_completed"])
+            if g == 0:
+                return None
+            if int(f["checkpoint"].attrs["generation"]) != g or "strategy" not in f["checkpoint"]:
+                raise RunFileError(f"{self.path} is inconsistent: its checkpoint is not of generation {g}")
+            return Checkpoint(
+                generation=g,
+                strategy_state=read_state(f["checkpoint/strategy"]),
+                mean=self.layout.join(self._read_params(f, "mean", batch=True))[0],
+                best_params=self.layout.join(self._read_params(f, "best", batch=True))[0],
+                best_fitness=float(f["best"].attrs["fitness"]),
+            )
+
+    def params(self, which: str = "best") -> dict[str, np.ndarray]:
+        """The stored ``"best"`` or ``"mean"`` parameters: per part of the layout
+        (``"coefficients"``, ``"weights"``, ...) a list of per-layer arrays without a population
+        axis, e.g. ``{"coefficients": [(28, 128, 5), (128, 64, 5), (64, 8, 5)]}``."""
+        if which not in ("best", "mean"):
+            raise ValueError(f"which must be 'best' or 'mean', got {which!r}")
+        with open_checked(self.path) as f:
+            if int(f.attrs["generations_completed"]) == 0:
+                raise ValueError(f"{self.path} holds no generation yet, so no {which} parameters")
+            return self._read_params(f, which)
+
+    def _read_params(self, f: h5py.File, which: str, batch: bool = False) -> dict[str, list[np.ndarray]]:
+        out: dict[str, list[np.ndarray]] = {name: [] for name in self.layout.names}
+        for part, l, _ in _layer_paths(self.layout):
+            a = f[which][part][f"layer_{l}"][()]
+            out[part].append(a[None] if batch else a)
+        return out
+
+    def snapshots(self) -> tuple[np.ndarray, np.ndarray]:
+        """The stored search means: (generations completed when each was taken ``(S,)``, flat
+        means ``(S, n_params)``); empty for runs without snapshots."""
+        with open_checked(self.path) as f:
+            snaps = f.get("snapshots")
+            g = int(f.attrs["generations_completed"])
+            if snaps is None:
+                return np.zeros(0, np.int64), np.zeros((0, self.n_params))
+            gens = snaps["generations_completed"][()]
+            keep = gens <= g  # a row beyond the counter cannot exist (one transaction), but be strict
+            return gens[keep], snaps["mean"][()][keep]
+
+    def history(self) -> dict[str, np.ndarray]:
+        """Every ``/generations`` dataset, one row per stored generation (see GENERATION_FIELDS)."""
+        with open_checked(self.path) as f:
+            g = int(f.attrs["generations_completed"])
+            return {name: f["generations"][name][:g] for name in GENERATION_FIELDS}
+
+    def summary(self) -> str:
+        """A few lines for ``spikehebb inspect``."""
+        h = self.history()
+        with open_checked(self.path) as f:
+            created = attr_str(f.attrs.get("created", "?"))
+            best_gen = int(f["best"].attrs["generation"])
+            best = float(f["best"].attrs["fitness"])
+            traces = sorted(f["traces"].keys()) if "traces" in f else []
+        g = len(h["generation"])
+        what = f"rule {self.rule}" if self.rule else "static weights"
+        lines = [
+            f"{self.path}: spikehebb run (format {FORMAT_VERSION}), created {created}",
+            f"network {'-'.join(map(str, self.sizes))}, {what}, {self.n_params:,} parameters, popsize {self.popsize}",
+        ]
+        essentials = {k: self.config[k] for k in ("task", "strategy", "seed", "generations") if k in self.config}
+        if essentials:
+            lines.append("config: " + ", ".join(f"{k}={v}" for k, v in essentials.items()))
+        if g:
+            lines.append(
+                f"{g} generations, {h['env_steps'].sum():,} env steps, {h['wall_time'].sum() / 3600:.2f} h; "
+                f"best fitness {best:.2f} (generation {best_gen}); last generation mean "
+                f"{h['fitness_mean'][-1]:.2f}, max {h['fitness_max'][-1]:.2f}, sigma {h['sigma'][-1]:.4g}"
+            )
+        else:
+            lines.append("no generation stored yet")
+        if traces:
+            lines.append(f"traces: {', '.join(traces)}")
+        return "\n".join(lines)
+
+    def trace_writer(self, **kwargs: Any) -> TraceWriter:
+        """A :class:`TraceWriter` into this run file (needs mode "a"; see its arguments)."""
+        if self.mode != "a":
+            raise RuntimeError(f"{self.path} is open in mode {self.mode!r}; traces need mode 'a'")
+        return TraceWriter(self.path, _lock=self._lock, fsync=self.fsync, **kwargs)

@@ -1,0 +1,314 @@
+"""Writing a run file safely: the writer lock and the copy, write, fsync, rename transaction.
+
+Crash safety. HDF5 is not crash-safe when written in place: the library caches metadata
+(B-trees, heaps, object headers) and writes it back in no particular order, so a ``kill -9``
+during a flush can leave a file whose counter, rows and checkpoint disagree (measured: an
+in-place writer that flushes after every generation, killed 30 times at random, left 3 such
+files) or one that does not open. SWMR mode orders those writes but forbids creating groups,
+datasets or attributes, which a replaced checkpoint needs. So every write is a
+:class:`Transaction` on a copy: copy the file to ``<path>.tmp``, apply the change to the copy,
+close it, ``fsync`` it, ``os.replace`` it over the file and ``fsync`` the directory. The file at
+the path is therefore always a complete, closed HDF5 file: a kill at any moment loses at most the
+change in flight (its ``.tmp`` is removed by the next writer).
+
+One writer at a time. A writer holds an exclusive ``flock`` on ``<path>.lock``
+(:class:`WriterLock`) for as long as it may write, so two trainers (or a trainer and a trace
+recording) never write the same run; the second gets :class:`RunFileBusyError`. A lock file left
+by a killed process is held by nobody and is simply taken over. Readers take no lock.
+
+Full disks and read-only directories. Before the copy the transaction reserves (``fallocate``)
+the copy's size plus the growth its caller announces, so a disk without that much room fails
+before anything is written, with :class:`RunFileWriteError` naming the space needed. HDF5 does
+not survive running out of space inside a write (h5py reports "Can't decrement id ref count" on
+close and the interpreter crashes at exit), so the reservation is what keeps HDF5 away from
+ENOSPC; HDF5 writes into the reserved zeros and trims the file to its end on close. Should a write
+outgrow the reservation anyway (a trace recording, whose size nobody knows in advance), the
+transaction frees the copy's space before closing HDF5's handles, so they close cleanly, deletes
+the copy and raises :class:`RunFileWriteError`. A directory that cannot be written (read-only file
+system, no permission) fails the same way when the lock is taken, before any work.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import shutil
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import h5py
+
+#: Free space kept beyond the copy and the announced growth (HDF5 metadata, rounding to chunks).
+MARGIN = 1 << 20
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+class RunFileBusyError(RuntimeError):
+    """The run file is open for writing by another process."""
+
+
+class RunFileWriteError(OSError):
+    """A run file could not be written: no space left, a read-only or unwritable directory.
+
+    The message is one line naming the file (and, for a full disk, the space needed); the file at
+    ``path`` is left as it was, with its last complete generation, and no ``.tmp`` is left behind.
+    ``errno`` is the cause (``errno.ENOSPC``, ``errno.EROFS``, ...), ``path`` the file.
+    """
+
+    def __init__(self, message: str, code: int | None = None, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.errno = code  # set after construction, so str(err) stays the one-line message
+        self.path = path
+
+
+def tmp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".tmp")
+
+
+def lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def free_bytes(path: Path) -> int:
+    """Free bytes on the file system holding ``path``'s directory."""
+    return shutil.disk_usage(path.parent).free
+
+
+def is_no_space(err: BaseException) -> bool:
+    """Whether ``err`` (an OSError, or h5py's RuntimeError about a failed write) means a full disk."""
+    if isinstance(err, OSError) and err.errno in _NO_SPACE:
+        return True
+    text = str(err)
+    return "No space left on device" in text or "Disk quota exceeded" in text
+
+
+def write_error(
+    path: Path, err: BaseException, what: str, need: int | None = None, after: str | None = None
+) -> BaseException:
+    """A :class:`RunFileWriteError` for ``err`` met while trying to ``what`` ``path`` ("write
+    generation 7 of", "create"), or ``err`` itself when it is not about space or permissions.
+    need: the bytes that had to be free (None: unknown); after: what the user can do."""
+    if isinstance(err, RunFileWriteError):
+        return err
+    if is_no_space(err):
+        free = free_bytes(path)
+        needs = f"needs {_mb(need)} free, {_mb(free)} are" if need is not None else f"needs more than the {_mb(free)} free"
+        after = after or "the file is as it was (no .tmp left); free some space and try again"
+        return RunFileWriteError(f"no space left to {what} {path}: it {needs} in {path.parent}; {after}", errno.ENOSPC, path)
+    if isinstance(err, OSError) and err.errno in _READ_ONLY:
+        why = "is on a read-only file system" if err.errno == errno.EROFS else "is not writable (permission denied)"
+        return RunFileWriteError(
+            f"cannot {what} {path}: {path.parent} {why}; reading a run needs no write access, writing "
+            "one does (copy it to a writable directory)",
+            err.errno, path,
+        )
+    return err
+
+
+class WriterLock:
+    """Exclusive ``flock`` on ``<path>.lock``, held while a store or trace writer may write."""
+
+    def __init__(self, path: Path, what: str = "write") -> None:
+        self.path = path
+        self.lock_path = lock_path(path)
+        self._fd: int | None = None
+        while True:
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise write_error(path, e, what) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise RunFileBusyError(
+                    f"{path} is open for writing by another process (pid {owner}); wait for it to "
+                    "finish, or record traces into a separate file"
+                ) from None
+            try:  # the previous holder may have unlinked the file we opened: retry on the new one
+                current = os.stat(self.lock_path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(fd).st_ino:
+                break
+            os.close(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+        except OSError as e:  # a full disk: the lock is held all the same, the pid is only a hint
+            if not is_no_space(e):
+                self.lock_path.unlink(missing_ok=True)
+                os.close(fd)
+                raise write_error(path, e, what) from None
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            self.lock_path.unlink(missing_ok=True)  # unlink before unlocking: see the retry above
+            os.close(self._fd)
+            self._fd = None
+
+
+def _copy_reserved(src: Path, dst: Path, reserve: int) -> int:
+    """Copy ``src`` to ``dst`` after reserving ``src``'s size + ``reserve`` bytes for ``dst``;
+    returns the bytes reserved. The reserved zeros lie past HDF5's end of file, so HDF5 allocates
+    from them and trims the file to its end when it closes."""
+    size = src.stat().st_size
+    need = size + reserve
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        try:
+            os.posix_fallocate(fd, 0, need)
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+            if free_bytes(dst) < need:  # no fallocate here: at least look
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from None
+        with open(src, "rb") as f:
+            offset = 0
+            while offset < size:
+                sent = os.sendfile(fd, f.fileno(), offset, min(size - offset, 1 << 26))
+                if sent == 0:
+                    break
+                offset += sent
+    finally:
+        os.close(fd)
+    return need
+
+
+class Transaction:
+    """Copy the file to ``<path>.tmp`` (or start it empty), edit the copy, then rename it over.
+
+    reserve: bytes the edit may add to the file (a generation's rows, a snapshot, the checkpoint);
+    the copy's size plus this is reserved before copying (see the module docstring). ``what``
+    names the change in error messages ("write generation 7 of"), ``after`` what the user can do
+    when it fails for want of space.
+    """
+
+    def __init__(
+        self, path: Path, fsync: bool, new: bool = False, reserve: int = 0, what: str = "write", after: str | None = None
+    ) -> None:
+        self.path, self.fsync, self.tmp, self.what, self.after = path, fsync, tmp_path(path), what, after
+        self.file: h5py.File | None = None
+        self.need = (0 if new else path.stat().st_size) + int(reserve) + MARGIN
+        self._failed: BaseException | None = None  # an ENOSPC HDF5 met where it cannot raise
+        self._hook = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
+        try:
+            if new:
+                fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                try:
+                    os.posix_fallocate(fd, 0, self.need)
+                except OSError as e:
+                    if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                        raise
+                finally:
+                    os.close(fd)
+                self.tmp.unlink()  # reserved and given back: the space is there; h5py starts anew
+                self.file = h5py.File(self.tmp, "w")
+            else:
+                _copy_reserved(path, self.tmp, int(reserve) + MARGIN)
+                self.file = h5py.File(self.tmp, "r+")
+        except BaseException as e:
+            self.abort()
+            _raise_translated(e, path, what, self.need, after)
+
+    def _unraisable(self, info: Any) -> None:
+        """h5py closes a dataset when its Python object is collected and can only print what
+        failed then; a full disk there is remembered and fails the commit instead."""
+        if self._failed is None and info.exc_value is not None and is_no_space(info.exc_value):
+            self._failed = info.exc_value
+            return
+        self._hook(info)
+
+    def _restore_hook(self) -> None:
+        if sys.unraisablehook == self._unraisable:
+            sys.unraisablehook = self._hook
+
+    def commit(self) -> None:
+        try:
+            if self._failed is not None:
+                raise self._failed
+            self.file.close()
+            if self._failed is not None:
+                raise self._failed
+            if self.fsync:
+                fsync_path(self.tmp)
+        except BaseException as e:
+            self.abort()
+            _raise_translated(e, self.path, self.what, None, self.after)  # past the reservation: need unknown
+        self._restore_hook()
+        os.replace(self.tmp, self.path)
+        if self.fsync:
+            fsync_path(self.path.parent)
+
+    def abort(self) -> None:
+        """Discard the copy. After a full disk HDF5 still holds metadata it could not write, and
+        an HDF5 file that fails to close crashes the interpreter at exit: so when the close fails
+        (or a failure was seen), free the copy's space (truncate it) and close again, which then
+        succeeds; then delete the copy."""
+        try:
+            if self.file is not None and self._failed is None:
+                try:
+                    self.file.close()
+                    self.file = None
+                except Exception:
+                    pass
+            if self.file is not None:
+                try:
+                    os.truncate(self.tmp, 0)
+                except OSError:
+                    pass
+                try:
+                    self.file.close()
+                except Exception:
+                    pass  # the copy is discarded; what it failed to write does not matter
+                self.file = None
+        finally:
+            self.tmp.unlink(missing_ok=True)
+            self._restore_hook()
+
+
+def _raise_translated(err: BaseException, path: Path, what: str, need: int | None, after: str | None) -> None:
+    """Raise ``err`` as a :class:`RunFileWriteError` when it is one (one line, no chain)."""
+    translated = write_error(path, err, what, need, after)
+    if translated is err:
+        raise err
+    raise translated from None
+
+
+@contextmanager
+def transaction(
+    path: Path, fsync: bool, new: bool = False, reserve: int = 0, what: str = "write", after: str | None = None
+) -> Iterator[h5py.File]:
+    """``with transaction(path, fsync) as f:`` edits a copy of ``path`` that replaces it on success."""
+    txn = Transaction(path, fsync, new, reserve, what, after)
+    try:
+        yield txn.file
+    except BaseException as e:
+        txn.abort()
+        _raise_translated(e, path, what, None, after)
+    txn.commit()
+
+
+def remove_leftovers(path: Path) -> None:
+    """Delete ``<path>.tmp``, the copy of a writer killed mid-transaction; call with the lock held."""
+    tmp_path(path).unlink(missing_ok=True)
