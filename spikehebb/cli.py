@@ -136,30 +136,20 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
     return table
 
 
-def run_plot(path: str | Path, output: str | None) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def run_plot(args: argparse.Namespace) -> list[Path]:
+    """Fitness curves to ``-o`` (default RUN.png); with ``--traces`` the trace figures too."""
+    from spikehebb.plots import plot_fitness, plot_traces, run_task
     from spikehebb.store import RunStore
 
+    path = Path(args.runfile)
     with RunStore.open(path) as store:
-        h = store.history()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    g = h["generation"]
-    ax.fill_between(g, h["fitness_min"], h["fitness_max"], alpha=0.2, label="min-max")
-    ax.plot(g, h["fitness_mean"], label="mean")
-    ax.plot(g, h["best_fitness"], label="best so far")
-    ax.set_xlabel("generation")
-    ax.set_ylabel("fitness (raw)")
-    ax.set_title(Path(path).name)
-    ax.legend()
-    out = Path(output) if output else Path(path).with_suffix(".png")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+        history = store.history()
+    out = Path(args.output) if args.output else path.with_suffix(".png")
+    plot_fitness(history, path.name, run_task(path)).savefig(out, dpi=120)
+    written = [out]
+    if args.traces:
+        written += plot_traces(path, args.out_dir, args.episodes, args.steps)
+    return written
 
 
 def add_video_arguments(parser: argparse.ArgumentParser) -> None:
@@ -210,9 +200,18 @@ def main(argv: list[str] | None = None) -> int:
     add_evaluate_arguments(p)
     p = sub.add_parser("inspect", help="summary of a run file")
     p.add_argument("runfile")
-    p = sub.add_parser("plot", help="fitness curves of a run to PNG")
-    p.add_argument("runfile")
-    p.add_argument("-o", "--output")
+    p = sub.add_parser("plot", help="fitness curves of a run to PNG; --traces: what the rule does in recorded lifetimes")
+    p.add_argument("runfile", help="run file (.h5)")
+    p.add_argument("-o", "--output", help="fitness-curve PNG (default: the run file's name with .png)")
+    p.add_argument("--traces", action="store_true",
+                   help="also plot each recorded lifetime (`evaluate --traces`): weight matrices at chosen steps, "
+                        "weight norms, activity, weight trajectory on its principal components; "
+                        "files RUN_<variant>_ep<k>_<kind>.png")
+    p.add_argument("--steps", nargs="+", type=int, metavar="T",
+                   help="network steps at which to show the weight matrices (default: 0, 10, 100, the middle, the last)")
+    p.add_argument("--episodes", nargs="+", metavar="VARIANT/episode_K",
+                   help="recorded lifetimes to plot, e.g. damage_left/episode_0 (default: all)")
+    p.add_argument("--out-dir", help="where the trace figures go (default: beside the run file)")
     p = sub.add_parser("video", help="render one test lifetime to .mp4 or .gif (headless)")
     add_video_arguments(p)
     args = parser.parse_args(argv)
@@ -227,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             with RunStore.open(args.runfile) as store:
                 print(store.summary())
         elif args.command == "plot":
-            print(f"wrote {run_plot(args.runfile, args.output)}")
+            print("wrote " + ", ".join(map(str, run_plot(args))))
         elif args.command == "video":
             run_video(args)
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:

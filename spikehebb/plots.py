@@ -1,0 +1,269 @@
+"""Figures of a run: fitness curves, and what the rule does inside one recorded lifetime.
+
+Trace figures read the episodes that ``spikehebb evaluate RUN --traces`` records
+(``/traces/<variant>/episode_<k>``, layout in ``docs/run-file.md``); T = network steps,
+L = weight layers, sizes ``(n_0, ..., n_L)``:
+
+- :func:`plot_weight_matrices`: each layer's ``(n_pre, n_post)`` weight matrix at chosen steps,
+  rows = layers, columns = steps (Najarro & Risi 2020, Fig. 6); needs all synapses recorded.
+- :func:`plot_weight_norms`: per layer the Frobenius norm ``||W_l(t)||`` over the lifetime (of the
+  recorded synapses when subsampled).
+- :func:`plot_activity`: per layer, inputs first, the rates ``(n_l, T)`` as an image (a raster
+  of rate units).
+- :func:`plot_weight_pca`: the weights of all layers at each step, one ``(T, D)`` matrix, projected
+  on its first principal components (an SVD of the centred matrix): does the lifetime settle to a
+  point, drift, or cycle?
+
+:func:`plot_traces` writes all four per recorded episode, named after the run:
+``<run>_<variant>_ep<k>_<kind>.png`` next to the run file (or in ``out_dir``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import h5py
+import numpy as np
+from matplotlib.figure import Figure
+
+#: Trace figure kinds, in the order :func:`plot_traces` writes them.
+TRACE_KINDS = ("matrices", "norms", "activity", "pca")
+#: Fitness in words, per task (the ant's progress term is not metres; see spikehebb/envs/ant.py).
+FITNESS_LABELS = {
+    "ant": "fitness (summed reward_progress: m approached / 0.0165 s)",
+    "car": "fitness (summed reward: 1000/N per tile, -0.1 per frame)",
+}
+DPI = 100
+
+
+@dataclass
+class Trace:
+    """One recorded lifetime, read whole.
+
+    rates: per layer ``(T, n_l)``, inputs first; weights: per layer ``(T, n_pre, n_post)``, or
+    ``(T, m)`` when subsampled (``synapses[l]`` ``(m, 2)`` then gives (pre, post) of each);
+    rewards: per term ``(T,)``; actions ``(T, n_act)``.
+    """
+
+    name: str
+    """``<variant>/episode_<k>``."""
+    variant: str
+    episode: int
+    fitness: float
+    rates: list[np.ndarray]
+    weights: list[np.ndarray]
+    actions: np.ndarray
+    rewards: dict[str, np.ndarray]
+    synapses: list[np.ndarray | None] = field(default_factory=list)
+
+    @property
+    def steps(self) -> int:
+        return len(self.actions)
+
+    @property
+    def subsampled(self) -> bool:
+        return any(s is not None for s in self.synapses)
+
+
+def trace_names(path: str | Path) -> list[str]:
+    """The recorded episodes of a run or traces file, as ``<variant>/episode_<k>``."""
+    with h5py.File(path, "r") as f:
+        if "traces" not in f:
+            return []
+        return [f"{v}/{e}" for v in f["traces"] for e in sorted(f["traces"][v], key=lambda n: int(n.split("_")[-1]))]
+
+
+def load_trace(path: str | Path, name: str) -> Trace:
+    """Read episode ``name`` (``<variant>/episode_<k>``) of a run or traces file."""
+    with h5py.File(path, "r") as f:
+        if f"traces/{name}" not in f:
+            raise ValueError(f"{path} holds no trace {name!r}; recorded: {', '.join(trace_names(path)) or 'none'}")
+        g = f[f"traces/{name}"]
+        n_rates = len(g["rates"])
+        sub = int(g["weights"].attrs["subsample"])
+        return Trace(
+            name=name,
+            variant=str(g.attrs["morphology"]),
+            episode=int(g.attrs["episode"]),
+            fitness=float(g.attrs["fitness"]),
+            rates=[g[f"rates/layer_{l}"][()] for l in range(n_rates)],
+            weights=[g[f"weights/layer_{l}"][()] for l in range(1, n_rates)],
+            actions=g["actions"][()],
+            rewards={k: v[()] for k, v in g["rewards"].items()},
+            synapses=[g[f"weights/layer_{l}_synapses"][()] if sub >= 0 else None for l in range(1, n_rates)],
+        )
+
+
+def default_steps(T: int) -> list[int]:
+    """Steps to show the weights at: the start, 10, 100, the middle and the last step."""
+    return sorted({s for s in (0, 10, 100, T // 2, T - 1) if 0 <= s < T})
+
+
+def plot_weight_matrices(trace: Trace, steps: Sequence[int] | None = None) -> Figure:
+    """Rows = layers, columns = steps: each layer's weight matrix (pre units down, post units
+    across), each panel on its own symmetric colour scale (title: its max |w|)."""
+    if trace.subsampled:
+        raise ValueError(f"{trace.name} recorded a subsample of synapses; weight matrices need all of them "
+                         "(record with `evaluate --traces` without --trace-synapses)")
+    steps = default_steps(trace.steps) if steps is None else list(steps)
+    bad = [s for s in steps if not 0 <= s < trace.steps]
+    if bad or not steps:
+        raise ValueError(f"steps must lie in [0, {trace.steps - 1}], got {list(steps)}")
+    L = len(trace.weights)
+    fig = Figure(figsize=(1.9 * len(steps) + 0.6, 2.0 * L + 0.6))
+    axes = fig.subplots(L, len(steps), squeeze=False)
+    for l, w in enumerate(trace.weights):
+        for c, s in enumerate(steps):
+            ax = axes[l, c]
+            m = float(np.abs(w[s]).max()) or 1.0
+            ax.imshow(w[s], cmap="RdBu_r", vmin=-m, vmax=m, aspect="auto", interpolation="nearest")
+            ax.set_title(f"layer {l + 1}, t={s}\nmax|w|={m:.3g}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(f"{w.shape[1]} pre units", fontsize=8)
+            if l == L - 1:
+                ax.set_xlabel(f"{w.shape[2]} post units", fontsize=8)
+    fig.suptitle(f"weights, {trace.variant} episode {trace.episode} (red > 0 > blue)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_weight_norms(trace: Trace) -> Figure:
+    """One panel: ``||W_l(t)||`` (Frobenius) per layer over network steps, log scale."""
+    fig = Figure(figsize=(6, 3.4))
+    ax = fig.subplots()
+    for l, w in enumerate(trace.weights, 1):
+        norms = np.linalg.norm(w.reshape(len(w), -1).astype(np.float64), axis=1)
+        what = f"{w.shape[1]} sampled synapses" if trace.synapses[l - 1] is not None else f"{w.shape[1]}x{w.shape[2]}"
+        ax.plot(norms, label=f"layer {l} ({what})")
+    ax.set_yscale("log")
+    ax.set_xlabel("network step")
+    ax.set_ylabel("||W|| (Frobenius)")
+    ax.set_title(f"weight norms, {trace.variant} episode {trace.episode}", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_activity(trace: Trace) -> Figure:
+    """One panel per layer, inputs first: rates as an image, units down, steps across."""
+    n = len(trace.rates)
+    heights = [max(1.0, min(3.0, r.shape[1] / 32)) for r in trace.rates]
+    fig = Figure(figsize=(7, 1.2 * sum(heights) + 0.8))
+    axes = fig.subplots(n, 1, sharex=True, gridspec_kw={"height_ratios": heights}, squeeze=False)
+    names = ["inputs"] + [f"layer {l}" for l in range(1, n - 1)] + ["outputs"]
+    for ax, r, name in zip(axes[:, 0], trace.rates, names):
+        m = float(np.percentile(np.abs(r), 99)) or 1.0
+        im = ax.imshow(r.T, cmap="RdBu_r", vmin=-m, vmax=m, aspect="auto", interpolation="nearest")
+        ax.set_ylabel(f"{name}\n({r.shape[1]})", fontsize=8)
+        ax.set_yticks([])
+        fig.colorbar(im, ax=ax, pad=0.01, fraction=0.03)
+    axes[-1, 0].set_xlabel("network step")
+    fig.suptitle(f"activity, {trace.variant} episode {trace.episode}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def weight_pcs(trace: Trace, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The weight trajectory on its first k principal components: (projections ``(T, k)``,
+    explained variance ratios ``(k,)``), from NumPy's SVD of the centred ``(T, D)`` matrix of
+    every recorded weight per step."""
+    X = np.concatenate([w.reshape(len(w), -1) for w in trace.weights], axis=1).astype(np.float64)
+    X -= X.mean(axis=0)
+    U, S, _ = np.linalg.svd(X, full_matrices=False)
+    k = min(k, len(S))
+    total = float((S**2).sum()) or 1.0
+    return U[:, :k] * S[:k], S[:k] ** 2 / total
+
+
+def plot_weight_pca(trace: Trace) -> Figure:
+    """Two panels: PC2 against PC1 coloured by step; PC1..3 against step."""
+    pcs, ratio = weight_pcs(trace)
+    fig = Figure(figsize=(9, 3.6))
+    a, b = fig.subplots(1, 2)
+    t = np.arange(len(pcs))
+    if pcs.shape[1] >= 2:
+        a.plot(pcs[:, 0], pcs[:, 1], color="0.8", lw=0.6, zorder=0)
+        sc = a.scatter(pcs[:, 0], pcs[:, 1], c=t, s=4, cmap="viridis")
+        a.set_ylabel(f"PC2 ({ratio[1]:.1%})")
+        fig.colorbar(sc, ax=a, label="network step")
+    a.set_xlabel(f"PC1 ({ratio[0]:.1%})")
+    for ax in (a, b):
+        ax.ticklabel_format(style="sci", scilimits=(-3, 3))
+    a.set_title("weight trajectory", fontsize=10)
+    for i in range(pcs.shape[1]):
+        b.plot(t, pcs[:, i], label=f"PC{i + 1} ({ratio[i]:.1%})")
+    b.set_xlabel("network step")
+    b.set_title("principal components over the lifetime", fontsize=10)
+    b.legend(fontsize=8)
+    fig.suptitle(f"weights on their principal components, {trace.variant} episode {trace.episode}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+PLOTTERS = {
+    "matrices": plot_weight_matrices,
+    "norms": plot_weight_norms,
+    "activity": plot_activity,
+    "pca": plot_weight_pca,
+}
+
+
+def plot_traces(
+    path: str | Path,
+    out_dir: str | Path | None = None,
+    episodes: Sequence[str] | None = None,
+    steps: Sequence[int] | None = None,
+    kinds: Sequence[str] = TRACE_KINDS,
+) -> list[Path]:
+    """Write the trace figures of each recorded episode (default: all) of a run file; returns the
+    PNG paths. A subsampled episode gets no weight matrices (its other figures are written)."""
+    path = Path(path)
+    names = trace_names(path)
+    if not names:
+        raise ValueError(f"{path} holds no traces; record some with `spikehebb evaluate {path} --traces`")
+    unknown = [e for e in episodes or () if e not in names]
+    if unknown:
+        raise ValueError(f"no trace {unknown[0]!r} in {path}; recorded: {', '.join(names)}")
+    bad = [k for k in kinds if k not in PLOTTERS]
+    if bad:
+        raise ValueError(f"unknown trace figure {bad[0]!r}; valid: {', '.join(PLOTTERS)}")
+    out_dir = path.parent if out_dir is None else Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in episodes or names:
+        trace = load_trace(path, name)
+        for kind in kinds:
+            if kind == "matrices" and trace.subsampled:
+                continue
+            fig = plot_weight_matrices(trace, steps) if kind == "matrices" else PLOTTERS[kind](trace)
+            out = out_dir / f"{path.stem}_{trace.variant}_ep{trace.episode}_{kind}.png"
+            fig.savefig(out, dpi=DPI)
+            written.append(out)
+    return written
+
+
+def plot_fitness(history: dict[str, np.ndarray], title: str, task: str = "ant") -> Figure:
+    """Training curves from ``RunStore.history()``: min-max band, mean and best so far."""
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    g = history["generation"]
+    ax.fill_between(g, history["fitness_min"], history["fitness_max"], alpha=0.2, label="min-max")
+    ax.plot(g, history["fitness_mean"], label="mean")
+    ax.plot(g, history["best_fitness"], label="best so far")
+    ax.set_xlabel("generation")
+    ax.set_ylabel(FITNESS_LABELS.get(task, "fitness (raw)"), fontsize=8)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def run_task(path: str | Path) -> str:
+    """The task name stored in a run file's config (``"ant"`` for files that do not say)."""
+    with h5py.File(path, "r") as f:
+        return json.loads(f.attrs["config"]).get("task", "ant") if "config" in f.attrs else "ant"
