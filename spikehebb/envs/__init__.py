@@ -9,7 +9,6 @@
 
 import gymnasium
 
-from spikehebb.envs.ant import AntBulletEnv
 from spikehebb.envs.morphology import PRESETS, Morphology, get_morphology
 
 ANT_ENV_ID = "spikehebb/AntBullet-v0"
@@ -31,8 +30,9 @@ if CAR_ENV_ID not in gymnasium.registry:
         reward_threshold=900,  # as CarRacing-v3
     )
 
-# The car's names load on first use: spikehebb.envs.car imports pygame and Box2D, which users of
-# the Ant alone need not pay for (nor see pygame's banner).
+# The envs load on first use: spikehebb.envs.car imports pygame and Box2D, which users of the Ant
+# alone need not pay for (nor see pygame's banner); spikehebb.envs.ant imports pybullet, which
+# prints its build-time banner on import (nothing to see for `spikehebb --help` or the car).
 _CAR_NAMES = ("VARIATIONS", "CarRacingEnv", "CarVariation", "get_variation")
 
 
@@ -41,6 +41,10 @@ def __getattr__(name: str):
         from spikehebb.envs import car
 
         return getattr(car, name)
+    if name == "AntBulletEnv":
+        from spikehebb.envs.ant import AntBulletEnv
+
+        return AntBulletEnv
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
