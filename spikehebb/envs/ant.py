@@ -22,28 +22,25 @@ from spikehebb.envs.morphology import Morphology, get_morphology
 
 
 def _import_pybullet():
-    """pybullet's C module prints "pybullet build time: ..." to the C stdout when it is imported,
-    once in every process that imports it: each worker process of a run printed it again. Worker
-    processes (multiprocessing children) import it with their C-level stdout (fd 1) sent to
-    /dev/null, so a run shows the banner at most once, from the main process if that makes an env."""
+    """pybullet's C module writes "pybullet build time: ..." to stderr (fd 2) when it is imported,
+    once in every process that imports it, so each worker process of a run printed it again.
+    Worker processes (multiprocessing children) import it with fd 2 sent to /dev/null: a run shows
+    the banner at most once, from the main process if that makes an env itself."""
     import multiprocessing
 
     if multiprocessing.parent_process() is None:
         import pybullet
 
         return pybullet
-    import ctypes
     import sys
 
-    sys.stdout.flush()
-    saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
         import pybullet
-
-        ctypes.CDLL(None).fflush(None)  # the banner sits in C's stdout buffer when fd 1 is a pipe
     finally:
-        os.dup2(saved, 1)
+        os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
     return pybullet
