@@ -186,7 +186,7 @@ def experiment_main(task: str, description: str, argv: list[str] | None = None, 
         path = run_train(args)
         print(f"run file: {path}")
         run_evaluate(path, args)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
+    except (ValueError, OSError, RuntimeError) as err:  # OSError: missing, existing, read-only, full (one line)
         parser.exit(2, f"{parser.prog}: error: {err}\n")
 
 
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             print("wrote " + ", ".join(map(str, run_plot(args))))
         elif args.command == "video":
             run_video(args)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
+    except (ValueError, OSError, RuntimeError) as err:  # OSError: missing, existing, read-only, full (one line)
         parser.exit(2, f"spikehebb {args.command}: error: {err}\n")
     return 0
 

@@ -76,9 +76,9 @@ class TraceWriter:
             if self.path.exists():
                 with open_checked(self.path, (FORMAT, TRACES_FORMAT)):
                     pass
-                self._txn = Transaction(self.path, fsync, what="record traces into")
+                self._txn = Transaction(self.path, fsync, what="record traces into", in_memory=False)
             else:
-                self._txn = Transaction(self.path, fsync, new=True, what="record traces into")
+                self._txn = Transaction(self.path, fsync, new=True, what="record traces into", in_memory=False)
                 self._txn.file.attrs["format"] = TRACES_FORMAT
                 self._txn.file.attrs["format_version"] = FORMAT_VERSION
                 self._txn.file.attrs["spikehebb_version"] = __version__
@@ -231,6 +231,8 @@ class EpisodeTrace:
     def _flush(self) -> None:
         if self._fill == 0:
             return
+        # Room for the block uncompressed, checked first: HDF5 must never meet a full disk.
+        self.writer._txn.ensure_room(sum(b[: self._fill].nbytes for b in self._buffers.values()))
         for name, ds in self._datasets.items():
             n = ds.shape[0]
             ds.resize(n + self._fill, axis=0)

@@ -109,9 +109,11 @@ def write_error(
         return err
     if is_no_space(err):
         free = free_bytes(path)
-        needs = f"needs {_mb(need)} free, {_mb(free)} are" if need is not None else f"needs more than the {_mb(free)} free"
+        needs = f"{_mb(need)} free in {path.parent}, {_mb(free)} are" if need is not None else (
+            f"more than the {_mb(free)} free in {path.parent}"
+        )
         after = after or "the file is as it was (no .tmp left); free some space and try again"
-        return RunFileWriteError(f"no space left to {what} {path}: it {needs} in {path.parent}; {after}", errno.ENOSPC, path)
+        return RunFileWriteError(f"no space left to {what} {path}: it needs {needs}; {after}", errno.ENOSPC, path)
     if isinstance(err, OSError) and err.errno in _READ_ONLY:
         why = "is on a read-only file system" if err.errno == errno.EROFS else "is not writable (permission denied)"
         return RunFileWriteError(
@@ -167,21 +169,23 @@ class WriterLock:
             self._fd = None
 
 
-def _copy_reserved(src: Path, dst: Path, reserve: int) -> int:
-    """Copy ``src`` to ``dst`` after reserving ``src``'s size + ``reserve`` bytes for ``dst``;
-    returns the bytes reserved. The reserved zeros lie past HDF5's end of file, so HDF5 allocates
-    from them and trims the file to its end when it closes."""
+def _fallocate(fd: int, size: int) -> None:
+    """Reserve ``size`` bytes for ``fd``: a full disk fails here, before any data is written."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):  # no fallocate on this file system
+            raise
+
+
+def _copy_reserved(src: Path, dst: Path, reserve: int) -> None:
+    """Copy ``src`` to ``dst`` after reserving ``src``'s size + ``reserve`` bytes for ``dst``. The
+    reserved zeros lie past HDF5's end of file: HDF5 allocates from them and trims the file to
+    its end when it closes."""
     size = src.stat().st_size
-    need = size + reserve
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        try:
-            os.posix_fallocate(fd, 0, need)
-        except OSError as e:
-            if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-                raise
-            if free_bytes(dst) < need:  # no fallocate here: at least look
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from None
+        _fallocate(fd, size + reserve)
         with open(src, "rb") as f:
             offset = 0
             while offset < size:
@@ -191,38 +195,65 @@ def _copy_reserved(src: Path, dst: Path, reserve: int) -> int:
                 offset += sent
     finally:
         os.close(fd)
-    return need
+
+
+def _write_image(path: Path, image: bytes, fsync: bool) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        _fallocate(fd, len(image))
+        view = memoryview(image)
+        while view:
+            view = view[os.write(fd, view):]
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _open_image(image: bytes, name: str) -> h5py.File:
+    """An HDF5 file held in memory (core driver, no backing store), opened read-write from ``image``."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_EARLIEST, h5py.h5f.LIBVER_LATEST)  # what h5py.File uses
+    fapl.set_fapl_core(1 << 16, False)
+    fapl.set_file_image(image)
+    return h5py.File(h5py.h5f.open(name.encode(), h5py.h5f.ACC_RDWR, fapl=fapl))
 
 
 class Transaction:
-    """Copy the file to ``<path>.tmp`` (or start it empty), edit the copy, then rename it over.
+    """Edit a copy of the file (or a new, empty one), then rename it over ``path``.
 
+    in_memory (run files): the copy is an HDF5 file image in memory (core driver), written to
+    ``<path>.tmp`` in one piece at commit, so HDF5 itself never writes to the disk and a full disk
+    is a plain ``OSError`` of that one write. Costs the file's size in memory, about three times
+    over during the commit. Not in memory (traces, whose size has no bound): the copy is
+    ``<path>.tmp`` on disk, with the copy's size reserved up front, and the caller checks for room
+    (:meth:`ensure_room`) before each large write.
     reserve: bytes the edit may add to the file (a generation's rows, a snapshot, the checkpoint);
-    the copy's size plus this is reserved before copying (see the module docstring). ``what``
+    the file's size plus this plus :data:`MARGIN` must be free before the copy is made. ``what``
     names the change in error messages ("write generation 7 of"), ``after`` what the user can do
     when it fails for want of space.
     """
 
     def __init__(
-        self, path: Path, fsync: bool, new: bool = False, reserve: int = 0, what: str = "write", after: str | None = None
+        self, path: Path, fsync: bool, new: bool = False, reserve: int = 0, what: str = "write",
+        after: str | None = None, in_memory: bool = True,
     ) -> None:
         self.path, self.fsync, self.tmp, self.what, self.after = path, fsync, tmp_path(path), what, after
+        self.in_memory = in_memory
         self.file: h5py.File | None = None
         self.need = (0 if new else path.stat().st_size) + int(reserve) + MARGIN
-        self._failed: BaseException | None = None  # an ENOSPC HDF5 met where it cannot raise
+        self._failed: BaseException | None = None  # a full disk HDF5 met where it cannot raise
         self._hook = sys.unraisablehook
-        sys.unraisablehook = self._unraisable
+        if not in_memory:
+            sys.unraisablehook = self._unraisable
         try:
-            if new:
-                fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                try:
-                    os.posix_fallocate(fd, 0, self.need)
-                except OSError as e:
-                    if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-                        raise
-                finally:
-                    os.close(fd)
-                self.tmp.unlink()  # reserved and given back: the space is there; h5py starts anew
+            if free_bytes(path) < self.need:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            if in_memory and new:
+                self.file = h5py.File(str(self.tmp), "w", driver="core", backing_store=False)
+            elif in_memory:
+                self.file = _open_image(path.read_bytes(), str(self.tmp))
+            elif new:
                 self.file = h5py.File(self.tmp, "w")
             else:
                 _copy_reserved(path, self.tmp, int(reserve) + MARGIN)
@@ -231,11 +262,17 @@ class Transaction:
             self.abort()
             _raise_translated(e, path, what, self.need, after)
 
+    def ensure_room(self, nbytes: int) -> None:
+        """Raise ENOSPC unless ``nbytes`` + :data:`MARGIN` are free: call before a write to disk
+        that may need them, so that HDF5 never meets a full disk (see the module docstring)."""
+        if not self.in_memory and free_bytes(self.path) < int(nbytes) + MARGIN:
+            raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (checked before writing {int(nbytes):,} bytes)")
+
     def _unraisable(self, info: Any) -> None:
         """h5py closes a dataset when its Python object is collected and can only print what
         failed then; a full disk there is remembered and fails the commit instead."""
-        if self._failed is None and info.exc_value is not None and is_no_space(info.exc_value):
-            self._failed = info.exc_value
+        if info.exc_value is not None and is_no_space(info.exc_value):
+            self._failed = self._failed or info.exc_value
             return
         self._hook(info)
 
@@ -244,27 +281,37 @@ class Transaction:
             sys.unraisablehook = self._hook
 
     def commit(self) -> None:
+        need = None
         try:
-            if self._failed is not None:
-                raise self._failed
-            self.file.close()
-            if self._failed is not None:
-                raise self._failed
-            if self.fsync:
-                fsync_path(self.tmp)
+            if self.in_memory:
+                self.file.flush()
+                image = self.file.id.get_file_image()
+                self.file.close()
+                self.file = None
+                need = len(image)
+                _write_image(self.tmp, image, self.fsync)
+                del image
+            else:
+                if self._failed is not None:
+                    raise self._failed
+                self.file.close()
+                if self._failed is not None:
+                    raise self._failed
+                if self.fsync:
+                    fsync_path(self.tmp)
         except BaseException as e:
             self.abort()
-            _raise_translated(e, self.path, self.what, None, self.after)  # past the reservation: need unknown
+            _raise_translated(e, self.path, self.what, need, self.after)
         self._restore_hook()
         os.replace(self.tmp, self.path)
         if self.fsync:
             fsync_path(self.path.parent)
 
     def abort(self) -> None:
-        """Discard the copy. After a full disk HDF5 still holds metadata it could not write, and
-        an HDF5 file that fails to close crashes the interpreter at exit: so when the close fails
-        (or a failure was seen), free the copy's space (truncate it) and close again, which then
-        succeeds; then delete the copy."""
+        """Discard the copy. An on-disk copy that met a full disk holds metadata HDF5 could not
+        write, and an HDF5 file that fails to close can crash the interpreter at exit: so when the
+        close fails (or a failure was seen), free the copy's space (truncate it) and close again,
+        which then can write what it holds; then delete the copy."""
         try:
             if self.file is not None and self._failed is None:
                 try:
