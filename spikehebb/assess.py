@@ -2,11 +2,14 @@
 paper's Table 1, and synapse traces of chosen lifetimes.
 
 Every lifetime starts from fresh random weights (seeded by (run seed, episode, variant), never
-a training seed), runs the task's episode rules, and scores the task's fitness (the ant: summed
-progress, the "distance walked"). A variant counts as solved when the mean fitness reaches
-the task's ``solved_fitness``, by default :data:`SOLVED_FITNESS` (Najarro & Risi 2020 call an ant
-morphology solved when it moves at least 100 units away from its start; the fitness is in those
-units; the car: 900, gymnasium's reward threshold for CarRacing).
+a training seed), runs the task's episode rules, and scores the task's fitness
+(:data:`FITNESS_UNITS`). The ant's fitness is the summed ``reward_progress`` term of pybullet's
+Ant: each step's decrease of the body centre's distance to the walk target (1 km along +x)
+divided by the step length 0.0165 s, i.e. a potential difference, not metres; summed over a
+lifetime it is the net approach to the target in metres / 0.0165 s, so 100 is 1.65 m. A variant
+counts as solved when the mean fitness reaches the task's ``solved_fitness``, by default
+:data:`SOLVED_FITNESS` (Najarro & Risi 2020 call an ant morphology solved at 100 of these units;
+the car: 900, gymnasium's reward threshold for CarRacing).
 """
 
 from __future__ import annotations
@@ -25,6 +28,12 @@ from spikehebb.train import TrainConfig
 
 #: Mean fitness at which a variant counts as solved (Najarro & Risi 2020).
 SOLVED_FITNESS = 100.0
+
+#: What a task's fitness is, in words (README, help texts, tables and figures say it this way).
+FITNESS_UNITS = {
+    "ant": "summed reward_progress: net approach to the target in m / 0.0165 s (100 = 1.65 m)",
+    "car": "summed env reward: +1000/N per new track tile of N, -0.1 per frame",
+}
 
 
 @dataclass
@@ -108,8 +117,12 @@ def assess(
     return [VariantResult(v, f, v in trained, solved_at) for v, f in zip(variants, fitness)]
 
 
-def format_table(results: Sequence[VariantResult], label: str) -> str:
-    """The paper's Table 1 layout: variant, mean ± std over the episodes, solved."""
+def format_table(
+    results: Sequence[VariantResult], label: str, task: str | None = None, max_network_steps: int | None = None
+) -> str:
+    """The paper's Table 1 layout: variant, seen in training, mean ± std over the episodes,
+    solved; then what the columns mean (the fitness in words when ``task`` is given, the episode
+    length when ``max_network_steps`` is)."""
     n = len(results[0].fitness) if results else 0
     lines = [f"{'variant':<20} {'seen':<5} {label + f' ({n} episodes)':>26}  solved"]
     for r in results:
@@ -117,6 +130,11 @@ def format_table(results: Sequence[VariantResult], label: str) -> str:
             f"{r.variant:<20} {'yes' if r.trained_on else 'no':<5} {r.mean:>17.1f} ± {r.std:<6.1f}  "
             f"{'yes' if r.solved else 'no'}"
         )
+    solved_at = results[0].solved_at if results else SOLVED_FITNESS
+    lines.append(f"seen: the variant was trained on. mean ± std over {n} lifetimes, each from fresh random weights.")
+    lines.append(f"solved: mean fitness >= {solved_at:g}." + (f" fitness: {FITNESS_UNITS[task]}." if task in FITNESS_UNITS else ""))
+    if max_network_steps is not None:
+        lines.append(f"episodes: at most {max_network_steps:,} network steps (fewer when the task's rules end one early).")
     return "\n".join(lines)
 
 

@@ -1,9 +1,11 @@
-"""The ``spikehebb`` command: train, evaluate, inspect and plot runs.
+"""The ``spikehebb`` command: train, evaluate, inspect, plot, film and report runs.
 
     spikehebb train [--paper] [--static] [--rule ABCD_lr] [--popsize 32] [--generations 20] ...
-    spikehebb evaluate RUNFILE [--morphology default damage_left ...] [--episodes 100] [--traces]
+    spikehebb evaluate RUNFILE [--morphology default damage_left ...] [--episodes 100] [--traces [--overwrite-traces]]
     spikehebb inspect RUNFILE
-    spikehebb plot RUNFILE [-o curve.png]
+    spikehebb plot RUNFILE [-o curve.png] [--traces]
+    spikehebb video RUNFILE_OR_MODEL --variant damage_left -o ant.mp4
+    spikehebb report RUNFILE [-o RUN.html]
 
 ``experiments/run_ant.py`` and ``run_car.py`` are ``train`` followed by ``evaluate`` on every
 variant; each task has its own short default and ``--paper`` settings (:data:`SETTINGS`).
@@ -56,14 +58,16 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
     g.add_argument("--static", action="store_true", help="evolve static weights instead of a rule (the paper's baseline)")
     g.add_argument("--coevolve", action="store_true", help="evolve the initial weights together with the rule")
     g.add_argument("--rule", default="ABCD_lr", choices=list(RULES), help="plasticity rule (default: %(default)s)")
-    g.add_argument("--strategy", default="openai-es", choices=STRATEGY_NAMES)
+    g.add_argument("--strategy", default="openai-es", choices=STRATEGY_NAMES,
+                   help="evolution strategy: OpenAI-ES as the paper ran it, or separable CMA-ES (default: %(default)s)")
     g.add_argument("--popsize", type=int, help=f"candidates per generation (default {short['popsize']}, --paper {paper['popsize']})")
     g.add_argument("--generations", type=int, help=f"(default {short['generations']}, --paper {paper['generations']})")
     g.add_argument("--max-env-steps", type=int, help=f"env steps per lifetime{burn_in} (default {short['max_env_steps']}, --paper {paper['max_env_steps']})")
     g.add_argument("--train-variants", nargs="+", metavar="VARIANT", help=f"training variants (default: {' '.join(t.train_variants)}; valid: {' '.join(t.variants)})")
     g.add_argument("--lr", type=float, help="OpenAI-ES learning rate (default 0.2)")
     g.add_argument("--sigma", type=float, help="noise scale / CMA sigma0 (default 0.1)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0,
+                   help="run seed: candidates, initial weights and env starts all derive from it (default: %(default)s)")
     g.add_argument("--workers", type=int, help="worker processes or Ray actors (default: one per core)")
     g.add_argument("--evaluator", choices=list(EVALUATORS), default="processes", help="where lifetimes run (default: %(default)s)")
     g.add_argument("--ray", metavar="ADDRESS", help="run on Ray: 'local', 'auto' (existing cluster) or HOST:PORT")
@@ -108,8 +112,12 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                    help="'mean': the search distribution's final mean, what the paper's code saves and "
                         "tests (default); 'best': the single best-scoring candidate seen in training")
     g.add_argument("--eval-steps", type=int, help="env steps per test lifetime (default: the task's full length, 1,000 for the ant and the car)")
-    g.add_argument("--traces", action="store_true", help="record synapse traces of the first episode(s) into the run file")
-    g.add_argument("--trace-episodes", type=int, default=1)
+    g.add_argument("--traces", action="store_true",
+                   help="record per-step rates, actions, reward terms and weights of the first episode(s) of each variant "
+                        "into the run file (plot them with `spikehebb plot RUNFILE --traces`)")
+    g.add_argument("--overwrite-traces", action="store_true",
+                   help="with --traces: replace the traces the run file already holds for these variants")
+    g.add_argument("--trace-episodes", type=int, default=1, help="episodes per variant to record with --traces (default: %(default)s)")
     g.add_argument("--trace-synapses", type=int, help="record this many randomly chosen synapses per layer (default: all)")
     g.add_argument("--eval-workers", type=int, help="processes for evaluation (default: one per core)")
 
@@ -118,19 +126,29 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
     import os
 
     from spikehebb.assess import assess, format_table, load_run, record_traces
+    from spikehebb.tasks import get_task
+    from spikehebb.tracefile import drop_traces, trace_names
 
     config, params = load_run(path, args.which)
     task = config.worker_spec().make_task()
     variants = args.variants or list(task.variants)
     if args.episodes < 1:
-        raise SystemExit(f"--episodes must be at least 1, got {args.episodes}")
+        raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
+    held = [n for n in trace_names(path) if n.split("/")[0] in variants] if args.traces else []
+    if held and not args.overwrite_traces:  # say so before the test lifetimes, not after
+        raise ValueError(f"{path} already holds traces ({', '.join(held)}); add --overwrite-traces to record them "
+                         f"anew, or plot them with `spikehebb plot {path} --traces`")
     workers = args.eval_workers or os.cpu_count() or 1
     results = assess(config, params, variants, args.episodes, workers, args.eval_steps)
     label = "static" if config.static else f"Hebbian {config.rule}"
-    table = format_table(results, label)
+    rules = get_task(config.task).rules
+    steps = rules.max_network_steps if args.eval_steps is None else args.eval_steps - rules.burn_in_steps
+    table = format_table(results, label, config.task, steps)
     print(f"\n{path}: {args.which} parameters, seed {config.seed}")
     print(table)
     if args.traces:
+        if held:
+            drop_traces(path, variants)
         target = record_traces(path, config, params, variants, args.trace_episodes, args.trace_synapses, args.eval_steps)
         print(f"traces of {args.trace_episodes} episode(s) per variant written to {target} (see docs/run-file.md)")
     return table
@@ -196,10 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("train", help="train a rule (or static weights)")
     add_train_arguments(p)
     p = sub.add_parser("evaluate", help="test a run's parameters on variants (the paper's Table 1)")
-    p.add_argument("runfile")
+    p.add_argument("runfile", help="run file (.h5) written by `spikehebb train`")
     add_evaluate_arguments(p)
     p = sub.add_parser("inspect", help="summary of a run file")
-    p.add_argument("runfile")
+    p.add_argument("runfile", help="run file (.h5)")
     p = sub.add_parser("plot", help="fitness curves of a run to PNG; --traces: what the rule does in recorded lifetimes")
     p.add_argument("runfile", help="run file (.h5)")
     p.add_argument("-o", "--output", help="fitness-curve PNG (default: the run file's name with .png)")
