@@ -21,7 +21,6 @@ L = weight layers, sizes ``(n_0, ..., n_L)``:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -29,72 +28,11 @@ import h5py
 import numpy as np
 from matplotlib.figure import Figure
 
+from spikehebb.tracefile import Trace, load_trace, trace_names
+
 #: Trace figure kinds, in the order :func:`plot_traces` writes them.
 TRACE_KINDS = ("matrices", "norms", "activity", "pca")
-#: Fitness in words, per task (the ant's progress term is not metres; see spikehebb/envs/ant.py).
-FITNESS_LABELS = {
-    "ant": "fitness (summed reward_progress: m approached / 0.0165 s)",
-    "car": "fitness (summed reward: 1000/N per tile, -0.1 per frame)",
-}
 DPI = 100
-
-
-@dataclass
-class Trace:
-    """One recorded lifetime, read whole.
-
-    rates: per layer ``(T, n_l)``, inputs first; weights: per layer ``(T, n_pre, n_post)``, or
-    ``(T, m)`` when subsampled (``synapses[l]`` ``(m, 2)`` then gives (pre, post) of each);
-    rewards: per term ``(T,)``; actions ``(T, n_act)``.
-    """
-
-    name: str
-    """``<variant>/episode_<k>``."""
-    variant: str
-    episode: int
-    fitness: float
-    rates: list[np.ndarray]
-    weights: list[np.ndarray]
-    actions: np.ndarray
-    rewards: dict[str, np.ndarray]
-    synapses: list[np.ndarray | None] = field(default_factory=list)
-
-    @property
-    def steps(self) -> int:
-        return len(self.actions)
-
-    @property
-    def subsampled(self) -> bool:
-        return any(s is not None for s in self.synapses)
-
-
-def trace_names(path: str | Path) -> list[str]:
-    """The recorded episodes of a run or traces file, as ``<variant>/episode_<k>``."""
-    with h5py.File(path, "r") as f:
-        if "traces" not in f:
-            return []
-        return [f"{v}/{e}" for v in f["traces"] for e in sorted(f["traces"][v], key=lambda n: int(n.split("_")[-1]))]
-
-
-def load_trace(path: str | Path, name: str) -> Trace:
-    """Read episode ``name`` (``<variant>/episode_<k>``) of a run or traces file."""
-    with h5py.File(path, "r") as f:
-        if f"traces/{name}" not in f:
-            raise ValueError(f"{path} holds no trace {name!r}; recorded: {', '.join(trace_names(path)) or 'none'}")
-        g = f[f"traces/{name}"]
-        n_rates = len(g["rates"])
-        sub = int(g["weights"].attrs["subsample"])
-        return Trace(
-            name=name,
-            variant=str(g.attrs["morphology"]),
-            episode=int(g.attrs["episode"]),
-            fitness=float(g.attrs["fitness"]),
-            rates=[g[f"rates/layer_{l}"][()] for l in range(n_rates)],
-            weights=[g[f"weights/layer_{l}"][()] for l in range(1, n_rates)],
-            actions=g["actions"][()],
-            rewards={k: v[()] for k, v in g["rewards"].items()},
-            synapses=[g[f"weights/layer_{l}_synapses"][()] if sub >= 0 else None for l in range(1, n_rates)],
-        )
 
 
 def default_steps(T: int) -> list[int]:
@@ -249,6 +187,8 @@ def plot_traces(
 
 def plot_fitness(history: dict[str, np.ndarray], title: str, task: str = "ant") -> Figure:
     """Training curves from ``RunStore.history()``: min-max band, mean and best so far."""
+    from spikehebb.assess import FITNESS_UNITS  # the fitness in words (assess loads the rollout: not at import)
+
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
     g = history["generation"]
@@ -256,7 +196,7 @@ def plot_fitness(history: dict[str, np.ndarray], title: str, task: str = "ant") 
     ax.plot(g, history["fitness_mean"], label="mean")
     ax.plot(g, history["best_fitness"], label="best so far")
     ax.set_xlabel("generation")
-    ax.set_ylabel(FITNESS_LABELS.get(task, "fitness (raw)"), fontsize=8)
+    ax.set_ylabel("fitness" + (f"\n({FITNESS_UNITS[task]})" if task in FITNESS_UNITS else " (raw)"), fontsize=8)
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()

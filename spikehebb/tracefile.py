@@ -1,0 +1,104 @@
+"""Recorded lifetimes in a run or traces file: read one whole (:class:`Trace`), list them, drop
+them before recording anew.
+
+The layout is ``docs/run-file.md``'s ``/traces/<variant>/episode_<k>`` (written by
+:class:`spikehebb.store.TraceWriter`); T = network steps, L = weight layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import h5py
+import numpy as np
+
+from spikehebb.store import RunStore
+from spikehebb.store.transaction import transaction
+
+
+@dataclass
+class Trace:
+    """One recorded lifetime, read whole.
+
+    rates: per layer ``(T, n_l)``, inputs first; weights: per layer ``(T, n_pre, n_post)``, or
+    ``(T, m)`` when subsampled (``synapses[l]`` ``(m, 2)`` then gives (pre, post) of each);
+    rewards: per term ``(T,)``; actions ``(T, n_act)``.
+    """
+
+    name: str
+    """``<variant>/episode_<k>``."""
+    variant: str
+    episode: int
+    fitness: float
+    rates: list[np.ndarray]
+    weights: list[np.ndarray]
+    actions: np.ndarray
+    rewards: dict[str, np.ndarray]
+    synapses: list[np.ndarray | None] = field(default_factory=list)
+
+    @property
+    def steps(self) -> int:
+        return len(self.actions)
+
+    @property
+    def subsampled(self) -> bool:
+        return any(s is not None for s in self.synapses)
+
+
+def trace_names(path: str | Path) -> list[str]:
+    """The recorded episodes of a run or traces file, as ``<variant>/episode_<k>``."""
+    with h5py.File(path, "r") as f:
+        if "traces" not in f:
+            return []
+        return [f"{v}/{e}" for v in f["traces"] for e in sorted(f["traces"][v], key=lambda n: int(n.split("_")[-1]))]
+
+
+def load_trace(path: str | Path, name: str) -> Trace:
+    """Read episode ``name`` (``<variant>/episode_<k>``) of a run or traces file."""
+    with h5py.File(path, "r") as f:
+        if f"traces/{name}" not in f:
+            raise ValueError(f"{path} holds no trace {name!r}; recorded: {', '.join(trace_names(path)) or 'none'}")
+        g = f[f"traces/{name}"]
+        n_rates = len(g["rates"])
+        sub = int(g["weights"].attrs["subsample"])
+        return Trace(
+            name=name,
+            variant=str(g.attrs["morphology"]),
+            episode=int(g.attrs["episode"]),
+            fitness=float(g.attrs["fitness"]),
+            rates=[g[f"rates/layer_{l}"][()] for l in range(n_rates)],
+            weights=[g[f"weights/layer_{l}"][()] for l in range(1, n_rates)],
+            actions=g["actions"][()],
+            rewards={k: v[()] for k, v in g["rewards"].items()},
+            synapses=[g[f"weights/layer_{l}_synapses"][()] if sub >= 0 else None for l in range(1, n_rates)],
+        )
+
+
+def drop_traces(path: str | Path, variants: Sequence[str] | None = None) -> list[str]:
+    """Remove the recorded lifetimes of ``variants`` (None: all) from a run file, so that they can
+    be recorded again; returns the dropped ``<variant>/episode_<k>`` names.
+
+    The file is rewritten without them (HDF5 does not give back the space of deleted objects)
+    under the run's writer lock, by the store's copy-and-rename transaction: a crash leaves the
+    file as it was.
+    """
+    path = Path(path)
+    dropped = [n for n in trace_names(path) if variants is None or n.split("/")[0] in variants]
+    if not dropped:
+        return []
+    gone = {n.split("/")[0] for n in dropped}
+    with RunStore.open(path, "a") as store, h5py.File(path, "r") as src:
+        with transaction(path, store.fsync, new=True, what="drop traces from") as dst:
+            dst.attrs.update(dict(src.attrs))
+            for name in src:
+                if name != "traces":
+                    src.copy(src[name], dst, name)
+            kept = [v for v in src["traces"] if v not in gone]
+            if kept:
+                traces = dst.create_group("traces")
+                traces.attrs.update(dict(src["traces"].attrs))
+                for variant in kept:
+                    src.copy(src[f"traces/{variant}"], traces, variant)
+    return dropped

@@ -1,0 +1,145 @@
+"""What a new user meets first: the run-file doc's snippets run as written, every subcommand and
+flag says what it is, pybullet's banner shows at most once, the test table explains its columns,
+and recording traces again is a flag away."""
+
+import argparse
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+
+from spikehebb.assess import VariantResult, format_table
+from spikehebb.cli import main as cli_main
+from spikehebb.tracefile import drop_traces, trace_names
+from spikehebb.train import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_run(directory, name="run"):
+    config = TrainConfig(popsize=2, generations=1, max_env_steps=60, train_variants=("default",), batch_size=2,
+                         evaluator="serial", runs_dir=str(directory), run_name=name, backend="numpy")
+    return train(config, progress=False)
+
+
+def python_blocks(path):
+    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
+
+
+def test_run_file_snippets_run_as_written(tmp_path, monkeypatch):
+    matplotlib.use("Agg")
+    tiny_run(tmp_path / "runs", "ant_seed1")
+    monkeypatch.chdir(tmp_path)
+    blocks = python_blocks(ROOT / "docs" / "run-file.md")
+    assert len(blocks) == 5
+    namespace = {}
+    for block in blocks:
+        exec(compile(block, "docs/run-file.md", "exec"), namespace)
+    # what the snippets computed: a Hebbian rule's coefficients, a real recorded lifetime, a plot
+    assert [c.shape for c in namespace["rule"]] == [(28, 128, 5), (128, 64, 5), (64, 8, 5)]
+    assert trace_names("runs/ant_seed1.h5") == ["damage_right/episode_0"]
+    assert trace_names("runs/my_traces.h5") == ["damage_right/episode_0", "damage_right/episode_1"]
+    assert namespace["life"].ndim == 1 and len(namespace["progress"]) == len(namespace["life"]) > 0
+    assert namespace["b"].get_ylabel() == "approach to target (m)"
+
+
+def every_parser():
+    """The spikehebb parser and its subcommands' parsers, captured from cli.main."""
+    captured = {}
+
+    def capture(self, args=None, namespace=None):
+        captured["parser"] = self
+        raise SystemExit(0)
+
+    original = argparse.ArgumentParser.parse_args
+    argparse.ArgumentParser.parse_args = capture
+    try:
+        with pytest.raises(SystemExit):
+            cli_main([])
+    finally:
+        argparse.ArgumentParser.parse_args = original
+    top = captured["parser"]
+    (sub,) = [a for a in top._actions if isinstance(a, argparse._SubParsersAction)]
+    return top, sub
+
+
+def test_every_subcommand_and_flag_has_help():
+    top, sub = every_parser()
+    helps = {a.dest: a.help for a in sub._choices_actions}
+    assert set(helps) == set(sub.choices) >= {"train", "evaluate", "inspect", "plot", "video"}
+    assert all(helps.values())
+    missing = [
+        f"{name} {a.option_strings or a.dest}"
+        for name, parser in sub.choices.items()
+        for a in parser._actions
+        if not isinstance(a, argparse._HelpAction) and not a.help
+    ]
+    assert missing == []
+
+
+BANNER = "pybullet build time"
+
+
+def run_python(code, cwd):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=cwd)
+
+
+def test_pybullet_banner_at_most_once(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "spikehebb.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and BANNER not in out.stdout + out.stderr
+    # a pool of worker processes that each make an ant: no banner from them, one from the main process
+    code = """
+        import concurrent.futures, multiprocessing
+
+        def make_ant(_):
+            from spikehebb.envs.ant import AntBulletEnv
+            AntBulletEnv().close()
+            return 1
+
+        if __name__ == "__main__":
+            with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+                assert sum(pool.map(make_ant, range(4))) == 4
+            print("workers done", flush=True)
+            make_ant(0)
+    """
+    script = tmp_path / "banner.py"
+    script.write_text(textwrap.dedent(code))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert (out.stdout + out.stderr).count(BANNER) == 1
+
+
+def test_table_explains_its_columns():
+    results = [VariantResult("default", np.array([90.0, 130.0]), True), VariantResult("damage_left", np.array([1.0, 3.0]), False)]
+    table = format_table(results, "Hebbian ABCD_lr", "ant", 960).splitlines()
+    assert table[1].split()[:3] == ["default", "yes", "110.0"] and table[1].endswith("yes")
+    assert table[2].split()[:3] == ["damage_left", "no", "2.0"] and table[2].endswith("no")
+    legend = "\n".join(table[3:])
+    assert "seen: the variant was trained on" in legend and "over 2 lifetimes" in legend
+    assert "solved: mean fitness >= 100" in legend and "net approach to the target in m / 0.0165 s" in legend
+    assert "at most 960 network steps" in legend
+
+
+def test_traces_again_need_overwrite_traces(tmp_path, capsys):
+    path = tiny_run(tmp_path)
+    base = ["evaluate", str(path), "--variant", "default", "--episodes", "1", "--eval-steps", "60", "--eval-workers", "1"]
+    cli_main(base + ["--traces"])
+    assert trace_names(path) == ["default/episode_0"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(base + ["--traces"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "already holds traces (default/episode_0); add --overwrite-traces" in err and err.count("\n") == 1
+    size = path.stat().st_size
+    cli_main(base + ["--traces", "--overwrite-traces", "--trace-episodes", "2"])
+    assert trace_names(path) == ["default/episode_0", "default/episode_1"]
+    assert drop_traces(path, ["damage_left"]) == []
+    assert drop_traces(path) == ["default/episode_0", "default/episode_1"] and trace_names(path) == []
+    assert path.stat().st_size < size  # dropped for real, not just unlinked inside the file
+    cli_main(["inspect", str(path)])  # still a whole run file
