@@ -24,8 +24,9 @@ cores, 10 appends): one append with an OpenAI-ES + Adam state (checkpoint = mean
 Adam moments of the searched size) takes 77 ms at 61,440 parameters (popsize 500, file 4 MB) and
 0.3 s at 456,640 parameters (popsize 200, file 26 MB); the on-disk copy this replaced took 58 ms
 and 0.14 s on the same machine, and could crash the interpreter on a full disk. A generation is
-minutes of physics, so this is noise. The copy makes the cost grow with the file, so traces recorded into a run file are copied
-by every later append (a 1,000-step ant episode with all 12,288 synapses is about 40 MB): record
+minutes of physics, so this is noise. The cost grows with the file (and the memory: the file's
+size, about three times over during the write), so traces recorded into a run file are copied by
+every later append (a 1,000-step ant episode with all 12,288 synapses is about 40 MB): record
 them after training, or into a separate file (:class:`~spikehebb.store.traces.TraceWriter` takes
 any path).
 
