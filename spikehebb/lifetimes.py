@@ -46,6 +46,12 @@ def resolve_run(run_or_model: str | Path) -> Path:
     )
 
 
+def run_label(run: str | Path) -> str:
+    """How tables name a run's controller: ``"Hebbian ABCD_lr"`` or ``"static"``."""
+    config, _ = load_run(resolve_run(run))
+    return "static" if config.static else f"Hebbian {config.rule}"
+
+
 class _StepReward(gymnasium.Wrapper):
     """Puts the env's reward of the step into ``info["step_reward"]`` (the car's fitness is the
     reward, which the step hook does not otherwise see)."""
@@ -102,6 +108,12 @@ class Lifetimes:
             env_kwargs={"render_mode": "rgb_array"} if render else None,
         )
         self._parts = self.spec.layout(task).split(np.asarray(self.params)[None])
+
+    @property
+    def controller(self):
+        """The batch's controller (what hooks receive): read and change it through the functions
+        at the end of this module."""
+        return self.rollout.network
 
     @property
     def static(self) -> bool:

@@ -185,6 +185,30 @@ def plot_traces(
     return written
 
 
+def plot_recovery(speeds: dict[tuple[str, str], np.ndarray], t0: int, window: int = 50) -> Figure:
+    """One panel per model: the mean over lifetimes of the trailing ``window``-step mean speed
+    (m/s) against network step, one line per perturbation, a dashed line at ``t0``.
+    speeds: (model, perturbation) -> per-step speeds ``(lifetimes, T)``, NaN after an end."""
+    models = list(dict.fromkeys(m for m, _ in speeds))
+    fig = Figure(figsize=(4.2 * len(models) + 0.5, 3.6))
+    axes = fig.subplots(1, len(models), squeeze=False, sharey=True)[0]
+    kernel = np.ones(window) / window
+    for ax, model in zip(axes, models):
+        for (m, name), s in speeds.items():
+            if m != model:
+                continue
+            mean = np.nanmean([np.convolve(row, kernel, mode="valid") for row in s], axis=0)
+            ax.plot(np.arange(window, window + len(mean)), mean, label=f"{name} ({len(s)})")
+        ax.axvline(t0, color="0.3", ls="--", lw=0.8)
+        ax.set_title(model, fontsize=10)
+        ax.set_xlabel(f"network step (end of the {window}-step window)")
+    axes[0].set_ylabel("speed towards the target (m/s)")
+    axes[-1].legend(fontsize=8, title="perturbation (lifetimes)", title_fontsize=8)
+    fig.suptitle(f"recovery from a perturbation at step {t0}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def plot_fitness(history: dict[str, np.ndarray], title: str, task: str = "ant") -> Figure:
     """Training curves from ``RunStore.history()``: min-max band, mean and best so far."""
     from spikehebb.assess import FITNESS_UNITS  # the fitness in words (assess loads the rollout: not at import)

@@ -1,0 +1,57 @@
+"""Perturb the ant in the middle of its lifetime and measure how fast it walks again.
+
+At network step T (``--t0``) of each of ``--episodes`` test lifetimes: nothing (control), all
+weights re-drawn at random, one leg's motors off (damage during life), or the rule frozen; the
+recovery is the number of steps until the speed over a 50-step window regains 80% of its level
+before T (``spikehebb/perturb.py``). A Hebbian run and, optionally, a static-weights run:
+
+    python experiments/perturb_ant.py --hebbian runs/HEBB.h5 --static runs/STATIC.h5 --episodes 20
+
+Prints the Markdown table and writes PREFIX.json (rows and settings) and PREFIX.png (mean speed
+around T), PREFIX defaulting to the Hebbian run's path + "_recovery".
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from spikehebb.lifetimes import run_label
+from spikehebb.perturb import PERTURBATIONS, markdown_table, rows_to_json, run_experiment
+from spikehebb.plots import plot_recovery
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hebbian", required=True, metavar="RUNFILE", help="run file of a Hebbian (rule) run")
+    parser.add_argument("--static", metavar="RUNFILE", help="run file of a static-weights run to compare (optional)")
+    parser.add_argument("--episodes", type=int, default=20, help="lifetimes per model and perturbation (default: %(default)s)")
+    parser.add_argument("--t0", type=int, default=480, help="network step at which the perturbation hits (default: %(default)s, mid-lifetime)")
+    parser.add_argument("--perturbations", nargs="+", default=list(PERTURBATIONS), choices=PERTURBATIONS,
+                        help="which perturbations (default: all)")
+    parser.add_argument("--leg", type=int, default=0, help="leg whose motors --perturbations motor turns off: 0 front left (default), 1 back left, 2 back right, 3 front right")
+    parser.add_argument("--variant", default="default", help="body to run (default: %(default)s)")
+    parser.add_argument("--which", choices=("mean", "best"), default="mean", help="parameters: search mean (default) or best candidate")
+    parser.add_argument("--eval-steps", type=int, help="env steps per lifetime incl. the 40 burn-in steps (default: 1,000)")
+    parser.add_argument("--out", metavar="PREFIX", help="PREFIX.json and PREFIX.png (default: HEBBIAN_RUN_recovery)")
+    args = parser.parse_args(argv)
+    models = {"hebbian": args.hebbian}
+    if args.static:
+        models["static"] = args.static
+    try:
+        models = {run_label(path): path for path in models.values()}
+        rows, speeds = run_experiment(models, args.perturbations, args.episodes, args.t0, variant=args.variant,
+                                      leg=args.leg, which=args.which, max_env_steps=args.eval_steps)
+    except (ValueError, OSError, RuntimeError) as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
+    prefix = Path(args.out) if args.out else Path(args.hebbian).with_suffix("").with_name(Path(args.hebbian).stem + "_recovery")
+    table = markdown_table(rows)
+    print(table)
+    settings = {k: v for k, v in vars(args).items() if k not in ("out",)}
+    prefix.with_suffix(".json").write_text(json.dumps({"settings": settings, "rows": rows_to_json(rows), "table": table}, indent=1))
+    plot_recovery(speeds, args.t0).savefig(prefix.with_suffix(".png"), dpi=100)
+    print(f"wrote {prefix.with_suffix('.json')} and {prefix.with_suffix('.png')}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
