@@ -192,6 +192,27 @@ def run_video(args: argparse.Namespace) -> None:
           f"{info.steps} network steps, fitness {info.fitness:.1f}")
 
 
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runfile", help="run file (.h5)")
+    parser.add_argument("-o", "--output", help="HTML file to write (default: the run file's name with .html)")
+    parser.add_argument("--episodes", type=int, default=10, help="test lifetimes per variant for the test table (default: %(default)s)")
+    parser.add_argument("--variant", "--morphology", nargs="+", dest="variants", metavar="VARIANT",
+                        help="variants in the test table (default: the task's training and test variants)")
+    parser.add_argument("--no-test", action="store_true", help="leave out the test table (no lifetimes are run)")
+    parser.add_argument("--eval-workers", type=int, default=1, help="processes for the test lifetimes (default: %(default)s)")
+    parser.add_argument("--video", nargs="+", metavar="FILE",
+                        help="videos to embed, .mp4 or .gif (default: RUN.mp4, RUN_*.mp4 and the same .gif beside the run file)")
+    parser.add_argument("--recovery", metavar="JSON",
+                        help="recovery table of experiments/perturb_ant.py (default: RUN_recovery.json beside the run file, if there)")
+
+
+def run_report(args: argparse.Namespace) -> Path:
+    from spikehebb.report import build_report
+
+    return build_report(args.runfile, args.output, episodes=args.episodes, variants=args.variants,
+                        workers=args.eval_workers, test=not args.no_test, videos=args.video, recovery=args.recovery)
+
+
 def experiment_main(task: str, description: str, argv: list[str] | None = None, episodes: int = 5) -> None:
     """What ``experiments/run_<task>.py`` does: train with the task's defaults and flags, then
     evaluate the run on every variant (``episodes`` test lifetimes each unless ``--episodes``)."""
@@ -232,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-dir", help="where the trace figures go (default: beside the run file)")
     p = sub.add_parser("video", help="render one test lifetime to .mp4 or .gif (headless)")
     add_video_arguments(p)
+    p = sub.add_parser("report", help="one self-contained HTML page of a run: curves, test table, traces, recovery, videos")
+    add_report_arguments(p)
     args = parser.parse_args(argv)
     try:
         if args.command == "train":
@@ -247,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
             print("wrote " + ", ".join(map(str, run_plot(args))))
         elif args.command == "video":
             run_video(args)
+        elif args.command == "report":
+            print(f"wrote {run_report(args)}")
     except (ValueError, OSError, RuntimeError) as err:  # OSError: missing, existing, read-only, full (one line)
         parser.exit(2, f"spikehebb {args.command}: error: {err}\n")
     return 0

@@ -71,7 +71,7 @@ def every_parser():
 def test_every_subcommand_and_flag_has_help():
     top, sub = every_parser()
     helps = {a.dest: a.help for a in sub._choices_actions}
-    assert set(helps) == set(sub.choices) >= {"train", "evaluate", "inspect", "plot", "video"}
+    assert set(helps) == set(sub.choices) >= {"train", "evaluate", "inspect", "plot", "video", "report"}
     assert all(helps.values())
     missing = [
         f"{name} {a.option_strings or a.dest}"

@@ -1,0 +1,215 @@
+"""One self-contained HTML page per run (``spikehebb report``): what a researcher sends a colleague.
+
+Sections, each present when there is something to show:
+
+1. the run: what ``spikehebb inspect`` says;
+2. training curves (:func:`spikehebb.plots.plot_fitness`);
+3. the test table: fresh test lifetimes per variant (:func:`spikehebb.assess.assess`), with
+   Najarro & Risi 2020's numbers beside ours where the paper gives them (:data:`PAPER`);
+4. what the rule does: the trace figures of every lifetime the run file holds
+   (``evaluate --traces``; :mod:`spikehebb.plots`);
+5. recovery from perturbations: the JSON and PNG ``experiments/perturb_ant.py`` writes
+   (by default ``<run>_recovery.json`` and ``.png`` beside the run file);
+6. videos: ``.mp4`` / ``.gif`` files made by ``spikehebb video`` (by default ``<run>.mp4``,
+   ``<run>_*.mp4`` and the same ``.gif`` beside the run file).
+
+Every image and video is embedded as a base64 ``data:`` URI and the page has no scripts, style
+sheets or links to other files: it is one file that opens anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import io
+import json
+from pathlib import Path
+from typing import Sequence
+
+from matplotlib.figure import Figure
+
+from spikehebb import __version__
+
+#: Najarro & Risi 2020, Table 1 (100 rollouts each): mean ± std of the Hebbian ABCD_lr ant,
+#: per morphology; the README quotes the same numbers.
+PAPER = {
+    ("ant", "hebbian"): {"default": (1051, 113), "damage_right": (1019, 116), "damage_left": (452, 95)},
+}
+VIDEO_TYPES = {".mp4": "video/mp4", ".gif": "image/gif"}
+STYLE = """
+body { font-family: sans-serif; max-width: 62rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+table { border-collapse: collapse; margin: 0.5rem 0 1rem; }
+th, td { border: 1px solid #bbb; padding: 0.25rem 0.6rem; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+img, video { max-width: 100%; display: block; margin: 0.5rem 0 1.2rem; }
+pre { background: #f4f4f4; padding: 0.6rem; overflow-x: auto; }
+.note { color: #555; font-size: 0.9rem; }
+"""
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def figure_img(fig: Figure, alt: str) -> str:
+    """An ``<img>`` holding the figure as an embedded PNG."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return f'<img alt="{html.escape(alt)}" src="{data_uri(buf.getvalue(), "image/png")}">'
+
+
+def file_media(path: Path) -> str:
+    """An embedded ``<img>`` (PNG, GIF) or ``<video>`` (MP4) of a file."""
+    suffix = path.suffix.lower()
+    if suffix == ".mp4":
+        return f'<video controls muted loop src="{data_uri(path.read_bytes(), "video/mp4")}"></video>'
+    mime = {".png": "image/png", ".gif": "image/gif"}.get(suffix)
+    if mime is None:
+        raise ValueError(f"cannot embed {path.name}: expected .png, .gif or .mp4")
+    return f'<img alt="{html.escape(path.name)}" src="{data_uri(path.read_bytes(), mime)}">'
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def test_section(path: Path, episodes: int, variants: Sequence[str] | None, workers: int) -> str:
+    """Fresh test lifetimes of the run's search mean, with the paper's numbers beside them."""
+    from spikehebb.assess import FITNESS_UNITS, assess, load_run
+    from spikehebb.lifetimes import run_label
+    from spikehebb.plots import run_task
+    from spikehebb.tasks import get_task
+
+    name, label = run_task(path), run_label(path)
+    task = get_task(name)
+    variants = list(variants or dict.fromkeys(task.train_variants + task.test_variants))
+    results = assess(*load_run(path), variants, episodes, workers)
+    paper = PAPER.get((name, "static" if label == "static" else "hebbian"), {})
+    rows = [
+        (r.variant, "yes" if r.trained_on else "no", f"{r.mean:.1f} ± {r.std:.1f}", "yes" if r.solved else "no",
+         "{} ± {}".format(*paper[r.variant]) if r.variant in paper else "-")
+        for r in results
+    ]
+    solved_at = results[0].solved_at
+    note = (
+        f"{label}, the search mean after {_generations(path)} generations; mean ± std over {episodes} lifetimes "
+        f"per variant, each from fresh random weights. seen: trained on that variant. solved: mean fitness "
+        f">= {solved_at:g}. fitness: {FITNESS_UNITS.get(name, 'the summed env reward')}. Paper: Najarro & "
+        "Risi 2020, Table 1, 100 lifetimes of their Hebbian ABCD_lr ant."
+    )
+    return table(["variant", "seen", f"ours ({episodes} lifetimes)", "solved", "paper"], rows) + f'<p class="note">{html.escape(note)}</p>'
+
+
+def trace_section(path: Path) -> str:
+    from spikehebb.plots import PLOTTERS, load_trace, trace_names
+
+    parts = []
+    for name in trace_names(path):
+        trace = load_trace(path, name)
+        parts.append(f"<h3>{html.escape(trace.variant)}, episode {trace.episode} "
+                     f"(fitness {trace.fitness:.1f}, {trace.steps} network steps)</h3>")
+        for kind, plot in PLOTTERS.items():
+            if kind == "matrices" and trace.subsampled:
+                continue
+            parts.append(figure_img(plot(trace), f"{kind}, {name}"))
+    return "".join(parts)
+
+
+def recovery_section(recovery: Path) -> str:
+    from spikehebb.perturb import PAPER_STEPS, format_steps, rows_from_json
+
+    data = json.loads(recovery.read_text())
+    rows = rows_from_json(data["rows"])
+    s = data.get("settings", {})
+    body = table(
+        ["model", "perturbation", "walking before / lifetimes", "speed before (m/s)", "recovered",
+         f"in < {PAPER_STEPS} steps", "median steps to recover"],
+        [(r.model, r.perturbation, f"{r.walking} / {r.lifetimes}", f"{r.speed_before:.2f}", r.recovered,
+          r.within_paper, format_steps(r.median_steps, r.horizon)) for r in rows],
+    )
+    note = (f"Perturbation at network step {s.get('t0', '?')} on the {s.get('variant', 'default')} body "
+            "(spikehebb/perturb.py): recovery = steps until the 50-step mean speed regains 80% of its level "
+            "before the perturbation; censored at the lifetime's end.")
+    png = recovery.with_suffix(".png")
+    return body + f'<p class="note">{html.escape(note)}</p>' + (file_media(png) if png.is_file() else "")
+
+
+def default_videos(path: Path) -> list[Path]:
+    found = []
+    for suffix in VIDEO_TYPES:
+        found += sorted(path.parent.glob(f"{path.stem}{suffix}")) + sorted(path.parent.glob(f"{path.stem}_*{suffix}"))
+    return found
+
+
+def build_report(
+    run: str | Path,
+    output: str | Path | None = None,
+    *,
+    episodes: int = 10,
+    variants: Sequence[str] | None = None,
+    workers: int = 1,
+    test: bool = True,
+    videos: Sequence[str | Path] | None = None,
+    recovery: str | Path | None = None,
+) -> Path:
+    """Write the HTML page of a run (default ``<run>.html`` beside it); returns its path.
+
+    episodes: test lifetimes per variant (``test=False`` skips the test table); variants: which
+    (default: the task's training and test variants); videos: files to embed (default: those
+    beside the run, see the module docstring); recovery: the perturbation JSON (default
+    ``<run>_recovery.json`` if present).
+    """
+    from spikehebb.plots import plot_fitness, run_task
+    from spikehebb.store import RunStore
+
+    path = Path(run)
+    if episodes < 1:
+        raise ValueError(f"episodes must be at least 1, got {episodes}")
+    with RunStore.open(path) as store:
+        summary, history = store.summary(), store.history()
+    videos = default_videos(path) if videos is None else [Path(v) for v in videos]
+    for v in videos:
+        if v.suffix.lower() not in VIDEO_TYPES:
+            raise ValueError(f"videos must be .mp4 or .gif, got {v}")
+        if not v.is_file():
+            raise FileNotFoundError(f"video {v} does not exist")
+    default_recovery = path.with_name(path.stem + "_recovery.json")
+    recovery = Path(recovery) if recovery is not None else (default_recovery if default_recovery.is_file() else None)
+    if recovery is not None and not recovery.is_file():
+        raise FileNotFoundError(f"recovery table {recovery} does not exist (experiments/perturb_ant.py writes it)")
+
+    sections = [("The run", f"<pre>{html.escape(summary)}</pre>")]
+    if len(history["generation"]):
+        sections.append(("Training", figure_img(plot_fitness(history, path.name, run_task(path)), "training curves")))
+    if test:
+        sections.append(("Test lifetimes", test_section(path, episodes, variants, workers)))
+    traces = trace_section(path)
+    if traces:
+        sections.append(("What the rule does (recorded lifetimes)", traces))
+    if recovery is not None:
+        sections.append(("Recovery from perturbations", recovery_section(recovery)))
+    if videos:
+        sections.append(("Videos", "".join(f"<h3>{html.escape(v.name)}</h3>{file_media(v)}" for v in videos)))
+
+    created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    body = "".join(f"<h2>{html.escape(title)}</h2>\n{content}\n" for title, content in sections)
+    page = (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<title>{html.escape(path.name)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        f"<h1>{html.escape(path.name)}</h1>\n"
+        f'<p class="note">spikehebb {__version__} report, {created}. Everything on this page is embedded in it.</p>\n'
+        f"{body}</body>\n</html>\n"
+    )
+    out = Path(output) if output is not None else path.with_suffix(".html")
+    out.write_text(page, encoding="utf-8")
+    return out
+
+
+def _generations(path: Path) -> int:
+    from spikehebb.store import RunStore
+
+    with RunStore.open(path) as store:
+        return store.generations_completed
