@@ -1,0 +1,115 @@
+"""The report: valid HTML whose every image and video is embedded (data: URIs only), with the
+sections there is something to show for, the paper's numbers beside the test table."""
+
+import base64
+import json
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+
+from spikehebb.assess import load_run, record_traces
+from spikehebb.cli import main as cli_main
+from spikehebb.perturb import Recovery, rows_to_json, summarise
+from spikehebb.report import PAPER, build_report
+from spikehebb.train import TrainConfig, train
+from spikehebb.video import record_video
+
+VOID = {"meta", "img", "br", "hr", "link", "input", "source"}
+LINKING = {"src", "href", "srcset", "poster", "data", "action"}
+
+
+class Page(HTMLParser):
+    """Checks nesting and collects headings, tables and every attribute that can point to a file."""
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.links, self.headings, self.cells, self.tags = [], [], [], [], []
+        self._text = None
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.links += [(tag, v) for k, v in attrs if k in LINKING]
+        if tag not in VOID:
+            self.stack.append(tag)
+        if tag in ("h2", "td", "th"):
+            self._text = []
+
+    def handle_endtag(self, tag):
+        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes <{self.stack[-1] if self.stack else None}>"
+        self.stack.pop()
+        if tag == "h2":
+            self.headings.append("".join(self._text))
+        elif tag in ("td", "th"):
+            self.cells.append("".join(self._text))
+        if tag in ("h2", "td", "th"):
+            self._text = None
+
+    def handle_data(self, data):
+        if self._text is not None:
+            self._text.append(data)
+
+
+def parse(path):
+    page = Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    page.close()
+    assert page.stack == [], f"unclosed tags {page.stack}"
+    return page
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    config = TrainConfig(popsize=2, generations=2, max_env_steps=60, train_variants=("default",), batch_size=2,
+                         evaluator="serial", runs_dir=str(tmp_path_factory.mktemp("run")), run_name="ant", backend="numpy")
+    path = train(config, progress=False)
+    record_traces(path, *load_run(path), ["damage_left"], 1, None, 60)
+    return path
+
+
+def test_a_full_report_embeds_everything(run, tmp_path):
+    video = record_video(run, run.with_name("ant_damage_left.gif"), "damage_left", max_env_steps=50).path
+    rows = [summarise("Hebbian ABCD_lr", "motor", [Recovery(1.0, 60.0, False), Recovery(0.5, 400.0, True)], 400)]
+    recovery = run.with_name("ant_recovery.json")
+    recovery.write_text(json.dumps({"settings": {"t0": 480, "variant": "default"}, "rows": rows_to_json(rows)}))
+    out = build_report(run, tmp_path / "report.html", episodes=2)
+    page = parse(out)
+    assert page.headings == ["The run", "Training", "Test lifetimes", "What the rule does (recorded lifetimes)",
+                             "Recovery from perturbations", "Videos"]
+    assert page.tags.count("img") == 1 + 4 + 1  # curves, four trace figures, the gif
+    assert all(value.startswith("data:") for _, value in page.links) and len(page.links) == 6
+    assert "script" not in page.tags and "link" not in page.tags
+    for _, value in page.links:
+        mime, payload = value[5:].split(";base64,")
+        data = base64.b64decode(payload, validate=True)
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" if mime == "image/png" else data[:6] == b"GIF89a"
+    assert video.name in page.cells or video.name in out.read_text()
+    # the test table: our numbers beside the paper's
+    cells = page.cells
+    i = cells.index("damage_left")
+    assert cells[i + 1] == "no" and " ± " in cells[i + 2] and cells[i + 4] == "{} ± {}".format(*PAPER["ant", "hebbian"]["damage_left"])
+    i = cells.index("motor")
+    assert cells[i - 1] == "Hebbian ABCD_lr" and cells[i + 1:i + 6] == ["2 / 2", "0.75", "1", "1", "> 400"]
+
+
+def test_a_bare_report_and_mp4(run, tmp_path):
+    video = record_video(run, tmp_path / "clip.mp4", max_env_steps=45).path
+    out = build_report(run, tmp_path / "bare.html", test=False, videos=[video], recovery=None)
+    page = parse(out)
+    assert "Test lifetimes" not in page.headings and page.headings[-1] == "Videos"
+    (mp4,) = [v for t, v in page.links if t == "video"]
+    assert mp4.startswith("data:video/mp4;base64,") and base64.b64decode(mp4.split(",", 1)[1])[4:8] == b"ftyp"
+
+
+def test_cli_report_and_bad_input(run, tmp_path, capsys):
+    cli_main(["report", str(run), "--no-test", "-o", str(tmp_path / "r.html")])
+    assert (tmp_path / "r.html").is_file() and "wrote" in capsys.readouterr().out
+    for args, message in [
+        (["--video", str(tmp_path / "x.avi")], "videos must be .mp4 or .gif"),
+        (["--recovery", str(tmp_path / "none.json")], "recovery table"),
+        (["--episodes", "0"], "episodes must be at least 1"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            cli_main(["report", str(run), "-o", str(tmp_path / "r.html"), *args])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and message in err and err.count("\n") == 1
