@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from spikehebb.network import PlasticNetwork, sample_weights
+from spikehebb.network import make_network, sample_weights
 from spikehebb.rules import get_rule
 
 SIZES = (28, 128, 64, 8)
@@ -72,12 +72,12 @@ class PerMemberLoop:
 
 def make_variants(population: int, dtype: str, with_numpy_target: bool):
     variants = {
-        "brian2 cython": (PlasticNetwork(SIZES, RULE, population, dtype=dtype), "fast"),
-        "numpy batched": (PlasticNetwork(SIZES, RULE, population, backend="numpy", dtype=dtype), "fast"),
+        "brian2 cython": (make_network(SIZES, RULE, population, dtype=dtype), "fast"),
+        "numpy batched": (make_network(SIZES, RULE, population, backend="numpy", dtype=dtype), "fast"),
         "per-member loop": (PerMemberLoop(population, np.dtype(dtype)), "slow"),
     }
     if with_numpy_target:
-        variants["brian2 numpy"] = (PlasticNetwork(SIZES, RULE, population, dtype=dtype, target="numpy"), "slow")
+        variants["brian2 numpy"] = (make_network(SIZES, RULE, population, dtype=dtype, target="numpy"), "slow")
     return variants
 
 

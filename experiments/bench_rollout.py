@@ -30,7 +30,9 @@ import numpy as np
 
 from spikehebb.envs.ant import AntBulletEnv
 from spikehebb.es import get_strategy
-from spikehebb.evaluate import ProcessEvaluator, WorkerSpec, worker_batch_size
+from spikehebb.agents import AgentConfig
+from spikehebb.config import EvaluatorConfig, TaskConfig, WorkerSpec
+from spikehebb.evaluators import ProcessEvaluator
 from spikehebb.network import sample_weights
 from spikehebb.rollout import Rollout
 from spikehebb.rules import get_rule
@@ -43,6 +45,10 @@ BURN_IN = 40
 def episode_rules(steps: int) -> dict:
     """``steps`` env steps per member, burn-in included, none ended early."""
     return {"max_env_steps": steps, "burn_in_steps": BURN_IN, "grace_steps": steps}
+
+
+def worker_batch_size(popsize: int, workers: int) -> int:
+    return EvaluatorConfig(workers=workers).batch(popsize)
 
 
 def time_envs(envs, actions: np.ndarray) -> float:
@@ -63,8 +69,8 @@ def random_actions(steps: int, batch: int, seed: int = 0) -> np.ndarray:
 def rollout_actions(rollout, arrays, steps: int) -> np.ndarray:
     """The actions a rollout takes, burn-in zeros first: ``(steps, B, 8)``."""
     actions = np.zeros((steps, rollout.batch_size, 8), np.float32)
-    hook = lambda t, network, a, infos: actions.__setitem__(BURN_IN + t, a)
-    rollout.run("default", *arrays, env_seeds=list(range(rollout.batch_size)), on_step=hook)
+    hook = lambda t, agent, a, infos: actions.__setitem__(BURN_IN + t, a)
+    rollout.run("default", source(*arrays), env_seeds=list(range(rollout.batch_size)), on_step=hook)
     return actions
 
 
@@ -75,9 +81,14 @@ def rollout_arrays(task, batch: int, seed: int = 0):
     return coefficients, sample_weights(task.sizes, batch, rng=rng)
 
 
+def source(coefficients, weights):
+    """The rollout's ``parts(i)`` for per-layer arrays with one row per lifetime."""
+    return lambda i: {"coefficients": [c[i : i + 1] for c in coefficients], "weights": [w[i : i + 1] for w in weights]}
+
+
 def time_rollout(rollout, arrays) -> tuple[float, int]:
     start = time.perf_counter()
-    result = rollout.run("default", *arrays, env_seeds=list(range(rollout.batch_size)))
+    result = rollout.run("default", source(*arrays), env_seeds=list(range(rollout.batch_size)))
     return time.perf_counter() - start, result.env_steps
 
 
@@ -96,12 +107,11 @@ def time_generations(steps: int, popsize: int, repeats: int, worker_counts=(1, 2
     evaluators = {}
     try:
         for workers in worker_counts:
-            spec = WorkerSpec(
-                batch_size=worker_batch_size(popsize, workers),
-                task_overrides={"train_variants": ("default",), "rules": episode_rules(steps)},
-            )
+            rules = episode_rules(steps)
+            task = TaskConfig("ant", ("default",), rules.pop("max_env_steps"), rules)
+            spec = WorkerSpec(task, batch_size=worker_batch_size(popsize, workers))
             evaluators[workers] = ProcessEvaluator(spec, workers=workers)
-        strategy = get_strategy("openai-es", n_params=spec.layout().n_params, popsize=popsize, seed=0)
+        strategy = get_strategy("openai-es", n_params=spec.genome().n_params, popsize=popsize, seed=0)
         keys, sampler = strategy.ask(), strategy.sampler()
         for evaluator in evaluators.values():
             evaluator.evaluate(sampler, keys)  # warm-up: every worker makes its envs
@@ -143,9 +153,9 @@ def main() -> None:
     B, steps = args.batch, args.steps
     member_steps = B * steps
 
-    task = get_task("ant", rules=episode_rules(steps))
+    task = get_task("ant", episode=episode_rules(steps))
     envs = [AntBulletEnv() for _ in range(B)]
-    rollout = Rollout(task, RULE, B)
+    rollout = Rollout(task, AgentConfig(rule=RULE), B)
     arrays = rollout_arrays(task, B)
     replay = rollout_actions(rollout, arrays, steps)
     time_envs(envs, replay[:5])  # warm-up
@@ -158,7 +168,7 @@ def main() -> None:
         seconds, env_steps = time_rollout(rollout, arrays)
         assert env_steps == member_steps, (env_steps, member_steps)
         timings["rollout"].append(seconds)
-        net_t.append(time_network(rollout.network, steps - BURN_IN))
+        net_t.append(time_network(rollout.agent.network, steps - BURN_IN))
     best = {name: min(t) for name, t in timings.items()}
     for env in envs:
         env.close()

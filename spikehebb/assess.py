@@ -22,9 +22,10 @@ from typing import Sequence
 
 import numpy as np
 
-from spikehebb.evaluate import EVALUATION_TAG, Worker, WorkerSpec, lifetime_seeds, one_thread_per_library
+from spikehebb.config import TrainConfig, WorkerSpec
+from spikehebb.evaluators import one_thread_per_library
 from spikehebb.store import RunStore, TraceWriter
-from spikehebb.train import TrainConfig
+from spikehebb.worker import EVALUATION_TAG, Worker, lifetime_seeds
 
 #: Mean fitness at which a variant counts as solved (Najarro & Risi 2020).
 SOLVED_FITNESS = 100.0
@@ -72,8 +73,15 @@ def load_run(path: str | Path, which: str = "mean") -> tuple[TrainConfig, np.nda
     return config, checkpoint.best_params if which == "best" else checkpoint.mean
 
 
+def _test_spec(config: TrainConfig, batch_size: int, max_env_steps: int | None) -> WorkerSpec:
+    """The worker of test lifetimes: the run's task with the task's full lifetime length (or
+    ``max_env_steps``), whatever the training length."""
+    task = replace(config.task, max_env_steps=max_env_steps)
+    return WorkerSpec(task, config.agent, batch_size, config.seed)
+
+
 def _variant_job(spec: WorkerSpec, params: np.ndarray, variant: str, episodes: int) -> np.ndarray:
-    worker = Worker(spec)
+    worker = Worker(spec, full_length=spec.task.max_env_steps is None)
     try:
         return worker.evaluate_params(params, variant, range(episodes))[0]
     finally:
@@ -91,14 +99,11 @@ def assess(
     """Fitness of ``params`` over ``episodes`` lifetimes on each variant (in parallel over
     variants when ``workers > 1``). ``max_env_steps`` overrides the run's episode length; by
     default the task's full length is used, not the (possibly shortened) training length."""
-    overrides = {k: v for k, v in config.task_overrides().items() if k != "rules"}
-    if max_env_steps is not None:
-        overrides["rules"] = {"max_env_steps": int(max_env_steps)}
-    spec = replace(config.worker_spec(), task_overrides=overrides, batch_size=min(episodes, 32))
-    task = spec.make_task()
+    spec = _test_spec(config, min(episodes, 32), max_env_steps)
+    task = spec.make_task(full_length=max_env_steps is None)
     variants = task.check_variants(variants)
     if workers <= 1:
-        worker = Worker(spec)
+        worker = Worker(spec, full_length=max_env_steps is None)
         try:
             fitness = []
             for v in variants:
@@ -112,7 +117,7 @@ def assess(
         # variant's envs, ~30 MB each); one BLAS thread each, as the training workers.
         with one_thread_per_library(), concurrent.futures.ProcessPoolExecutor(min(workers, len(variants)), mp_context=ctx) as pool:
             fitness = list(pool.map(_variant_job, *zip(*[(spec, params, v, episodes) for v in variants])))
-    trained = set(config.train_variants or task.train_variants)
+    trained = set(task.train_variants)
     solved_at = SOLVED_FITNESS if task.solved_fitness is None else task.solved_fitness
     return [VariantResult(v, f, v in trained, solved_at) for v, f in zip(variants, fitness)]
 
@@ -152,11 +157,8 @@ def record_traces(
     lifetimes of each variant (the same lifetimes :func:`assess` scores) into the run file, or
     into ``into`` (a traces file). ``synapses``: record a fixed random subsample of that many
     synapses per layer instead of all. Returns the file written."""
-    overrides = {k: v for k, v in config.task_overrides().items() if k != "rules"}
-    if max_env_steps is not None:
-        overrides["rules"] = {"max_env_steps": int(max_env_steps)}
-    spec = replace(config.worker_spec(), task_overrides=overrides, batch_size=1)
-    worker = Worker(spec)
+    spec = _test_spec(config, 1, max_env_steps)
+    worker = Worker(spec, full_length=max_env_steps is None)
     task = worker.task
     variants = task.check_variants(variants)
     target = Path(into) if into is not None else Path(path)
@@ -188,11 +190,11 @@ class _TraceRecorder:
         self.episode, self.reward_terms = episode, tuple(reward_terms)
         self.weights = initial_weights  # the weights of the coming forward pass
 
-    def __call__(self, t, network, actions, infos) -> None:
+    def __call__(self, t, agent, actions, infos) -> None:
         info = infos[0]
         if info is None:  # member 0 has ended; the batch runs on for others
             return
-        rates = [a[0] for a in network.activations]
+        rates = [a[0] for a in agent.activations()]
         self.episode.step(rates, actions[0], {k: info[k] for k in self.reward_terms}, self.weights)
-        # The hook runs after the rule: what the network holds now drives the next pass.
-        self.weights = [w[0] for w in network.weights]
+        # The hook runs after the rule: what the agent holds now drives the next pass.
+        self.weights = [w[0] for w in agent.weights()]

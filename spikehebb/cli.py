@@ -17,9 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from spikehebb.evaluate import EVALUATORS
+from spikehebb.config import EVALUATOR_NAMES, STRATEGY_NAMES, TrainConfig
 from spikehebb.rules import RULES
-from spikehebb.train import STRATEGY_NAMES, TrainConfig
 
 #: Najarro & Risi 2020's ant settings (``--paper``).
 PAPER = dict(popsize=500, generations=300, max_env_steps=1000, lr=0.2, sigma=0.1, train_variants=("default", "damage_right"))
@@ -47,8 +46,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
 
     short, paper = task_settings(task, False), task_settings(task, True)
     t = get_task(task)
-    burn_in = f" incl. the {t.rules.burn_in_steps} burn-in steps" if t.rules.burn_in_steps else ""
+    burn_in = f" incl. the {t.episode.burn_in_steps} burn-in steps" if t.episode.burn_in_steps else ""
     g = parser.add_argument_group("training")
+    parser.set_defaults(_default_task=task)
     g.add_argument("--task", default=task, help="registered task (default: %(default)s)")
     g.add_argument(
         "--paper", action="store_true",
@@ -57,49 +57,95 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
     )
     g.add_argument("--static", action="store_true", help="evolve static weights instead of a rule (the paper's baseline)")
     g.add_argument("--coevolve", action="store_true", help="evolve the initial weights together with the rule")
-    g.add_argument("--rule", default="ABCD_lr", choices=list(RULES), help="plasticity rule (default: %(default)s)")
-    g.add_argument("--strategy", default="openai-es", choices=STRATEGY_NAMES,
-                   help="evolution strategy: OpenAI-ES as the paper ran it, or separable CMA-ES (default: %(default)s)")
+    g.add_argument("--rule", choices=list(RULES), help="plasticity rule (default: ABCD_lr)")
+    g.add_argument("--backend", choices=("brian2", "numpy"),
+                   help="network backend: the rule as Brian2 equations compiled to C++, or batched NumPy (default: brian2)")
+    g.add_argument("--strategy", choices=STRATEGY_NAMES,
+                   help="evolution strategy: OpenAI-ES as the paper ran it, or separable CMA-ES (default: openai-es)")
     g.add_argument("--popsize", type=int, help=f"candidates per generation (default {short['popsize']}, --paper {paper['popsize']})")
     g.add_argument("--generations", type=int, help=f"(default {short['generations']}, --paper {paper['generations']})")
     g.add_argument("--max-env-steps", type=int, help=f"env steps per lifetime{burn_in} (default {short['max_env_steps']}, --paper {paper['max_env_steps']})")
     g.add_argument("--train-variants", nargs="+", metavar="VARIANT", help=f"training variants (default: {' '.join(t.train_variants)}; valid: {' '.join(t.variants)})")
     g.add_argument("--lr", type=float, help="OpenAI-ES learning rate (default 0.2)")
     g.add_argument("--sigma", type=float, help="noise scale / CMA sigma0 (default 0.1)")
-    g.add_argument("--seed", type=int, default=0,
-                   help="run seed: candidates, initial weights and env starts all derive from it (default: %(default)s)")
+    g.add_argument("--seed", type=int,
+                   help="run seed: candidates, initial weights and env starts all derive from it (default: 0)")
     g.add_argument("--workers", type=int, help="worker processes or Ray actors (default: one per core)")
-    g.add_argument("--evaluator", choices=list(EVALUATORS), default="processes", help="where lifetimes run (default: %(default)s)")
+    g.add_argument("--evaluator", choices=list(EVALUATOR_NAMES), help="where lifetimes run (default: processes)")
     g.add_argument("--ray", metavar="ADDRESS", help="run on Ray: 'local', 'auto' (existing cluster) or HOST:PORT")
     g.add_argument("--batch-size", type=int, help="members per lockstep batch in a worker (default: popsize / workers, at most 64)")
     g.add_argument("--runs-dir", default="runs", help="where run files go (default: %(default)s)")
-    g.add_argument("--resume", metavar="RUNFILE", help="continue a run from its last generation")
+    g.add_argument("--resume", metavar="RUNFILE",
+                   help="continue a run from its last generation with its own settings; only --generations "
+                        "(to extend a finished run) and where it runs (--workers, --evaluator, --batch-size, --ray) may change")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """A :class:`TrainConfig` from parsed flags; explicit flags win over ``--paper``."""
-    base = task_settings(args.task, args.paper)
+#: Flags that say where lifetimes run: free to change on --resume (numbers do not depend on them).
+WHERE_FLAGS = ("workers", "evaluator", "ray", "batch_size")
+
+
+def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
+    """A :class:`TrainConfig` from parsed flags; explicit flags win over ``--paper``, which wins
+    over the task's short default. With ``base`` (a resumed run's config), only the flags given
+    change it."""
+    from spikehebb.config import AgentConfig, EvaluatorConfig, StrategyConfig, TaskConfig
+
+    if base is None:
+        fields = task_settings(args.task, args.paper)
+    else:
+        fields = task_settings(args.task, True) if args.paper else {}
     for name in ("popsize", "generations", "max_env_steps", "lr", "sigma"):
         if getattr(args, name) is not None:
-            base[name] = getattr(args, name)
+            fields[name] = getattr(args, name)
     if args.train_variants:
-        base["train_variants"] = tuple(args.train_variants)
-    evaluator, address = args.evaluator, None
-    if args.ray:
-        evaluator, address = "ray", None if args.ray == "local" else args.ray
-    return TrainConfig(
-        task=args.task, rule=args.rule, static=args.static, coevolve=args.coevolve, strategy=args.strategy,
-        seed=args.seed, evaluator=evaluator, workers=args.workers, ray_address=address,
-        batch_size=args.batch_size, runs_dir=args.runs_dir, **base,
+        fields["train_variants"] = tuple(args.train_variants)
+    b = base or TrainConfig(
+        task=TaskConfig(args.task), strategy=StrategyConfig(), agent=AgentConfig(), evaluator=EvaluatorConfig()
     )
+    name = b.task.name if base is not None and args.task == parser_default_task(args) else args.task
+    task = TaskConfig(name, fields.get("train_variants", b.task.train_variants), fields.get("max_env_steps", b.task.max_env_steps))
+    agent = b.agent
+    if args.static:
+        agent = AgentConfig(kind="static", rule=None, backend=agent.backend, dtype=agent.dtype)
+    elif args.rule is not None or args.coevolve:
+        agent = AgentConfig(kind="hebbian", rule=args.rule or agent.rule or "ABCD_lr",
+                            evolve_initial_weights=args.coevolve or agent.evolve_initial_weights,
+                            backend=agent.backend, dtype=agent.dtype)
+    if args.backend is not None:
+        agent = AgentConfig(**{**agent.__dict__, "backend": args.backend})
+    strategy = StrategyConfig(
+        args.strategy or b.strategy.name, fields.get("popsize", b.strategy.popsize),
+        fields.get("lr", b.strategy.lr), fields.get("sigma", b.strategy.sigma), b.strategy.l2_coeff,
+    )
+    name, address = args.evaluator or b.evaluator.name, b.evaluator.ray_address
+    if args.ray:
+        name, address = "ray", None if args.ray == "local" else args.ray
+    workers = args.workers if args.workers is not None else b.evaluator.workers
+    batch = args.batch_size if args.batch_size is not None else b.evaluator.batch_size
+    return TrainConfig(
+        task=task, agent=agent, strategy=strategy,
+        evaluator=EvaluatorConfig(name, workers, address if name == "ray" else None, batch),
+        generations=fields.get("generations", b.generations),
+        seed=args.seed if args.seed is not None else b.seed,
+        runs_dir=args.runs_dir if base is None else b.runs_dir, run_name=b.run_name, extra=b.extra,
+    )
+
+
+def parser_default_task(args: argparse.Namespace) -> str:
+    """The --task default of the parser that made ``args`` (the script's own task)."""
+    return getattr(args, "_default_task", "ant")
 
 
 def run_train(args: argparse.Namespace) -> Path:
     from spikehebb.train import train
 
     if args.resume:
-        return train(resume=args.resume, progress=not args.no_progress)
+        from spikehebb.store import RunStore
+
+        with RunStore.open(args.resume) as store:
+            stored = TrainConfig.from_dict(store.config)
+        return train(config_from_args(args, base=stored), resume=args.resume, progress=not args.no_progress)
     return train(config_from_args(args), progress=not args.no_progress)
 
 
@@ -130,7 +176,7 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
     from spikehebb.tracefile import drop_traces, trace_names
 
     config, params = load_run(path, args.which)
-    task = config.worker_spec().make_task()
+    task = config.task.make()
     variants = args.variants or list(task.variants)
     if args.episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
@@ -140,10 +186,10 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
                          f"anew, or plot them with `spikehebb plot {path} --traces`")
     workers = args.eval_workers or os.cpu_count() or 1
     results = assess(config, params, variants, args.episodes, workers, args.eval_steps)
-    label = "static" if config.static else f"Hebbian {config.rule}"
-    rules = get_task(config.task).rules
+    label = f"Hebbian {config.agent.rule}" if config.agent.kind == "hebbian" else config.agent.kind
+    rules = config.task.make(full_length=True).episode
     steps = rules.max_network_steps if args.eval_steps is None else args.eval_steps - rules.burn_in_steps
-    table = format_table(results, label, config.task, steps)
+    table = format_table(results, label, config.task.name, steps)
     print(f"\n{path}: {args.which} parameters, seed {config.seed}")
     print(table)
     if args.traces:

@@ -7,7 +7,7 @@ two methods.
 
 An encoder may have evolved, non-plastic parameters of its own (the car's convolution weights).
 It lists their per-layer shapes in ``param_shapes`` (without the member axis); the run's
-:class:`~spikehebb.params.ParamLayout` gets them as the ``"encoder"`` part, and before every
+:class:`~spikehebb.genome.GenomeMap` gets them as the ``"encoder"`` part, and before every
 lifetime the rollout hands the batch's values to ``set_params`` as per-layer ``(B, *shape)``
 arrays, one row per member. Encoders without parameters have ``param_shapes = ()``.
 
@@ -39,8 +39,9 @@ class Encoder(Protocol):
 
     def __call__(self, observations: np.ndarray, members: np.ndarray | None = None) -> np.ndarray: ...
 
-    def set_params(self, params: Sequence[np.ndarray]) -> None:
-        """The batch's parameters for the coming lifetime: per layer ``(B, *shape)``."""
+    def set_params(self, params: Sequence[np.ndarray], members: Sequence[int] | None = None) -> None:
+        """The batch's parameters for the coming lifetimes: per layer ``(B, *shape)``, or
+        ``(n, *shape)`` for the n slots ``members`` (the others keep theirs)."""
 
 
 class Decoder(Protocol):
@@ -58,7 +59,7 @@ class RawEncoder:
     def __init__(self, n_inputs: int):
         self.n_inputs = int(n_inputs)
 
-    def set_params(self, params: Sequence[np.ndarray]) -> None:
+    def set_params(self, params: Sequence[np.ndarray], members: Sequence[int] | None = None) -> None:
         if len(params):
             raise ValueError(f"{type(self).__name__} has no parameters, got {len(params)} arrays")
 
@@ -205,8 +206,10 @@ class CarEncoder:
         self.n_inputs = channels * side * side
         self._weights: list[np.ndarray] | None = None
 
-    def set_params(self, params: Sequence[np.ndarray]) -> None:
-        """Per layer ``(B, *param_shapes[l])`` convolution weights for the coming lifetime."""
+    def set_params(self, params: Sequence[np.ndarray], members: Sequence[int] | None = None) -> None:
+        """Per layer ``(B, *param_shapes[l])`` convolution weights for the coming lifetime; with
+        ``members`` (n slot indices), ``(n, *shape)`` weights for those slots only (the others
+        keep theirs)."""
         if len(params) != len(self.param_shapes):
             raise ValueError(f"{type(self).__name__} takes {len(self.param_shapes)} weight arrays, got {len(params)}")
         weights = []
@@ -219,7 +222,16 @@ class CarEncoder:
             weights.append(np.ascontiguousarray(p, dtype=np.float32))
         if len({w.shape[0] for w in weights}) != 1:
             raise ValueError(f"convolution weights disagree on the batch size: {[w.shape for w in weights]}")
-        self._weights = weights
+        if members is None:
+            self._weights = weights
+            return
+        if self._weights is None:
+            raise RuntimeError("CarEncoder: set every slot's weights (members=None) before replacing some")
+        members = np.asarray(members)
+        if len(members) != weights[0].shape[0]:
+            raise ValueError(f"{len(members)} members but weights for {weights[0].shape[0]}")
+        for mine, new in zip(self._weights, weights):
+            mine[members] = new
 
     def frames(self, observations: np.ndarray) -> np.ndarray:
         """The network's view of the frames, channels first: ``(B, 3, 84, 84)`` float32 in

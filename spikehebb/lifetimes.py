@@ -22,10 +22,11 @@ import gymnasium
 import numpy as np
 
 from spikehebb.assess import load_run
-from spikehebb.evaluate import EVALUATION_TAG, lifetime_seeds
-from spikehebb.network import sample_weights
+from spikehebb.agents import agent_class, genome_parts
+from spikehebb.genome import GenomeMap
 from spikehebb.rollout import BatchResult, Rollout
 from spikehebb.train import TrainConfig
+from spikehebb.worker import EVALUATION_TAG, lifetime_seeds
 
 #: The shipped models (run files): ``models/NAME.h5``.
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
@@ -49,7 +50,7 @@ def resolve_run(run_or_model: str | Path) -> Path:
 def run_label(run: str | Path) -> str:
     """How tables name a run's controller: ``"Hebbian ABCD_lr"`` or ``"static"``."""
     config, _ = load_run(resolve_run(run))
-    return "static" if config.static else f"Hebbian {config.rule}"
+    return f"Hebbian {config.agent.rule}" if config.agent.kind == "hebbian" else config.agent.kind
 
 
 class _StepReward(gymnasium.Wrapper):
@@ -89,64 +90,58 @@ class Lifetimes:
     ):
         self.path = resolve_run(run)
         self.config, self.params = load_run(self.path, which)
-        overrides = {k: v for k, v in self.config.task_overrides().items() if k != "rules"}
-        rule_changes = dict(rules or {})
+        episode = {**(self.config.task.episode or {}), **(rules or {})}
+        task_config = replace(self.config.task, episode=episode or None)
+        task = task_config.make(full_length=max_env_steps is None)
         if max_env_steps is not None:
-            rule_changes["max_env_steps"] = int(max_env_steps)
-        if rule_changes:
-            overrides["rules"] = rule_changes
-        self.spec = replace(self.config.worker_spec(), task_overrides=overrides, batch_size=int(batch_size))
-        task = self.spec.make_task()
+            task = task.replace(episode={"max_env_steps": int(max_env_steps)})
         make_env = task.make_env
         task = task.replace(make_env=lambda variant, **kw: _StepReward(make_env(variant, **kw)))
         if decoder is not None:
             task_decoder = task.decoder
             task = task.replace(decoder=lambda: decoder(task_decoder()))
         self.task = task
+        self.agent = self.config.agent
+        self.batch_size = int(batch_size)
         self.rollout = Rollout(
-            task, self.spec.rule, self.spec.batch_size, backend=self.spec.backend, dtype=self.spec.dtype,
-            env_kwargs={"render_mode": "rgb_array"} if render else None,
+            task, self.agent, self.batch_size, env_kwargs={"render_mode": "rgb_array"} if render else None,
         )
-        self._parts = self.spec.layout(task).split(np.asarray(self.params)[None])
-
-    @property
-    def controller(self):
-        """The batch's controller (what hooks receive): read and change it through the functions
-        at the end of this module."""
-        return self.rollout.network
+        self._all_parts = genome_parts(self.agent, task)
+        self._parts = GenomeMap.of(self._all_parts).split(np.asarray(self.params)[None])
 
     @property
     def static(self) -> bool:
         """Whether the run evolved static weights (no rule)."""
-        return self.spec.rule is None
+        return self.agent.kind == "static"
+
+    def lifetime_parts(self, variant: str, episode: int) -> dict[str, list[np.ndarray]]:
+        """Episode ``episode``'s parts, per part per layer ``(1, *shape)``: the run's searched
+        parts and the parts drawn for that lifetime (a Hebbian network's initial weights)."""
+        parts = dict(self._parts)
+        rng = lifetime_seeds(self.config.seed, *self._path(variant, episode))[0]
+        for part in self._all_parts:
+            if not part.searched:
+                parts[part.name] = agent_class(self.agent).draw_part(self.agent, self.task.sizes, part.name, rng)
+        return parts
 
     def initial_weights(self, variant: str, episodes: Sequence[int]) -> list[np.ndarray]:
         """Initial weights of the episodes, per layer ``(n, n_pre, n_post)``: the evolved ones for
         static and coevolved runs, else each episode's random draw."""
-        if "weights" in self._parts:
-            return [np.repeat(w, len(episodes), axis=0) for w in self._parts["weights"]]
-        draws = [self.random_weights(1, lifetime_seeds(self.spec.seed, *self._path(variant, e))[0]) for e in episodes]
+        draws = [self.lifetime_parts(variant, e)["weights"] for e in episodes]
         return [np.concatenate(layer) for layer in zip(*draws)]
 
     def random_weights(self, n: int, rng: np.random.Generator | int | None) -> list[np.ndarray]:
         """n random weight sets from the run's initial distribution, per layer ``(n, n_pre, n_post)``."""
-        return sample_weights(self.task.sizes, n, self.spec.weight_init, self.spec.weight_scale, rng)
+        from spikehebb.network import sample_weights
+
+        return sample_weights(self.task.sizes, n, self.agent.weight_init, self.agent.weight_scale, rng)
 
     def run(self, variant: str, episodes: Sequence[int], on_step=None) -> BatchResult:
-        """Run test episodes ``episodes`` of ``variant`` (at most ``batch_size``) with the hook."""
+        """Run test episodes ``episodes`` of ``variant`` (at most ``batch_size`` at a time) with the hook."""
         episodes = list(episodes)
         self.task.check_variants([variant])
-        n = len(episodes)
-        coefficients = self._parts.get("coefficients")
-        seeds = [lifetime_seeds(self.spec.seed, *self._path(variant, e))[1] for e in episodes]
-        return self.rollout.run(
-            variant,
-            None if coefficients is None else [np.repeat(c, n, axis=0) for c in coefficients],
-            self.initial_weights(variant, episodes),
-            seeds,
-            on_step,
-            encoder_params=None if "encoder" not in self._parts else [np.repeat(p, n, axis=0) for p in self._parts["encoder"]],
-        )
+        seeds = [lifetime_seeds(self.config.seed, *self._path(variant, e))[1] for e in episodes]
+        return self.rollout.run(variant, lambda i: self.lifetime_parts(variant, episodes[i]), seeds, on_step)
 
     def frame(self, variant: str, member: int = 0) -> np.ndarray:
         """The current ``(H, W, 3)`` uint8 frame of a member's env (needs ``render=True``)."""

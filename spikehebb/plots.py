@@ -230,4 +230,5 @@ def plot_fitness(history: dict[str, np.ndarray], title: str, task: str = "ant") 
 def run_task(path: str | Path) -> str:
     """The task name stored in a run file's config (``"ant"`` for files that do not say)."""
     with h5py.File(path, "r") as f:
-        return json.loads(f.attrs["config"]).get("task", "ant") if "config" in f.attrs else "ant"
+        task = json.loads(f.attrs["config"]).get("task", "ant") if "config" in f.attrs else "ant"
+    return task["name"] if isinstance(task, dict) else task  # nested configs, or the flat ones of older files

@@ -1,82 +1,87 @@
-"""Lifetimes of B candidates in lockstep: one batched plastic network against B environments.
+"""Lifetimes in lockstep: one batched agent (B slots) against B environments, slots refilled.
 
-A :class:`Rollout` owns one :class:`~spikehebb.network.PlasticNetwork` of population B (built and
-compiled once) and, per task variant, B environments (made on first use and kept). One call of
-:meth:`Rollout.run` is one lifetime of up to B members:
+A :class:`Rollout` owns one agent of B slots (for a Hebbian network: one compiled batched
+network, built once) and, per task variant, B environments (made on first use and kept). One
+call of :meth:`Rollout.run` lives n lifetimes (n may exceed B) on one variant:
 
-1. every env is reset with its member's seed and stepped ``burn_in_steps`` times with zero
-   action (the ant settles on the floor; the network does not see these steps);
-2. the network is re-armed with the members' coefficients and initial weights, and an encoder
-   with evolved parameters (the car's convolutions) gets the members' values;
-3. inside one ``network.run`` call, each step encodes the observations of the members still
-   alive (the others get zero input), runs the network one
-   step (forward pass, then the rule), decodes B actions and steps the envs of the members still
-   alive; :class:`~spikehebb.tasks.EpisodeState` adds the fitness term and ends members by the
-   task's rules. Members that ended stop stepping their env; the batch ends when all have.
+1. the first min(n, B) lifetimes are armed at once: each slot's env is reset with the lifetime's
+   seed and stepped ``burn_in_steps`` times with zero action (the ant settles on the floor; the
+   agent does not see these steps), and the agent (and an encoder with evolved parameters, the
+   car's convolutions) gets the lifetimes' parts; slots without a lifetime are padded with zeros;
+2. each step encodes the observations of the live slots (the others get zero input), steps the
+   agent (forward pass, then the rule; a modulated rule also gets each slot's modulator, the
+   task's per-step signal), decodes B actions and steps the envs of the live slots;
+   :class:`~spikehebb.tasks.EpisodeState` adds the fitness term and ends lifetimes by the
+   task's episode rules;
+3. a slot whose lifetime ended takes the next lifetime at once (env reset, burn-in, the agent's
+   slot re-armed), so the batch stays full until the last lifetimes drain: no slot idles while
+   work is left. A lifetime's numbers depend only on its own parts and seeds, never on its slot
+   or its neighbours (the agent's slots are independent).
 
-Members past the end of a short batch (fewer candidates than B) are padded with zeros and never
-step an env.
+A lifetime whose agent outputs turn non-finite (a blown-up candidate: coefficients that overflow
+the network's float type) ends there with fitness NaN, which strategies rank last.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from spikehebb.network import PlasticNetwork
+from spikehebb.agents import AgentConfig, make_agent
 from spikehebb.tasks import EpisodeState, Task
 
-#: ``on_step(t, network, actions (B, ...), infos)`` is called after every network step; infos holds
-#: the env's info dict for members that stepped (None for the others).
-StepHook = Callable[[int, PlasticNetwork, np.ndarray, list], None]
+#: ``on_step(t, agent, actions (B, ...), infos)`` is called after every step of the batch (t counts
+#: the batch's steps from 0); infos holds the env's info dict of each slot that stepped (None for
+#: the others). With a single lifetime per slot, t is each lifetime's network step.
+StepHook = Callable[[int, Any, np.ndarray, list], None]
+
+#: ``parts(i) -> {part: [per layer (1, *shape)]}``: lifetime i's parts, asked for when it starts.
+PartsSource = Callable[[int], Mapping[str, Sequence[np.ndarray]]]
 
 
 @dataclass
 class BatchResult:
-    """What one lifetime of a batch gave, per member (padding included, see ``n_active``)."""
+    """What the lifetimes of one :meth:`Rollout.run` gave, in lifetime order."""
 
     fitness: np.ndarray
-    """(B,) summed fitness term."""
+    """(n,) summed fitness term; NaN for a lifetime whose outputs blew up."""
     steps: np.ndarray
-    """(B,) network steps lived."""
+    """(n,) network steps lived."""
     env_steps: int
-    """Env steps taken by the active members, burn-in included."""
+    """Env steps taken, burn-in included."""
     n_active: int
+    """n, the number of lifetimes."""
 
 
 class Rollout:
-    """B members of one task in lockstep.
+    """B slots of one task in lockstep.
 
     Arguments:
         task: the :class:`~spikehebb.tasks.Task`.
-        rule: rule name, or None for static networks.
-        batch_size: B, the network's population.
-        backend, dtype, network_kwargs: passed to :class:`PlasticNetwork`.
+        agent: the :class:`~spikehebb.agents.AgentConfig` of the agent to build.
+        batch_size: B, the agent's slots.
         env_kwargs: passed to ``task.make_env`` (e.g. ``render_mode``).
+        agent_kwargs: passed to the agent (a network backend's ``target``, ``fold_eta``).
     """
 
     def __init__(
         self,
         task: Task,
-        rule: str | None,
+        agent: AgentConfig,
         batch_size: int,
         *,
-        backend: str = "brian2",
-        dtype: str = "float32",
         env_kwargs: dict[str, Any] | None = None,
-        **network_kwargs,
+        **agent_kwargs,
     ):
         self.task = task
         self.batch_size = int(batch_size)
-        network_kwargs.setdefault("normalise", task.normalise if rule is not None else None)
-        self.network = PlasticNetwork(
-            task.sizes, rule, self.batch_size, backend=backend, activation=task.activation,
-            dtype=dtype, **network_kwargs,
-        )
+        self.agent = make_agent(agent, task, self.batch_size, **agent_kwargs)
         self.encoder = task.encoder()
         self.decoder = task.decoder()
+        self._encoder_shapes = tuple(getattr(self.encoder, "param_shapes", ()))
+        self._modulated = bool(getattr(getattr(self.agent, "network", None), "modulated", False))
         self._env_kwargs = dict(env_kwargs or {})
         self._envs: dict[str, list] = {}
 
@@ -98,73 +103,123 @@ class Rollout:
     def run(
         self,
         variant: str,
-        coefficients: Sequence[np.ndarray] | None,
-        weights: Sequence[np.ndarray],
+        parts: PartsSource,
         env_seeds: Sequence[int],
         on_step: StepHook | None = None,
-        encoder_params: Sequence[np.ndarray] | None = None,
     ) -> BatchResult:
-        """One lifetime of ``n = len(env_seeds) <= B`` members on ``variant``.
+        """Live ``n = len(env_seeds)`` lifetimes on ``variant``, B at a time.
 
-        coefficients: per layer ``(n, n_pre, n_post, k)`` (None for a static network);
-        weights: per layer ``(n, n_pre, n_post)``; env_seeds: n ints for ``env.reset(seed=)``;
-        encoder_params: per layer ``(n, *encoder.param_shapes[l])``, required exactly when the
-        encoder has parameters.
+        parts: ``parts(i)`` gives lifetime i's parts (the agent's, plus ``"encoder"`` when the
+        encoder has evolved parameters), per layer ``(1, *shape)``; env_seeds: n ints for
+        ``env.reset(seed=)``.
         """
         n, B = len(env_seeds), self.batch_size
-        if not 1 <= n <= B:
-            raise ValueError(f"a batch holds 1 to {B} members, got {n}")
-        rules, term_key = self.task.rules, self.task.fitness_term
-        envs = self.envs(variant, n)
+        if n < 1:
+            raise ValueError(f"a rollout needs at least one lifetime, got {n}")
+        episode, term_key = self.task.episode, self.task.fitness_term
+        envs = self.envs(variant, min(n, B))
+        fitness, steps = np.zeros(n), np.zeros(n, dtype=np.int64)
+        slot_of = np.full(B, -1)  # the lifetime each slot lives, -1: none
+        local_t = np.zeros(B, dtype=np.int64)  # network steps of each slot's current lifetime
+        state = EpisodeState(episode, [False] * B)
+        obs_batch: np.ndarray | None = None
+        signal = np.zeros(B)  # each slot's last per-step signal (the modulator of the next step)
+        env_steps, next_lifetime = 0, 0
 
-        observations = [env.reset(seed=int(seed))[0] for env, seed in zip(envs, env_seeds)]
-        if rules.burn_in_steps:
-            zero = np.zeros(envs[0].action_space.shape, dtype=envs[0].action_space.dtype)
-            for b, env in enumerate(envs):
-                for _ in range(rules.burn_in_steps):
-                    observations[b] = env.step(zero)[0]
+        def settle(slot: int, i: int) -> np.ndarray:
+            """Reset the slot's env for lifetime i and run the burn-in; its first observation."""
+            env = envs[slot]
+            obs = env.reset(seed=int(env_seeds[i]))[0]
+            if episode.burn_in_steps:
+                zero = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
+                for _ in range(episode.burn_in_steps):
+                    obs = env.step(zero)[0]
+            return obs
 
-        self.network.reset(_pad(coefficients, B), _pad(weights, B))
-        shapes = tuple(getattr(self.encoder, "param_shapes", ()))
-        if shapes:
-            if encoder_params is None:
-                raise ValueError(f"the {self.task.name} encoder needs its parameters {shapes} per member")
-            self.encoder.set_params(_pad(encoder_params, B))
-        elif encoder_params is not None and len(encoder_params):
-            raise ValueError(f"the {self.task.name} encoder has no parameters, got {len(encoder_params)} arrays")
-        state = EpisodeState(rules, [b < n for b in range(B)])
+        # Arm the first batch at once (padding slots get zeros and never step an env).
+        first = list(range(min(n, B)))
+        observations = [settle(slot, i) for slot, i in enumerate(first)]
         obs_batch = np.zeros((B,) + np.shape(observations[0]), dtype=np.float64)
-        obs_batch[:n] = observations
+        obs_batch[: len(first)] = observations
+        self._arm([parts(i) for i in first], None, pad_to=B)
+        for slot, i in enumerate(first):
+            slot_of[slot] = i
+            state.start(slot)
+        next_lifetime = len(first)
+        env_steps += len(first) * episode.burn_in_steps
         infos: list = [None] * B
 
-        def step_envs(t: int, outputs: np.ndarray):
+        t = 0
+        while state.alive_any():
+            alive = np.array(state.alive)
+            outputs = self.agent.step(
+                self._encode(obs_batch, alive), signal.copy() if self._modulated else None
+            )
+            blown = alive & ~np.all(np.isfinite(outputs), axis=1)
+            if blown.any():
+                outputs = np.where(blown[:, None], 0.0, outputs)
             actions = self.decoder(outputs)
-            for b in range(n):
-                if not state.alive[b]:
+            ended = []
+            for b in np.flatnonzero(alive):
+                if blown[b]:
                     infos[b] = None
+                    state.fail(b)
+                    ended.append(b)
                     continue
                 obs, reward, terminated, truncated, info = envs[b].step(actions[b])
+                env_steps += 1
                 obs_batch[b] = obs
                 infos[b] = info
-                state.record(b, t, float(info[term_key] if term_key else reward), bool(terminated))
+                term = float(info[term_key] if term_key else reward)
+                state.record(b, int(local_t[b]), term, bool(terminated))
+                signal[b] = term if self.task.modulator is None else float(
+                    reward if self.task.modulator == "reward" else info[self.task.modulator]
+                )
+                local_t[b] += 1
                 if truncated:
                     state.alive[b] = False
+                if not state.alive[b]:
+                    ended.append(b)
+            for b in np.flatnonzero(~alive):
+                infos[b] = None
             if on_step is not None:
-                on_step(t, self.network, actions, infos)
-            return self._encode(obs_batch, state.alive) if any(state.alive) else None
+                on_step(t, self.agent, actions, infos)
+            t += 1
+            for b in ended:
+                i = slot_of[b]
+                fitness[i] = state.fitness[b]
+                steps[i] = state.steps[b]
+                slot_of[b] = -1
+                if next_lifetime < n:  # refill the slot
+                    j = next_lifetime
+                    next_lifetime += 1
+                    obs_batch[b] = settle(b, j)
+                    env_steps += episode.burn_in_steps
+                    self._arm([parts(j)], [b])
+                    slot_of[b], local_t[b], signal[b] = j, 0, 0.0
+                    state.start(b)
+                else:
+                    obs_batch[b] = 0
+        return BatchResult(fitness=fitness, steps=steps, env_steps=env_steps, n_active=n)
 
-        self.network.run(self._encode(obs_batch, state.alive), rules.max_network_steps, step_envs)
-        steps = np.array(state.steps[:n])
-        return BatchResult(
-            fitness=np.array(state.fitness[:n]),
-            steps=steps,
-            env_steps=int(steps.sum()) + n * rules.burn_in_steps,
-            n_active=n,
-        )
+    def _arm(self, lifetimes: list[Mapping[str, Sequence[np.ndarray]]], members: list[int] | None, pad_to: int = 0) -> None:
+        """Arm the agent's (and the encoder's) slots ``members`` (None: the first slots, padded
+        with zero lifetimes up to ``pad_to``) with the lifetimes' parts."""
+        names = set(lifetimes[0])
+        joined = {name: [np.concatenate(layer) for layer in zip(*(lt[name] for lt in lifetimes))] for name in names}
+        if pad_to:
+            joined = {name: _pad(layers, pad_to) for name, layers in joined.items()}
+        encoder_params = joined.pop("encoder", None)
+        if self._encoder_shapes:
+            if encoder_params is None:
+                raise ValueError(f"the {self.task.name} encoder needs its parameters {self._encoder_shapes} per member")
+            self.encoder.set_params(encoder_params, members)
+        elif encoder_params is not None and len(encoder_params):
+            raise ValueError(f"the {self.task.name} encoder has no parameters, got {len(encoder_params)} arrays")
+        self.agent.reset(joined, members)
 
-
-    def _encode(self, observations: np.ndarray, alive: Sequence[bool]) -> np.ndarray:
-        """Input rates ``(B, n_inputs)``: the live members' observations encoded, zeros for the
+    def _encode(self, observations: np.ndarray, alive: np.ndarray) -> np.ndarray:
+        """Input rates ``(B, n_inputs)``: the live slots' observations encoded, zeros for the
         others (ended or padding; their outputs are never used, and the car's CNN costs about
         0.5 ms per member-step)."""
         live = np.flatnonzero(alive)
@@ -175,10 +230,8 @@ class Rollout:
         return inputs
 
 
-def _pad(layers: Sequence[np.ndarray] | None, batch_size: int) -> list[np.ndarray] | None:
+def _pad(layers: Sequence[np.ndarray], batch_size: int) -> list[np.ndarray]:
     """Pad per-layer ``(n, ...)`` arrays with zero members up to ``(batch_size, ...)``."""
-    if layers is None:
-        return None
     out = []
     for a in layers:
         a = np.asarray(a)

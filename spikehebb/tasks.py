@@ -1,14 +1,14 @@
 """Tasks: an environment family, its train and test variants, the network, the episode rules.
 
 A :class:`Task` says everything a rollout needs that is not the candidate itself: how to make an
-env for a variant (a morphology of the ant, a variation of the car), the network's sizes and
-activations, the encoder and decoder, which reward term is the fitness, and when an episode ends
-(:class:`EpisodeRules`). The registry :data:`TASKS` holds the paper's tasks; ``get_task(name,
-**overrides)`` returns one with fields replaced (steps, variants, rules).
+env for a variant (a body of the ant, a dynamics variation of the car: both are "variants"), the
+network's sizes and activations, the encoder and decoder, which reward term is the fitness,
+which per-step signal is the modulator of three-factor rules, and when an episode ends
+(:class:`EpisodeRules`, ``Task.episode``). The registry :data:`TASKS` holds the paper's tasks;
+``get_task(name, **overrides)`` returns one with fields replaced (steps, variants, episode).
 
-An encoder with evolved parameters (the car's convolutions) adds the part ``"encoder"`` to the
-searched vector (:meth:`Task.param_parts`); the worker hands each batch's values to the encoder
-before the lifetime.
+An encoder with evolved parameters (the car's convolutions) adds the genome part ``"encoder"``
+(:meth:`Task.genome_parts`); the rollout hands each lifetime's values to the encoder.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from spikehebb.agents.base import GenomePart
 from spikehebb.coding import CarDecoder, CarEncoder, Decoder, Encoder, IdentityDecoder, RawEncoder
 
 
@@ -56,7 +57,10 @@ class EpisodeRules:
 
 
 class EpisodeState:
-    """Per-member bookkeeping of :class:`EpisodeRules` for a batch: fitness, steps, end flags."""
+    """Per-slot bookkeeping of :class:`EpisodeRules` for a batch: fitness, steps, end flags.
+
+    ``alive[b]`` says whether slot b lives a lifetime; :meth:`start` begins a new one in a slot.
+    """
 
     def __init__(self, rules: EpisodeRules, alive: list[bool]):
         self.rules = rules
@@ -65,6 +69,20 @@ class EpisodeState:
         self.fitness = [0.0] * n
         self.steps = [0] * n
         self._negative = [0] * n
+
+    def start(self, member: int) -> None:
+        """A new lifetime in slot ``member``: fitness, steps and the negative count at 0."""
+        self.alive[member] = True
+        self.fitness[member], self.steps[member], self._negative[member] = 0.0, 0, 0
+
+    def alive_any(self) -> bool:
+        return any(self.alive)
+
+    def fail(self, member: int) -> None:
+        """End the slot's lifetime as failed (fitness NaN: its outputs blew up)."""
+        self.fitness[member] = float("nan")
+        self.steps[member] += 1
+        self.alive[member] = False
 
     def record(self, member: int, t: int, term: float, terminated: bool) -> None:
         """Add step t's fitness term of ``member`` and end its episode if the rules say so."""
@@ -82,7 +100,7 @@ class EpisodeState:
 def _make_ant(variant: str, **kwargs):
     from spikehebb.envs.ant import AntBulletEnv
 
-    return AntBulletEnv(morphology=variant, **kwargs)
+    return AntBulletEnv(variant=variant, **kwargs)
 
 
 def _ant_variants() -> tuple[str, ...]:
@@ -108,13 +126,17 @@ class Task:
     decoder: Callable[[], Decoder]
     fitness_term: str | None
     """Key of the ``info`` entry summed as fitness; None sums the env's reward."""
-    rules: EpisodeRules = field(default_factory=EpisodeRules)
+    episode: EpisodeRules = field(default_factory=EpisodeRules)
+    """When a lifetime ends (:class:`EpisodeRules`)."""
     reward_terms: tuple[str, ...] = ()
     """Named reward terms the env puts in ``info`` (recorded in traces)."""
     n_actions: int = 0
-    normalise: str | tuple[str | None, ...] | None = None
-    """Weight normalisation after every rule update (see :data:`spikehebb.network.NORMALISATIONS`;
-    the car: ``"max_abs"``); not applied to static networks."""
+    constraints: tuple[str, ...] = ()
+    """Weight constraints after every rule update (:data:`spikehebb.network.CONSTRAINTS`; the
+    car: ``("max_abs",)``); not applied to networks without a rule."""
+    modulator: str | None = None
+    """The per-step signal fed to modulated (three-factor) rules: a key of the env's ``info``, or
+    ``"reward"``; None: the fitness term (the ant's progress, the car's reward)."""
     solved_fitness: float | None = None
     """Mean test fitness at which a variant counts as solved (None: the assessment's default)."""
 
@@ -132,16 +154,16 @@ class Task:
             raise ValueError(f"unknown {self.name} variant(s) {unknown}; valid: {', '.join(self.variants)}")
         return tuple(variants)
 
-    def param_parts(self) -> tuple[tuple[str, tuple[tuple[int, ...], ...]], ...]:
-        """Parts of the searched vector that the task adds: ``(("encoder", shapes),)`` when the
-        encoder has evolved parameters (the car's 1,362 convolution weights), else ``()``."""
+    def genome_parts(self) -> tuple[GenomePart, ...]:
+        """Genome parts the task adds: ``"encoder"`` when the encoder has evolved parameters (the
+        car's 1,362 convolution weights), else none."""
         shapes = tuple(getattr(self.encoder(), "param_shapes", ()))
-        return (("encoder", shapes),) if shapes else ()
+        return (GenomePart("encoder", shapes),) if shapes else ()
 
     def replace(self, **changes) -> "Task":
-        """A copy with fields replaced; ``rules`` may be a dict of :class:`EpisodeRules` fields."""
-        if isinstance(changes.get("rules"), dict):
-            changes["rules"] = dataclasses.replace(self.rules, **changes["rules"])
+        """A copy with fields replaced; ``episode`` may be a dict of :class:`EpisodeRules` fields."""
+        if isinstance(changes.get("episode"), dict):
+            changes["episode"] = dataclasses.replace(self.episode, **changes["episode"])
         return dataclasses.replace(self, **changes)
 
 
@@ -158,7 +180,7 @@ ANT = Task(
     encoder=lambda: RawEncoder(28),
     decoder=IdentityDecoder,
     fitness_term="reward_progress",
-    rules=EpisodeRules(burn_in_steps=40, max_env_steps=1000, grace_steps=201, patience=30),
+    episode=EpisodeRules(burn_in_steps=40, max_env_steps=1000, grace_steps=201, patience=30),
     reward_terms=("reward_alive", "reward_progress", "reward_electricity", "reward_joints_at_limit", "reward_feet_collision"),
     n_actions=8,
 )
@@ -167,7 +189,7 @@ ANT = Task(
 def _make_car(variant: str, **kwargs):
     from spikehebb.envs.car import CarRacingEnv
 
-    return CarRacingEnv(variation=variant, **kwargs)
+    return CarRacingEnv(variant=variant, **kwargs)
 
 
 def _car_variants() -> tuple[str, ...]:
@@ -191,9 +213,9 @@ CAR = Task(
     fitness_term=None,  # the env reward: -0.1 per frame, +1000/N per new tile
     # No burn-in, the env's 1,000 steps, and from the first step on: the end of the track or
     # leaving the playfield (terminated) or more than 20 negative rewards in a row.
-    rules=EpisodeRules(burn_in_steps=0, max_env_steps=1000, grace_steps=0, patience=20),
+    episode=EpisodeRules(burn_in_steps=0, max_env_steps=1000, grace_steps=0, patience=20),
     n_actions=3,
-    normalise="max_abs",
+    constraints=("max_abs",),
     solved_fitness=900.0,  # gymnasium's reward_threshold for CarRacing
 )
 

@@ -8,13 +8,18 @@ import pytest
 
 from spikehebb.cli import CAR_PAPER, CAR_SHORT, add_train_arguments, config_from_args
 from spikehebb.cli import main as cli_main
-from spikehebb.evaluate import Worker, WorkerSpec
-from spikehebb.params import ParamLayout
+from spikehebb.agents import AgentConfig, GenomePart
+from spikehebb.config import StrategyConfig, TaskConfig, WorkerSpec
+from spikehebb.genome import GenomeMap
+from spikehebb.worker import Worker
 from spikehebb.store import RunStore
 from spikehebb.tasks import EpisodeState, get_task
 from spikehebb.train import TrainConfig, train
 
-TINY = dict(task="car", popsize=4, generations=2, max_env_steps=30, evaluator="serial", batch_size=4)
+from spikehebb.config import EvaluatorConfig
+
+TINY = dict(task=TaskConfig("car", None, 30), strategy=StrategyConfig(popsize=4), generations=2,
+            evaluator=EvaluatorConfig("serial", batch_size=4))
 
 
 def test_registry_entry():
@@ -24,18 +29,19 @@ def test_registry_entry():
 
     assert car.variants == tuple(VARIATIONS)  # the task lists the env's presets without importing it
     assert car.sizes == (648, 128, 64, 3) and car.activation == ("tanh", "tanh", "linear")
-    assert car.normalise == "max_abs" and car.rules.burn_in_steps == 0
-    assert car.param_parts() == (("encoder", ((6, 3, 3, 3), (8, 6, 5, 5))),)
-    layout = WorkerSpec(task="car").layout()
-    assert layout.part_sizes() == {"encoder": 162 + 1200, "coefficients": 456_640}
-    static = WorkerSpec(task="car", rule=None, mode="static").layout()
+    assert car.constraints == ("max_abs",) and car.episode.burn_in_steps == 0
+    assert car.genome_parts() == (GenomePart("encoder", ((6, 3, 3, 3), (8, 6, 5, 5))),)
+    genome = WorkerSpec(TaskConfig("car")).genome()
+    assert genome.part_sizes() == {"encoder": 162 + 1200, "coefficients": 456_640}
+    static = WorkerSpec(TaskConfig("car"), AgentConfig("static", rule=None)).genome()
     assert static.part_sizes() == {"encoder": 1362, "weights": 648 * 128 + 128 * 64 + 64 * 3}
-    # The ant has no encoder parameters: its layout is unchanged.
-    assert WorkerSpec(task="ant").layout() == ParamLayout.for_network((28, 128, 64, 8), "ABCD_lr")
+    # The ant has no encoder parameters: its genome is the coefficients alone.
+    assert WorkerSpec(TaskConfig("ant")).genome() == GenomeMap(
+        (GenomePart("coefficients", ((28, 128, 5), (128, 64, 5), (64, 8, 5))),))
 
 
 def test_episode_ends_after_more_than_20_negative_rewards_from_the_first_step():
-    rules = get_task("car").rules
+    rules = get_task("car").episode
     state = EpisodeState(rules, [True, True])
     for t in range(21):  # steps 0..20: 21 negative rewards, no grace
         assert state.alive[0]
@@ -50,18 +56,18 @@ def test_episode_ends_after_more_than_20_negative_rewards_from_the_first_step():
 
 
 def test_worker_hands_each_member_its_encoder_parameters():
-    spec = WorkerSpec(task="car", task_overrides={"rules": {"max_env_steps": 2}}, backend="numpy", batch_size=3)
+    spec = WorkerSpec(TaskConfig("car", None, 2), AgentConfig(backend="numpy"), batch_size=3)
     worker = Worker(spec)
     seen = []
     original = worker.rollout.encoder.set_params
-    worker.rollout.encoder.set_params = lambda p: (seen.append([a.copy() for a in p]), original(p))
+    worker.rollout.encoder.set_params = lambda p, m=None: (seen.append([a.copy() for a in p]), original(p, m))
     try:
-        params = np.random.default_rng(0).normal(size=(2, worker.layout.n_params))
+        params = np.random.default_rng(0).normal(size=(2, worker.genome.n_params))
         fitness, steps = worker.lifetimes(params, "default", [(0, 0, 0), (0, 1, 0)])
     finally:
         worker.close()
     assert fitness.shape == (2,) and steps == 4
-    parts = worker.layout.split(params)["encoder"]
+    parts = worker.genome.split(params)["encoder"]
     [given] = seen
     for a, b in zip(given, parts):
         assert a.shape == (3,) + b.shape[1:]  # padded to the batch
@@ -70,12 +76,12 @@ def test_worker_hands_each_member_its_encoder_parameters():
 
 
 def test_rollout_needs_the_encoder_parameters():
-    worker = Worker(WorkerSpec(task="car", backend="numpy", batch_size=1))
+    worker = Worker(WorkerSpec(TaskConfig("car"), AgentConfig(backend="numpy"), batch_size=1))
     try:
-        coefficients = [np.zeros((1,) + s) for s in worker.layout.parts[1][1]]
+        coefficients = [np.zeros((1,) + s) for s in worker.genome.shapes("coefficients")]
         weights = [np.zeros((1, a, b)) for a, b in zip((648, 128, 64), (128, 64, 3))]
         with pytest.raises(ValueError, match="encoder needs its parameters"):
-            worker.rollout.run("default", coefficients, weights, [0])
+            worker.rollout.run("default", lambda i: {"coefficients": coefficients, "weights": weights}, [0])
     finally:
         worker.close()
 
@@ -112,15 +118,15 @@ def test_unknown_variation_is_a_clear_error(tiny_run, capsys):
     err = capsys.readouterr().err
     assert "unknown car variant(s) ['icy']" in err and "friction_half" in err
     with pytest.raises(ValueError, match=r"unknown car variant\(s\) \['icy'\]; valid: default, friction_half"):
-        TrainConfig(task="car", train_variants=("icy",))
+        TaskConfig("car", train_variants=("icy",))
 
 
 def test_cli_uses_the_car_settings():
     parser = argparse.ArgumentParser()
     add_train_arguments(parser, task="car")
     short = config_from_args(parser.parse_args([]))
-    assert (short.task, short.popsize, short.generations, short.max_env_steps) == (
+    assert (short.task.name, short.strategy.popsize, short.generations, short.task.max_env_steps) == (
         "car", CAR_SHORT["popsize"], CAR_SHORT["generations"], CAR_SHORT["max_env_steps"])
     paper = config_from_args(parser.parse_args(["--paper", "--generations", "7"]))
-    assert (paper.popsize, paper.generations, paper.max_env_steps, paper.train_variants) == (
+    assert (paper.strategy.popsize, paper.generations, paper.task.max_env_steps, paper.task.train_variants) == (
         200, 7, 1000, CAR_PAPER["train_variants"])

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_run(directory, name="run"):
-    config = TrainConfig(popsize=2, generations=1, max_env_steps=60, train_variants=("default",), batch_size=2,
-                         evaluator="serial", runs_dir=str(directory), run_name=name, backend="numpy")
+    config = TrainConfig.from_dict(dict(popsize=2, generations=1, max_env_steps=60, train_variants=("default",), batch_size=2,
+                         evaluator="serial", runs_dir=str(directory), run_name=name, backend="numpy"))
     return train(config, progress=False)
 
 

@@ -13,22 +13,21 @@ import numpy as np
 import pytest
 
 from spikehebb.es import CandidateKey, PopulationSampler, get_strategy
-from spikehebb.evaluate import (
+from spikehebb.config import EvaluatorConfig, TaskConfig, WorkerSpec
+from spikehebb.evaluators import (
     EVALUATORS,
-    CrashOnceWorker,
     ProcessEvaluator,
     SerialEvaluator,
     WorkerCrashError,
-    WorkerSpec,
     make_evaluator,
     split_evenly,
-    worker_batch_size,
 )
+from spikehebb.worker import CrashOnceWorker
 
 pytestmark = pytest.mark.slow
 
-RULES = {"max_env_steps": 80, "burn_in_steps": 10, "grace_steps": 20}
-SPEC = WorkerSpec(batch_size=4, task_overrides={"train_variants": ("default",), "rules": RULES})
+EPISODE = {"burn_in_steps": 10, "grace_steps": 20}
+SPEC = WorkerSpec(TaskConfig("ant", ("default",), 80, EPISODE), batch_size=4)
 POPSIZE = 8
 EPISODES = range(5)
 
@@ -45,7 +44,7 @@ def alive(pid: int) -> bool:
 def generations():
     """Two generations of OpenAI-ES keys with their samplers and the serial results:
     [(sampler, keys, fitness, env_steps)], plus the serial evaluate_params result."""
-    strategy = get_strategy("openai-es", n_params=SPEC.layout().n_params, popsize=POPSIZE, seed=1)
+    strategy = get_strategy("openai-es", n_params=SPEC.genome().n_params, popsize=POPSIZE, seed=1)
     out = []
     with SerialEvaluator(SPEC) as serial:
         for _ in range(2):
@@ -62,7 +61,7 @@ def test_serial_is_sane(generations):
     for _, keys, fitness, steps in gens:
         assert fitness.shape == (POPSIZE,) and np.all(np.isfinite(fitness))
         assert len(set(fitness)) == POPSIZE  # every candidate its own lifetime
-        assert POPSIZE * RULES["burn_in_steps"] < steps <= POPSIZE * RULES["max_env_steps"]
+        assert POPSIZE * EPISODE["burn_in_steps"] < steps <= POPSIZE * 80
     assert params_fitness.shape == (len(EPISODES),) and len(set(params_fitness)) == len(EPISODES)
 
 
@@ -141,9 +140,10 @@ def test_no_orphans_when_the_parent_goes(how):
     parent is SIGKILLed (their pipe closes)."""
     code = textwrap.dedent(f"""
         import os, signal
-        from spikehebb.evaluate import ProcessEvaluator, WorkerSpec
+        from spikehebb.config import TaskConfig, WorkerSpec
+        from spikehebb.evaluators import ProcessEvaluator
         if __name__ == "__main__":
-            ev = ProcessEvaluator(WorkerSpec(batch_size=1, task_overrides={{"rules": {RULES!r}}}), workers=1)
+            ev = ProcessEvaluator(WorkerSpec(TaskConfig("ant", None, 80, {EPISODE!r}), batch_size=1), workers=1)
             print(*ev.pids, flush=True)
             if {how == "sigkill"}:
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -188,12 +188,16 @@ def test_make_evaluator_refuses_bad_input():
 
 
 def test_a_worker_that_cannot_build_reports_why():
+    spec = WorkerSpec(batch_size=1)
+    object.__setattr__(spec.task, "name", "snake")  # past the config's own check: fails in the worker
     with pytest.raises(ValueError, match="unknown task 'snake'") as info:
-        ProcessEvaluator(WorkerSpec(task="snake"), workers=1)
+        ProcessEvaluator(spec, workers=1)
     assert any("raised in a spikehebb worker" in note for note in info.value.__notes__)
 
 
 def test_split_and_batch_size():
     assert split_evenly(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5], [6]]
     assert split_evenly([1, 2], 5) == [[1], [2]]
-    assert worker_batch_size(500, 16) == 32 and worker_batch_size(500, 2) == 64 and worker_batch_size(3, 8) == 1
+    assert EvaluatorConfig(workers=16).batch(500) == 32 and EvaluatorConfig(workers=2).batch(500) == 64
+    assert EvaluatorConfig(workers=8).batch(3) == 1  # workers capped at the 3 candidates
+    assert EvaluatorConfig(workers=100).n_workers(4) == 4 and EvaluatorConfig("serial", 2).n_workers(8) == 1

@@ -107,8 +107,8 @@ def test_mean_window_speed():
 
 @pytest.fixture(scope="module")
 def ant_run(tmp_path_factory):
-    config = TrainConfig(popsize=2, generations=1, max_env_steps=60, train_variants=("default",), batch_size=2,
-                         evaluator="serial", runs_dir=str(tmp_path_factory.mktemp("run")), run_name="ant", backend="numpy")
+    config = TrainConfig.from_dict(dict(popsize=2, generations=1, max_env_steps=60, train_variants=("default",), batch_size=2,
+                         evaluator="serial", runs_dir=str(tmp_path_factory.mktemp("run")), run_name="ant", backend="numpy"))
     return train(config, progress=False)
 
 

@@ -129,8 +129,8 @@ def test_fitness_curves_say_the_units():
 
 
 def test_cli_plot_traces(tmp_path, capsys):
-    config = TrainConfig(popsize=2, generations=1, max_env_steps=60, train_variants=("default",), batch_size=2,
-                         evaluator="serial", runs_dir=str(tmp_path), run_name="cli", backend="numpy")
+    config = TrainConfig.from_dict(dict(popsize=2, generations=1, max_env_steps=60, train_variants=("default",), batch_size=2,
+                         evaluator="serial", runs_dir=str(tmp_path), run_name="cli", backend="numpy"))
     path = train(config, progress=False)
     with pytest.raises(SystemExit) as exit_info:
         cli_main(["plot", str(path), "--traces"])

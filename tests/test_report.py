@@ -60,8 +60,8 @@ def parse(path):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    config = TrainConfig(popsize=2, generations=2, max_env_steps=60, train_variants=("default",), batch_size=2,
-                         evaluator="serial", runs_dir=str(tmp_path_factory.mktemp("run")), run_name="ant", backend="numpy")
+    config = TrainConfig.from_dict(dict(popsize=2, generations=2, max_env_steps=60, train_variants=("default",), batch_size=2,
+                         evaluator="serial", runs_dir=str(tmp_path_factory.mktemp("run")), run_name="ant", backend="numpy"))
     path = train(config, progress=False)
     record_traces(path, *load_run(path), ["damage_left"], 1, None, 60)
     return path

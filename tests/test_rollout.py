@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
+from spikehebb.agents import AgentConfig
 from spikehebb.coding import IdentityDecoder, RawEncoder
-from spikehebb.evaluate import Worker, WorkerSpec
-from spikehebb.network import PlasticNetwork, sample_weights
+from spikehebb.config import TaskConfig, WorkerSpec
+from spikehebb.network import make_network, sample_weights
 from spikehebb.rollout import Rollout
 from spikehebb.tasks import EpisodeRules, Task
+from spikehebb.worker import Worker
 
 SIZES = (3, 4, 2)
 BURN_IN = 3
@@ -71,7 +73,7 @@ class RecordingEncoder(RawEncoder):
 SCRIPTED = Task(
     name="scripted", make_env=lambda variant, **kw: ScriptedEnv(variant, **kw), variants=("default",),
     train_variants=("default",), test_variants=("default",), sizes=SIZES, activation="tanh",
-    encoder=lambda: RecordingEncoder(SIZES[0]), decoder=IdentityDecoder, fitness_term="term", rules=RULES,
+    encoder=lambda: RecordingEncoder(SIZES[0]), decoder=IdentityDecoder, fitness_term="term", episode=RULES,
 )
 
 
@@ -82,9 +84,14 @@ def arrays(n, seed=0, rule="ABCD"):
     return coefficients, sample_weights(SIZES, n, rng=rng)
 
 
+def source(coefficients, weights):
+    """The rollout's ``parts(i)`` for per-layer arrays with one row per lifetime."""
+    return lambda i: {"coefficients": [c[i : i + 1] for c in coefficients], "weights": [w[i : i + 1] for w in weights]}
+
+
 @pytest.fixture(scope="module")
 def scripted():
-    rollout = Rollout(SCRIPTED, "ABCD", 5, backend="numpy", dtype="float64")
+    rollout = Rollout(SCRIPTED, AgentConfig(rule="ABCD", backend="numpy", dtype="float64"), 5)
     yield rollout
     rollout.close()
 
@@ -93,7 +100,7 @@ def test_episode_rules_by_hand(scripted):
     seen = []  # (t, which members got no info) per step
     hook = lambda t, network, actions, infos: seen.append((t, [i is None for i in infos]))
     scripted.encoder.seen.clear()
-    result = scripted.run("default", *arrays(4), env_seeds=[0, 1, 2, 3], on_step=hook)
+    result = scripted.run("default", source(*arrays(4)), env_seeds=[0, 1, 2, 3], on_step=hook)
     # seed 0: +1 for each of max_env_steps - burn_in = 20 steps (the burn-in's 1000s not counted)
     # seed 1: the fall at t=2 is inside the 5 grace steps; the one at t=7 ends it: 8 steps of 0.5
     # seed 2: 5 x -3 (grace), -1, -1, +2 (resets the count), -1, -1, -1 (3 > patience 2: ends at t=10)
@@ -123,21 +130,33 @@ def test_episode_rules_by_hand(scripted):
 
 def test_short_batch_is_padded_and_members_do_not_depend_on_the_batch(scripted):
     coefficients, weights = arrays(3, seed=1)
-    alone = scripted.run("default", [c[1:2] for c in coefficients], [w[1:2] for w in weights], [2])
-    together = scripted.run("default", coefficients, weights, [0, 2, 1])
+    alone = scripted.run("default", source([c[1:2] for c in coefficients], [w[1:2] for w in weights]), [2])
+    together = scripted.run("default", source(coefficients, weights), [0, 2, 1])
     assert alone.n_active == 1 and alone.fitness.shape == (1,)
     assert together.fitness[1] == alone.fitness[0] and together.steps[1] == alone.steps[0]
     assert alone.env_steps == alone.steps[0] + BURN_IN
 
 
-def test_batch_size_bounds(scripted):
-    with pytest.raises(ValueError, match="1 to 5 members, got 6"):
-        scripted.run("default", *arrays(6), env_seeds=list(range(6)))
+def test_more_lifetimes_than_slots_refill_the_slots_that_end(scripted):
+    """Nine lifetimes on five slots: a slot whose lifetime ends takes the next one at once; every
+    lifetime gives what it gives alone, and the batch runs only as long as the longest chain."""
+    coefficients, weights = arrays(9, seed=2)
+    seeds = [3, 1, 2, 3, 0, 1, 3, 2, 0]
+    seen = []
+    result = scripted.run("default", source(coefficients, weights), seeds, on_step=lambda t, *a: seen.append(t))
+    for i, seed in enumerate(seeds):
+        alone = scripted.run("default", source([c[i : i + 1] for c in coefficients], [w[i : i + 1] for w in weights]), [seed])
+        assert (result.fitness[i], result.steps[i]) == (alone.fitness[0], alone.steps[0])
+    assert result.n_active == 9 and result.env_steps == result.steps.sum() + 9 * BURN_IN
+    # slot 3 lives seed 3 (5 steps), then the seventh lifetime (seed 3 again, 5 steps), then the
+    # ninth (seed 0, 20 steps): 30 steps in all, the longest chain of the five slots
+    assert len(seen) == 30
+    with pytest.raises(ValueError, match="at least one lifetime, got 0"):
+        scripted.run("default", source(coefficients, weights), [])
 
 
 # ----------------------------------------------------------------------------- the real Ant
-ANT_RULES = {"max_env_steps": 100, "burn_in_steps": 40, "grace_steps": 20}
-SPEC = WorkerSpec(batch_size=4, task_overrides={"train_variants": ("default",), "rules": ANT_RULES})
+SPEC = WorkerSpec(TaskConfig("ant", ("default",), 100), batch_size=4)
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +169,7 @@ def ant_worker():
 @pytest.mark.slow
 def test_ant_fitness_does_not_depend_on_the_batch_and_repeats(ant_worker):
     rng = np.random.default_rng(3)
-    params = rng.normal(0, 0.05, (3, ant_worker.layout.n_params))
+    params = rng.normal(0, 0.05, (3, ant_worker.genome.n_params))
     paths = [(0, 0, 0), (0, 1, 0), (0, 2, 0)]
     together, steps = ant_worker.lifetimes(params, "default", paths)
     alone, _ = ant_worker.lifetimes(params[1:2], "default", paths[1:2])
@@ -171,20 +190,20 @@ def test_ant_rollout_matches_a_plain_loop(backend):
     from spikehebb.envs.ant import AntBulletEnv
     from spikehebb.tasks import get_task
 
-    task = get_task("ant", rules={"max_env_steps": 100, "burn_in_steps": 40, "grace_steps": 201})
+    task = get_task("ant", episode={"max_env_steps": 100, "burn_in_steps": 40, "grace_steps": 201})
     rng = np.random.default_rng(7)
     coefficients = [rng.normal(0, 0.01, (2, a, b, 5)) for a, b in zip(task.sizes[:-1], task.sizes[1:])]
     weights = sample_weights(task.sizes, 2, rng=rng)
     seeds = [11, 12]
 
-    rollout = Rollout(task, "ABCD_lr", 3, backend=backend, dtype="float64")
+    rollout = Rollout(task, AgentConfig(rule="ABCD_lr", backend=backend, dtype="float64"), 3)
     try:
-        result = rollout.run("default", coefficients, weights, seeds)
+        result = rollout.run("default", source(coefficients, weights), seeds)
     finally:
         rollout.close()
 
     env = AntBulletEnv()
-    network = PlasticNetwork(task.sizes, "ABCD_lr", 1, backend="numpy", dtype="float64")
+    network = make_network(task.sizes, "ABCD_lr", 1, backend="numpy", dtype="float64")
     network.reset([c[1:2] for c in coefficients], [w[1:2] for w in weights])
     obs, _ = env.reset(seed=seeds[1])
     for _ in range(40):

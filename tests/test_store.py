@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 
 from spikehebb.es import get_strategy
-from spikehebb.params import ParamLayout
+from spikehebb.agents.base import GenomePart
+from spikehebb.genome import GenomeMap
+from spikehebb.rules import coefficient_shapes
 from spikehebb.rules import n_coefficients, unflatten_coefficients
 from spikehebb.store import (
     FORMAT_VERSION,
@@ -133,7 +135,11 @@ def test_static_weights_layout(tmp_path):
 
 def test_a_layout_with_extra_parts_round_trips(tmp_path):
     """The car's shape of search: evolved conv weights first, then coefficients and initial weights."""
-    layout = ParamLayout.for_network(SIZES, RULE, "coevolve", extra=[("conv", [(6, 3, 3, 3), (8, 6, 5, 5)])])
+    layout = GenomeMap((
+        GenomePart("conv", ((6, 3, 3, 3), (8, 6, 5, 5))),
+        GenomePart("coefficients", tuple(coefficient_shapes(SIZES, RULE))),
+        GenomePart("weights", ((5, 4), (4, 3))),
+    ))
     n = layout.n_params
     store = RunStore.create(tmp_path / "c.h5", {}, sizes=SIZES, rule=RULE, popsize=P, layout=layout, fsync=False)
     v = generation_values(0, n=n)

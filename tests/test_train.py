@@ -12,13 +12,15 @@ import pytest
 from spikehebb.assess import assess, load_run, record_traces
 from spikehebb.cli import main as cli_main
 from spikehebb.store import RunStore
+from spikehebb.config import AgentConfig, StrategyConfig, TaskConfig
 from spikehebb.train import TrainConfig, train
 
 TINY = dict(popsize=4, generations=3, max_env_steps=60, train_variants=("default",), batch_size=4)
 
 
 def tiny(tmp_path, **changes):
-    return TrainConfig(**{**TINY, "evaluator": "serial", "runs_dir": str(tmp_path), "run_name": "run", **changes})
+    """A tiny run's config, from the flat field names older run files use."""
+    return TrainConfig.from_dict({**TINY, "evaluator": "serial", "runs_dir": str(tmp_path), "run_name": "run", **changes})
 
 
 def history(path):
@@ -141,14 +143,15 @@ def test_cli_train_inspect_evaluate_plot(tmp_path, capsys):
 
 
 def test_bad_config_gives_clear_errors(tmp_path, capsys):
-    with pytest.raises(ValueError, match="popsize must be even for OpenAI-ES's antithetic"):
-        TrainConfig(popsize=5)
+    with pytest.raises(ValueError, match="popsize must be even for OpenAI-ES, whose candidates come in mirrored pairs"):
+        StrategyConfig(popsize=5)
+    StrategyConfig("cma", popsize=5)  # CMA-ES takes any population
     with pytest.raises(ValueError, match=r"unknown ant variant\(s\) \['damage_middle'\]; valid: default, damage_left"):
-        TrainConfig(train_variants=("default", "damage_middle"))
+        TaskConfig(train_variants=("default", "damage_middle"))
     with pytest.raises(ValueError, match="unknown rule 'ABCDE'"):
-        TrainConfig(rule="ABCDE")
+        AgentConfig(rule="ABCDE")
     with pytest.raises(ValueError, match="unknown strategy 'pso'"):
-        TrainConfig(strategy="pso")
+        StrategyConfig("pso")
     with pytest.raises(SystemExit) as exit_info:
         cli_main(["inspect", str(tmp_path / "missing.h5")])
     assert exit_info.value.code == 2

@@ -12,11 +12,11 @@ from spikehebb.video import annotate, record_video
 
 
 def tiny_run(directory, task):
-    config = TrainConfig(
+    config = TrainConfig.from_dict(dict(
         task=task, popsize=2, generations=1, max_env_steps=60 if task == "ant" else 30,
         train_variants=("default",), batch_size=2, evaluator="serial", runs_dir=str(directory),
         run_name=f"tiny_{task}", backend="numpy",
-    )
+    ))
     return train(config, progress=False)
 
 

@@ -1,10 +1,10 @@
 """Gymnasium-native environments; importing this package registers them.
 
 - ``spikehebb/AntBullet-v0``: pybullet's AntBulletEnv-v0 ported to gymnasium, with exchangeable
-  lower legs (``gymnasium.make("spikehebb/AntBullet-v0", morphology="damage_left")``).
+  lower legs (``gymnasium.make("spikehebb/AntBullet-v0", variant="damage_left")``).
 - ``spikehebb/CarRacing-v0``: gymnasium's CarRacing-v3 with pixel-identical observations drawn
   several times faster, and Palm et al.'s tyre variations
-  (``gymnasium.make("spikehebb/CarRacing-v0", variation="friction_half")``).
+  (``gymnasium.make("spikehebb/CarRacing-v0", variant="friction_half")``).
 """
 
 import gymnasium

@@ -177,12 +177,12 @@ class AntBulletEnv(gym.Env):
 
     ## Arguments
     ```python
-    gymnasium.make("spikehebb/AntBullet-v0", morphology="default", render_mode=None,
+    gymnasium.make("spikehebb/AntBullet-v0", variant="default", render_mode=None,
                    reset_mode="fresh")
     ```
-    - ``morphology``: a preset name (``default``, ``damage_left``, ``damage_right``,
+    - ``variant``: the body, a preset name (``default``, ``damage_left``, ``damage_right``,
       ``palm_damage_right``, ``long_back``, ``long_front``) or a
-      :class:`~spikehebb.envs.morphology.Morphology`.
+      :class:`~spikehebb.envs.morphology.Morphology` (its leg lengths).
     - ``render_mode``: ``None`` or ``"rgb_array"`` (320x240 RGB from pyBullet's TinyRenderer,
       camera 3 m from the torso, pitch -30 deg, following it).
     - ``reset_mode``: the original takes the starting potential (and the starting observation's
@@ -202,11 +202,11 @@ class AntBulletEnv(gym.Env):
 
     def __init__(
         self,
-        morphology: str | Morphology = "default",
+        variant: str | Morphology = "default",
         render_mode: str | None = None,
         reset_mode: str = "fresh",
     ) -> None:
-        self._morphology = get_morphology(morphology)
+        self._morphology = get_morphology(variant)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode must be None or one of {self.metadata['render_modes']}, "

@@ -292,9 +292,9 @@ class CarRacingEnv(CarRacing):
     ```python
     gymnasium.make("spikehebb/CarRacing-v0", render_mode=None, verbose=False,
                    lap_complete_percent=0.95, domain_randomize=False, continuous=True,
-                   variation="default")
+                   variant="default")
     ```
-    - ``variation``: a preset name or a :class:`CarVariation`. Presets (:data:`VARIATIONS`):
+    - ``variant``: the dynamics variation, a preset name or a :class:`CarVariation`. Presets (:data:`VARIATIONS`):
       ``default``; ``friction_half`` / ``friction_double``: every wheel's friction limit (road and
       grass) x 0.5 / x 2; ``push_left`` / ``push_right``: a lateral bias of -10 / +10 in every
       wheel's tyre force, in the wheel's frame (so towards the car's left / right). Values and
@@ -313,9 +313,9 @@ class CarRacingEnv(CarRacing):
         lap_complete_percent: float = 0.95,
         domain_randomize: bool = False,
         continuous: bool = True,
-        variation: str | CarVariation = "default",
+        variant: str | CarVariation = "default",
     ) -> None:
-        self._variation = get_variation(variation)
+        self._variation = get_variation(variant)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode must be None or one of {self.metadata['render_modes']}, "
@@ -335,7 +335,7 @@ class CarRacingEnv(CarRacing):
             lap_complete_percent,
             domain_randomize,
             continuous,
-            variation,
+            variant,
         )
         self._track_renderer = TrackRenderer()
         self._canvas: pygame.Surface | None = None  # the scene, kept from frame to frame

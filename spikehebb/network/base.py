@@ -3,18 +3,20 @@
 A :class:`PlasticNetwork` is P independent feed-forward rate networks (the population batch) with
 layer sizes ``sizes = (n_0, n_1, ..., n_L)`` and no bias. Layer 0 holds the inputs as given (the
 ant's first layer reads the raw observation); layer l >= 1 holds ``o_l = f_l(o_{l-1} @ W_l)``.
+Backends subclass it (:data:`spikehebb.network.BACKENDS`); build one with
+:func:`spikehebb.network.make_network`.
 
 Layouts (P = population):
 
-- inputs ``(P, n_0)``, outputs ``(P, n_L)``
+- inputs ``(P, n_0)``, outputs ``(P, n_L)``, modulator ``(P,)`` (one value m(t) per member)
 - ``weights[l]``: ``(P, n_l, n_{l+1})``, entry ``[p, i, j]`` is the synapse from unit i of layer l
   to unit j of layer l+1 of member p
 - ``coefficients[l]``: ``(P, n_l, n_{l+1}, k)`` with the k fields in ``rule.fields`` order
 - ``activations``: one array ``(P, n_l)`` per layer, inputs first, outputs last
 
 One :meth:`~PlasticNetwork.step`: forward through all layers, then the rule updates every layer
-with the activations of that same pass, then each layer with a normalisation has its weights
-rescaled (``normalise``; the car divides every layer by its max |w|, per member).
+with the activations (and the modulator) of that same pass, then the weight constraints run in
+order (:mod:`spikehebb.network.constraints`; the car divides every layer by its max |w|).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from spikehebb.network.constraints import WeightConstraint, make_constraint
 from spikehebb.rules import RuleSpec, get_rule
 
 #: Activation functions by name: (Brian2 expression of the summed input ``I``, NumPy function).
@@ -37,14 +40,6 @@ ACTIVATIONS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
 WEIGHT_INITS = ("uniform", "normal")
 
 DTYPES = ("float32", "float64")
-
-BACKENDS = ("brian2", "numpy")
-
-#: Weight normalisations applied after every rule update, by name.
-#: ``"max_abs"``: each member's layer divided by its largest |w| (Najarro & Risi 2020's car code,
-#: ``w = w / abs(w).max()`` per layer). A layer whose weights are all 0 is left as it is (the
-#: original would divide by 0).
-NORMALISATIONS = ("max_abs",)
 
 #: ``callback(t, outputs) -> next inputs``; t counts from 0, outputs is ``(P, n_out)``; returning
 #: None ends the run after step t.
@@ -75,36 +70,22 @@ def sample_weights(
 
 
 class PlasticNetwork:
-    """P independent plastic feed-forward networks run in lockstep.
-
-    ``PlasticNetwork(..., backend="brian2")`` returns a
-    :class:`~spikehebb.network.brian.BrianPlasticNetwork` (the rule as Brian2 rate equations,
-    compiled to C++ through Cython); ``backend="numpy"`` returns a
-    :class:`~spikehebb.network.reference.NumpyPlasticNetwork`.
+    """P independent plastic feed-forward networks run in lockstep (the backends' base class).
 
     Arguments:
         sizes: units per layer, inputs first; the paper's ant is (28, 128, 64, 8).
         rule: a rule name from :data:`spikehebb.rules.RULES` or a :class:`RuleSpec`; None gives
             a static network (no plasticity: the paper's static-weights baseline).
         population: P, the number of independent networks.
-        backend: "brian2" (default) or "numpy".
         activation: one name from :data:`ACTIVATIONS` for every layer, or one per layer
             (``len(sizes) - 1`` names). The rule sees the activated rates.
         dtype: "float32" (fast) or "float64" (for equivalence checks).
-        normalise: None (default), one name from :data:`NORMALISATIONS` for every layer, or one
-            per layer (a name or None each); applied after the rule in every step (the car:
-            ``"max_abs"``). Needs a rule: a static network never changes its weights.
+        constraints: weight constraints applied after the rule in every step, in order (names,
+            dicts or :class:`~spikehebb.network.constraints.WeightConstraint` objects; the car:
+            ``["max_abs"]``). Need a rule: a static network never changes its weights.
     """
 
-    def __new__(cls, *args, backend: str = "brian2", **kwargs):
-        if cls is PlasticNetwork:
-            if backend == "brian2":
-                from spikehebb.network.brian import BrianPlasticNetwork as cls
-            elif backend == "numpy":
-                from spikehebb.network.reference import NumpyPlasticNetwork as cls
-            else:
-                raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
-        return super().__new__(cls)
+    backend = ""
 
     def __init__(
         self,
@@ -112,10 +93,9 @@ class PlasticNetwork:
         rule: str | RuleSpec | None = "ABCD_lr",
         population: int = 1,
         *,
-        backend: str = "brian2",
         activation: str | Sequence[str] = "tanh",
         dtype: str = "float32",
-        normalise: str | Sequence[str | None] | None = None,
+        constraints: Sequence[str | dict | WeightConstraint] = (),
     ):
         self.sizes = tuple(int(n) for n in sizes)
         if len(self.sizes) < 2 or any(n < 1 for n in self.sizes) or len(self.sizes) != len(sizes):
@@ -126,7 +106,6 @@ class PlasticNetwork:
         if not (isinstance(population, (int, np.integer)) and population >= 1):
             raise ValueError(f"population must be a positive integer, got {population!r}")
         self.population = int(population)
-        self.backend = backend
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
         self.dtype = np.dtype(dtype)
@@ -141,11 +120,11 @@ class PlasticNetwork:
                     f"unknown activation {name!r}; expected one of {tuple(ACTIVATIONS)}"
                 )
         self.activation = tuple(names)
-        self.normalise = self._check_normalise(normalise)
+        self.constraints = self._check_constraints(constraints)
         self.frozen = False
-        """While True, steps run the forward pass only: the rule (and the normalisation after it)
+        """While True, steps run the forward pass only: the rule (and the constraints after it)
         is paused, the weights stay as they are (a perturbation: "freeze the rule")."""
-        self._armed = False
+        self._armed = np.zeros(self.population, dtype=bool)
 
     # ----------------------------------------------------------------------------- shapes
     @property
@@ -164,35 +143,53 @@ class PlasticNetwork:
         return self.rule is not None
 
     @property
+    def modulated(self) -> bool:
+        """Whether the rule reads the modulator (a third factor)."""
+        return self.plastic and "mod" in self.rule.reads
+
+    @property
     def coefficient_shapes(self) -> list[tuple[int, int, int, int]]:
         """``(P, n_pre, n_post, k)`` per layer (empty for a static network)."""
         return [s + (self.rule.k,) for s in self.weight_shapes] if self.plastic else []
 
     # ------------------------------------------------------------------------- public API
     def reset(
-        self, coefficients: Sequence[np.ndarray] | None, weights: Sequence[np.ndarray]
+        self,
+        coefficients: Sequence[np.ndarray] | None,
+        weights: Sequence[np.ndarray],
+        members: Sequence[int] | None = None,
     ) -> None:
-        """Arm a new lifetime: fixed rule coefficients and fresh initial weights.
+        """Arm new lifetimes: fixed rule coefficients and fresh initial weights.
 
-        coefficients: per layer ``(P, n_pre, n_post, k)``, fields in ``rule.fields`` order
-            (None for a static network).
-        weights: per layer ``(P, n_pre, n_post)`` (see :func:`sample_weights`).
-        Rates are zeroed. Nothing is rebuilt: the arrays are copied into the running network.
+        members: the slots to arm (indices into the population); None arms all P. The other
+        slots keep their lifetimes running; a member's numbers never depend on the other slots.
+        coefficients: per layer ``(n, n_pre, n_post, k)`` for the n slots armed, fields in
+            ``rule.fields`` order (None for a static network).
+        weights: per layer ``(n, n_pre, n_post)`` (see :func:`sample_weights`).
+        The armed slots' rates are zeroed. Nothing is rebuilt: the arrays are copied into the
+        running network.
         """
+        index = self._check_members(members)
+        n = len(index)
         if not self.plastic:
             if coefficients is not None:
                 raise ValueError("a static network (rule=None) takes coefficients=None")
             coefficients = []
         else:
-            coefficients = self._check_layers("coefficients", coefficients, self.coefficient_shapes)
-        weights = self._check_layers("weights", weights, self.weight_shapes)
-        self._arm(coefficients, weights)
-        self._armed = True
+            coefficients = self._check_layers(
+                "coefficients", coefficients, [(n,) + s[1:] for s in self.coefficient_shapes]
+            )
+        weights = self._check_layers("weights", weights, [(n,) + s[1:] for s in self.weight_shapes])
+        self._arm(coefficients, weights, None if members is None else index)
+        self._armed[index] = True
 
-    def step(self, inputs: np.ndarray) -> np.ndarray:
-        """One forward pass and rule update; inputs ``(P, n_in)`` -> outputs ``(P, n_out)``."""
+    def step(self, inputs: np.ndarray, modulator: np.ndarray | None = None) -> np.ndarray:
+        """One forward pass and rule update; inputs ``(P, n_in)`` -> outputs ``(P, n_out)``.
+
+        modulator: ``(P,)`` values m(t) read by modulated rules (None: 0; ignored by the others).
+        """
         self._check_armed()
-        return self._step(self._check_inputs(inputs))
+        return self._step(self._check_inputs(inputs), self._check_modulator(modulator))
 
     def run(self, inputs: np.ndarray, n_steps: int, callback: StepCallback) -> int:
         """The closed loop: ``n_steps`` steps, the first on ``inputs``.
@@ -207,9 +204,13 @@ class PlasticNetwork:
             raise ValueError(f"n_steps must be a non-negative integer, got {n_steps!r}")
         if not callable(callback):
             raise TypeError(f"callback must be callable as callback(t, outputs), got {callback!r}")
-        if n_steps == 0:
-            return 0
-        return self._run(inputs, int(n_steps), callback)
+        for t in range(int(n_steps)):
+            nxt = callback(t, self._step(inputs, None))
+            if nxt is None:
+                return t + 1
+            if t + 1 < n_steps:
+                inputs = self._check_inputs(nxt, what="callback's next inputs")
+        return int(n_steps)
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Replace the current weights in the middle of a lifetime (rates, coefficients and the
@@ -230,21 +231,12 @@ class PlasticNetwork:
         return self._activations()
 
     # ------------------------------------------------------------------ backend interface
-    def _arm(self, coefficients: list[np.ndarray], weights: list[np.ndarray]) -> None:
+    def _arm(self, coefficients: list[np.ndarray], weights: list[np.ndarray], members: np.ndarray | None) -> None:
+        """Write the lifetimes' arrays into slots ``members`` (None: all, in order)."""
         raise NotImplementedError
 
-    def _step(self, inputs: np.ndarray) -> np.ndarray:
+    def _step(self, inputs: np.ndarray, modulator: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError
-
-    def _run(self, inputs: np.ndarray, n_steps: int, callback: StepCallback) -> int:
-        """The closed loop: :meth:`_step`, then the callback, ``n_steps`` times at most."""
-        for t in range(n_steps):
-            nxt = callback(t, self._step(inputs))
-            if nxt is None:
-                return t + 1
-            if t + 1 < n_steps:
-                inputs = self._check_inputs(nxt, what="callback's next inputs")
-        return n_steps
 
     def _weights(self) -> list[np.ndarray]:
         raise NotImplementedError
@@ -255,39 +247,43 @@ class PlasticNetwork:
     def _activations(self) -> list[np.ndarray]:
         raise NotImplementedError
 
-    @staticmethod
-    def max_abs_normalise(w: np.ndarray) -> None:
-        """Divide each member's weights by their largest |w|, in place; w is ``(P, ...)``.
-
-        Both backends call this same function so that their numbers agree bit for bit."""
-        if not w.flags.c_contiguous:
-            raise ValueError("max_abs_normalise works in place and needs a C-contiguous array")
-        flat = w.reshape(w.shape[0], -1)
-        scale = np.abs(flat).max(axis=1)
-        scale[scale == 0] = 1  # an all-zero layer stays as it is
-        flat /= scale[:, None]
+    def _apply_constraints(self, weights: Sequence[np.ndarray], numpy_only: bool = False) -> None:
+        """Run the constraints in order on per-layer ``(P, n_pre, n_post)`` arrays, in place
+        (``numpy_only``: those without Brian2 code)."""
+        for constraint in self.constraints:
+            for layer, w in enumerate(weights):
+                if constraint.acts_on(layer) and not (numpy_only and constraint.brian_code(layer)):
+                    constraint.apply(w, layer)
 
     # ------------------------------------------------------------------------- validation
-    def _check_normalise(self, normalise) -> tuple[str | None, ...]:
-        if normalise is None or isinstance(normalise, str):
-            names = [normalise] * self.n_layers
-        else:
-            names = list(normalise)
-        if len(names) != self.n_layers:
-            raise ValueError(
-                f"normalise needs None, one name or {self.n_layers} (one per layer), got {normalise!r}"
-            )
-        for name in names:
-            if name is not None and name not in NORMALISATIONS:
+    def _check_constraints(self, constraints) -> tuple[WeightConstraint, ...]:
+        if isinstance(constraints, (str, dict, WeightConstraint)):
+            constraints = [constraints]
+        checked = tuple(make_constraint(c) for c in constraints)
+        for c in checked:
+            if c.layers is not None and any(not 0 <= l < self.n_layers for l in c.layers):
                 raise ValueError(
-                    f"unknown normalisation {name!r}; expected None or one of {NORMALISATIONS}"
+                    f"{c.name} constraint names layers {c.layers}; this network has layers 0..{self.n_layers - 1}"
                 )
-        if any(names) and self.rule is None:
-            raise ValueError("normalise needs a rule: a static network (rule=None) never changes its weights")
-        return tuple(names)
+        if checked and self.rule is None:
+            raise ValueError("weight constraints need a rule: a static network (rule=None) never changes its weights")
+        return checked
+
+    def _check_members(self, members) -> np.ndarray:
+        if members is None:
+            return np.arange(self.population)
+        index = np.asarray(members)
+        if (
+            index.ndim != 1 or not np.issubdtype(index.dtype, np.integer) or index.size == 0
+            or index.min() < 0 or index.max() >= self.population or len(np.unique(index)) != index.size
+        ):
+            raise ValueError(
+                f"members must be distinct slot indices in 0..{self.population - 1}, got {list(np.atleast_1d(members))}"
+            )
+        return index
 
     def _check_armed(self) -> None:
-        if not self._armed:
+        if not self._armed.all():
             raise RuntimeError("the network has no lifetime armed yet: call reset(coefficients, weights) first")
 
     def _check_inputs(self, inputs, what: str = "inputs") -> np.ndarray:
@@ -299,6 +295,16 @@ class PlasticNetwork:
             raise ValueError(f"{what} contain NaN or inf")
         return arr
 
+    def _check_modulator(self, modulator) -> np.ndarray | None:
+        if modulator is None:
+            return None
+        arr = np.asarray(modulator, dtype=self.dtype)
+        if arr.shape != (self.population,):
+            raise ValueError(f"modulator must be (P,) = ({self.population},), got {np.shape(modulator)}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("modulator contains NaN or inf")
+        return arr
+
     def _check_layers(self, what, arrays, shapes) -> list[np.ndarray]:
         if isinstance(arrays, np.ndarray) or len(arrays) != self.n_layers:
             raise ValueError(
@@ -308,11 +314,11 @@ class PlasticNetwork:
         checked = []
         for layer, (arr, shape) in enumerate(zip(arrays, shapes), start=1):
             arr = np.asarray(arr)
-            if arr.shape != shape:
+            if arr.shape != tuple(shape):
                 if len(shape) == 4:
-                    dims = f"(P, n_pre, n_post, k) = {shape} for rule {self.rule.name} {self.rule.fields}"
+                    dims = f"(P, n_pre, n_post, k) = {tuple(shape)} for rule {self.rule.name} {self.rule.fields}"
                 else:
-                    dims = f"(P, n_pre, n_post) = {shape}"
+                    dims = f"(P, n_pre, n_post) = {tuple(shape)}"
                 raise ValueError(f"{what} for layer {layer} must be {dims}, got {arr.shape}")
             if not np.issubdtype(arr.dtype, np.number):
                 raise ValueError(f"{what} for layer {layer} must be numeric, got dtype {arr.dtype}")
@@ -325,5 +331,5 @@ class PlasticNetwork:
         return (
             f"{type(self).__name__}(sizes={self.sizes}, rule={self.rule and self.rule.name!r}, "
             f"population={self.population}, activation={self.activation}, dtype={self.dtype.name!r}"
-            + (f", normalise={self.normalise}" if any(self.normalise) else "") + ")"
+            + (f", constraints={list(self.constraints)}" if self.constraints else "") + ")"
         )

@@ -22,7 +22,7 @@ writes into the arrays the compiled code reads.
 Schedule of one time step (one env step), checked against the reference in the tests:
 
     groups slot: layer-1 input (summed), layer-1 rates, layer-2 input, ..., layer-L rates
-    end slot:    rule on layer 1, ..., rule on layer L, the normalisation (if any)
+    end slot:    rule on layer 1, ..., rule on layer L, then the weight constraints in order
 
 then the closed loop's callback. The network is prepared once by a zero-length ``Network.run``
 (which compiles the code objects); after that :meth:`step` and :meth:`run` execute the compiled
@@ -31,11 +31,14 @@ without its per-call setup: each ``Network.run`` call re-creates every code obje
 ``gc.collect()``, 80-90 ms here (4.7 us per member-step in a 300-step lifetime at B=64, enough to
 push a rollout below 0.8 of the bare physics' step rate).
 
-The normalisation (``normalise="max_abs"``: each member's layer divided by its max |w|) is a
-reduction over a member's synapses, which Brian2's synaptic code cannot express (summed
-variables sum onto the post group, they do not take maxima), so it is a ``NetworkOperation``
-running NumPy in place on the arrays the compiled code reads, the same function the NumPy
-backend calls. :meth:`step` runs it too: it is one of the scheduled step objects.
+Weight constraints (:mod:`spikehebb.network.constraints`) run as synaptic code where Brian2 can
+express them; otherwise (the car's max-|w| normalisation is a reduction over a member's
+synapses, which summed variables cannot take) as a ``NetworkOperation`` running the
+constraint's NumPy function in place on the arrays the compiled code reads, the same function
+the NumPy backend calls. :meth:`step` runs them too: they are scheduled step objects.
+
+A modulated rule (one whose terms read ``mod``) gets a variable ``m`` on every post group, written
+each step from the member's modulator value; the synapses read it as ``m_post``.
 
 By default the learning rate is folded into the coefficients at ``reset`` (``fold_eta=True``):
 each synapse then stores and reads four coefficients instead of five.
@@ -48,53 +51,65 @@ by a file lock so that processes building the same network at once do not break 
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import warnings
 
 import numpy as np
 
 from spikehebb.network.base import ACTIVATIONS, PlasticNetwork
-from spikehebb.rules import RuleSpec, fold_eta
+from spikehebb.rules import RuleSpec, brian_model_lines, brian_update, fold_eta, synapse_fields
 
 TARGETS = ("cython", "numpy")
-
-#: Each coefficient's term in the rule (Najarro & Risi 2020, eq. 1), as synaptic Brian2 code.
-RULE_TERMS = {"A": "A * r_pre * r_post", "B": "B * r_pre", "C": "C * r_post", "D": "D"}
-
-#: What each coefficient multiplies, for the comments in the generated model.
-_FIELD_DOC = {
-    "eta": "learning rate",
-    "A": "coefficient of the correlation o_i*o_j",
-    "B": "coefficient of the presynaptic rate o_i",
-    "C": "coefficient of the postsynaptic rate o_j",
-    "D": "constant drift",
-}
 
 _cython_checked: bool | None = None
 
 
-def synapse_fields(rule: RuleSpec | None, fold_eta: bool = True) -> tuple[str, ...]:
-    """The coefficient variables the synapses store (the rule's fields, less eta if folded)."""
-    if rule is None:
-        return ()
-    return tuple(f for f in rule.fields if not (fold_eta and f == "eta"))
-
-
-def synapse_model(rule: RuleSpec | None, fold_eta: bool = True) -> str:
-    """Brian2 model of one synaptic layer: weight, per-synapse coefficients, forward pass."""
+def synapse_model(rule: RuleSpec | None, fold_eta: bool = True, constraints=(), layer: int = 0) -> str:
+    """Brian2 model of one synaptic layer: weight, per-synapse coefficients (from the rule's term
+    table), variables the constraints read, and the forward pass."""
     lines = ["w : 1  # weight, dimensionless"]
-    for f in synapse_fields(rule, fold_eta):
-        folded = " (times eta)" if fold_eta and rule.has_eta else ""
-        lines.append(f"{f} : 1 (constant)  # {_FIELD_DOC[f]}{folded}")
+    if rule is not None:
+        lines += brian_model_lines(rule, fold_eta)
+    for c in constraints:
+        if c.acts_on(layer):
+            lines += c.brian_model(layer)
     lines.append("I_post = w * r_pre : 1 (summed)  # forward pass: input to the post layer")
     return "\n".join(lines)
 
 
 def rule_update(rule: RuleSpec, fold_eta: bool = True) -> str:
     """Brian2 code of the rule, applied once per step after the forward pass."""
-    terms = " + ".join(RULE_TERMS[f] for f in rule.fields if f != "eta")
-    if rule.has_eta and not fold_eta:
-        return f"w += eta * ({terms})"
-    return f"w += {terms}"
+    return brian_update(rule, fold_eta)
+
+
+#: Seconds a build may take before the user is told that Brian2 is compiling.
+COMPILE_NOTICE_AFTER_S = 3.0
+
+
+@contextlib.contextmanager
+def _compile_notice():
+    """Print one line to stderr if the block runs longer than :data:`COMPILE_NOTICE_AFTER_S`
+    (a first build compiles the network's C++, about a minute; later builds hit the cache)."""
+    import sys
+
+    def notice():
+        from brian2 import prefs
+
+        cache = prefs.codegen.runtime.cython.cache_dir or "~/.cython/brian_extensions"
+        print(
+            f"spikehebb: compiling the Brian2 network to C++ (first use of this rule and dtype: "
+            f"about a minute; cached in {cache})",
+            file=sys.stderr, flush=True,
+        )
+
+    timer = threading.Timer(COMPILE_NOTICE_AFTER_S, notice)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def _code_object_class(target: str):
@@ -129,6 +144,8 @@ class BrianPlasticNetwork(PlasticNetwork):
             to rounding).
     """
 
+    backend = "brian2"
+
     def __init__(self, *args, target: str = "cython", fold_eta: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.fold_eta = bool(fold_eta)
@@ -145,6 +162,8 @@ class BrianPlasticNetwork(PlasticNetwork):
         groups = []
         for layer, n in enumerate(self.sizes):
             model = "r : 1  # rate" if layer == 0 else "I : 1  # summed input\nr : 1  # rate"
+            if layer > 0 and self.modulated:
+                model += "\nm : 1  # the member's modulator m(t), the same for all its units"
             # The summed-variable update of a group runs just before it (order - 1), so even
             # orders for the groups give: input 1, rates 1, input 2, rates 2, ...
             group = b2.NeuronGroup(
@@ -158,12 +177,11 @@ class BrianPlasticNetwork(PlasticNetwork):
                 group.run_regularly(f"r = {expr}", when="groups", order=2 * layer)
             groups.append(group)
 
-        model = synapse_model(self.rule, self.fold_eta)
-        synapses = []
+        synapses, n_rules = [], self.n_layers
         for layer, (n_pre, n_post) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
             syn = b2.Synapses(
-                groups[layer - 1], groups[layer], model, clock=clock, dtype=dtype,
-                codeobj_class=codeobj, name=f"spikehebb_synapses{layer}",
+                groups[layer - 1], groups[layer], synapse_model(self.rule, self.fold_eta, self.constraints, layer - 1),
+                clock=clock, dtype=dtype, codeobj_class=codeobj, name=f"spikehebb_synapses{layer}",
             )
             member, i, j = np.meshgrid(np.arange(P), np.arange(n_pre), np.arange(n_post), indexing="ij")
             pre, post = (member * n_pre + i).ravel(), (member * n_post + j).ravel()
@@ -172,26 +190,36 @@ class BrianPlasticNetwork(PlasticNetwork):
                 raise RuntimeError("Brian2 reordered the synapses; the (member, pre, post) layout is broken")
             if self.plastic:
                 syn.run_regularly(rule_update(self.rule, self.fold_eta), when="end", order=layer)
+            for k, c in enumerate(self.constraints):
+                if c.acts_on(layer - 1):
+                    for name, values in c.brian_values(layer - 1, P).items():
+                        syn.variables[name].get_value()[:] = values
+                    code = c.brian_code(layer - 1)
+                    if code:  # after every rule, constraints in list order
+                        syn.run_regularly(code, when="end", order=n_rules + 1 + k)
             synapses.append(syn)
 
+        # Constraints Brian2 cannot express run as NumPy on the compiled code's arrays.
         extra = []
-        self._norm_op = None
-        if any(self.normalise):
-            self._norm_op = b2.NetworkOperation(
-                self._normalise, when="end", order=self.n_layers + 1, clock=clock, name="spikehebb_normalise"
-            )
-            extra.append(self._norm_op)
+        for k, c in enumerate(self.constraints):
+            if any(c.acts_on(l) and not c.brian_code(l) for l in range(self.n_layers)):
+                extra.append(b2.NetworkOperation(
+                    self._numpy_constraint_operation(c), when="end", order=n_rules + 1 + k,
+                    clock=clock, name=f"spikehebb_constraint{k}_{c.name}",
+                ))
         self._net = b2.Network(groups, synapses, *extra)
         # A zero-length run compiles every code object once (cached on disk for later processes)
         # and prepares them; one step is then these objects run in the network's schedule order.
-        self._net.run(0 * b2.ms, namespace={})
+        with _compile_notice():
+            self._net.run(0 * b2.ms, namespace={})
         self._step_objects = [
-            o for o in self._net.sorted_objects if o.active and (o._code_objects or o is self._norm_op)
+            o for o in self._net.sorted_objects if o.active and (o._code_objects or o in extra)
         ]
-        # What a frozen step skips: everything in the "end" slot (the rules and the normalisation).
+        # What a frozen step skips: everything in the "end" slot (the rules and the constraints).
         self._forward_objects = [o for o in self._step_objects if o.when != "end"]
         # The arrays the compiled code reads and writes; writing into them re-arms the network.
         self._rates = [g.variables["r"].get_value() for g in groups]
+        self._modulators = [g.variables["m"].get_value() for g in groups[1:]] if self.modulated else []
         self._w = [s.variables["w"].get_value() for s in synapses]
         self._coef = [
             {f: s.variables[f].get_value() for f in synapse_fields(self.rule, self.fold_eta)}
@@ -199,26 +227,40 @@ class BrianPlasticNetwork(PlasticNetwork):
         ]
 
     # ------------------------------------------------------------------------- lifetime
-    def _arm(self, coefficients, weights):
+    def _arm(self, coefficients, weights, members):
+        P = self.population
+        where = slice(None) if members is None else members
         for layer, w in enumerate(weights):
-            self._w[layer][:] = w.reshape(-1)
+            self._w[layer].reshape(P, -1)[where] = w.reshape(len(w), -1)
         for layer, c in enumerate(coefficients):
             if self.fold_eta:
                 values = fold_eta(c, self.rule)
             else:
                 values = {f: c[..., self.rule.index(f)] for f in self.rule.fields}
             for field, array in self._coef[layer].items():
-                array[:] = values[field].reshape(-1)
+                array.reshape(P, -1)[where] = values[field].reshape(len(c), -1)
         for r in self._rates:
-            r[:] = 0
+            r.reshape(P, -1)[where] = 0
 
-    def _normalise(self):
-        for w, norm in zip(self._w, self.normalise):
-            if norm == "max_abs":
-                self.max_abs_normalise(w.reshape(self.population, -1))
+    def _numpy_constraint_operation(self, constraint):
+        """A zero-argument function for a NetworkOperation (Brian2 passes ``t`` to one-argument ones)."""
 
-    def _step(self, inputs):
+        def operation():
+            self._apply_numpy_constraint(constraint)
+
+        return operation
+
+    def _apply_numpy_constraint(self, constraint) -> None:
+        for layer, (w, shape) in enumerate(zip(self._w, self.weight_shapes)):
+            if constraint.acts_on(layer) and not constraint.brian_code(layer):
+                constraint.apply(w.reshape(shape), layer)
+
+    def _step(self, inputs, modulator):
         self._rates[0][:] = inputs.reshape(-1)
+        if self._modulators:
+            m = np.zeros(self.population, self.dtype) if modulator is None else modulator
+            for array, n in zip(self._modulators, self.sizes[1:]):
+                array.reshape(self.population, n)[:] = m[:, None]
         for obj in self._forward_objects if self.frozen else self._step_objects:
             obj.run()
         return self._outputs()

@@ -12,7 +12,7 @@ of generations. The layout, with every group, dataset, shape, dtype and unit, is
     /generations/*         (G, P) fitness_raw, fitness_shaped; (G,) fitness_min/mean/max,
                            best_fitness, sigma, lr, wall_time, env_steps, generation
     /mean/<part>/layer_l   current mean of the search distribution split by the run's
-                           spikehebb.params.ParamLayout: coefficients/layer_l (n_pre, n_post, k),
+                           spikehebb.genome.GenomeMap: coefficients/layer_l (n_pre, n_post, k),
                            weights/layer_l (n_pre, n_post), parts of the task (the car's conv)
     /best/<part>/layer_l   best candidate so far (raw fitness), same layout; attrs fitness, generation
     /snapshots/*           the search mean every k-th generation
@@ -48,7 +48,9 @@ import h5py
 import numpy as np
 
 from spikehebb import __version__
-from spikehebb.params import ParamLayout
+from spikehebb.agents.base import GenomePart
+from spikehebb.genome import GenomeMap
+from spikehebb.rules import coefficient_shapes
 from spikehebb.rules import get_rule
 from spikehebb.store.fileformat import FORMAT, FORMAT_VERSION, RunFileError, attr_str, open_checked
 from spikehebb.store.state import read_state, state_nbytes, write_state
@@ -73,21 +75,27 @@ _ROWS_PER_CHUNK = 64
 
 
 # --------------------------------------------------------------------------------------------
-# Parameter layout (spikehebb.params.ParamLayout) <-> JSON, and flat vectors <-> stored arrays.
+# The genome map (spikehebb.genome.GenomeMap) <-> JSON, and flat vectors <-> stored arrays.
 
 
-def layout_to_json(layout: ParamLayout) -> str:
-    return json.dumps({"parts": [[name, [list(s) for s in shapes]] for name, shapes in layout.parts]})
+def layout_to_json(layout: GenomeMap) -> str:
+    return layout.to_json()
 
 
-def layout_from_json(text: str) -> ParamLayout:
-    parts = json.loads(text)["parts"]
-    return ParamLayout(tuple((name, tuple(tuple(s) for s in shapes)) for name, shapes in parts))
+def layout_from_json(text: str) -> GenomeMap:
+    return GenomeMap.from_json(text)
 
 
-def _layer_paths(layout: ParamLayout) -> list[tuple[str, int, tuple[int, ...]]]:
+def default_layout(sizes: Sequence[int], rule: str | None) -> GenomeMap:
+    """A plain network's genome: the rule's coefficients, or static weights when rule is None."""
+    if rule is not None:
+        return GenomeMap((GenomePart("coefficients", tuple(coefficient_shapes(sizes, rule))),))
+    return GenomeMap((GenomePart("weights", tuple((a, b) for a, b in zip(sizes[:-1], sizes[1:]))),))
+
+
+def _layer_paths(layout: GenomeMap) -> list[tuple[str, int, tuple[int, ...]]]:
     """(part, layer number from 1, shape) of every stored array, in flat-vector order."""
-    return [(name, l, tuple(shape)) for name, shapes in layout.parts for l, shape in enumerate(shapes, 1)]
+    return [(p.name, l, tuple(shape)) for p in layout.parts for l, shape in enumerate(p.shapes, 1)]
 
 
 def _jsonable(value: Any) -> Any:
@@ -167,7 +175,7 @@ class RunStore:
         sizes: Sequence[int],
         rule: str | None,
         popsize: int,
-        layout: ParamLayout | None = None,
+        layout: GenomeMap | None = None,
         fsync: bool = True,
         snapshot_every: int = 10,
     ) -> "RunStore":
@@ -175,8 +183,8 @@ class RunStore:
 
         config: the run's config dataclass or a mapping (stored as JSON). sizes: layer sizes
         ``(n_0, ..., n_L)``. rule: the plasticity rule's name, or None for a static-weights run.
-        layout: the :class:`spikehebb.params.ParamLayout` of the searched vector; default
-        ``ParamLayout.for_network(sizes, rule, "hebbian")``, or ``"static"`` when rule is None.
+        layout: the :class:`spikehebb.genome.GenomeMap` of the searched vector; default
+        :func:`default_layout` (the rule's coefficients, or static weights when rule is None).
         snapshot_every: keep a copy of the search mean after every ``snapshot_every``-th
         generation in ``/snapshots`` (0: none), so that the final rule can be chosen as the
         authors did, the best of the stored generation means.
@@ -189,7 +197,7 @@ class RunStore:
         if int(popsize) < 1:
             raise ValueError(f"popsize must be a positive integer, got {popsize}")
         if layout is None:
-            layout = ParamLayout.for_network(sizes, rule, "hebbian" if rule is not None else "static")
+            layout = default_layout(sizes, rule)
         config_json = config_to_json(config)
         if path.exists():
             raise FileExistsError(
@@ -329,7 +337,7 @@ class RunStore:
 
         generation: index of the generation just told, 0-based; must equal
         :attr:`generations_completed`. fitness_raw, fitness_shaped: (P,) in ask() order.
-        mean, best_params: flat ``(n,)`` vectors in the run's :class:`ParamLayout`.
+        mean, best_params: flat ``(n,)`` vectors in the run's :class:`GenomeMap`.
         strategy_state: ``strategy.state_dict()`` taken after ``tell``.
         When this returns, the generation is on disk (fsynced unless ``fsync=False``). Without
         room for it, raises :class:`RunFileWriteError` and the file keeps the generations before.

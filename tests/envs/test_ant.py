@@ -122,7 +122,7 @@ def test_reward_terms_sum_to_reward(make_env):
 
 
 def test_make_with_preset_and_time_limit():
-    env = gymnasium.make(ANT_ENV_ID, morphology="default")
+    env = gymnasium.make(ANT_ENV_ID, variant="default")
     try:
         assert env.spec.max_episode_steps == 1000
         assert env.unwrapped.morphology == PRESETS["default"]
@@ -139,7 +139,7 @@ def test_make_with_preset_and_time_limit():
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_check_env_passes(name):
-    env = gymnasium.make(ANT_ENV_ID, morphology=name)
+    env = gymnasium.make(ANT_ENV_ID, variant=name)
     try:
         check_env(env.unwrapped, skip_render_check=True)
     finally:
@@ -148,7 +148,7 @@ def test_check_env_passes(name):
 
 def test_check_env_with_render_and_a_morphology_object():
     env = gymnasium.make(
-        ANT_ENV_ID, morphology=Morphology((1.0, 0.5, 1.0, 1.0)), render_mode="rgb_array"
+        ANT_ENV_ID, variant=Morphology((1.0, 0.5, 1.0, 1.0)), render_mode="rgb_array"
     )
     try:
         check_env(env.unwrapped)
@@ -247,12 +247,12 @@ def test_morphologies_change_geometry_and_trajectory(name, make_env, reference):
 
 def test_unknown_preset_through_make_lists_presets():
     with pytest.raises(ValueError, match="unknown morphology 'tripod'.*damage_left"):
-        gymnasium.make(ANT_ENV_ID, morphology="tripod")
+        gymnasium.make(ANT_ENV_ID, variant="tripod")
 
 
 def test_bad_leg_scale_through_make():
     with pytest.raises(ValueError, match=r"ankle_scale\[1\] must be a finite number"):
-        gymnasium.make(ANT_ENV_ID, morphology=Morphology((1.0, -1.0, 1.0, 1.0)))
+        gymnasium.make(ANT_ENV_ID, variant=Morphology((1.0, -1.0, 1.0, 1.0)))
 
 
 @pytest.mark.parametrize(

@@ -136,7 +136,7 @@ def test_fill_rows_equals_surface_fill(depth):
 
 
 def test_make_registers_time_limit_and_variation(make):
-    env = make(CAR_ENV_ID, variation="friction_half")
+    env = make(CAR_ENV_ID, variant="friction_half")
     assert env.spec.max_episode_steps == 1000
     assert isinstance(env.unwrapped, CarRacingEnv)
     assert env.unwrapped.variation == VARIATIONS["friction_half"]
@@ -144,13 +144,13 @@ def test_make_registers_time_limit_and_variation(make):
 
 
 def test_check_env_passes(make):
-    env = make(CAR_ENV_ID, render_mode="rgb_array", variation="push_left")
+    env = make(CAR_ENV_ID, render_mode="rgb_array", variant="push_left")
     check_env(env.unwrapped)
 
 
 def test_same_seed_same_episode(make):
-    a = make(CAR_ENV_ID, variation="push_right")
-    b = make(CAR_ENV_ID, variation="push_right")
+    a = make(CAR_ENV_ID, variant="push_right")
+    b = make(CAR_ENV_ID, variant="push_right")
     assert_same_episode(a, b, 11, random_actions(11, 40))
 
 
@@ -161,7 +161,7 @@ VARIATION_STEPS = 100  # 2 s of simulated time
 
 def drive(variation, seed=0, steps=VARIATION_STEPS):
     """Full gas straight ahead from the start; returns (forward, right) displacement in m."""
-    env = CarRacingEnv(variation=variation)
+    env = CarRacingEnv(variant=variation)
     try:
         env.reset(seed=seed)
         angle = env.car.hull.angle
@@ -213,7 +213,7 @@ def test_push_left_and_right_drift_to_opposite_sides():
 
 def test_variation_object_is_accepted():
     custom = CarVariation(friction=0.8, side_force=2.0)
-    env = CarRacingEnv(variation=custom)
+    env = CarRacingEnv(variant=custom)
     try:
         env.reset(seed=0)
         assert env.variation == custom
@@ -227,7 +227,7 @@ def test_variation_object_is_accepted():
 
 def test_unknown_variation_lists_presets():
     with pytest.raises(ValueError, match="unknown car variation 'ice'.*friction_half.*push_right"):
-        gymnasium.make(CAR_ENV_ID, variation="ice")
+        gymnasium.make(CAR_ENV_ID, variant="ice")
 
 
 @pytest.mark.parametrize(

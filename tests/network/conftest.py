@@ -5,7 +5,7 @@ import functools
 import numpy as np
 import pytest
 
-from spikehebb.network import ACTIVATIONS, PlasticNetwork
+from spikehebb.network import ACTIVATIONS, make_network
 from spikehebb.rules import get_rule, reference_update
 
 ANT = (28, 128, 64, 8)
@@ -13,7 +13,7 @@ ANT = (28, 128, 64, 8)
 
 @functools.lru_cache(maxsize=None)
 def cached_network(backend, rule, population, dtype, sizes=ANT, activation="tanh", **kwargs):
-    return PlasticNetwork(sizes, rule, population, backend=backend, dtype=dtype, activation=activation, **kwargs)
+    return make_network(sizes, rule, population, backend=backend, dtype=dtype, activation=activation, **kwargs)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spikehebb.network import PlasticNetwork
+from spikehebb.network import make_network
 from spikehebb.network import brian
 
 SIZES = (4, 3, 2)
@@ -19,7 +19,7 @@ def _build_and_run(cache_dir, barrier=None):
     prefs.codegen.runtime.cython.cache_dir = str(cache_dir)
     if barrier is not None:
         barrier.wait()
-    net = PlasticNetwork(SIZES, "ABCD_lr", 2, dtype="float64")
+    net = make_network(SIZES, "ABCD_lr", 2, dtype="float64")
     assert net.target == "cython"
     rng = np.random.default_rng(0)
     net.reset([rng.normal(0, 0.1, s) for s in net.coefficient_shapes], [rng.uniform(-0.1, 0.1, s) for s in net.weight_shapes])
@@ -47,7 +47,7 @@ def test_concurrent_builds_share_one_cache(tmp_path):
     assert _compiled_modules(tmp_path) == modules  # nothing new was compiled
 
     rng = np.random.default_rng(0)
-    ref = PlasticNetwork(SIZES, "ABCD_lr", 2, backend="numpy", dtype="float64")
+    ref = make_network(SIZES, "ABCD_lr", 2, backend="numpy", dtype="float64")
     ref.reset([rng.normal(0, 0.1, s) for s in ref.coefficient_shapes], [rng.uniform(-0.1, 0.1, s) for s in ref.weight_shapes])
     np.testing.assert_allclose(a, [ref.step(x) for x in rng.normal(size=(20, 2, 4))], atol=1e-12)
 
@@ -58,13 +58,13 @@ def test_falls_back_to_numpy_with_one_warning(monkeypatch):
     monkeypatch.setattr(brian, "_cython_checked", None)
     monkeypatch.setattr(CythonCodeObject, "is_available", classmethod(lambda cls: False))
     with pytest.warns(RuntimeWarning, match="falls back to the much slower numpy target"):
-        net = PlasticNetwork(SIZES, "A", 1, dtype="float64")
+        net = make_network(SIZES, "A", 1, dtype="float64")
     assert net.target == "numpy"
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        assert PlasticNetwork(SIZES, "A", 1, dtype="float64").target == "numpy"  # warned once only
+        assert make_network(SIZES, "A", 1, dtype="float64").target == "numpy"  # warned once only
     net.reset([np.full(s, 0.1) for s in net.coefficient_shapes], [np.full(s, 0.5) for s in net.weight_shapes])
     np.testing.assert_allclose(net.step(np.ones((1, 4))), np.tanh(np.full((1, 2), 3 * 0.5 * np.tanh(2.0))))
 

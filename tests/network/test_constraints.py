@@ -1,9 +1,9 @@
-"""Per-layer weight normalisation after the rule (the car's ``w / max|w|``), both backends."""
+"""Weight constraints after the rule: the car's per-layer ``w / max|w|`` normalisation, both backends."""
 
 import numpy as np
 import pytest
 
-from spikehebb.network import ACTIVATIONS, PlasticNetwork
+from spikehebb.network import ACTIVATIONS, MaxAbsNormalisation, make_network
 from spikehebb.rules import reference_update
 
 BACKENDS = ["brian2", "numpy"]
@@ -34,7 +34,7 @@ def reference_normalised(coefficients, weights, inputs, rule, activation, normal
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_hand_computed_step(network, backend):
     """One layer 2 -> 2, linear, rule A (dw = A*o_i*o_j) with A = 1; member 1 is all zeros."""
-    net = network(backend, "A", 2, "float64", (2, 2), "linear", normalise="max_abs")
+    net = network(backend, "A", 2, "float64", (2, 2), "linear", constraints=("max_abs",))
     w0 = np.array([[0.1, -0.2], [0.3, 0.05]])
     weights = [np.stack([w0, np.zeros((2, 2))])]
     coefficients = [np.stack([np.ones((2, 2, 1)), np.zeros((2, 2, 1))])]
@@ -50,12 +50,12 @@ def test_hand_computed_step(network, backend):
 
 
 @pytest.mark.parametrize("dtype, tol", [("float64", 1e-10), ("float32", 1e-4)])
-@pytest.mark.parametrize("normalise", ["max_abs", (None, "max_abs", "max_abs")])
+@pytest.mark.parametrize("constraints", [("max_abs",), (MaxAbsNormalisation(layers=(1, 2)),)])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_matches_reference_and_step_equals_run(network, lifetime, backend, normalise, dtype, tol):
+def test_matches_reference_and_step_equals_run(network, lifetime, backend, constraints, dtype, tol):
     coefficients, weights, inputs = lifetime(CAR_LIKE, "ABCD_lr", 3, 40, seed=11)
     coefficients = [c * 20 for c in coefficients]  # large updates: the normalisation must bite
-    names = (normalise,) * 3 if isinstance(normalise, str) else normalise
+    names = ("max_abs",) * 3 if constraints == ("max_abs",) else (None, "max_abs", "max_abs")
     ref_out, ref_w = reference_normalised(coefficients, weights, inputs, "ABCD_lr", CAR_ACTIVATION, names)
     for l, norm in enumerate(names):
         peak = np.abs(ref_w[l]).max(axis=(1, 2))
@@ -64,7 +64,7 @@ def test_matches_reference_and_step_equals_run(network, lifetime, backend, norma
         else:
             assert np.all(peak > 1.0)  # un-normalised: the rule grew the weights past 1
 
-    net = network(backend, "ABCD_lr", 3, dtype, CAR_LIKE, CAR_ACTIVATION, normalise=normalise)
+    net = network(backend, "ABCD_lr", 3, dtype, CAR_LIKE, CAR_ACTIVATION, constraints=constraints)
     net.reset(coefficients, weights)
     outputs = np.array([net.step(x) for x in inputs])
     for got, want in zip(net.weights, ref_w):
@@ -89,7 +89,7 @@ def test_backends_agree_in_float64(network, lifetime):
     coefficients, weights, inputs = lifetime(CAR_LIKE, "ABCD_lr", 2, 20, seed=5)
     got = []
     for backend in BACKENDS:
-        net = network(backend, "ABCD_lr", 2, "float64", CAR_LIKE, CAR_ACTIVATION, normalise="max_abs")
+        net = network(backend, "ABCD_lr", 2, "float64", CAR_LIKE, CAR_ACTIVATION, constraints=("max_abs",))
         net.reset(coefficients, weights)
         for x in inputs:
             net.step(x)
@@ -99,17 +99,17 @@ def test_backends_agree_in_float64(network, lifetime):
 
 
 @pytest.mark.parametrize(
-    "normalise, message",
+    "constraints, message",
     [
-        ("l2", "unknown normalisation 'l2'"),
-        (("max_abs", None), "one per layer"),
+        (("l2",), "unknown weight constraint 'l2'"),
+        (({"name": "max_abs", "layers": [3]},), r"max_abs constraint names layers \(3,\); this network has layers 0..2"),
     ],
 )
-def test_bad_normalise(normalise, message):
+def test_bad_constraints(constraints, message):
     with pytest.raises(ValueError, match=message):
-        PlasticNetwork(CAR_LIKE, "ABCD_lr", 1, backend="numpy", normalise=normalise)
+        make_network(CAR_LIKE, "ABCD_lr", 1, backend="numpy", constraints=constraints)
 
 
-def test_static_network_refuses_normalise():
-    with pytest.raises(ValueError, match="needs a rule"):
-        PlasticNetwork(CAR_LIKE, None, 1, backend="numpy", normalise="max_abs")
+def test_static_network_refuses_constraints():
+    with pytest.raises(ValueError, match="need a rule"):
+        make_network(CAR_LIKE, None, 1, backend="numpy", constraints=("max_abs",))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spikehebb.network import PlasticNetwork, sample_weights
+from spikehebb.network import make_network, sample_weights
 from spikehebb.rules import get_rule
 
 BACKENDS = ["brian2", "numpy"]
@@ -129,21 +129,21 @@ def test_callback_errors_propagate_and_network_stays_usable(network, backend):
 # ------------------------------------------------------------------------------- bad input
 def test_unknown_rule_backend_activation_target():
     with pytest.raises(ValueError, match="unknown rule 'ABX'; valid rules are A, AD"):
-        PlasticNetwork((2, 2), "ABX", backend="numpy")
+        make_network((2, 2), "ABX", backend="numpy")
     with pytest.raises(ValueError, match=r"unknown backend 'torch'; expected one of \('brian2', 'numpy'\)"):
-        PlasticNetwork((2, 2), "A", backend="torch")
+        make_network((2, 2), "A", backend="torch")
     with pytest.raises(ValueError, match="unknown activation 'softplus'"):
-        PlasticNetwork((2, 2), "A", backend="numpy", activation="softplus")
+        make_network((2, 2), "A", backend="numpy", activation="softplus")
     with pytest.raises(ValueError, match=r"activation needs one name or 2"):
-        PlasticNetwork((2, 2, 2), "A", backend="numpy", activation=("tanh",))
+        make_network((2, 2, 2), "A", backend="numpy", activation=("tanh",))
     with pytest.raises(ValueError, match="unknown code-generation target 'cuda'"):
-        PlasticNetwork((2, 2), "A", backend="brian2", target="cuda")
+        make_network((2, 2), "A", backend="brian2", target="cuda")
     with pytest.raises(ValueError, match="population must be a positive integer, got 0"):
-        PlasticNetwork((2, 2), "A", 0, backend="numpy")
+        make_network((2, 2), "A", 0, backend="numpy")
     with pytest.raises(ValueError, match="dtype must be one of"):
-        PlasticNetwork((2, 2), "A", backend="numpy", dtype="float16")
+        make_network((2, 2), "A", backend="numpy", dtype="float16")
     with pytest.raises(ValueError, match="at least two positive layer sizes"):
-        PlasticNetwork((2,), "A", backend="numpy")
+        make_network((2,), "A", backend="numpy")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -173,7 +173,7 @@ def test_bad_arrays_are_rejected_with_the_expected_shape(network, backend):
 
 
 def test_step_before_reset():
-    net = PlasticNetwork((2, 2), "A", backend="numpy")
+    net = make_network((2, 2), "A", backend="numpy")
     with pytest.raises(RuntimeError, match=r"call reset\(coefficients, weights\) first"):
         net.step(X)
 

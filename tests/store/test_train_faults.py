@@ -76,8 +76,8 @@ def test_a_disk_that_fills_up_mid_run_then_resume_equals_an_uninterrupted_run(tm
 
 def test_a_run_in_a_read_only_directory(tmp_path, read_only, capsys):
     src = tmp_path / "src"
-    path = train(TrainConfig(popsize=4, generations=1, max_env_steps=60, train_variants=("default",), batch_size=4,
-                             evaluator="serial", runs_dir=str(src), run_name="run"), progress=False)
+    path = train(TrainConfig.from_dict(dict(popsize=4, generations=1, max_env_steps=60, train_variants=("default",), batch_size=4,
+                             evaluator="serial", runs_dir=str(src), run_name="run")), progress=False)
     ro = read_only(src)
     run = ro / path.name
     assert cli_main(["inspect", str(run)]) == 0

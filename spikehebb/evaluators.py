@@ -1,11 +1,7 @@
-"""Where rollouts run: in the calling process, a pool of local processes, or Ray actors.
+"""Where lifetimes run: in the calling process, a pool of local processes, or Ray actors.
 
-Every backend runs the same :class:`Worker`: it owns one :class:`~spikehebb.rollout.Rollout`
-(one compiled batched network, its envs) for its whole life and receives candidates as keys
-plus the generation's sampler (:mod:`spikehebb.es`), never as parameter vectors. A candidate's
-lifetime is seeded from (run seed, generation, candidate index, variant), so a candidate gets the
-same initial weights and env starts whichever worker runs it and whatever else is in its batch:
-results do not depend on the backend or the number of workers (the tests check it bit for bit).
+Every backend runs the same :class:`~spikehebb.worker.Worker` (the fitness of lifetimes) and
+hands it candidates as keys plus the generation's sampler, never as parameter vectors.
 
 - :class:`SerialEvaluator`: one worker in the calling process.
 - :class:`ProcessEvaluator` (default): one persistent worker process per core (spawned, so each
@@ -20,8 +16,7 @@ interpreter exit, and worker processes exit on their own when the parent's pipe 
 worker outlives its run.
 
 Work is split into one chunk of consecutive keys per worker per generation
-(:func:`split_evenly`); :func:`worker_batch_size` sizes ``WorkerSpec.batch_size`` so that a chunk
-is one lockstep batch where it fits.
+(:func:`split_evenly`); inside a worker the rollout keeps its batch full by refilling slots.
 """
 
 from __future__ import annotations
@@ -36,128 +31,14 @@ import traceback
 import warnings
 import weakref
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from spikehebb.network import sample_weights
-from spikehebb.params import ParamLayout
-from spikehebb.rollout import Rollout, StepHook
-from spikehebb.tasks import Task, get_task
-
-#: Spawn-key tag separating evaluation lifetimes from training ones.
-EVALUATION_TAG = 2**31 - 1
-
-
-@dataclass(frozen=True)
-class WorkerSpec:
-    """Everything a worker process needs to build itself (picklable)."""
-
-    task: str = "ant"
-    task_overrides: dict[str, Any] = field(default_factory=dict)
-    """Fields replaced in the registered task, e.g. ``{"train_variants": ("default",),
-    "rules": {"max_env_steps": 200}}``."""
-    rule: str | None = "ABCD_lr"
-    """None for the static-weights baseline."""
-    mode: str = "hebbian"
-    """"hebbian", "coevolve" (initial weights evolved too) or "static"."""
-    batch_size: int = 32
-    backend: str = "brian2"
-    dtype: str = "float32"
-    weight_init: str = "uniform"
-    weight_scale: float = 0.1
-    """U[-0.1, 0.1] in Najarro & Risi 2020."""
-    seed: int = 0
-
-    def make_task(self) -> Task:
-        return get_task(self.task, **self.task_overrides)
-
-    def layout(self, task: Task | None = None) -> ParamLayout:
-        task = task or self.make_task()
-        return ParamLayout.for_network(task.sizes, self.rule, self.mode, extra=task.param_parts())
-
-
-def lifetime_seeds(seed: int, *path: int) -> tuple[np.random.Generator, int]:
-    """(generator for the initial weights, env reset seed) of the lifetime at ``path``."""
-    seq = np.random.SeedSequence([seed, *path])
-    weights_seq, env_seq = seq.spawn(2)
-    return np.random.default_rng(weights_seq), int(env_seq.generate_state(1)[0])
-
-
-class Worker:
-    """Runs lifetimes for candidates; one per process, built once."""
-
-    def __init__(self, spec: WorkerSpec):
-        self.spec = spec
-        self.task = spec.make_task()
-        self.layout = spec.layout(self.task)
-        self.rollout = Rollout(self.task, spec.rule, spec.batch_size, backend=spec.backend, dtype=spec.dtype)
-
-    def lifetimes(
-        self,
-        params: np.ndarray,
-        variant: str,
-        seed_paths: Sequence[tuple[int, ...]],
-        on_step: StepHook | None = None,
-    ) -> tuple[np.ndarray, int]:
-        """Fitness ``(n,)`` of n lifetimes on ``variant`` and the env steps they took.
-
-        params: ``(n, n_params)`` candidates (rows may repeat); seed_paths: n tuples of ints
-        seeding each lifetime's initial weights and env (see :func:`lifetime_seeds`).
-        """
-        params = np.asarray(params)
-        fitness, env_steps = np.empty(len(params)), 0
-        B = self.rollout.batch_size
-        for start in range(0, len(params), B):
-            chunk = params[start : start + B]
-            parts = self.layout.split(chunk)
-            seeds = [lifetime_seeds(self.spec.seed, *p) for p in seed_paths[start : start + B]]
-            if "weights" in parts:
-                weights = parts["weights"]
-            else:
-                draws = [self._draw_weights(rng) for rng, _ in seeds]
-                weights = [np.concatenate(layer) for layer in zip(*draws)]
-            result = self.rollout.run(
-                variant, parts.get("coefficients"), weights, [s for _, s in seeds], on_step,
-                encoder_params=parts.get("encoder"),
-            )
-            fitness[start : start + len(chunk)] = result.fitness
-            env_steps += result.env_steps
-        return fitness, env_steps
-
-    def _draw_weights(self, rng: np.random.Generator) -> list[np.ndarray]:
-        return sample_weights(self.task.sizes, 1, self.spec.weight_init, self.spec.weight_scale, rng)
-
-    def initial_weights(self, params: np.ndarray, seed_path: tuple[int, ...]) -> list[np.ndarray]:
-        """The initial weights, per layer ``(n_pre, n_post)``, of the lifetime at ``seed_path``."""
-        parts = self.layout.split(np.asarray(params)[None])
-        if "weights" in parts:
-            return [w[0] for w in parts["weights"]]
-        return [w[0] for w in self._draw_weights(lifetime_seeds(self.spec.seed, *seed_path)[0])]
-
-    def evaluate(self, sampler, keys: Sequence) -> tuple[np.ndarray, int]:
-        """Training fitness of candidates given as ES keys: the mean over the task's training
-        variants. Returns (fitness ``(len(keys),)``, env steps)."""
-        params = np.stack([sampler.params(k) for k in keys])
-        total, env_steps = np.zeros(len(keys)), 0
-        for v, variant in enumerate(self.task.train_variants):
-            paths = [(k.generation, k.index, v) for k in keys]
-            fitness, steps = self.lifetimes(params, variant, paths)
-            total += fitness
-            env_steps += steps
-        return total / len(self.task.train_variants), env_steps
-
-    def evaluate_params(self, params: np.ndarray, variant: str, episodes: Sequence[int]) -> tuple[np.ndarray, int]:
-        """Fitness of one parameter vector over the given episode numbers on ``variant``."""
-        v = self.task.variants.index(self.task.check_variants([variant])[0])
-        paths = [(EVALUATION_TAG, e, v) for e in episodes]
-        return self.lifetimes(np.repeat(np.asarray(params)[None], len(episodes), axis=0), variant, paths)
-
-    def close(self) -> None:
-        self.rollout.close()
-
+from spikehebb.config import WorkerSpec
+from spikehebb.worker import Worker
 
 def split_evenly(items: Sequence, n_chunks: int) -> list[list]:
     """Consecutive chunks of near-equal size (no empty chunk)."""
@@ -175,35 +56,6 @@ MAX_WORKER_FAILURES = 3
 
 #: ``factory(spec) -> Worker``: what a backend builds in each worker process (must be picklable).
 WorkerFactory = Callable[[WorkerSpec], Worker]
-
-
-class CrashOnceWorker(Worker):
-    """Test aid: a :class:`Worker` whose process dies (``os._exit(1)``, no clean-up, as a segfault
-    or an OOM kill would leave it) when it is handed the candidate ``crash_on = (generation,
-    index)``, only the first time if ``marker`` is a path (created atomically, so a replacement
-    process runs the candidate normally), every time if ``marker`` is None.
-
-    Use it as ``worker_factory=functools.partial(CrashOnceWorker, crash_on=(0, 5), marker=path)``.
-    """
-
-    def __init__(self, spec: WorkerSpec, crash_on: tuple[int, int], marker: str | os.PathLike | None):
-        super().__init__(spec)
-        self.crash_on = tuple(crash_on)
-        self.marker = marker
-
-    def evaluate(self, sampler, keys: Sequence) -> tuple[np.ndarray, int]:
-        if any((k.generation, k.index) == self.crash_on for k in keys) and self._first_time():
-            os._exit(1)
-        return super().evaluate(sampler, keys)
-
-    def _first_time(self) -> bool:
-        if self.marker is None:
-            return True
-        try:
-            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            return False
-        return True
 
 
 def _chunk_sampler(sampler, keys: list):
@@ -748,8 +600,5 @@ def make_evaluator(name: str, spec: WorkerSpec, workers: int | None = None, addr
     return EVALUATORS[name](spec, workers, **kwargs)
 
 
-def worker_batch_size(popsize: int, workers: int, limit: int = 64) -> int:
-    """Batch size giving each worker one batch per generation where it fits under ``limit``."""
-    return max(1, min(limit, math.ceil(popsize / max(1, workers))))
 
 

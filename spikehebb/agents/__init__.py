@@ -1,0 +1,38 @@
+"""Agents: the controllers a rollout drives, one registry for every kind.
+
+    agent = make_agent(AgentConfig(kind="hebbian", rule="ABCD_lr"), task, batch_size=64)
+
+Every kind follows :class:`~spikehebb.agents.base.Agent` (reset per lifetime, step on a batch,
+weights and activations for traces) and lists its :class:`~spikehebb.agents.base.GenomePart`\\ s.
+A new kind is one class with ``kind``, ``genome_parts(config, sizes)``, ``draw_part`` for parts
+it draws per lifetime, and the protocol's methods, plus one line in :data:`AGENTS`.
+"""
+
+from __future__ import annotations
+
+from spikehebb.agents.base import Agent, GenomePart
+from spikehebb.agents.hebbian import HebbianAgent, NetworkAgent, StaticAgent
+
+#: Every agent kind by name.
+AGENTS: dict[str, type] = {HebbianAgent.kind: HebbianAgent, StaticAgent.kind: StaticAgent}
+
+from spikehebb.agents.config import AgentConfig  # noqa: E402  (AgentConfig validates against AGENTS)
+
+
+def agent_class(config: AgentConfig) -> type:
+    return AGENTS[config.kind]
+
+
+def genome_parts(config: AgentConfig, task) -> tuple[GenomePart, ...]:
+    """Everything a lifetime of this agent on ``task`` needs, in genome order: the task's parts
+    first (an encoder with evolved parameters), then the agent's."""
+    return tuple(task.genome_parts()) + tuple(agent_class(config).genome_parts(config, task.sizes))
+
+
+def make_agent(config: AgentConfig, task, batch_size: int, **kwargs):
+    """An agent of ``config.kind`` for ``task``'s network, B = ``batch_size`` slots."""
+    return agent_class(config)(config, task.sizes, task.activation, batch_size, constraints=task.constraints, **kwargs)
+
+
+__all__ = ["AGENTS", "Agent", "AgentConfig", "GenomePart", "HebbianAgent", "NetworkAgent", "StaticAgent",
+           "agent_class", "genome_parts", "make_agent"]

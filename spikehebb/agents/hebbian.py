@@ -1,0 +1,132 @@
+"""Hebbian and static rate networks as agents (Najarro & Risi 2020).
+
+- ``hebbian``: a :class:`~spikehebb.network.PlasticNetwork` whose weights start random in every
+  lifetime (U[-0.1, 0.1], drawn per lifetime from its seed, not searched) and change by the
+  evolved rule after every step. Genome: ``"coefficients"``, per layer ``(n_pre, n_post, k)``;
+  with ``evolve_initial_weights`` (the paper's appendix 6.4, "co-evolved") also ``"weights"``,
+  the searched initial weights, per layer ``(n_pre, n_post)``.
+- ``static``: the same network with no rule; its weights are the genome (``"weights"``), the
+  paper's static-weights baseline.
+
+Either runs on the Brian2 backend (the rule as equations compiled to C++, default) or NumPy
+(``AgentConfig.backend``). The task's weight constraints (the car's max-|w| normalisation) apply
+to plastic networks only.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from spikehebb.agents.base import GenomePart
+from spikehebb.agents.config import AgentConfig
+from spikehebb.network import make_network, sample_weights
+from spikehebb.rules import coefficient_shapes
+
+
+def _weight_shapes(sizes: Sequence[int]) -> tuple[tuple[int, int], ...]:
+    return tuple((a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+class NetworkAgent:
+    """An agent backed by one batched :class:`~spikehebb.network.PlasticNetwork`.
+
+    Arguments:
+        config: the agent's :class:`AgentConfig`.
+        sizes, activation: the task's network.
+        batch_size: B, the network's population.
+        constraints: weight constraints after the rule (ignored without a rule).
+        network_kwargs: passed to the backend (``target``, ``fold_eta``).
+    """
+
+    kind = ""
+    takes_rule = False
+    """Whether the kind has a plasticity rule (``AgentConfig.rule``)."""
+
+    def __init__(self, config: AgentConfig, sizes, activation, batch_size: int, constraints=(), **network_kwargs):
+        self.config = config
+        rule = self.rule_name(config)
+        self.network = make_network(
+            sizes, rule, batch_size, backend=config.backend, activation=activation, dtype=config.dtype,
+            constraints=constraints if rule is not None else (), **network_kwargs,
+        )
+        self.batch_size = int(batch_size)
+        self.n_inputs, self.n_outputs = self.network.sizes[0], self.network.sizes[-1]
+
+    @staticmethod
+    def rule_name(config: AgentConfig) -> str | None:
+        raise NotImplementedError
+
+    # ---- genome
+    @classmethod
+    def genome_parts(cls, config: AgentConfig, sizes: Sequence[int]) -> tuple[GenomePart, ...]:
+        raise NotImplementedError
+
+    @classmethod
+    def draw_part(cls, config: AgentConfig, sizes: Sequence[int], name: str, rng: np.random.Generator) -> list[np.ndarray]:
+        """A lifetime's value of a part that is not searched: per layer ``(1, *shape)``."""
+        if name != "weights":
+            raise KeyError(f"{cls.kind} agents draw no part {name!r}")
+        return sample_weights(sizes, 1, config.weight_init, config.weight_scale, rng)
+
+    # ---- the protocol
+    def reset(self, parts: Mapping[str, Sequence[np.ndarray]], members: Sequence[int] | None = None) -> None:
+        self.network.reset(parts.get("coefficients"), parts["weights"], members)
+
+    def step(self, inputs: np.ndarray, modulator: np.ndarray | None = None) -> np.ndarray:
+        return self.network.step(inputs, modulator)
+
+    def weights(self) -> list[np.ndarray]:
+        return self.network.weights
+
+    def activations(self) -> list[np.ndarray]:
+        return self.network.activations
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Replace every slot's weights mid-lifetime, per layer ``(B, n_pre, n_post)``."""
+        self.network.set_weights(weights)
+
+    @property
+    def frozen(self) -> bool:
+        """While True the rule is paused (forward pass only)."""
+        return self.network.frozen
+
+    @frozen.setter
+    def frozen(self, value: bool) -> None:
+        self.network.frozen = bool(value)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.network!r})"
+
+
+class HebbianAgent(NetworkAgent):
+    """Random initial weights, an evolved plasticity rule (see the module docstring)."""
+
+    kind = "hebbian"
+    takes_rule = True
+
+    @staticmethod
+    def rule_name(config: AgentConfig) -> str:
+        return config.rule
+
+    @classmethod
+    def genome_parts(cls, config: AgentConfig, sizes: Sequence[int]) -> tuple[GenomePart, ...]:
+        return (
+            GenomePart("coefficients", tuple(coefficient_shapes(sizes, config.rule))),
+            GenomePart("weights", _weight_shapes(sizes), searched=config.evolve_initial_weights),
+        )
+
+
+class StaticAgent(NetworkAgent):
+    """Evolved fixed weights, no plasticity: the paper's static-weights baseline."""
+
+    kind = "static"
+
+    @staticmethod
+    def rule_name(config: AgentConfig) -> None:
+        return None
+
+    @classmethod
+    def genome_parts(cls, config: AgentConfig, sizes: Sequence[int]) -> tuple[GenomePart, ...]:
+        return (GenomePart("weights", _weight_shapes(sizes)),)

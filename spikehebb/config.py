@@ -1,0 +1,297 @@
+"""A run's configuration: nested objects, one per concern, saved in the run file as they are.
+
+    TrainConfig
+      task:      TaskConfig       which task, its training variants, its lifetime length
+      agent:     AgentConfig      which agent kind, its rule and network options (spikehebb.agents)
+      strategy:  StrategyConfig   which evolution strategy, population, its constants
+      evaluator: EvaluatorConfig  where lifetimes run: serial, processes, Ray; workers; batch size
+      generations, seed, runs_dir, run_name, extra
+
+:meth:`TrainConfig.to_dict` / :meth:`TrainConfig.from_dict` give the JSON form stored in the run
+file; ``from_dict`` also reads the flat form of run files written before the configs were
+nested (``{"task": "ant", "rule": "ABCD_lr", "static": false, "popsize": 32, ...}``). Workers get
+the task and agent configs themselves (:class:`WorkerSpec`). Every value is checked when the
+object is built, so a bad flag fails before anything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spikehebb.agents import AgentConfig
+from spikehebb.tasks import Task, get_task
+
+STRATEGY_NAMES = ("openai-es", "cma")
+EVALUATOR_NAMES = ("serial", "processes", "ray")
+
+
+def _check_number(owner: str, name: str, value, *, positive: bool = False, integer: bool = False, minimum=None) -> None:
+    """One-line errors for numeric settings: finite, an integer where needed, in range."""
+    ok_type = isinstance(value, (int,)) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or (not integer and not math.isfinite(value)):
+        kind = "an integer" if integer else "a finite number"
+        raise ValueError(f"{owner}: {name} must be {kind}, got {value!r}")
+    if positive and not value > 0:
+        raise ValueError(f"{owner}: {name} must be positive, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{owner}: {name} must be at least {minimum}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Which task and how its lifetimes run in training.
+
+    name: a registered task (:data:`spikehebb.tasks.TASKS`); train_variants: the variants whose
+    mean fitness is the training fitness (None: the task's: the ant's default and damage_right);
+    max_env_steps: env steps per lifetime, burn-in included (None: the task's, 1,000);
+    episode: other :class:`~spikehebb.tasks.EpisodeRules` fields to replace (``burn_in_steps``,
+    ``grace_steps``, ``patience``, ``end_on_terminated``), for training and test lifetimes alike.
+    """
+
+    name: str = "ant"
+    train_variants: tuple[str, ...] | None = None
+    max_env_steps: int | None = None
+    episode: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        task = get_task(self.name)
+        if self.train_variants is not None:
+            object.__setattr__(self, "train_variants", task.check_variants(tuple(self.train_variants)))
+        if self.episode is not None and "max_env_steps" in self.episode:
+            raise ValueError("task: give the lifetime length as max_env_steps, not inside episode")
+        task = self.make()  # bad episode fields fail here, with EpisodeRules' message
+        if self.max_env_steps is not None:
+            _check_number("task", "max_env_steps", self.max_env_steps, integer=True,
+                          minimum=task.episode.burn_in_steps + 1)
+
+    def overrides(self, full_length: bool = False) -> dict[str, Any]:
+        """The fields this config replaces in the registered task (``full_length``: keep the
+        task's own lifetime length)."""
+        out: dict[str, Any] = {}
+        if self.train_variants is not None:
+            out["train_variants"] = tuple(self.train_variants)
+        episode = dict(self.episode or {})
+        if self.max_env_steps is not None and not full_length:
+            episode["max_env_steps"] = int(self.max_env_steps)
+        if episode:
+            out["episode"] = episode
+        return out
+
+    def make(self, full_length: bool = False) -> Task:
+        """The task with this config's fields; ``full_length``: the task's own lifetime length
+        (test lifetimes), whatever the training length."""
+        return get_task(self.name, **self.overrides(full_length))
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """The evolution strategy (fitness is maximised).
+
+    name: "openai-es" (Najarro & Risi 2020's, the default) or "cma" (CMA-ES through ``cma``);
+    popsize: candidates per generation (even for OpenAI-ES, whose candidates come in mirrored
+    pairs); lr: OpenAI-ES learning rate, decays x0.995 per generation (0.2 in the paper);
+    sigma: noise scale / CMA's sigma0 (0.1 in the paper; OpenAI-ES decays it x0.999); l2_coeff:
+    OpenAI-ES fitness penalty -l2_coeff * mean(h^2) (0.01, the authors' code).
+    """
+
+    name: str = "openai-es"
+    popsize: int = 32
+    lr: float = 0.2
+    sigma: float = 0.1
+    l2_coeff: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.name not in STRATEGY_NAMES:
+            raise ValueError(f"unknown strategy {self.name!r}; expected one of {STRATEGY_NAMES}")
+        _check_number("strategy", "popsize", self.popsize, integer=True, minimum=2)
+        if self.name == "openai-es" and self.popsize % 2:
+            raise ValueError(
+                f"popsize must be even for OpenAI-ES, whose candidates come in mirrored pairs, got {self.popsize}"
+            )
+        _check_number("strategy", "lr", self.lr, positive=True)
+        _check_number("strategy", "sigma", self.sigma, positive=True)
+        _check_number("strategy", "l2_coeff", self.l2_coeff, minimum=0)
+
+    def make(self, n_params: int, seed: int):
+        from spikehebb.es import get_strategy
+
+        if self.name == "openai-es":
+            return get_strategy(
+                "openai-es", n_params=n_params, popsize=self.popsize, seed=seed,
+                lr=self.lr, sigma=self.sigma, l2_coeff=self.l2_coeff,
+            )
+        return get_strategy("cma", n_params=n_params, popsize=self.popsize, seed=seed, sigma0=self.sigma)
+
+
+@dataclass(frozen=True)
+class EvaluatorConfig:
+    """Where lifetimes run.
+
+    name: "serial" (this process), "processes" (persistent worker processes, the default) or
+    "ray"; workers: processes or Ray actors (None: one per core); ray_address: the Ray cluster
+    to join (None: a local instance); batch_size: slots of each worker's lockstep batch (None:
+    popsize / workers, at most 64).
+    """
+
+    name: str = "processes"
+    workers: int | None = None
+    ray_address: str | None = None
+    batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in EVALUATOR_NAMES:
+            raise ValueError(f"unknown evaluator {self.name!r}; expected one of {EVALUATOR_NAMES}")
+        if self.workers is not None:
+            _check_number("evaluator", "workers", self.workers, integer=True, minimum=1)
+        if self.batch_size is not None:
+            _check_number("evaluator", "batch_size", self.batch_size, integer=True, minimum=1)
+        if self.ray_address is not None and self.name != "ray":
+            raise ValueError(f"ray_address={self.ray_address!r} is for the ray evaluator only, not {self.name!r}")
+
+    def n_workers(self, popsize: int | None = None) -> int:
+        """Workers to start: serial 1; otherwise ``workers`` or one per core, never more than
+        ``popsize`` (a worker without candidates would only cost memory)."""
+        if self.name == "serial":
+            return 1
+        n = self.workers or os.cpu_count() or 1
+        return min(n, popsize) if popsize else n
+
+    def batch(self, popsize: int) -> int:
+        """Slots per worker batch: ``batch_size``, else one batch per worker where it fits under 64."""
+        return self.batch_size or max(1, min(64, math.ceil(popsize / max(1, self.n_workers(popsize)))))
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker process builds (picklable): the task and agent configs as they are, its
+    batch size and the run seed."""
+
+    task: TaskConfig = field(default_factory=TaskConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    batch_size: int = 32
+    seed: int = 0
+
+    def make_task(self, full_length: bool = False) -> Task:
+        return self.task.make(full_length)
+
+    def genome(self):
+        """The :class:`~spikehebb.genome.GenomeMap` of this worker's candidates."""
+        from spikehebb.agents import genome_parts
+        from spikehebb.genome import GenomeMap
+
+        return GenomeMap.of(genome_parts(self.agent, self.task.make()))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (defaults: a short run of a few minutes)."""
+
+    task: TaskConfig = field(default_factory=TaskConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
+    generations: int = 20
+    seed: int = 0
+    runs_dir: str = "runs"
+    run_name: str | None = None
+    """File name (without .h5) of the run; None: task_label_strategy_sSEED_TIME."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Free-form notes stored with the config."""
+
+    def __post_init__(self) -> None:
+        _check_number("train", "generations", self.generations, integer=True, minimum=1)
+        _check_number("train", "seed", self.seed, integer=True, minimum=0)
+
+    def worker_spec(self) -> WorkerSpec:
+        return WorkerSpec(self.task, self.agent, self.evaluator.batch(self.strategy.popsize), self.seed)
+
+    @property
+    def n_workers(self) -> int:
+        return self.evaluator.n_workers(self.strategy.popsize)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def default_path(self) -> Path:
+        name = self.run_name or "_".join(
+            [self.task.name, self.agent.label, self.strategy.name, f"s{self.seed}",
+             datetime.datetime.now().strftime("%Y%m%d-%H%M%S")]
+        )
+        return Path(self.runs_dir) / f"{name}.h5"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        """The config from its ``to_dict`` form, or from the flat form of older run files."""
+        d = dict(d)
+        flat_only = _FLAT_FIELDS - {f.name for f in dataclasses.fields(cls)}
+        if isinstance(d.get("task"), str) or set(d) & flat_only:
+            d = _from_flat(d)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config fields {sorted(unknown)}; known: {sorted(known)}")
+        parts = {
+            "task": TaskConfig, "agent": AgentConfig, "strategy": StrategyConfig, "evaluator": EvaluatorConfig,
+        }
+        for name, kind in parts.items():
+            if name in d:
+                sub = dict(d[name])
+                names = {f.name for f in dataclasses.fields(kind)}
+                if set(sub) - names:
+                    raise ValueError(f"unknown {name} config fields {sorted(set(sub) - names)}; known: {sorted(names)}")
+                if sub.get("train_variants") is not None:
+                    sub["train_variants"] = tuple(sub["train_variants"])
+                d[name] = kind(**sub)
+        return cls(**d)
+
+    def differences(self, other: "TrainConfig") -> list[str]:
+        """``"section.field: mine -> other's"`` for every setting that differs (flattened)."""
+        mine, theirs = _flatten(self.to_dict()), _flatten(other.to_dict())
+        return [f"{k}: {mine.get(k)!r} -> {theirs.get(k)!r}" for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k != "extra":
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+#: Fields of the flat config of run files written before the configs were nested.
+_FLAT_FIELDS = {
+    "task", "rule", "static", "coevolve", "strategy", "popsize", "generations", "seed", "lr", "sigma",
+    "l2_coeff", "train_variants", "max_env_steps", "evaluator", "workers", "ray_address", "batch_size",
+    "backend", "dtype", "runs_dir", "run_name", "extra",
+}
+
+
+def _from_flat(d: dict[str, Any]) -> dict[str, Any]:
+    """The nested form of an older run file's flat config (same run, same numbers)."""
+    unknown = set(d) - _FLAT_FIELDS
+    if unknown:
+        raise ValueError(f"unknown config fields {sorted(unknown)}; known: {sorted(_FLAT_FIELDS)}")
+    static = bool(d.get("static", False))
+    return {
+        "task": {"name": d.get("task", "ant"), "train_variants": d.get("train_variants"),
+                 "max_env_steps": d.get("max_env_steps")},
+        "agent": {"kind": "static" if static else "hebbian", "rule": None if static else d.get("rule", "ABCD_lr"),
+                  "evolve_initial_weights": bool(d.get("coevolve", False)),
+                  "backend": d.get("backend", "brian2"), "dtype": d.get("dtype", "float32")},
+        "strategy": {"name": d.get("strategy", "openai-es"), "popsize": d.get("popsize", 32),
+                     "lr": d.get("lr", 0.2), "sigma": d.get("sigma", 0.1), "l2_coeff": d.get("l2_coeff", 0.01)},
+        "evaluator": {"name": d.get("evaluator", "processes"), "workers": d.get("workers"),
+                      "ray_address": d.get("ray_address"), "batch_size": d.get("batch_size")},
+        **{k: d[k] for k in ("generations", "seed", "runs_dir", "run_name", "extra") if k in d},
+    }

@@ -1,0 +1,139 @@
+"""The fitness of lifetimes: what a worker computes, wherever it runs.
+
+A :class:`Worker` owns one :class:`~spikehebb.rollout.Rollout` (one agent of B slots, its envs)
+for its whole life. It receives candidates as ES keys plus the generation's sampler
+(:mod:`spikehebb.es`), never as parameter vectors, turns each into the parts its agent needs
+through the run's :class:`~spikehebb.genome.GenomeMap` (and draws the parts that are not
+searched, a Hebbian network's random initial weights, from the lifetime's seed), and runs the
+lifetimes. A candidate's lifetime is seeded from (run seed, generation, candidate index,
+variant), so it gets the same initial weights and env starts whichever worker runs it and
+whatever else is in its batch: results do not depend on the evaluator, the number of workers or
+the batch size (the tests check it bit for bit).
+
+Fitness: a training candidate's is the mean over the task's training variants of one lifetime's
+summed fitness term each (the ant: the progress term; the car: the env reward); a test
+(:meth:`Worker.evaluate_params`) scores one vector over numbered evaluation lifetimes.
+Where workers run is :mod:`spikehebb.evaluators`' job.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+
+from spikehebb.agents import agent_class, genome_parts
+from spikehebb.config import WorkerSpec
+from spikehebb.genome import GenomeMap
+from spikehebb.rollout import Rollout, StepHook
+
+#: Spawn-key tag separating evaluation lifetimes from training ones.
+EVALUATION_TAG = 2**31 - 1
+
+
+def lifetime_seeds(seed: int, *path: int) -> tuple[np.random.Generator, int]:
+    """(generator for the initial weights, env reset seed) of the lifetime at ``path``."""
+    seq = np.random.SeedSequence([seed, *path])
+    weights_seq, env_seq = seq.spawn(2)
+    return np.random.default_rng(weights_seq), int(env_seq.generate_state(1)[0])
+
+
+class Worker:
+    """Runs lifetimes for candidates; one per process, built once.
+
+    spec: the task and agent configs, the batch size and the run seed; full_length: test
+    lifetimes of the task's own length whatever the training length (assessments).
+    """
+
+    def __init__(self, spec: WorkerSpec, full_length: bool = False, env_kwargs: dict | None = None):
+        self.spec = spec
+        self.task = spec.make_task(full_length)
+        self.parts = genome_parts(spec.agent, self.task)
+        self.genome = GenomeMap.of(self.parts)
+        self._agent_class = agent_class(spec.agent)
+        self.rollout = Rollout(self.task, spec.agent, spec.batch_size, env_kwargs=env_kwargs)
+
+    def lifetimes(
+        self,
+        params: np.ndarray,
+        variant: str,
+        seed_paths: Sequence[tuple[int, ...]],
+        on_step: StepHook | None = None,
+    ) -> tuple[np.ndarray, int]:
+        """Fitness ``(n,)`` of n lifetimes on ``variant`` and the env steps they took.
+
+        params: ``(n, n_params)`` candidates (rows may repeat); seed_paths: n tuples of ints
+        seeding each lifetime's drawn parts and env (see :func:`lifetime_seeds`).
+        """
+        params = np.asarray(params)
+        seeds = [lifetime_seeds(self.spec.seed, *p) for p in seed_paths]
+        result = self.rollout.run(variant, lambda i: self.lifetime_parts(params[i], seeds[i][0]),
+                                  [s for _, s in seeds], on_step)
+        return result.fitness, result.env_steps
+
+    def lifetime_parts(self, params: np.ndarray, rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
+        """One lifetime's parts, per part per layer ``(1, *shape)``: the searched ones from
+        ``params`` ``(n_params,)``, the others drawn from ``rng`` (the lifetime's generator)."""
+        parts = self.genome.split(params)
+        for part in self.parts:
+            if not part.searched:
+                parts[part.name] = self._agent_class.draw_part(self.spec.agent, self.task.sizes, part.name, rng)
+        return parts
+
+    def initial_weights(self, params: np.ndarray, seed_path: tuple[int, ...]) -> list[np.ndarray]:
+        """The initial weights, per layer ``(n_pre, n_post)``, of the lifetime at ``seed_path``."""
+        parts = self.lifetime_parts(np.asarray(params), lifetime_seeds(self.spec.seed, *seed_path)[0])
+        return [w[0] for w in parts["weights"]]
+
+    def evaluate(self, sampler, keys: Sequence) -> tuple[np.ndarray, int]:
+        """Training fitness of candidates given as ES keys: the mean over the task's training
+        variants. Returns (fitness ``(len(keys),)``, env steps)."""
+        params = np.stack([sampler.params(k) for k in keys])
+        total, env_steps = np.zeros(len(keys)), 0
+        for v, variant in enumerate(self.task.train_variants):
+            paths = [(k.generation, k.index, v) for k in keys]
+            fitness, steps = self.lifetimes(params, variant, paths)
+            total += fitness
+            env_steps += steps
+        return total / len(self.task.train_variants), env_steps
+
+    def evaluate_params(self, params: np.ndarray, variant: str, episodes: Sequence[int]) -> tuple[np.ndarray, int]:
+        """Fitness of one parameter vector over the given episode numbers on ``variant``."""
+        v = self.task.variants.index(self.task.check_variants([variant])[0])
+        paths = [(EVALUATION_TAG, e, v) for e in episodes]
+        return self.lifetimes(np.repeat(np.asarray(params)[None], len(episodes), axis=0), variant, paths)
+
+    def close(self) -> None:
+        self.rollout.close()
+
+
+class CrashOnceWorker(Worker):
+    """Test aid: a :class:`Worker` whose process dies (``os._exit(1)``, no clean-up, as a segfault
+    or an OOM kill would leave it) when it is handed the candidate ``crash_on = (generation,
+    index)``, only the first time if ``marker`` is a path (created atomically, so a replacement
+    process runs the candidate normally), every time if ``marker`` is None.
+
+    Use it as ``worker_factory=functools.partial(CrashOnceWorker, crash_on=(0, 5), marker=path)``.
+    """
+
+    def __init__(self, spec: WorkerSpec, crash_on: tuple[int, int], marker: str | os.PathLike | None):
+        super().__init__(spec)
+        self.crash_on = tuple(crash_on)
+        self.marker = marker
+
+    def evaluate(self, sampler, keys: Sequence) -> tuple[np.ndarray, int]:
+        if any((k.generation, k.index) == self.crash_on for k in keys) and self._first_time():
+            os._exit(1)
+        return super().evaluate(sampler, keys)
+
+    def _first_time(self) -> bool:
+        if self.marker is None:
+            return True
+        try:
+            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True
+
+
