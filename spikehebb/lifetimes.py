@@ -110,6 +110,17 @@ class Lifetimes:
         self._parts = GenomeMap.of(self._all_parts).split(np.asarray(self.params)[None])
 
     @property
+    def controller(self):
+        """The batch's agent (what hooks receive): read and change it through the functions at
+        the end of this module."""
+        return self.rollout.agent
+
+    @property
+    def label(self) -> str:
+        """``"Hebbian ABCD_lr"``, ``"static"``, ...: how tables and frames name the controller."""
+        return f"Hebbian {self.agent.rule}" if self.agent.kind == "hebbian" else self.agent.kind
+
+    @property
     def static(self) -> bool:
         """Whether the run evolved static weights (no rule)."""
         return self.agent.kind == "static"

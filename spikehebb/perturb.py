@@ -224,11 +224,11 @@ def perturbed_speeds(
     with Lifetimes(run, which, batch_size=episodes, max_env_steps=max_env_steps, rules=NO_EARLY_END, decoder=wrap) as lives:
         if lives.task.name != "ant":
             raise ValueError(f"perturbation experiments need an ant run, got task {lives.task.name!r}")
-        T = lives.task.rules.max_network_steps
+        T = lives.task.episode.max_network_steps
         if not WINDOW <= t0 < T:
             raise ValueError(f"t0 must lie in [{WINDOW}, {T - 1}] (a whole window before it), got {t0}")
         speed = np.full((episodes, T), np.nan)
-        rng = np.random.default_rng([lives.spec.seed, t0, PERTURBATIONS.index(perturbation)])
+        rng = np.random.default_rng([lives.config.seed, t0, PERTURBATIONS.index(perturbation)])
 
         def on_step(t, controller, actions, infos):
             for b, info in enumerate(infos[:episodes]):
@@ -236,7 +236,7 @@ def perturbed_speeds(
                     speed[b, t] = info["reward_progress"]
             if t + 1 == t0:  # the hook runs after step t: what changes now acts from step t0 on
                 if perturbation == "redraw":
-                    set_weights(controller, lives.random_weights(lives.spec.batch_size, rng))
+                    set_weights(controller, lives.random_weights(lives.batch_size, rng))
                 elif perturbation == "freeze" and not lives.static:
                     freeze(controller)
                 elif perturbation == "motor":

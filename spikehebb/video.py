@@ -101,7 +101,7 @@ def record_video(
             fps = env.metadata.get("render_fps", 30) / every
             if output.suffix == ".gif":
                 fps = min(fps, GIF_MAX_FPS)
-        label = "static" if lives.static else lives.spec.rule
+        label = lives.label
         fitness, frames = 0.0, 0
         output.parent.mkdir(parents=True, exist_ok=True)
         with _writer(output, fps) as writer:
