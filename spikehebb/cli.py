@@ -140,6 +140,9 @@ def parser_default_task(args: argparse.Namespace) -> str:
 def run_train(args: argparse.Namespace) -> Path:
     from spikehebb.train import train
 
+    if args.workers is not None and args.workers > 0 and args.popsize is not None and args.workers > args.popsize:
+        print(f"note: {args.workers} workers for {args.popsize} candidates: starting {args.popsize} "
+              "(a worker without candidates would only cost memory)", file=sys.stderr)
     if args.resume:
         from spikehebb.store import RunStore
 
@@ -273,6 +276,8 @@ def experiment_main(task: str, description: str, argv: list[str] | None = None, 
         run_evaluate(path, args)
     except (ValueError, OSError, RuntimeError) as err:  # OSError: missing, existing, read-only, full (one line)
         parser.exit(2, f"{parser.prog}: error: {err}\n")
+    except KeyboardInterrupt as err:
+        parser.exit(130, f"{parser.prog}: {err or 'interrupted'}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -320,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {run_report(args)}")
     except (ValueError, OSError, RuntimeError) as err:  # OSError: missing, existing, read-only, full (one line)
         parser.exit(2, f"spikehebb {args.command}: error: {err}\n")
+    except KeyboardInterrupt as err:  # train says where the run stands and how to resume it
+        parser.exit(130, f"spikehebb {args.command}: {err or 'interrupted'}\n")
     return 0
 
 

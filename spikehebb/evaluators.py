@@ -237,6 +237,21 @@ def one_thread_per_library():
             os.environ.pop(k, None)
 
 
+def _check_main_is_importable() -> None:
+    """Spawned workers re-import the main script by its path; one read from standard input (or
+    otherwise not a file) cannot be, and every worker would die at start. Say so instead."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is not None and not os.path.isfile(path):
+        raise RuntimeError(
+            f"worker processes are spawned and re-import the main script, but it is {path!r}, not a "
+            "file (a script read from standard input?): save it to a file and run that, or use the "
+            "'serial' evaluator"
+        )
+
+
 @dataclass
 class _Process:
     """One worker process and the parent's end of its pipe."""
@@ -279,6 +294,7 @@ class ProcessEvaluator(_Evaluator):
         max_failures: int = MAX_WORKER_FAILURES,
     ):
         super().__init__(spec, workers if workers is not None else os.cpu_count() or 1)
+        _check_main_is_importable()
         self.max_failures = int(max_failures)
         self.restarts = 0
         """Worker processes replaced after they died."""

@@ -91,28 +91,47 @@ def train(
         end = config.generations if stop_after is None else min(config.generations, start + stop_after)
         if start >= end:
             return store.path
-        ev = config.evaluator
-        with make_evaluator(ev.name, spec, workers=config.n_workers, address=ev.ray_address) as evaluator:
-            bar = _progress(range(start, end), config, start, progress)
-            for generation in bar:
-                t0 = time.perf_counter()
-                keys = strategy.ask()
-                fitness, env_steps = evaluator.evaluate(strategy.sampler(), keys)
-                lr = getattr(strategy, "lr", None)
-                stats = strategy.tell(fitness)
-                wall = time.perf_counter() - t0
-                store.append_generation(
-                    generation, fitness_raw=stats["raw"], fitness_shaped=stats["shaped"],
-                    sigma=stats["sigma"], lr=lr, wall_time_s=wall, env_steps=env_steps,
-                    mean=strategy.mean, best_params=strategy.best_params,
-                    best_fitness=strategy.best_fitness, strategy_state=strategy.state_dict(),
-                )
-                if hasattr(bar, "set_postfix"):
-                    bar.set_postfix(
-                        best=f"{strategy.best_fitness:.1f}", mean=f"{np.nanmean(stats['raw']):.1f}",
-                        max=f"{np.nanmax(stats['raw']):.1f}", steps_s=f"{env_steps / wall:.0f}",
-                    )
+        try:
+            _run_generations(config, spec, store, strategy, start, end, progress)
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(store.path, store.generations_completed) from None
         return store.path
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the run file holds every generation finished before it."""
+
+    def __init__(self, path: Path, generations: int):
+        super().__init__(
+            f"interrupted: {path} holds {generations} finished generation(s); continue with --resume {path}"
+        )
+        self.path, self.generations = path, generations
+
+
+def _run_generations(config: TrainConfig, spec: WorkerSpec, store: RunStore, strategy, start: int, end: int,
+                     progress: bool) -> None:
+    """Generations ``start`` to ``end - 1``: ask, evaluate, tell, store each."""
+    ev = config.evaluator
+    with make_evaluator(ev.name, spec, workers=config.n_workers, address=ev.ray_address) as evaluator:
+        bar = _progress(range(start, end), config, start, progress)
+        for generation in bar:
+            t0 = time.perf_counter()
+            keys = strategy.ask()
+            fitness, env_steps = evaluator.evaluate(strategy.sampler(), keys)
+            lr = getattr(strategy, "lr", None)
+            stats = strategy.tell(fitness)
+            wall = time.perf_counter() - t0
+            store.append_generation(
+                generation, fitness_raw=stats["raw"], fitness_shaped=stats["shaped"],
+                sigma=stats["sigma"], lr=lr, wall_time_s=wall, env_steps=env_steps,
+                mean=strategy.mean, best_params=strategy.best_params,
+                best_fitness=strategy.best_fitness, strategy_state=strategy.state_dict(),
+            )
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(
+                    best=f"{strategy.best_fitness:.1f}", mean=f"{np.nanmean(stats['raw']):.1f}",
+                    max=f"{np.nanmax(stats['raw']):.1f}", steps_s=f"{env_steps / wall:.0f}",
+                )
 
 
 def _progress(generations, config: TrainConfig, start: int, enabled: bool):

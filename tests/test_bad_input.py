@@ -1,0 +1,152 @@
+"""Faults and bad input (issue 16): a blown-up candidate, contradictory resume flags, late
+validation, Ctrl-C, a script read from standard input. Every user mistake is one line, exit 2,
+before anything is written."""
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikehebb.cli import main as cli_main
+from spikehebb.config import TaskConfig, WorkerSpec
+from spikehebb.store import RunStore
+from spikehebb.train import TrainConfig, train
+from spikehebb.worker import Worker
+
+TINY = ["--popsize", "4", "--generations", "1", "--max-env-steps", "60", "--train-variants", "default",
+        "--evaluator", "serial", "--batch-size", "4", "--no-progress"]
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+def test_a_blown_up_candidate_ends_its_lifetime_with_nan_and_the_others_are_untouched():
+    worker = Worker(WorkerSpec(TaskConfig("ant", ("default",), 60), batch_size=3))
+    try:
+        rng = np.random.default_rng(0)
+        params = rng.normal(0, 0.1, (3, worker.genome.n_params))
+        params[1] = 1e20  # overflows float32: inf weights, NaN outputs from the second step
+        paths = [(0, 0, 0), (0, 1, 0), (0, 2, 0)]
+        fitness, _ = worker.lifetimes(params, "default", paths)
+        assert np.isnan(fitness[1]) and np.all(np.isfinite(fitness[[0, 2]]))
+        alone, _ = worker.lifetimes(params[[0, 2]], "default", [paths[0], paths[2]])
+        np.testing.assert_array_equal(alone, fitness[[0, 2]])
+    finally:
+        worker.close()
+
+
+def test_a_run_whose_candidates_blow_up_goes_on_and_records_them(tmp_path):
+    config = TrainConfig.from_dict(dict(popsize=4, generations=2, max_env_steps=60, train_variants=("default",),
+                                        batch_size=4, evaluator="serial", sigma=1e20, runs_dir=str(tmp_path)))
+    path = train(config, progress=False)
+    with RunStore.open(path) as store:
+        h = store.history()
+    assert len(h["generation"]) == 2 and np.isnan(h["fitness_raw"]).all()
+
+
+def test_resume_refuses_contradictory_flags_and_extends_with_generations(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert cli_main(["train", *TINY, "--runs-dir", str(runs)]) == 0
+    (path,) = runs.glob("*.h5")
+    capsys.readouterr()
+    for flags, change in (
+        (["--rule", "AD"], "agent.rule: 'ABCD_lr' -> 'AD'"),
+        (["--popsize", "6"], "strategy.popsize: 4 -> 6"),
+        (["--seed", "3"], "seed: 0 -> 3"),
+        (["--static"], "agent.kind: 'hebbian' -> 'static'"),
+        (["--strategy", "cma"], "strategy.name: 'openai-es' -> 'cma'"),
+        (["--max-env-steps", "80"], "task.max_env_steps: 60 -> 80"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            cli_main(["train", "--resume", str(path), *flags])
+        assert exc.value.code == 2
+        err = one_error_line(capsys)
+        assert "was started with other settings" in err and change in err, err
+    assert RunStore.open(path).generations_completed == 1
+    # Where lifetimes run may change; --generations raises the target of a finished run.
+    assert cli_main(["train", "--resume", str(path), "--generations", "2", "--workers", "1", "--no-progress"]) == 0
+    assert RunStore.open(path).generations_completed == 2
+    assert TrainConfig.from_dict(RunStore.open(path).config).generations == 1  # the file keeps its record
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--sigma", "-1"], "strategy: sigma must be positive, got -1.0"),
+    (["--lr", "-1"], "strategy: lr must be positive, got -1.0"),
+    (["--lr", "nan"], "strategy: lr must be a finite number, got nan"),
+    (["--sigma", "nan"], "strategy: sigma must be a finite number, got nan"),
+    (["--workers", "-3"], "evaluator: workers must be at least 1, got -3"),
+    (["--workers", "0"], "evaluator: workers must be at least 1, got 0"),
+    (["--batch-size", "0"], "evaluator: batch_size must be at least 1, got 0"),
+    (["--generations", "0"], "train: generations must be at least 1, got 0"),
+    (["--max-env-steps", "30"], "max_env_steps (30) must exceed burn_in_steps (40)"),
+    (["--strategy", "cma", "--popsize", "1"], "strategy: popsize must be at least 2, got 1"),
+])
+def test_numeric_flags_are_checked_before_anything_is_written(tmp_path, capsys, flags, message):
+    runs = tmp_path / "runs"
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["train", *TINY, "--runs-dir", str(runs), *flags])
+    assert exc.value.code == 2
+    assert one_error_line(capsys) == f"spikehebb train: error: {message}"
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_popsize_message_names_the_strategy(capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--popsize", "5", "--runs-dir", "unused"])
+    assert "popsize must be even for OpenAI-ES, whose candidates come in mirrored pairs, got 5" in one_error_line(capsys)
+
+
+def test_more_workers_than_candidates_are_capped_with_a_note(tmp_path, capsys):
+    from spikehebb.cli import add_train_arguments, config_from_args
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    config = config_from_args(parser.parse_args(["--popsize", "4", "--workers", "100"]))
+    assert config.n_workers == 4 and config.worker_spec().batch_size == 1
+    args = [*TINY, "--runs-dir", str(tmp_path), "--workers", "100"]
+    assert cli_main(["train", *args]) == 0
+    assert "note: 100 workers for 4 candidates: starting 4" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_in_one_line_how_to_resume(tmp_path):
+    args = [sys.executable, "-m", "spikehebb.cli", "train", *TINY[:2], "--generations", "50", *TINY[4:],
+            "--runs-dir", str(tmp_path)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        files = list(tmp_path.glob("*.h5"))
+        try:
+            if files and RunStore.open(files[0]).generations_completed >= 1:
+                break
+        except Exception:  # between creation and the first write
+            pass
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    lines = [line for line in err.splitlines() if line.strip() and "pybullet build time" not in line]
+    assert proc.returncode == 130, err
+    assert len(lines) == 1 and "finished generation(s); continue with --resume" in lines[0], err
+    done = RunStore.open(files[0]).generations_completed
+    assert f"holds {done} finished generation(s)" in lines[0]
+
+
+def test_a_script_read_from_standard_input_is_told_why_workers_cannot_start(tmp_path):
+    script = textwrap.dedent(f"""
+        from spikehebb.train import TrainConfig, train
+        train(TrainConfig.from_dict(dict(popsize=2, generations=1, max_env_steps=50, workers=1,
+                                          runs_dir={str(tmp_path)!r})), progress=False)
+    """)
+    run = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert "re-import the main script" in run.stderr and "'<stdin>'" in run.stderr
+    assert "died 3 times" not in run.stderr
