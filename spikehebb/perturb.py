@@ -19,7 +19,8 @@ speed <= 0) have no level to regain and are counted apart.
 The lifetimes run without the task's early ends (falls and 30 steps without progress end
 nothing), so every lifetime has the same horizon and a censored one really did not recover in
 it; with one censoring time for all, the median with censored lifetimes counted as never
-recovered (:func:`summarise`) is the Kaplan-Meier median.
+recovered (:func:`summarise`: the first step count by which half had recovered) is the
+Kaplan-Meier median.
 """
 
 from __future__ import annotations
@@ -107,8 +108,9 @@ class Summary:
     within_paper: int
     """Walking lifetimes recovered in fewer than :data:`PAPER_STEPS` steps."""
     median_steps: float
-    """Median recovery of the walking lifetimes, censored ones counted as never (inf when more
-    than half never recovered; NaN when none walked)."""
+    """Median recovery of the walking lifetimes: the first step count by which at least half of
+    them had recovered, censored ones counted as never (inf when fewer than half recovered; NaN
+    when none walked)."""
     horizon: int
     """Steps observed after t0 (the censoring time)."""
 
@@ -117,13 +119,8 @@ def summarise(model: str, perturbation: str, recoveries: Sequence[Recovery], hor
     """Table row of a set of lifetimes (see :class:`Summary`)."""
     walking = [r for r in recoveries if r.walking]
     times = np.sort([r.steps if r.recovered else np.inf for r in walking])
-    if len(times) == 0:
-        median = math.nan
-    elif len(times) % 2:
-        median = float(times[len(times) // 2])
-    else:
-        a, b = times[len(times) // 2 - 1], times[len(times) // 2]
-        median = float(np.inf if np.isinf(b) else (a + b) / 2)
+    # Kaplan-Meier's median: the first time by which at least half have recovered
+    median = float(times[(len(times) + 1) // 2 - 1]) if len(times) else math.nan
     return Summary(
         model=model,
         perturbation=perturbation,
@@ -153,7 +150,7 @@ def markdown_table(rows: Sequence[Summary]) -> str:
     ]
     for r in rows:
         lines.append(
-            f"| {r.model} | {r.perturbation} | {r.walking} / {r.lifetimes} | {r.speed_before:.2f} | "
+            f"| {r.model} | {r.perturbation} | {r.walking} / {r.lifetimes} | {r.speed_before:.3f} | "
             f"{r.recovered} | {r.within_paper} | {format_steps(r.median_steps, r.horizon)} |"
         )
     return "\n".join(lines)

@@ -127,7 +127,7 @@ def recovery_section(recovery: Path) -> str:
     body = table(
         ["model", "perturbation", "walking before / lifetimes", "speed before (m/s)", "recovered",
          f"in < {PAPER_STEPS} steps", "median steps to recover"],
-        [(r.model, r.perturbation, f"{r.walking} / {r.lifetimes}", f"{r.speed_before:.2f}", r.recovered,
+        [(r.model, r.perturbation, f"{r.walking} / {r.lifetimes}", f"{r.speed_before:.3f}", r.recovered,
           r.within_paper, format_steps(r.median_steps, r.horizon)) for r in rows],
     )
     note = (f"Perturbation at network step {s.get('t0', '?')} on the {s.get('variant', 'default')} body "

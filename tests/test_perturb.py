@@ -90,11 +90,13 @@ def test_summary_median_counts_censored_as_never():
     row = summarise("Hebbian", "motor", rs, 200)
     assert (row.lifetimes, row.walking, row.recovered, row.within_paper) == (4, 3, 2, 1)
     assert row.median_steps == 120.0 and row.speed_before == 1.0
+    # exactly half recover: the median is the time by which they had (Kaplan-Meier's convention)
+    assert summarise("x", "motor", rs[1:3], 200).median_steps == 120.0
     # more than half never recover: the median is "more than the horizon"
-    row = summarise("static", "redraw", rs[1:], 200)
+    row = summarise("static", "redraw", [rs[2], rs[2], rs[1], rs[3]], 200)
     assert math.isinf(row.median_steps)
     table = markdown_table([row])
-    assert "| static | redraw | 2 / 3 | 1.00 | 1 | 0 | > 200 |" in table
+    assert "| static | redraw | 3 / 4 | 1.000 | 1 | 0 | > 200 |" in table
     back = rows_from_json(json.loads(json.dumps(rows_to_json([row]))))
     assert back == [row]
     assert math.isnan(summarise("x", "none", [rs[3]], 200).median_steps)

@@ -69,7 +69,7 @@ def run(tmp_path_factory):
 
 def test_a_full_report_embeds_everything(run, tmp_path):
     video = record_video(run, run.with_name("ant_damage_left.gif"), "damage_left", max_env_steps=50).path
-    rows = [summarise("Hebbian ABCD_lr", "motor", [Recovery(1.0, 60.0, False), Recovery(0.5, 400.0, True)], 400)]
+    rows = [summarise("Hebbian ABCD_lr", "motor", [Recovery(1.0, 60.0, False), Recovery(0.5, 400.0, True), Recovery(0.75, 400.0, True)], 400)]
     recovery = run.with_name("ant_recovery.json")
     recovery.write_text(json.dumps({"settings": {"t0": 480, "variant": "default"}, "rows": rows_to_json(rows)}))
     out = build_report(run, tmp_path / "report.html", episodes=2)
@@ -89,7 +89,7 @@ def test_a_full_report_embeds_everything(run, tmp_path):
     i = cells.index("damage_left")
     assert cells[i + 1] == "no" and " ± " in cells[i + 2] and cells[i + 4] == "{} ± {}".format(*PAPER["ant", "hebbian"]["damage_left"])
     i = cells.index("motor")
-    assert cells[i - 1] == "Hebbian ABCD_lr" and cells[i + 1:i + 6] == ["2 / 2", "0.75", "1", "1", "> 400"]
+    assert cells[i - 1] == "Hebbian ABCD_lr" and cells[i + 1:i + 6] == ["3 / 3", "0.750", "1", "1", "> 400"]
 
 
 def test_a_bare_report_and_mp4(run, tmp_path):
