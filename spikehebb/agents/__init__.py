@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from spikehebb.agents.base import Agent, GenomePart
 from spikehebb.agents.hebbian import HebbianAgent, NetworkAgent, StaticAgent
+from spikehebb.agents.recurrent import GRUAgent, LSTMAgent
 
 #: Every agent kind by name.
 AGENTS: dict[str, type] = {HebbianAgent.kind: HebbianAgent, StaticAgent.kind: StaticAgent}
+AGENTS.update({LSTMAgent.kind: LSTMAgent, GRUAgent.kind: GRUAgent})  # Palm et al. 2021's baselines
 
 from spikehebb.agents.config import AgentConfig  # noqa: E402  (AgentConfig validates against AGENTS)
 
@@ -34,5 +36,5 @@ def make_agent(config: AgentConfig, task, batch_size: int, **kwargs):
     return agent_class(config)(config, task.sizes, task.activation, batch_size, constraints=task.constraints, **kwargs)
 
 
-__all__ = ["AGENTS", "Agent", "AgentConfig", "GenomePart", "HebbianAgent", "NetworkAgent", "StaticAgent",
+__all__ = ["AGENTS", "Agent", "AgentConfig", "GenomePart", "GRUAgent", "HebbianAgent", "LSTMAgent", "NetworkAgent", "StaticAgent",
            "agent_class", "genome_parts", "make_agent"]

@@ -46,7 +46,8 @@ Layouts (B = batch size, H = hidden units, G = 4 for the LSTM, 3 for the GRU):
   ``"weights"``: the dense layers after the recurrent one, ``[(H, n_2), ..., (n_{L-1}, n_out)]``,
   ``(pre, post)`` like the static network's (Palm's ``linear.2``, ``linear.3``).
 - ``parts`` given to :meth:`RecurrentAgent.reset` carry the member axis first: ``(n, *shape)``.
-- ``step``: inputs ``(B, n_in)`` -> outputs ``(B, n_out)`` (tanh of the last layer).
+- ``step``: inputs ``(B, n_in)`` -> outputs ``(B, n_out)`` (the last layer's activation: tanh for
+  the ant, linear for the car, whose decoder squashes).
 """
 
 from __future__ import annotations
@@ -139,11 +140,18 @@ def parts_from_torch(
 class RecurrentAgent:
     """B recurrent controllers in lockstep, batched in NumPy (one per member, no Python loop).
 
-    Args:
+    Built by the agent registry (``make_agent(AgentConfig(kind="lstm", rule=None), task, B)``)
+    or directly with :meth:`build`. Args:
+        config: the :class:`~spikehebb.agents.AgentConfig` (kind, dtype; the network backend and
+            the weight init do not apply: the recurrent agents run in NumPy and draw nothing).
         sizes: ``(n_in, H, n_2, ..., n_out)``; the ant is ``(28, 128, 64, 8)``: an LSTM/GRU layer
-            n_in -> H, then dense tanh layers without biases.
+            n_in -> H, then dense layers without biases.
+        activation: the task's, one name of :data:`spikehebb.network.ACTIVATIONS` or one per
+            layer; the dense layers use theirs (the ant: tanh; the car's last layer: linear, its
+            decoder squashes). The recurrent layer's output is h whatever its entry says.
         batch_size: B, the number of slots.
-        dtype: ``"float64"`` (default) or ``"float32"``; parameters and state are held in it.
+        constraints: the task's weight constraints; they act on plastic weights, so they do not
+            apply here (nothing changes within a lifetime).
 
     Follows the protocol of :mod:`spikehebb.agents.base` (``reset``, ``step``, ``weights``,
     ``activations``); the layouts are in this module's docstring. A slot never armed holds zero
@@ -151,20 +159,37 @@ class RecurrentAgent:
     """
 
     kind: str = ""
+    takes_rule = False
+    """Recurrent agents have no plasticity rule (``AgentConfig.rule`` must be None)."""
 
-    def __init__(self, sizes: Sequence[int], batch_size: int, dtype: str = "float64") -> None:
+    def __init__(self, config, sizes: Sequence[int], activation="tanh", batch_size: int = 1,
+                 constraints=(), **kwargs) -> None:
+        from spikehebb.network.base import ACTIVATIONS
+
+        if kwargs:
+            raise ValueError(f"a {self.kind} agent takes no network options, got {sorted(kwargs)}")
+        self.config = config
+        dtype = "float64" if config is None else config.dtype
         self.sizes = _check_sizes(sizes)
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
         if np.dtype(dtype) not in (np.dtype("float64"), np.dtype("float32")):
             raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+        n_layers = len(self.sizes) - 1
+        names = [activation] * n_layers if isinstance(activation, str) else list(activation)
+        if len(names) != n_layers or any(n not in ACTIVATIONS for n in names):
+            raise ValueError(
+                f"activation must be one of {tuple(ACTIVATIONS)} or {n_layers} of them (one per layer), got {activation!r}"
+            )
+        self.activation = tuple(names)
+        self._act = [ACTIVATIONS[n][1] for n in names[1:]]
         self.batch_size = int(batch_size)
         self.dtype = np.dtype(dtype)
         self.n_inputs = self.sizes[0]
         self.n_outputs = self.sizes[-1]
         self.hidden = self.sizes[1]
         self.n_gates = len(GATES[self.kind])
-        self._parts = self.genome_parts(self.sizes)
+        self._parts = genome_parts(self.kind, self.sizes)
         B = self.batch_size
         self._params = {
             part.name: [np.zeros((B,) + shape, self.dtype) for shape in part.shapes]
@@ -176,7 +201,14 @@ class RecurrentAgent:
         self._armed = False
 
     @classmethod
-    def genome_parts(cls, sizes: Sequence[int]) -> tuple[GenomePart, ...]:
+    def build(cls, sizes: Sequence[int], batch_size: int, dtype: str = "float64", activation="tanh") -> "RecurrentAgent":
+        """An agent without a run's config: ``LSTMAgent.build((28, 128, 64, 8), 16)``."""
+        from spikehebb.agents.config import AgentConfig
+
+        return cls(AgentConfig(kind=cls.kind, rule=None, dtype=dtype), sizes, activation, batch_size)
+
+    @classmethod
+    def genome_parts(cls, config, sizes: Sequence[int]) -> tuple[GenomePart, ...]:
         """What the strategy searches for one member, in this order (all ``searched=True``):
 
         ``GenomePart("recurrent", ((n_in, G*H), (H, G*H), (G*H,), (G*H,)))``: W_ih, W_hh, b_ih,
@@ -184,9 +216,14 @@ class RecurrentAgent:
         (r, z, n) for the GRU, G = 3); W_ih and W_hh are torch's ``weight_ih``/``weight_hh``
         transposed. ``GenomePart("weights", ((H, n_2), ..., (n_{L-1}, n_out)))``: the dense
         layers, ``(pre, post)``. A flat candidate is the parts in this order, each array raveled in
-        C order (the genome map's convention).
+        C order (the genome map's convention). ``config`` (the AgentConfig) changes nothing.
         """
         return genome_parts(cls.kind, sizes)
+
+    @classmethod
+    def draw_part(cls, config, sizes: Sequence[int], name: str, rng: np.random.Generator) -> list[np.ndarray]:
+        """Recurrent agents draw nothing per lifetime: every part is searched."""
+        raise KeyError(f"{cls.kind} agents draw no part {name!r}: every part is searched")
 
     # ------------------------------------------------------------------------------ lifetimes
     def reset(self, parts: Mapping[str, Sequence[np.ndarray]], members: Sequence[int] | None = None) -> None:
@@ -256,8 +293,8 @@ class RecurrentAgent:
         self._activations[0] = x.copy()
         self._activations[1] = self._h
         out = self._h
-        for layer, w in enumerate(self._params["weights"], start=2):
-            out = np.tanh(_matvec(out, w))
+        for layer, (w, act) in enumerate(zip(self._params["weights"], self._act), start=2):
+            out = act(_matvec(out, w))
             self._activations[layer] = out
         return out.copy()
 

@@ -37,12 +37,16 @@ from spikehebb.es.candidates import (
     noise_vector,
 )
 from spikehebb.es.cma_es import CMAES
+from spikehebb.es.merge import EvolveMerge
 from spikehebb.es.open_es import OpenAIES
+from spikehebb.es.shared_rules import SharedRules
 from spikehebb.es.shaping import centred_ranks, l2_penalty, ranks, standardise
 
 STRATEGIES: dict[str, type[Strategy]] = {
     OpenAIES.name: OpenAIES,
     CMAES.name: CMAES,
+    SharedRules.name: SharedRules,  # Palm et al. 2021: M shared rules as a Gaussian mixture
+    EvolveMerge.name: EvolveMerge,  # Pedersen & Risi 2021: per-synapse rules merged by k-means
 }
 """Every strategy by name; tests are parametrised over it."""
 
@@ -58,7 +62,9 @@ def get_strategy(name: str, **kwargs) -> Strategy:
 
 __all__ = [
     "CMAES",
+    "EvolveMerge",
     "STRATEGIES",
+    "SharedRules",
     "CandidateKey",
     "DiagonalSampler",
     "NoiseSampler",

@@ -393,6 +393,11 @@ class SharedRules(Strategy):
             out[rows] = np.argmax(self._logits[rows], axis=1)
         return out
 
+    def rule_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rules (M, k), assignment (N,)) of the distribution's centre: the means and every
+        synapse's most likely rule (copies); ``expand`` of the two is :attr:`mean`."""
+        return self.rule_means, self.mode_assignment()
+
     @property
     def mean(self) -> np.ndarray:
         """The distribution's centre as a network: mu at each synapse's most likely rule,

@@ -72,7 +72,7 @@ def member_of(parts, b):
 def test_batched_steps_match_a_per_member_loop_over_50_steps(kind):
     rng = np.random.default_rng(0)
     B = 4
-    agent = AGENTS[kind](SIZES, B)
+    agent = AGENTS[kind].build(SIZES, B)
     parts = random_parts(kind, SIZES, B, rng)
     agent.reset(parts)
     h = np.zeros((B, SIZES[1]))
@@ -94,7 +94,7 @@ def test_batched_steps_match_a_per_member_loop_over_50_steps(kind):
 
 def test_ant_sizes_step_and_readout_shapes(kind):
     B = 3
-    agent = AGENTS[kind]((28, 128, 64, 8), B)
+    agent = AGENTS[kind].build((28, 128, 64, 8), B)
     G = 4 if kind == "lstm" else 3
     agent.reset(random_parts(kind, (28, 128, 64, 8), B, np.random.default_rng(1), scale=0.1))
     out = agent.step(np.random.default_rng(2).standard_normal((B, 28)))
@@ -112,9 +112,9 @@ def test_arming_one_slot_mid_run_leaves_the_others_unchanged(kind):
     B = 3
     parts = random_parts(kind, SIZES, B, rng)
     inputs = rng.standard_normal((30, B, SIZES[0]))
-    straight = AGENTS[kind](SIZES, B)
+    straight = AGENTS[kind].build(SIZES, B)
     straight.reset(parts)
-    rearmed = AGENTS[kind](SIZES, B)
+    rearmed = AGENTS[kind].build(SIZES, B)
     rearmed.reset(parts)
     new = random_parts(kind, SIZES, 1, rng)
     for t in range(30):
@@ -125,9 +125,9 @@ def test_arming_one_slot_mid_run_leaves_the_others_unchanged(kind):
         if t >= 12:
             assert not np.allclose(a[2], b[2])
     # slot 2 now runs a fresh lifetime of `new`: a separate one-slot agent from the same step
-    alone = AGENTS[kind](SIZES, 1)
+    alone = AGENTS[kind].build(SIZES, 1)
     alone.reset(new)
-    again = AGENTS[kind](SIZES, B)
+    again = AGENTS[kind].build(SIZES, B)
     again.reset(parts)
     for t in range(12):
         again.step(inputs[t])
@@ -139,7 +139,7 @@ def test_arming_one_slot_mid_run_leaves_the_others_unchanged(kind):
 def test_reset_zeroes_the_state_of_armed_slots_only(kind):
     rng = np.random.default_rng(4)
     B = 3
-    agent = AGENTS[kind](SIZES, B)
+    agent = AGENTS[kind].build(SIZES, B)
     parts = random_parts(kind, SIZES, B, rng)
     agent.reset(parts)
     for _ in range(5):
@@ -166,7 +166,7 @@ def agent_parts(agent):
 
 def test_lstm_by_hand_with_one_unit():
     # n_in = 1, H = 1, one dense layer 1 -> 1 of weight 1: every gate pre-activation by hand
-    agent = LSTMAgent((1, 1, 1), 1)
+    agent = LSTMAgent.build((1, 1, 1), 1)
     # gates (i, f, g, o): input weights 1, 2, 3, 4; recurrent 0.5 each; b_ih 0.1, b_hh -0.1 cancel
     parts = parts_from_torch(
         "lstm",
@@ -187,7 +187,7 @@ def test_lstm_by_hand_with_one_unit():
 
 
 def test_gru_by_hand_with_one_unit():
-    agent = GRUAgent((1, 1, 1), 1)
+    agent = GRUAgent.build((1, 1, 1), 1)
     # gates (r, z, n): input weights 1, 2, 3; recurrent 0.5, 0.25, -1; b_hh of n is 0.2 (inside r * (.))
     parts = parts_from_torch(
         "gru",
@@ -214,15 +214,15 @@ def test_parameter_counts_by_hand():
     assert parameter_count("gru", ant) == 3 * 128 * 28 + 3 * 128 * 128 + 2 * 3 * 128 + 128 * 64 + 64 * 8 == 69_376
     assert parameter_count("static", ant) == 28 * 128 + 128 * 64 + 64 * 8 == 12_288
     assert parameter_count("hebbian", ant, rule="ABCD_lr") == 12_288 * 5 == 61_440
-    assert LSTMAgent.genome_parts(ant)[0].shapes == ((28, 512), (128, 512), (512,), (512,))
-    assert GRUAgent.genome_parts(ant)[1].shapes == ((128, 64), (64, 8))
+    assert LSTMAgent.genome_parts(None, ant)[0].shapes == ((28, 512), (128, 512), (512,), (512,))
+    assert GRUAgent.genome_parts(None, ant)[1].shapes == ((128, 64), (64, 8))
     with pytest.raises(ValueError, match=r"kind must be one of \['gru', 'lstm', 'hebbian', 'static'\], got 'rnn'"):
         parameter_count("rnn", ant)
 
 
 def test_bad_shapes_give_one_line_errors_naming_the_expected_shapes(kind):
     G = 4 if kind == "lstm" else 3
-    agent = AGENTS[kind](SIZES, 2)
+    agent = AGENTS[kind].build(SIZES, 2)
     parts = random_parts(kind, SIZES, 2, np.random.default_rng(5))
 
     def error(**kwargs):
@@ -248,18 +248,18 @@ def test_bad_shapes_give_one_line_errors_naming_the_expected_shapes(kind):
     nan = dict(parts, weights=[parts["weights"][0], np.full((2, 4, 3), np.nan)])
     assert error(parts=nan) == "parts['weights'][1] must be finite, got NaN or inf"
     with pytest.raises(RuntimeError, match=re.escape("call reset(parts) first")):
-        AGENTS[kind](SIZES, 2).step(np.zeros((2, 5)))
+        AGENTS[kind].build(SIZES, 2).step(np.zeros((2, 5)))
     agent.reset(parts)
     with pytest.raises(ValueError, match=re.escape("inputs must be (2, 5), got (5, 2)")):
         agent.step(np.zeros((5, 2)))
     with pytest.raises(ValueError, match=re.escape("sizes must be (n_in, hidden, ..., n_out)")):
-        AGENTS[kind]((28, 8), 2)
+        AGENTS[kind].build((28, 8), 2)
 
 
 def test_float32_agents_track_float64(kind):
     rng = np.random.default_rng(7)
     parts = random_parts(kind, SIZES, 2, rng)
-    a64, a32 = AGENTS[kind](SIZES, 2), AGENTS[kind](SIZES, 2, dtype="float32")
+    a64, a32 = AGENTS[kind].build(SIZES, 2), AGENTS[kind].build(SIZES, 2, dtype="float32")
     a64.reset(parts)
     a32.reset(parts)
     for _ in range(20):

@@ -19,6 +19,8 @@ from spikehebb.store import read_state, write_state
 TEST_KWARGS = {
     "openai-es": {"lr": 0.02},
     "cma": {"sigma0": 1.0},
+    "gmm": {"lr": 0.05, "noise": "synapse", "optimizer": "adam"},
+    "merge": {"lr": 0.02, "final_rules": 1, "merge_every": 1},
 }
 # Structural switches on top of the registry, each with the step size used for the test problems.
 VARIANTS = {
@@ -26,6 +28,8 @@ VARIANTS = {
     "openai-es-adam": ("openai-es", {"optimizer": "adam", "lr": 0.05}),
     "cma": ("cma", {"diagonal": False, "sigma0": 1.0}),
     "cma-diagonal": ("cma", {"diagonal": True, "sigma0": 0.5}),
+    # Evolve & Merge down to 2 rules, a merge every 3 generations (merges inside the resume test)
+    "merge": ("merge", {"lr": 0.02, "final_rules": 2, "merge_every": 3}),
 }
 
 
@@ -199,7 +203,7 @@ def test_nan_fitness_is_worst_and_counted(variant):
 
 
 def test_unknown_strategy_lists_valid_names():
-    with pytest.raises(ValueError, match=r"unknown strategy 'pso'; valid names: \['cma', 'openai-es'\]"):
+    with pytest.raises(ValueError, match=r"unknown strategy 'pso'; valid names: \['cma', 'gmm', 'merge', 'openai-es'\]"):
         get_strategy("pso", n_params=3, popsize=4)
 
 
