@@ -283,9 +283,16 @@ def experiment_main(task: str, description: str, argv: list[str] | None = None, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="spikehebb", description="Evolve Hebbian plasticity rules.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train", help="train a rule (or static weights)")
+    from spikehebb.assess import FITNESS_UNITS, SOLVED_FITNESS
+
+    fitness = "; ".join(f"{task}: {text}" for task, text in FITNESS_UNITS.items())
+    p = sub.add_parser("train", help="train a rule (or static weights)",
+                       description=f"Train a rule (or static weights). Fitness, per task: {fitness}.")
     add_train_arguments(p)
-    p = sub.add_parser("evaluate", help="test a run's parameters on variants (the paper's Table 1)")
+    p = sub.add_parser("evaluate", help="test a run's parameters on variants (the paper's Table 1)",
+                       description="Test a run's parameters on variants, as the paper's Table 1: mean ± std "
+                                   f"fitness over fresh random initial weights; the ant counts as solved at a mean of "
+                                   f"{SOLVED_FITNESS:g}. Fitness, per task: {fitness}.")
     p.add_argument("runfile", help="run file (.h5) written by `spikehebb train`")
     add_evaluate_arguments(p)
     p = sub.add_parser("inspect", help="summary of a run file")
