@@ -154,9 +154,13 @@ class Lifetimes:
         seeds = [lifetime_seeds(self.config.seed, *self._path(variant, e))[1] for e in episodes]
         return self.rollout.run(variant, lambda i: self.lifetime_parts(variant, episodes[i]), seeds, on_step)
 
+    def env(self, variant: str, member: int = 0):
+        """Member ``member``'s env of ``variant`` (made on first use, kept until :meth:`close`)."""
+        return self.rollout.envs(variant, member + 1)[member]
+
     def frame(self, variant: str, member: int = 0) -> np.ndarray:
         """The current ``(H, W, 3)`` uint8 frame of a member's env (needs ``render=True``)."""
-        return self.rollout.envs(variant, member + 1)[member].render()
+        return self.env(variant, member).render()
 
     def fitness_term(self, info: dict) -> float:
         """The step's fitness term from a hook's info (the ant: ``reward_progress``; the car:

@@ -96,9 +96,8 @@ def record_video(
     with Lifetimes(run, which, render=True, max_env_steps=max_env_steps) as lives:
         variant = variant or lives.task.train_variants[0]
         lives.task.check_variants([variant])
-        env = lives.rollout.envs(variant, 1)[0]
         if fps is None:
-            fps = env.metadata.get("render_fps", 30) / every
+            fps = lives.env(variant).metadata.get("render_fps", 30) / every
             if output.suffix == ".gif":
                 fps = min(fps, GIF_MAX_FPS)
         label = lives.label
