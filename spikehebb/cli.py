@@ -14,6 +14,7 @@ variant; each task has its own short default and ``--paper`` settings (:data:`SE
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -56,6 +57,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
         f"{paper['max_env_steps']:,} steps",
     )
     g.add_argument("--static", action="store_true", help="evolve static weights instead of a rule (the paper's baseline)")
+    g.add_argument("--agent", choices=("hebbian", "static", "lstm", "gru"),
+                   help="agent kind: a Hebbian network (default), static weights (= --static), or Palm et al.'s "
+                        "recurrent baseline, the static network with its first layer an LSTM (or GRU)")
     g.add_argument("--coevolve", action="store_true", help="evolve the initial weights together with the rule")
     g.add_argument("--rule", choices=list(RULES), help="plasticity rule (default: ABCD_lr)")
     g.add_argument("--backend", choices=("brian2", "numpy"),
@@ -67,6 +71,19 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
     g.add_argument("--max-env-steps", type=int, help=f"env steps per lifetime{burn_in} (default {short['max_env_steps']}, --paper {paper['max_env_steps']})")
     g.add_argument("--train-variants", nargs="+", metavar="VARIANT", help=f"training variants (default: {' '.join(t.train_variants)}; valid: {' '.join(t.variants)})")
     g.add_argument("--lr", type=float, help="OpenAI-ES learning rate (default 0.2)")
+    g.add_argument("--shared-rules", type=int, metavar="M",
+                   help="share M rules among the network's synapses (the genomic bottleneck; default: one rule per synapse)")
+    g.add_argument("--rho", type=int, help="synapses per shared rule, M = N / rho (rho must divide N; 32 on the ant: 384 rules)")
+    g.add_argument("--assign", choices=("gmm", "random", "merge"),
+                   help="with --shared-rules/--rho: Palm et al.'s evolved mixture (gmm, default), a fixed random "
+                        "assignment, or Evolve & Merge (per-synapse rules merged by k-means down to M)")
+    g.add_argument("--noise", choices=("rule", "synapse"),
+                   help="gmm/random noise: one draw per rule, every candidate is M rules (default), or per synapse "
+                        "as Palm et al.'s code")
+    g.add_argument("--optimizer", choices=("sgd", "adam"), help="ES update of OpenAI-ES and shared rules (default: sgd)")
+    g.add_argument("--merge-every", type=int, metavar="K", help="with --assign merge: generations between merges (default 20)")
+    g.add_argument("--merge-fraction", type=float, metavar="F",
+                   help="with --assign merge: share of the rules one merge removes (default 0.5)")
     g.add_argument("--sigma", type=float, help="noise scale / CMA sigma0 (default 0.1)")
     g.add_argument("--seed", type=int,
                    help="run seed: candidates, initial weights and env starts all derive from it (default: 0)")
@@ -106,17 +123,37 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     name = b.task.name if base is not None and args.task == parser_default_task(args) else args.task
     task = TaskConfig(name, fields.get("train_variants", b.task.train_variants), fields.get("max_env_steps", b.task.max_env_steps))
     agent = b.agent
-    if args.static:
+    kind = getattr(args, "agent", None)
+    if kind is not None and args.static and kind != "static":
+        raise ValueError(f"--static and --agent {kind} contradict each other")
+    if kind in ("lstm", "gru") and (args.rule is not None or args.coevolve):
+        raise ValueError(f"a {kind} agent has no plasticity rule: drop --rule/--coevolve")
+    if kind in ("lstm", "gru"):
+        agent = AgentConfig(kind=kind, rule=None, backend=agent.backend, dtype=agent.dtype)
+    elif args.static or kind == "static":
         agent = AgentConfig(kind="static", rule=None, backend=agent.backend, dtype=agent.dtype)
+    elif kind == "hebbian" and agent.kind != "hebbian":
+        agent = AgentConfig(kind="hebbian", rule=args.rule or "ABCD_lr", evolve_initial_weights=args.coevolve,
+                            backend=agent.backend, dtype=agent.dtype)
     elif args.rule is not None or args.coevolve:
         agent = AgentConfig(kind="hebbian", rule=args.rule or agent.rule or "ABCD_lr",
                             evolve_initial_weights=args.coevolve or agent.evolve_initial_weights,
                             backend=agent.backend, dtype=agent.dtype)
     if args.backend is not None:
         agent = AgentConfig(**{**agent.__dict__, "backend": args.backend})
-    strategy = StrategyConfig(
-        args.strategy or b.strategy.name, fields.get("popsize", b.strategy.popsize),
-        fields.get("lr", b.strategy.lr), fields.get("sigma", b.strategy.sigma), b.strategy.l2_coeff,
+    shared = {name: getattr(args, name, None) for name in
+              ("shared_rules", "rho", "assign", "noise", "optimizer", "merge_every", "merge_fraction")}
+    if shared["shared_rules"] is not None or shared["rho"] is not None:
+        if shared["shared_rules"] is not None and shared["rho"] is not None:
+            raise ValueError("give --shared-rules M or --rho R, not both")
+    elif any(shared[n] is not None for n in ("assign", "merge_every", "merge_fraction")) and not b.strategy.shares_rules:
+        raise ValueError("--assign, --merge-every and --merge-fraction need --shared-rules M or --rho R")
+    strategy = dataclasses.replace(
+        b.strategy, name=args.strategy or b.strategy.name, popsize=fields.get("popsize", b.strategy.popsize),
+        lr=fields.get("lr", b.strategy.lr), sigma=fields.get("sigma", b.strategy.sigma),
+        **{n: v for n, v in shared.items() if v is not None},
+        **({"rho": None} if shared["shared_rules"] is not None else {}),
+        **({"shared_rules": None} if shared["rho"] is not None else {}),
     )
     name, address = args.evaluator or b.evaluator.name, b.evaluator.ray_address
     if args.ray:
@@ -190,6 +227,8 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
     workers = args.eval_workers or os.cpu_count() or 1
     results = assess(config, params, variants, args.episodes, workers, args.eval_steps)
     label = f"Hebbian {config.agent.rule}" if config.agent.kind == "hebbian" else config.agent.kind
+    if config.strategy.shares_rules:
+        label += f", shared rules {config.strategy.label}"
     rules = config.task.make(full_length=True).episode
     steps = rules.max_network_steps if args.eval_steps is None else args.eval_steps - rules.burn_in_steps
     table = format_table(results, label, config.task.name, steps)

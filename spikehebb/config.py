@@ -28,6 +28,8 @@ from spikehebb.agents import AgentConfig
 from spikehebb.tasks import Task, get_task
 
 STRATEGY_NAMES = ("openai-es", "cma")
+SHARED_ASSIGNMENTS = ("gmm", "random", "merge")
+"""How shared rules are assigned to synapses (``StrategyConfig.assign``)."""
 EVALUATOR_NAMES = ("serial", "processes", "ray")
 
 
@@ -98,6 +100,19 @@ class StrategyConfig:
     pairs); lr: OpenAI-ES learning rate, decays x0.995 per generation (0.2 in the paper);
     sigma: noise scale / CMA's sigma0 (0.1 in the paper; OpenAI-ES decays it x0.999); l2_coeff:
     OpenAI-ES fitness penalty -l2_coeff * mean(h^2) (0.01, the authors' code).
+
+    Shared rules (the genomic bottleneck; a Hebbian agent whose genome is its coefficients alone):
+    shared_rules: M rules for the network's N synapses, or rho: synapses per rule (M = N / rho,
+    rho must divide N); neither: a rule per synapse (the default). assign: how synapses get their
+    rule: "gmm" (Palm et al. 2021's evolved mixture, :class:`~spikehebb.es.SharedRules`),
+    "random" (a seeded fixed assignment, only the rules evolve) or "merge" (Pedersen & Risi 2021's
+    Evolve & Merge, :class:`~spikehebb.es.EvolveMerge`: per synapse at first, k-means merges
+    every ``merge_every`` generations remove ``merge_fraction`` of the rules until M are left).
+    noise ("gmm"/"random"): "rule", one draw per rule, so every candidate IS M rules (the
+    default: the bottleneck acts in every lifetime and the score costs O(N) per candidate), or
+    "synapse", Palm et al.'s code, one draw per synapse around its rule's mean (the search
+    distribution is bottlenecked, the candidates are not; O(N M k) per candidate).
+    optimizer: "sgd" (the papers') or "adam" (Palm et al.'s best shared-rule ant).
     """
 
     name: str = "openai-es"
@@ -105,26 +120,103 @@ class StrategyConfig:
     lr: float = 0.2
     sigma: float = 0.1
     l2_coeff: float = 0.01
+    shared_rules: int | None = None
+    rho: int | None = None
+    assign: str = "gmm"
+    noise: str = "rule"
+    optimizer: str = "sgd"
+    merge_every: int = 20
+    merge_fraction: float = 0.5
 
     def __post_init__(self) -> None:
+        from spikehebb.es.optim import OPTIMIZERS
+
         if self.name not in STRATEGY_NAMES:
             raise ValueError(f"unknown strategy {self.name!r}; expected one of {STRATEGY_NAMES}")
         _check_number("strategy", "popsize", self.popsize, integer=True, minimum=2)
-        if self.name == "openai-es" and self.popsize % 2:
+        if self.name == "openai-es" and self.popsize % 2 and not (self.shares_rules and self.assign != "merge"):
             raise ValueError(
                 f"popsize must be even for OpenAI-ES, whose candidates come in mirrored pairs, got {self.popsize}"
             )
         _check_number("strategy", "lr", self.lr, positive=True)
         _check_number("strategy", "sigma", self.sigma, positive=True)
         _check_number("strategy", "l2_coeff", self.l2_coeff, minimum=0)
+        if self.shared_rules is not None and self.rho is not None:
+            raise ValueError(f"strategy: give shared_rules (M) or rho (synapses per rule), not both "
+                             f"(got shared_rules={self.shared_rules}, rho={self.rho})")
+        if self.shared_rules is not None:
+            _check_number("strategy", "shared_rules", self.shared_rules, integer=True, minimum=1)
+        if self.rho is not None:
+            _check_number("strategy", "rho", self.rho, integer=True, minimum=1)
+        if self.assign not in SHARED_ASSIGNMENTS:
+            raise ValueError(f"unknown rule assignment {self.assign!r}; expected one of {SHARED_ASSIGNMENTS}")
+        if self.noise not in ("rule", "synapse"):
+            raise ValueError(f"strategy: noise must be 'rule' or 'synapse', got {self.noise!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"strategy: optimizer must be one of {tuple(OPTIMIZERS)}, got {self.optimizer!r}")
+        _check_number("strategy", "merge_every", self.merge_every, integer=True, minimum=1)
+        _check_number("strategy", "merge_fraction", self.merge_fraction, positive=True)
+        if not self.merge_fraction < 1:
+            raise ValueError(f"strategy: merge_fraction (the share of rules a merge removes) must be below 1, got {self.merge_fraction}")
+        if self.shares_rules and self.name != "openai-es":
+            raise ValueError(f"shared rules are searched by their own evolution strategy (assign={self.assign!r}), "
+                             f"not by {self.name!r}: drop the strategy or the shared rules")
+        if self.name == "cma" and self.optimizer != "sgd":
+            raise ValueError(f"optimizer={self.optimizer!r} is for OpenAI-ES and shared rules; CMA-ES has its own update")
+        if not self.shares_rules and self.assign != "gmm":
+            raise ValueError(f"assign={self.assign!r} needs shared rules: give shared_rules (M) or rho")
 
-    def make(self, n_params: int, seed: int):
+    @property
+    def shares_rules(self) -> bool:
+        """Whether the network's synapses share M rules (shared_rules or rho given)."""
+        return self.shared_rules is not None or self.rho is not None
+
+    @property
+    def label(self) -> str:
+        """A short name for run files and tables: ``openai-es``, ``cma``, ``gmm-rho128``, ``merge-M384``."""
+        if not self.shares_rules:
+            return self.name
+        return f"{self.assign}-" + (f"rho{self.rho}" if self.rho is not None else f"M{self.shared_rules}")
+
+    def n_rules(self, n_synapses: int) -> int | None:
+        """M for a network of ``n_synapses`` (None without shared rules); a one-line error when M
+        exceeds the synapse count or rho does not divide it."""
+        if not self.shares_rules:
+            return None
+        if self.rho is not None:
+            if self.rho > n_synapses or n_synapses % self.rho:
+                divisors = [d for d in (8, 16, 32, 64, 128, 256, 512) if n_synapses % d == 0]
+                raise ValueError(
+                    f"rho={self.rho} must divide the network's {n_synapses:,} synapses (M = N / rho rules); "
+                    f"divisors: {', '.join(map(str, divisors)) or 'none of 8..512'}; or give shared_rules M instead"
+                )
+            return n_synapses // self.rho
+        if self.shared_rules > n_synapses:
+            raise ValueError(f"shared_rules={self.shared_rules:,} is more rules than the network's {n_synapses:,} synapses")
+        return self.shared_rules
+
+    def make(self, n_params: int, seed: int, n_fields: int = 1):
+        """The strategy for a searched vector of ``n_params``; with shared rules that vector is N
+        synapses of ``n_fields`` (k) coefficients each."""
         from spikehebb.es import get_strategy
 
+        if self.shares_rules:
+            n_rules = self.n_rules(n_params // n_fields)
+            if self.assign == "merge":
+                return get_strategy(
+                    "merge", n_params=n_params, popsize=self.popsize, seed=seed, n_fields=n_fields,
+                    final_rules=n_rules, merge_every=self.merge_every, merge_fraction=self.merge_fraction,
+                    lr=self.lr, sigma=self.sigma, l2_coeff=self.l2_coeff, optimizer=self.optimizer,
+                )
+            return get_strategy(
+                "gmm", n_params=n_params, popsize=self.popsize, seed=seed, n_fields=n_fields, n_rules=n_rules,
+                assign=self.assign, noise=self.noise, lr=self.lr, sigma=self.sigma, l2_coeff=self.l2_coeff,
+                optimizer=self.optimizer,
+            )
         if self.name == "openai-es":
             return get_strategy(
                 "openai-es", n_params=n_params, popsize=self.popsize, seed=seed,
-                lr=self.lr, sigma=self.sigma, l2_coeff=self.l2_coeff,
+                lr=self.lr, sigma=self.sigma, l2_coeff=self.l2_coeff, optimizer=self.optimizer,
             )
         return get_strategy("cma", n_params=n_params, popsize=self.popsize, seed=seed, sigma0=self.sigma)
 
@@ -207,6 +299,33 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_number("train", "generations", self.generations, integer=True, minimum=1)
         _check_number("train", "seed", self.seed, integer=True, minimum=0)
+        if self.strategy.shares_rules:
+            self.shared_rule_fields()  # a run that cannot share rules fails here, before a file is written
+
+    def shared_rule_fields(self) -> int:
+        """k, the coefficients of one shared rule (the agent's rule's fields), after checking that
+        this run can share rules: a Hebbian agent whose searched genome is its coefficients alone,
+        and M (or rho) that fits its synapse count."""
+        from spikehebb.agents import AGENTS, genome_parts
+        from spikehebb.rules import get_rule
+
+        what = f"shared rules ({self.strategy.label})"
+        if not AGENTS[self.agent.kind].takes_rule:
+            raise ValueError(f"{what} need an agent with a plasticity rule, not a {self.agent.kind} agent")
+        searched = [p for p in genome_parts(self.agent, self.task.make()) if p.searched]
+        others = [f"{p.name} ({p.size:,} values)" for p in searched if p.name != "coefficients"]
+        if others:
+            raise ValueError(f"{what} search the rule coefficients alone; this {self.task.name} run also evolves "
+                             f"{', '.join(others)}")
+        k = len(get_rule(self.agent.rule).fields)
+        self.strategy.n_rules(searched[0].size // k)
+        return k
+
+    def make_strategy(self, n_params: int):
+        """The run's strategy for a searched vector of ``n_params`` (the run's genome map)."""
+        k = self.shared_rule_fields() if self.strategy.shares_rules else 1
+        return self.strategy.make(n_params, self.seed, k)
+
 
     def worker_spec(self) -> WorkerSpec:
         return WorkerSpec(self.task, self.agent, self.evaluator.batch(self.strategy.popsize), self.seed)
@@ -220,7 +339,7 @@ class TrainConfig:
 
     def default_path(self) -> Path:
         name = self.run_name or "_".join(
-            [self.task.name, self.agent.label, self.strategy.name, f"s{self.seed}",
+            [self.task.name, self.agent.label, self.strategy.label, f"s{self.seed}",
              datetime.datetime.now().strftime("%Y%m%d-%H%M%S")]
         )
         return Path(self.runs_dir) / f"{name}.h5"

@@ -83,7 +83,7 @@ def train(
             layout=genome,
         )
     with store:
-        strategy = config.strategy.make(genome.n_params, config.seed)
+        strategy = config.make_strategy(genome.n_params)
         checkpoint = store.load_checkpoint()
         if checkpoint is not None:
             strategy.load_state_dict(checkpoint.strategy_state)
@@ -126,6 +126,7 @@ def _run_generations(config: TrainConfig, spec: WorkerSpec, store: RunStore, str
                 sigma=stats["sigma"], lr=lr, wall_time_s=wall, env_steps=env_steps,
                 mean=strategy.mean, best_params=strategy.best_params,
                 best_fitness=strategy.best_fitness, strategy_state=strategy.state_dict(),
+                rule_table=strategy.rule_table() if hasattr(strategy, "rule_table") else None,
             )
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(
@@ -141,5 +142,5 @@ def _progress(generations, config: TrainConfig, start: int, enabled: bool):
 
     return tqdm(
         generations, total=config.generations, initial=start, unit="gen",
-        desc=f"{config.task.name} {config.agent.label} {config.strategy.name}",
+        desc=f"{config.task.name} {config.agent.label} {config.strategy.label}",
     )

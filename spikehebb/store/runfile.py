@@ -16,6 +16,8 @@ of generations. The layout, with every group, dataset, shape, dtype and unit, is
                            weights/layer_l (n_pre, n_post), parts of the task (the car's conv)
     /best/<part>/layer_l   best candidate so far (raw fitness), same layout; attrs fitness, generation
     /snapshots/*           the search mean every k-th generation
+    /shared_rules/*        runs with shared rules only: rules (M, k), assignment/layer_l
+                           (n_pre, n_post) rule indices of the search mean, n_rules (G,) per generation
     /checkpoint/strategy   the strategy's state_dict() as nested groups (spikehebb.store.state)
     /traces/<morphology>/episode_<k>/...   optional, see spikehebb.store.traces
 
@@ -119,6 +121,15 @@ def config_to_json(config: Any) -> str:
     if not isinstance(config, Mapping):
         raise TypeError(f"config must be a dataclass instance or a mapping, got {type(config).__name__}")
     return json.dumps(config, default=_jsonable, indent=1)
+
+
+def _parameter_counts(sizes: Sequence[int], rule: str | None) -> str:
+    """Searched parameters of every agent kind on this network, for comparing baselines."""
+    from spikehebb.agents.recurrent import parameter_count
+
+    counts = [f"hebbian {rule or 'ABCD_lr'} {parameter_count('hebbian', sizes, rule or 'ABCD_lr'):,}"]
+    counts += [f"{kind} {parameter_count(kind, sizes):,}" for kind in ("static", "lstm", "gru")]
+    return "parameters of each agent on this network: " + ", ".join(counts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,6 +343,7 @@ class RunStore:
         best_params: np.ndarray,
         best_fitness: float,
         strategy_state: Mapping[str, Any],
+        rule_table: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         """Store one finished generation and the checkpoint after it, atomically.
 
@@ -339,6 +351,9 @@ class RunStore:
         :attr:`generations_completed`. fitness_raw, fitness_shaped: (P,) in ask() order.
         mean, best_params: flat ``(n,)`` vectors in the run's :class:`GenomeMap`.
         strategy_state: ``strategy.state_dict()`` taken after ``tell``.
+        rule_table: runs with shared rules: (rules ``(M, k)``, assignment ``(N,)`` rule index of
+        every synapse in the coefficient layout's order) of the search mean, so that
+        ``expand(rules, assignment) == mean``; stored in ``/shared_rules`` (see :meth:`shared_rules`).
         When this returns, the generation is on disk (fsynced unless ``fsync=False``). Without
         room for it, raises :class:`RunFileWriteError` and the file keeps the generations before.
         """
@@ -369,11 +384,15 @@ class RunStore:
             "wall_time": float(wall_time_s),
             "env_steps": int(env_steps),
         }
+        if rule_table is not None:
+            rule_table = self._rule_table(*rule_table)
         g_new = self._generations + 1
         # What this generation may add to the file: the state rewritten elsewhere (a change of
         # structure), mean/best (written in place, allocated by the first generation), a
         # snapshot, and a new chunk of rows in each /generations dataset.
         growth = state_nbytes(strategy_state) + 3 * 8 * self.n_params + 8 * _ROWS_PER_CHUNK * (2 * self.popsize + 9 * 128)
+        if rule_table is not None:
+            growth += rule_table[0].nbytes + 4 * rule_table[1].size
         after = (
             f"the file still holds its {self._generations} complete generations (no .tmp left); free some "
             f"space and continue with --resume {self.path}"
@@ -399,9 +418,57 @@ class RunStore:
                 snaps["generations_completed"].resize(k, axis=0)
                 snaps["generations_completed"][k - 1] = g_new
             write_state(f["checkpoint"].require_group("strategy"), strategy_state)
+            if rule_table is not None:
+                self._write_rule_table(f, g_new, *rule_table)
             f["checkpoint"].attrs["generation"] = g_new
             f.attrs["generations_completed"] = g_new
         self._generations = g_new
+
+    def _rule_table(self, rules: Any, assignment: Any) -> tuple[np.ndarray, np.ndarray]:
+        rules = np.asarray(rules, dtype=np.float64)
+        assignment = np.asarray(assignment)
+        n_synapses = sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+        if rules.ndim != 2 or rules.shape[0] < 1 or assignment.shape != (n_synapses,):
+            raise ValueError(f"rule_table must be rules (M, k) and an assignment ({n_synapses},), got {rules.shape} and {assignment.shape}")
+        if assignment.min() < 0 or assignment.max() >= rules.shape[0]:
+            raise ValueError(f"rule_table assignment must index the {rules.shape[0]} rules, got {assignment.min()}..{assignment.max()}")
+        return rules, assignment.astype(np.int32)
+
+    def _write_rule_table(self, f: h5py.File, g_new: int, rules: np.ndarray, assignment: np.ndarray) -> None:
+        """``/shared_rules``: this generation's rules and assignment replace the last ones; the
+        rule count is appended (row g = after generation g)."""
+        grp = f.require_group("shared_rules")
+        for name in ("rules", "assignment"):
+            if name in grp:
+                del grp[name]
+        grp.create_dataset("rules", data=rules).attrs["fields"] = ",".join(get_rule(self.rule).fields) if self.rule else ""
+        start = 0
+        for l, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), 1):
+            grp.create_dataset(f"assignment/layer_{l}", data=assignment[start : start + a * b].reshape(a, b))
+            start += a * b
+        if "n_rules" not in grp:
+            grp.create_dataset("n_rules", (0,), dtype="i8", maxshape=(None,), chunks=(1024,))
+        counts = grp["n_rules"]
+        counts.resize(g_new, axis=0)  # a resumed run rewrites the rows of generations it re-ran
+        counts[g_new - 1] = rules.shape[0]
+        grp.attrs["generation"] = g_new - 1
+
+    def shared_rules(self) -> dict[str, Any] | None:
+        """A shared-rule run's last stored rule table, None for other runs: ``rules`` (M, k),
+        ``assignment`` per layer (n_pre, n_post) rule indices, ``n_rules`` (G,) M after each
+        generation (Evolve & Merge shrinks it), ``generation`` of the table."""
+        with open_checked(self.path) as f:
+            grp = f.get("shared_rules")
+            if grp is None:
+                return None
+            g = int(f.attrs["generations_completed"])
+            layers = len(self.sizes) - 1
+            return {
+                "rules": grp["rules"][()],
+                "assignment": [grp[f"assignment/layer_{l}"][()] for l in range(1, layers + 1)],
+                "n_rules": grp["n_rules"][:g],
+                "generation": int(grp.attrs["generation"]),
+            }
 
     @staticmethod
     def _vector(name: str, value: Any, n: int, what: str) -> np.ndarray:
@@ -473,11 +540,22 @@ class RunStore:
             best = float(f["best"].attrs["fitness"])
             traces = sorted(f["traces"].keys()) if "traces" in f else []
         g = len(h["generation"])
-        what = f"rule {self.rule}" if self.rule else "static weights"
+        agent = self.config.get("agent") if isinstance(self.config.get("agent"), dict) else {}
+        kind = agent.get("kind", "hebbian" if self.rule else "static")
+        what = f"rule {self.rule}" if self.rule else ("static weights" if kind == "static" else f"{kind} agent")
         lines = [
             f"{self.path}: spikehebb run (format {FORMAT_VERSION}), created {created}",
             f"network {'-'.join(map(str, self.sizes))}, {what}, {self.n_params:,} parameters, popsize {self.popsize}",
+            _parameter_counts(self.sizes, self.rule),
         ]
+        shared = self.shared_rules()
+        if shared is not None:
+            n_syn = sum(a.size for a in shared["assignment"])
+            m, k = shared["rules"].shape
+            counts = shared["n_rules"]
+            change = f"; M per generation {counts[0]:,} -> {counts[-1]:,}" if counts.size and counts[0] != counts[-1] else ""
+            lines.append(f"shared rules: {m:,} rules of {k} coefficients for {n_syn:,} synapses "
+                         f"(rho {n_syn / m:.4g}, {m * k:,} coefficients){change}")
         essentials = {k: self.config[k] for k in ("task", "strategy", "seed", "generations") if k in self.config}
         if essentials:
             lines.append("config: " + ", ".join(f"{k}={v}" for k, v in essentials.items()))
