@@ -174,6 +174,7 @@ def record_traces(
                     episode = writer.episode(variant, e, seed=lifetime_seeds(spec.seed, *path_key)[1], run_seed=spec.seed)
                     recorder = _TraceRecorder(episode, task.reward_terms, worker.initial_weights(params, path_key))
                     fitness, _ = worker.lifetimes(params[None], variant, [path_key], recorder)
+                    _write_spike_counts(episode, recorder.spikes)
                     episode.end(float(fitness[0]))
                 worker.rollout.close(variant)
     finally:
@@ -183,12 +184,23 @@ def record_traces(
     return target
 
 
+def _write_spike_counts(episode, spikes: list) -> None:
+    """A spiking agent's spike counts into the episode: ``spikes/layer_l`` ``(T, n_l, 2)`` int16,
+    the spikes of each unit's on and off neuron in every env step (nothing for rate agents)."""
+    if not spikes:
+        return
+    for l, counts in enumerate(zip(*spikes)):
+        episode.group.create_dataset(f"spikes/layer_{l}", data=np.asarray(counts, dtype=np.int16),
+                                     compression="gzip", shuffle=True)
+
+
 class _TraceRecorder:
     """Rollout step hook writing member 0's step into an episode trace."""
 
     def __init__(self, episode, reward_terms: Sequence[str], initial_weights: list[np.ndarray]):
         self.episode, self.reward_terms = episode, tuple(reward_terms)
         self.weights = initial_weights  # the weights of the coming forward pass
+        self.spikes: list = []  # a spiking agent's spike counts: per step, per layer (n_l, 2)
 
     def __call__(self, t, agent, actions, infos) -> None:
         info = infos[0]
@@ -198,3 +210,5 @@ class _TraceRecorder:
         self.episode.step(rates, actions[0], {k: info[k] for k in self.reward_terms}, self.weights)
         # The hook runs after the rule: what the agent holds now drives the next pass.
         self.weights = [w[0] for w in agent.weights()]
+        if hasattr(agent, "spike_counts"):  # a spiking agent: member 0's spikes of this env step
+            self.spikes.append([c[0] for c in agent.spike_counts()])

@@ -96,6 +96,53 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
                    help="continue a run from its last generation with its own settings; only --generations "
                         "(to extend a finished run) and where it runs (--workers, --evaluator, --batch-size, --ray) may change")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_neuron_arguments(parser)
+
+
+def add_neuron_arguments(parser: argparse.ArgumentParser) -> None:
+    """Spiking networks (spikehebb.network.spiking): ``--neuron lif`` and its options."""
+    g = parser.add_argument_group("spiking networks (--neuron lif)")
+    g.add_argument("--neuron", choices=("rate", "lif"),
+                   help="'rate': the paper's tanh units (default); 'lif': each unit an on/off pair of leaky "
+                        "integrate-and-fire neurons in Brian2, the rule reading spike traces")
+    g.add_argument("--substeps", type=int, metavar="S",
+                   help="with --neuron lif: substeps per env step (default: the control period in whole ms, "
+                        "16 for the ant's 16.5 ms, 20 for the car's 20 ms)")
+    g.add_argument("--dendrites", action="store_true",
+                   help="with --neuron lif: two-compartment neurons, synaptic input on a dendrite coupled to the soma "
+                        "through a saturating nonlinearity")
+    g.add_argument("--spike-encoding", choices=("current", "poisson"),
+                   help="with --neuron lif: inputs as injected current (deterministic, default) or Poisson spikes")
+    g.add_argument("--poisson-seed", type=int, help="with --spike-encoding poisson: the seed of the input spikes")
+    g.add_argument("--rule-each-substep", action="store_true",
+                   help="with --neuron lif: apply the rule at every substep (dw/S) instead of once per env step")
+
+
+#: LIF options set by the neuron flags (flag attribute -> LIFParams field, value).
+NEURON_FLAGS = {"substeps": "substeps", "dendrites": "dendrites", "spike_encoding": "encoding",
+                "poisson_seed": "poisson_seed", "rule_each_substep": "rule_every"}
+
+
+def _neuron(args: argparse.Namespace, agent):
+    """The agent config with ``--neuron`` and the LIF flags given applied (a lif run resumed keeps
+    its neuron model; flags not given keep their values)."""
+    from spikehebb.config import AgentConfig
+
+    given = {field: getattr(args, flag) for flag, field in NEURON_FLAGS.items() if getattr(args, flag, None) not in (None, False)}
+    if given.get("rule_every"):
+        given["rule_every"] = "substep"
+    neuron = getattr(args, "neuron", None)
+    lif = neuron == "lif" or (neuron is None and agent.kind == "lif")
+    if given and not lif:
+        raise ValueError(f"--{next(iter(given)).replace('_', '-')} is an option of spiking networks: add --neuron lif")
+    if not lif:
+        if agent.kind == "lif":  # --neuron rate on a lif config
+            return AgentConfig(**{**agent.__dict__, "kind": "hebbian", "options": None})
+        return agent
+    if agent.kind not in ("hebbian", "lif"):
+        raise ValueError(f"--neuron lif runs a Hebbian rule; it does not combine with a {agent.kind} agent")
+    options = {**(agent.options or {}), **given} if agent.kind == "lif" else given
+    return AgentConfig(**{**agent.__dict__, "kind": "lif", "options": options})
 
 
 #: Flags that say where lifetimes run: free to change on --resume (numbers do not depend on them).
@@ -141,6 +188,7 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
                             backend=agent.backend, dtype=agent.dtype)
     if args.backend is not None:
         agent = AgentConfig(**{**agent.__dict__, "backend": args.backend})
+    agent = _neuron(args, agent)
     shared = {name: getattr(args, name, None) for name in
               ("shared_rules", "rho", "assign", "noise", "optimizer", "merge_every", "merge_fraction")}
     if shared["shared_rules"] is not None or shared["rho"] is not None:

@@ -139,6 +139,8 @@ class Task:
     ``"reward"``; None: the fitness term (the ant's progress, the car's reward)."""
     solved_fitness: float | None = None
     """Mean test fitness at which a variant counts as solved (None: the assessment's default)."""
+    control_period: float | None = None
+    """Seconds of simulated time per env step (a spiking agent runs this long per step)."""
 
     def __post_init__(self) -> None:
         for name in ("train_variants", "test_variants"):
@@ -183,6 +185,7 @@ ANT = Task(
     episode=EpisodeRules(burn_in_steps=40, max_env_steps=1000, grace_steps=201, patience=30),
     reward_terms=("reward_alive", "reward_progress", "reward_electricity", "reward_joints_at_limit", "reward_feet_collision"),
     n_actions=8,
+    control_period=0.0165,  # four pybullet substeps of 0.004125 s (spikehebb.envs.ant.CONTROL_DT)
 )
 
 
@@ -217,6 +220,7 @@ CAR = Task(
     n_actions=3,
     constraints=("max_abs",),
     solved_fitness=900.0,  # gymnasium's reward_threshold for CarRacing
+    control_period=1 / 50,  # CarRacing's 50 frames per second
 )
 
 #: Every task by name.

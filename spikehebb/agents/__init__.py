@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from spikehebb.agents.base import Agent, GenomePart
 from spikehebb.agents.hebbian import HebbianAgent, NetworkAgent, StaticAgent
+from spikehebb.agents.spiking import SpikingAgent
 from spikehebb.agents.recurrent import GRUAgent, LSTMAgent
 
 #: Every agent kind by name.
 AGENTS: dict[str, type] = {HebbianAgent.kind: HebbianAgent, StaticAgent.kind: StaticAgent}
+AGENTS[SpikingAgent.kind] = SpikingAgent  # LIF neurons in Brian2, the rule on spike traces
 AGENTS.update({LSTMAgent.kind: LSTMAgent, GRUAgent.kind: GRUAgent})  # Palm et al. 2021's baselines
 
 from spikehebb.agents.config import AgentConfig  # noqa: E402  (AgentConfig validates against AGENTS)
@@ -33,7 +35,10 @@ def genome_parts(config: AgentConfig, task) -> tuple[GenomePart, ...]:
 
 def make_agent(config: AgentConfig, task, batch_size: int, **kwargs):
     """An agent of ``config.kind`` for ``task``'s network, B = ``batch_size`` slots."""
-    return agent_class(config)(config, task.sizes, task.activation, batch_size, constraints=task.constraints, **kwargs)
+    cls = agent_class(config)
+    # A kind that needs more of the task (the spiking agent: its control period) says so.
+    kwargs = {**(cls.task_options(task) if hasattr(cls, "task_options") else {}), **kwargs}
+    return cls(config, task.sizes, task.activation, batch_size, constraints=task.constraints, **kwargs)
 
 
 __all__ = ["AGENTS", "Agent", "AgentConfig", "GenomePart", "GRUAgent", "HebbianAgent", "LSTMAgent", "NetworkAgent", "StaticAgent",

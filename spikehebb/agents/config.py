@@ -27,6 +27,9 @@ class AgentConfig:
     dtype: str = "float32"
     weight_init: str = "uniform"
     weight_scale: float = 0.1
+    options: dict | None = None
+    """Options of the kind, checked and completed by its class's ``check_options`` (the lif
+    agent: its neuron model, :class:`spikehebb.network.spiking.LIFParams`); None for kinds without."""
 
     def __post_init__(self) -> None:
         from spikehebb.agents import AGENTS
@@ -48,6 +51,11 @@ class AgentConfig:
             raise ValueError(f"unknown weight init {self.weight_init!r}; expected one of {WEIGHT_INITS}")
         if not (self.weight_scale > 0):
             raise ValueError(f"weight scale must be positive, got {self.weight_scale}")
+        check = getattr(AGENTS[self.kind], "check_options", None)
+        if check is not None:
+            object.__setattr__(self, "options", check(self, self.options))
+        elif self.options:
+            raise ValueError(f"a {self.kind} agent takes no options, got {self.options!r}")
 
     @property
     def label(self) -> str:

@@ -1,0 +1,522 @@
+"""Spiking backend: leaky integrate-and-fire layers in Brian2, the ABCD rule on spike traces.
+
+The rate network's unit i of layer l (``o_i = tanh(sum_k w_ki o_k)``, signed) becomes a pair of
+LIF neurons, an "on" neuron driven by the unit's synaptic drive and an "off" neuron driven by its
+negative (Burns 2021's translation of Najarro & Risi's networks; signed values through on/off
+pairs, the last layer's pairs are agonist/antagonist motor pools). Every rate synapse w_ij keeps
+ONE weight, the same number in the same ``(P, n_pre, n_post)`` layout as the rate network, so a
+rule evolved in one runs in the other. Equations (Brian2 text, generated in this module, see
+:func:`neuron_model`), per neuron of sign ``sgn`` (+1 on, -1 off) of unit i::
+
+    dv/dt = (v_rest - v + bias + sgn * g_i) / tau_m          (unless refractory)
+    v > v_threshold  ->  v = v_reset, x += 1, count += 1     refractory period t_ref
+    dx/dt = -x / tau_trace                                   spike trace (x += 1 per spike)
+
+and per unit j of a layer l >= 1 (its synaptic drive, event-driven, current-based)::
+
+    dg_j/dt = -g_j / tau_syn
+    on a spike of the on/off neuron of pre unit i:  g_j += sgn_pre * J * w_ij
+    J = gain * t_ref / tau_syn
+
+so that a pre neuron firing steadily at rate f gives the drive ``gain * w * f * t_ref``: with
+the normalised rate ``r = f * t_ref`` (``1/t_ref`` is the LIF's maximal rate) the drive is
+``gain * sum_i w_ij r_i``, the rate network's summed input in mV. The input layer's drive is
+``gain * u`` for the encoded observation u (deterministic current injection), or its neurons
+fire Poisson spikes at ``clip(sgn * u, 0, 1) / t_ref`` (``encoding="poisson"``, seeded).
+
+What stands for the rate o of a unit:
+
+- the rule reads the signed, normalised trace ``xs_i = (x_on - x_off) * t_ref / tau_trace`` (a
+  neuron firing steadily at rate f has a mean trace ``f * tau_trace``, so ``xs`` tracks
+  ``r_on - r_off`` in [-1, 1]): ``dw_ij = eta * (A xs_i xs_j + B xs_i + C xs_j + D)``, generated
+  from the rule's term table (:func:`spikehebb.rules.brian_update` with ``rate="xs"``), once per
+  env step after its S substeps (``rule_every="env_step"``), or at every substep with the
+  coefficients divided by S (``rule_every="substep"``);
+- the outputs (and :meth:`activations`) are exponentially filtered spike counts: per env step
+  of S substeps, ``y = a * y + (1 - a) * count * t_ref / (S dt)`` with ``a = exp(-S dt /
+  tau_readout)``, and a unit's output is ``y_on - y_off`` (agonist minus antagonist), in [-1, 1].
+
+With ``dendrites=True`` the drive lands on a dendritic compartment coupled to the soma through a
+saturating nonlinearity (a two-compartment neuron)::
+
+    dv_d/dt = (v_rest - v_d + sgn * g_i) / tau_d
+    dv/dt   = (v_rest - v + bias + I_d) / tau_m               (unless refractory)
+    I_d     = coupling * v_sat * tanh((v_d - v_rest) / v_sat)
+
+One env step = S substeps of ``dt = control_period / S`` (the ant's control period is 16.5 ms,
+the car's 20 ms; S defaults to the period in whole milliseconds, so dt is about 1 ms).
+
+Layout in Brian2, one network for P members (block diagonal; nothing is rebuilt per lifetime):
+neuron group ``N_l`` of ``P * n_l * 2`` neurons in (member, unit, sign) order, unit group
+``U_l`` of ``P * n_l`` drives, synapses ``N_{l-1} -> U_l`` in (member, pre unit, sign, post)
+order: two Brian2 synapses (from the on and the off neuron) carry each weight, and the rule
+updates both with the same numbers, so they stay equal. The compiled code objects are run
+directly per substep as in :mod:`spikehebb.network.brian` (no ``Network.run`` per step); every
+parameter is a shared constant of its group, so one compiled code serves every parameter set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from spikehebb.network.base import PlasticNetwork
+from spikehebb.network.brian import _code_object_class, _compile_notice
+from spikehebb.rules import brian_model_lines, brian_update, fold_eta, synapse_fields
+
+ENCODINGS = ("current", "poisson")
+RULE_TIMINGS = ("env_step", "substep")
+
+#: Default substep length when ``substeps`` is not given: S = round(control period / this).
+DEFAULT_DT_S = 1e-3
+
+
+@dataclass(frozen=True)
+class LIFParams:
+    """The spiking network's neuron model, encoding and rule timing (stored in the run file).
+
+    Units are in the names (ms, mV); see the module docstring for the equations.
+    """
+
+    tau_m_ms: float = 5.0
+    """Membrane time constant."""
+    v_rest_mV: float = -65.0
+    """Resting (leak reversal) potential."""
+    v_threshold_mV: float = -50.0
+    """Spike threshold."""
+    v_reset_mV: float = -65.0
+    """Potential after a spike; must lie below the threshold."""
+    refractory_ms: float = 2.0
+    """Absolute refractory period t_ref; 1/t_ref is the maximal rate, the rate read as 1."""
+    tau_syn_ms: float = 2.0
+    """Decay of the synaptic drive g."""
+    gain_mV: float = 40.0
+    """Drive per unit of summed input (the rate network's ``sum_i w_ij o_i``)."""
+    bias_mV: float = 15.0
+    """Constant drive of every neuron; 15 mV (the threshold minus rest) puts the neurons at their
+    rheobase, so any positive input makes the on neuron fire, as tanh has no dead zone."""
+    tau_trace_ms: float = 10.0
+    """Time constant of the spike trace x the rule reads."""
+    tau_readout_ms: float = 5.0
+    """Filter of the spike counts read as outputs (0: the count of the last env step alone)."""
+    substeps: int | None = None
+    """Substeps S per env step (None: the control period in whole ms); dt = period / S."""
+    encoding: str = "current"
+    """Input layer: "current" (deterministic injection of gain * u) or "poisson"."""
+    poisson_seed: int | None = None
+    """Seed of the Poisson input spikes (required with encoding="poisson"); each lifetime mixes
+    it with a number drawn from its own seed, so its spikes do not depend on its slot."""
+    rule_every: str = "env_step"
+    """Apply the rule once per env step ("env_step") or at every substep ("substep", dw / S)."""
+    dendrites: bool = False
+    """Two-compartment neurons: synaptic drive on a dendrite coupled through a nonlinearity."""
+    tau_dendrite_ms: float = 10.0
+    """Dendritic time constant (with dendrites)."""
+    dendrite_coupling: float = 1.0
+    """Strength of the dendrite -> soma current (with dendrites, dimensionless)."""
+    dendrite_saturation_mV: float = 30.0
+    """v_sat: the dendritic current saturates at coupling * v_sat (with dendrites)."""
+
+    def __post_init__(self) -> None:
+        for name in ("tau_m_ms", "refractory_ms", "tau_syn_ms", "tau_trace_ms", "tau_dendrite_ms",
+                     "dendrite_saturation_mV", "gain_mV"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+                raise ValueError(f"lif: {name} must be a positive number, got {value!r}")
+        for name in ("v_rest_mV", "v_threshold_mV", "v_reset_mV", "bias_mV", "tau_readout_ms", "dendrite_coupling"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"lif: {name} must be a finite number, got {value!r}")
+        if self.tau_readout_ms < 0:
+            raise ValueError(f"lif: tau_readout_ms must be 0 or positive, got {self.tau_readout_ms!r}")
+        if not self.v_threshold_mV > self.v_reset_mV:
+            raise ValueError(
+                f"lif: the threshold ({self.v_threshold_mV} mV) must lie above the reset ({self.v_reset_mV} mV)"
+            )
+        if self.substeps is not None and (
+            isinstance(self.substeps, bool) or not isinstance(self.substeps, (int, np.integer)) or self.substeps < 1
+        ):
+            raise ValueError(f"lif: substeps must be an integer of at least 1, got {self.substeps!r}")
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"lif: unknown encoding {self.encoding!r}; expected one of {ENCODINGS}")
+        if self.encoding == "poisson" and self.poisson_seed is None:
+            raise ValueError("lif: Poisson encoding needs a seed (poisson_seed, --poisson-seed)")
+        if self.poisson_seed is not None and (isinstance(self.poisson_seed, bool) or not isinstance(self.poisson_seed, (int, np.integer)) or self.poisson_seed < 0):
+            raise ValueError(f"lif: poisson_seed must be a non-negative integer, got {self.poisson_seed!r}")
+        if self.rule_every not in RULE_TIMINGS:
+            raise ValueError(f"lif: rule_every must be one of {RULE_TIMINGS}, got {self.rule_every!r}")
+        if not isinstance(self.dendrites, bool):
+            raise ValueError(f"lif: dendrites must be True or False, got {self.dendrites!r}")
+
+    @classmethod
+    def of(cls, spec: "LIFParams | Mapping[str, Any] | None") -> "LIFParams":
+        """Parameters from themselves, a dict of fields (unknown names are an error) or None."""
+        if isinstance(spec, cls):
+            return spec
+        spec = dict(spec or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(spec) - known)
+        if unknown:
+            raise ValueError(f"lif: unknown neuron options {unknown}; known: {sorted(known)}")
+        return cls(**spec)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def n_substeps(self, control_period: float) -> int:
+        """S for an env step of ``control_period`` seconds."""
+        return self.substeps if self.substeps is not None else max(1, round(control_period / DEFAULT_DT_S))
+
+
+def neuron_model(params: LIFParams, poisson_input: bool = False) -> tuple[str, str, str, str | None]:
+    """(equations, threshold, reset, integration method) of one layer's neuron group."""
+    common = "\n".join([
+        "dx/dt = -x / tau_trace : 1  # spike trace, +1 per spike",
+        "x_partner : 1 (linked)  # trace of the other neuron of the pair",
+        "sgn : 1 (constant)  # +1 on neuron, -1 off neuron",
+        "count : 1  # spikes in this env step",
+        "y : 1  # filtered spike count (output rate, 1 = the maximal rate 1/t_ref)",
+        "xs : 1  # signed normalised trace of the unit, (x_on - x_off) * t_ref / tau_trace",
+        "tau_trace : second (shared, constant)",
+        "trace_norm : 1 (shared, constant)  # t_ref / tau_trace",
+        "y_decay : 1 (shared, constant)  # exp(-S dt / tau_readout)",
+        "count_norm : 1 (shared, constant)  # t_ref / (S dt)",
+    ])
+    if poisson_input:
+        return common + "\nspike_in : 1  # 1 where the neuron fires in this substep", "spike_in > 0.5", "x += 1\ncount += 1", "exact"
+    lines = [
+        "g_in : volt (linked)  # the unit's synaptic drive",
+        "v_rest : volt (shared, constant)",
+        "v_threshold : volt (shared, constant)",
+        "v_reset : volt (shared, constant)",
+        "bias : volt (shared, constant)",
+        "tau_m : second (shared, constant)",
+        "t_ref : second (shared, constant)",
+    ]
+    if params.dendrites:
+        lines = [
+            "dv/dt = (v_rest - v + bias + I_d) / tau_m : volt (unless refractory)  # soma",
+            "dv_d/dt = (v_rest - v_d + sgn * g_in) / tau_d : volt  # dendrite",
+            "I_d = coupling * v_sat * tanh((v_d - v_rest) / v_sat) : volt  # dendrite -> soma",
+            "tau_d : second (shared, constant)",
+            "coupling : 1 (shared, constant)",
+            "v_sat : volt (shared, constant)",
+        ] + lines
+        method = "exponential_euler"
+    else:
+        lines = ["dv/dt = (v_rest - v + bias + sgn * g_in) / tau_m : volt (unless refractory)  # membrane"] + lines
+        method = "exact"
+    return "\n".join(lines) + "\n" + common, "v > v_threshold", "v = v_reset\nx += 1\ncount += 1", method
+
+
+#: Code run once per env step on every neuron group: the readout filter.
+READOUT_CODE = "y = y_decay * y + (1 - y_decay) * count * count_norm"
+#: Code computing the signed normalised trace of each neuron's unit (before the rule reads it).
+TRACE_CODE = "xs = sgn * (x - x_partner) * trace_norm"
+#: The same for a unit group (the rule's post factor), from its linked on and off traces.
+UNIT_TRACE_CODE = "xs = (x_on - x_off) * trace_norm"
+
+
+def _write(group, name: str, value) -> None:
+    """Write a value (a Brian2 quantity is taken in SI units) into the array the compiled code
+    reads, without Brian2's checks (which warn about casting 1e50 to float32)."""
+    group.variables[name].get_value()[:] = np.asarray(value, dtype=np.float64)
+
+
+class SpikingPlasticNetwork(PlasticNetwork):
+    """P plastic spiking networks as one Brian2 network (see the module docstring).
+
+    Arguments as :class:`~spikehebb.network.base.PlasticNetwork` (``activation`` is ignored: the
+    LIF's own transfer replaces it), and:
+        neuron: :class:`LIFParams` or a dict of its fields (None: the defaults).
+        control_period: seconds of simulated time per env step (the ant 0.0165, the car 0.02).
+        target: "cython" (default) or "numpy" code generation.
+        fold_eta: store eta*A, ... (as the rate backend).
+
+    ``step`` takes inputs ``(P, n_0)`` (the encoded observation u) and returns ``(P, n_L)``
+    outputs in [-1, 1]; ``activations`` are every layer's filtered signed rates ``(P, n_l)``;
+    :meth:`spike_counts` the spikes of the last env step, per layer ``(P, n_l, 2)`` (on, off).
+    """
+
+    backend = "brian2-lif"
+
+    def __init__(self, sizes=(28, 128, 64, 8), rule="ABCD_lr", population: int = 1, *,
+                 neuron: LIFParams | Mapping[str, Any] | None = None, control_period: float = 0.0165,
+                 activation="tanh", dtype: str = "float32", constraints=(), target: str = "cython",
+                 fold_eta: bool = True):
+        super().__init__(sizes, rule, population, activation="tanh", dtype=dtype, constraints=constraints)
+        self.activation = ("lif",) * self.n_layers
+        self.params = LIFParams.of(neuron)
+        if self.rule is not None and getattr(self.rule, "state", ()):
+            raise ValueError(
+                f"the lif network runs rules without synaptic state; rule {self.rule.name!r} keeps "
+                f"{[s.name for s in self.rule.state]}"
+            )
+        if not (isinstance(control_period, (int, float)) and control_period > 0):
+            raise ValueError(f"control_period must be a positive number of seconds, got {control_period!r}")
+        self.control_period = float(control_period)
+        self.substeps = self.params.n_substeps(self.control_period)
+        self.dt = self.control_period / self.substeps
+        self.fold_eta = bool(fold_eta)
+        self._codeobj_class = _code_object_class(target)
+        self.target = "cython" if self._codeobj_class.__name__.startswith("Cython") else "numpy"
+        self._poisson = self.params.encoding == "poisson"
+        self._noise = [None] * self.population  # per-slot generators of the Poisson input
+        self._build()
+
+    # ---------------------------------------------------------------------------- build
+    def _build(self) -> None:
+        import brian2 as b2
+
+        P, p, dtype, codeobj = self.population, self.params, self.dtype.type, self._codeobj_class
+        ms, mV = b2.ms, b2.mV
+        clock = b2.Clock(dt=self.dt * b2.second, name="spikehebb_lif_clock")
+        t_ref = p.refractory_ms * ms
+        shared = {
+            "tau_trace": p.tau_trace_ms * ms, "trace_norm": p.refractory_ms / p.tau_trace_ms,
+            "y_decay": math.exp(-self.control_period * 1e3 / p.tau_readout_ms) if p.tau_readout_ms > 0 else 0.0,
+            "count_norm": p.refractory_ms * 1e-3 / self.control_period,
+        }
+        lif_shared = {
+            "v_rest": p.v_rest_mV * mV, "v_threshold": p.v_threshold_mV * mV, "v_reset": p.v_reset_mV * mV,
+            "bias": p.bias_mV * mV, "tau_m": p.tau_m_ms * ms, "t_ref": t_ref,
+        }
+        if p.dendrites:
+            lif_shared.update(tau_d=p.tau_dendrite_ms * ms, coupling=p.dendrite_coupling, v_sat=p.dendrite_saturation_mV * mV)
+
+        neurons, units, per_env_step, traces = [], [], [], []
+        for layer, n in enumerate(self.sizes):
+            poisson = layer == 0 and self._poisson
+            eqs, threshold, reset, method = neuron_model(p, poisson)
+            group = b2.NeuronGroup(
+                P * n * 2, eqs, threshold=threshold, reset=reset, method=method, clock=clock, dtype=dtype,
+                refractory=False if poisson else "t_ref", codeobj_class=codeobj, order=2 * layer,
+                name=f"spikehebb_lif_neurons{layer}",
+            )
+            for name, value in {**shared, **({} if poisson else lif_shared)}.items():
+                _write(group, name, value)
+            _write(group, "sgn", np.tile([1.0, -1.0], P * n))
+            group.x_partner = b2.linked_var(group, "x", index=np.arange(P * n * 2) ^ 1)
+            if not poisson:
+                model = "g : volt  # the unit's drive"
+                if layer > 0:
+                    model = "dg/dt = -g / tau_syn : volt  # synaptic drive\ntau_syn : second (shared, constant)"
+                if layer > 0 and self.plastic:
+                    model += "\n" + "\n".join([
+                        "x_on : 1 (linked)  # trace of the unit's on neuron",
+                        "x_off : 1 (linked)  # trace of the unit's off neuron",
+                        "xs : 1  # signed normalised trace, the rule's post factor",
+                        "trace_norm : 1 (shared, constant)  # t_ref / tau_trace",
+                    ])
+                if layer > 0 and self.modulated:
+                    model += "\nm : 1  # the member's modulator m(t)"
+                unit = b2.NeuronGroup(
+                    P * n, model, method="exact", clock=clock, dtype=dtype, codeobj_class=codeobj,
+                    order=2 * layer - 1, name=f"spikehebb_lif_units{layer}",
+                )
+                if layer > 0:
+                    _write(unit, "tau_syn", p.tau_syn_ms * ms)
+                else:
+                    unit.state_updater.active = False
+                group.g_in = b2.linked_var(unit, "g", index=np.arange(P * n * 2) // 2)
+                if layer > 0 and self.plastic:
+                    _write(unit, "trace_norm", shared["trace_norm"])
+                    unit.x_on = b2.linked_var(group, "x", index=np.arange(P * n) * 2)
+                    unit.x_off = b2.linked_var(group, "x", index=np.arange(P * n) * 2 + 1)
+                    traces.append(unit.run_regularly(UNIT_TRACE_CODE, when="end", order=0,
+                                                     name=f"spikehebb_lif_unit_trace{layer}"))
+                units.append(unit)
+            else:
+                units.append(None)
+            traces.append(group.run_regularly(TRACE_CODE, when="end", order=0, name=f"spikehebb_lif_trace{layer}"))
+            per_env_step.append(group.run_regularly(READOUT_CODE, when="end", order=1, name=f"spikehebb_lif_readout{layer}"))
+            neurons.append(group)
+
+        synapses, rules = [], []
+        rule_code = brian_update(self.rule, self.fold_eta, rate="xs") if self.plastic else None
+        for layer, (n_pre, n_post) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
+            lines = ["w : 1  # weight, dimensionless", "J : volt (shared, constant)  # gain * t_ref / tau_syn"]
+            if self.plastic:
+                lines += brian_model_lines(self.rule, self.fold_eta)
+            syn = b2.Synapses(
+                neurons[layer - 1], units[layer], "\n".join(lines), on_pre="g_post += sgn_pre * J * w",
+                clock=clock, dtype=dtype, codeobj_class=codeobj, name=f"spikehebb_lif_synapses{layer}",
+            )
+            member, i, s, j = np.meshgrid(np.arange(P), np.arange(n_pre), np.arange(2), np.arange(n_post), indexing="ij")
+            pre, post = ((member * n_pre + i) * 2 + s).ravel(), (member * n_post + j).ravel()
+            syn.connect(i=pre, j=post)
+            if not (np.array_equal(syn.i[:], pre) and np.array_equal(syn.j[:], post)):
+                raise RuntimeError("Brian2 reordered the synapses; the (member, pre, sign, post) layout is broken")
+            _write(syn, "J", p.gain_mV * p.refractory_ms / p.tau_syn_ms * mV)
+            if self.plastic:
+                # xs_pre: the pre neuron's copy of its unit's signed trace; xs_post: the post unit's.
+                rules.append(syn.run_regularly(rule_code, when="end", order=2 + layer, name=f"spikehebb_lif_rule{layer}"))
+            synapses.append(syn)
+        self._net = b2.Network(*neurons, *[u for u in units if u is not None], *synapses)
+        # np.errstate: Brian2's value check compares float32 arrays with 1e50 (an overflow warning).
+        with _compile_notice(), np.errstate(over="ignore"):
+            self._net.run(0 * b2.ms, namespace={})
+        self._clock_arrays = (clock.variables["timestep"].get_value(), clock.variables["t"].get_value(),
+                              clock.variables["dt"].get_value())
+        special = set(map(id, traces + per_env_step + rules))
+        self._substep_objects = [o for o in self._net.sorted_objects if o.active and o._code_objects and id(o) not in special]
+        self._trace_objects, self._readout_objects, self._rule_objects = traces, per_env_step, rules
+        self._neurons, self._units, self._synapses = neurons, units, synapses
+
+        def arr(group, name):
+            return group.variables[name].get_value()
+
+        self._x = [arr(g, "x") for g in neurons]
+        self._y = [arr(g, "y") for g in neurons]
+        self._xs = [arr(g, "xs") for g in neurons]
+        self._count = [arr(g, "count") for g in neurons]
+        self._lastspike = [arr(g, "lastspike") if "lastspike" in g.variables else None for g in neurons]
+        self._not_ref = [arr(g, "not_refractory") if "not_refractory" in g.variables else None for g in neurons]
+        self._v = [arr(g, "v") if "v" in g.variables else None for g in neurons]
+        self._v_d = [arr(g, "v_d") if "v_d" in g.variables else None for g in neurons]
+        self._g = [arr(u, "g") if u is not None else None for u in units]
+        self._spike_in = arr(neurons[0], "spike_in") if self._poisson else None
+        self._modulators = [arr(u, "m") for u in units[1:]] if self.modulated else []
+        self._w = [arr(s, "w") for s in synapses]
+        self._coef = [{f: arr(s, f) for f in synapse_fields(self.rule, self.fold_eta)} for s in synapses]
+
+    # ------------------------------------------------------------------------- lifetime
+    def reset(self, coefficients, weights, members=None, noise_seeds=None) -> None:
+        """As :meth:`PlasticNetwork.reset`; ``noise_seeds``: one integer per armed slot mixed with
+        ``poisson_seed`` to seed that slot's Poisson input (None: the slot index and a count of
+        resets, for direct use outside a rollout)."""
+        super().reset(coefficients, weights, members)
+        if not self._poisson:
+            return
+        slots = np.arange(self.population) if members is None else np.asarray(members)
+        if noise_seeds is None:
+            self._resets = getattr(self, "_resets", 0) + 1
+            noise_seeds = [[int(b), self._resets] for b in slots]
+        else:
+            noise_seeds = np.asarray(noise_seeds, dtype=np.int64).reshape(len(slots), -1).tolist()
+        for b, seed in zip(slots, noise_seeds):
+            self._noise[int(b)] = np.random.default_rng([self.params.poisson_seed, *[int(abs(s)) for s in seed]])
+
+    def _slots(self, array, n_per_member, where):
+        return array.reshape(self.population, n_per_member)[where]
+
+    def _arm(self, coefficients, weights, members):
+        P, where = self.population, slice(None) if members is None else members
+        scale = 1.0 / self.substeps if self.params.rule_every == "substep" else 1.0
+        for layer, w in enumerate(weights):
+            n_pre, n_post = self.sizes[layer], self.sizes[layer + 1]
+            self._w[layer].reshape(P, n_pre, 2, n_post)[where] = w[:, :, None, :]
+        for layer, c in enumerate(coefficients):
+            n_pre, n_post = self.sizes[layer], self.sizes[layer + 1]
+            values = fold_eta(c, self.rule) if self.fold_eta else {f: c[..., self.rule.index(f)] for f in self.rule.fields}
+            for field, array in self._coef[layer].items():
+                v = values[field] * (scale if field != "eta" or not self.fold_eta else 1.0)
+                if field == "eta" and not self.fold_eta:
+                    v = values[field] * scale
+                elif not self.fold_eta:
+                    v = values[field]
+                array.reshape(P, n_pre, 2, n_post)[where] = v[:, :, None, :]
+        v_rest = self.params.v_rest_mV * 1e-3
+        for layer, n in enumerate(self.sizes):
+            for arrays, value in ((self._x, 0), (self._y, 0), (self._xs, 0), (self._count, 0), (self._v, v_rest),
+                                  (self._v_d, v_rest), (self._lastspike, -1e4), (self._not_ref, True)):
+                if arrays[layer] is not None:
+                    arrays[layer].reshape(P, -1)[where] = value
+            unit = self._units[layer]
+            if unit is not None:
+                for name in ("g", "xs"):
+                    if name in unit.variables:
+                        unit.variables[name].get_value().reshape(P, -1)[where] = 0
+        if self._poisson:
+            self._spike_in.reshape(P, -1)[where] = 0
+            for b in range(P) if members is None else members:
+                self._noise[int(b)] = None
+
+    def _poisson_spikes(self, inputs: np.ndarray) -> np.ndarray:
+        """(S, P * n_0 * 2) spikes of the input neurons for one env step: each fires with
+        probability ``clip(sgn * u, 0, 1) * dt / t_ref`` per substep, from its slot's generator."""
+        P, n, S = self.population, self.sizes[0], self.substeps
+        rate = np.clip(np.stack([inputs, -inputs], axis=-1), 0, 1).reshape(P, n * 2)
+        p = np.minimum(rate * (self.dt / (self.params.refractory_ms * 1e-3)), 1.0)
+        spikes = np.zeros((S, P, n * 2), dtype=self.dtype)
+        for b, rng in enumerate(self._noise):
+            if rng is not None:
+                spikes[:, b] = rng.random((S, n * 2)) < p[b]
+        return spikes.reshape(S, -1)
+
+    def _step(self, inputs, modulator):
+        spikes = self._poisson_spikes(inputs) if self._poisson else None
+        if not self._poisson:
+            self._g[0][:] = (self.params.gain_mV * 1e-3) * inputs.reshape(-1)
+        for c in self._count:
+            c[:] = 0
+        if self._modulators:
+            m = np.zeros(self.population, self.dtype) if modulator is None else modulator
+            for array, n in zip(self._modulators, self.sizes[1:]):
+                array.reshape(self.population, n)[:] = m[:, None]
+        learn = self.plastic and not self.frozen
+        each_substep = learn and self.params.rule_every == "substep"
+        timestep, t, dt = self._clock_arrays
+        for k in range(self.substeps):
+            if spikes is not None:
+                self._spike_in[:] = spikes[k]
+            for obj in self._substep_objects:
+                obj.run()
+            if each_substep:
+                for obj in self._trace_objects + self._rule_objects:
+                    obj.run()
+            timestep[0] += 1
+            t[0] = timestep[0] * dt[0]
+        for obj in self._readout_objects:
+            obj.run()
+        if learn:
+            if not each_substep:
+                for obj in self._trace_objects + self._rule_objects:
+                    obj.run()
+            self._apply_constraints_to_copies()
+        return self._outputs()
+
+    def _apply_constraints_to_copies(self) -> None:
+        """Run the constraints in NumPy on each layer's weights and write both copies back."""
+        if not self.constraints:
+            return
+        weights = self._weights()
+        self._apply_constraints(weights)
+        self._set_weights(weights)
+
+    # --------------------------------------------------------------------------- state
+    def _signed(self, array: np.ndarray, n: int) -> np.ndarray:
+        a = array.reshape(self.population, n, 2)
+        return (a[..., 0] - a[..., 1]).astype(self.dtype)
+
+    def _outputs(self) -> np.ndarray:
+        return self._signed(self._y[-1], self.sizes[-1])
+
+    def _weights(self):
+        return [w.reshape(P, a, 2, b)[:, :, 0, :].copy() for w, (P, a, b) in zip(self._w, self.weight_shapes)]
+
+    def _set_weights(self, weights):
+        for w, new, (P, a, b) in zip(self._w, weights, self.weight_shapes):
+            w.reshape(P, a, 2, b)[:] = np.asarray(new)[:, :, None, :]
+
+    def _activations(self):
+        return [self._signed(y, n) for y, n in zip(self._y, self.sizes)]
+
+    def spike_counts(self) -> list[np.ndarray]:
+        """Spikes of every neuron in the last env step, per layer ``(P, n_l, 2)`` (on, off), int32."""
+        self._check_armed()
+        return [c.reshape(self.population, n, 2).astype(np.int32) for c, n in zip(self._count, self.sizes)]
+
+    def traces(self) -> list[np.ndarray]:
+        """The signed normalised traces the rule read last, per layer ``(P, n_l)``."""
+        self._check_armed()
+        return [x.reshape(self.population, n, 2)[..., 0].copy() for x, n in zip(self._xs, self.sizes)]
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(sizes={self.sizes}, rule={self.rule and self.rule.name!r}, "
+                f"population={self.population}, substeps={self.substeps}, dt={self.dt * 1e3:.4g} ms, "
+                f"neuron={self.params})")
