@@ -29,7 +29,7 @@ What stands for the rate o of a unit:
 - the rule reads the signed, normalised trace ``xs_i = (x_on - x_off) * t_ref / tau_trace`` (a
   neuron firing steadily at rate f has a mean trace ``f * tau_trace``, so ``xs`` tracks
   ``r_on - r_off`` in [-1, 1]): ``dw_ij = eta * (A xs_i xs_j + B xs_i + C xs_j + D)``, generated
-  from the rule's term table (:func:`spikehebb.rules.brian_update` with ``rate="xs"``), once per
+  from the rule's term table (:func:`trace_rule_code`), once per
   env step after its S substeps (``rule_every="env_step"``), or at every substep with the
   coefficients divided by S (``rule_every="substep"``);
 - the outputs (and :meth:`activations`) are exponentially filtered spike counts: per env step
@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -213,6 +214,14 @@ def neuron_model(params: LIFParams, poisson_input: bool = False) -> tuple[str, s
     return "\n".join(lines) + "\n" + common, "v > v_threshold", "v = v_reset\nx += 1\ncount += 1", method
 
 
+def trace_rule_code(rule, fold_eta: bool = True) -> str:
+    """The rule's Brian2 synaptic code (:func:`spikehebb.rules.brian_update`, generated from its
+    term table) with the rates replaced by the signed spike traces, Brian2-style substitution:
+    ``w += A * xs_pre * xs_post + B * xs_pre + C * xs_post + D``."""
+    code = brian_update(rule, fold_eta)
+    return re.sub(r"\br_(pre|post)\b", r"xs_\1", code)
+
+
 #: Code run once per env step on every neuron group: the readout filter.
 READOUT_CODE = "y = y_decay * y + (1 - y_decay) * count * count_norm"
 #: Code computing the signed normalised trace of each neuron's unit (before the rule reads it).
@@ -337,7 +346,7 @@ class SpikingPlasticNetwork(PlasticNetwork):
             neurons.append(group)
 
         synapses, rules = [], []
-        rule_code = brian_update(self.rule, self.fold_eta, rate="xs") if self.plastic else None
+        rule_code = trace_rule_code(self.rule, self.fold_eta) if self.plastic else None
         for layer, (n_pre, n_post) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
             lines = ["w : 1  # weight, dimensionless", "J : volt (shared, constant)  # gain * t_ref / tau_syn"]
             if self.plastic:
