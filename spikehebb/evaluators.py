@@ -38,7 +38,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from spikehebb.config import WorkerSpec
-from spikehebb.worker import Worker
+from spikehebb.worker import Worker, mean_over_variants
 
 def split_evenly(items: Sequence, n_chunks: int) -> list[list]:
     """Consecutive chunks of near-equal size (no empty chunk)."""
@@ -166,14 +166,15 @@ def _close_open_evaluators() -> None:
             pass
 
 
-def _serve(conn, spec: WorkerSpec, factory: WorkerFactory) -> None:
+def _serve(conn, spec: WorkerSpec, factory: WorkerFactory, counter=None) -> None:
     """Body of a worker process: build the worker once, then answer ``(method, args)`` requests
     with ``("ok", result)`` or ``("error", exception, traceback)`` until ``None`` or the parent's
-    end of the pipe closes."""
+    end of the pipe closes. ``counter``: the evaluator's shared lifetime counter."""
     # Ctrl-C reaches the whole process group; the parent decides what happens to its workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         worker = factory(spec)
+        worker.counter = counter
     except BaseException as err:
         _send_error(conn, err)
         return
@@ -300,6 +301,8 @@ class ProcessEvaluator(_Evaluator):
         """Worker processes replaced after they died."""
         self._factory = worker_factory
         self._ctx = multiprocessing.get_context("spawn")
+        # The generation's next training lifetime, shared by every worker (see evaluate).
+        self._counter = self._ctx.Value("q", 0)
         self._procs: list[_Process | None] = [None] * self.workers
         _OPEN.add(self)
         try:
@@ -307,6 +310,36 @@ class ProcessEvaluator(_Evaluator):
         except BaseException:
             self.close()
             raise
+
+    def evaluate(self, sampler, keys: Sequence) -> tuple[np.ndarray, int]:
+        """Training fitness of candidates given as ES keys, and the env steps they took.
+
+        Every worker gets every key and claims lifetimes (candidate x training variant) one at a
+        time from a counter they share, so the generation's work is spread as it runs: no worker
+        idles while another has lifetimes queued. Lifetimes a dying worker had claimed are run
+        again afterwards. The numbers equal the serial evaluator's, bit for bit.
+        """
+        keys = list(keys)
+        if not keys:
+            return np.empty(0), 0
+        if self.workers == 1:
+            return super().evaluate(sampler, keys)
+        if self._closed:
+            raise RuntimeError(f"this {self.name} evaluator is closed")
+        n_variants = len(self.spec.make_task().train_variants)
+        n_items = len(keys) * n_variants
+        with self._counter.get_lock():
+            self._counter.value = 0
+        done, env_steps = {}, 0
+        for part, steps in self._map("evaluate_claims", [(sampler, keys)] * self.workers):
+            done.update(part)
+            env_steps += steps
+        missing = [i for i in range(n_items) if divmod(i, n_variants) not in done]
+        if missing:  # claimed by a worker that died
+            for part, steps in self._map("evaluate_items", [(sampler, keys, c) for c in split_evenly(missing, self.workers)]):
+                done.update(part)
+                env_steps += steps
+        return mean_over_variants(done, len(keys), n_variants), env_steps
 
     @property
     def pids(self) -> list[int | None]:
@@ -317,7 +350,8 @@ class ProcessEvaluator(_Evaluator):
     def _spawn(self) -> _Process:
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(
-            target=_serve, args=(child, self.spec, self._factory), name="spikehebb-worker", daemon=True
+            target=_serve, args=(child, self.spec, self._factory, self._counter), name="spikehebb-worker",
+            daemon=True,
         )
         with one_thread_per_library():
             process.start()

@@ -41,6 +41,17 @@ StepHook = Callable[[int, Any, np.ndarray, list], None]
 PartsSource = Callable[[int], Mapping[str, Sequence[np.ndarray]]]
 
 
+@dataclass(frozen=True)
+class Lifetime:
+    """One lifetime to live: ``key`` names it in the results; ``parts()`` gives its parts (per
+    part, per layer ``(1, *shape)``), asked for when it starts; ``env_seed`` resets its env."""
+
+    key: Any
+    variant: str
+    parts: Callable[[], Mapping[str, Sequence[np.ndarray]]]
+    env_seed: int
+
+
 @dataclass
 class BatchResult:
     """What the lifetimes of one :meth:`Rollout.run` gave, in lifetime order."""
@@ -113,23 +124,42 @@ class Rollout:
         encoder has evolved parameters), per layer ``(1, *shape)``; env_seeds: n ints for
         ``env.reset(seed=)``.
         """
-        n, B = len(env_seeds), self.batch_size
+        n = len(env_seeds)
         if n < 1:
             raise ValueError(f"a rollout needs at least one lifetime, got {n}")
-        episode, term_key = self.task.episode, self.task.fitness_term
-        envs = self.envs(variant, min(n, B))
-        fitness, steps = np.zeros(n), np.zeros(n, dtype=np.int64)
-        slot_of = np.full(B, -1)  # the lifetime each slot lives, -1: none
+        self.task.check_variants([variant])
+        queue = iter(range(n))
+
+        def next_lifetime():
+            i = next(queue, None)
+            return None if i is None else Lifetime(i, variant, lambda: parts(i), int(env_seeds[i]))
+
+        done, env_steps = self.run_queue(next_lifetime, on_step)
+        fitness = np.array([done[i][0] for i in range(n)])
+        steps = np.array([done[i][1] for i in range(n)], dtype=np.int64)
+        return BatchResult(fitness=fitness, steps=steps, env_steps=env_steps, n_active=n)
+
+    def run_queue(
+        self, next_lifetime: Callable[[], "Lifetime | None"], on_step: StepHook | None = None
+    ) -> tuple[dict[Any, tuple[float, int]], int]:
+        """Live lifetimes as long as ``next_lifetime()`` gives them (None: no more), B at a time,
+        each slot refilled as soon as its lifetime ends; lifetimes may be of different variants.
+
+        Returns ({lifetime key: (fitness, network steps)}, env steps taken, burn-in included).
+        """
+        B, episode, term_key = self.batch_size, self.task.episode, self.task.fitness_term
+        done: dict[Any, tuple[float, int]] = {}
+        live: list[Lifetime | None] = [None] * B  # the lifetime each slot lives
         local_t = np.zeros(B, dtype=np.int64)  # network steps of each slot's current lifetime
         state = EpisodeState(episode, [False] * B)
-        obs_batch: np.ndarray | None = None
         signal = np.zeros(B)  # each slot's last per-step signal (the modulator of the next step)
-        env_steps, next_lifetime = 0, 0
+        env_steps = 0
 
-        def settle(slot: int, i: int) -> np.ndarray:
-            """Reset the slot's env for lifetime i and run the burn-in; its first observation."""
-            env = envs[slot]
-            obs = env.reset(seed=int(env_seeds[i]))[0]
+        def settle(slot: int, lifetime: Lifetime) -> np.ndarray:
+            """Reset the slot's env of the lifetime's variant and run the burn-in; the first
+            observation the agent sees."""
+            env = self.envs(lifetime.variant, slot + 1)[slot]
+            obs = env.reset(seed=lifetime.env_seed)[0]
             if episode.burn_in_steps:
                 zero = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
                 for _ in range(episode.burn_in_steps):
@@ -137,15 +167,18 @@ class Rollout:
             return obs
 
         # Arm the first batch at once (padding slots get zeros and never step an env).
-        first = list(range(min(n, B)))
-        observations = [settle(slot, i) for slot, i in enumerate(first)]
+        first = []
+        while len(first) < B and (lifetime := next_lifetime()) is not None:
+            first.append(lifetime)
+        if not first:
+            return done, 0
+        observations = [settle(slot, lifetime) for slot, lifetime in enumerate(first)]
         obs_batch = np.zeros((B,) + np.shape(observations[0]), dtype=np.float64)
         obs_batch[: len(first)] = observations
-        self._arm([parts(i) for i in first], None, pad_to=B)
-        for slot, i in enumerate(first):
-            slot_of[slot] = i
+        self._arm([lifetime.parts() for lifetime in first], None, pad_to=B)
+        for slot, lifetime in enumerate(first):
+            live[slot] = lifetime
             state.start(slot)
-        next_lifetime = len(first)
         env_steps += len(first) * episode.burn_in_steps
         infos: list = [None] * B
 
@@ -166,7 +199,8 @@ class Rollout:
                     state.fail(b)
                     ended.append(b)
                     continue
-                obs, reward, terminated, truncated, info = envs[b].step(actions[b])
+                env = self._envs[live[b].variant][b]
+                obs, reward, terminated, truncated, info = env.step(actions[b])
                 env_steps += 1
                 obs_batch[b] = obs
                 infos[b] = info
@@ -186,21 +220,18 @@ class Rollout:
                 on_step(t, self.agent, actions, infos)
             t += 1
             for b in ended:
-                i = slot_of[b]
-                fitness[i] = state.fitness[b]
-                steps[i] = state.steps[b]
-                slot_of[b] = -1
-                if next_lifetime < n:  # refill the slot
-                    j = next_lifetime
-                    next_lifetime += 1
-                    obs_batch[b] = settle(b, j)
+                done[live[b].key] = (state.fitness[b], state.steps[b])
+                live[b] = None
+                lifetime = next_lifetime()
+                if lifetime is not None:  # refill the slot
+                    obs_batch[b] = settle(b, lifetime)
                     env_steps += episode.burn_in_steps
-                    self._arm([parts(j)], [b])
-                    slot_of[b], local_t[b], signal[b] = j, 0, 0.0
+                    self._arm([lifetime.parts()], [b])
+                    live[b], local_t[b], signal[b] = lifetime, 0, 0.0
                     state.start(b)
                 else:
                     obs_batch[b] = 0
-        return BatchResult(fitness=fitness, steps=steps, env_steps=env_steps, n_active=n)
+        return done, env_steps
 
     def _arm(self, lifetimes: list[Mapping[str, Sequence[np.ndarray]]], members: list[int] | None, pad_to: int = 0) -> None:
         """Arm the agent's (and the encoder's) slots ``members`` (None: the first slots, padded

@@ -26,7 +26,7 @@ import numpy as np
 from spikehebb.agents import agent_class, genome_parts
 from spikehebb.config import WorkerSpec
 from spikehebb.genome import GenomeMap
-from spikehebb.rollout import Rollout, StepHook
+from spikehebb.rollout import Lifetime, Rollout, StepHook
 
 #: Spawn-key tag separating evaluation lifetimes from training ones.
 EVALUATION_TAG = 2**31 - 1
@@ -53,6 +53,8 @@ class Worker:
         self.genome = GenomeMap.of(self.parts)
         self._agent_class = agent_class(spec.agent)
         self.rollout = Rollout(self.task, spec.agent, spec.batch_size, env_kwargs=env_kwargs)
+        self.counter = None
+        """The evaluator's shared lifetime counter (a ``multiprocessing.Value``), set in worker processes."""
 
     def lifetimes(
         self,
@@ -89,14 +91,60 @@ class Worker:
     def evaluate(self, sampler, keys: Sequence) -> tuple[np.ndarray, int]:
         """Training fitness of candidates given as ES keys: the mean over the task's training
         variants. Returns (fitness ``(len(keys),)``, env steps)."""
-        params = np.stack([sampler.params(k) for k in keys])
-        total, env_steps = np.zeros(len(keys)), 0
-        for v, variant in enumerate(self.task.train_variants):
-            paths = [(k.generation, k.index, v) for k in keys]
-            fitness, steps = self.lifetimes(params, variant, paths)
-            total += fitness
-            env_steps += steps
-        return total / len(self.task.train_variants), env_steps
+        items = iter(range(len(keys) * len(self.task.train_variants)))
+        done, env_steps = self.train_lifetimes(sampler, keys, lambda: next(items, None))
+        return mean_over_variants(done, len(keys), len(self.task.train_variants)), env_steps
+
+    def evaluate_claims(self, sampler, keys: Sequence) -> tuple[dict, int]:
+        """The training lifetimes this worker claims from the evaluator's shared counter
+        (``self.counter``, one per generation) until none is left: ({(candidate, variant):
+        fitness}, env steps). Workers that share the counter share the generation's work, so
+        none idles while another still has lifetimes queued."""
+        counter, n_items = self.counter, len(keys) * len(self.task.train_variants)
+
+        def claim():
+            with counter.get_lock():
+                i = counter.value
+                counter.value = i + 1
+            return i if i < n_items else None
+
+        return self.train_lifetimes(sampler, keys, claim)
+
+    def evaluate_items(self, sampler, keys: Sequence, items: Sequence[int]) -> tuple[dict, int]:
+        """The training lifetimes numbered ``items`` (candidate-major: item = candidate *
+        n_variants + variant): ({(candidate, variant): fitness}, env steps)."""
+        queue = iter(items)
+        return self.train_lifetimes(sampler, keys, lambda: next(queue, None))
+
+    def train_lifetimes(self, sampler, keys: Sequence, claim) -> tuple[dict, int]:
+        """Training lifetimes as ``claim()`` hands out their numbers (None: no more): item i is
+        candidate ``i // n_variants`` on training variant ``i % n_variants``, seeded by (run seed,
+        generation, candidate index, variant). Returns ({(candidate, variant): fitness}, env steps)."""
+        variants = self.task.train_variants
+        params: dict[int, np.ndarray] = {}  # a candidate's vector, kept while it has lifetimes to start
+        uses: dict[int, int] = {}
+
+        def next_lifetime():
+            i = claim()
+            if i is None:
+                return None
+            c, v = divmod(int(i), len(variants))
+            key = keys[c]
+            if c not in params:
+                params[c], uses[c] = sampler.params(key), 0
+            vector = params[c]
+            uses[c] += 1
+            if uses[c] == len(variants):
+                del params[c], uses[c]
+            return self.training_lifetime(key, c, v, vector)
+
+        done, env_steps = self.rollout.run_queue(next_lifetime)
+        return {item: fitness for item, (fitness, _) in done.items()}, env_steps
+
+    def training_lifetime(self, key, c: int, v: int, vector: np.ndarray) -> Lifetime:
+        """Candidate ``c`` (ES key ``key``, parameters ``vector``) on training variant ``v``."""
+        rng, env_seed = lifetime_seeds(self.spec.seed, key.generation, key.index, v)
+        return Lifetime((c, v), self.task.train_variants[v], lambda: self.lifetime_parts(vector, rng), env_seed)
 
     def evaluate_params(self, params: np.ndarray, variant: str, episodes: Sequence[int]) -> tuple[np.ndarray, int]:
         """Fitness of one parameter vector over the given episode numbers on ``variant``."""
@@ -108,11 +156,21 @@ class Worker:
         self.rollout.close()
 
 
+def mean_over_variants(done: dict, n: int, n_variants: int) -> np.ndarray:
+    """Training fitness ``(n,)`` from ``{(candidate, variant): fitness}``: the sum over the
+    variants in their order, divided by their number."""
+    total = np.zeros(n)
+    for v in range(n_variants):
+        total += np.array([done[(c, v)] for c in range(n)])
+    return total / n_variants
+
+
 class CrashOnceWorker(Worker):
     """Test aid: a :class:`Worker` whose process dies (``os._exit(1)``, no clean-up, as a segfault
     or an OOM kill would leave it) when it is handed the candidate ``crash_on = (generation,
     index)``, only the first time if ``marker`` is a path (created atomically, so a replacement
-    process runs the candidate normally), every time if ``marker`` is None.
+    process runs the candidate normally), every time if ``marker`` is None. It dies when it
+    starts one of that candidate's lifetimes.
 
     Use it as ``worker_factory=functools.partial(CrashOnceWorker, crash_on=(0, 5), marker=path)``.
     """
@@ -122,10 +180,10 @@ class CrashOnceWorker(Worker):
         self.crash_on = tuple(crash_on)
         self.marker = marker
 
-    def evaluate(self, sampler, keys: Sequence) -> tuple[np.ndarray, int]:
-        if any((k.generation, k.index) == self.crash_on for k in keys) and self._first_time():
+    def training_lifetime(self, key, c: int, v: int, vector: np.ndarray) -> Lifetime:
+        if (key.generation, key.index) == self.crash_on and self._first_time():
             os._exit(1)
-        return super().evaluate(sampler, keys)
+        return super().training_lifetime(key, c, v, vector)
 
     def _first_time(self) -> bool:
         if self.marker is None:
