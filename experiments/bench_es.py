@@ -6,7 +6,13 @@ process) + tell with random fitness. Sizes: the car (456,640 ABCD_lr coefficient
 the memory held before the phase (NumPy reports its buffers to tracemalloc). Also prints what
 travels to a worker: a pickled key, a pickled sampler and a pickled parameter vector.
 
+Shared rules (Palm et al. 2021, ``gmm``: :mod:`spikehebb.es.shared_rules`) on the ant only, at
+rho = 32 (384 rules) and rho = 8 (1,536 rules), where Palm et al. ran out of memory below 32:
+the (N, M) logits are 36 MiB and 144 MiB in float64. ``--strategies`` picks rows and
+``--popsize`` shrinks the populations for a quick check that the script runs.
+
     python experiments/bench_es.py [--sizes car ant] [--seed 0]
+    python experiments/bench_es.py --sizes ant --strategies gmm-rho32 gmm-rho8
 """
 
 from __future__ import annotations
@@ -28,7 +34,17 @@ import numpy as np
 from spikehebb.es import get_strategy
 
 SIZES = {"car": (456_640, 200), "ant": (61_440, 500)}
-STRATEGIES = {"openai-es": {}, "sep-cma": {"diagonal": True}}
+#: Row name -> (registry name, constructor kwargs, sizes it runs on).
+STRATEGIES = {
+    "openai-es": ("openai-es", {}, ("car", "ant")),
+    "sep-cma": ("cma", {"diagonal": True}, ("car", "ant")),
+    # ABCD_lr: 5 coefficients per rule; noise "rule" is StrategyConfig's default
+    "gmm-rho32": ("gmm", {"n_fields": 5, "rho": 32}, ("ant",)),
+    "gmm-rho8": ("gmm", {"n_fields": 5, "rho": 8}, ("ant",)),
+    "gmm-rho32-adam": ("gmm", {"n_fields": 5, "rho": 32, "optimizer": "adam"}, ("ant",)),
+    "gmm-rho8-adam": ("gmm", {"n_fields": 5, "rho": 8, "optimizer": "adam"}, ("ant",)),
+    "random-rho8": ("gmm", {"n_fields": 5, "rho": 8, "assign": "random"}, ("ant",)),
+}
 
 
 @dataclass
@@ -37,6 +53,10 @@ class Args:
     """which problem sizes to run: car, ant"""
     seed: int
     """strategy seed"""
+    strategies: list[str]
+    """rows of STRATEGIES to run"""
+    popsize: int | None
+    """population instead of the paper's (a quick check)"""
 
 
 def measure(fn):
@@ -60,7 +80,7 @@ def _nbytes(state) -> int:
 def one_generation(name, kwargs, n_params, popsize, seed):
     rng = np.random.default_rng(seed)
     strategy, t_init, m_init = measure(lambda: get_strategy(
-        "cma" if name == "sep-cma" else name, n_params=n_params, popsize=popsize, seed=seed, **kwargs
+        name, n_params=n_params, popsize=popsize, seed=seed, **kwargs
     ))
     # one generation untimed first, so the timed one is a typical one (cma's diagonal scaling,
     # for one, is the identity until the first tell)
@@ -100,30 +120,34 @@ def main(args: Args) -> None:
     rows = []
     for size in args.sizes:
         n_params, popsize = SIZES[size]
-        for name, kwargs in STRATEGIES.items():
-            r = one_generation(name, kwargs, n_params, popsize, args.seed)
+        popsize = args.popsize or popsize
+        for name in args.strategies:
+            registry, kwargs, sizes = STRATEGIES[name]
+            if size not in sizes:
+                continue
+            r = one_generation(registry, kwargs, n_params, popsize, args.seed)
             rows.append((size, n_params, popsize, name, r))
             print(f"done {size} {name}", flush=True)
 
     print()
-    print(f"{'problem':<5} {'n_params':>8} {'pop':>4} {'strategy':<9} "
+    print(f"{'problem':<5} {'n_params':>8} {'pop':>4} {'strategy':<14} "
           f"{'ask s':>6} {'expand s':>8} {'tell s':>7} {'total s':>7} "
           f"{'peak MB ask/expand/tell':>24} {'init s':>6}")
     for size, n_params, popsize, name, r in rows:
         total = r["ask"][0] + r["expand"][0] + r["tell"][0]
         peaks = "/".join(f"{r[p][1]:.0f}" for p in ("ask", "expand", "tell"))
-        print(f"{size:<5} {n_params:>8} {popsize:>4} {name:<9} "
+        print(f"{size:<5} {n_params:>8} {popsize:>4} {name:<14} "
               f"{r['ask'][0]:>6.2f} {r['expand'][0]:>8.2f} {r['tell'][0]:>7.2f} {total:>7.2f} "
               f"{peaks:>24} {r['init'][0]:>6.2f}")
 
     print()
-    print(f"{'problem':<5} {'strategy':<9} {'key B':>6} {'sampler B':>11} {'vector B':>10} "
+    print(f"{'problem':<5} {'strategy':<14} {'key B':>6} {'sampler B':>11} {'vector B':>10} "
           f"{'vector/key':>10} {'pop vectors B':>14} {'pop keys+sampler B':>19} {'state B':>10}")
     for size, n_params, popsize, name, r in rows:
         s = r["sizes"]
         naive = popsize * s["vector"]
         compact = popsize * s["key"] + s["sampler"]
-        print(f"{size:<5} {name:<9} {s['key']:>6} {s['sampler']:>11} {s['vector']:>10} "
+        print(f"{size:<5} {name:<14} {s['key']:>6} {s['sampler']:>11} {s['vector']:>10} "
               f"{s['vector'] / s['key']:>10.0f} {naive:>14} {compact:>19} {s['state']:>10}")
 
 
@@ -131,6 +155,8 @@ def parse_args() -> Args:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=["car", "ant"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--strategies", nargs="+", choices=list(STRATEGIES), default=list(STRATEGIES))
+    parser.add_argument("--popsize", type=int, help="population for every size (default: the paper's)")
     return Args(**vars(parser.parse_args()))
 
 

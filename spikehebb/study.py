@@ -1,0 +1,164 @@
+"""Resumable studies: several training runs ("arms"), each trained to its budget and tested on
+chosen variants, with results cached so that a killed study continues where it stopped.
+
+    arms = [Arm("per-synapse", config_a), Arm("gmm rho=128", config_b)]
+    results = run_study(arms, variants=["default"], episodes=20, cache="runs/study/results.json")
+    print(format_study(results, ["default"]))
+
+An arm's run file is ``config.runs_dir / config.run_name + ".h5"`` (the arm's config must name
+it): a missing file starts the run, an unfinished one resumes it (bit for bit, see
+:mod:`spikehebb.train`), a finished one is only read. Test results land in the JSON ``cache``
+under the arm's name with the generations they were measured at, the episodes and the test
+length; they are reused only when all three match. Test lifetimes are those of
+:func:`spikehebb.assess.assess` (fresh random weights, seeded by episode and variant, the search
+mean of the last generation).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from spikehebb.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One row of a study: a name for the table and the run's config (with ``run_name`` set)."""
+
+    name: str
+    config: TrainConfig
+
+    def __post_init__(self) -> None:
+        if not self.config.run_name:
+            raise ValueError(f"arm {self.name!r}: its config must name the run file (run_name) so a study can resume it")
+
+    @property
+    def path(self) -> Path:
+        return self.config.default_path()
+
+
+@dataclass
+class ArmResult:
+    """What one arm gave: its budget and its test fitness per variant (one value per episode)."""
+
+    name: str
+    path: str
+    generations: int
+    popsize: int
+    env_steps: int
+    wall_s: float
+    n_params: int
+    fitness: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def lifetimes(self) -> int:
+        """Training lifetimes: generations x popsize x training variants are counted in env_steps;
+        this is generations x popsize (candidates evaluated)."""
+        return self.generations * self.popsize
+
+    def mean(self, variant: str) -> float:
+        return float(np.mean(self.fitness[variant]))
+
+    def std(self, variant: str) -> float:
+        return float(np.std(self.fitness[variant]))
+
+
+def train_arm(arm: Arm, progress: bool = True) -> Path:
+    """Train the arm to its config's generations: start, resume or leave a finished run alone."""
+    from spikehebb.train import train
+
+    path = arm.path
+    if path.exists():
+        return train(arm.config, resume=path, progress=progress)
+    return train(arm.config, progress=progress)
+
+
+def _load_cache(cache: Path) -> dict:
+    if not cache.exists():
+        return {}
+    try:
+        return json.loads(cache.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{cache} is not a study cache (JSON): {err}; move it away to start the tests afresh") from None
+
+
+def _save_cache(cache: Path, data: dict) -> None:
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(cache.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, cache)
+
+
+def run_arm(
+    arm: Arm,
+    variants: Sequence[str],
+    episodes: int,
+    cache: str | Path,
+    workers: int = 1,
+    max_env_steps: int | None = None,
+    progress: bool = True,
+) -> ArmResult:
+    """Train the arm (resuming), test its final search mean on ``variants`` (cached), return both."""
+    from spikehebb.assess import assess, load_run
+    from spikehebb.store import RunStore
+
+    cache = Path(cache)
+    path = train_arm(arm, progress)
+    with RunStore.open(path) as store:
+        history, n_params, popsize = store.history(), store.n_params, store.popsize
+    generations = len(history["generation"])
+    data = _load_cache(cache)
+    entry = data.get(arm.name, {})
+    key = {"generations": generations, "episodes": int(episodes), "max_env_steps": max_env_steps}
+    fitness = {v: np.asarray(f) for v, f in entry.get("fitness", {}).items()} if entry.get("key") == key else {}
+    missing = [v for v in variants if v not in fitness]
+    if missing:
+        config, params = load_run(path, "mean")
+        for result in assess(config, params, missing, episodes, workers, max_env_steps):
+            fitness[result.variant] = result.fitness
+        data = _load_cache(cache)  # another arm of this study may have written meanwhile
+        data[arm.name] = {"run": str(path), "key": key, "fitness": {v: f.tolist() for v, f in fitness.items()}}
+        _save_cache(cache, data)
+    return ArmResult(
+        arm.name, str(path), generations, popsize, int(history["env_steps"].sum()),
+        float(history["wall_time"].sum()), n_params, {v: fitness[v] for v in variants},
+    )
+
+
+def run_study(arms: Sequence[Arm], variants: Sequence[str], episodes: int, cache: str | Path, workers: int = 1,
+              max_env_steps: int | None = None, progress: bool = True) -> list[ArmResult]:
+    """:func:`run_arm` for every arm, in order (a killed study resumes at the arm it was in)."""
+    names = [a.name for a in arms]
+    if len(set(names)) != len(names):
+        raise ValueError(f"arm names must be distinct, got {names}")
+    paths = [a.path for a in arms]
+    if len(set(paths)) != len(paths):
+        raise ValueError("arms must have distinct run files (run_name)")
+    return [run_arm(a, variants, episodes, cache, workers, max_env_steps, progress) for a in arms]
+
+
+def format_study(results: Sequence[ArmResult], variants: Sequence[str], reference: dict[str, dict[str, float]] | None = None,
+                 marks: dict[str, str] | None = None) -> str:
+    """One row per arm: searched parameters, budget (generations x popsize, env steps, hours),
+    then mean ± std per variant; ``reference``: per arm name, per variant a published number shown
+    beside ours in brackets; ``marks``: per variant a suffix for its header (e.g. "*" held out)."""
+    marks = marks or {}
+    head = f"{'agent':<24} {'params':>8} {'gens x pop':>11} {'env steps':>11} {'hours':>6}"
+    cols = [f"{v + marks.get(v, ''):>22}" for v in variants]
+    lines = [head + " " + " ".join(cols)]
+    for r in results:
+        row = f"{r.name:<24} {r.n_params:>8,} {f'{r.generations}x{r.popsize}':>11} {r.env_steps:>11,} {r.wall_s / 3600:>6.2f}"
+        cells = []
+        for v in variants:
+            cell = f"{r.mean(v):.0f} ± {r.std(v):.0f}"
+            ref = (reference or {}).get(r.name, {}).get(v)
+            cell += f" ({ref:.0f})" if ref is not None else ""
+            cells.append(f"{cell:>22}")
+        lines.append(row + " " + " ".join(cells))
+    return "\n".join(lines)

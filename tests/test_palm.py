@@ -1,0 +1,99 @@
+"""Palm et al.'s leave-one-out protocol and the two study scripts, at a tiny budget."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikehebb.palm import PALM_TABLE1, PALM_VARIANTS, leave_one_out, reference
+from spikehebb.tasks import get_task
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # the script's dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_five_variants_exist_and_leave_one_out_keeps_four():
+    for task, variants in PALM_VARIANTS.items():
+        assert len(variants) == 5 and get_task(task).check_variants(variants) == variants
+        for holdout in variants:
+            train = leave_one_out(task, holdout)
+            assert len(train) == 4 and holdout not in train and set(train) | {holdout} == set(variants)
+    assert leave_one_out("ant", "long_front") == ("default", "damage_left", "palm_damage_right", "long_back")
+    assert reference("ant", "long_front", "lstm") == dict(zip(PALM_VARIANTS["ant"], (1097, 1374, 1240, 806, 314)))
+    assert reference("ant", "long_back", "lstm") is None  # their numbers are for long_front held out
+    assert set(PALM_TABLE1["ant"]) == {"static", "lstm", "hebbian"}
+    with pytest.raises(ValueError, match="unknown holdout 'long_middle' for the ant; Palm et al.'s five are default, "):
+        leave_one_out("ant", "long_middle")
+    with pytest.raises(ValueError, match="unknown holdout 'damage_right' for the ant"):
+        leave_one_out("ant", "damage_right")  # Najarro & Risi's body, not one of Palm's five
+
+
+TINY = ["--popsize", "2", "--generations", "1", "--max-env-steps", "45", "--episodes", "1", "--eval-steps", "45",
+        "--eval-workers", "1", "--evaluator", "serial", "--no-progress"]
+
+
+def test_run_palm_trains_on_four_tests_on_five_and_resumes(tmp_path, capsys):
+    run_palm = script("run_palm")
+    study = tmp_path / "palm"
+    run_palm.main([*TINY, "--agents", "hebbian", "gru", "--study-dir", str(study)])
+    out = capsys.readouterr().out
+    assert "trained on default, damage_left, palm_damage_right, long_back; * = held out" in out
+    assert "long_front*" in out and "(1102)" in out  # Palm's Hebbian damage L beside ours
+    gru_row = next(line for line in out.splitlines() if line.startswith("gru "))
+    assert "(" not in gru_row  # Palm et al. ran no GRU
+    (cache,) = study.glob("*.json")
+    stored = json.loads(cache.read_text())
+    assert set(stored) == {"hebbian ABCD_lr", "gru"}
+    assert all(set(e["fitness"]) == set(PALM_VARIANTS["ant"]) for e in stored.values())
+    from spikehebb.assess import load_run
+
+    config, _ = load_run(stored["gru"]["run"])
+    assert config.task.train_variants == ("default", "damage_left", "palm_damage_right", "long_back")
+    # run again: nothing is trained or tested anew, the same table comes back
+    mtime = cache.stat().st_mtime_ns
+    run_palm.main([*TINY, "--agents", "hebbian", "gru", "--study-dir", str(study)])
+    assert capsys.readouterr().out == out and cache.stat().st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--holdout", "long_middle"], "unknown holdout 'long_middle' for the ant"),
+        (["--task", "car"], "give --holdout for the car: one of default, friction_half"),
+        (["--train-variants", "default"], "--train-variants does not apply"),
+        (["--rho", "100"], "rho=100 must divide the network's 12,288 synapses"),
+    ],
+)
+def test_run_palm_bad_input_fails_before_a_file(tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as info:
+        script("run_palm").main([*flags, "--study-dir", str(tmp_path / "palm")])
+    assert info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "palm").exists()
+
+
+def test_bottleneck_study_runs_at_a_tiny_budget_and_resumes(tmp_path, capsys):
+    bottleneck = script("bottleneck_ant")
+    argv = ["--popsize", "2", "--generations", "1", "--max-env-steps", "45", "--episodes", "1", "--eval-steps", "45",
+            "--arms", "per-synapse", "gmm", "random", "lstm", "--study-dir", str(tmp_path / "b"), "--no-progress"]
+    bottleneck.main(argv)
+    out = capsys.readouterr().out
+    summary = out[out.index("arm "):].splitlines()
+    assert [line.split()[0] for line in summary[1:5]] == ["per-synapse", "gmm", "random", "lstm"]
+    assert summary[2].split()[1] == "480" and summary[4].split()[1] == "89,600"  # 96 rules x 5; the LSTM
+    assert summary[1].split()[-1] == "1.00"
+    bottleneck.main(argv)
+    assert capsys.readouterr().out == out
+    assert bottleneck.merge_every(100, 0.5, 128) == 12  # 7 merges 12,288 -> 96, the last after generation 83
+    with pytest.raises(SystemExit, match="rho=100 must divide"):
+        bottleneck.main([*argv[:-3], "--rho", "100", "--study-dir", str(tmp_path / "c")])
+    assert not (tmp_path / "c").exists()
