@@ -1,0 +1,175 @@
+"""One real training generation against the physics it runs, and where the rest of the time goes.
+
+Times, in one run, generations of the real training loop: the ant task (default + damage_right,
+up to 1,000 env steps per lifetime, the authors' early ends), OpenAI-ES candidates of generation 0
+(coefficients N(0, 1) + 0.1 noise), ABCD_lr, the Brian2 network, ``--workers`` worker processes.
+Two ways of sharing a generation among the workers are timed side by side, in turns:
+
+- ``shared``: the default: every worker claims the next lifetime from a counter they share;
+- ``chunks``: each worker gets a fixed half of the lifetimes (the previous scheme).
+
+Inside every worker each env step's time is split by wrapping the calls in the worker process:
+``physics`` (pybullet's setJointMotorControlArray + stepSimulation), ``env rest`` (the rest of
+``env.step``: state reads, reward terms), ``network`` (the agent's step), ``rollout`` (encoder,
+decoder, episode rules, resets and burn-ins outside the env's step, the claim of lifetimes) and
+``idle`` (a worker's share of the wall time in which it used no CPU: waiting for the others, the
+parent, the pipe). The figure of merit is the physics share per core:
+
+    physics seconds of all workers / (wall seconds x workers)
+
+i.e. the loop's env-step rate per core relative to what the same steps cost in bare physics
+(target >= 0.85), and the cores the workers used through the generation (target >= 1.9 of 2).
+
+    python experiments/bench_train.py [--popsize 64] [--workers 2] [--repeats 2] [--max-env-steps 1000]
+
+Do not run it beside a training run: every number is wall time on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from spikehebb.config import TaskConfig, WorkerSpec
+from spikehebb.es import get_strategy
+from spikehebb.evaluators import ProcessEvaluator, split_evenly
+from spikehebb.worker import Worker, mean_over_variants
+
+PARTS = ("physics", "env rest", "network", "rollout", "idle")
+
+
+class TimedWorker(Worker):
+    """A :class:`Worker` that adds up, in its process, the seconds spent in the physics, the
+    rest of the env's step and the network's step, and its busy time per request."""
+
+    def __init__(self, spec: WorkerSpec):
+        super().__init__(spec)
+        import pybullet
+
+        from spikehebb.envs.ant import AntBulletEnv
+
+        self.seconds = dict.fromkeys(("physics", "env", "network", "busy"), 0.0)
+        seconds = self.seconds
+
+        def timed(function, key):
+            def wrapper(*args, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return function(*args, **kwargs)
+                finally:
+                    seconds[key] += time.perf_counter() - start
+
+            return wrapper
+
+        pybullet.stepSimulation = timed(pybullet.stepSimulation, "physics")
+        pybullet.setJointMotorControlArray = timed(pybullet.setJointMotorControlArray, "physics")
+        AntBulletEnv.step = timed(AntBulletEnv.step, "env")
+        agent = self.rollout.agent
+        agent.step = timed(agent.step, "network")
+        self.train_lifetimes = timed(self.train_lifetimes, "busy")
+
+    def timings(self) -> dict[str, float]:
+        """Seconds since the last call (physics, env incl. physics, network, busy); reset after."""
+        out = dict(self.seconds)
+        for key in self.seconds:
+            self.seconds[key] = 0.0
+        return out
+
+
+def cpu_seconds(pids) -> float:
+    """CPU seconds (user + system) the processes have used so far (Linux /proc)."""
+    total = 0.0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def chunked(evaluator: ProcessEvaluator, sampler, keys) -> tuple[np.ndarray, int]:
+    """The previous scheme: a fixed, equal share of the lifetimes per worker."""
+    n_variants = len(evaluator.spec.make_task().train_variants)
+    items = split_evenly(list(range(len(keys) * n_variants)), evaluator.workers)
+    done, steps = {}, 0
+    for part, s in evaluator._map("evaluate_items", [(sampler, keys, chunk) for chunk in items]):
+        done.update(part)
+        steps += s
+    return mean_over_variants(done, len(keys), n_variants), steps
+
+
+def time_generation(evaluator: ProcessEvaluator, how: str, sampler, keys) -> dict:
+    evaluator._map("timings", [()] * evaluator.workers)  # reset the counters
+    cpu0 = cpu_seconds(evaluator.pids)
+    start = time.perf_counter()
+    fitness, env_steps = (evaluator.evaluate if how == "shared" else lambda s, k: chunked(evaluator, s, k))(sampler, keys)
+    wall = time.perf_counter() - start
+    cpu = cpu_seconds(evaluator.pids) - cpu0
+    per_worker = evaluator._map("timings", [()] * evaluator.workers)
+    total = {k: sum(t[k] for t in per_worker) for k in per_worker[0]}
+    capacity = wall * evaluator.workers
+    split = {
+        "physics": total["physics"],
+        "env rest": total["env"] - total["physics"],
+        "network": total["network"],
+        "rollout": total["busy"] - total["env"] - total["network"],
+        "idle": capacity - total["busy"],
+    }
+    return {"wall": wall, "env_steps": env_steps, "cores": cpu / wall, "split": split, "capacity": capacity,
+            "fitness": fitness, "busy": [t["busy"] for t in per_worker]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--popsize", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2, help="timed generations per scheme (best kept)")
+    parser.add_argument("--max-env-steps", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, help="slots per worker (default: popsize / workers, at most 64)")
+    args = parser.parse_args()
+
+    task = TaskConfig("ant", None, args.max_env_steps)
+    batch = args.batch_size or max(1, min(64, -(-args.popsize // args.workers)))
+    spec = WorkerSpec(task, batch_size=batch)
+    strategy = get_strategy("openai-es", n_params=spec.genome().n_params, popsize=args.popsize, seed=0)
+    keys, sampler = strategy.ask(), strategy.sampler()
+    with ProcessEvaluator(spec, workers=args.workers, worker_factory=TimedWorker) as evaluator:
+        evaluator.evaluate(sampler, keys)  # warm-up: every worker makes its envs
+        results: dict[str, list[dict]] = {"shared": [], "chunks": []}
+        for _ in range(args.repeats):
+            for how in results:
+                results[how].append(time_generation(evaluator, how, sampler, keys))
+    np.testing.assert_array_equal(results["shared"][0]["fitness"], results["chunks"][0]["fitness"])
+
+    print(f"one generation: population {args.popsize}, {len(keys) * 2} lifetimes (2 training bodies), "
+          f"<= {args.max_env_steps} env steps each, {args.workers} workers x {batch} slots, "
+          f"Brian2 ABCD_lr float32; best of {args.repeats}")
+    print(f"{'scheme':8} {'wall s':>7} {'env steps':>10} {'steps/s/core':>13} {'cores':>6} "
+          + " ".join(f"{p:>9}" for p in PARTS) + f" {'physics/core':>13}")
+    best = {}
+    for how, runs in results.items():
+        r = min(runs, key=lambda r: r["wall"])
+        best[how] = r
+        shares = {p: r["split"][p] / r["capacity"] for p in PARTS}
+        rate = r["env_steps"] / r["wall"] / args.workers
+        print(f"{how:8} {r['wall']:7.1f} {r['env_steps']:10,} {rate:13,.0f} {r['cores']:6.2f} "
+              + " ".join(f"{shares[p]:9.1%}" for p in PARTS) + f" {shares['physics']:13.2f}")
+    r = best["shared"]
+    steps = r["env_steps"]
+    bare = steps / r["split"]["physics"]  # env steps per second of physics time (one core)
+    print(f"\nper env step (shared): physics {1e6 * r['split']['physics'] / steps:.1f} us, env rest "
+          f"{1e6 * r['split']['env rest'] / steps:.1f} us, network {1e6 * r['split']['network'] / steps:.1f} us, "
+          f"rollout {1e6 * r['split']['rollout'] / steps:.1f} us, idle {1e6 * r['split']['idle'] / steps:.1f} us "
+          f"(bare physics alone: {bare:,.0f} env steps/s per core)")
+    share = r["split"]["physics"] / r["capacity"]
+    env_share = (r["split"]["physics"] + r["split"]["env rest"]) / r["capacity"]
+    print(f"loop / env steps alone (physics + env rest) per core = {env_share:.2f}")
+    print(f"loop / bare physics per core = {share:.2f} (target >= 0.85: {'met' if share >= 0.85 else 'MISSED'}); "
+          f"cores used {r['cores']:.2f} (target >= 1.9: {'met' if r['cores'] >= 1.9 else 'MISSED'}); "
+          f"shared vs chunks wall: {best['chunks']['wall'] / r['wall']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
