@@ -17,6 +17,14 @@ cost of one ``run()`` call (printed on its own) is spread as it is in training; 
 variants run about 4,000 member-steps. Usage::
 
     python experiments/bench_network.py [--populations 1 16 64 256] [--repeats 5] [--dtype float32]
+
+``--biology`` times instead the biology-minded options (issue 11) in the Brian2 backend, each next
+to plain ABCD_lr in the same process, interleaved: Dale clip, Dale smooth, positive rates (the
+ant's 56-128-64-16 network: 1.33x the synapses), the three-factor rule, the rule every 4 steps
+on rates averaged over 4 steps, and all of Dale smooth + positive + three-factor at once; the
+target is at most 1.3x plain ABCD_lr per member-step::
+
+    python experiments/bench_network.py --biology [--populations 16 64] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -81,6 +89,62 @@ def make_variants(population: int, dtype: str, with_numpy_target: bool):
     return variants
 
 
+def biology_variants(population: int, dtype: str) -> dict:
+    """Brian2 networks with each biology-minded option (name -> network), plain ABCD_lr first."""
+    from spikehebb.biology import dale_constraint
+    from spikehebb.rules import three_factor
+
+    positive = (2 * SIZES[0],) + SIZES[1:-1] + (2 * SIZES[-1],)
+
+    def dale(sizes, mode):
+        return [dale_constraint(sizes, 0.8, mode, 0)]
+
+    options = {
+        "plain ABCD_lr": (SIZES, RULE, {}),
+        "dale clip": (SIZES, RULE, dict(constraints=dale(SIZES, "clip"))),
+        "dale smooth": (SIZES, RULE, dict(constraints=dale(SIZES, "smooth"))),
+        "positive": (positive, RULE, dict(activation="rtanh")),
+        "modulated": (SIZES, three_factor(RULE), dict(baseline_tau=100.0)),
+        "rule every 4, avg 4": (SIZES, RULE, dict(rule_every=4, rate_tau=4.0)),
+        "dale+positive+mod": (positive, three_factor(RULE),
+                              dict(constraints=dale(positive, "smooth"), activation="rtanh", baseline_tau=100.0)),
+    }
+    return {name: make_network(sizes, rule, population, dtype=dtype, **kw) for name, (sizes, rule, kw) in options.items()}
+
+
+def time_biology(net, population: int, n_steps: int) -> float:
+    """Seconds of a closed-loop run of ``n_steps`` with a modulator fed each step."""
+    rng = np.random.default_rng(0)
+    k = net.rule.k
+    coefficients = [rng.normal(0, 0.01, (population, a, b, k)) for a, b in zip(net.sizes[:-1], net.sizes[1:])]
+    signs = getattr(net.constraints[0], "signs", None) if net.constraints else None
+    net.reset(coefficients, sample_weights(net.sizes, population, rng=rng, signs=signs))
+    inputs = np.abs(rng.normal(size=(population, net.sizes[0])))
+    modulator = rng.normal(size=population)
+    start = time.perf_counter()
+    for _ in range(n_steps):
+        net.step(inputs, modulator)
+    return time.perf_counter() - start
+
+
+def bench_biology(populations, repeats: int, dtype: str, n_steps: int = LIFETIME) -> None:
+    print(f"biology-minded options, brian2 cython, {dtype}; us per member-step (forward + rule + constraints), "
+          f"median of {repeats}; ratio to plain ABCD_lr (target <= 1.3x)")
+    for population in populations:
+        variants = biology_variants(population, dtype)
+        for net in variants.values():
+            time_biology(net, population, 2)
+        costs = {name: [] for name in variants}
+        for _ in range(repeats):
+            for name, net in variants.items():
+                costs[name].append(time_biology(net, population, n_steps) / (n_steps * population) * 1e6)
+        med = {name: float(np.median(v)) for name, v in costs.items()}
+        base = med["plain ABCD_lr"]
+        print(f"P = {population}")
+        for name, cost in med.items():
+            print(f"  {name:>22} | {cost:8.2f} us | {cost / base:5.2f}x")
+
+
 def time_run(net, population: int, n_steps: int) -> float:
     coefficients, weights = random_arrays(population)
     net.reset(coefficients, weights)
@@ -103,7 +167,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--skip-numpy-target", action="store_true", help="leave out brian2's numpy target")
+    parser.add_argument("--biology", action="store_true", help="time the biology-minded options against plain ABCD_lr")
+    parser.add_argument("--steps", type=int, default=LIFETIME, help="with --biology: steps per timed run (default: %(default)s)")
     args = parser.parse_args()
+    if args.biology:
+        bench_biology(args.populations, args.repeats, args.dtype, args.steps)
+        return
 
     names = ["brian2 cython"] + ([] if args.skip_numpy_target else ["brian2 numpy"]) + ["numpy batched", "per-member loop"]
     print(f"network {'-'.join(map(str, SIZES))}, rule {RULE}, {args.dtype}; "

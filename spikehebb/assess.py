@@ -163,7 +163,12 @@ def record_traces(
     variants = task.check_variants(variants)
     target = Path(into) if into is not None else Path(path)
     store = RunStore.open(path, "a") if into is None else None
-    writer_kwargs = dict(sizes=task.sizes, n_actions=task.n_actions, reward_terms=task.reward_terms, synapses=synapses)
+    # Biology-minded agents (spikehebb.biology): the modulator m(t) the rule read is recorded as
+    # one more reward term, "modulator"; Dale's signs go into each episode's attributes.
+    modulated = bool(getattr(getattr(worker.rollout.agent, "network", None), "modulated", False))
+    terms = tuple(task.reward_terms) + (("modulator",) if modulated else ())
+    signs = _dale_meta(config.agent, task.sizes)
+    writer_kwargs = dict(sizes=task.sizes, n_actions=task.n_actions, reward_terms=terms, synapses=synapses)
     writer = store.trace_writer(**writer_kwargs) if store is not None else TraceWriter(target, **writer_kwargs)
     try:
         with writer:
@@ -171,8 +176,8 @@ def record_traces(
                 v = task.variants.index(variant)
                 for e in range(episodes):
                     path_key = (EVALUATION_TAG, e, v)
-                    episode = writer.episode(variant, e, seed=lifetime_seeds(spec.seed, *path_key)[1], run_seed=spec.seed)
-                    recorder = _TraceRecorder(episode, task.reward_terms, worker.initial_weights(params, path_key))
+                    episode = writer.episode(variant, e, seed=lifetime_seeds(spec.seed, *path_key)[1], run_seed=spec.seed, **signs)
+                    recorder = _TraceRecorder(episode, task.reward_terms, worker.initial_weights(params, path_key), modulated)
                     fitness, _ = worker.lifetimes(params[None], variant, [path_key], recorder)
                     _write_spike_counts(episode, recorder.spikes)
                     episode.end(float(fitness[0]))
@@ -197,18 +202,32 @@ def _write_spike_counts(episode, spikes: list) -> None:
 class _TraceRecorder:
     """Rollout step hook writing member 0's step into an episode trace."""
 
-    def __init__(self, episode, reward_terms: Sequence[str], initial_weights: list[np.ndarray]):
+    def __init__(self, episode, reward_terms: Sequence[str], initial_weights: list[np.ndarray], modulated: bool = False):
         self.episode, self.reward_terms = episode, tuple(reward_terms)
         self.weights = initial_weights  # the weights of the coming forward pass
         self.spikes: list = []  # a spiking agent's spike counts: per step, per layer (n_l, 2)
+        self.modulated = modulated
 
     def __call__(self, t, agent, actions, infos) -> None:
         info = infos[0]
         if info is None:  # member 0 has ended; the batch runs on for others
             return
         rates = [a[0] for a in agent.activations()]
-        self.episode.step(rates, actions[0], {k: info[k] for k in self.reward_terms}, self.weights)
+        terms = {k: info[k] for k in self.reward_terms}
+        if self.modulated:  # m(t) the rule read in this step (the signal minus its baseline)
+            terms["modulator"] = float(agent.network.modulator[0])
+        self.episode.step(rates, actions[0], terms, self.weights)
         # The hook runs after the rule: what the agent holds now drives the next pass.
         self.weights = [w[0] for w in agent.weights()]
         if hasattr(agent, "spike_counts"):  # a spiking agent: member 0's spikes of this env step
             self.spikes.append([c[0] for c in agent.spike_counts()])
+
+
+def _dale_meta(agent, sizes) -> dict:
+    """Episode attributes ``dale_signs_L`` (+1 E, -1 I per unit of layer L, inputs first) of an
+    agent with Dale's law; none otherwise."""
+    if getattr(agent, "dale", None) is None:
+        return {}
+    from spikehebb.biology import dale_signs
+
+    return {f"dale_signs_{l}": s for l, s in enumerate(dale_signs(sizes, agent.dale, agent.dale_seed))}

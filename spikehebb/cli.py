@@ -97,6 +97,60 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
                         "(to extend a finished run) and where it runs (--workers, --evaluator, --batch-size, --ray) may change")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_neuron_arguments(parser)
+    add_biology_arguments(parser)
+
+
+def add_biology_arguments(parser: argparse.ArgumentParser) -> None:
+    """Biology-minded network options (Burns 2021; spikehebb.biology), all off by default."""
+    from spikehebb.network import WEIGHT_INITS
+
+    g = parser.add_argument_group("biology-minded networks (Hebbian agents)")
+    g.add_argument("--dale", type=float, metavar="FRACTION",
+                   help="Dale's law: this fraction of every layer's units excitatory (in (0, 1]), the rest inhibitory; "
+                        "outgoing weights keep their unit's sign (E/I assignment seeded by --seed)")
+    g.add_argument("--dale-mode", choices=("clip", "smooth"),
+                   help="with --dale: 'clip' (a weight crossing zero stays at zero, default) or 'smooth' "
+                        "(w = s*softplus(s*v), the rule acting on v)")
+    g.add_argument("--positive", action="store_true",
+                   help="non-negative rates: on/off input pairs, rectified tanh, actions from agonist/antagonist "
+                        "output pairs (r+ - r-); the ant's network becomes 56-128-64-16")
+    g.add_argument("--modulated", action="store_true",
+                   help="three-factor rule: an eligibility trace per synapse, gated by the task's reward signal minus "
+                        "a running baseline (one more evolved coefficient per synapse)")
+    g.add_argument("--eligibility-tau", type=float, metavar="STEPS", help="with --modulated: trace time constant (default 50)")
+    g.add_argument("--baseline-tau", type=float, metavar="STEPS",
+                   help="with --modulated: the modulator baseline's time constant (default 100)")
+    g.add_argument("--weight-init", choices=WEIGHT_INITS,
+                   help="initial weights: uniform U[-0.1, 0.1] (the paper, default), normal, or lognormal magnitudes")
+    g.add_argument("--rule-every", type=int, metavar="K", help="apply the rule every K env steps (default 1)")
+    g.add_argument("--rate-average", type=float, metavar="TAU",
+                   help="the rule reads moving averages of the rates with this time constant in steps (default: the rates)")
+
+
+#: AgentConfig fields set by the biology flags (flag attribute -> field).
+BIOLOGY_FLAGS = {
+    "dale": "dale", "dale_mode": "dale_mode", "modulated": "modulated", "eligibility_tau": "eligibility_tau",
+    "baseline_tau": "baseline_tau", "weight_init": "weight_init", "rule_every": "rule_every",
+    "rate_average": "rate_average",
+}
+
+
+def _biology(args: argparse.Namespace, agent, task, seed: int):
+    """The agent and task configs with the biology flags given applied (unset flags keep them)."""
+    changes = {field: getattr(args, flag) for flag, field in BIOLOGY_FLAGS.items()
+               if getattr(args, flag, None) not in (None, False)}
+    if getattr(args, "dale_mode", None) is not None and getattr(args, "dale", None) is None and agent.dale is None:
+        raise ValueError("--dale-mode needs --dale FRACTION")
+    for flag in ("eligibility_tau", "baseline_tau"):
+        if getattr(args, flag, None) is not None and not (args.modulated or agent.modulated):
+            raise ValueError(f"--{flag.replace('_', '-')} needs --modulated")
+    if getattr(args, "dale", None) is not None:
+        changes["dale_seed"] = seed
+    if changes:
+        agent = dataclasses.replace(agent, **changes)
+    if getattr(args, "positive", False):
+        task = dataclasses.replace(task, positive=True)
+    return agent, task
 
 
 def add_neuron_arguments(parser: argparse.ArgumentParser) -> None:
@@ -169,6 +223,7 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     )
     name = b.task.name if base is not None and args.task == parser_default_task(args) else args.task
     task = TaskConfig(name, fields.get("train_variants", b.task.train_variants), fields.get("max_env_steps", b.task.max_env_steps))
+    task = dataclasses.replace(task, positive=b.task.positive)  # a resumed run keeps its rates
     agent = b.agent
     kind = getattr(args, "agent", None)
     if kind is not None and args.static and kind != "static":
@@ -189,6 +244,7 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     if args.backend is not None:
         agent = AgentConfig(**{**agent.__dict__, "backend": args.backend})
     agent = _neuron(args, agent)
+    agent, task = _biology(args, agent, task, args.seed if args.seed is not None else b.seed)
     shared = {name: getattr(args, name, None) for name in
               ("shared_rules", "rho", "assign", "noise", "optimizer", "merge_every", "merge_fraction")}
     if shared["shared_rules"] is not None or shared["rho"] is not None:

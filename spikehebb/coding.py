@@ -75,8 +75,49 @@ class RawEncoder:
 class IdentityDecoder:
     """The outputs are the actions (the ant's last layer is tanh, already in [-1, 1])."""
 
+    pairable = True
+    """Signed actions read as they are: a difference of two non-negative rates serves too
+    (:class:`PairDecoder`)."""
+
     def __call__(self, outputs: np.ndarray) -> np.ndarray:
         return np.asarray(outputs)
+
+
+class OnOffEncoder:
+    """Signed inputs as on/off pairs of non-negative rates (``--positive``): the wrapped
+    encoder's ``(B, n)`` inputs x become ``(B, 2n)``, ``[max(x, 0) | max(-x, 0)]`` (all "on"
+    units first, then all "off" units, each in the wrapped encoder's order), like ON and OFF
+    cells. Evolved parameters are the wrapped encoder's."""
+
+    def __init__(self, inner: Encoder):
+        self.inner = inner
+        self.n_inputs = 2 * int(inner.n_inputs)
+        self.param_shapes = tuple(getattr(inner, "param_shapes", ()))
+
+    def set_params(self, params: Sequence[np.ndarray], members: Sequence[int] | None = None) -> None:
+        self.inner.set_params(params, members)
+
+    def __call__(self, observations: np.ndarray, members: np.ndarray | None = None) -> np.ndarray:
+        x = self.inner(observations, members)
+        return np.concatenate([np.maximum(x, 0), np.maximum(-x, 0)], axis=1)
+
+
+class PairDecoder:
+    """Each action from an agonist/antagonist pair of non-negative outputs (``--positive``),
+    like opposing muscles: outputs ``(B, 2n)`` ``[r+ | r-]`` -> the wrapped decoder applied to
+    ``r+ - r-`` ``(B, n)``. With rectified-tanh outputs in [0, 1) the difference is in (-1, 1)."""
+
+    def __init__(self, inner: Decoder):
+        if not getattr(inner, "pairable", False):
+            raise ValueError(f"{type(inner).__name__} cannot decode output pairs (r+ - r-)")
+        self.inner = inner
+
+    def __call__(self, outputs: np.ndarray) -> np.ndarray:
+        outputs = np.asarray(outputs)
+        if outputs.ndim != 2 or outputs.shape[1] % 2:
+            raise ValueError(f"paired outputs must be (B, 2n), got {outputs.shape}")
+        n = outputs.shape[1] // 2
+        return self.inner(outputs[:, :n] - outputs[:, n:])
 
 
 # ------------------------------------------------------------------------------ area resize

@@ -54,12 +54,17 @@ class TaskConfig:
     max_env_steps: env steps per lifetime, burn-in included (None: the task's, 1,000);
     episode: other :class:`~spikehebb.tasks.EpisodeRules` fields to replace (``burn_in_steps``,
     ``grace_steps``, ``patience``, ``end_on_terminated``), for training and test lifetimes alike.
+    positive: non-negative rates (``--positive``): on/off input pairs, rectified-tanh layers,
+    agonist/antagonist output pairs (:func:`spikehebb.tasks.positive_task`). A task option
+    because it changes the task's interface (encoder, decoder, sizes), which every agent and
+    every tool building from this config then sees alike.
     """
 
     name: str = "ant"
     train_variants: tuple[str, ...] | None = None
     max_env_steps: int | None = None
     episode: dict[str, Any] | None = None
+    positive: bool = False
 
     def __post_init__(self) -> None:
         task = get_task(self.name)
@@ -88,7 +93,12 @@ class TaskConfig:
     def make(self, full_length: bool = False) -> Task:
         """The task with this config's fields; ``full_length``: the task's own lifetime length
         (test lifetimes), whatever the training length."""
-        return get_task(self.name, **self.overrides(full_length))
+        task = get_task(self.name, **self.overrides(full_length))
+        if self.positive:
+            from spikehebb.tasks import positive_task
+
+            task = positive_task(task)
+        return task
 
 
 @dataclass(frozen=True)
@@ -299,6 +309,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_number("train", "generations", self.generations, integer=True, minimum=1)
         _check_number("train", "seed", self.seed, integer=True, minimum=0)
+        from spikehebb.biology import check_agent_task
+
+        check_agent_task(self.agent, self.task.make())
         if self.strategy.shares_rules:
             self.shared_rule_fields()  # a run that cannot share rules fails here, before a file is written
 
@@ -325,7 +338,6 @@ class TrainConfig:
         """The run's strategy for a searched vector of ``n_params`` (the run's genome map)."""
         k = self.shared_rule_fields() if self.strategy.shares_rules else 1
         return self.strategy.make(n_params, self.seed, k)
-
 
     def worker_spec(self) -> WorkerSpec:
         return WorkerSpec(self.task, self.agent, self.evaluator.batch(self.strategy.popsize), self.seed)

@@ -8,8 +8,10 @@ The paper's family is built from four terms, ``A*o_i*o_j + B*o_i + C*o_j + D``; 
 which terms it evolves, and the ``_lr`` rules also evolve a per-synapse learning rate eta (eta = 1
 otherwise). A term declares the factors it reads (:data:`FACTORS`): the presynaptic rate
 ``pre`` (o_i), the postsynaptic rate ``post`` (o_j) and the member's modulator ``mod`` (m(t), a
-third factor the env supplies every step; no rule of the paper reads it). Everything that
-applies a rule is generated from this one table:
+third factor the env supplies every step; no rule of the paper reads it) and a rule's own
+per-synapse state (:class:`SynapticState`, e.g. the eligibility trace ``elig`` of the
+three-factor rules, :func:`three_factor`). Everything that applies a rule is generated from
+this one table:
 
 - :func:`reference_update`: the paper's form in NumPy, the truth of the tests;
 - :func:`numpy_delta`: the NumPy backend's update (terms that read ``pre`` grouped as
@@ -39,21 +41,27 @@ import numpy as np
 class Factor:
     """Something a term multiplies its coefficient by.
 
-    name: as terms list it; brian: the synaptic Brian2 expression; doc: what it is, with units.
+    name: as terms list it; brian: the synaptic Brian2 expression (``{rate}`` stands for the
+    rate variable the rule reads: ``r``, or ``rbar``, the moving average, see
+    :func:`brian_update`); doc: what it is, with units.
     """
 
     name: str
     brian: str
     doc: str
 
+    def brian_code(self, rate: str = "r") -> str:
+        return self.brian.replace("{rate}", rate)
+
 
 #: Every factor a term may read.
 FACTORS: dict[str, Factor] = {
     f.name: f
     for f in (
-        Factor("pre", "r_pre", "presynaptic rate o_i of this step (dimensionless)"),
-        Factor("post", "r_post", "postsynaptic rate o_j of this step (dimensionless)"),
+        Factor("pre", "{rate}_pre", "presynaptic rate o_i of this step (dimensionless)"),
+        Factor("post", "{rate}_post", "postsynaptic rate o_j of this step (dimensionless)"),
         Factor("mod", "m_post", "the member's modulator m(t) of this step, a third factor from the env"),
+        Factor("elig", "elig", "the synapse's eligibility trace e_ij(t) (a rule state, see ELIGIBILITY)"),
     )
 }
 
@@ -63,12 +71,15 @@ class Term:
     """One term of a rule: ``coefficient * factor_1 * factor_2 * ...``.
 
     coefficient: the per-synapse coefficient's name (a field of the rule's layout); factors:
-    names from :data:`FACTORS`, in multiplication order; doc: what the term does.
+    names from :data:`FACTORS`, in multiplication order; doc: what the term does; eta_scaled:
+    whether the rule's learning rate eta multiplies it (the paper's terms; the gated term of a
+    three-factor rule has its own rate eta_m and is not).
     """
 
     coefficient: str
     factors: tuple[str, ...]
     doc: str
+    eta_scaled: bool = True
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.factors if f not in FACTORS]
@@ -78,7 +89,11 @@ class Term:
     @property
     def brian(self) -> str:
         """The term as synaptic Brian2 code, e.g. ``"A * r_pre * r_post"``."""
-        return " * ".join((self.coefficient,) + tuple(FACTORS[f].brian for f in self.factors))
+        return self.brian_code()
+
+    def brian_code(self, rate: str = "r") -> str:
+        """The term as Brian2 code reading the rate variable ``rate`` (``r`` or ``rbar``)."""
+        return " * ".join((self.coefficient,) + tuple(FACTORS[f].brian_code(rate) for f in self.factors))
 
     def numpy(self, coefficient: np.ndarray, factors: Mapping[str, np.ndarray], skip: str | None = None):
         """The term's value: ``coefficient`` times its factors (all broadcastable), left to right;
@@ -98,6 +113,40 @@ DRIFT = Term("D", (), "constant drift")
 
 
 @dataclass(frozen=True)
+class SynapticState:
+    """A per-synapse variable a rule keeps from step to step, declared once for both backends.
+
+    name: its Brian2 variable and the factor terms read it by (in :data:`FACTORS`);
+    update: its new value, one expression written once: the Brian2 backend runs
+        ``name = update`` as synaptic code, the NumPy backends evaluate the same text on arrays
+        (:func:`evaluate_state_update`). It may read itself, ``dw_local`` (this step's update of
+        the rule's terms that read no state, eta included) and its ``constants``.
+    constants: per-network scalars the update reads (Brian2: shared constants of the synapses).
+    doc: what it is, with units. Every state starts at 0 with each lifetime.
+    """
+
+    name: str
+    update: str
+    constants: tuple[str, ...]
+    doc: str
+
+
+#: Eligibility trace of a three-factor rule (Fremaux & Gerstner 2016, Front. Neural Circuits
+#: 9:85, eq. 2 discretised at one env step): e_ij(t) = decay_e * e_ij(t-1) + dw_local(t), with
+#: decay_e = exp(-1/tau_e), tau_e in env steps, dw_local = eta * (ABCD term) of step t.
+ELIGIBILITY = SynapticState(
+    "elig", "decay_e * elig + dw_local", ("decay_e",),
+    "eligibility trace e_ij: the low-passed eta*(ABCD term), decay_e = exp(-1/tau_e) per env step",
+)
+
+#: The gated term of a three-factor rule: eta_m * m(t) * e_ij(t), its own evolved rate eta_m.
+GATED = Term("eta_m", ("mod", "elig"), "modulator-gated eligibility m(t)*e_ij(t)", eta_scaled=False)
+
+#: Every synaptic state a rule may declare, by name.
+STATES: dict[str, SynapticState] = {ELIGIBILITY.name: ELIGIBILITY}
+
+
+@dataclass(frozen=True)
 class RuleSpec:
     """A plasticity rule: its name, its terms, and whether a per-synapse learning rate is evolved.
 
@@ -109,11 +158,35 @@ class RuleSpec:
     terms: tuple[Term, ...]
     learning_rate: bool = False
     doc: str = ""
+    state: tuple[SynapticState, ...] = ()
+    """Per-synapse state variables (:class:`SynapticState`), updated in order after the terms
+    that read no state and before those that do."""
 
     def __post_init__(self) -> None:
         names = [t.coefficient for t in self.terms]
         if not names or len(set(names)) != len(names) or "eta" in names:
             raise ValueError(f"rule {self.name!r} needs terms with distinct coefficients other than eta, got {names}")
+        declared = {s.name for s in self.state}
+        missing = {f for t in self.terms for f in t.factors if f in STATES} - declared
+        if missing:
+            raise ValueError(f"rule {self.name!r}: terms read the state {sorted(missing)} it does not declare")
+
+    @property
+    def local_terms(self) -> tuple[Term, ...]:
+        """The terms that read no state variable (the paper's ABCD terms)."""
+        names = {s.name for s in self.state}
+        return tuple(t for t in self.terms if not names & set(t.factors))
+
+    @property
+    def state_terms(self) -> tuple[Term, ...]:
+        """The terms that read a state variable (a three-factor rule's gated term)."""
+        local = self.local_terms
+        return tuple(t for t in self.terms if t not in local)
+
+    @property
+    def constants(self) -> tuple[str, ...]:
+        """The per-network constants the state updates read (``decay_e``)."""
+        return tuple(c for s in self.state for c in s.constants)
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -133,6 +206,11 @@ class RuleSpec:
     def reads(self) -> frozenset[str]:
         """Every factor the rule's terms read."""
         return frozenset(f for t in self.terms for f in t.factors)
+
+    @property
+    def three_factor(self) -> bool:
+        """Whether the rule keeps an eligibility trace gated by the modulator."""
+        return any(s.name == ELIGIBILITY.name for s in self.state)
 
     def index(self, field: str) -> int:
         """Position of ``field`` along the last axis of a coefficient array."""
@@ -163,14 +241,45 @@ RULES: dict[str, RuleSpec] = {
 }
 
 
+#: Suffix of a three-factor rule's name (``"ABCD_lr+mod"``, see :func:`three_factor`).
+THREE_FACTOR_SUFFIX = "+mod"
+
+
+def three_factor(rule: str | RuleSpec) -> RuleSpec:
+    """The reward-modulated three-factor version of a rule (Fremaux & Gerstner 2016).
+
+    Each synapse keeps an eligibility trace of the rule's own update (:data:`ELIGIBILITY`) and
+    the env's modulator m(t) gates a second, separately evolved part of the change::
+
+        dw_local(t) = eta_ij * (A_ij*o_i*o_j + B_ij*o_i + C_ij*o_j + D_ij)     (the rule's terms)
+        e_ij(t)     = decay_e * e_ij(t-1) + dw_local(t)                        decay_e = exp(-1/tau_e)
+        dw_ij(t)    = dw_local(t) + eta_m_ij * m(t) * e_ij(t)
+
+    The extra coefficient ``eta_m`` is the last field of the same per-synapse layout
+    (``ABCD_lr+mod``: eta, A, B, C, D, eta_m). m(t) is the task's per-step signal minus a
+    running baseline (:class:`~spikehebb.network.base.PlasticNetwork`'s ``baseline_tau``).
+    """
+    spec = get_rule(rule)
+    if spec.three_factor:
+        return spec
+    return RuleSpec(
+        spec.name + THREE_FACTOR_SUFFIX, spec.terms + (GATED,), spec.learning_rate,
+        doc=f"{spec.name} with an eligibility trace gated by the modulator (Fremaux & Gerstner 2016)",
+        state=spec.state + (ELIGIBILITY,),
+    )
+
+
 def get_rule(rule: str | RuleSpec) -> RuleSpec:
-    """Return the spec of a rule by name (a :class:`RuleSpec` is passed through)."""
+    """Return the spec of a rule by name (a :class:`RuleSpec` is passed through); a registered
+    name plus ``"+mod"`` is its :func:`three_factor` version."""
     if isinstance(rule, RuleSpec):
         return rule
+    if isinstance(rule, str) and rule.endswith(THREE_FACTOR_SUFFIX) and rule[: -len(THREE_FACTOR_SUFFIX)] in RULES:
+        return three_factor(RULES[rule[: -len(THREE_FACTOR_SUFFIX)]])
     try:
         return RULES[rule]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown rule {rule!r}; valid rules are {', '.join(RULES)}") from None
+        raise ValueError(f"unknown rule {rule!r}; valid rules are {', '.join(RULES)} (each also as NAME+mod)") from None
 
 
 # ------------------------------------------------------------------------------------ layout
@@ -227,6 +336,14 @@ def _factors(pre: np.ndarray, post: np.ndarray, modulator) -> dict[str, np.ndarr
     return factors
 
 
+def evaluate_state_update(state: SynapticState, values: Mapping[str, np.ndarray | float]) -> np.ndarray:
+    """A state's new value in NumPy: its declared ``update`` text evaluated on arrays.
+
+    values: every name the update reads (the state itself, ``dw_local``, its constants).
+    """
+    return eval(state.update, {"__builtins__": {}, "exp": np.exp}, dict(values))  # the declared text, trusted
+
+
 def reference_update(
     weights: np.ndarray,
     pre: np.ndarray,
@@ -234,18 +351,39 @@ def reference_update(
     coefficients: np.ndarray,
     rule: str | RuleSpec,
     modulator: np.ndarray | None = None,
+    state: dict[str, np.ndarray] | None = None,
+    constants: Mapping[str, float] | None = None,
 ) -> np.ndarray:
     """The rule as written in the paper, for clarity; tests treat it as the truth.
 
     weights: ``(P, n_pre, n_post)``; pre: ``(P, n_pre)`` rates o_i; post: ``(P, n_post)`` rates
     o_j of the same forward pass; coefficients: ``(P, n_pre, n_post, k)`` in ``rule.fields``
-    order; modulator: ``(P,)`` m(t) (None: 0). Returns the new weights ``(P, n_pre, n_post)``.
+    order; modulator: ``(P,)`` m(t) (None: 0). A rule with state (a three-factor rule) also
+    takes ``state`` (its variables by name, ``(P, n_pre, n_post)``, replaced in the dict by
+    their new values) and ``constants`` (``{"decay_e": ...}``). Returns the new weights
+    ``(P, n_pre, n_post)``: ``w + eta * (eta-scaled terms) + (the others)``, the state read by
+    the terms after its update.
     """
     spec = get_rule(rule)
     factors = _factors(pre, post, modulator)
-    total = sum(t.numpy(coefficients[..., spec.index(t.coefficient)], factors) for t in spec.terms)
     eta = coefficients[..., spec.index("eta")] if spec.has_eta else 1.0
-    return weights + eta * total
+
+    def terms(selected):
+        total = 0.0
+        for t in selected:
+            value = t.numpy(coefficients[..., spec.index(t.coefficient)], factors)
+            total = total + (eta * value if t.eta_scaled else value)
+        return total
+
+    local = terms(spec.local_terms)
+    if spec.state:
+        if state is None:
+            raise ValueError(f"rule {spec.name} keeps the state {[s.name for s in spec.state]}: pass state=")
+        for s in spec.state:
+            names = {s.name: state[s.name], "dw_local": local, **{c: (constants or {})[c] for c in s.constants}}
+            state[s.name] = evaluate_state_update(s, names)
+            factors[s.name] = state[s.name]
+    return weights + local + terms(spec.state_terms)
 
 
 def fold_eta(coefficients: np.ndarray, rule: str | RuleSpec) -> dict[str, np.ndarray]:
@@ -257,27 +395,52 @@ def fold_eta(coefficients: np.ndarray, rule: str | RuleSpec) -> dict[str, np.nda
     """
     spec = get_rule(rule)
     eta = coefficients[..., spec.index("eta")] if spec.has_eta else 1.0
-    return {t.coefficient: eta * coefficients[..., spec.index(t.coefficient)] for t in spec.terms}
+    return {
+        t.coefficient: (eta if t.eta_scaled else 1.0) * coefficients[..., spec.index(t.coefficient)]
+        for t in spec.terms
+    }
 
 
 def numpy_delta(
-    folded: Mapping[str, np.ndarray], pre: np.ndarray, post: np.ndarray, modulator: np.ndarray | None, rule: RuleSpec
+    folded: Mapping[str, np.ndarray], pre: np.ndarray, post: np.ndarray, modulator: np.ndarray | None, rule: RuleSpec,
+    state: Mapping[str, np.ndarray] | None = None, constants: Mapping[str, float] | None = None,
+    gate: np.ndarray | None = None,
 ) -> np.ndarray:
     """The weight change of one layer, as the NumPy backend computes it.
 
     folded: :func:`fold_eta`'s arrays ``(P, n_pre, n_post)``; pre ``(P, n_pre)``, post
     ``(P, n_post)``, modulator ``(P,)`` or None. The terms that read ``pre`` share it:
     ``o_i * (A*o_j + B) + C*o_j + D`` for ABCD (fewer full-size products than term by term).
+    A rule with state updates ``state`` (arrays ``(P, n_pre, n_post)``) in place, reading
+    ``constants``. gate: ``(P,)`` 1 where the member's rule fires this step, 0 where it rests
+    (``rule_every > 1``; None: every member fires), as :func:`brian_update` writes it.
     """
     factors = _factors(pre, post, modulator)
+    local = _local_delta(folded, factors, rule, pre.dtype)
+    if gate is not None:
+        local = np.asarray(gate, dtype=pre.dtype)[:, None, None] * local
+    if not rule.state:
+        return local
+    for s in rule.state:
+        values = {s.name: state[s.name], "dw_local": local, **{c: constants[c] for c in s.constants}}
+        state[s.name][...] = evaluate_state_update(s, values)
+        factors[s.name] = state[s.name]
+    gated = sum(term.numpy(folded[term.coefficient], factors) for term in rule.state_terms)
+    if gate is not None:
+        gated = np.asarray(gate, dtype=pre.dtype)[:, None, None] * gated
+    return local + gated
+
+
+def _local_delta(folded, factors, rule: RuleSpec, dtype) -> np.ndarray:
+    """The change from the terms that read no state (all of a paper rule's)."""
     inner = None
-    for term in rule.terms:
+    for term in rule.local_terms:
         if "pre" in term.factors:
             value = term.numpy(folded[term.coefficient], factors, skip="pre")
             inner = value if inner is None else inner + value
     dw = factors["pre"] * inner if inner is not None else np.zeros(np.broadcast_shapes(
-        factors["pre"].shape, factors["post"].shape), dtype=pre.dtype)
-    for term in rule.terms:
+        factors["pre"].shape, factors["post"].shape), dtype=dtype)
+    for term in rule.local_terms:
         if "pre" not in term.factors:
             dw = dw + term.numpy(folded[term.coefficient], factors)
     return dw
@@ -290,16 +453,40 @@ def brian_model_lines(rule: RuleSpec, fold_eta: bool = True) -> list[str]:
         lines.append("eta : 1 (constant)  # learning rate")
     folded = " (times eta)" if fold_eta and rule.has_eta else ""
     for term in rule.terms:
-        lines.append(f"{term.coefficient} : 1 (constant)  # coefficient of {term.doc}{folded}")
+        times = folded if term.eta_scaled else ""
+        lines.append(f"{term.coefficient} : 1 (constant)  # coefficient of {term.doc}{times}")
+    for s in rule.state:
+        lines.append(f"{s.name} : 1  # {s.doc}")
+        lines += [f"{c} : 1 (constant, shared)  # read by {s.name}'s update" for c in s.constants]
     return lines
 
 
-def brian_update(rule: RuleSpec, fold_eta: bool = True) -> str:
-    """Brian2 synaptic code of the rule, applied once per step after the forward pass."""
-    terms = " + ".join(t.brian for t in rule.terms)
-    if rule.has_eta and not fold_eta:
-        return f"w += eta * ({terms})"
-    return f"w += {terms}"
+def brian_update(rule: RuleSpec, fold_eta: bool = True, target: str = "w", rate: str = "r", gate: str | None = None) -> str:
+    """Brian2 synaptic code of the rule, applied once per step after the forward pass.
+
+    target: the variable the rule changes (``w``; a sign-preserving Dale parametrisation's
+    latent ``v``); rate: the rate variable the factors read (``r``, or ``rbar``, the moving
+    average); gate: a per-post-unit variable that is 1 when the member's rule fires this step
+    and 0 when it rests (``rule_every > 1``), None for every step. With the defaults a paper
+    rule is ``w += A * r_pre * r_post + B * r_pre + C * r_post + D``; a three-factor rule is::
+
+        dw_local = A * r_pre * r_post + B * r_pre + C * r_post + D
+        elig = decay_e * elig + dw_local
+        w += dw_local + eta_m * m_post * elig
+    """
+    def joined(terms, eta_scaled=True):
+        text = " + ".join(t.brian_code(rate) for t in terms)
+        return f"eta * ({text})" if rule.has_eta and not fold_eta and eta_scaled else text
+
+    if not rule.state:
+        terms = joined(rule.terms)
+        return f"{target} += {gate}_post * ({terms})" if gate else f"{target} += {terms}"
+    local = joined(rule.local_terms)
+    lines = [f"dw_local = {gate}_post * ({local})" if gate else f"dw_local = {local}"]
+    lines += [f"{s.name} = {s.update}" for s in rule.state]
+    gated = " + ".join(t.brian_code(rate) for t in rule.state_terms)
+    lines.append(f"{target} += dw_local + {gate}_post * ({gated})" if gate else f"{target} += dw_local + {gated}")
+    return "\n".join(lines)
 
 
 def synapse_fields(rule: RuleSpec | None, fold_eta: bool = True) -> tuple[str, ...]:

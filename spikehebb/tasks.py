@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from spikehebb.agents.base import GenomePart
-from spikehebb.coding import CarDecoder, CarEncoder, Decoder, Encoder, IdentityDecoder, RawEncoder
+from spikehebb.coding import (
+    CarDecoder, CarEncoder, Decoder, Encoder, IdentityDecoder, OnOffEncoder, PairDecoder, RawEncoder,
+)
+
+#: ``Task.modulator`` of a task that offers no per-step signal to three-factor rules.
+NO_MODULATOR = "none"
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,8 @@ class Task:
     car: ``("max_abs",)``); not applied to networks without a rule."""
     modulator: str | None = None
     """The per-step signal fed to modulated (three-factor) rules: a key of the env's ``info``, or
-    ``"reward"``; None: the fitness term (the ant's progress, the car's reward)."""
+    ``"reward"``; None: the fitness term (the ant's progress, the car's reward);
+    :data:`NO_MODULATOR`: none (``--modulated`` is refused)."""
     solved_fitness: float | None = None
     """Mean test fitness at which a variant counts as solved (None: the assessment's default)."""
     control_period: float | None = None
@@ -161,6 +167,11 @@ class Task:
         car's 1,362 convolution weights), else none."""
         shapes = tuple(getattr(self.encoder(), "param_shapes", ()))
         return (GenomePart("encoder", shapes),) if shapes else ()
+
+    @property
+    def has_modulator(self) -> bool:
+        """Whether the task offers a per-step modulator signal to three-factor rules."""
+        return self.modulator != NO_MODULATOR
 
     def replace(self, **changes) -> "Task":
         """A copy with fields replaced; ``episode`` may be a dict of :class:`EpisodeRules` fields."""
@@ -225,6 +236,26 @@ CAR = Task(
 
 #: Every task by name.
 TASKS: dict[str, Task] = {ANT.name: ANT, CAR.name: CAR}
+
+
+def positive_task(task: Task) -> Task:
+    """The task with non-negative rates everywhere (``--positive``, Burns 2021): inputs as on/off
+    pairs (:class:`~spikehebb.coding.OnOffEncoder`), every layer rectified tanh (``"rtanh"``,
+    see :data:`spikehebb.network.ACTIVATIONS`), each action from an agonist/antagonist output
+    pair (:class:`~spikehebb.coding.PairDecoder`). Sizes double at both ends: the ant's
+    (28, 128, 64, 8) becomes (56, 128, 64, 16). A task whose decoder cannot take a difference
+    of two rates (the car's squashes raw signed outputs) is refused."""
+    if not getattr(task.decoder, "pairable", False):
+        raise ValueError(
+            f"--positive needs a decoder that reads actions as r+ - r- pairs; task {task.name!r}'s "
+            f"{getattr(task.decoder, '__name__', type(task.decoder).__name__)} cannot pair outputs"
+        )
+    encoder, decoder = task.encoder, task.decoder
+    sizes = (2 * task.sizes[0],) + tuple(task.sizes[1:-1]) + (2 * task.sizes[-1],)
+    return task.replace(
+        sizes=sizes, activation="rtanh",
+        encoder=lambda: OnOffEncoder(encoder()), decoder=lambda: PairDecoder(decoder()),
+    )
 
 
 def get_task(name: str, **overrides) -> Task:

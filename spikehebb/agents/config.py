@@ -17,7 +17,16 @@ class AgentConfig:
     evolve_initial_weights: search the initial weights too (Najarro & Risi 2020, appendix 6.4,
         "co-evolved"); otherwise they are drawn afresh for every lifetime.
     backend, dtype: the network's backend ("brian2" or "numpy") and float type.
-    weight_init, weight_scale: how initial weights are drawn: U[-0.1, 0.1] in the paper.
+    weight_init, weight_scale: how initial weights are drawn: U[-0.1, 0.1] in the paper;
+        "lognormal" magnitudes (:func:`spikehebb.network.sample_weights`).
+    dale, dale_mode, dale_seed: Dale's law (:mod:`spikehebb.biology`): the fraction of
+        excitatory units of every layer in (0, 1] (None: no Dale's law), "clip" or "smooth"
+        (:mod:`spikehebb.network.constraints`), the seed of the E/I assignment.
+    modulated, eligibility_tau, baseline_tau: the rule's three-factor version
+        (:func:`spikehebb.rules.three_factor`: one more evolved coefficient eta_m per synapse),
+        its eligibility trace's time constant and the modulator baseline's, in env steps.
+    rule_every, rate_average: the rule every K steps on moving averages of the rates with time
+        constant TAU steps (None: the rates); 1 and None are the paper's per-step rule.
     """
 
     kind: str = "hebbian"
@@ -30,6 +39,14 @@ class AgentConfig:
     options: dict | None = None
     """Options of the kind, checked and completed by its class's ``check_options`` (the lif
     agent: its neuron model, :class:`spikehebb.network.spiking.LIFParams`); None for kinds without."""
+    dale: float | None = None
+    dale_mode: str = "clip"
+    dale_seed: int = 0
+    modulated: bool = False
+    eligibility_tau: float = 50.0
+    baseline_tau: float = 100.0
+    rule_every: int = 1
+    rate_average: float | None = None
 
     def __post_init__(self) -> None:
         from spikehebb.agents import AGENTS
@@ -56,8 +73,37 @@ class AgentConfig:
             object.__setattr__(self, "options", check(self, self.options))
         elif self.options:
             raise ValueError(f"a {self.kind} agent takes no options, got {self.options!r}")
+        self._check_biology(takes_rule)
+
+    def _check_biology(self, takes_rule: bool) -> None:
+        from spikehebb.biology import DALE_MODES, check_dale_fraction
+
+        if self.dale is not None:
+            check_dale_fraction(self.dale)
+        if self.dale_mode not in DALE_MODES:
+            raise ValueError(f"unknown Dale mode {self.dale_mode!r}; expected one of {tuple(DALE_MODES)}")
+        if isinstance(self.dale_seed, bool) or not isinstance(self.dale_seed, int) or self.dale_seed < 0:
+            raise ValueError(f"dale_seed must be a non-negative integer, got {self.dale_seed!r}")
+        if isinstance(self.rule_every, bool) or not isinstance(self.rule_every, int) or self.rule_every < 1:
+            raise ValueError(f"rule_every must be a positive integer, got {self.rule_every!r}")
+        for name in ("eligibility_tau", "baseline_tau", "rate_average"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1
+                                      or value == float("inf")):
+                raise ValueError(f"{name} must be a finite number of steps >= 1, got {value!r}")
+        wanted = [f for f, on in (("dale", self.dale is not None), ("modulated", self.modulated),
+                                  ("rule_every", self.rule_every != 1), ("rate_average", self.rate_average is not None)) if on]
+        if wanted and not takes_rule:
+            raise ValueError(f"{', '.join(wanted)} need a plastic rule; a {self.kind} agent has none")
 
     @property
     def label(self) -> str:
         """A short name for tables and file names: the rule, or the kind."""
-        return self.rule if self.kind == "hebbian" else self.kind
+        return self.network_rule if self.kind == "hebbian" else self.kind
+
+    @property
+    def network_rule(self) -> str | None:
+        """The rule the network runs: ``rule``, or its three-factor version ``rule+mod``."""
+        from spikehebb.rules import THREE_FACTOR_SUFFIX
+
+        return self.rule + THREE_FACTOR_SUFFIX if self.modulated and self.rule else self.rule

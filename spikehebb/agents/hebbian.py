@@ -8,6 +8,10 @@
 - ``static``: the same network with no rule; its weights are the genome (``"weights"``), the
   paper's static-weights baseline.
 
+The biology-minded options of :class:`~spikehebb.agents.AgentConfig` (Dale's law, the
+three-factor rule, lognormal weights, a slower rule on averaged rates; :mod:`spikehebb.biology`)
+become the network's rule, constraints and options in :meth:`NetworkAgent.network_options`.
+
 Either runs on the Brian2 backend (the rule as equations compiled to C++, default) or NumPy
 (``AgentConfig.backend``). The task's weight constraints (the car's max-|w| normalisation) apply
 to plastic networks only.
@@ -47,9 +51,11 @@ class NetworkAgent:
     def __init__(self, config: AgentConfig, sizes, activation, batch_size: int, constraints=(), **network_kwargs):
         self.config = config
         rule = self.rule_name(config)
+        options = self.network_options(config, sizes)
+        constraints = tuple(options.pop("constraints", ())) + tuple(constraints)
         self.network = make_network(
             sizes, rule, batch_size, backend=config.backend, activation=activation, dtype=config.dtype,
-            constraints=constraints if rule is not None else (), **network_kwargs,
+            constraints=constraints if rule is not None else (), **options, **network_kwargs,
         )
         self.batch_size = int(batch_size)
         self.n_inputs, self.n_outputs = self.network.sizes[0], self.network.sizes[-1]
@@ -57,6 +63,33 @@ class NetworkAgent:
     @staticmethod
     def rule_name(config: AgentConfig) -> str | None:
         raise NotImplementedError
+
+    @staticmethod
+    def signs(config: AgentConfig, sizes: Sequence[int]) -> list[np.ndarray] | None:
+        """Dale's E/I signs per layer of units (None without Dale's law)."""
+        from spikehebb.biology import dale_signs
+
+        return None if config.dale is None else dale_signs(sizes, config.dale, config.dale_seed)
+
+    @classmethod
+    def network_options(cls, config: AgentConfig, sizes: Sequence[int]) -> dict:
+        """The network's options from the config's biology-minded fields: Dale's constraint
+        (before the task's own), the rule's schedule, the modulator baseline, tau_e."""
+        if cls.rule_name(config) is None:
+            return {}
+        from spikehebb.biology import dale_constraint
+
+        options: dict = {}
+        if config.dale is not None:
+            options["constraints"] = [dale_constraint(sizes, config.dale, config.dale_mode, config.dale_seed)]
+        if config.rule_every != 1:
+            options["rule_every"] = config.rule_every
+        if config.rate_average is not None:
+            options["rate_tau"] = float(config.rate_average)
+        if config.modulated:
+            options["baseline_tau"] = float(config.baseline_tau)
+            options["eligibility_tau"] = float(config.eligibility_tau)
+        return options
 
     # ---- genome
     @classmethod
@@ -68,7 +101,7 @@ class NetworkAgent:
         """A lifetime's value of a part that is not searched: per layer ``(1, *shape)``."""
         if name != "weights":
             raise KeyError(f"{cls.kind} agents draw no part {name!r}")
-        return sample_weights(sizes, 1, config.weight_init, config.weight_scale, rng)
+        return sample_weights(sizes, 1, config.weight_init, config.weight_scale, rng, signs=cls.signs(config, sizes))
 
     # ---- the protocol
     def reset(self, parts: Mapping[str, Sequence[np.ndarray]], members: Sequence[int] | None = None) -> None:
@@ -108,12 +141,12 @@ class HebbianAgent(NetworkAgent):
 
     @staticmethod
     def rule_name(config: AgentConfig) -> str:
-        return config.rule
+        return config.network_rule
 
     @classmethod
     def genome_parts(cls, config: AgentConfig, sizes: Sequence[int]) -> tuple[GenomePart, ...]:
         return (
-            GenomePart("coefficients", tuple(coefficient_shapes(sizes, config.rule))),
+            GenomePart("coefficients", tuple(coefficient_shapes(sizes, config.network_rule))),
             GenomePart("weights", _weight_shapes(sizes), searched=config.evolve_initial_weights),
         )
 

@@ -17,10 +17,26 @@ Layouts (P = population):
 One :meth:`~PlasticNetwork.step`: forward through all layers, then the rule updates every layer
 with the activations (and the modulator) of that same pass, then the weight constraints run in
 order (:mod:`spikehebb.network.constraints`; the car divides every layer by its max |w|).
+
+Options of every backend (all off by default, which is the paper's network bit for bit):
+
+- ``rule_every=K``, ``rate_tau=TAU`` (Dittrich et al. 2026, "Hebbian Attractor Networks"):
+  every unit keeps a moving average of its rate, ``rbar <- rbar + (r - rbar) / TAU`` after each
+  forward pass (rbar starts at 0 with each lifetime), and the rule reads rbar instead of r; the
+  rule fires on a member's network steps t = K-1, 2K-1, ... of its lifetime (a gate g = 1 then,
+  0 otherwise, per member: slots start lifetimes at different steps). K = 1 without TAU is the
+  per-step rule itself (no gate, no average in the code).
+- ``baseline_tau=TAU_B``: the modulator a modulated rule reads is the signal minus a running
+  baseline of it, ``m(t) = s(t) - b(t-1)``, ``b(t) = b(t-1) + (s(t) - b(t-1)) / TAU_B``, b = 0 at
+  each lifetime's start (the reward prediction of Fremaux & Gerstner 2016, one per member). It
+  lives here, with the member's other lifetime state, so both backends read the same m(t).
+- ``eligibility_tau``: the eligibility trace's time constant tau_e (env steps) of three-factor
+  rules (:func:`spikehebb.rules.three_factor`), ``decay_e = exp(-1/tau_e)``.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import numpy as np
@@ -34,10 +50,20 @@ ACTIVATIONS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
     "linear": ("I", lambda x: x),
     "sigmoid": ("1 / (1 + exp(-I))", lambda x: 1 / (1 + np.exp(-x))),
     "relu": ("clip(I, 0, inf)", lambda x: np.maximum(x, 0)),
+    # Non-negative rates (--positive): tanh rectified at 0, max(tanh(I), 0) in [0, 1). It keeps
+    # the paper's bounded range and saturation, so the rule's terms stay as bounded as with
+    # tanh (a softplus or ReLU would let rates, and Hebbian growth, run away), and it is exactly
+    # 0 for a unit with negative drive (sparse firing).
+    "rtanh": ("clip(tanh(I), 0, 1)", lambda x: np.maximum(np.tanh(x), 0)),
 }
 
-#: Initial weight distributions by name; ``scale`` is the half-width (uniform) or the std (normal).
-WEIGHT_INITS = ("uniform", "normal")
+#: Initial weight distributions by name; ``scale`` is the half-width (uniform), the std (normal)
+#: or twice the mean magnitude (lognormal, see :func:`sample_weights`).
+WEIGHT_INITS = ("uniform", "normal", "lognormal")
+
+#: sigma of log|w| of lognormal initial weights: Song et al. 2005 (PLoS Biol 3:e68) fit cortical
+#: EPSP amplitudes with a lognormal of sigma 0.9355 (natural log).
+LOGNORMAL_SIGMA = 0.9355
 
 DTYPES = ("float32", "float64")
 
@@ -52,11 +78,18 @@ def sample_weights(
     init: str = "uniform",
     scale: float = 0.1,
     rng: np.random.Generator | int | None = None,
+    signs: Sequence[Sequence[int]] | None = None,
 ) -> list[np.ndarray]:
     """Random initial weights for P members, one ``(P, n_pre, n_post)`` float64 array per layer.
 
     ``init="uniform"`` draws U[-scale, scale] (Najarro & Risi 2020 use scale 0.1);
-    ``init="normal"`` draws N(0, scale).
+    ``init="normal"`` draws N(0, scale); ``init="lognormal"`` draws magnitudes
+    ``|w| = (scale / 2) * exp(sigma * z - sigma**2 / 2)``, z ~ N(0, 1), sigma =
+    :data:`LOGNORMAL_SIGMA` (mean magnitude scale / 2, the uniform's; median about 0.32 * scale)
+    with a random sign (one more uniform draw per weight).
+    signs: Dale's law, per layer of units (inputs first) +1 / -1 (:func:`spikehebb.biology.dale_signs`):
+    each weight gets its presynaptic unit's sign, ``|w| * s_i`` (the same draws; lognormal
+    draws no sign then). None: the distribution's own signs, as before.
     """
     if init not in WEIGHT_INITS:
         raise ValueError(f"unknown weight init {init!r}; expected one of {WEIGHT_INITS}")
@@ -64,9 +97,20 @@ def sample_weights(
         raise ValueError(f"weight scale must be positive, got {scale}")
     rng = np.random.default_rng(rng)
     shapes = [(population, a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+    if signs is not None and (len(signs) != len(sizes) or any(len(s) != n for s, n in zip(signs, sizes))):
+        raise ValueError(f"signs must list one +1/-1 per unit of every layer {tuple(sizes)}")
     if init == "uniform":
-        return [rng.uniform(-scale, scale, s) for s in shapes]
-    return [rng.normal(0.0, scale, s) for s in shapes]
+        layers = [rng.uniform(-scale, scale, s) for s in shapes]
+    elif init == "normal":
+        layers = [rng.normal(0.0, scale, s) for s in shapes]
+    else:
+        sigma = LOGNORMAL_SIGMA
+        layers = [(scale / 2) * np.exp(sigma * rng.standard_normal(s) - sigma**2 / 2) for s in shapes]
+        if signs is None:
+            layers = [w * rng.choice((-1.0, 1.0), w.shape) for w in layers]
+    if signs is not None:
+        layers = [np.abs(w) * np.asarray(s, dtype=np.float64)[None, :, None] for w, s in zip(layers, signs)]
+    return layers
 
 
 class PlasticNetwork:
@@ -83,6 +127,11 @@ class PlasticNetwork:
         constraints: weight constraints applied after the rule in every step, in order (names,
             dicts or :class:`~spikehebb.network.constraints.WeightConstraint` objects; the car:
             ``["max_abs"]``). Need a rule: a static network never changes its weights.
+        rule_every, rate_tau: the rule every K network steps of each member, on moving averages
+            of the rates with time constant TAU steps (None: the rates themselves); see the
+            module docstring.
+        baseline_tau: the modulator's running baseline, in steps (None: m(t) as given).
+        eligibility_tau: tau_e of a three-factor rule's eligibility trace, in steps.
     """
 
     backend = ""
@@ -96,6 +145,10 @@ class PlasticNetwork:
         activation: str | Sequence[str] = "tanh",
         dtype: str = "float32",
         constraints: Sequence[str | dict | WeightConstraint] = (),
+        rule_every: int = 1,
+        rate_tau: float | None = None,
+        baseline_tau: float | None = None,
+        eligibility_tau: float = 50.0,
     ):
         self.sizes = tuple(int(n) for n in sizes)
         if len(self.sizes) < 2 or any(n < 1 for n in self.sizes) or len(self.sizes) != len(sizes):
@@ -121,6 +174,23 @@ class PlasticNetwork:
                 )
         self.activation = tuple(names)
         self.constraints = self._check_constraints(constraints)
+        if not (isinstance(rule_every, (int, np.integer)) and rule_every >= 1):
+            raise ValueError(f"rule_every must be a positive integer, got {rule_every!r}")
+        self.rule_every = int(rule_every)
+        for name, tau in (("rate_tau", rate_tau), ("baseline_tau", baseline_tau), ("eligibility_tau", eligibility_tau)):
+            if tau is not None and not (isinstance(tau, (int, float)) and math.isfinite(tau) and tau >= 1):
+                raise ValueError(f"{name} must be a number of steps >= 1, got {tau!r}")
+        if (self.rule_every > 1 or rate_tau is not None) and not self.plastic:
+            raise ValueError("rule_every and rate_tau need a rule: a static network has none")
+        self.rate_tau = None if rate_tau is None else float(rate_tau)
+        self.baseline_tau = None if baseline_tau is None else float(baseline_tau)
+        self.eligibility_tau = float(eligibility_tau)
+        self.rule_constants = {"decay_e": math.exp(-1.0 / self.eligibility_tau)}
+        """Values of the per-network constants the rule's state updates read."""
+        self._lifetime_steps = np.zeros(self.population, dtype=np.int64)
+        self._baseline = np.zeros(self.population)
+        self._gate: np.ndarray | None = None
+        self._last_modulator = np.zeros(self.population)
         self.frozen = False
         """While True, steps run the forward pass only: the rule (and the constraints after it)
         is paused, the weights stay as they are (a perturbation: "freeze the rule")."""
@@ -146,6 +216,35 @@ class PlasticNetwork:
     def modulated(self) -> bool:
         """Whether the rule reads the modulator (a third factor)."""
         return self.plastic and "mod" in self.rule.reads
+
+    @property
+    def gated(self) -> bool:
+        """Whether the rule fires on some steps only (``rule_every > 1``)."""
+        return self.rule_every > 1
+
+    @property
+    def latent_constraints(self) -> list:
+        """Per layer the constraint the rule's latent belongs to (:attr:`WeightConstraint.latent`), or None."""
+        return [next((c for c in self.constraints if c.latent and c.acts_on(l)), None) for l in range(self.n_layers)]
+
+    @property
+    def rule_target(self) -> list[str]:
+        """Per layer the variable the rule changes: ``"w"``, or a constraint's latent."""
+        return [c.latent if c is not None else "w" for c in self.latent_constraints]
+
+    def _latents_of(self, weights: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+        """(weights, latents) per layer for layers with a latent constraint: the latent of the
+        given weights in this network's dtype, and the weights it maps to; others unchanged."""
+        out_w, out_v = [], []
+        for layer, (w, c) in enumerate(zip(weights, self.latent_constraints)):
+            if c is None:
+                out_w.append(w)
+                out_v.append(None)
+            else:
+                v = c.to_latent(w, layer).astype(self.dtype)
+                out_w.append(c.from_latent(v, layer))
+                out_v.append(v)
+        return out_w, out_v
 
     @property
     def coefficient_shapes(self) -> list[tuple[int, int, int, int]]:
@@ -182,14 +281,36 @@ class PlasticNetwork:
         weights = self._check_layers("weights", weights, [(n,) + s[1:] for s in self.weight_shapes])
         self._arm(coefficients, weights, None if members is None else index)
         self._armed[index] = True
+        self._lifetime_steps[index] = 0
+        self._baseline[index] = 0.0
 
     def step(self, inputs: np.ndarray, modulator: np.ndarray | None = None) -> np.ndarray:
         """One forward pass and rule update; inputs ``(P, n_in)`` -> outputs ``(P, n_out)``.
 
-        modulator: ``(P,)`` values m(t) read by modulated rules (None: 0; ignored by the others).
+        modulator: ``(P,)`` values m(t) read by modulated rules (None: 0; ignored by the others);
+        with ``baseline_tau`` the rule reads them minus their running baseline.
         """
         self._check_armed()
-        return self._step(self._check_inputs(inputs), self._check_modulator(modulator))
+        return self._advance(self._check_inputs(inputs), self._check_modulator(modulator))
+
+    def _advance(self, inputs: np.ndarray, modulator: np.ndarray | None) -> np.ndarray:
+        """One step with the lifetime bookkeeping: the modulator's baseline, the rule's gate."""
+        if self.modulated and self.baseline_tau is not None:
+            signal = np.zeros(self.population) if modulator is None else modulator.astype(np.float64)
+            modulator = (signal - self._baseline).astype(self.dtype)
+            self._baseline += (signal - self._baseline) / self.baseline_tau
+        if self.gated:
+            self._gate = ((self._lifetime_steps + 1) % self.rule_every == 0).astype(self.dtype)
+        self._last_modulator = np.zeros(self.population) if modulator is None or not self.modulated else modulator.astype(np.float64)
+        outputs = self._step(inputs, modulator)
+        self._lifetime_steps += 1
+        return outputs
+
+    @property
+    def modulator(self) -> np.ndarray:
+        """``(P,)`` the modulator m(t) the rule read in the last step (the signal minus its
+        baseline with ``baseline_tau``; zeros for a rule that reads none)."""
+        return self._last_modulator.copy()
 
     def run(self, inputs: np.ndarray, n_steps: int, callback: StepCallback) -> int:
         """The closed loop: ``n_steps`` steps, the first on ``inputs``.
@@ -205,7 +326,7 @@ class PlasticNetwork:
         if not callable(callback):
             raise TypeError(f"callback must be callable as callback(t, outputs), got {callback!r}")
         for t in range(int(n_steps)):
-            nxt = callback(t, self._step(inputs, None))
+            nxt = callback(t, self._advance(inputs, None))
             if nxt is None:
                 return t + 1
             if t + 1 < n_steps:
@@ -247,13 +368,17 @@ class PlasticNetwork:
     def _activations(self) -> list[np.ndarray]:
         raise NotImplementedError
 
-    def _apply_constraints(self, weights: Sequence[np.ndarray], numpy_only: bool = False) -> None:
+    def _apply_constraints(self, weights: Sequence[np.ndarray], numpy_only: bool = False, latents=None) -> None:
         """Run the constraints in order on per-layer ``(P, n_pre, n_post)`` arrays, in place
-        (``numpy_only``: those without Brian2 code)."""
+        (``numpy_only``: those without Brian2 code); a latent constraint sets the weights from
+        ``latents[layer]``."""
         for constraint in self.constraints:
             for layer, w in enumerate(weights):
                 if constraint.acts_on(layer) and not (numpy_only and constraint.brian_code(layer)):
-                    constraint.apply(w, layer)
+                    if constraint.latent:
+                        w[...] = constraint.from_latent(latents[layer], layer)
+                    else:
+                        constraint.apply(w, layer)
 
     # ------------------------------------------------------------------------- validation
     def _check_constraints(self, constraints) -> tuple[WeightConstraint, ...]:
@@ -267,6 +392,10 @@ class PlasticNetwork:
                 )
         if checked and self.rule is None:
             raise ValueError("weight constraints need a rule: a static network (rule=None) never changes its weights")
+        for layer in range(self.n_layers):
+            latent = [c.name for c in checked if c.latent and c.acts_on(layer)]
+            if len(latent) > 1:
+                raise ValueError(f"layer {layer} has more than one reparametrising constraint: {latent}")
         return checked
 
     def _check_members(self, members) -> np.ndarray:

@@ -35,10 +35,19 @@ Weight constraints (:mod:`spikehebb.network.constraints`) run as synaptic code w
 express them; otherwise (the car's max-|w| normalisation is a reduction over a member's
 synapses, which summed variables cannot take) as a ``NetworkOperation`` running the
 constraint's NumPy function in place on the arrays the compiled code reads, the same function
-the NumPy backend calls. :meth:`step` runs them too: they are scheduled step objects.
+the NumPy backend calls. :meth:`step` runs them too: they are scheduled step objects. The
+constraints with synaptic code that come before any NumPy one (Dale's law) are appended to each
+layer's rule code, so the rule and they share one pass over the synapses.
 
 A modulated rule (one whose terms read ``mod``) gets a variable ``m`` on every post group, written
-each step from the member's modulator value; the synapses read it as ``m_post``.
+each step from the member's modulator value; the synapses read it as ``m_post``. The same way a
+gated rule (``rule_every > 1``) reads ``g_post``, 1 on the member's rule steps, 0 otherwise. A
+rule with state (the three-factor rules' eligibility trace ``elig``) declares it in the synapse
+model with its shared constants (``decay_e``), and its update runs in the rule's code before
+the weight change (:func:`spikehebb.rules.brian_update`). With ``rate_tau`` every group keeps
+``rbar += (r - rbar) / TAU`` after its rates and the rule reads ``rbar_pre``, ``rbar_post``. A
+reparametrising constraint (smooth Dale) adds its latent ``v`` to the synapses; the rule then
+writes ``v += ...`` and the constraint's code sets ``w`` from it.
 
 By default the learning rate is folded into the coefficients at ``reset`` (``fold_eta=True``):
 each synapse then stores and reads four coefficients instead of five.
@@ -78,9 +87,10 @@ def synapse_model(rule: RuleSpec | None, fold_eta: bool = True, constraints=(), 
     return "\n".join(lines)
 
 
-def rule_update(rule: RuleSpec, fold_eta: bool = True) -> str:
-    """Brian2 code of the rule, applied once per step after the forward pass."""
-    return brian_update(rule, fold_eta)
+def rule_update(rule: RuleSpec, fold_eta: bool = True, target: str = "w", rate: str = "r", gate: str | None = None) -> str:
+    """Brian2 code of the rule, applied once per step after the forward pass (see
+    :func:`spikehebb.rules.brian_update` for the options)."""
+    return brian_update(rule, fold_eta, target, rate, gate)
 
 
 #: Seconds a build may take before the user is told that Brian2 is compiling.
@@ -164,6 +174,10 @@ class BrianPlasticNetwork(PlasticNetwork):
             model = "r : 1  # rate" if layer == 0 else "I : 1  # summed input\nr : 1  # rate"
             if layer > 0 and self.modulated:
                 model += "\nm : 1  # the member's modulator m(t), the same for all its units"
+            if layer > 0 and self.gated:
+                model += "\ng : 1  # 1 when the member's rule fires this step, else 0 (rule_every)"
+            if self.rate_tau is not None:
+                model += "\nrbar : 1  # moving average of r, read by the rule (rate_tau)"
             # The summed-variable update of a group runs just before it (order - 1), so even
             # orders for the groups give: input 1, rates 1, input 2, rates 2, ...
             group = b2.NeuronGroup(
@@ -172,10 +186,22 @@ class BrianPlasticNetwork(PlasticNetwork):
             )
             # Rate groups have no differential equations: their state updater has nothing to do.
             group.state_updater.active = False
+            # The moving average (rate_tau) shares the rate's loop; the inputs get a loop of their own.
+            average = f"rbar += (r - rbar) / {self.rate_tau!r}" if self.rate_tau is not None else ""
             if layer > 0:
                 expr = ACTIVATIONS[self.activation[layer - 1]][0]
-                group.run_regularly(f"r = {expr}", when="groups", order=2 * layer)
+                group.run_regularly(f"r = {expr}" + (f"\n{average}" if average else ""), when="groups", order=2 * layer)
+            elif average:
+                group.run_regularly(average, when="groups", order=0)
             groups.append(group)
+        # Constraints with synaptic code before the first NumPy one run in the rule's own loop
+        # (one pass over the synapses instead of two; each only reads its own synapse, so this
+        # equals running them after every layer's rule).
+        fused = 0
+        while fused < len(self.constraints) and all(
+            self.constraints[fused].brian_code(l) for l in range(self.n_layers) if self.constraints[fused].acts_on(l)
+        ):
+            fused += 1
 
         synapses, n_rules = [], self.n_layers
         for layer, (n_pre, n_post) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
@@ -189,13 +215,19 @@ class BrianPlasticNetwork(PlasticNetwork):
             if not (np.array_equal(syn.i[:], pre) and np.array_equal(syn.j[:], post)):
                 raise RuntimeError("Brian2 reordered the synapses; the (member, pre, post) layout is broken")
             if self.plastic:
-                syn.run_regularly(rule_update(self.rule, self.fold_eta), when="end", order=layer)
+                code = rule_update(self.rule, self.fold_eta, self.rule_target[layer - 1],
+                                   "rbar" if self.rate_tau is not None else "r", "g" if self.gated else None)
+                code = "\n".join([code] + [c.brian_code(layer - 1) for c in self.constraints[:fused] if c.acts_on(layer - 1)])
+                syn.run_regularly(code, when="end", order=layer)
+                for name, value in self.rule_constants.items():
+                    if name in self.rule.constants:
+                        syn.variables[name].set_value(value)
             for k, c in enumerate(self.constraints):
                 if c.acts_on(layer - 1):
                     for name, values in c.brian_values(layer - 1, P).items():
                         syn.variables[name].get_value()[:] = values
                     code = c.brian_code(layer - 1)
-                    if code:  # after every rule, constraints in list order
+                    if code and (k >= fused or not self.plastic):  # after every rule, constraints in list order
                         syn.run_regularly(code, when="end", order=n_rules + 1 + k)
             synapses.append(syn)
 
@@ -220,6 +252,14 @@ class BrianPlasticNetwork(PlasticNetwork):
         # The arrays the compiled code reads and writes; writing into them re-arms the network.
         self._rates = [g.variables["r"].get_value() for g in groups]
         self._modulators = [g.variables["m"].get_value() for g in groups[1:]] if self.modulated else []
+        self._gates = [g.variables["g"].get_value() for g in groups[1:]] if self.gated else []
+        self._averages = [g.variables["rbar"].get_value() for g in groups] if self.rate_tau is not None else []
+        self._state = [
+            {st.name: s.variables[st.name].get_value() for st in self.rule.state} if self.plastic else {}
+            for s in synapses
+        ]
+        self._latent = [None if c is None else s.variables[c.latent].get_value()
+                        for c, s in zip(self.latent_constraints, synapses)]
         self._w = [s.variables["w"].get_value() for s in synapses]
         self._coef = [
             {f: s.variables[f].get_value() for f in synapse_fields(self.rule, self.fold_eta)}
@@ -230,8 +270,17 @@ class BrianPlasticNetwork(PlasticNetwork):
     def _arm(self, coefficients, weights, members):
         P = self.population
         where = slice(None) if members is None else members
+        weights, latents = self._latents_of(weights)
         for layer, w in enumerate(weights):
             self._w[layer].reshape(P, -1)[where] = w.reshape(len(w), -1)
+        for v, new in zip(self._latent, latents):
+            if v is not None:
+                v.reshape(P, -1)[where] = new.reshape(len(new), -1)
+        for state in self._state:
+            for array in state.values():
+                array.reshape(P, -1)[where] = 0
+        for avg in self._averages:
+            avg.reshape(P, -1)[where] = 0
         for layer, c in enumerate(coefficients):
             if self.fold_eta:
                 values = fold_eta(c, self.rule)
@@ -261,6 +310,8 @@ class BrianPlasticNetwork(PlasticNetwork):
             m = np.zeros(self.population, self.dtype) if modulator is None else modulator
             for array, n in zip(self._modulators, self.sizes[1:]):
                 array.reshape(self.population, n)[:] = m[:, None]
+        for array, n in zip(self._gates, self.sizes[1:]):
+            array.reshape(self.population, n)[:] = self._gate[:, None]
         for obj in self._forward_objects if self.frozen else self._step_objects:
             obj.run()
         return self._outputs()
@@ -273,8 +324,12 @@ class BrianPlasticNetwork(PlasticNetwork):
         return [w.reshape(shape).copy() for w, shape in zip(self._w, self.weight_shapes)]
 
     def _set_weights(self, weights):
+        weights, latents = self._latents_of(weights)
         for w, new in zip(self._w, weights):
             w[:] = new.reshape(-1)
+        for v, new in zip(self._latent, latents):
+            if v is not None:
+                v[:] = new.reshape(-1)
 
     def _activations(self):
         return [r.reshape(self.population, n).copy() for r, n in zip(self._rates, self.sizes)]

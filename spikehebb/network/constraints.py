@@ -13,6 +13,25 @@ the layers it acts on and says how each backend applies it:
 - :meth:`WeightConstraint.brian_model`: extra per-synapse variables the code reads (e.g. a
   sign per synapse), set by :meth:`brian_values` at build.
 
+A constraint may also reparametrise the weights (:attr:`WeightConstraint.latent`): the rule
+then changes a latent per-synapse variable instead of ``w``, and the constraint maps it to the
+weight after every update (:meth:`~WeightConstraint.from_latent`; at reset and
+:meth:`set_weights` the backends set the latent from the weights, :meth:`to_latent`). At most
+one such constraint per layer.
+
+Dale's law (Dale 1935; Burns 2021 on Najarro & Risi): every neuron of every layer is excitatory
+(sign s_i = +1) or inhibitory (s_i = -1); all outgoing weights w_ij of neuron i share its sign.
+The signs come from :func:`spikehebb.biology.dale_signs`; two modes keep them whatever the rule
+does:
+
+- :class:`DaleClip` (``"dale_clip"``): after each update ``w_ij <- s_i * max(s_i * w_ij, 0)``:
+  a weight that would cross zero stays at zero (a silent synapse the rule may revive).
+- :class:`DaleSmooth` (``"dale_smooth"``): ``w_ij = s_i * softplus(s_i * v_ij)`` with the rule
+  acting on the latent ``v_ij`` (``v += dw``). ``dw_ij/dv_ij = sigmoid(s_i * v_ij) > 0``, so a
+  rule's push keeps its direction on w, shrinks as |w| -> 0 and w never reaches 0 or flips;
+  softplus(x) = max(x, 0) + log(1 + exp(-|x|)) (no overflow). v starts at
+  ``s_i * log(expm1(|w_ij|))``, the inverse, |w| floored at :data:`DaleSmooth.MIN_MAGNITUDE`.
+
 The registry :data:`CONSTRAINTS` builds one by name (``make_constraint("max_abs")``).
 """
 
@@ -27,6 +46,8 @@ class WeightConstraint:
     """Base class. ``layers``: synaptic layers it acts on, counted from 0 (None: all)."""
 
     name = ""
+    latent: str | None = None
+    """The latent variable the rule changes instead of ``w`` (None: the rule changes ``w``)."""
 
     def __init__(self, layers: Sequence[int] | None = None):
         self.layers = None if layers is None else tuple(int(l) for l in layers)
@@ -49,6 +70,14 @@ class WeightConstraint:
     def brian_values(self, layer: int, population: int) -> dict[str, np.ndarray]:
         """Values of :meth:`brian_model`'s variables, flat in (member, pre, post) order."""
         return {}
+
+    def from_latent(self, latent: np.ndarray, layer: int) -> np.ndarray:
+        """The weights ``(P, n_pre, n_post)`` of a latent (constraints with :attr:`latent`)."""
+        raise NotImplementedError
+
+    def to_latent(self, w: np.ndarray, layer: int) -> np.ndarray:
+        """The latent ``(P, n_pre, n_post)`` of weights (constraints with :attr:`latent`)."""
+        raise NotImplementedError
 
     def to_dict(self) -> dict:
         return {"name": self.name, "layers": None if self.layers is None else list(self.layers)}
@@ -80,8 +109,94 @@ class MaxAbsNormalisation(WeightConstraint):
         flat /= scale[:, None]
 
 
+class _Dale(WeightConstraint):
+    """Dale's law on every layer. signs: one sequence of +1 (excitatory) / -1 (inhibitory) per
+    layer of units, inputs first (``len(sizes)`` sequences, :func:`spikehebb.biology.dale_signs`);
+    synaptic layer l reads ``signs[l]`` (its presynaptic units) and ``len(signs[l+1])`` (its
+    post units, for the per-synapse sign variable of the Brian2 code)."""
+
+    def __init__(self, signs: Sequence[Sequence[int]], layers: Sequence[int] | None = None):
+        super().__init__(layers)
+        self.signs = tuple(np.asarray(s, dtype=np.int8).copy() for s in signs)
+        for s in self.signs:
+            if s.ndim != 1 or not np.all(np.abs(s) == 1):
+                raise ValueError(f"{self.name}: signs must be sequences of +1 and -1 per layer, got {s!r}")
+
+    def sign(self, layer: int) -> np.ndarray:
+        """``(1, n_pre, 1)`` float signs of layer ``layer``'s presynaptic units."""
+        if layer + 1 >= len(self.signs):
+            raise ValueError(f"{self.name} has signs for {len(self.signs)} layers of units; synaptic layer {layer} needs {layer + 2}")
+        return self.signs[layer].astype(np.float64)[None, :, None]
+
+    def brian_values(self, layer: int, population: int) -> dict[str, np.ndarray]:
+        n_post = len(self.signs[layer + 1])
+        return {"s_dale": np.tile(np.repeat(self.signs[layer].astype(np.float64), n_post), population)}
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "signs": [s.tolist() for s in self.signs]}
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.layers, tuple(tuple(s.tolist()) for s in self.signs)))
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{int((s > 0).sum())}E/{int((s < 0).sum())}I" for s in self.signs)
+        return f"{type(self).__name__}({counts})"
+
+
+class DaleClip(_Dale):
+    """Dale's law by clipping: ``w_ij <- s_i * max(s_i * w_ij, 0)`` after every update (see the
+    module docstring); Brian2 runs it as synaptic code with a per-synapse sign ``s_dale``."""
+
+    name = "dale_clip"
+
+    def apply(self, w: np.ndarray, layer: int) -> None:
+        s = self.sign(layer).astype(w.dtype)
+        w[...] = s * np.maximum(s * w, 0)
+
+    def brian_model(self, layer: int) -> list[str]:
+        return ["s_dale : 1 (constant)  # Dale: sign of the presynaptic unit, +1 excitatory, -1 inhibitory"]
+
+    def brian_code(self, layer: int) -> str:
+        return "w = s_dale * clip(s_dale * w, 0, inf)  # Dale's law: a weight crossing zero stays at zero"
+
+
+class DaleSmooth(_Dale):
+    """Dale's law by a sign-preserving parametrisation ``w_ij = s_i * softplus(s_i * v_ij)``, the
+    rule acting on v (see the module docstring)."""
+
+    name = "dale_smooth"
+    latent = "v"
+    MIN_MAGNITUDE = 1e-6
+    """Initial |w| below this is raised to it (softplus never reaches 0: v would be -inf)."""
+
+    def apply(self, w: np.ndarray, layer: int) -> None:
+        raise RuntimeError("dale_smooth maps the latent to the weights: backends call from_latent")
+
+    def from_latent(self, latent: np.ndarray, layer: int) -> np.ndarray:
+        s = self.sign(layer).astype(latent.dtype)
+        x = s * latent
+        return s * (np.maximum(x, 0) + np.log(1 + np.exp(-np.abs(x))))
+
+    def to_latent(self, w: np.ndarray, layer: int) -> np.ndarray:
+        s = self.sign(layer)
+        magnitude = np.maximum(s * np.asarray(w, dtype=np.float64), self.MIN_MAGNITUDE)
+        # softplus^-1(y) = log(expm1(y)) = y + log(-expm1(-y)), the second form without overflow
+        return s * (magnitude + np.log(-np.expm1(-magnitude)))
+
+    def brian_model(self, layer: int) -> list[str]:
+        return [
+            "s_dale : 1 (constant)  # Dale: sign of the presynaptic unit, +1 excitatory, -1 inhibitory",
+            "v : 1  # Dale (smooth): the latent the rule changes, w = s_dale * softplus(s_dale * v)",
+        ]
+
+    def brian_code(self, layer: int) -> str:
+        return "w = s_dale * (clip(s_dale * v, 0, inf) + log(1 + exp(-abs(v))))  # Dale's law, smooth"
+
+
 #: Every constraint by name.
-CONSTRAINTS: dict[str, type[WeightConstraint]] = {MaxAbsNormalisation.name: MaxAbsNormalisation}
+CONSTRAINTS: dict[str, type[WeightConstraint]] = {
+    c.name: c for c in (MaxAbsNormalisation, DaleClip, DaleSmooth)
+}
 
 
 def make_constraint(spec: "str | dict | WeightConstraint") -> WeightConstraint:

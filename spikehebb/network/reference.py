@@ -3,7 +3,10 @@
 Used for tests, small runs and machines without a compiler. The rule's update is
 :func:`spikehebb.rules.numpy_delta`, generated from the rule's term table with the learning rate
 folded into the coefficients (:func:`spikehebb.rules.fold_eta`), which equals the paper's form up
-to rounding. Constraints run after the rule on every layer, in place.
+to rounding. Constraints run after the rule on every layer, in place. A rule with state (the
+three-factor rules' eligibility trace) keeps it per layer ``(P, n_pre, n_post)``; with
+``rate_tau`` every layer keeps its rates' moving average ``(P, n_l)``, which the rule reads; a
+reparametrising constraint (smooth Dale) keeps the latent the rule changes.
 """
 
 from __future__ import annotations
@@ -29,35 +32,57 @@ class NumpyPlasticNetwork(PlasticNetwork):
         ] if self.plastic else [{} for _ in self.weight_shapes]
         self._rates = [np.zeros((P, n), self.dtype) for n in self.sizes]
         self._act = [ACTIVATIONS[name][1] for name in self.activation]
+        self._state = [
+            {st.name: np.zeros(s, self.dtype) for st in self.rule.state} for s in self.weight_shapes
+        ] if self.plastic else [{} for _ in self.weight_shapes]
+        self._averages = [np.zeros((P, n), self.dtype) for n in self.sizes] if self.rate_tau else None
+        self._latent = [None if c is None else np.zeros(s, self.dtype)
+                        for c, s in zip(self.latent_constraints, self.weight_shapes)]
 
     def _arm(self, coefficients, weights, members):
         where = slice(None) if members is None else members
+        weights, latents = self._latents_of(weights)
         for w, new in zip(self._w, weights):
             w[where] = new
+        for v, new in zip(self._latent, latents):
+            if v is not None:
+                v[where] = new
         for coef, layer in zip(self._coef, coefficients):
             for f, c in fold_eta(layer, self.rule).items():
                 coef[f][where] = c
-        for r in self._rates:
+        for r in self._rates + (self._averages or []):
             r[where] = 0
+        for state in self._state:
+            for array in state.values():
+                array[where] = 0
 
     def _step(self, inputs, modulator):
         rates = [inputs.copy()]  # the caller may reuse its input array for the next step
         for w, f in zip(self._w, self._act):
             rates.append(f(np.matmul(rates[-1][:, None, :], w)[:, 0]).astype(self.dtype, copy=False))
         self._rates = rates
+        if self._averages is not None:
+            for avg, r in zip(self._averages, rates):
+                avg += (r - avg) / self.dtype.type(self.rate_tau)
         if self.frozen or not self.plastic:
             return rates[-1].copy()
-        for w, c, pre, post in zip(self._w, self._coef, rates[:-1], rates[1:]):
-            w += numpy_delta(c, pre, post, modulator, self.rule)
-        self._apply_constraints(self._w)
+        seen = self._averages if self._averages is not None else rates
+        for layer, (c, pre, post) in enumerate(zip(self._coef, seen[:-1], seen[1:])):
+            target = self._w[layer] if self._latent[layer] is None else self._latent[layer]
+            target += numpy_delta(c, pre, post, modulator, self.rule, self._state[layer], self.rule_constants, self._gate)
+        self._apply_constraints(self._w, latents=self._latent)
         return rates[-1].copy()
 
     def _weights(self):
         return [w.copy() for w in self._w]
 
     def _set_weights(self, weights):
+        weights, latents = self._latents_of(weights)
         for w, new in zip(self._w, weights):
             w[...] = new
+        for v, new in zip(self._latent, latents):
+            if v is not None:
+                v[...] = new
 
     def _activations(self):
         return [r.copy() for r in self._rates]

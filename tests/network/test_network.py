@@ -185,7 +185,7 @@ def test_sample_weights():
     normal = sample_weights((28, 128, 64, 8), 3, init="normal", scale=0.1, rng=0)
     assert abs(normal[1].std() - 0.1) < 0.002
     np.testing.assert_array_equal(sample_weights((3, 2), 2, rng=5)[0], sample_weights((3, 2), 2, rng=5)[0])
-    with pytest.raises(ValueError, match=r"unknown weight init 'xavier'; expected one of \('uniform', 'normal'\)"):
+    with pytest.raises(ValueError, match=r"unknown weight init 'xavier'; expected one of \('uniform', 'normal', 'lognormal'\)"):
         sample_weights((3, 2), 1, init="xavier")
 
 
