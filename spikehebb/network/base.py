@@ -407,7 +407,7 @@ class PlasticNetwork:
             or index.min() < 0 or index.max() >= self.population or len(np.unique(index)) != index.size
         ):
             raise ValueError(
-                f"members must be distinct slot indices in 0..{self.population - 1}, got {list(np.atleast_1d(members))}"
+                f"members must be distinct slot indices in 0..{self.population - 1}, got {np.atleast_1d(members).tolist()}"
             )
         return index
 
