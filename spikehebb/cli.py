@@ -138,7 +138,7 @@ BIOLOGY_FLAGS = {
 def _biology(args: argparse.Namespace, agent, task, seed: int):
     """The agent and task configs with the biology flags given applied (unset flags keep them)."""
     changes = {field: getattr(args, flag) for flag, field in BIOLOGY_FLAGS.items()
-               if getattr(args, flag, None) not in (None, False)}
+               if getattr(args, flag, None) is not None and getattr(args, flag) is not False}
     if getattr(args, "dale_mode", None) is not None and getattr(args, "dale", None) is None and agent.dale is None:
         raise ValueError("--dale-mode needs --dale FRACTION")
     for flag in ("eligibility_tau", "baseline_tau"):

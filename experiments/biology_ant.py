@@ -1,0 +1,168 @@
+"""Biology-minded Hebbian ants at equal budget (issue 11; Burns 2021 on Najarro & Risi 2020).
+
+Arms, each trained with the same strategy, population, generations and lifetime length (so the
+same env-step budget), over ``--seeds`` seeds:
+
+    unconstrained   the paper's ABCD_lr network
+    dale-clip       --dale 0.8 --dale-mode clip     (80% excitatory units in every layer)
+    dale-smooth     --dale 0.8 --dale-mode smooth
+    positive        --positive                      (on/off inputs, rectified tanh, muscle pairs)
+    dale+positive   --dale 0.8 --dale-mode smooth --positive
+    modulated       --modulated                     (three-factor rule, the progress term as reward)
+
+Each (arm, seed) is one run file ``OUT/ARM_sSEED.h5``; the script is resumable: finished runs are
+skipped, a killed run resumes from its last generation, and each run's test results are cached
+in ``OUT/ARM_sSEED.json``. Then every run's final search mean is tested on default,
+damage_right (seen) and damage_left (unseen), ``--episodes`` lifetimes each, and the script
+prints one Markdown table (per arm: mean +- std over seeds of each run's mean test fitness, the
+budget in env steps, the seeds) and writes ``OUT/table.md`` and ``OUT/curves.png`` (training
+fitness against env steps, mean over seeds). Goal: a Dale+positive ant within 10% of the
+unconstrained one.
+
+    python experiments/biology_ant.py --out runs/biology --seeds 3 --generations 100 --popsize 64
+    python experiments/biology_ant.py --out /tmp/bio --seeds 3 --generations 1 --popsize 4 \\
+        --max-env-steps 60 --episodes 2 --backend numpy                     # a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+#: Arms: name -> the flags of `spikehebb train` that define it.
+ARMS: dict[str, list[str]] = {
+    "unconstrained": [],
+    "dale-clip": ["--dale", "0.8", "--dale-mode", "clip"],
+    "dale-smooth": ["--dale", "0.8", "--dale-mode", "smooth"],
+    "positive": ["--positive"],
+    "dale+positive": ["--dale", "0.8", "--dale-mode", "smooth", "--positive"],
+    "modulated": ["--modulated"],
+}
+VARIANTS = ("default", "damage_right", "damage_left")
+
+
+def run_config(arm: str, seed: int, args: argparse.Namespace):
+    """The TrainConfig of one (arm, seed), built by the CLI's own flag parser."""
+    from spikehebb.cli import add_train_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    flags = ARMS[arm] + [
+        "--seed", str(seed), "--popsize", str(args.popsize), "--generations", str(args.generations),
+        "--max-env-steps", str(args.max_env_steps), "--runs-dir", str(args.out), "--backend", args.backend,
+        "--no-progress",
+    ]
+    if args.workers:
+        flags += ["--workers", str(args.workers)]
+    config = config_from_args(parser.parse_args(flags))
+    return config.replace(run_name=f"{arm}_s{seed}")
+
+
+def train_one(config, path: Path) -> None:
+    from spikehebb.train import train
+
+    if path.exists():
+        train(config, resume=path, progress=False)  # returns at once when finished
+    else:
+        train(config, progress=False)
+
+
+def test_one(path: Path, episodes: int, workers: int) -> dict:
+    """Test results of one run, cached next to it: {variant: mean fitness}, env steps, curve."""
+    from spikehebb.assess import assess, load_run
+    from spikehebb.store import RunStore
+
+    cache = path.with_suffix(".json")
+    with RunStore.open(path) as store:
+        history, generations = store.history(), store.generations_completed
+    if cache.exists():
+        cached = json.loads(cache.read_text())
+        if cached.get("generations") == generations and cached.get("episodes") == episodes:
+            return cached
+    config, params = load_run(path, "mean")
+    results = assess(config, params, VARIANTS, episodes, workers)
+    out = {
+        "generations": generations, "episodes": episodes,
+        "test": {r.variant: r.mean for r in results},
+        "env_steps": int(history["env_steps"].sum()),
+        "curve_steps": np.cumsum(history["env_steps"]).tolist(),
+        "curve_fitness": history["fitness_mean"].tolist(),
+    }
+    cache.write_text(json.dumps(out))
+    return out
+
+
+def table(results: dict[str, list[dict]], seeds: list[int]) -> str:
+    lines = ["| arm | budget (env steps per run) | seeds | " + " | ".join(VARIANTS) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in VARIANTS) + " |"]
+    for arm, runs in results.items():
+        cells = []
+        for v in VARIANTS:
+            values = np.array([r["test"][v] for r in runs])
+            cells.append(f"{values.mean():.0f} ± {values.std():.0f}")
+        budget = int(np.mean([r["env_steps"] for r in runs]))
+        lines.append(f"| {arm} | {budget:,} | {','.join(map(str, seeds))} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, list[dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for arm, runs in results.items():
+        n = min(len(r["curve_fitness"]) for r in runs)
+        steps = np.mean([r["curve_steps"][:n] for r in runs], axis=0)
+        fitness = np.array([r["curve_fitness"][:n] for r in runs])
+        mean, std = fitness.mean(axis=0), fitness.std(axis=0)
+        ax.plot(steps, mean, label=arm)
+        ax.fill_between(steps, mean - std, mean + std, alpha=0.15)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("mean training fitness (distance walked)")
+    ax.set_title("biology-minded Hebbian ants, mean ± std over seeds")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/biology"), help="directory of the run files (default: %(default)s)")
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS), help="arms to run (default: all)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per arm, 0..N-1 (default: %(default)s)")
+    parser.add_argument("--popsize", type=int, default=64, help="(default: %(default)s)")
+    parser.add_argument("--generations", type=int, default=100, help="(default: %(default)s)")
+    parser.add_argument("--max-env-steps", type=int, default=1000, help="training lifetime incl. burn-in (default: %(default)s)")
+    parser.add_argument("--episodes", type=int, default=20, help="test lifetimes per variant (default: %(default)s)")
+    parser.add_argument("--backend", choices=("brian2", "numpy"), default="brian2", help="(default: %(default)s)")
+    parser.add_argument("--workers", type=int, help="training workers (default: one per core)")
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.exit(2, f"{parser.prog}: error: --seeds must be at least 1\n")
+    args.out.mkdir(parents=True, exist_ok=True)
+    seeds = list(range(args.seeds))
+    try:
+        configs = {(arm, seed): run_config(arm, seed, args) for arm in args.arms for seed in seeds}
+    except ValueError as err:  # every setting is checked before any run starts
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
+    results: dict[str, list[dict]] = {arm: [] for arm in args.arms}
+    for (arm, seed), config in configs.items():
+        path = args.out / f"{arm}_s{seed}.h5"
+        print(f"{arm} seed {seed}: {path}", file=sys.stderr, flush=True)
+        train_one(config, path)
+        results[arm].append(test_one(path, args.episodes, args.workers or 1))
+    text = table(results, seeds)
+    print(text)
+    (args.out / "table.md").write_text(text + "\n")
+    plot(results, args.out / "curves.png")
+    print(f"wrote {args.out / 'table.md'} and {args.out / 'curves.png'}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
