@@ -79,7 +79,7 @@ def train(
         path = config.default_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         store = RunStore.create(
-            path, config.to_dict(), sizes=task.sizes, rule=config.agent.rule, popsize=config.strategy.popsize,
+            path, config.to_dict(), sizes=task.sizes, rule=config.agent.network_rule, popsize=config.strategy.popsize,
             layout=genome,
         )
     with store:
