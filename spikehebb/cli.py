@@ -405,6 +405,49 @@ def run_report(args: argparse.Namespace) -> Path:
                         workers=args.eval_workers, test=not args.no_test, videos=args.video, recovery=args.recovery)
 
 
+def add_select_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runfile", help="run file (.h5) with stored search means (/snapshots, every 10th generation)")
+    parser.add_argument("-o", "--output", required=True, help="the model file to write, e.g. models/ant_abcd_lr.h5")
+    parser.add_argument("--episodes", type=int, default=10,
+                        help="selection lifetimes per training variant for each stored mean (default: %(default)s)")
+    parser.add_argument("--test-episodes", type=int, default=100,
+                        help="test lifetimes per variant for the model card's table (default: %(default)s, the paper's; 0: no card)")
+    parser.add_argument("--workers", type=int, help="processes (default: one per core)")
+    parser.add_argument("--command", dest="made_by", default="", help="the command that trained the run, for the card")
+    parser.add_argument("--machine", default="this project's 2-core machine", help="where it trained, for the card")
+
+
+def run_select(args: argparse.Namespace) -> Path:
+    """Score the run's stored means, write the best as a model, then its card (``NAME.md``)."""
+    import os
+
+    from spikehebb.assess import assess, format_table, load_run
+    from spikehebb.models import card, export, select
+
+    for name in ("episodes", "test_episodes"):
+        if getattr(args, name) < (1 if name == "episodes" else 0):
+            raise ValueError(f"--{name.replace('_', '-')} must be at least {1 if name == 'episodes' else 0}, got {getattr(args, name)}")
+    out = Path(args.output)
+    if out.exists():
+        raise FileExistsError(f"{out} already exists; choose another name or remove it first")
+    workers = args.workers or os.cpu_count() or 1
+    selection = select(args.runfile, args.episodes, workers)
+    path = export(args.runfile, out, selection)
+    print(f"wrote {path}: the mean after generation {selection.generations[selection.best]} "
+          f"(selection fitness {selection.scores[selection.best]:.1f})")
+    if args.test_episodes:
+        config, params = load_run(path)
+        task = config.task.make()
+        results = assess(config, params, list(task.variants), args.test_episodes, workers)
+        label = f"Hebbian {config.agent.rule}" if config.agent.kind == "hebbian" else config.agent.kind
+        table = format_table(results, label, config.task.name, task.episode.max_network_steps)
+        print(table)
+        text = card(path, table, args.made_by or f"spikehebb train ... (see {Path(args.runfile).name})", args.machine)
+        path.with_suffix(".md").write_text(text)
+        print(f"wrote {path.with_suffix('.md')}")
+    return path
+
+
 def experiment_main(task: str, description: str, argv: list[str] | None = None, episodes: int = 5) -> None:
     """What ``experiments/run_<task>.py`` does: train with the task's defaults and flags, then
     evaluate the run on every variant (``episodes`` test lifetimes each unless ``--episodes``)."""
@@ -456,6 +499,9 @@ def main(argv: list[str] | None = None) -> int:
     add_video_arguments(p)
     p = sub.add_parser("report", help="one self-contained HTML page of a run: curves, test table, traces, recovery, videos")
     add_report_arguments(p)
+    p = sub.add_parser("select", help="choose a run's rule as the authors did (the best stored search mean) and "
+                                      "write it as a model, with a model card")
+    add_select_arguments(p)
     args = parser.parse_args(argv)
     try:
         if args.command == "train":
@@ -473,6 +519,8 @@ def main(argv: list[str] | None = None) -> int:
             run_video(args)
         elif args.command == "report":
             print(f"wrote {run_report(args)}")
+        elif args.command == "select":
+            run_select(args)
     except (ValueError, OSError, RuntimeError) as err:  # OSError: missing, existing, read-only, full (one line)
         parser.exit(2, f"spikehebb {args.command}: error: {err}\n")
     except KeyboardInterrupt as err:  # train says where the run stands and how to resume it

@@ -303,11 +303,15 @@ class TrainConfig:
     runs_dir: str = "runs"
     run_name: str | None = None
     """File name (without .h5) of the run; None: task_label_strategy_sSEED_TIME."""
+    snapshot_every: int = 10
+    """Keep the search mean after every k-th generation in the run file (0: none), to choose the
+    final rule from (``spikehebb select``)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form notes stored with the config."""
 
     def __post_init__(self) -> None:
         _check_number("train", "generations", self.generations, integer=True, minimum=1)
+        _check_number("train", "snapshot_every", self.snapshot_every, integer=True, minimum=0)
         _check_number("train", "seed", self.seed, integer=True, minimum=0)
         from spikehebb.biology import check_agent_task
 
@@ -404,7 +408,7 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 _FLAT_FIELDS = {
     "task", "rule", "static", "coevolve", "strategy", "popsize", "generations", "seed", "lr", "sigma",
     "l2_coeff", "train_variants", "max_env_steps", "evaluator", "workers", "ray_address", "batch_size",
-    "backend", "dtype", "runs_dir", "run_name", "extra",
+    "backend", "dtype", "runs_dir", "run_name", "extra", "snapshot_every",
 }
 
 
@@ -424,5 +428,5 @@ def _from_flat(d: dict[str, Any]) -> dict[str, Any]:
                      "lr": d.get("lr", 0.2), "sigma": d.get("sigma", 0.1), "l2_coeff": d.get("l2_coeff", 0.01)},
         "evaluator": {"name": d.get("evaluator", "processes"), "workers": d.get("workers"),
                       "ray_address": d.get("ray_address"), "batch_size": d.get("batch_size")},
-        **{k: d[k] for k in ("generations", "seed", "runs_dir", "run_name", "extra") if k in d},
+        **{k: d[k] for k in ("generations", "seed", "runs_dir", "run_name", "extra", "snapshot_every") if k in d},
     }

@@ -80,7 +80,7 @@ def train(
         path.parent.mkdir(parents=True, exist_ok=True)
         store = RunStore.create(
             path, config.to_dict(), sizes=task.sizes, rule=config.agent.network_rule, popsize=config.strategy.popsize,
-            layout=genome,
+            layout=genome, snapshot_every=config.snapshot_every,
         )
     with store:
         strategy = config.make_strategy(genome.n_params)

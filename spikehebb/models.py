@@ -1,0 +1,157 @@
+"""Shipping an evolved rule: choose it as the authors did, and write it as a model beside a card.
+
+Najarro & Risi saved the search mean of every generation and reported the best of them. A run
+file keeps the mean after every 10th generation (``/snapshots``) and after the last one; the
+final rule is the one whose fresh *selection* lifetimes score best on the training variants.
+Selection lifetimes are numbered from :data:`SELECTION_EPISODE0`, apart from the test lifetimes
+(0, 1, ...) that ``spikehebb evaluate`` scores, so the model's test table is not the selection's
+own lucky draw.
+
+A model (``models/NAME.h5``) is the run file with ``/mean`` set to the chosen mean and the root
+attribute ``model`` (JSON: the chosen generation, the selection scores, the source run). Every
+command that reads run files reads it: ``spikehebb evaluate models/NAME.h5`` tests the chosen
+rule, ``spikehebb plot`` draws its training curve, ``spikehebb video NAME`` films it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import h5py
+import numpy as np
+
+from spikehebb.config import TrainConfig, WorkerSpec
+from spikehebb.store import RunStore
+
+#: First episode number of selection lifetimes (test lifetimes are numbered from 0).
+SELECTION_EPISODE0 = 1_000_000
+
+
+@dataclass
+class Selection:
+    """The candidates' scores: ``generations[i]`` generations completed when mean i was taken."""
+
+    generations: np.ndarray
+    scores: np.ndarray
+    """(S,) mean selection fitness over the training variants and episodes."""
+    episodes: int
+    variants: tuple[str, ...]
+
+    @property
+    def best(self) -> int:
+        """Index of the chosen mean (the highest score; the later one on a tie)."""
+        return int(len(self.scores) - 1 - np.argmax(self.scores[::-1]))
+
+
+def candidate_means(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(generations completed ``(S,)``, flat means ``(S, n_params)``): the run's snapshots and its
+    final mean (once, if the last snapshot is not already it)."""
+    with RunStore.open(path) as store:
+        generations, means = store.snapshots()
+        checkpoint = store.load_checkpoint()
+    if checkpoint is None:
+        raise ValueError(f"{path} holds no finished generation yet, so no rule to choose")
+    if not len(generations) or generations[-1] != checkpoint.generation:
+        generations = np.append(generations, checkpoint.generation)
+        means = np.concatenate([means, checkpoint.mean[None]])
+    return generations, means
+
+
+def select(path: str | Path, episodes: int = 10, workers: int = 1, progress: bool = True) -> Selection:
+    """Score every candidate mean of the run on ``episodes`` selection lifetimes per training
+    variant (full-length lifetimes, fresh random weights, seeds apart from the test lifetimes)."""
+    from spikehebb.evaluators import make_evaluator
+
+    if not (isinstance(episodes, int) and episodes >= 1):
+        raise ValueError(f"selection episodes must be a positive integer, got {episodes!r}")
+    with RunStore.open(path) as store:
+        config = TrainConfig.from_dict(store.config)
+    generations, means = candidate_means(path)
+    task = config.task.make()
+    full = dataclasses.replace(config.task, max_env_steps=None)  # full-length lifetimes, as tests run
+    spec = WorkerSpec(full, config.agent, min(32, episodes * len(task.train_variants)), config.seed)
+    numbers = list(range(SELECTION_EPISODE0, SELECTION_EPISODE0 + episodes))
+    scores = np.zeros(len(means))
+    with make_evaluator("serial" if workers <= 1 else "processes", spec, workers=workers) as evaluator:
+        for i, mean in enumerate(means):
+            per_variant = [evaluator.evaluate_params(mean, v, numbers)[0].mean() for v in task.train_variants]
+            scores[i] = float(np.mean(per_variant))
+            if progress:
+                print(f"generation {generations[i]:4d}: selection fitness {scores[i]:8.1f}", flush=True)
+    return Selection(generations, scores, episodes, tuple(task.train_variants))
+
+
+def export(path: str | Path, out: str | Path, selection: Selection) -> Path:
+    """Write the model: a copy of the run file whose ``/mean`` is the chosen mean, with the
+    choice recorded in the root attribute ``model``. Refuses to overwrite."""
+    path, out = Path(path), Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out} already exists; choose another name or remove it first")
+    generations, means = candidate_means(path)
+    if not np.array_equal(generations, selection.generations):
+        raise ValueError(f"the selection was made on other snapshots than {path} holds now")
+    chosen = means[selection.best]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.copyfile(path, tmp)
+    try:
+        with RunStore.open(tmp) as store:
+            layout = store.layout
+        with h5py.File(tmp, "r+") as f:
+            for part, layers in layout.split(chosen).items():
+                for l, array in enumerate(layers, 1):
+                    f["mean"][part][f"layer_{l}"][...] = array[0]
+            f.attrs["model"] = json.dumps({
+                "source": path.name,
+                "generation": int(selection.generations[selection.best]),
+                "selection": {
+                    "episodes_per_variant": selection.episodes, "variants": list(selection.variants),
+                    "first_episode": SELECTION_EPISODE0,
+                    "scores": {str(int(g)): float(s) for g, s in zip(selection.generations, selection.scores)},
+                },
+            })
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out
+
+
+def model_info(path: str | Path) -> dict | None:
+    """The ``model`` record of a model file (None for a plain run file)."""
+    with h5py.File(path, "r") as f:
+        text = f.attrs.get("model")
+    return None if text is None else json.loads(text if isinstance(text, str) else text.decode())
+
+
+def card(path: str | Path, table: str, command: str, machine: str, paper: Sequence[tuple[str, str]] = ()) -> str:
+    """A model card in Markdown: how the model was made (command, seed, budget), how it was
+    chosen, and its test table (``table``, as ``spikehebb evaluate`` prints it)."""
+    info = model_info(path) or {}
+    with RunStore.open(path) as store:
+        config = TrainConfig.from_dict(store.config)
+        h = store.history()
+    lines = [
+        f"# {Path(path).stem}",
+        "",
+        f"- made by: `{command}`, seed {config.seed}",
+        f"- agent: {config.agent.kind}, rule {config.agent.rule}; strategy {config.strategy.name}, population "
+        f"{config.strategy.popsize}, lr {config.strategy.lr}, sigma {config.strategy.sigma}",
+        f"- task: {config.task.name}, trained on {', '.join(config.task.make().train_variants)}",
+        f"- budget: {len(h['generation'])} generations, {int(h['env_steps'].sum()):,} env steps, "
+        f"{h['wall_time'].sum() / 3600:.1f} h of wall time on {machine}",
+    ]
+    if info:
+        sel = info["selection"]
+        lines.append(f"- chosen: the search mean after generation {info['generation']}, the best of "
+                     f"{len(sel['scores'])} stored means on {sel['episodes_per_variant']} selection lifetimes per "
+                     f"training variant (episodes from {sel['first_episode']}, apart from the test lifetimes)")
+    lines += ["", "## Test table", "", "```", table.strip(), "```"]
+    if paper:
+        lines += ["", "Najarro & Risi 2020, Table 1 (100 rollouts): " + "; ".join(f"{v} {n}" for v, n in paper)]
+    return "\n".join(lines) + "\n"

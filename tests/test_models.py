@@ -1,0 +1,68 @@
+"""Choosing a run's rule as the authors did (the best stored search mean) and shipping it as a
+model file with a card; every run-file command reads the model."""
+
+import json
+
+import numpy as np
+import pytest
+
+from spikehebb.assess import load_run
+from spikehebb.cli import main as cli_main
+from spikehebb.models import SELECTION_EPISODE0, candidate_means, export, model_info, select
+from spikehebb.store import RunStore
+from spikehebb.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    config = TrainConfig.from_dict(dict(rule="A", popsize=4, generations=5, max_env_steps=60, train_variants=("default",),
+                                        batch_size=4, evaluator="serial", snapshot_every=2,
+                                        runs_dir=str(tmp_path_factory.mktemp("runs")), run_name="run"))
+    return train(config, progress=False)
+
+
+def test_candidates_are_the_snapshots_and_the_final_mean(run):
+    generations, means = candidate_means(run)
+    assert generations.tolist() == [2, 4, 5]
+    with RunStore.open(run) as store:
+        np.testing.assert_array_equal(means[-1], store.load_checkpoint().mean)
+        np.testing.assert_array_equal(means[:2], store.snapshots()[1])
+
+
+def test_select_scores_each_mean_on_lifetimes_apart_from_the_tests_and_export_ships_the_best(run, tmp_path):
+    selection = select(run, episodes=2, progress=False)
+    assert selection.generations.tolist() == [2, 4, 5] and selection.variants == ("default",)
+    # a score is the mean fitness of that mean's selection lifetimes (episodes from SELECTION_EPISODE0)
+    from spikehebb.config import WorkerSpec
+    from spikehebb.worker import Worker
+
+    config, _ = load_run(run)
+    _, means = candidate_means(run)
+    worker = Worker(WorkerSpec(config.task, config.agent, 2, config.seed), full_length=True)
+    try:
+        want = worker.evaluate_params(means[1], "default", [SELECTION_EPISODE0, SELECTION_EPISODE0 + 1])[0].mean()
+    finally:
+        worker.close()
+    assert selection.scores[1] == want
+    model = export(run, tmp_path / "models" / "ant.h5", selection)
+    _, params = load_run(model)
+    np.testing.assert_array_equal(params, means[selection.best])
+    info = model_info(model)
+    assert info["generation"] == selection.generations[selection.best] and info["source"] == "run.h5"
+    assert set(info["selection"]["scores"]) == {"2", "4", "5"}
+    with pytest.raises(FileExistsError, match="already exists"):
+        export(run, model, selection)
+    assert model_info(run) is None
+
+
+def test_cli_select_writes_the_model_and_its_card(run, tmp_path, capsys):
+    out = tmp_path / "m" / "ant_a.h5"
+    assert cli_main(["select", str(run), "-o", str(out), "--episodes", "1", "--test-episodes", "1", "--workers", "1",
+                     "--command", "spikehebb train --rule A"]) == 0
+    text = out.with_suffix(".md").read_text()
+    assert "`spikehebb train --rule A`, seed 0" in text and "5 generations" in text and "damage_left" in text
+    assert "best of 3 stored means on 1 selection lifetimes per training variant" in text
+    assert cli_main(["inspect", str(out)]) == 0
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["select", str(run), "-o", str(out)])
+    assert exc.value.code == 2 and "already exists" in capsys.readouterr().err
