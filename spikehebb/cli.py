@@ -85,6 +85,12 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
     g.add_argument("--merge-fraction", type=float, metavar="F",
                    help="with --assign merge: share of the rules one merge removes (default 0.5)")
     g.add_argument("--sigma", type=float, help="noise scale / CMA sigma0 (default 0.1)")
+    g.add_argument("--paired-seeds", action="store_true", default=None,
+                   help="common random numbers: both members of an OpenAI-ES mirrored pair get the same initial "
+                        "weights and env starts (a lower-variance gradient; not the paper's)")
+    g.add_argument("--scale-lr", type=int, metavar="POPSIZE", dest="lr_reference_popsize",
+                   help="scale the learning rate with the population, lr * sqrt(popsize / POPSIZE), which keeps "
+                        "the update's noise per coefficient at what lr gives at population POPSIZE (e.g. 500, the paper's)")
     g.add_argument("--seed", type=int,
                    help="run seed: candidates, initial weights and env starts all derive from it (default: 0)")
     g.add_argument("--workers", type=int, help="worker processes or Ray actors (default: one per core)")
@@ -246,7 +252,8 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     agent = _neuron(args, agent)
     agent, task = _biology(args, agent, task, args.seed if args.seed is not None else b.seed)
     shared = {name: getattr(args, name, None) for name in
-              ("shared_rules", "rho", "assign", "noise", "optimizer", "merge_every", "merge_fraction")}
+              ("shared_rules", "rho", "assign", "noise", "optimizer", "merge_every", "merge_fraction",
+               "paired_seeds", "lr_reference_popsize")}
     if shared["shared_rules"] is not None or shared["rho"] is not None:
         if shared["shared_rules"] is not None and shared["rho"] is not None:
             raise ValueError("give --shared-rules M or --rho R, not both")

@@ -123,6 +123,14 @@ class StrategyConfig:
     "synapse", Palm et al.'s code, one draw per synapse around its rule's mean (the search
     distribution is bottlenecked, the candidates are not; O(N M k) per candidate).
     optimizer: "sgd" (the papers') or "adam" (Palm et al.'s best shared-rule ant).
+
+    Lower-variance search (options; the paper's settings use neither):
+    paired_seeds: common random numbers: both members of an OpenAI-ES mirrored pair live with the
+    same initial weights and env starts, so their fitness difference measures the noise direction
+    and not the luck of the draw. lr_reference_popsize: scale the learning rate with the
+    population as ``lr * sqrt(popsize / lr_reference_popsize)``: the update's noise per coefficient
+    grows as lr / (sigma * sqrt(popsize)), so this keeps it at what ``lr`` gives at the reference
+    population (e.g. 500, the paper's); None: ``lr`` as given.
     """
 
     name: str = "openai-es"
@@ -137,6 +145,8 @@ class StrategyConfig:
     optimizer: str = "sgd"
     merge_every: int = 20
     merge_fraction: float = 0.5
+    paired_seeds: bool = False
+    lr_reference_popsize: int | None = None
 
     def __post_init__(self) -> None:
         from spikehebb.es.optim import OPTIMIZERS
@@ -175,6 +185,18 @@ class StrategyConfig:
             raise ValueError(f"optimizer={self.optimizer!r} is for OpenAI-ES and shared rules; CMA-ES has its own update")
         if not self.shares_rules and self.assign != "gmm":
             raise ValueError(f"assign={self.assign!r} needs shared rules: give shared_rules (M) or rho")
+        if self.paired_seeds and (self.name != "openai-es" or (self.shares_rules and self.assign != "merge")):
+            raise ValueError("paired_seeds pairs the mirrored candidates of OpenAI-ES; this strategy has no pairs")
+        if self.lr_reference_popsize is not None:
+            _check_number("strategy", "lr_reference_popsize", self.lr_reference_popsize, integer=True, minimum=1)
+
+    @property
+    def effective_lr(self) -> float:
+        """The learning rate the strategy starts with (``lr``, scaled with the population when
+        ``lr_reference_popsize`` is set)."""
+        if self.lr_reference_popsize is None:
+            return self.lr
+        return self.lr * math.sqrt(self.popsize / self.lr_reference_popsize)
 
     @property
     def shares_rules(self) -> bool:
@@ -216,17 +238,17 @@ class StrategyConfig:
                 return get_strategy(
                     "merge", n_params=n_params, popsize=self.popsize, seed=seed, n_fields=n_fields,
                     final_rules=n_rules, merge_every=self.merge_every, merge_fraction=self.merge_fraction,
-                    lr=self.lr, sigma=self.sigma, l2_coeff=self.l2_coeff, optimizer=self.optimizer,
+                    lr=self.effective_lr, sigma=self.sigma, l2_coeff=self.l2_coeff, optimizer=self.optimizer,
                 )
             return get_strategy(
                 "gmm", n_params=n_params, popsize=self.popsize, seed=seed, n_fields=n_fields, n_rules=n_rules,
-                assign=self.assign, noise=self.noise, lr=self.lr, sigma=self.sigma, l2_coeff=self.l2_coeff,
+                assign=self.assign, noise=self.noise, lr=self.effective_lr, sigma=self.sigma, l2_coeff=self.l2_coeff,
                 optimizer=self.optimizer,
             )
         if self.name == "openai-es":
             return get_strategy(
                 "openai-es", n_params=n_params, popsize=self.popsize, seed=seed,
-                lr=self.lr, sigma=self.sigma, l2_coeff=self.l2_coeff, optimizer=self.optimizer,
+                lr=self.effective_lr, sigma=self.sigma, l2_coeff=self.l2_coeff, optimizer=self.optimizer,
             )
         return get_strategy("cma", n_params=n_params, popsize=self.popsize, seed=seed, sigma0=self.sigma)
 
@@ -278,6 +300,8 @@ class WorkerSpec:
     agent: AgentConfig = field(default_factory=AgentConfig)
     batch_size: int = 32
     seed: int = 0
+    paired_seeds: bool = False
+    """Both members of a mirrored pair (indices 2k, 2k + 1) live with the same seeds."""
 
     def make_task(self, full_length: bool = False) -> Task:
         return self.task.make(full_length)
@@ -344,7 +368,8 @@ class TrainConfig:
         return self.strategy.make(n_params, self.seed, k)
 
     def worker_spec(self) -> WorkerSpec:
-        return WorkerSpec(self.task, self.agent, self.evaluator.batch(self.strategy.popsize), self.seed)
+        return WorkerSpec(self.task, self.agent, self.evaluator.batch(self.strategy.popsize), self.seed,
+                          self.strategy.paired_seeds)
 
     @property
     def n_workers(self) -> int:

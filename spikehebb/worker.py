@@ -143,7 +143,8 @@ class Worker:
 
     def training_lifetime(self, key, c: int, v: int, vector: np.ndarray) -> Lifetime:
         """Candidate ``c`` (ES key ``key``, parameters ``vector``) on training variant ``v``."""
-        rng, env_seed = lifetime_seeds(self.spec.seed, key.generation, key.index, v)
+        index = key.index // 2 if self.spec.paired_seeds else key.index  # common random numbers per pair
+        rng, env_seed = lifetime_seeds(self.spec.seed, key.generation, index, v)
         return Lifetime((c, v), self.task.train_variants[v], lambda: self.lifetime_parts(vector, rng), env_seed)
 
     def evaluate_params(self, params: np.ndarray, variant: str, episodes: Sequence[int]) -> tuple[np.ndarray, int]:

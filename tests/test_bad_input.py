@@ -150,3 +150,44 @@ def test_a_script_read_from_standard_input_is_told_why_workers_cannot_start(tmp_
     assert run.returncode != 0
     assert "re-import the main script" in run.stderr and "'<stdin>'" in run.stderr
     assert "died 3 times" not in run.stderr
+
+
+def test_lower_variance_options(tmp_path):
+    """--paired-seeds: the two members of a mirrored pair live the same lifetimes (same initial
+    weights and env starts), so equal parameters give equal fitness; --scale-lr scales lr by
+    sqrt(popsize / reference)."""
+    import argparse
+
+    from spikehebb.cli import add_train_arguments, config_from_args
+    from spikehebb.config import StrategyConfig
+
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    config = config_from_args(parser.parse_args(["--popsize", "8", "--paired-seeds", "--scale-lr", "500"]))
+    assert config.strategy.paired_seeds and config.worker_spec().paired_seeds
+    assert config.strategy.effective_lr == pytest.approx(0.2 * (8 / 500) ** 0.5)
+    assert config_from_args(parser.parse_args([])).strategy == StrategyConfig(popsize=32)  # defaults untouched
+    with pytest.raises(ValueError, match="paired_seeds pairs the mirrored candidates of OpenAI-ES"):
+        StrategyConfig("cma", paired_seeds=True)
+
+    from spikehebb.es import CandidateKey
+
+    class Same:  # a sampler giving every key the same parameters
+        def __init__(self, n):
+            self.vector = np.random.default_rng(0).normal(0, 0.1, n)
+
+        def params(self, key):
+            return self.vector
+
+    keys = [CandidateKey(0, i, 1 - 2 * (i % 2)) for i in range(4)]
+    for paired in (False, True):
+        spec = WorkerSpec(TaskConfig("ant", ("default",), 60), batch_size=4, paired_seeds=paired)
+        worker = Worker(spec)
+        try:
+            fitness, _ = worker.evaluate(Same(worker.genome.n_params), keys)
+        finally:
+            worker.close()
+        if paired:
+            assert fitness[0] == fitness[1] and fitness[2] == fitness[3] and fitness[0] != fitness[2]
+        else:
+            assert len(set(fitness.tolist())) == 4
