@@ -188,7 +188,8 @@ def _neuron(args: argparse.Namespace, agent):
     its neuron model; flags not given keep their values)."""
     from spikehebb.config import AgentConfig
 
-    given = {field: getattr(args, flag) for flag, field in NEURON_FLAGS.items() if getattr(args, flag, None) not in (None, False)}
+    given = {field: getattr(args, flag) for flag, field in NEURON_FLAGS.items()
+             if getattr(args, flag, None) is not None and getattr(args, flag) is not False}
     if given.get("rule_every"):
         given["rule_every"] = "substep"
     neuron = getattr(args, "neuron", None)

@@ -422,12 +422,10 @@ class SpikingPlasticNetwork(PlasticNetwork):
         for layer, c in enumerate(coefficients):
             n_pre, n_post = self.sizes[layer], self.sizes[layer + 1]
             values = fold_eta(c, self.rule) if self.fold_eta else {f: c[..., self.rule.index(f)] for f in self.rule.fields}
+            # Per-substep rule: dw / S, through eta when it is stored apart, else every coefficient.
+            scaled = ("eta",) if "eta" in self._coef[layer] else tuple(self._coef[layer])
             for field, array in self._coef[layer].items():
-                v = values[field] * (scale if field != "eta" or not self.fold_eta else 1.0)
-                if field == "eta" and not self.fold_eta:
-                    v = values[field] * scale
-                elif not self.fold_eta:
-                    v = values[field]
+                v = values[field] * (scale if field in scaled else 1.0)
                 array.reshape(P, n_pre, 2, n_post)[where] = v[:, :, None, :]
         v_rest = self.params.v_rest_mV * 1e-3
         for layer, n in enumerate(self.sizes):

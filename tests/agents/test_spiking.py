@@ -1,0 +1,239 @@
+"""The spiking network (spikehebb.network.spiking) and the lif agent: single neurons against
+their closed forms, the rule on traces against a hand-computed step, numpy target against cython,
+lifetimes on the ant and the car, bad input."""
+
+import functools
+import math
+
+import numpy as np
+import pytest
+
+from spikehebb.network import sample_weights
+from spikehebb.network.spiking import LIFParams, SpikingPlasticNetwork, trace_rule_code
+from spikehebb.rules import get_rule, reference_update
+
+
+@functools.lru_cache(maxsize=None)
+def network(sizes, rule, population, control_period=0.0165, dtype="float64", target="cython", **neuron):
+    return SpikingPlasticNetwork(sizes, rule, population, neuron=neuron, control_period=control_period,
+                                 dtype=dtype, target=target)
+
+
+def arm(net, seed=0, scale=1.0, coef=0.01):
+    rng = np.random.default_rng(seed)
+    weights = sample_weights(net.sizes, net.population, scale=scale, rng=rng)
+    coefficients = [rng.normal(0, coef, s) for s in net.coefficient_shapes] if net.plastic else None
+    net.reset(coefficients, weights)
+    return coefficients, weights
+
+
+# ------------------------------------------------------------------------- single neurons
+def test_lif_first_spike_at_the_analytic_time():
+    """Input neuron driven by a constant 20 mV (bias 0): v(t) = v_rest + 20 mV (1 - exp(-t/tau_m))
+    crosses the threshold 15 mV above rest at T = -tau_m ln(1 - 15/20); with exact integration the
+    first spike falls in the first substep ending after T."""
+    dt = 1e-4  # one substep per env step of 0.1 ms
+    net = network((1, 1), None, 1, control_period=dt, substeps=1, bias_mV=0.0, gain_mV=20.0)
+    T = -5e-3 * math.log(1 - 15 / 20)  # 6.93 ms
+    counts = []
+    net.reset(None, [np.zeros((1, 1, 1))])
+    for _ in range(200):
+        net.step(np.ones((1, 1)))
+        counts.append(net.spike_counts()[0][0, 0])
+    first = next(k for k, c in enumerate(counts) if c[0] > 0) + 1  # substeps lived until the spike
+    assert first == math.ceil(T / dt)
+    assert all(c[1] == 0 for c in counts)  # the off neuron sees -20 mV and never fires
+    # Brian2 stamps a spike at the start of the substep whose update crossed the threshold (here
+    # (n - 1) dt, n = ceil(T/dt)) and holds the neuron for t_ref from that stamp; then it
+    # integrates from the reset (= rest) again and needs n substeps as before.
+    second = next(k for k, c in enumerate(counts) if c[0] > 0 and k + 1 > first) + 1
+    assert (second - 1) * dt == pytest.approx((first - 1) * dt + 2e-3 + (math.ceil(T / dt) - 1) * dt)
+
+
+def test_traces_and_readout_follow_their_closed_forms():
+    """x(t) = sum over spikes exp(-(t - t_k)/tau_trace) (+1 per spike after the decay of its
+    substep); the readout y_n = a y_{n-1} + (1 - a) count_n t_ref / (S dt)."""
+    dt, S = 1e-4, 1
+    net = network((1, 1), "ABCD_lr", 1, control_period=dt, substeps=S, bias_mV=0.0, gain_mV=40.0)
+    net.reset([np.zeros((1, 1, 1, 5))], [np.zeros((1, 1, 1))])
+    p = net.params
+    x = y = 0.0
+    a = math.exp(-dt * 1e3 / p.tau_readout_ms)
+    for k in range(300):
+        u = 1.0 if k < 150 else 0.0
+        net.step(np.full((1, 1), u))
+        c = net.spike_counts()[0][0, 0, 0]
+        x = x * math.exp(-dt * 1e3 / p.tau_trace_ms) + c
+        y = a * y + (1 - a) * c * p.refractory_ms * 1e-3 / dt
+        np.testing.assert_allclose(net._x[0][0], x, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(net.activations[0][0, 0], y, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(net.traces()[0][0, 0], x * p.refractory_ms / p.tau_trace_ms, rtol=1e-9, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------- the rule
+def test_rule_on_traces_is_the_abcd_rule_with_traces_for_rates():
+    assert trace_rule_code(get_rule("ABCD_lr")) == "w += A * xs_pre * xs_post + B * xs_pre + C * xs_post + D"
+    net = network((3, 4, 2), "ABCD_lr", 2)
+    coefficients, weights = arm(net, seed=1, coef=0.05)
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        net.step(rng.uniform(-1, 1, (2, 3)))
+    before = net.weights
+    net.step(rng.uniform(-1, 1, (2, 3)))
+    traces = net.traces()
+    # hand-computed signed traces from the on/off neurons' x
+    for layer, n in enumerate(net.sizes):
+        x = net._x[layer].reshape(2, n, 2)
+        np.testing.assert_allclose(traces[layer], (x[..., 0] - x[..., 1]) * 2 / 10, rtol=1e-12)
+    assert any(np.abs(t).max() > 0.05 for t in traces[1:])  # the network spikes
+    for layer in range(2):
+        expected = reference_update(before[layer], traces[layer], traces[layer + 1], coefficients[layer], "ABCD_lr")
+        np.testing.assert_allclose(net.weights[layer], expected, rtol=1e-10, atol=1e-12)
+        # both Brian2 synapses of a weight (from the on and the off neuron) stay equal
+        w = net._w[layer].reshape(2, net.sizes[layer], 2, net.sizes[layer + 1])
+        np.testing.assert_array_equal(w[:, :, 0], w[:, :, 1])
+
+
+def test_rule_per_substep_spreads_the_step_over_substeps():
+    """Drift D alone: once per env step adds D, per substep adds D/S at each of the S substeps."""
+    coefficients = [np.full((1, 2, 2, 3), 0.0), np.full((1, 2, 1, 3), 0.0)]
+    for c in coefficients:
+        c[..., 0], c[..., 2] = 1.0, 0.01  # eta = 1, A = 0, D = 0.01
+    results = []
+    for every in ("env_step", "substep"):
+        net = network((2, 2, 1), "AD_lr", 1, rule_every=every)
+        net.reset(coefficients, [np.zeros((1, 2, 2)), np.zeros((1, 2, 1))])
+        for _ in range(3):
+            net.step(np.zeros((1, 2)))
+        results.append(net.weights)
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, 0.03, rtol=1e-9)
+        np.testing.assert_allclose(b, 0.03, rtol=1e-9)
+
+
+# ------------------------------------------------------------------------ whole network
+@pytest.mark.parametrize("neuron", [{}, {"dendrites": True}], ids=["point", "dendrites"])
+def test_numpy_target_matches_cython_over_100_env_steps(neuron):
+    nets = [network((5, 6, 3), "ABCD_lr", 2, target=t, **neuron) for t in ("numpy", "cython")]
+    rng = np.random.default_rng(3)
+    inputs = rng.uniform(-1, 1, (100, 2, 5))
+    out = []
+    for net in nets:
+        arm(net, seed=4, coef=0.02)
+        steps = [(net.step(u), net.spike_counts()) for u in inputs]
+        out.append((steps, net.weights))
+    assert nets[0].target == "numpy" and nets[1].target == "cython"
+    total = 0
+    for (o1, s1), (o2, s2) in zip(out[0][0], out[1][0]):
+        np.testing.assert_allclose(o1, o2, atol=1e-9)
+        for a, b in zip(s1, s2):
+            np.testing.assert_array_equal(a, b)
+            total += a.sum()
+    assert total > 100
+    for a, b in zip(out[0][1], out[1][1]):
+        np.testing.assert_allclose(a, b, atol=1e-9)
+
+
+def test_slots_are_independent_and_rearmed_lifetimes_repeat():
+    """Poisson input: a lifetime's numbers depend on its noise seed, not on its slot or its
+    neighbours; re-arming a slot replays it."""
+    net = network((4, 5, 2), "ABCD_lr", 3, encoding="poisson", poisson_seed=7)
+    rng = np.random.default_rng(5)
+    coefficients = [np.repeat(rng.normal(0, 0.02, (1,) + s[1:]), 3, axis=0) for s in net.coefficient_shapes]
+    weights = [np.repeat(w, 3, axis=0) for w in sample_weights(net.sizes, 1, scale=1.0, rng=6)]
+    inputs = np.repeat(rng.uniform(-1, 1, (30, 1, 4)), 3, axis=1)
+    net.reset(coefficients, weights, noise_seeds=[11, 11, 12])
+    first = [net.step(u) for u in inputs]
+    np.testing.assert_array_equal(np.array(first)[:, 0], np.array(first)[:, 1])
+    assert not np.array_equal(np.array(first)[:, 0], np.array(first)[:, 2])
+    net.reset([c[:1] for c in coefficients], [w[:1] for w in weights], members=[2], noise_seeds=[11])
+    again = [net.step(u) for u in inputs]
+    np.testing.assert_array_equal(np.array(again)[:, 2], np.array(first)[:, 0])
+
+
+def test_filtered_rates_follow_the_rate_network_with_the_same_weights():
+    """Steady input, same weights: the spiking outputs come close to tanh network outputs."""
+    from spikehebb.network import make_network
+
+    sizes = (4, 8, 3)
+    spiking = network(sizes, None, 4, substeps=64)
+    rate = make_network(sizes, None, 4, backend="numpy", dtype="float64")
+    weights = sample_weights(sizes, 4, scale=0.6, rng=8)
+    spiking.reset(None, weights)
+    rate.reset(None, weights)
+    u = np.random.default_rng(9).uniform(-1, 1, (4, 4))
+    for _ in range(40):
+        out = spiking.step(u)
+    target = rate.step(u)
+    assert np.abs(out - target).mean() < 0.15
+
+
+# ------------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("options, message", [
+    ({"substeps": 0}, "substeps must be an integer of at least 1"),
+    ({"v_threshold_mV": -70.0}, "threshold (-70.0 mV) must lie above the reset (-65.0 mV)"),
+    ({"encoding": "poisson"}, "Poisson encoding needs a seed"),
+    ({"tau_m_ms": -1.0}, "tau_m_ms must be a positive number"),
+    ({"taum": 1.0}, "unknown neuron options ['taum']"),
+])
+def test_bad_neuron_options_fail_in_one_line(options, message):
+    from spikehebb.agents import AgentConfig
+
+    with pytest.raises(ValueError) as err:
+        AgentConfig(kind="lif", options=options)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_run_config_records_the_whole_neuron_model():
+    from spikehebb.agents import AgentConfig
+    from spikehebb.config import TrainConfig
+
+    config = TrainConfig(agent=AgentConfig(kind="lif", options={"substeps": 8, "dendrites": True}))
+    stored = config.to_dict()["agent"]["options"]
+    assert stored == LIFParams(substeps=8, dendrites=True).to_dict()
+    assert TrainConfig.from_dict(config.to_dict()).agent == config.agent
+    with pytest.raises(ValueError, match="hebbian agent takes no options"):
+        AgentConfig(kind="hebbian", options={"substeps": 8})
+
+
+def test_cli_flags_build_the_lif_config_and_bad_flags_exit_2(tmp_path, capsys):
+    import argparse
+
+    from spikehebb.cli import add_train_arguments, config_from_args, main
+
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    config = config_from_args(parser.parse_args(["--neuron", "lif", "--substeps", "8", "--dendrites", "--rule", "AD_lr"]))
+    assert config.agent.kind == "lif" and config.agent.rule == "AD_lr"
+    assert config.agent.options["substeps"] == 8 and config.agent.options["dendrites"] is True
+    assert config_from_args(parser.parse_args([])).agent.kind == "hebbian"
+    with pytest.raises(ValueError, match="add --neuron lif"):
+        config_from_args(parser.parse_args(["--substeps", "8"]))
+    for flags, message in ((["--substeps", "0"], "substeps must be an integer of at least 1"),
+                           (["--spike-encoding", "poisson"], "Poisson encoding needs a seed")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["train", "--neuron", "lif", *flags, "--runs-dir", str(tmp_path), "--popsize", "2",
+                  "--generations", "1", "--max-env-steps", "45", "--evaluator", "serial", "--no-progress"])
+        assert exit_.value.code == 2
+        assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------------ lifetimes
+@pytest.mark.parametrize("task, steps", [("ant", 60), ("car", 15)])
+def test_a_lifetime_end_to_end(task, steps):
+    from spikehebb.agents import AgentConfig
+    from spikehebb.config import TaskConfig, WorkerSpec
+    from spikehebb.worker import Worker
+
+    worker = Worker(WorkerSpec(TaskConfig(task, max_env_steps=steps), AgentConfig(kind="lif"), batch_size=2, seed=0))
+    try:
+        assert worker.rollout.agent.network.substeps == {"ant": 16, "car": 20}[task]
+        params = np.random.default_rng(0).normal(0, 0.1, (2, worker.genome.n_params))
+        spikes = []
+        fitness, env_steps = worker.lifetimes(params, worker.task.train_variants[0], [(0, 0, 0), (0, 1, 0)],
+                                              lambda t, agent, actions, infos: spikes.append(agent.spike_counts()))
+        assert fitness.shape == (2,) and np.all(np.isfinite(fitness)) and env_steps > 0
+        assert sum(int(s[1].sum()) for s in spikes) > 0  # the hidden layer spikes
+    finally:
+        worker.close()
