@@ -286,8 +286,9 @@ class BrianPlasticNetwork(PlasticNetwork):
                 values = fold_eta(c, self.rule)
             else:
                 values = {f: c[..., self.rule.index(f)] for f in self.rule.fields}
-            for field, array in self._coef[layer].items():
-                array.reshape(P, -1)[where] = values[field].reshape(len(c), -1)
+            with np.errstate(over="ignore"):  # a blown-up candidate: its lifetime ends with NaN
+                for field, array in self._coef[layer].items():
+                    array.reshape(P, -1)[where] = values[field].reshape(len(c), -1)
         for r in self._rates:
             r.reshape(P, -1)[where] = 0
 

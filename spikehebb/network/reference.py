@@ -48,8 +48,9 @@ class NumpyPlasticNetwork(PlasticNetwork):
             if v is not None:
                 v[where] = new
         for coef, layer in zip(self._coef, coefficients):
-            for f, c in fold_eta(layer, self.rule).items():
-                coef[f][where] = c
+            with np.errstate(over="ignore"):  # a blown-up candidate: its lifetime ends with NaN
+                for f, c in fold_eta(layer, self.rule).items():
+                    coef[f][where] = c
         for r in self._rates + (self._averages or []):
             r[where] = 0
         for state in self._state:
