@@ -99,19 +99,23 @@ COMPILE_NOTICE_AFTER_S = 3.0
 
 @contextlib.contextmanager
 def _compile_notice():
-    """Print one line to stderr if the block runs longer than :data:`COMPILE_NOTICE_AFTER_S`
-    (a first build compiles the network's C++, about a minute; later builds hit the cache)."""
+    """Print one line to stderr, when it is a terminal, if the block runs longer than
+    :data:`COMPILE_NOTICE_AFTER_S` (a first build compiles the network's C++, about a minute;
+    later builds hit the cache)."""
     import sys
 
-    def notice():
-        from brian2 import prefs
+    if not sys.stderr.isatty():  # a person watches a terminal; logs and test captures need no notice
+        yield
+        return
+    from brian2 import prefs
 
-        cache = prefs.codegen.runtime.cython.cache_dir or "~/.cython/brian_extensions"
-        print(
-            f"spikehebb: compiling the Brian2 network to C++ (first use of this rule and dtype: "
-            f"about a minute; cached in {cache})",
-            file=sys.stderr, flush=True,
-        )
+    stream = sys.stderr
+    cache = prefs.codegen.runtime.cython.cache_dir or "~/.cython/brian_extensions"
+    message = (f"spikehebb: compiling the Brian2 network to C++ (first use of this rule and dtype: "
+               f"about a minute; cached in {cache})")
+
+    def notice():
+        print(message, file=stream, flush=True)
 
     timer = threading.Timer(COMPILE_NOTICE_AFTER_S, notice)
     timer.daemon = True

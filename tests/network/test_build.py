@@ -80,3 +80,24 @@ def test_generated_equations_follow_the_rule_spec():
     model = brian.synapse_model(get_rule("AD_lr"), fold_eta=False)
     assert [line.split(" :")[0] for line in model.splitlines()] == ["w", "eta", "A", "D", "I_post = w * r_pre"]
     assert "(summed)" in model.splitlines()[-1]
+
+
+def test_a_slow_build_tells_a_terminal_user_that_brian2_compiles(monkeypatch, capsys):
+    import io
+    import time
+
+    from spikehebb.network import brian
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream, expect in ((Terminal(), True), (io.StringIO(), False)):
+        monkeypatch.setattr("sys.stderr", stream)
+        monkeypatch.setattr(brian, "COMPILE_NOTICE_AFTER_S", 0.05)
+        with brian._compile_notice():
+            time.sleep(0.3)
+        assert ("spikehebb: compiling the Brian2 network to C++" in stream.getvalue()) == expect
+        with brian._compile_notice():  # a fast build says nothing
+            pass
+        assert stream.getvalue().count("compiling") == int(expect)
