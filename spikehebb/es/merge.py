@@ -42,7 +42,7 @@ import numpy as np
 
 from spikehebb.es.base import Strategy
 from spikehebb.es.candidates import CandidateKey, NoiseSampler, noise_vector
-from spikehebb.es.open_es import initial_mean
+from spikehebb.es.open_es import check_search_settings, initial_mean
 from spikehebb.es.optim import OPTIMIZERS
 from spikehebb.es.shaping import centred_ranks, standardise
 from spikehebb.es.shared_rules import _index_dtype, expand
@@ -150,12 +150,7 @@ class EvolveMerge(Strategy):
             raise ValueError(f"merge_every must be a positive number of generations, got {merge_every}")
         if not 0 < merge_fraction < 1:
             raise ValueError(f"merge_fraction (the share of rules a merge removes) must be in (0, 1), got {merge_fraction}")
-        if antithetic and self.popsize % 2:
-            raise ValueError(f"population must be even for antithetic sampling, got {self.popsize}")
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
-        if sigma <= 0 or lr <= 0:
-            raise ValueError(f"sigma and lr must be > 0, got sigma={sigma}, lr={lr}")
+        check_search_settings(self.popsize, antithetic, optimizer, sigma, lr)
         self.final_rules, self.merge_every, self.merge_fraction = final, int(merge_every), float(merge_fraction)
         self.kmeans_iterations = int(kmeans_iterations)
         self.lr, self.lr_decay, self.lr_floor = float(lr), float(lr_decay), float(lr_floor)

@@ -50,6 +50,16 @@ def initial_mean(init: str | np.ndarray, n_params: int, seed: int) -> np.ndarray
     return mean
 
 
+def check_search_settings(popsize: int, antithetic: bool, optimizer: str, sigma: float, lr: float) -> None:
+    """The checks every OpenAI-ES-style strategy makes of its settings (one-line ValueErrors)."""
+    if antithetic and popsize % 2:
+        raise ValueError(f"population must be even for antithetic sampling, got {popsize}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+    if sigma <= 0 or lr <= 0:
+        raise ValueError(f"sigma and lr must be > 0, got sigma={sigma}, lr={lr}")
+
+
 class OpenAIES(Strategy):
     """OpenAI-ES with the constants and protocol of Najarro & Risi 2020. Fitness is MAXIMISED.
 
@@ -91,12 +101,7 @@ class OpenAIES(Strategy):
         optimizer: str = "sgd",  # Najarro & Risi 2020
     ) -> None:
         super().__init__(n_params, popsize, seed, l2_coeff)
-        if antithetic and self.popsize % 2:
-            raise ValueError(f"population must be even for antithetic sampling, got {self.popsize}")
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
-        if sigma <= 0 or lr <= 0:
-            raise ValueError(f"sigma and lr must be > 0, got sigma={sigma}, lr={lr}")
+        check_search_settings(self.popsize, antithetic, optimizer, sigma, lr)
         self.lr = float(lr)
         self.lr_decay = float(lr_decay)
         self.lr_floor = float(lr_floor)

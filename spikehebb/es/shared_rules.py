@@ -74,6 +74,7 @@ import numpy as np
 
 from spikehebb.es.base import Strategy
 from spikehebb.es.candidates import CandidateKey, _check_generation, _readonly, normal_stream
+from spikehebb.es.open_es import check_search_settings
 from spikehebb.es.optim import OPTIMIZERS
 from spikehebb.es.shaping import centred_ranks, standardise
 
@@ -323,10 +324,7 @@ class SharedRules(Strategy):
             raise ValueError(f"assign must be one of {ASSIGNMENTS}, got {assign!r}")
         if noise not in NOISE:
             raise ValueError(f"noise must be one of {NOISE}, got {noise!r}")
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
-        if sigma <= 0 or lr <= 0:
-            raise ValueError(f"sigma and lr must be > 0, got sigma={sigma}, lr={lr}")
+        check_search_settings(self.popsize, False, optimizer, sigma, lr)
         self.k = int(n_fields)
         self.n_synapses = self.n_params // self.k
         self.n_rules = n_rules_for(self.n_synapses, rho, n_rules)
