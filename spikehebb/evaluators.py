@@ -172,6 +172,7 @@ def _serve(conn, spec: WorkerSpec, factory: WorkerFactory, counter=None) -> None
     end of the pipe closes. ``counter``: the evaluator's shared lifetime counter."""
     # Ctrl-C reaches the whole process group; the parent decides what happens to its workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
     try:
         worker = factory(spec)
         worker.counter = counter
@@ -198,6 +199,23 @@ def _serve(conn, spec: WorkerSpec, factory: WorkerFactory, counter=None) -> None
         pass
     finally:
         worker.close()
+
+
+def _exit_with_parent() -> None:
+    """End this worker process as soon as its parent is gone. A parent killed by a signal (kill,
+    SIGTERM from a scheduler) cannot close its workers, and a worker in the middle of a chunk does
+    not read its pipe, so without this it would run on, orphaned, until its chunk was done."""
+    import threading
+
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not a multiprocessing child (a worker served in-process by a test)
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(0)
+
+    threading.Thread(target=watch, name="spikehebb-exit-with-parent", daemon=True).start()
 
 
 def _send_error(conn, err: BaseException) -> None:

@@ -136,29 +136,45 @@ def test_gives_up_on_a_candidate_that_always_kills_its_worker(generations):
     assert not any(alive(p) for p in pids if p is not None)
 
 
-@pytest.mark.parametrize("how", ["exit", "sigkill"])
-def test_no_orphans_when_the_parent_goes(how):
-    """Workers go with their parent: at a normal exit without close() (atexit), and when the
-    parent is SIGKILLed (their pipe closes)."""
+@pytest.mark.parametrize("how", ["exit", "sigkill", "sigterm while busy"])
+def test_no_orphans_when_the_parent_goes(how, tmp_path):
+    """Workers go with their parent: at a normal exit without close() (atexit), when the parent
+    is SIGKILLed (their pipe closes), and when it is killed by SIGTERM while its workers are in
+    the middle of a long chunk (they do not read their pipe then; they watch their parent)."""
     code = textwrap.dedent(f"""
-        import os, signal
+        import os, signal, threading, time
         from spikehebb.config import TaskConfig, WorkerSpec
+        from spikehebb.es import get_strategy
         from spikehebb.evaluators import ProcessEvaluator
         if __name__ == "__main__":
-            ev = ProcessEvaluator(WorkerSpec(TaskConfig("ant", None, 80, {EPISODE!r}), batch_size=1), workers=1)
+            busy = {how.endswith("busy")}
+            workers = 2 if busy else 1
+            spec = WorkerSpec(TaskConfig("ant", None, 1000 if busy else 80, {EPISODE!r}), batch_size=64 if busy else 1)
+            ev = ProcessEvaluator(spec, workers=workers)
             print(*ev.pids, flush=True)
+            if busy:  # each worker steps 64 lifetimes of 1,000 steps in lockstep: 20 s or more
+                es = get_strategy("openai-es", n_params=spec.genome().n_params, popsize=128, seed=1)
+                keys = es.ask()
+                threading.Thread(target=ev.evaluate, args=(es.sampler(), keys), daemon=True).start()
+                time.sleep(3)
+                os.kill(os.getpid(), signal.SIGTERM)
             if {how == "sigkill"}:
                 os.kill(os.getpid(), signal.SIGKILL)
     """)
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    pids = [int(p) for p in run.stdout.split()]
-    assert len(pids) == 1, run.stderr
-    deadline = time.monotonic() + 20
-    while alive(pids[0]) and time.monotonic() < deadline:
+    # Output to files, not pipes: workers inherit the parent's stdout and stderr, and waiting for
+    # a pipe to close would wait for them too.
+    out, err = tmp_path / "out", tmp_path / "err"
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        subprocess.run([sys.executable, "-c", code], stdout=stdout, stderr=stderr, timeout=60)
+    pids = [int(p) for p in out.read_text().split()]
+    assert len(pids) == (2 if how.endswith("busy") else 1), err.read_text()
+    # busy: a worker that only noticed at the end of its chunk would live on for a minute
+    deadline = time.monotonic() + (10 if how.endswith("busy") else 20)
+    while any(map(alive, pids)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if alive(pids[0]):
-        os.kill(pids[0], signal.SIGKILL)
-        pytest.fail(f"worker {pids[0]} outlived its parent ({how})")
+    for pid in filter(alive, pids):
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail(f"worker {pid} outlived its parent ({how})")
 
 
 def test_ray_matches_serial_and_replaces_dead_actors(generations, tmp_path):
