@@ -44,8 +44,9 @@ THRESHOLDS = (100, 500)
 
 def arms(args) -> list[Arm]:
     out = []
-    for name, fields in ARMS.items():
-        for seed in range(args.seeds):
+    # Seed-major: a study stopped part-way has every arm at the same seeds to compare.
+    for seed in range(args.seeds):
+        for name, fields in ARMS.items():
             config = TrainConfig(
                 task=TaskConfig("ant", ("default",), 1000),
                 strategy=StrategyConfig(popsize=args.popsize, **fields),
