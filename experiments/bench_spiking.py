@@ -5,6 +5,8 @@ Times, in one process and interleaved, for the ant's network (28-128-64-8, ABCD_
 - ``lif``: the spiking network (:mod:`spikehebb.network.spiking`): S substeps of the LIF on/off
   pairs with event-driven synapses, then the rule on the spike traces (default S: 16 for the
   ant's 16.5 ms control period); ``--dendrites`` adds the two-compartment variant;
+- ``lif 250 Hz`` (``--max-rates``): the same with a longer refractory period (maximal rate
+  1/t_ref 250 Hz instead of 500): half the spikes, so half the synaptic events;
 - ``rate``: the Brian2 rate network (one step per env step), the default backend;
 - ``ant physics``: one step of our pybullet Ant (``spikehebb.envs.ant.AntBulletEnv``) with random
   actions, per env step (one body is one member).
@@ -73,6 +75,10 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions (default: %(default)s)")
     parser.add_argument("--substeps", type=int, help="substeps per env step (default: 16, the ant's 16.5 ms in ~1 ms)")
     parser.add_argument("--dendrites", action="store_true", help="also time the two-compartment neurons")
+    parser.add_argument("--max-rates", type=float, nargs="*", default=[250.0], metavar="HZ",
+                        help="also time lif with these maximal rates 1/t_ref (default: %(default)s; the default "
+                             "neuron's is 500 Hz): synaptic events grow with the rate, see the error curve of "
+                             "experiments/rate_vs_spike.py for what a lower rate costs in fidelity")
     args = parser.parse_args(argv)
     if min(args.population, args.steps, args.repeats) < 1:
         parser.error("--population, --steps and --repeats must be at least 1")
@@ -84,6 +90,9 @@ def main(argv=None) -> None:
     if args.dendrites:
         variants["lif dendrites"] = SpikingPlasticNetwork(SIZES, RULE, P, neuron={**neuron, "dendrites": True},
                                                           control_period=CONTROL_PERIOD)
+    for rate in args.max_rates:
+        variants[f"lif {rate:g} Hz"] = SpikingPlasticNetwork(SIZES, RULE, P, neuron={**neuron, "refractory_ms": 1e3 / rate},
+                                                             control_period=CONTROL_PERIOD)
     variants["rate"] = make_network(SIZES, RULE, P)
     env = AntBulletEnv()
     rng = np.random.default_rng(0)
