@@ -103,11 +103,12 @@ def biology_variants(population: int, dtype: str) -> dict:
         "plain ABCD_lr": (SIZES, RULE, {}),
         "dale clip": (SIZES, RULE, dict(constraints=dale(SIZES, "clip"))),
         "dale smooth": (SIZES, RULE, dict(constraints=dale(SIZES, "smooth"))),
+        "dale squareplus": (SIZES, RULE, dict(constraints=dale(SIZES, "squareplus"))),
         "positive": (positive, RULE, dict(activation="rtanh")),
         "modulated": (SIZES, three_factor(RULE), dict(baseline_tau=100.0)),
         "rule every 4, avg 4": (SIZES, RULE, dict(rule_every=4, rate_tau=4.0)),
         "dale+positive+mod": (positive, three_factor(RULE),
-                              dict(constraints=dale(positive, "smooth"), activation="rtanh", baseline_tau=100.0)),
+                              dict(constraints=dale(positive, "squareplus"), activation="rtanh", baseline_tau=100.0)),
     }
     return {name: make_network(sizes, rule, population, dtype=dtype, **kw) for name, (sizes, rule, kw) in options.items()}
 

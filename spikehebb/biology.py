@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 #: Dale modes: the name of each mode's weight constraint (:data:`spikehebb.network.CONSTRAINTS`).
-DALE_MODES = {"clip": "dale_clip", "smooth": "dale_smooth"}
+DALE_MODES = {"clip": "dale_clip", "smooth": "dale_smooth", "squareplus": "dale_squareplus"}
 
 #: Tag of the E/I assignment's random stream (kept apart from every other use of the seed).
 _DALE_STREAM = 0xDA1E
@@ -49,7 +49,7 @@ def dale_signs(sizes: Sequence[int], fraction: float, seed: int) -> list[np.ndar
 
 
 def dale_constraint(sizes: Sequence[int], fraction: float, mode: str, seed: int):
-    """The weight constraint keeping Dale's law in ``mode`` ("clip" or "smooth")."""
+    """The weight constraint keeping Dale's law in ``mode`` (a key of :data:`DALE_MODES`)."""
     from spikehebb.network import make_constraint
 
     if mode not in DALE_MODES:

@@ -114,9 +114,10 @@ def add_biology_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dale", type=float, metavar="FRACTION",
                    help="Dale's law: this fraction of every layer's units excitatory (in (0, 1]), the rest inhibitory; "
                         "outgoing weights keep their unit's sign (E/I assignment seeded by --seed)")
-    g.add_argument("--dale-mode", choices=("clip", "smooth"),
-                   help="with --dale: 'clip' (a weight crossing zero stays at zero, default) or 'smooth' "
-                        "(w = s*softplus(s*v), the rule acting on v)")
+    g.add_argument("--dale-mode", choices=("clip", "smooth", "squareplus"),
+                   help="with --dale: 'clip' (a weight crossing zero stays at zero, default), 'smooth' "
+                        "(w = s*softplus(s*v), the rule acting on v) or 'squareplus' (the same with the cheaper "
+                        "algebraic link (x + sqrt(x^2 + 0.04)) / 2)")
     g.add_argument("--positive", action="store_true",
                    help="non-negative rates: on/off input pairs, rectified tanh, actions from agonist/antagonist "
                         "output pairs (r+ - r-); the ant's network becomes 56-128-64-16")

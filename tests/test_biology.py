@@ -12,7 +12,7 @@ from spikehebb.biology import check_agent_task, dale_constraint, dale_signs
 from spikehebb.coding import IdentityDecoder, OnOffEncoder, PairDecoder, RawEncoder
 from spikehebb.config import TaskConfig
 from spikehebb.network import LOGNORMAL_SIGMA, make_network, sample_weights
-from spikehebb.network.constraints import DaleClip, DaleSmooth
+from spikehebb.network.constraints import DaleClip, DaleSmooth, DaleSquareplus
 from spikehebb.rules import get_rule, reference_update, three_factor
 from spikehebb.tasks import EpisodeRules, Task, get_task, positive_task
 
@@ -51,7 +51,7 @@ def test_dale_fraction_outside_zero_one_is_refused(fraction):
         AgentConfig(dale=fraction)
 
 
-@pytest.mark.parametrize("mode", ["clip", "smooth"])
+@pytest.mark.parametrize("mode", ["clip", "smooth", "squareplus"])
 @pytest.mark.parametrize("scale", [0.01, 1.0, 1e3, 1e6])
 def test_dale_signs_never_flip_for_any_member_at_any_step(mode, scale):
     signs = dale_signs(SIZES, 0.7, 0)
@@ -82,6 +82,19 @@ def test_dale_smooth_maps_latent_and_back():
     np.testing.assert_allclose(back, expected, rtol=1e-9)
     # softplus by hand at one point: s = -1, v = 0.7 -> w = -log(1 + e^-0.7)
     assert c.from_latent(np.full((1, 3, 2), 0.7), 0)[0, 1, 0] == pytest.approx(-math.log1p(math.exp(-0.7)))
+
+
+def test_dale_squareplus_maps_latent_and_back():
+    c = DaleSquareplus([[1, -1, 1], [1, 1]])
+    w = np.array([[[0.05, 0.2], [-0.1, -0.003], [1e-9, 3.0]]])
+    back = c.from_latent(c.to_latent(w, 0), 0)
+    expected = w.copy()
+    expected[0, 2, 0] = DaleSquareplus.MIN_MAGNITUDE
+    np.testing.assert_allclose(back, expected, rtol=1e-9)
+    # by hand: s = -1, v = 0.3 -> w = -(-0.3 + sqrt(0.09 + 0.04)) / 2; v = 0 -> |w| = c = 0.1
+    latent = np.full((1, 3, 2), 0.3)
+    assert c.from_latent(latent, 0)[0, 1, 0] == pytest.approx(-(-0.3 + math.sqrt(0.13)) / 2)
+    assert c.from_latent(np.zeros((1, 3, 2)), 0)[0, 0, 0] == pytest.approx(0.1)
 
 
 def test_initial_weights_follow_dale_signs():
@@ -264,6 +277,7 @@ def test_rule_every_k_on_averages_against_the_reference():
 OPTIONS = {
     "dale_clip": dict(rule="ABCD_lr", constraints="clip"),
     "dale_smooth": dict(rule="ABCD_lr", constraints="smooth"),
+    "dale_squareplus": dict(rule="ABCD_lr", constraints="squareplus"),
     "positive": dict(rule="ABCD_lr", activation="rtanh"),
     "modulated": dict(rule="ABCD_lr+mod", baseline_tau=5.0, eligibility_tau=7.0),
     "rule_every": dict(rule="ABCD", rule_every=3, rate_tau=4.0),
@@ -307,7 +321,7 @@ def test_brian2_matches_numpy_per_option(option):
 @pytest.mark.parametrize("scale", [1.0, 1e6])
 def test_brian2_dale_and_rates_hold_with_huge_coefficients(scale):
     rule = "ABCD_lr+mod"
-    for mode in ("clip", "smooth"):
+    for mode in ("clip", "smooth", "squareplus"):
         net = make_network(SIZES, rule, P, backend="brian2", dtype="float32", activation="rtanh",
                            baseline_tau=5.0, constraints=[dale_constraint(SIZES, 0.7, mode, 0)])
         signs = dale_signs(SIZES, 0.7, 0)

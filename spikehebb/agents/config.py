@@ -20,7 +20,7 @@ class AgentConfig:
     weight_init, weight_scale: how initial weights are drawn: U[-0.1, 0.1] in the paper;
         "lognormal" magnitudes (:func:`spikehebb.network.sample_weights`).
     dale, dale_mode, dale_seed: Dale's law (:mod:`spikehebb.biology`): the fraction of
-        excitatory units of every layer in (0, 1] (None: no Dale's law), "clip" or "smooth"
+        excitatory units of every layer in (0, 1] (None: no Dale's law), "clip", "smooth" or "squareplus"
         (:mod:`spikehebb.network.constraints`), the seed of the E/I assignment.
     modulated, eligibility_tau, baseline_tau: the rule's three-factor version
         (:func:`spikehebb.rules.three_factor`: one more evolved coefficient eta_m per synapse),

@@ -7,7 +7,7 @@ maps a backend's name to its class (the Brian2 class imports brian2 only when bu
 from spikehebb.network.base import ACTIVATIONS, DTYPES, LOGNORMAL_SIGMA, WEIGHT_INITS, PlasticNetwork, sample_weights
 from spikehebb.network.brian import BrianPlasticNetwork
 from spikehebb.network.constraints import (
-    CONSTRAINTS, DaleClip, DaleSmooth, MaxAbsNormalisation, WeightConstraint, make_constraint,
+    CONSTRAINTS, DaleClip, DaleSmooth, DaleSquareplus, MaxAbsNormalisation, WeightConstraint, make_constraint,
 )
 from spikehebb.network.reference import NumpyPlasticNetwork
 
@@ -30,7 +30,7 @@ def make_network(sizes, rule, population: int = 1, *, backend: str = "brian2", *
 
 __all__ = [
     "ACTIVATIONS", "BACKENDS", "CONSTRAINTS", "DTYPES", "LOGNORMAL_SIGMA", "WEIGHT_INITS", "BrianPlasticNetwork",
-    "DaleClip", "DaleSmooth",
+    "DaleClip", "DaleSmooth", "DaleSquareplus",
     "MaxAbsNormalisation", "NumpyPlasticNetwork", "PlasticNetwork", "WeightConstraint",
     "make_constraint", "make_network", "sample_weights",
 ]

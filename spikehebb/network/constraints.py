@@ -31,6 +31,13 @@ does:
   rule's push keeps its direction on w, shrinks as |w| -> 0 and w never reaches 0 or flips;
   softplus(x) = max(x, 0) + log(1 + exp(-|x|)) (no overflow). v starts at
   ``s_i * log(expm1(|w_ij|))``, the inverse, |w| floored at :data:`DaleSmooth.MIN_MAGNITUDE`.
+  For a small weight dw/dv is about |w|: the rule acts multiplicatively on small weights.
+- :class:`DaleSquareplus` (``"dale_squareplus"``): the same with softplus replaced by the
+  algebraic squareplus(x) = (x + sqrt(x^2 + 4 c^2)) / 2 (Barron 2021), c = 0.1: smooth,
+  positive, x for x >> c, c^2 / |x| for x << -c; ``dw/dv = (1 + x / sqrt(x^2 + 4 c^2)) / 2``,
+  about w^2 / c^2 for |w| << c and 1 for |w| >> c. v starts at ``s_i * (|w| - c^2 / |w|)``. One
+  square root per synapse and step where softplus needs an exp and a log (measured in Brian2:
+  about 1.4x plain ABCD against 7.7x for softplus).
 
 The registry :data:`CONSTRAINTS` builds one by name (``make_constraint("max_abs")``).
 """
@@ -196,9 +203,44 @@ class DaleSmooth(_Dale):
         return "w = s_dale * ((s_dale * v + abs(v)) / 2 + log(1 + exp(-abs(v))))  # Dale's law, smooth"
 
 
+class DaleSquareplus(DaleSmooth):
+    """Dale's law by ``w_ij = s_i * squareplus(s_i * v_ij)``, the rule acting on v: the smooth
+    mode with an algebraic link in place of softplus (see the module docstring), one square root
+    per synapse instead of an exp and a log, so it costs about what clipping does in Brian2."""
+
+    name = "dale_squareplus"
+    SCALE = 0.1
+    """c of squareplus(x) = (x + sqrt(x^2 + 4 c^2)) / 2: |w| = c at v = 0; the paper's initial
+    weights are U[-0.1, 0.1], so they start in the link's bend."""
+
+    def from_latent(self, latent: np.ndarray, layer: int) -> np.ndarray:
+        # squareplus(x) = max(x, 0) + squareplus(-|x|), and squareplus(-|x|) = 2c^2 / (sqrt(x^2 +
+        # 4c^2) + |x|): no cancellation (x = -1e4 would lose every digit in (x + sqrt(...)) / 2),
+        # and where x^2 overflows the second term is 0, its limit, so a finite v gives a finite w
+        s = self.sign(layer).astype(latent.dtype)
+        a = np.abs(latent)
+        return s * ((s * latent + a) / 2 + 2 * self.SCALE**2 / (np.sqrt(latent * latent + 4 * self.SCALE**2) + a))
+
+    def to_latent(self, w: np.ndarray, layer: int) -> np.ndarray:
+        s = self.sign(layer)
+        magnitude = np.maximum(s * np.asarray(w, dtype=np.float64), self.MIN_MAGNITUDE)
+        return s * (magnitude - self.SCALE**2 / magnitude)  # squareplus^-1(y) = y - c^2 / y
+
+    def brian_model(self, layer: int) -> list[str]:
+        return [
+            "s_dale : 1 (constant)  # Dale: sign of the presynaptic unit, +1 excitatory, -1 inhibitory",
+            "v : 1  # Dale (squareplus): the latent the rule changes, w = s_dale * squareplus(s_dale * v)",
+        ]
+
+    def brian_code(self, layer: int) -> str:
+        # as from_latent: max(x, 0) + 2c^2 / (sqrt(v^2 + 4c^2) + |v|), with max(x, 0) as (x + |x|) / 2
+        return (f"w = s_dale * ((s_dale * v + abs(v)) / 2 + {2 * self.SCALE**2!r} / (sqrt(v * v + {4 * self.SCALE**2!r})"
+                " + abs(v)))  # Dale's law, squareplus")
+
+
 #: Every constraint by name.
 CONSTRAINTS: dict[str, type[WeightConstraint]] = {
-    c.name: c for c in (MaxAbsNormalisation, DaleClip, DaleSmooth)
+    c.name: c for c in (MaxAbsNormalisation, DaleClip, DaleSmooth, DaleSquareplus)
 }
 
 
