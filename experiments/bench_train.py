@@ -13,7 +13,9 @@ Inside every worker each env step's time is split by wrapping the calls in the w
 ``env.step``: state reads, reward terms), ``network`` (the agent's step), ``rollout`` (encoder,
 decoder, episode rules, resets and burn-ins outside the env's step, the claim of lifetimes) and
 ``idle`` (a worker's share of the wall time in which it used no CPU: waiting for the others, the
-parent, the pipe). The figure of merit is the physics share per core:
+parent, the pipe). It also prints the slot use: the share of the member-steps the batched network
+computed that served a live lifetime (a batch steps every slot until its last lifetime ends). The
+figure of merit is the physics share per core:
 
     physics seconds of all workers / (wall seconds x workers)
 
@@ -51,7 +53,7 @@ class TimedWorker(Worker):
 
         from spikehebb.envs.ant import AntBulletEnv
 
-        self.seconds = dict.fromkeys(("physics", "env", "network", "busy"), 0.0)
+        self.seconds = dict.fromkeys(("physics", "env", "network", "busy", "network calls"), 0.0)
         seconds = self.seconds
 
         def timed(function, key):
@@ -61,6 +63,8 @@ class TimedWorker(Worker):
                     return function(*args, **kwargs)
                 finally:
                     seconds[key] += time.perf_counter() - start
+                    if key == "network":
+                        seconds["network calls"] += 1
 
             return wrapper
 
@@ -117,8 +121,13 @@ def time_generation(evaluator: ProcessEvaluator, how: str, sampler, keys) -> dic
         "rollout": total["busy"] - total["env"] - total["network"],
         "idle": capacity - total["busy"],
     }
+    # Slot use: the env steps the network's batched steps served (burn-in steps have no network
+    # step), over the member-steps it computed (every slot of every batched step, live or not).
+    burn_in = evaluator.spec.make_task().episode.burn_in_steps
+    n_lifetimes = len(keys) * len(evaluator.spec.make_task().train_variants)
+    slot_use = (env_steps - burn_in * n_lifetimes) / (total["network calls"] * evaluator.spec.batch_size)
     return {"wall": wall, "env_steps": env_steps, "cores": cpu / wall, "split": split, "capacity": capacity,
-            "fitness": fitness, "busy": [t["busy"] for t in per_worker]}
+            "fitness": fitness, "busy": [t["busy"] for t in per_worker], "slot_use": slot_use}
 
 
 def main() -> None:
@@ -163,6 +172,8 @@ def main() -> None:
           f"{1e6 * r['split']['env rest'] / steps:.1f} us, network {1e6 * r['split']['network'] / steps:.1f} us, "
           f"rollout {1e6 * r['split']['rollout'] / steps:.1f} us, idle {1e6 * r['split']['idle'] / steps:.1f} us "
           f"(bare physics alone: {bare:,.0f} env steps/s per core)")
+    print(f"slot use: {r['slot_use']:.0%} of the member-steps the network computed served a live lifetime "
+          f"(the rest are slots idle at a generation's tail, stepped with the batch)")
     share = r["split"]["physics"] / r["capacity"]
     env_share = (r["split"]["physics"] + r["split"]["env rest"]) / r["capacity"]
     print(f"loop / env steps alone (physics + env rest) per core = {env_share:.2f}")
