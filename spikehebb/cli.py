@@ -1,6 +1,6 @@
 """The ``spikehebb`` command: train, evaluate, inspect, plot, film and report runs.
 
-    spikehebb train [--paper] [--static] [--rule ABCD_lr] [--popsize 32] [--generations 20] ...
+    spikehebb train [--paper] [--static] [--rule ABCD_lr] [--popsize 64] [--generations 60] ...
     spikehebb evaluate RUNFILE [--morphology default damage_left ...] [--episodes 100] [--traces [--overwrite-traces]]
     spikehebb inspect RUNFILE
     spikehebb plot RUNFILE [-o curve.png] [--traces]
@@ -23,8 +23,10 @@ from spikehebb.rules import RULES
 
 #: Najarro & Risi 2020's ant settings (``--paper``).
 PAPER = dict(popsize=500, generations=300, max_env_steps=1000, lr=0.2, sigma=0.1, train_variants=("default", "damage_right"))
-#: The default: a short run that finishes in a few minutes on 2 cores.
-SHORT = dict(popsize=32, generations=20, max_env_steps=500)
+#: The default: a run that learns within 10 minutes on 2 cores (chosen by measurement, README
+#: "Results so far"): the whole body only, population 64, 60 generations of 1,000-step lifetimes,
+#: the paper's lr scaled to population 64 (lr * sqrt(64 / 500), experiments/variance_study.py).
+SHORT = dict(popsize=64, generations=60, max_env_steps=1000, train_variants=("default",), lr_reference_popsize=500)
 #: Najarro & Risi 2020's car settings: population 200 on the default track, 1,000-step episodes,
 #: the same OpenAI-ES constants. The number of generations is ours (the ant's 300).
 CAR_PAPER = dict(popsize=200, generations=300, max_env_steps=1000, lr=0.2, sigma=0.1, train_variants=("default",))
@@ -69,7 +71,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
     g.add_argument("--popsize", type=int, help=f"candidates per generation (default {short['popsize']}, --paper {paper['popsize']})")
     g.add_argument("--generations", type=int, help=f"(default {short['generations']}, --paper {paper['generations']})")
     g.add_argument("--max-env-steps", type=int, help=f"env steps per lifetime{burn_in} (default {short['max_env_steps']}, --paper {paper['max_env_steps']})")
-    g.add_argument("--train-variants", nargs="+", metavar="VARIANT", help=f"training variants (default: {' '.join(t.train_variants)}; valid: {' '.join(t.variants)})")
+    g.add_argument("--train-variants", nargs="+", metavar="VARIANT", help=f"training variants (default: {' '.join(short.get('train_variants', t.train_variants))}, --paper "
+                   f"{' '.join(paper.get('train_variants', t.train_variants))}; valid: {' '.join(t.variants)})")
     g.add_argument("--lr", type=float, help="OpenAI-ES learning rate (default 0.2)")
     g.add_argument("--shared-rules", type=int, metavar="M",
                    help="share M rules among the network's synapses (the genomic bottleneck; default: one rule per synapse)")
@@ -90,7 +93,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
                         "weights and env starts (a lower-variance gradient; not the paper's)")
     g.add_argument("--scale-lr", type=int, metavar="POPSIZE", dest="lr_reference_popsize",
                    help="scale the learning rate with the population, lr * sqrt(popsize / POPSIZE), which keeps "
-                        "the update's noise per coefficient at what lr gives at population POPSIZE (e.g. 500, the paper's)")
+                        "the update's noise per coefficient at what lr gives at population POPSIZE (e.g. 500, the paper's); "
+                        "0: no scaling. The short default scales by 500 unless --lr or --scale-lr is given; --paper does not")
     g.add_argument("--seed", type=int,
                    help="run seed: candidates, initial weights and env starts all derive from it (default: 0)")
     g.add_argument("--workers", type=int, help="worker processes or Ray actors (default: one per core)")
@@ -256,6 +260,13 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     shared = {name: getattr(args, name, None) for name in
               ("shared_rules", "rho", "assign", "noise", "optimizer", "merge_every", "merge_fraction",
                "paired_seeds", "lr_reference_popsize")}
+    if shared["lr_reference_popsize"] is None and "lr_reference_popsize" in fields and args.lr is None:
+        shared["lr_reference_popsize"] = fields["lr_reference_popsize"]  # the short default's, unless --lr
+    if shared["lr_reference_popsize"] == 0:
+        shared["lr_reference_popsize"] = None
+        no_scaling = True
+    else:
+        no_scaling = False
     if shared["shared_rules"] is not None or shared["rho"] is not None:
         if shared["shared_rules"] is not None and shared["rho"] is not None:
             raise ValueError("give --shared-rules M or --rho R, not both")
@@ -267,6 +278,7 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
         **{n: v for n, v in shared.items() if v is not None},
         **({"rho": None} if shared["shared_rules"] is not None else {}),
         **({"shared_rules": None} if shared["rho"] is not None else {}),
+        **({"lr_reference_popsize": None} if no_scaling else {}),
     )
     name, address = args.evaluator or b.evaluator.name, b.evaluator.ray_address
     if args.ray:

@@ -94,7 +94,8 @@ def train(
         try:
             _run_generations(config, spec, store, strategy, start, end, progress)
         except KeyboardInterrupt:
-            raise TrainingInterrupted(store.path, store.generations_completed) from None
+            # Ctrl-C may land after a generation's commit and before the store counted it: ask the file.
+            raise TrainingInterrupted(store.path, store.generations_on_disk()) from None
         return store.path
 
 

@@ -329,6 +329,13 @@ class RunStore:
                 self._generations = int(f.attrs["generations_completed"])
         return self._generations
 
+    def generations_on_disk(self) -> int:
+        """Generations the file holds, read from disk: after an interruption (Ctrl-C) that may have
+        come between a generation's commit and the in-memory count catching up, the true count."""
+        with open_checked(self.path) as f:
+            self._generations = int(f.attrs["generations_completed"])
+        return self._generations
+
     def append_generation(
         self,
         generation: int,
