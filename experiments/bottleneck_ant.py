@@ -99,14 +99,10 @@ def study_arms(args: Args) -> list[Arm]:
     return arms
 
 
-def searched_rule_parameters(arm: Arm, path: str) -> int:
+def searched_rule_parameters(result) -> int:
     """Parameters of the final agent: M * k rule coefficients for shared rules (M as the run file
     holds it: Evolve & Merge reaches N / rho only with enough generations), else the genome."""
-    from spikehebb.store import RunStore
-
-    with RunStore.open(path) as store:
-        shared = store.shared_rules()
-        return store.n_params if shared is None else int(shared["rules"].size)
+    return result.n_params if result.final_rules is None else result.final_rules
 
 
 def summary(args: Args, arms: list[Arm], results) -> str:
@@ -115,7 +111,7 @@ def summary(args: Args, arms: list[Arm], results) -> str:
     rows = {}
     for arm, r in zip(arms, results):
         name = arm.name.rsplit(" s", 1)[0]
-        rows.setdefault(name, {"params": searched_rule_parameters(arm, r.path), "runs": []})["runs"].append(r)
+        rows.setdefault(name, {"params": searched_rule_parameters(r), "runs": []})["runs"].append(r)
     base = rows.get("per-synapse")
     base_mean = np.mean([r.mean("default") for r in base["runs"]]) if base else None
     seeds = " ".join(f"{'s' + str(s):>8}" for s in args.seeds)

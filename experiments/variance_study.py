@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 from spikehebb.config import EvaluatorConfig, StrategyConfig, TaskConfig, TrainConfig
-from spikehebb.store import RunStore
 from spikehebb.study import Arm, run_study
 
 #: arm name -> StrategyConfig fields beyond the paper's.
@@ -87,10 +86,7 @@ def main() -> None:
           + f" {'test default':>14}")
     for colour, name in enumerate(ARMS):
         rows = [r for r in results if r.name.rsplit(" s", 1)[0] == name]
-        histories = []
-        for r in rows:
-            with RunStore.open(r.path) as store:
-                histories.append(store.history())
+        histories = [r.history for r in rows]
         for k, h in enumerate(histories):
             ax.plot(np.cumsum(h["env_steps"]) / 1e6, h["fitness_mean"], color=f"C{colour}", alpha=0.7,
                     label=name if k == 0 else None)

@@ -9,7 +9,11 @@ An arm's run file is ``config.runs_dir / config.run_name + ".h5"`` (the arm's co
 it): a missing file starts the run, an unfinished one resumes it (bit for bit, see
 :mod:`spikehebb.train`), a finished one is only read. Test results land in the JSON ``cache``
 under the arm's name with the generations they were measured at, the episodes and the test
-length; they are reused only when all three match. Test lifetimes are those of
+length; they are reused only when all three match. The cache also keeps each arm's training
+history (env steps, population mean fitness and wall time per generation) and its parameter
+counts, so a study whose arms have all finished can be reported from the cache alone: an arm
+whose run file is missing but whose cache entry holds its full number of generations is not
+trained again (a few kilobytes to carry between machines or sessions instead of the run files). Test lifetimes are those of
 :func:`spikehebb.assess.assess` (fresh random weights, seeded by episode and variant, the search
 mean of the last generation).
 """
@@ -55,6 +59,10 @@ class ArmResult:
     wall_s: float
     n_params: int
     fitness: dict[str, np.ndarray] = field(default_factory=dict)
+    history: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per generation: ``env_steps``, ``fitness_mean`` (population mean), ``wall_time`` (s)."""
+    final_rules: int | None = None
+    """Shared-rule runs: coefficients of the final rule table (M x k), else None."""
 
     @property
     def lifetimes(self) -> int:
@@ -67,6 +75,10 @@ class ArmResult:
 
     def std(self, variant: str) -> float:
         return float(np.std(self.fitness[variant]))
+
+
+#: The history columns a study keeps per arm (its cache carries them).
+HISTORY_FIELDS = ("env_steps", "fitness_mean", "wall_time")
 
 
 def train_arm(arm: Arm, progress: bool = True) -> Path:
@@ -109,25 +121,39 @@ def run_arm(
     from spikehebb.store import RunStore
 
     cache = Path(cache)
-    path = train_arm(arm, progress)
-    with RunStore.open(path) as store:
-        history, n_params, popsize = store.history(), store.n_params, store.popsize
-    generations = len(history["generation"])
-    data = _load_cache(cache)
-    entry = data.get(arm.name, {})
+    entry = _load_cache(cache).get(arm.name, {})
+    recorded = entry.get("record", {})
+    finished_in_cache = len(recorded.get("history", {}).get("env_steps", ())) == arm.config.generations
+    path = arm.path
+    if path.exists() or not finished_in_cache:
+        path = train_arm(arm, progress)
+        with RunStore.open(path) as store:
+            full, shared = store.history(), store.shared_rules()
+            recorded = {
+                "history": {k: full[k].tolist() for k in HISTORY_FIELDS},
+                "n_params": int(store.n_params), "popsize": int(store.popsize),
+                "final_rules": None if shared is None else int(shared["rules"].size),
+            }
+    history = {k: np.asarray(v) for k, v in recorded["history"].items()}
+    generations = len(history["env_steps"])
     key = {"generations": generations, "episodes": int(episodes), "max_env_steps": max_env_steps}
     fitness = {v: np.asarray(f) for v, f in entry.get("fitness", {}).items()} if entry.get("key") == key else {}
     missing = [v for v in variants if v not in fitness]
     if missing:
+        if not path.exists():
+            raise ValueError(f"arm {arm.name!r}: {path} is missing and the cache {cache} has no test on {missing}")
         config, params = load_run(path, "mean")
         for result in assess(config, params, missing, episodes, workers, max_env_steps):
             fitness[result.variant] = result.fitness
+    if missing or entry.get("record") != recorded:
         data = _load_cache(cache)  # another arm of this study may have written meanwhile
-        data[arm.name] = {"run": str(path), "key": key, "fitness": {v: f.tolist() for v, f in fitness.items()}}
+        data[arm.name] = {"run": str(path), "key": key, "fitness": {v: np.asarray(f).tolist() for v, f in fitness.items()},
+                          "record": recorded}
         _save_cache(cache, data)
     return ArmResult(
-        arm.name, str(path), generations, popsize, int(history["env_steps"].sum()),
-        float(history["wall_time"].sum()), n_params, {v: fitness[v] for v in variants},
+        arm.name, str(path), generations, recorded["popsize"], int(history["env_steps"].sum()),
+        float(history["wall_time"].sum()), recorded["n_params"], {v: fitness[v] for v in variants},
+        history, recorded["final_rules"],
     )
 
 
