@@ -172,6 +172,13 @@ class Rollout:
             first.append(lifetime)
         if not first:
             return done, 0
+        # Once no lifetime is left to claim, the live ones are moved into the first slots and the
+        # agent steps only those (a generation's tail: the batch would step every slot until its
+        # longest lifetime ends). Not with a step hook (it reads slots) or per-member encoders.
+        compact = on_step is None and not self._encoder_shapes and getattr(self.agent, "can_compact", False)
+        exhausted, prefix = len(first) < B, B
+        if compact:
+            self.agent.set_active(None)
         observations = [settle(slot, lifetime) for slot, lifetime in enumerate(first)]
         obs_batch = np.zeros((B,) + np.shape(observations[0]), dtype=np.float64)
         obs_batch[: len(first)] = observations
@@ -222,7 +229,7 @@ class Rollout:
             for b in ended:
                 done[live[b].key] = (state.fitness[b], state.steps[b])
                 live[b] = None
-                lifetime = next_lifetime()
+                lifetime = None if exhausted else next_lifetime()
                 if lifetime is not None:  # refill the slot
                     obs_batch[b] = settle(b, lifetime)
                     env_steps += episode.burn_in_steps
@@ -230,8 +237,36 @@ class Rollout:
                     live[b], local_t[b], signal[b] = lifetime, 0, 0.0
                     state.start(b)
                 else:
+                    exhausted = True
                     obs_batch[b] = 0
+            if compact and exhausted:
+                prefix = self._compact(prefix, live, local_t, state, signal, obs_batch, infos)
+        if compact:
+            self.agent.set_active(None)
         return done, env_steps
+
+    def _compact(self, prefix, live, local_t, state, signal, obs_batch, infos) -> int:
+        """Move the live lifetimes into the first slots once at most half of the stepped prefix
+        lives, and step only those from then on; returns the new prefix. Every per-slot state
+        moves with its lifetime: the agent's (:meth:`move_members`), the env, the episode's
+        bookkeeping, the last observation and signal. Each lifetime's numbers do not change."""
+        alive = np.flatnonzero(state.alive)
+        k = len(alive)
+        if k == 0 or k > prefix // 2:
+            return prefix
+        sources = [int(j) for j in alive if j >= k]
+        targets = [i for i in range(k) if not state.alive[i]]
+        if sources:
+            self.agent.move_members(sources, targets)
+        for j, i in zip(sources, targets):
+            envs = self._envs[live[j].variant]
+            envs[i], envs[j] = envs[j], envs[i]
+            live[i], live[j] = live[j], None
+            local_t[i], signal[i], obs_batch[i], infos[i] = local_t[j], signal[j], obs_batch[j], infos[j]
+            obs_batch[j], infos[j] = 0, None
+            state.move(j, i)
+        self.agent.set_active(k)
+        return k
 
     def _arm(self, lifetimes: list[Mapping[str, Sequence[np.ndarray]]], members: list[int] | None, pad_to: int = 0) -> None:
         """Arm the agent's (and the encoder's) slots ``members`` (None: the first slots, padded

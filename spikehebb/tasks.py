@@ -80,6 +80,12 @@ class EpisodeState:
         self.alive[member] = True
         self.fitness[member], self.steps[member], self._negative[member] = 0.0, 0, 0
 
+    def move(self, source: int, target: int) -> None:
+        """Carry slot ``source``'s lifetime over to slot ``target`` (the source ends empty)."""
+        for values in (self.alive, self.fitness, self.steps, self._negative):
+            values[target] = values[source]
+        self.alive[source] = False
+
     def alive_any(self) -> bool:
         return any(self.alive)
 

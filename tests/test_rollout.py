@@ -220,3 +220,87 @@ def test_ant_rollout_matches_a_plain_loop(backend):
         assert result.fitness[1] == fitness
     else:  # same equations compiled by Brian2: equal up to float64 rounding grown over 60 steps
         np.testing.assert_allclose(result.fitness[1], fitness, rtol=1e-6)
+
+
+# ------------------------------------------------------------------ compaction at the tail
+class ActionScoredEnv(ScriptedEnv):
+    """The scripted env whose fitness term also counts the action: every number the network
+    computes reaches the fitness, so a member that lost its state in a move would show."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        if info["term"] != BURN_IN_TERM:
+            info["term"] += float(action[0]) + 0.5 * float(action[1])
+        return obs, reward, terminated, truncated, info
+
+
+ACTION_SCORED = Task(
+    name="action_scored", make_env=lambda variant, **kw: ActionScoredEnv(variant, **kw), variants=("default",),
+    train_variants=("default",), test_variants=("default",), sizes=SIZES, activation="tanh",
+    encoder=lambda: RawEncoder(SIZES[0]), decoder=IdentityDecoder, fitness_term="term", episode=RULES,
+)
+
+
+@pytest.mark.slow
+def test_live_lifetimes_move_into_a_prefix_at_the_tail_with_the_same_numbers(monkeypatch):
+    """Brian2 agents step only their live lifetimes once none is left to claim: the rollout moves
+    them into the first slots (network state, env, bookkeeping) and the network steps that prefix.
+    Every lifetime gives what it gives without the moves, and alone, bit for bit."""
+    from spikehebb.agents.hebbian import NetworkAgent
+
+    coefficients, weights = arrays(11, seed=5, rule="ABCD_lr")
+    seeds = [0, 3, 1, 2, 3, 0, 1, 3, 2, 0, 1]
+    rollout = Rollout(ACTION_SCORED, AgentConfig(rule="ABCD_lr", backend="brian2", dtype="float64"), 6)
+    prefixes = []
+    set_active = rollout.agent.set_active
+    monkeypatch.setattr(rollout.agent, "set_active", lambda n: (prefixes.append(n), set_active(n)))
+    try:
+        compacted = rollout.run("default", source(coefficients, weights), seeds)
+        assert any(n is not None and n < 6 for n in prefixes), prefixes  # it did step a prefix
+        assert prefixes[-1] is None  # and left the network whole
+        monkeypatch.setattr(NetworkAgent, "can_compact", property(lambda self: False))
+        plain = rollout.run("default", source(coefficients, weights), seeds)
+        np.testing.assert_array_equal(compacted.fitness, plain.fitness)
+        np.testing.assert_array_equal(compacted.steps, plain.steps)
+        assert compacted.env_steps == plain.env_steps
+        for i in (2, 8):
+            alone = rollout.run("default", source([c[i : i + 1] for c in coefficients], [w[i : i + 1] for w in weights]), [seeds[i]])
+            assert (alone.fitness[0], alone.steps[0]) == (compacted.fitness[i], compacted.steps[i])
+    finally:
+        rollout.close()
+
+
+def test_move_members_and_prefix_by_hand():
+    """Moving a member carries every state of it; a prefix steps only its slots."""
+    net = make_network(SIZES, "ABCD_lr", 4, backend="brian2", dtype="float64")
+    coefficients, weights = arrays(4, seed=7, rule="ABCD_lr")
+    net.reset(coefficients, weights)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        net.step(rng.normal(size=(4, SIZES[0])))
+    twin = make_network(SIZES, "ABCD_lr", 4, backend="brian2", dtype="float64")
+    twin.reset(coefficients, weights)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        twin.step(rng.normal(size=(4, SIZES[0])))
+    net.move_members([3], [1])  # member 3 goes on in slot 1
+    net.set_active(2)
+    for _ in range(4):
+        x = rng.normal(size=(4, SIZES[0]))
+        moved = x.copy()
+        moved[1] = x[3]
+        out, want = net.step(moved), twin.step(x)
+        np.testing.assert_array_equal(out[:2], want[[0, 3]])
+    np.testing.assert_array_equal(net.weights[0][1], twin.weights[0][3])
+    untouched = net.weights[1][2].copy()
+    net.step(rng.normal(size=(4, SIZES[0])))
+    np.testing.assert_array_equal(net.weights[1][2], untouched)  # outside the prefix: not stepped
+    net.set_active(None)
+    with pytest.raises(ValueError, match="slot count in 1..4"):
+        net.set_active(5)
+    with pytest.raises(ValueError, match="as many targets as sources"):
+        net.move_members([0, 1], [2])
+    numpy_net = make_network(SIZES, "ABCD_lr", 2, backend="numpy")
+    assert not numpy_net.can_compact
+    with pytest.raises(NotImplementedError, match="cannot move members"):
+        numpy_net.move_members([0], [1])

@@ -110,6 +110,18 @@ class NetworkAgent:
     def step(self, inputs: np.ndarray, modulator: np.ndarray | None = None) -> np.ndarray:
         return self.network.step(inputs, modulator)
 
+    @property
+    def can_compact(self) -> bool:
+        """Whether the network can move members between slots and step a prefix (the rollout
+        then steps only its live lifetimes at a generation's tail)."""
+        return self.network.can_compact
+
+    def move_members(self, sources: Sequence[int], targets: Sequence[int]) -> None:
+        self.network.move_members(sources, targets)
+
+    def set_active(self, n: int | None) -> None:
+        self.network.set_active(n)
+
     def weights(self) -> list[np.ndarray]:
         return self.network.weights
 

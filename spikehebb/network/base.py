@@ -398,6 +398,40 @@ class PlasticNetwork:
                 raise ValueError(f"layer {layer} has more than one reparametrising constraint: {latent}")
         return checked
 
+    # ----------------------------------------------------------------------------- compaction
+    #: Whether this backend can move members between slots and step a prefix of its slots
+    #: (:meth:`move_members`, :meth:`set_active`).
+    can_compact = False
+
+    def move_members(self, sources: Sequence[int], targets: Sequence[int]) -> None:
+        """Move the lifetimes of slots ``sources`` into slots ``targets`` (distinct slots; the
+        sources are left as they were, to be re-armed or ignored): every per-member state, so that
+        the moved members go on exactly as they would have in their old slots."""
+        src, dst = self._check_members(sources), self._check_members(targets)
+        if src.size != dst.size:
+            raise ValueError(f"move_members needs as many targets as sources, got {dst.size} and {src.size}")
+        if not self.can_compact:
+            raise NotImplementedError(f"the {self.backend} backend cannot move members between slots")
+        for array in (self._lifetime_steps, self._baseline, self._last_modulator, self._armed):
+            array[dst] = array[src]
+        self._move_members(src, dst)
+
+    def set_active(self, n: int | None) -> None:
+        """Step only the first ``n`` slots from now on (None: all P). The outputs and state of the
+        other slots are left as they are; only live lifetimes may be in them while none of their
+        outputs is read (the rollout moves its live lifetimes into the prefix first)."""
+        if n is not None and not (isinstance(n, (int, np.integer)) and 1 <= n <= self.population):
+            raise ValueError(f"set_active needs a slot count in 1..{self.population} or None, got {n!r}")
+        if not self.can_compact:
+            raise NotImplementedError(f"the {self.backend} backend cannot step a prefix of its slots")
+        self._set_active(self.population if n is None else int(n))
+
+    def _move_members(self, sources: np.ndarray, targets: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _set_active(self, n: int) -> None:
+        raise NotImplementedError
+
     def _check_members(self, members) -> np.ndarray:
         if members is None:
             return np.arange(self.population)

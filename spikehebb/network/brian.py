@@ -253,6 +253,20 @@ class BrianPlasticNetwork(PlasticNetwork):
         ]
         # What a frozen step skips: everything in the "end" slot (the rules and the constraints).
         self._forward_objects = [o for o in self._step_objects if o.when != "end"]
+        # Compaction (see PlasticNetwork.set_active): every code object loops over its P blocks
+        # up to the constant N it reads from its namespace at each call, so a prefix of k members
+        # is N * k / P; every per-member variable is one of the model's own (not Brian2's indices).
+        from brian2.core.variables import ArrayVariable
+
+        self._loop_bounds = [
+            (c, int(c.namespace["N"])) for o in self._step_objects for c in getattr(o, "_code_objects", ())
+        ]
+        self._member_arrays = [
+            obj.variables[name].get_value()
+            for obj in (*groups, *synapses) for name in obj.equations.names
+            if isinstance(obj.variables[name], ArrayVariable) and not obj.variables[name].scalar
+            and obj.variables[name].size == len(obj)
+        ]
         # The arrays the compiled code reads and writes; writing into them re-arms the network.
         self._rates = [g.variables["r"].get_value() for g in groups]
         self._modulators = [g.variables["m"].get_value() for g in groups[1:]] if self.modulated else []
@@ -320,6 +334,18 @@ class BrianPlasticNetwork(PlasticNetwork):
         for obj in self._forward_objects if self.frozen else self._step_objects:
             obj.run()
         return self._outputs()
+
+    # ---------------------------------------------------------------------- compaction
+    can_compact = True
+
+    def _move_members(self, sources, targets):
+        for array in self._member_arrays:
+            blocks = array.reshape(self.population, -1)
+            blocks[targets] = blocks[sources]
+
+    def _set_active(self, n):
+        for code, full in self._loop_bounds:
+            code.namespace["N"] = full // self.population * n
 
     # --------------------------------------------------------------------------- state
     def _outputs(self) -> np.ndarray:
