@@ -53,8 +53,9 @@ class TimedWorker(Worker):
 
         from spikehebb.envs.ant import AntBulletEnv
 
-        self.seconds = dict.fromkeys(("physics", "env", "network", "busy", "network calls"), 0.0)
+        self.seconds = dict.fromkeys(("physics", "env", "network", "busy", "member steps"), 0.0)
         seconds = self.seconds
+        stepped = [spec.batch_size]  # slots the network steps now (a prefix after compaction)
 
         def timed(function, key):
             def wrapper(*args, **kwargs):
@@ -64,7 +65,7 @@ class TimedWorker(Worker):
                 finally:
                     seconds[key] += time.perf_counter() - start
                     if key == "network":
-                        seconds["network calls"] += 1
+                        seconds["member steps"] += stepped[0]
 
             return wrapper
 
@@ -73,6 +74,14 @@ class TimedWorker(Worker):
         AntBulletEnv.step = timed(AntBulletEnv.step, "env")
         agent = self.rollout.agent
         agent.step = timed(agent.step, "network")
+        if getattr(agent, "can_compact", False):
+            set_active = agent.set_active
+
+            def counted_set_active(n):
+                stepped[0] = spec.batch_size if n is None else n
+                set_active(n)
+
+            agent.set_active = counted_set_active
         self.train_lifetimes = timed(self.train_lifetimes, "busy")
 
     def timings(self) -> dict[str, float]:
@@ -122,10 +131,11 @@ def time_generation(evaluator: ProcessEvaluator, how: str, sampler, keys) -> dic
         "idle": capacity - total["busy"],
     }
     # Slot use: the env steps the network's batched steps served (burn-in steps have no network
-    # step), over the member-steps it computed (every slot of every batched step, live or not).
+    # step), over the member-steps it computed (every slot it stepped, live or not: all B, or the
+    # prefix the rollout compacted its live lifetimes into at a generation's tail).
     burn_in = evaluator.spec.make_task().episode.burn_in_steps
     n_lifetimes = len(keys) * len(evaluator.spec.make_task().train_variants)
-    slot_use = (env_steps - burn_in * n_lifetimes) / (total["network calls"] * evaluator.spec.batch_size)
+    slot_use = (env_steps - burn_in * n_lifetimes) / total["member steps"]
     return {"wall": wall, "env_steps": env_steps, "cores": cpu / wall, "split": split, "capacity": capacity,
             "fitness": fitness, "busy": [t["busy"] for t in per_worker], "slot_use": slot_use}
 
@@ -173,7 +183,7 @@ def main() -> None:
           f"rollout {1e6 * r['split']['rollout'] / steps:.1f} us, idle {1e6 * r['split']['idle'] / steps:.1f} us "
           f"(bare physics alone: {bare:,.0f} env steps/s per core)")
     print(f"slot use: {r['slot_use']:.0%} of the member-steps the network computed served a live lifetime "
-          f"(the rest are slots idle at a generation's tail, stepped with the batch)")
+          f"(the rest: idle slots stepped with the batch before the tail's compaction)")
     share = r["split"]["physics"] / r["capacity"]
     env_share = (r["split"]["physics"] + r["split"]["env rest"]) / r["capacity"]
     print(f"loop / env steps alone (physics + env rest) per core = {env_share:.2f}")
