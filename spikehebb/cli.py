@@ -259,14 +259,11 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     agent, task = _biology(args, agent, task, args.seed if args.seed is not None else b.seed)
     shared = {name: getattr(args, name, None) for name in
               ("shared_rules", "rho", "assign", "noise", "optimizer", "merge_every", "merge_fraction",
-               "paired_seeds", "lr_reference_popsize")}
-    if shared["lr_reference_popsize"] is None and "lr_reference_popsize" in fields and args.lr is None:
-        shared["lr_reference_popsize"] = fields["lr_reference_popsize"]  # the short default's, unless --lr
-    if shared["lr_reference_popsize"] == 0:
-        shared["lr_reference_popsize"] = None
-        no_scaling = True
-    else:
-        no_scaling = False
+               "paired_seeds")}
+    # --scale-lr N (0: off), else the short default's scaling unless --lr is given, else unchanged
+    lr_reference = getattr(args, "lr_reference_popsize", None)
+    if lr_reference is None and args.lr is None:
+        lr_reference = fields.get("lr_reference_popsize")
     if shared["shared_rules"] is not None or shared["rho"] is not None:
         if shared["shared_rules"] is not None and shared["rho"] is not None:
             raise ValueError("give --shared-rules M or --rho R, not both")
@@ -278,7 +275,7 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
         **{n: v for n, v in shared.items() if v is not None},
         **({"rho": None} if shared["shared_rules"] is not None else {}),
         **({"shared_rules": None} if shared["rho"] is not None else {}),
-        **({"lr_reference_popsize": None} if no_scaling else {}),
+        **({} if lr_reference is None else {"lr_reference_popsize": lr_reference or None}),
     )
     name, address = args.evaluator or b.evaluator.name, b.evaluator.ray_address
     if args.ray:

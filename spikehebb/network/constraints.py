@@ -36,8 +36,8 @@ does:
   algebraic squareplus(x) = (x + sqrt(x^2 + 4 c^2)) / 2 (Barron 2021), c = 0.1: smooth,
   positive, x for x >> c, c^2 / |x| for x << -c; ``dw/dv = (1 + x / sqrt(x^2 + 4 c^2)) / 2``,
   about w^2 / c^2 for |w| << c and 1 for |w| >> c. v starts at ``s_i * (|w| - c^2 / |w|)``. One
-  square root per synapse and step where softplus needs an exp and a log (measured in Brian2:
-  about 1.4x plain ABCD against 7.7x for softplus).
+  square root and a division per synapse and step where softplus needs an exp and a log
+  (``bench_network.py --biology``, P = 64: 1.9x plain ABCD against 8.1x for softplus).
 
 The registry :data:`CONSTRAINTS` builds one by name (``make_constraint("max_abs")``).
 """
@@ -205,8 +205,8 @@ class DaleSmooth(_Dale):
 
 class DaleSquareplus(DaleSmooth):
     """Dale's law by ``w_ij = s_i * squareplus(s_i * v_ij)``, the rule acting on v: the smooth
-    mode with an algebraic link in place of softplus (see the module docstring), one square root
-    per synapse instead of an exp and a log, so it costs about what clipping does in Brian2."""
+    mode with an algebraic link in place of softplus (see the module docstring), a square root
+    and a division per synapse instead of an exp and a log: about a quarter of softplus's cost."""
 
     name = "dale_squareplus"
     SCALE = 0.1

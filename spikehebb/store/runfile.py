@@ -324,10 +324,7 @@ class RunStore:
     @property
     def generations_completed(self) -> int:
         """Generations stored (the next generation's index). Re-read from disk in mode "r"."""
-        if self.mode == "r":
-            with open_checked(self.path) as f:
-                self._generations = int(f.attrs["generations_completed"])
-        return self._generations
+        return self.generations_on_disk() if self.mode == "r" else self._generations
 
     def generations_on_disk(self) -> int:
         """Generations the file holds, read from disk: after an interruption (Ctrl-C) that may have
