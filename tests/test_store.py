@@ -352,6 +352,14 @@ WRITER = textwrap.dedent(
         store = RunStore.create(path, {"task": "kill"}, sizes=(n // 5, 1), rule="ABCD_lr", popsize=P)
     else:
         store = RunStore.open(path, "a")
+    if int(sys.argv[5]):
+        # Park the writer between its finished copy and the rename, so the kill lands inside
+        # a write on every machine, however fast its disk.
+        import os, time
+        def parked_replace(src, dst):
+            print("mid-write", flush=True)
+            time.sleep(600)
+        os.replace = parked_replace
     print("ready", flush=True)
     g = store.generations_completed
     while True:
@@ -386,19 +394,23 @@ def test_kill_9_at_random_moments_leaves_a_consistent_prefix(tmp_path):
     path, n = tmp_path / "run.h5", 25_000
     rng = np.random.default_rng(12)
     counts, mid_write = [], 0
-    for round_ in range(8):
+    for round_ in range(9):
+        park = round_ in (4, 8)  # two rounds killed inside a write for certain, the rest at random
         proc = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(path), str(n), str(helpers), str(int(round_ == 0))],
+            [sys.executable, "-c", WRITER, str(path), str(n), str(helpers), str(int(round_ == 0)), str(int(park))],
             stdout=subprocess.PIPE, text=True,
         )
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.0, 0.4))
+        if park:
+            assert proc.stdout.readline().strip() == "mid-write"
+        else:
+            time.sleep(rng.uniform(0.0, 0.4))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         mid_write += (tmp_path / "run.h5.tmp").exists()
         counts.append(check_prefix(path, n))
     assert counts == sorted(counts) and counts[-1] > counts[0], counts
-    assert mid_write >= 1, "no kill landed inside a write; the test did not test that case"
+    assert mid_write >= 2, "a parked writer left no .tmp; the test did not test a kill inside a write"
 
 
 # ------------------------------------------------------------------------------------------ traces
