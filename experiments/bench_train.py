@@ -7,6 +7,10 @@ Two ways of sharing a generation among the workers are timed side by side, in tu
 
 - ``shared``: the default: every worker claims the next lifetime from a counter they share;
 - ``chunks``: each worker gets a fixed half of the lifetimes (the previous scheme).
+- ``whole``: the shared scheme without compaction: every batch steps all its slots until its
+  last lifetime ends (the loop before live lifetimes were moved into a prefix at the tail).
+
+``--agent`` picks the agent (the Hebbian network, or the static, LSTM or GRU baselines).
 
 Inside every worker each env step's time is split by wrapping the calls in the worker process:
 ``physics`` (pybullet's setJointMotorControlArray + stepSimulation), ``env rest`` (the rest of
@@ -35,6 +39,7 @@ import time
 
 import numpy as np
 
+from spikehebb.agents import AgentConfig
 from spikehebb.config import TaskConfig, WorkerSpec
 from spikehebb.es import get_strategy
 from spikehebb.evaluators import ProcessEvaluator, split_evenly
@@ -84,6 +89,10 @@ class TimedWorker(Worker):
             agent.set_active = counted_set_active
         self.train_lifetimes = timed(self.train_lifetimes, "busy")
 
+    def compaction(self, on: bool) -> None:
+        """Turn the rollout's compaction of a generation's tail on or off."""
+        self.rollout.compact_tail = bool(on)
+
     def timings(self) -> dict[str, float]:
         """Seconds since the last call (physics, env incl. physics, network, busy); reset after."""
         out = dict(self.seconds)
@@ -114,10 +123,11 @@ def chunked(evaluator: ProcessEvaluator, sampler, keys) -> tuple[np.ndarray, int
 
 
 def time_generation(evaluator: ProcessEvaluator, how: str, sampler, keys) -> dict:
+    evaluator._map("compaction", [(how != "whole",)] * evaluator.workers)
     evaluator._map("timings", [()] * evaluator.workers)  # reset the counters
     cpu0 = cpu_seconds(evaluator.pids)
     start = time.perf_counter()
-    fitness, env_steps = (evaluator.evaluate if how == "shared" else lambda s, k: chunked(evaluator, s, k))(sampler, keys)
+    fitness, env_steps = (lambda s, k: chunked(evaluator, s, k) if how == "chunks" else evaluator.evaluate(s, k))(sampler, keys)
     wall = time.perf_counter() - start
     cpu = cpu_seconds(evaluator.pids) - cpu0
     per_worker = evaluator._map("timings", [()] * evaluator.workers)
@@ -147,24 +157,28 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="timed generations per scheme (best kept)")
     parser.add_argument("--max-env-steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, help="slots per worker (default: popsize / workers, at most 64)")
+    parser.add_argument("--agent", choices=("hebbian", "static", "lstm", "gru"), default="hebbian",
+                        help="the agent (default: %(default)s, ABCD_lr in Brian2)")
     args = parser.parse_args()
 
     task = TaskConfig("ant", None, args.max_env_steps)
     batch = args.batch_size or max(1, min(64, -(-args.popsize // args.workers)))
-    spec = WorkerSpec(task, batch_size=batch)
+    agent = AgentConfig() if args.agent == "hebbian" else AgentConfig(kind=args.agent, rule=None)
+    spec = WorkerSpec(task, agent, batch_size=batch)
     strategy = get_strategy("openai-es", n_params=spec.genome().n_params, popsize=args.popsize, seed=0)
     keys, sampler = strategy.ask(), strategy.sampler()
     with ProcessEvaluator(spec, workers=args.workers, worker_factory=TimedWorker) as evaluator:
         evaluator.evaluate(sampler, keys)  # warm-up: every worker makes its envs
-        results: dict[str, list[dict]] = {"shared": [], "chunks": []}
+        results: dict[str, list[dict]] = {"shared": [], "chunks": [], "whole": []}
         for _ in range(args.repeats):
             for how in results:
                 results[how].append(time_generation(evaluator, how, sampler, keys))
-    np.testing.assert_array_equal(results["shared"][0]["fitness"], results["chunks"][0]["fitness"])
+    for how in ("chunks", "whole"):  # every scheme computes the same generation
+        np.testing.assert_array_equal(results["shared"][0]["fitness"], results[how][0]["fitness"])
 
     print(f"one generation: population {args.popsize}, {len(keys) * 2} lifetimes (2 training bodies), "
           f"<= {args.max_env_steps} env steps each, {args.workers} workers x {batch} slots, "
-          f"Brian2 ABCD_lr float32; best of {args.repeats}")
+          f"{'Brian2 ABCD_lr' if args.agent == 'hebbian' else args.agent} float32; best of {args.repeats}")
     print(f"{'scheme':8} {'wall s':>7} {'env steps':>10} {'steps/s/core':>13} {'cores':>6} "
           + " ".join(f"{p:>9}" for p in PARTS) + f" {'physics/core':>13}")
     best = {}
@@ -189,7 +203,10 @@ def main() -> None:
     print(f"loop / env steps alone (physics + env rest) per core = {env_share:.2f}")
     print(f"loop / bare physics per core = {share:.2f} (target >= 0.85: {'met' if share >= 0.85 else 'MISSED'}); "
           f"cores used {r['cores']:.2f} (target >= 1.9: {'met' if r['cores'] >= 1.9 else 'MISSED'}); "
-          f"shared vs chunks wall: {best['chunks']['wall'] / r['wall']:.2f}x")
+          f"shared vs chunks wall: {best['chunks']['wall'] / r['wall']:.2f}x; "
+          f"compaction (shared vs whole) wall: {best['whole']['wall'] / r['wall']:.2f}x, network per env step "
+          f"{1e6 * best['whole']['split']['network'] / best['whole']['env_steps']:.1f} -> "
+          f"{1e6 * r['split']['network'] / steps:.1f} us")
 
 
 if __name__ == "__main__":

@@ -94,6 +94,9 @@ class Rollout:
         self._encoder_shapes = tuple(getattr(self.encoder, "param_shapes", ()))
         self._modulated = bool(getattr(getattr(self.agent, "network", None), "modulated", False))
         self._env_kwargs = dict(env_kwargs or {})
+        self.compact_tail = True
+        """Step only the live lifetimes at a generation's tail when the agent can (same numbers;
+        False steps every slot to the end, for timing the difference)."""
         self._envs: dict[str, list] = {}
 
     def envs(self, variant: str, n: int | None = None) -> list:
@@ -175,7 +178,8 @@ class Rollout:
         # Once no lifetime is left to claim, the live ones are moved into the first slots and the
         # agent steps only those (a generation's tail: the batch would step every slot until its
         # longest lifetime ends). Not with a step hook (it reads slots) or per-member encoders.
-        compact = on_step is None and not self._encoder_shapes and getattr(self.agent, "can_compact", False)
+        compact = (self.compact_tail and on_step is None and not self._encoder_shapes
+                   and getattr(self.agent, "can_compact", False))
         exhausted, prefix = len(first) < B, B
         if compact:
             self.agent.set_active(None)

@@ -304,3 +304,34 @@ def test_move_members_and_prefix_by_hand():
     assert not numpy_net.can_compact
     with pytest.raises(NotImplementedError, match="cannot move members"):
         numpy_net.move_members([0], [1])
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_recurrent_agents_compact_at_the_tail_with_the_same_numbers(monkeypatch, kind):
+    """The LSTM and GRU baselines step only their live lifetimes at a generation's tail too, and
+    every lifetime gives the same numbers as without compaction, bit for bit."""
+    from spikehebb.agents.recurrent import RecurrentAgent, genome_parts
+
+    rng = np.random.default_rng(9)
+    n = 11
+    parts = {p.name: [rng.normal(0, 0.7, (n,) + s) for s in p.shapes] for p in genome_parts(kind, SIZES)}
+    seeds = [0, 3, 1, 2, 3, 0, 1, 3, 2, 0, 1]
+
+    def lifetimes(i):
+        return {name: [a[i : i + 1] for a in arrays] for name, arrays in parts.items()}
+
+    rollout = Rollout(ACTION_SCORED, AgentConfig(kind=kind, rule=None, dtype="float64"), 6)
+    prefixes = []
+    set_active = rollout.agent.set_active
+    monkeypatch.setattr(rollout.agent, "set_active", lambda k: (prefixes.append(k), set_active(k)))
+    try:
+        compacted = rollout.run("default", lifetimes, seeds)
+        assert any(k is not None and k < 6 for k in prefixes), prefixes
+        assert prefixes[-1] is None
+        monkeypatch.setattr(RecurrentAgent, "can_compact", False)
+        plain = rollout.run("default", lifetimes, seeds)
+        np.testing.assert_array_equal(compacted.fitness, plain.fitness)
+        np.testing.assert_array_equal(compacted.steps, plain.steps)
+        assert compacted.env_steps == plain.env_steps
+    finally:
+        rollout.close()

@@ -199,6 +199,7 @@ class RecurrentAgent:
         self._c = np.zeros((B, self.hidden), self.dtype)
         self._activations = [np.zeros((B, n), self.dtype) for n in self.sizes]
         self._armed = False
+        self._active = B  # slots stepped: a prefix once the rollout compacts (set_active)
 
     @classmethod
     def build(cls, sizes: Sequence[int], batch_size: int, dtype: str = "float64", activation="tanh") -> "RecurrentAgent":
@@ -286,17 +287,50 @@ class RecurrentAgent:
         if modulator is not None and np.shape(modulator) != (self.batch_size,):
             raise ValueError(f"modulator must be ({self.batch_size},) or None, got {np.shape(modulator)}")
         x = x.astype(self.dtype, copy=False)
-        w_ih, w_hh, b_ih, b_hh = self._params["recurrent"]
+        k = self._active
+        if k < self.batch_size:  # a compacted tail: step the first k slots, leave the rest as they are
+            self._step(x[:k], k)
+        else:
+            self._step(x, None)
+        return self._activations[-1].copy()
+
+    def _step(self, x: np.ndarray, k: int | None) -> None:
+        """Step slots ``[:k]`` (None: all) in place: h, c and every layer's activation."""
+        rows = slice(k)
+        w_ih, w_hh, b_ih, b_hh = (p[rows] for p in self._params["recurrent"])
+        h, c = self._h[rows], self._c[rows]
         a = _matvec(x, w_ih) + b_ih
-        b = _matvec(self._h, w_hh) + b_hh
-        self._h, self._c = self._cell(a, b, self._h, self._c)
-        self._activations[0] = x.copy()
-        self._activations[1] = self._h
-        out = self._h
+        b = _matvec(h, w_hh) + b_hh
+        h, c = self._cell(a, b, h, c)
+        self._h[rows], self._c[rows] = h, c
+        self._activations[0][rows] = x
+        self._activations[1][rows] = h
+        out = h
         for layer, (w, act) in enumerate(zip(self._params["weights"], self._act), start=2):
-            out = act(_matvec(out, w))
-            self._activations[layer] = out
-        return out.copy()
+            out = act(_matvec(out, w[rows]))
+            self._activations[layer][rows] = out
+
+    # ------------------------------------------------------------------------------ compaction
+    can_compact = True
+    """The rollout may move lifetimes between slots and step a prefix (a generation's tail)."""
+
+    def move_members(self, sources: Sequence[int], targets: Sequence[int]) -> None:
+        """Move the lifetimes of slots ``sources`` into slots ``targets`` (distinct slots): every
+        parameter, h, c and the last activations, so the moved lifetimes go on as in their old
+        slots. The sources keep their values, to be re-armed or ignored."""
+        src, dst = self._slots(sources), self._slots(targets)
+        if src.size != dst.size:
+            raise ValueError(f"move_members needs as many targets as sources, got {dst.size} and {src.size}")
+        arrays = [a for part in self._parts for a in self._params[part.name]]
+        for array in (*arrays, self._h, self._c, *self._activations):
+            array[dst] = array[src]
+
+    def set_active(self, n: int | None) -> None:
+        """Step only the first ``n`` slots from now on (None: all B); the others keep their state
+        and last outputs."""
+        if n is not None and not (isinstance(n, (int, np.integer)) and 1 <= n <= self.batch_size):
+            raise ValueError(f"set_active needs a slot count in 1..{self.batch_size} or None, got {n!r}")
+        self._active = self.batch_size if n is None else int(n)
 
     def _cell(self, a, b, h, c):
         """New (h, c) from ``a = x @ W_ih + b_ih`` and ``b = h @ W_hh + b_hh``, both (B, G*H)."""

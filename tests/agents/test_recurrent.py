@@ -136,6 +136,36 @@ def test_arming_one_slot_mid_run_leaves_the_others_unchanged(kind):
         np.testing.assert_allclose(again.step(inputs[t])[2], alone.step(inputs[t][2:3])[0], rtol=0, atol=1e-14)
 
 
+def test_moved_members_go_on_in_their_new_slots_and_a_prefix_steps_alone(kind):
+    """move_members carries parameters, h and c; set_active(k) steps only the first k slots."""
+    rng = np.random.default_rng(8)
+    B = 4
+    parts = random_parts(kind, SIZES, B, rng)
+    inputs = rng.standard_normal((12, B, SIZES[0]))
+    agent, twin = AGENTS[kind].build(SIZES, B), AGENTS[kind].build(SIZES, B)
+    agent.reset(parts)
+    twin.reset(parts)
+    for t in range(5):
+        agent.step(inputs[t])
+        twin.step(inputs[t])
+    agent.move_members([3], [1])  # member 3 goes on in slot 1
+    agent.set_active(2)
+    for t in range(5, 12):
+        x = inputs[t].copy()
+        x[1] = inputs[t][3]
+        out, want = agent.step(x), twin.step(inputs[t])
+        np.testing.assert_array_equal(out[:2], want[[0, 3]])
+        np.testing.assert_array_equal(agent.state()["h"][:2], twin.state()["h"][[0, 3]])
+    before = agent.state()["h"][2:].copy()
+    agent.step(inputs[0])
+    np.testing.assert_array_equal(agent.state()["h"][2:], before)  # outside the prefix: not stepped
+    agent.set_active(None)
+    with pytest.raises(ValueError, match="slot count in 1..4"):
+        agent.set_active(0)
+    with pytest.raises(ValueError, match="as many targets as sources"):
+        agent.move_members([0, 1], [2])
+
+
 def test_reset_zeroes_the_state_of_armed_slots_only(kind):
     rng = np.random.default_rng(4)
     B = 3
