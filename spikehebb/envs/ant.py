@@ -111,6 +111,37 @@ CAMERA_NEAR, CAMERA_FAR = 0.1, 100.0  # m
 RENDER_WIDTH, RENDER_HEIGHT = 320, 240  # px
 
 
+def numpy_sum(values: list[float]) -> float:
+    """``float(np.add.reduce(np.array(values)))`` bit for bit, in plain Python: NumPy's pairwise
+    summation of float64 (``pairwise_sum`` in its ``loops_utils.h``; one block of 8 accumulators
+    for 8 <= n <= 128, a plain loop below 8) added to the reduction's initial 0.0. The part centre's mean is summed this way because
+    building the (22, 3) array and reducing its columns cost about 35 us of a 400 us env step;
+    the numbers must stay NumPy's (the port matches the original, runs resume bit for bit)."""
+    n = len(values)
+    if n > 128:  # NumPy recurses on halves above its block size; not needed for 21-22 parts
+        return float(np.add.reduce(np.array(values, dtype=np.float64)))
+    if n < 8:
+        total = -0.0
+        for v in values:
+            total += v
+        return 0.0 + total
+    r0, r1, r2, r3, r4, r5, r6, r7 = values[:8]
+    end = n - n % 8
+    for i in range(8, end, 8):
+        r0 += values[i]
+        r1 += values[i + 1]
+        r2 += values[i + 2]
+        r3 += values[i + 3]
+        r4 += values[i + 4]
+        r5 += values[i + 5]
+        r6 += values[i + 6]
+        r7 += values[i + 7]
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for v in values[end:]:
+        total += v
+    return 0.0 + total
+
+
 class AntBulletEnv(gym.Env):
     """pybullet's Ant (AntBulletEnv-v0) as a gymnasium env with a choice of lower-leg lengths.
 
@@ -499,9 +530,8 @@ class AntBulletEnv(gym.Env):
         parts.extend(state[0] for state in link_states[1:])
         if include_floor:
             parts.append(self._floor_xyz)
-        parts_xyz = np.array(parts)
-        x = float(np.add.reduce(parts_xyz[:, 0])) / len(parts)
-        y = float(np.add.reduce(parts_xyz[:, 1])) / len(parts)
+        x = numpy_sum([xyz[0] for xyz in parts]) / len(parts)
+        y = numpy_sum([xyz[1] for xyz in parts]) / len(parts)
         z = torso_xyz[2]
         self._body_xyz = (x, y, z)
         self._torso_xyz = torso_xyz

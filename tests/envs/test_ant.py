@@ -288,3 +288,17 @@ def test_integer_and_list_actions_are_accepted(make_env):
 def test_bad_arguments_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         AntBulletEnv(**kwargs)
+
+
+def test_numpy_sum_is_numpys_reduction_bit_for_bit():
+    """The part centre's mean is summed in plain Python in NumPy's pairwise order: every length
+    up to past the block size, magnitudes mixed over eight decades, signed zeros."""
+    from spikehebb.envs.ant import numpy_sum
+
+    rng = np.random.default_rng(0)
+    for n in [*range(0, 40), 127, 128, 129, 300]:
+        for _ in range(300):
+            values = (rng.standard_normal(n) * 10.0 ** rng.integers(-4, 5, n)).tolist()
+            assert numpy_sum(values) == float(np.add.reduce(np.array(values))), (n, values)
+    for zeros in ([-0.0], [-0.0, -0.0], [-0.0] * 9, [0.0, -0.0]):
+        assert str(numpy_sum(zeros)) == str(float(np.add.reduce(np.array(zeros))))
