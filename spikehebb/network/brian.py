@@ -182,12 +182,18 @@ class BrianPlasticNetwork(PlasticNetwork):
                 model += "\ng : 1  # 1 when the member's rule fires this step, else 0 (rule_every)"
             if self.rate_tau is not None:
                 model += "\nrbar : 1  # moving average of r, read by the rule (rate_tau)"
+            pre_of = [c for c in self.constraints if layer < self.n_layers and c.acts_on(layer)]
+            for c in pre_of:  # variables of this group as the presynaptic side of layer `layer`
+                model += "".join("\n" + line for line in c.brian_pre_model(layer))
             # The summed-variable update of a group runs just before it (order - 1), so even
             # orders for the groups give: input 1, rates 1, input 2, rates 2, ...
             group = b2.NeuronGroup(
                 P * n, model, clock=clock, order=2 * layer, dtype=dtype,
                 codeobj_class=codeobj, name=f"spikehebb_layer{layer}",
             )
+            for c in pre_of:
+                for name, values in c.brian_pre_values(layer, P).items():
+                    group.variables[name].get_value()[:] = values
             # Rate groups have no differential equations: their state updater has nothing to do.
             group.state_updater.active = False
             # The moving average (rate_tau) shares the rate's loop; the inputs get a loop of their own.

@@ -10,8 +10,11 @@ the layers it acts on and says how each backend applies it:
   None when Brian2's code cannot express it (a reduction over a member's synapses); the Brian2
   backend then runs :meth:`apply` in a ``NetworkOperation`` on the arrays its compiled code
   reads, so both backends call the same function and agree bit for bit.
-- :meth:`WeightConstraint.brian_model`: extra per-synapse variables the code reads (e.g. a
-  sign per synapse), set by :meth:`brian_values` at build.
+- :meth:`WeightConstraint.brian_model`: extra per-synapse variables the code reads, set by
+  :meth:`brian_values` at build; :meth:`WeightConstraint.brian_pre_model`: variables of the
+  presynaptic units (Dale's sign per unit, read as ``s_dale_pre``), set by
+  :meth:`brian_pre_values`. A per-unit variable is read through the presynaptic index the rule
+  already uses for ``r_pre``, where a per-synapse copy would stream one more array per step.
 
 A constraint may also reparametrise the weights (:attr:`WeightConstraint.latent`): the rule
 then changes a latent per-synapse variable instead of ``w``, and the constraint maps it to the
@@ -78,6 +81,14 @@ class WeightConstraint:
         """Values of :meth:`brian_model`'s variables, flat in (member, pre, post) order."""
         return {}
 
+    def brian_pre_model(self, layer: int) -> list[str]:
+        """Extra variable lines of layer ``layer``'s presynaptic group (the code reads ``name_pre``)."""
+        return []
+
+    def brian_pre_values(self, layer: int, population: int) -> dict[str, np.ndarray]:
+        """Values of :meth:`brian_pre_model`'s variables, flat in (member, pre) order."""
+        return {}
+
     def from_latent(self, latent: np.ndarray, layer: int) -> np.ndarray:
         """The weights ``(P, n_pre, n_post)`` of a latent (constraints with :attr:`latent`)."""
         raise NotImplementedError
@@ -119,8 +130,8 @@ class MaxAbsNormalisation(WeightConstraint):
 class _Dale(WeightConstraint):
     """Dale's law on every layer. signs: one sequence of +1 (excitatory) / -1 (inhibitory) per
     layer of units, inputs first (``len(sizes)`` sequences, :func:`spikehebb.biology.dale_signs`);
-    synaptic layer l reads ``signs[l]`` (its presynaptic units) and ``len(signs[l+1])`` (its
-    post units, for the per-synapse sign variable of the Brian2 code)."""
+    synaptic layer l reads ``signs[l]`` (its presynaptic units); the Brian2 code reads them as
+    ``s_dale_pre``, a constant of the presynaptic group."""
 
     def __init__(self, signs: Sequence[Sequence[int]], layers: Sequence[int] | None = None):
         super().__init__(layers)
@@ -135,9 +146,12 @@ class _Dale(WeightConstraint):
             raise ValueError(f"{self.name} has signs for {len(self.signs)} layers of units; synaptic layer {layer} needs {layer + 2}")
         return self.signs[layer].astype(np.float64)[None, :, None]
 
-    def brian_values(self, layer: int, population: int) -> dict[str, np.ndarray]:
-        n_post = len(self.signs[layer + 1])
-        return {"s_dale": np.tile(np.repeat(self.signs[layer].astype(np.float64), n_post), population)}
+    def brian_pre_model(self, layer: int) -> list[str]:
+        return ["s_dale : 1 (constant)  # Dale: the unit's sign, +1 excitatory, -1 inhibitory"]
+
+    def brian_pre_values(self, layer: int, population: int) -> dict[str, np.ndarray]:
+        self.sign(layer)  # the signs must cover this layer
+        return {"s_dale": np.tile(self.signs[layer].astype(np.float64), population)}
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "signs": [s.tolist() for s in self.signs]}
@@ -152,7 +166,7 @@ class _Dale(WeightConstraint):
 
 class DaleClip(_Dale):
     """Dale's law by clipping: ``w_ij <- s_i * max(s_i * w_ij, 0)`` after every update (see the
-    module docstring); Brian2 runs it as synaptic code with a per-synapse sign ``s_dale``."""
+    module docstring); Brian2 runs it as synaptic code reading the presynaptic sign ``s_dale_pre``."""
 
     name = "dale_clip"
 
@@ -160,13 +174,10 @@ class DaleClip(_Dale):
         s = self.sign(layer).astype(w.dtype)
         w[...] = s * np.maximum(s * w, 0)
 
-    def brian_model(self, layer: int) -> list[str]:
-        return ["s_dale : 1 (constant)  # Dale: sign of the presynaptic unit, +1 excitatory, -1 inhibitory"]
-
     def brian_code(self, layer: int) -> str:
         # max(x, 0) as (x + |x|) / 2, exact for every finite x: Brian2's Cython clip() is a
         # non-inline call with an error check per synapse, which made this constraint cost 2x the rule
-        return "w = s_dale * (s_dale * w + abs(s_dale * w)) / 2  # Dale's law: a weight crossing zero stays at zero"
+        return "w = s_dale_pre * (s_dale_pre * w + abs(s_dale_pre * w)) / 2  # Dale's law: a weight crossing zero stays at zero"
 
 
 class DaleSmooth(_Dale):
@@ -193,14 +204,11 @@ class DaleSmooth(_Dale):
         return s * (magnitude + np.log(-np.expm1(-magnitude)))
 
     def brian_model(self, layer: int) -> list[str]:
-        return [
-            "s_dale : 1 (constant)  # Dale: sign of the presynaptic unit, +1 excitatory, -1 inhibitory",
-            "v : 1  # Dale (smooth): the latent the rule changes, w = s_dale * softplus(s_dale * v)",
-        ]
+        return ["v : 1  # Dale (smooth): the latent the rule changes, w = s_dale_pre * softplus(s_dale_pre * v)"]
 
     def brian_code(self, layer: int) -> str:
-        # max(x, 0) written as (x + |x|) / 2 (exact; see DaleClip), |s_dale * v| = |v|
-        return "w = s_dale * ((s_dale * v + abs(v)) / 2 + log(1 + exp(-abs(v))))  # Dale's law, smooth"
+        # max(x, 0) written as (x + |x|) / 2 (exact; see DaleClip), |s_dale_pre * v| = |v|
+        return "w = s_dale_pre * ((s_dale_pre * v + abs(v)) / 2 + log(1 + exp(-abs(v))))  # Dale's law, smooth"
 
 
 class DaleSquareplus(DaleSmooth):
@@ -227,14 +235,11 @@ class DaleSquareplus(DaleSmooth):
         return s * (magnitude - self.SCALE**2 / magnitude)  # squareplus^-1(y) = y - c^2 / y
 
     def brian_model(self, layer: int) -> list[str]:
-        return [
-            "s_dale : 1 (constant)  # Dale: sign of the presynaptic unit, +1 excitatory, -1 inhibitory",
-            "v : 1  # Dale (squareplus): the latent the rule changes, w = s_dale * squareplus(s_dale * v)",
-        ]
+        return ["v : 1  # Dale (squareplus): the latent the rule changes, w = s_dale_pre * squareplus(s_dale_pre * v)"]
 
     def brian_code(self, layer: int) -> str:
         # as from_latent: max(x, 0) + 2c^2 / (sqrt(v^2 + 4c^2) + |v|), with max(x, 0) as (x + |x|) / 2
-        return (f"w = s_dale * ((s_dale * v + abs(v)) / 2 + {2 * self.SCALE**2!r} / (sqrt(v * v + {4 * self.SCALE**2!r})"
+        return (f"w = s_dale_pre * ((s_dale_pre * v + abs(v)) / 2 + {2 * self.SCALE**2!r} / (sqrt(v * v + {4 * self.SCALE**2!r})"
                 " + abs(v)))  # Dale's law, squareplus")
 
 
