@@ -1,8 +1,11 @@
 """Biology-minded Hebbian ants at equal budget (issue 11; Burns 2021 on Najarro & Risi 2020).
 
 Arms, each trained with the same strategy (OpenAI-ES, the paper's lr scaled to the population),
-population, generations and lifetime length (so the same env-step budget) on default and
-damage_right, over ``--seeds`` seeds:
+population, generations, lifetime length and training bodies (so the same env-step budget), over
+``--seeds`` seeds. The defaults are the short default run's budget (``run_ant.py`` with no flags:
+population 64, 60 generations, 1,000-step lifetimes, the default body only; about 2.7 M env steps
+and 25 min of one core per run); ``--train-variants default damage_right`` trains on the
+paper's two bodies at twice the cost:
 
     unconstrained   the paper's ABCD_lr network
     dale-clip       --dale 0.8 --dale-mode clip     (80% excitatory units in every layer)
@@ -15,16 +18,18 @@ plain ABCD's network cost where softplus costs 8x (``bench_network.py --biology`
 make those arms' runs about twice as long as the others' on this machine.
     modulated       --modulated                     (three-factor rule, the progress term as reward)
 
-Each (arm, seed) is one run file ``OUT/ARM_sSEED.h5``; the script is resumable: finished runs are
-skipped, a killed run resumes from its last generation, and each run's test results are cached
-in ``OUT/ARM_sSEED.json``. Then every run's final search mean is tested on default,
-damage_right (seen) and damage_left (unseen), ``--episodes`` lifetimes each, and the script
+Each (arm, seed) is one run file ``OUT/ARM_sSEED.h5``, run seed by seed (every arm at seed 0,
+then at seed 1, ...), so a study stopped part-way has all arms at the same seeds. The script is
+resumable: a killed run resumes from its last generation, and each finished run's test results,
+budget and curve are cached in ``OUT/ARM_sSEED.json``, from which it reports without its run file
+(the caches carry a study between machines in kilobytes). Every run's final search mean is tested
+on default, damage_right and damage_left, ``--episodes`` lifetimes each, and the script
 prints one Markdown table (per arm: mean +- std over seeds of each run's mean test fitness, the
 budget in env steps, the seeds) and writes ``OUT/table.md`` and ``OUT/curves.png`` (training
 fitness against env steps, mean over seeds). Goal: a Dale+positive ant within 10% of the
 unconstrained one.
 
-    python experiments/biology_ant.py --out runs/biology --seeds 3 --generations 100 --popsize 64
+    python experiments/biology_ant.py --out runs/biology --seeds 3 --workers 2
     python experiments/biology_ant.py --out /tmp/bio --seeds 3 --generations 1 --popsize 4 \\
         --max-env-steps 60 --episodes 2 --backend numpy                     # a smoke test
 """
@@ -48,9 +53,8 @@ ARMS: dict[str, list[str]] = {
     "modulated": ["--modulated"],
 }
 VARIANTS = ("default", "damage_right", "damage_left")
-#: Every arm trains on default and damage_right (the paper's bodies) with the paper's lr scaled to
-#: the population, lr * sqrt(popsize / 500): at population 64 it learned several times faster
-#: than lr 0.2 (experiments/variance_study.py).
+#: Every arm trains with the paper's lr scaled to the population, lr * sqrt(popsize / 500): at
+#: population 64 it learned several times faster than lr 0.2 (experiments/variance_study.py).
 SCALE_LR = 500
 
 
@@ -61,7 +65,7 @@ def run_config(arm: str, seed: int, args: argparse.Namespace):
     parser = argparse.ArgumentParser()
     add_train_arguments(parser)
     flags = ARMS[arm] + [
-        "--train-variants", "default", "damage_right", "--scale-lr", str(SCALE_LR),
+        "--train-variants", *args.train_variants, "--scale-lr", str(SCALE_LR),
         "--seed", str(seed), "--popsize", str(args.popsize), "--generations", str(args.generations),
         "--max-env-steps", str(args.max_env_steps), "--runs-dir", str(args.out), "--backend", args.backend,
         "--no-progress",
@@ -81,6 +85,17 @@ def train_one(config, path: Path) -> None:
         train(config, progress=False)
 
 
+def cached_result(path: Path, generations: int, episodes: int) -> dict | None:
+    """The cached test of a run finished at ``generations`` with ``episodes`` lifetimes, or None."""
+    cache = path.with_suffix(".json")
+    if not cache.exists():
+        return None
+    cached = json.loads(cache.read_text())
+    if cached.get("generations") == generations and cached.get("episodes") == episodes:
+        return cached
+    return None
+
+
 def test_one(path: Path, episodes: int, workers: int) -> dict:
     """Test results of one run, cached next to it: {variant: mean fitness}, env steps, curve."""
     from spikehebb.assess import assess, load_run
@@ -89,10 +104,9 @@ def test_one(path: Path, episodes: int, workers: int) -> dict:
     cache = path.with_suffix(".json")
     with RunStore.open(path) as store:
         history, generations = store.history(), store.generations_completed
-    if cache.exists():
-        cached = json.loads(cache.read_text())
-        if cached.get("generations") == generations and cached.get("episodes") == episodes:
-            return cached
+    cached = cached_result(path, generations, episodes)
+    if cached is not None:
+        return cached
     config, params = load_run(path, "mean")
     results = assess(config, params, VARIANTS, episodes, workers)
     out = {
@@ -147,7 +161,9 @@ def main(argv=None) -> None:
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS), help="arms to run (default: all)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per arm, 0..N-1 (default: %(default)s)")
     parser.add_argument("--popsize", type=int, default=64, help="(default: %(default)s)")
-    parser.add_argument("--generations", type=int, default=100, help="(default: %(default)s)")
+    parser.add_argument("--generations", type=int, default=60, help="(default: %(default)s)")
+    parser.add_argument("--train-variants", nargs="+", default=["default"], metavar="BODY",
+                        help="training bodies, every arm (default: %(default)s)")
     parser.add_argument("--max-env-steps", type=int, default=1000, help="training lifetime incl. burn-in (default: %(default)s)")
     parser.add_argument("--episodes", type=int, default=20, help="test lifetimes per variant (default: %(default)s)")
     parser.add_argument("--backend", choices=("brian2", "numpy"), default="brian2", help="(default: %(default)s)")
@@ -158,15 +174,18 @@ def main(argv=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.seeds))
     try:
-        configs = {(arm, seed): run_config(arm, seed, args) for arm in args.arms for seed in seeds}
+        configs = {(arm, seed): run_config(arm, seed, args) for seed in seeds for arm in args.arms}
     except ValueError as err:  # every setting is checked before any run starts
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     results: dict[str, list[dict]] = {arm: [] for arm in args.arms}
     for (arm, seed), config in configs.items():
         path = args.out / f"{arm}_s{seed}.h5"
         print(f"{arm} seed {seed}: {path}", file=sys.stderr, flush=True)
-        train_one(config, path)
-        results[arm].append(test_one(path, args.episodes, args.workers or 1))
+        cached = cached_result(path, args.generations, args.episodes)
+        if cached is None or path.exists():  # a finished run's file may be gone: its cache reports it
+            train_one(config, path)
+            cached = test_one(path, args.episodes, args.workers or 1)
+        results[arm].append(cached)
     text = table(results, seeds)
     print(text)
     (args.out / "table.md").write_text(text + "\n")

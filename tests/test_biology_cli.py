@@ -85,10 +85,16 @@ def test_the_study_script_runs_and_resumes_at_a_tiny_budget(tmp_path):
            "--backend", "numpy", "--workers", "1"]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr
-    # 4 candidates x 2 training bodies x 50 env steps (burn-in included) in one generation
-    assert "| dale+positive | 400 | 0 |" in first.stdout
+    # 4 candidates x 1 training body (the default) x 50 env steps (burn-in included) in one generation
+    assert "| dale+positive | 200 | 0 |" in first.stdout
     again = subprocess.run(cmd[:-4] + ["--generations", "2", "--backend", "numpy", "--workers", "1"],
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
-    assert "| dale+positive | 800 | 0 |" in again.stdout  # resumed: one more generation
+    assert "| dale+positive | 400 | 0 |" in again.stdout  # resumed: one more generation
+    for run in tmp_path.glob("*.h5"):  # finished runs report from their caches alone
+        run.unlink()
+    cached = subprocess.run(cmd[:-4] + ["--generations", "2", "--backend", "numpy", "--workers", "1"],
+                            capture_output=True, text=True, timeout=600)
+    assert cached.returncode == 0, cached.stderr
+    assert cached.stdout == again.stdout and not list(tmp_path.glob("*.h5"))
     assert (tmp_path / "curves.png").exists() and (tmp_path / "table.md").exists()
