@@ -14,7 +14,7 @@ Resumable: run files and test results live in ``--study-dir``; run the same comm
 continue (finished arms are only read). Prints one table per arm and seed, then the summary.
 
     python experiments/bottleneck_ant.py                                  # a tiny check (minutes)
-    python experiments/bottleneck_ant.py --popsize 64 --generations 100 --max-env-steps 1000 \\
+    python experiments/bottleneck_ant.py --popsize 64 --generations 60 --max-env-steps 1000 \\
         --seeds 1 2 --episodes 20 --workers 2                              # the study
 """
 
@@ -87,9 +87,9 @@ def study_arms(args: Args) -> list[Arm]:
         "static": (AgentConfig(kind="static", rule=None), es),
     }
     arms = []
-    for name in args.arms:
-        agent, strategy = kinds[name]
-        for seed in args.seeds:
+    for seed in args.seeds:  # seed-major: a study stopped part-way has every arm at the same seeds
+        for name in args.arms:
+            agent, strategy = kinds[name]
             config = TrainConfig(
                 task=task, agent=agent, strategy=strategy, evaluator=evaluator, generations=args.generations,
                 seed=seed, runs_dir=args.study_dir,
