@@ -526,8 +526,7 @@ class AntBulletEnv(gym.Env):
 
         # The original's parts dict: link 0, the torso, links 1..19, then (once added) the floor.
         # Same order and the same NumPy reduction, so the mean rounds the same way.
-        parts = [link_states[0][0], torso_xyz]
-        parts.extend(state[0] for state in link_states[1:])
+        parts = [link_states[0][0], torso_xyz, *[state[0] for state in link_states[1:]]]
         if include_floor:
             parts.append(self._floor_xyz)
         x = numpy_sum([xyz[0] for xyz in parts]) / len(parts)
@@ -556,12 +555,13 @@ class AntBulletEnv(gym.Env):
             values.append(JOINT_SPEED_SCALE * speed)
         values.extend(self._feet_contact)
 
-        raw = np.array(values, dtype=np.float32)
+        raw = np.fromiter(values, np.float32, OBS_DIM)
         joint_speeds = raw[9:24:2].copy()
         raw_values = raw.tolist()
         joints_at_limit = sum(abs(v) > JOINT_AT_LIMIT for v in raw_values[8:24:2])
         finite = not any(map(math.isnan, raw_values))  # clipping makes +-inf finite, not NaN
-        np.clip(raw, -OBS_CLIP, OBS_CLIP, out=raw)
+        # np.clip, without its Python wrapper's cost (same values, NaN kept)
+        np.minimum(np.maximum(raw, -OBS_CLIP, out=raw), OBS_CLIP, out=raw)
         return raw, joint_speeds, joints_at_limit, finite
 
     def _calc_potential(self) -> float:
