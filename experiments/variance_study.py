@@ -63,6 +63,30 @@ def steps_to(history: dict, threshold: float) -> int | None:
     return None if not reached.size else int(np.cumsum(history["env_steps"])[reached[0]])
 
 
+LR = {"paper": "0.2", "paired": "0.2", "scaled lr": "0.2 x sqrt(P/500)", "paired + scaled": "0.2 x sqrt(P/500)"}
+
+
+def markdown_table(args, results) -> str:
+    """The README's table: per arm its lr, seeds, env steps per run, the env steps at which the
+    population mean first reached 100 and 500 (per seed), the test of the final mean per seed (mean ± std
+    over the lifetimes) and the mean over seeds."""
+    lines = ["| arm | lr | seeds | env steps per run | population mean reached 100 at (per seed) | ... 500 at "
+             f"| test of the final mean per seed ({args.episodes} lifetimes each) | mean over seeds |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name in ARMS:
+        rows = [r for r in results if r.name.rsplit(" s", 1)[0] == name]
+        if not rows:
+            continue
+        seeds = ", ".join(r.name.rsplit(" s", 1)[1] for r in rows)
+        reach = [" / ".join("-" if (t := steps_to(r.history, level)) is None else f"{t / 1e6:.2f} M" for r in rows)
+                 for level in THRESHOLDS]
+        tests = " / ".join(f"{r.mean('default'):.0f} ± {r.std('default'):.0f}" for r in rows)
+        mean = np.mean([r.mean("default") for r in rows])
+        steps = np.mean([r.env_steps for r in rows]) / 1e6
+        lines.append(f"| {name} | {LR[name]} | {seeds} | {steps:.2f} M | {reach[0]} | {reach[1]} | {tests} | {mean:.0f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--popsize", type=int, default=64)
@@ -98,6 +122,9 @@ def main() -> None:
         means = [r.mean("default") for r in rows]
         print(f"{name:<18} {np.mean([r.env_steps for r in rows]) / 1e6:>15.2f} M " + " ".join(f"{c:>12}" for c in cells)
               + f" {np.mean(means):>7.0f} ± {np.std(means):<5.0f}")
+    table = markdown_table(args, results)
+    print(table)
+    (args.dir / "table.md").write_text(table + "\n")
     ax.set_xlabel("env steps (millions)")
     ax.set_ylabel("population mean fitness\n(summed progress; 100 = 1.65 m)")
     ax.legend()
