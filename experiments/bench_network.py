@@ -107,6 +107,7 @@ def biology_variants(population: int, dtype: str) -> dict:
         "positive": (positive, RULE, dict(activation="rtanh")),
         "modulated": (SIZES, three_factor(RULE), dict(baseline_tau=100.0)),
         "rule every 4, avg 4": (SIZES, RULE, dict(rule_every=4, rate_tau=4.0)),
+        "dale+positive": (positive, RULE, dict(constraints=dale(positive, "squareplus"), activation="rtanh")),
         "dale+positive+mod": (positive, three_factor(RULE),
                               dict(constraints=dale(positive, "squareplus"), activation="rtanh", baseline_tau=100.0)),
     }
