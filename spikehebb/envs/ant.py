@@ -114,9 +114,11 @@ RENDER_WIDTH, RENDER_HEIGHT = 320, 240  # px
 def numpy_sum(values: list[float]) -> float:
     """``float(np.add.reduce(np.array(values)))`` bit for bit, in plain Python: NumPy's pairwise
     summation of float64 (``pairwise_sum`` in its ``loops_utils.h``; one block of 8 accumulators
-    for 8 <= n <= 128, a plain loop below 8) added to the reduction's initial 0.0. The part centre's mean is summed this way because
-    building the (22, 3) array and reducing its columns cost about 35 us of a 400 us env step;
-    the numbers must stay NumPy's (the port matches the original, runs resume bit for bit)."""
+    for 8 <= n <= 128, a plain loop below 8) added to the reduction's initial 0.0. The part
+    centre's mean is summed this way to skip building a (22, 3) array each step (with the other
+    changes of that commit the observation went from 38.6 to 34.8 us on a quiet machine, about 2%
+    of a 230 us env step); the numbers must stay NumPy's (the port matches the original, runs
+    resume bit for bit)."""
     n = len(values)
     if n > 128:  # NumPy recurses on halves above its block size; not needed for 21-22 parts
         return float(np.add.reduce(np.array(values, dtype=np.float64)))
