@@ -57,13 +57,15 @@ def train(
         if store is not None:
             stored = TrainConfig.from_dict(store.config)
             if config is not None:
-                free = ("generations:", "evaluator.", "runs_dir:")
+                # where the file lies and what it is called are not settings of the run (a study
+                # may take over a run file made by another under its own name)
+                free = ("generations:", "evaluator.", "runs_dir:", "run_name:")
                 differences = [d for d in stored.differences(config) if not d.startswith(free)]
                 if differences:
                     raise ValueError(
                         f"{resume} was started with other settings and a resumed run keeps them; drop the "
-                        f"flags that change {'; '.join(differences)} (only --generations and where lifetimes "
-                        f"run may change)"
+                        f"flags that change {'; '.join(differences)} (only --generations, where lifetimes "
+                        f"run and the run's name may change)"
                     )
                 stored = stored.replace(generations=config.generations, evaluator=config.evaluator)
             config = stored

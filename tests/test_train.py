@@ -56,6 +56,23 @@ def test_train_resume_evaluate(tmp_path, evaluator):
     assert results[0].trained_on and not results[1].trained_on
 
 
+def test_a_run_file_copied_under_another_name_resumes_with_a_config_naming_the_copy(tmp_path):
+    """A study may take over a finished run of another (same settings, its own run_name and
+    folder): the name and folder are not settings; the seed is."""
+    import shutil
+
+    path = train(tiny(tmp_path, generations=1), progress=False)
+    copy = tmp_path / "study" / "arm_s0.h5"
+    copy.parent.mkdir()
+    shutil.copy(path, copy)
+    mine = tiny(tmp_path / "study", run_name="arm_s0", generations=2)
+    assert train(mine, resume=copy, progress=False) == copy
+    h, _ = history(copy)
+    np.testing.assert_array_equal(h["fitness_raw"], history(train(tiny(tmp_path / "straight", generations=2), progress=False))[0]["fitness_raw"])
+    with pytest.raises(ValueError, match="seed: 0 -> 1"):
+        train(tiny(tmp_path / "study", run_name="arm_s0", generations=2, seed=1), resume=copy, progress=False)
+
+
 def test_static_and_coevolve_runs(tmp_path):
     for name, changes, n_params in (
         ("static", dict(static=True), 28 * 128 + 128 * 64 + 64 * 8),
