@@ -127,7 +127,10 @@ def time_generation(evaluator: ProcessEvaluator, how: str, sampler, keys) -> dic
     evaluator._map("timings", [()] * evaluator.workers)  # reset the counters
     cpu0 = cpu_seconds(evaluator.pids)
     start = time.perf_counter()
-    fitness, env_steps = (lambda s, k: chunked(evaluator, s, k) if how == "chunks" else evaluator.evaluate(s, k))(sampler, keys)
+    if how == "chunks":
+        fitness, env_steps = chunked(evaluator, sampler, keys)
+    else:
+        fitness, env_steps = evaluator.evaluate(sampler, keys)
     wall = time.perf_counter() - start
     cpu = cpu_seconds(evaluator.pids) - cpu0
     per_worker = evaluator._map("timings", [()] * evaluator.workers)

@@ -63,9 +63,6 @@ def steps_to(history: dict, threshold: float) -> int | None:
     return None if not reached.size else int(np.cumsum(history["env_steps"])[reached[0]])
 
 
-LR = {"paper": "0.2", "paired": "0.2", "scaled lr": "0.2 x sqrt(P/500)", "paired + scaled": "0.2 x sqrt(P/500)"}
-
-
 def markdown_table(args, results) -> str:
     """The README's table: per arm its lr, seeds, env steps per run, the env steps at which the
     population mean first reached 100 and 500 (per seed), the test of the final mean per seed (mean ± std
@@ -83,7 +80,8 @@ def markdown_table(args, results) -> str:
         tests = " / ".join(f"{r.mean('default'):.0f} ± {r.std('default'):.0f}" for r in rows)
         mean = np.mean([r.mean("default") for r in rows])
         steps = np.mean([r.env_steps for r in rows]) / 1e6
-        lines.append(f"| {name} | {LR[name]} | {seeds} | {steps:.2f} M | {reach[0]} | {reach[1]} | {tests} | {mean:.0f} |")
+        lr = f"0.2 x sqrt(P/{ARMS[name]['lr_reference_popsize']})" if "lr_reference_popsize" in ARMS[name] else "0.2"
+        lines.append(f"| {name} | {lr} | {seeds} | {steps:.2f} M | {reach[0]} | {reach[1]} | {tests} | {mean:.0f} |")
     return "\n".join(lines)
 
 

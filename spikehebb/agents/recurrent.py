@@ -57,6 +57,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from spikehebb.agents.base import GenomePart
+from spikehebb.network.base import active_slots, check_move
 
 GATES = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
 """Gate blocks of each kind, in torch's order along the recurrent arrays' last axis."""
@@ -287,16 +288,12 @@ class RecurrentAgent:
         if modulator is not None and np.shape(modulator) != (self.batch_size,):
             raise ValueError(f"modulator must be ({self.batch_size},) or None, got {np.shape(modulator)}")
         x = x.astype(self.dtype, copy=False)
-        k = self._active
-        if k < self.batch_size:  # a compacted tail: step the first k slots, leave the rest as they are
-            self._step(x[:k], k)
-        else:
-            self._step(x, None)
+        self._step(x[: self._active])  # after compaction a prefix; the other slots stay as they are
         return self._activations[-1].copy()
 
-    def _step(self, x: np.ndarray, k: int | None) -> None:
-        """Step slots ``[:k]`` (None: all) in place: h, c and every layer's activation."""
-        rows = slice(k)
+    def _step(self, x: np.ndarray) -> None:
+        """Step the first ``len(x)`` slots in place: h, c and every layer's activation."""
+        rows = slice(len(x))
         w_ih, w_hh, b_ih, b_hh = (p[rows] for p in self._params["recurrent"])
         h, c = self._h[rows], self._c[rows]
         a = _matvec(x, w_ih) + b_ih
@@ -319,8 +316,7 @@ class RecurrentAgent:
         parameter, h, c and the last activations, so the moved lifetimes go on as in their old
         slots. The sources keep their values, to be re-armed or ignored."""
         src, dst = self._slots(sources), self._slots(targets)
-        if src.size != dst.size:
-            raise ValueError(f"move_members needs as many targets as sources, got {dst.size} and {src.size}")
+        check_move(src, dst)
         arrays = [a for part in self._parts for a in self._params[part.name]]
         for array in (*arrays, self._h, self._c, *self._activations):
             array[dst] = array[src]
@@ -328,9 +324,7 @@ class RecurrentAgent:
     def set_active(self, n: int | None) -> None:
         """Step only the first ``n`` slots from now on (None: all B); the others keep their state
         and last outputs."""
-        if n is not None and not (isinstance(n, (int, np.integer)) and 1 <= n <= self.batch_size):
-            raise ValueError(f"set_active needs a slot count in 1..{self.batch_size} or None, got {n!r}")
-        self._active = self.batch_size if n is None else int(n)
+        self._active = active_slots(n, self.batch_size)
 
     def _cell(self, a, b, h, c):
         """New (h, c) from ``a = x @ W_ih + b_ih`` and ``b = h @ W_hh + b_hh``, both (B, G*H)."""

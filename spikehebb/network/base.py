@@ -113,6 +113,19 @@ def sample_weights(
     return layers
 
 
+def check_move(sources: np.ndarray, targets: np.ndarray) -> None:
+    """A one-line error unless a compaction move pairs every source slot with a target slot."""
+    if sources.size != targets.size:
+        raise ValueError(f"move_members needs as many targets as sources, got {targets.size} and {sources.size}")
+
+
+def active_slots(n: int | None, size: int) -> int:
+    """The slot count of ``set_active(n)`` on ``size`` slots (None: all), or a one-line error."""
+    if n is not None and not (isinstance(n, (int, np.integer)) and 1 <= n <= size):
+        raise ValueError(f"set_active needs a slot count in 1..{size} or None, got {n!r}")
+    return size if n is None else int(n)
+
+
 class PlasticNetwork:
     """P independent plastic feed-forward networks run in lockstep (the backends' base class).
 
@@ -408,8 +421,7 @@ class PlasticNetwork:
         sources are left as they were, to be re-armed or ignored): every per-member state, so that
         the moved members go on exactly as they would have in their old slots."""
         src, dst = self._check_members(sources), self._check_members(targets)
-        if src.size != dst.size:
-            raise ValueError(f"move_members needs as many targets as sources, got {dst.size} and {src.size}")
+        check_move(src, dst)
         if not self.can_compact:
             raise NotImplementedError(f"the {self.backend} backend cannot move members between slots")
         for array in (self._lifetime_steps, self._baseline, self._last_modulator, self._armed):
@@ -420,11 +432,10 @@ class PlasticNetwork:
         """Step only the first ``n`` slots from now on (None: all P). The outputs and state of the
         other slots are left as they are; only live lifetimes may be in them while none of their
         outputs is read (the rollout moves its live lifetimes into the prefix first)."""
-        if n is not None and not (isinstance(n, (int, np.integer)) and 1 <= n <= self.population):
-            raise ValueError(f"set_active needs a slot count in 1..{self.population} or None, got {n!r}")
+        k = active_slots(n, self.population)
         if not self.can_compact:
             raise NotImplementedError(f"the {self.backend} backend cannot step a prefix of its slots")
-        self._set_active(self.population if n is None else int(n))
+        self._set_active(k)
 
     def _move_members(self, sources: np.ndarray, targets: np.ndarray) -> None:
         raise NotImplementedError

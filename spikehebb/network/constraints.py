@@ -150,8 +150,7 @@ class _Dale(WeightConstraint):
         return ["s_dale : 1 (constant)  # Dale: the unit's sign, +1 excitatory, -1 inhibitory"]
 
     def brian_pre_values(self, layer: int, population: int) -> dict[str, np.ndarray]:
-        self.sign(layer)  # the signs must cover this layer
-        return {"s_dale": np.tile(self.signs[layer].astype(np.float64), population)}
+        return {"s_dale": np.tile(self.sign(layer).ravel(), population)}
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "signs": [s.tolist() for s in self.signs]}
