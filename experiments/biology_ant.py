@@ -8,7 +8,7 @@ and 25 min of one core per run); ``--train-variants default damage_right`` train
 paper's two bodies at twice the cost:
 
     unconstrained   the paper's ABCD_lr network
-    dale-clip       --dale 0.8 --dale-mode clip     (80% excitatory units in every layer)
+    dale-clip       --dale 0.8 --dale-mode clip     (80% excitatory units in every layer, E/I balanced gains)
     dale-squareplus --dale 0.8 --dale-mode squareplus  (the smooth parametrisation, algebraic link)
     positive        --positive                      (on/off inputs, rectified tanh, muscle pairs)
     dale+positive   --dale 0.8 --dale-mode squareplus --positive

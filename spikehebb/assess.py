@@ -225,9 +225,15 @@ class _TraceRecorder:
 
 def _dale_meta(agent, sizes) -> dict:
     """Episode attributes ``dale_signs_L`` (+1 E, -1 I per unit of layer L, inputs first) of an
-    agent with Dale's law; none otherwise."""
+    agent with Dale's law and, with E/I balance, ``dale_gains_L`` (the gain each unit of layer L
+    sends with; the efficacy of a synapse of synaptic layer L is ``dale_gains_L[i] * w_ij``,
+    layers 0 .. L-1 of units have gains); none otherwise."""
     if getattr(agent, "dale", None) is None:
         return {}
-    from spikehebb.biology import dale_signs
+    from spikehebb.biology import dale_constraint, dale_signs
 
-    return {f"dale_signs_{l}": s for l, s in enumerate(dale_signs(sizes, agent.dale, agent.dale_seed))}
+    meta = {f"dale_signs_{l}": s for l, s in enumerate(dale_signs(sizes, agent.dale, agent.dale_seed))}
+    if getattr(agent, "dale_balance", False):
+        constraint = dale_constraint(sizes, agent.dale, agent.dale_mode, agent.dale_seed, balance=True)
+        meta.update({f"dale_gains_{l}": constraint.input_gain(l) for l in range(len(sizes) - 1)})
+    return meta

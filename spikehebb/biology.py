@@ -48,13 +48,14 @@ def dale_signs(sizes: Sequence[int], fraction: float, seed: int) -> list[np.ndar
     return signs
 
 
-def dale_constraint(sizes: Sequence[int], fraction: float, mode: str, seed: int):
-    """The weight constraint keeping Dale's law in ``mode`` (a key of :data:`DALE_MODES`)."""
+def dale_constraint(sizes: Sequence[int], fraction: float, mode: str, seed: int, balance: bool = False):
+    """The weight constraint keeping Dale's law in ``mode`` (a key of :data:`DALE_MODES`), with
+    E/I balanced input gains if ``balance`` (:mod:`spikehebb.network.constraints`)."""
     from spikehebb.network import make_constraint
 
     if mode not in DALE_MODES:
         raise ValueError(f"unknown Dale mode {mode!r}; expected one of {tuple(DALE_MODES)}")
-    return make_constraint({"name": DALE_MODES[mode], "signs": dale_signs(sizes, fraction, seed)})
+    return make_constraint({"name": DALE_MODES[mode], "signs": dale_signs(sizes, fraction, seed), "balance": balance})
 
 
 def check_agent_task(agent, task) -> None:

@@ -122,6 +122,9 @@ def add_biology_arguments(parser: argparse.ArgumentParser) -> None:
                    help="with --dale: 'clip' (a weight crossing zero stays at zero, default), 'smooth' "
                         "(w = s*softplus(s*v), the rule acting on v) or 'squareplus' (the same with the cheaper "
                         "algebraic link (x + sqrt(x^2 + 0.04)) / 2)")
+    g.add_argument("--dale-unbalanced", action="store_true",
+                   help="with --dale: every unit sends with gain 1 (default: E/I balanced gains n/(2 n_E) and n/(2 n_I), "
+                        "so each unit's E and I inputs sum alike; unbalanced 80%% E layers saturate at +1 at once)")
     g.add_argument("--positive", action="store_true",
                    help="non-negative rates: on/off input pairs, rectified tanh, actions from agonist/antagonist "
                         "output pairs (r+ - r-); the ant's network becomes 56-128-64-16")
@@ -155,6 +158,10 @@ def _biology(args: argparse.Namespace, agent, task, seed: int):
     for flag in ("eligibility_tau", "baseline_tau"):
         if getattr(args, flag, None) is not None and not (args.modulated or agent.modulated):
             raise ValueError(f"--{flag.replace('_', '-')} needs --modulated")
+    if getattr(args, "dale_unbalanced", False):
+        if getattr(args, "dale", None) is None and agent.dale is None:
+            raise ValueError("--dale-unbalanced needs --dale FRACTION")
+        changes["dale_balance"] = False
     if getattr(args, "dale", None) is not None:
         changes["dale_seed"] = seed
     if changes:

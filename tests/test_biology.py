@@ -65,6 +65,33 @@ def test_dale_signs_never_flip_for_any_member_at_any_step(mode, scale):
             assert np.all(s * w >= 0), f"layer {layer}: a weight crossed its unit's sign"
 
 
+def test_balanced_gains_make_e_and_i_efficacies_sum_alike():
+    c = dale_constraint((8, 5, 3), 0.75, "clip", 0, balance=True)
+    g = c.input_gain(0)
+    s = c.signs[0]
+    assert int((s > 0).sum()) == 6
+    np.testing.assert_allclose(g[s > 0], 8 / 12)  # n / (2 n_E)
+    np.testing.assert_allclose(g[s < 0], 8 / 4)  # n / (2 n_I)
+    assert g[s > 0].sum() == pytest.approx(g[s < 0].sum()) == pytest.approx(4.0)
+    assert dale_constraint((8, 5, 3), 0.75, "clip", 0).input_gain(0) is None
+    np.testing.assert_array_equal(dale_constraint((4, 3), 1.0, "clip", 0, balance=True).input_gain(0), np.ones(4))
+
+
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("brian2", marks=pytest.mark.slow)])
+def test_balanced_forward_pass_sends_each_rate_with_its_unit_gain(backend):
+    sizes = (8, 5, 3)
+    constraint = dale_constraint(sizes, 0.75, "clip", 2, balance=True)
+    net = make_network(sizes, "ABCD_lr", 2, backend=backend, dtype="float64", constraints=[constraint])
+    w = sample_weights(sizes, 2, rng=4, signs=dale_signs(sizes, 0.75, 2))
+    net.reset(_coefficients("ABCD_lr", 0.0, 0, sizes, 2), w)  # a zero rule: the weights stay
+    x = np.random.default_rng(5).normal(0, 1, (2, 8))
+    out = net.step(x)
+    hidden = np.tanh(np.einsum("pi,pij->pj", x * constraint.input_gain(0), w[0]))
+    want = np.tanh(np.einsum("pi,pij->pj", hidden * constraint.input_gain(1), w[1]))
+    np.testing.assert_allclose(out, want, rtol=1e-12)
+    np.testing.assert_allclose(net.weights[0], w[0])  # the rule and the clip act on w, not on g * w
+
+
 def test_dale_clip_is_the_hand_computed_clip():
     c = DaleClip([[1, -1], [1, 1]])
     w = np.array([[[0.3, -0.2], [0.4, -0.1]]])
@@ -278,12 +305,13 @@ OPTIONS = {
     "dale_clip": dict(rule="ABCD_lr", constraints="clip"),
     "dale_smooth": dict(rule="ABCD_lr", constraints="smooth"),
     "dale_squareplus": dict(rule="ABCD_lr", constraints="squareplus"),
+    "dale_balanced": dict(rule="ABCD_lr", constraints="clip", balance=True),
     "positive": dict(rule="ABCD_lr", activation="rtanh"),
     "modulated": dict(rule="ABCD_lr+mod", baseline_tau=5.0, eligibility_tau=7.0),
     "rule_every": dict(rule="ABCD", rule_every=3, rate_tau=4.0),
 }
 #: Every option at once: one Brian2 build in the quick suite (the per-option ones are slow).
-ALL = dict(rule="ABCD_lr+mod", constraints="smooth", activation="rtanh", baseline_tau=5.0, rule_every=2, rate_tau=3.0)
+ALL = dict(rule="ABCD_lr+mod", constraints="smooth", balance=True, activation="rtanh", baseline_tau=5.0, rule_every=2, rate_tau=3.0)
 
 
 def _brian_against_numpy(options, population=P):
@@ -291,7 +319,7 @@ def _brian_against_numpy(options, population=P):
     rule = options.pop("rule")
     mode = options.pop("constraints", None)
     if mode:
-        options["constraints"] = [dale_constraint(SIZES, 0.7, mode, 0)]
+        options["constraints"] = [dale_constraint(SIZES, 0.7, mode, 0, balance=options.pop("balance", False))]
     results = []
     for backend in ("numpy", "brian2"):
         net = make_network(SIZES, rule, population, backend=backend, dtype="float64", **options)

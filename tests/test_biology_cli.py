@@ -24,6 +24,7 @@ TINY = ["--popsize", "4", "--generations", "1", "--max-env-steps", "60", "--trai
     (["--dale", "0"], "the Dale fraction of excitatory units must be in (0, 1], got 0.0"),
     (["--dale", "1.5"], "the Dale fraction of excitatory units must be in (0, 1], got 1.5"),
     (["--dale-mode", "smooth"], "--dale-mode needs --dale FRACTION"),
+    (["--dale-unbalanced"], "--dale-unbalanced needs --dale FRACTION"),
     (["--eligibility-tau", "10"], "--eligibility-tau needs --modulated"),
     (["--modulated", "--eligibility-tau", "0.5"], "eligibility_tau must be a finite number of steps >= 1, got 0.5"),
     (["--rule-every", "0"], "rule_every must be a positive integer, got 0"),
@@ -60,7 +61,7 @@ def test_a_biology_run_is_stored_rebuilt_by_evaluate_and_traced(tmp_path, capsys
         config = TrainConfig.from_dict(store.config)
     agent = config.agent
     assert (agent.dale, agent.dale_mode, agent.dale_seed, agent.modulated, agent.weight_init, agent.rule_every,
-            agent.rate_average, config.task.positive) == (0.75, "clip", 5, True, "lognormal", 2, 3.0, True)
+            agent.rate_average, config.task.positive, agent.dale_balance) == (0.75, "clip", 5, True, "lognormal", 2, 3.0, True, True)
     capsys.readouterr()
     assert cli_main(["evaluate", str(path), "--variant", "default", "--episodes", "1", "--eval-steps", "70",
                      "--traces", "--eval-workers", "1"]) == 0
@@ -72,7 +73,10 @@ def test_a_biology_run_is_stored_rebuilt_by_evaluate_and_traced(tmp_path, capsys
     with h5py.File(path, "r") as f:
         g = f["traces/default/episode_0"]
         stored = [g.attrs[f"dale_signs_{l}"] for l in range(4)]
+        gains = [g.attrs[f"dale_gains_{l}"] for l in range(3)]
     assert all(np.array_equal(a, b) for a, b in zip(stored, signs))
+    for s, gain in zip(signs, gains):  # 75% E: E units send with n / (2 n_E), I units with n / (2 n_I)
+        np.testing.assert_allclose(gain, np.where(s > 0, s.size / (2 * (s > 0).sum()), s.size / (2 * (s < 0).sum())))
     for layer, w in enumerate(trace.weights):  # every recorded step keeps Dale's signs
         assert np.all(w * signs[layer][None, :, None] >= 0)
 

@@ -19,9 +19,11 @@ class AgentConfig:
     backend, dtype: the network's backend ("brian2" or "numpy") and float type.
     weight_init, weight_scale: how initial weights are drawn: U[-0.1, 0.1] in the paper;
         "lognormal" magnitudes (:func:`spikehebb.network.sample_weights`).
-    dale, dale_mode, dale_seed: Dale's law (:mod:`spikehebb.biology`): the fraction of
+    dale, dale_mode, dale_seed, dale_balance: Dale's law (:mod:`spikehebb.biology`): the fraction of
         excitatory units of every layer in (0, 1] (None: no Dale's law), "clip", "smooth" or "squareplus"
-        (:mod:`spikehebb.network.constraints`), the seed of the E/I assignment.
+        (:mod:`spikehebb.network.constraints`), the seed of the E/I assignment, and whether units
+        send with E/I balanced gains (:mod:`spikehebb.network.constraints`; False: gain 1 for all,
+        the drive of a mostly excitatory network positive on average).
     modulated, eligibility_tau, baseline_tau: the rule's three-factor version
         (:func:`spikehebb.rules.three_factor`: one more evolved coefficient eta_m per synapse),
         its eligibility trace's time constant and the modulator baseline's, in env steps.
@@ -42,6 +44,7 @@ class AgentConfig:
     dale: float | None = None
     dale_mode: str = "clip"
     dale_seed: int = 0
+    dale_balance: bool = True
     modulated: bool = False
     eligibility_tau: float = 50.0
     baseline_tau: float = 100.0
@@ -84,6 +87,8 @@ class AgentConfig:
             raise ValueError(f"unknown Dale mode {self.dale_mode!r}; expected one of {tuple(DALE_MODES)}")
         if isinstance(self.dale_seed, bool) or not isinstance(self.dale_seed, int) or self.dale_seed < 0:
             raise ValueError(f"dale_seed must be a non-negative integer, got {self.dale_seed!r}")
+        if not isinstance(self.dale_balance, bool):
+            raise ValueError(f"dale_balance must be True or False, got {self.dale_balance!r}")
         if isinstance(self.rule_every, bool) or not isinstance(self.rule_every, int) or self.rule_every < 1:
             raise ValueError(f"rule_every must be a positive integer, got {self.rule_every!r}")
         for name in ("eligibility_tau", "baseline_tau", "rate_average"):

@@ -81,7 +81,8 @@ class NetworkAgent:
 
         options: dict = {}
         if config.dale is not None:
-            options["constraints"] = [dale_constraint(sizes, config.dale, config.dale_mode, config.dale_seed)]
+            options["constraints"] = [dale_constraint(sizes, config.dale, config.dale_mode, config.dale_seed,
+                                                              config.dale_balance)]
         if config.rule_every != 1:
             options["rule_every"] = config.rule_every
         if config.rate_average is not None:

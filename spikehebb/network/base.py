@@ -241,6 +241,16 @@ class PlasticNetwork:
         return [next((c for c in self.constraints if c.latent and c.acts_on(l)), None) for l in range(self.n_layers)]
 
     @property
+    def input_gains(self) -> list[np.ndarray | None]:
+        """Per synaptic layer the gains ``(n_pre,)`` its presynaptic rates are sent with (the
+        product of the constraints' :meth:`~WeightConstraint.input_gain`), or None (all 1)."""
+        gains = []
+        for layer in range(self.n_layers):
+            own = [g for c in self.constraints if c.acts_on(layer) and (g := c.input_gain(layer)) is not None]
+            gains.append(None if not own else np.prod(own, axis=0))
+        return gains
+
+    @property
     def rule_target(self) -> list[str]:
         """Per layer the variable the rule changes: ``"w"``, or a constraint's latent."""
         return [c.latent if c is not None else "w" for c in self.latent_constraints]
@@ -409,6 +419,9 @@ class PlasticNetwork:
             latent = [c.name for c in checked if c.latent and c.acts_on(layer)]
             if len(latent) > 1:
                 raise ValueError(f"layer {layer} has more than one reparametrising constraint: {latent}")
+            gained = [c.name for c in checked if c.acts_on(layer) and c.input_gain(layer) is not None]
+            if len(gained) > 1:
+                raise ValueError(f"layer {layer} has more than one constraint with input gains: {gained}")
         return checked
 
     # ----------------------------------------------------------------------------- compaction

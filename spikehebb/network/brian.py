@@ -80,10 +80,13 @@ def synapse_model(rule: RuleSpec | None, fold_eta: bool = True, constraints=(), 
     lines = ["w : 1  # weight, dimensionless"]
     if rule is not None:
         lines += brian_model_lines(rule, fold_eta)
+    gain = ""
     for c in constraints:
         if c.acts_on(layer):
             lines += c.brian_model(layer)
-    lines.append("I_post = w * r_pre : 1 (summed)  # forward pass: input to the post layer")
+            if c.input_gain(layer) is not None:
+                gain = " * g_dale_pre"  # the presynaptic unit's gain (E/I balance), read from its group
+    lines.append(f"I_post = w * r_pre{gain} : 1 (summed)  # forward pass: input to the post layer")
     return "\n".join(lines)
 
 

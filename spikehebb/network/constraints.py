@@ -16,6 +16,11 @@ the layers it acts on and says how each backend applies it:
   :meth:`brian_pre_values`. A per-unit variable is read through the presynaptic index the rule
   already uses for ``r_pre``, where a per-synapse copy would stream one more array per step.
 
+A constraint may also scale what each presynaptic unit sends (:meth:`WeightConstraint.input_gain`):
+the forward pass then sums ``g_i * w_ij * r_i`` (Brian2: ``I_post = w * r_pre * g_dale_pre``;
+NumPy: the rates times the gains before the matmul), so the synapse's efficacy is ``g_i * w_ij``
+while the rule and the constraints act on ``w`` as before.
+
 A constraint may also reparametrise the weights (:attr:`WeightConstraint.latent`): the rule
 then changes a latent per-synapse variable instead of ``w``, and the constraint maps it to the
 weight after every update (:meth:`~WeightConstraint.from_latent`; at reset and
@@ -41,6 +46,17 @@ does:
   about w^2 / c^2 for |w| << c and 1 for |w| >> c. v starts at ``s_i * (|w| - c^2 / |w|)``. One
   square root and a division per synapse and step where softplus needs an exp and a log
   (``bench_network.py --biology``, P = 64: 1.9x plain ABCD against 8.1x for softplus).
+
+E/I balance (``balance=True``, the Dale modes' default through ``AgentConfig.dale_balance``):
+unit i of a layer of n units, n_E excitatory and n_I inhibitory, sends with gain g_i = n / (2 n_E)
+if excitatory and n / (2 n_I) if inhibitory (80% E: 0.625 and 2.5, inhibition 4x as strong per
+synapse, Brunel 2000's g = N_E / N_I). The E and I efficacies a unit receives then sum alike in
+expectation, at the start of a lifetime and whatever the rule grows, since the rule's statistics
+do not depend on the sign, and their total is the unconstrained network's. Without it a mostly
+excitatory layer drives every unit positive: measured on the ant with 80% E, every rate and
+action sits at +1 from the second step of every member's lifetime (the weights grow by the rule
+to |w| ~ 100), every candidate scores alike (gen-0 fitness std 0.6 against 8 unconstrained) and
+the search finds nothing in 60 generations (``experiments/biology_ant.py``).
 
 The registry :data:`CONSTRAINTS` builds one by name (``make_constraint("max_abs")``).
 """
@@ -89,6 +105,12 @@ class WeightConstraint:
         """Values of :meth:`brian_pre_model`'s variables, flat in (member, pre) order."""
         return {}
 
+    def input_gain(self, layer: int) -> np.ndarray | None:
+        """Per presynaptic unit of layer ``layer`` ``(n_pre,)`` float64, the gain its rate is sent
+        with (the synapse's efficacy is ``gain_i * w_ij``), or None (gain 1). The Brian2 forward pass
+        reads it as ``g_dale_pre`` (a constraint with gains declares that variable)."""
+        return None
+
     def from_latent(self, latent: np.ndarray, layer: int) -> np.ndarray:
         """The weights ``(P, n_pre, n_post)`` of a latent (constraints with :attr:`latent`)."""
         raise NotImplementedError
@@ -131,14 +153,18 @@ class _Dale(WeightConstraint):
     """Dale's law on every layer. signs: one sequence of +1 (excitatory) / -1 (inhibitory) per
     layer of units, inputs first (``len(sizes)`` sequences, :func:`spikehebb.biology.dale_signs`);
     synaptic layer l reads ``signs[l]`` (its presynaptic units); the Brian2 code reads them as
-    ``s_dale_pre``, a constant of the presynaptic group."""
+    ``s_dale_pre``, a constant of the presynaptic group. balance: E/I balanced gains (see the
+    module docstring; :meth:`input_gain`), read by the forward pass as ``g_dale_pre``."""
 
-    def __init__(self, signs: Sequence[Sequence[int]], layers: Sequence[int] | None = None):
+    def __init__(self, signs: Sequence[Sequence[int]], layers: Sequence[int] | None = None, balance: bool = False):
         super().__init__(layers)
         self.signs = tuple(np.asarray(s, dtype=np.int8).copy() for s in signs)
         for s in self.signs:
             if s.ndim != 1 or not np.all(np.abs(s) == 1):
                 raise ValueError(f"{self.name}: signs must be sequences of +1 and -1 per layer, got {s!r}")
+        if not isinstance(balance, bool):
+            raise ValueError(f"{self.name}: balance must be True or False, got {balance!r}")
+        self.balance = balance
 
     def sign(self, layer: int) -> np.ndarray:
         """``(1, n_pre, 1)`` float signs of layer ``layer``'s presynaptic units."""
@@ -146,21 +172,38 @@ class _Dale(WeightConstraint):
             raise ValueError(f"{self.name} has signs for {len(self.signs)} layers of units; synaptic layer {layer} needs {layer + 2}")
         return self.signs[layer].astype(np.float64)[None, :, None]
 
+    def input_gain(self, layer: int) -> np.ndarray | None:
+        """E/I balanced gains ``n / (2 n_E)`` (E) and ``n / (2 n_I)`` (I) of layer ``layer``'s
+        presynaptic units ``(n_pre,)``; all 1 in a layer of one kind; None without balance."""
+        if not self.balance:
+            return None
+        s = self.sign(layer).ravel()
+        n, n_e = s.size, int((s > 0).sum())
+        if n_e in (0, n):
+            return np.ones(n)
+        return np.where(s > 0, n / (2 * n_e), n / (2 * (n - n_e)))
+
     def brian_pre_model(self, layer: int) -> list[str]:
-        return ["s_dale : 1 (constant)  # Dale: the unit's sign, +1 excitatory, -1 inhibitory"]
+        lines = ["s_dale : 1 (constant)  # Dale: the unit's sign, +1 excitatory, -1 inhibitory"]
+        if self.balance:
+            lines.append("g_dale : 1 (constant)  # Dale: the unit's E/I balance gain, its synapses' efficacy is g_dale * w")
+        return lines
 
     def brian_pre_values(self, layer: int, population: int) -> dict[str, np.ndarray]:
-        return {"s_dale": np.tile(self.sign(layer).ravel(), population)}
+        values = {"s_dale": np.tile(self.sign(layer).ravel(), population)}
+        if self.balance:
+            values["g_dale"] = np.tile(self.input_gain(layer), population)
+        return values
 
     def to_dict(self) -> dict:
-        return {**super().to_dict(), "signs": [s.tolist() for s in self.signs]}
+        return {**super().to_dict(), "signs": [s.tolist() for s in self.signs], "balance": self.balance}
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, self.layers, tuple(tuple(s.tolist()) for s in self.signs)))
+        return hash((type(self).__name__, self.layers, tuple(tuple(s.tolist()) for s in self.signs), self.balance))
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{int((s > 0).sum())}E/{int((s < 0).sum())}I" for s in self.signs)
-        return f"{type(self).__name__}({counts})"
+        return f"{type(self).__name__}({counts}{', balanced' if self.balance else ''})"
 
 
 class DaleClip(_Dale):

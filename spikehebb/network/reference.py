@@ -38,6 +38,7 @@ class NumpyPlasticNetwork(PlasticNetwork):
         self._averages = [np.zeros((P, n), self.dtype) for n in self.sizes] if self.rate_tau else None
         self._latent = [None if c is None else np.zeros(s, self.dtype)
                         for c, s in zip(self.latent_constraints, self.weight_shapes)]
+        self._gains = [None if g is None else g.astype(self.dtype) for g in self.input_gains]
 
     def _arm(self, coefficients, weights, members):
         where = slice(None) if members is None else members
@@ -59,8 +60,9 @@ class NumpyPlasticNetwork(PlasticNetwork):
 
     def _step(self, inputs, modulator):
         rates = [inputs.copy()]  # the caller may reuse its input array for the next step
-        for w, f in zip(self._w, self._act):
-            rates.append(f(np.matmul(rates[-1][:, None, :], w)[:, 0]).astype(self.dtype, copy=False))
+        for w, f, gain in zip(self._w, self._act, self._gains):
+            sent = rates[-1] if gain is None else rates[-1] * gain
+            rates.append(f(np.matmul(sent[:, None, :], w)[:, 0]).astype(self.dtype, copy=False))
         self._rates = rates
         if self._averages is not None:
             for avg, r in zip(self._averages, rates):
