@@ -142,10 +142,12 @@ class Lifetimes:
         return [np.concatenate(layer) for layer in zip(*draws)]
 
     def random_weights(self, n: int, rng: np.random.Generator | int | None) -> list[np.ndarray]:
-        """n random weight sets from the run's initial distribution, per layer ``(n, n_pre, n_post)``."""
+        """n random weight sets from the run's initial distribution, per layer ``(n, n_pre, n_post)``
+        (with Dale's law, its signs, as every lifetime's draw)."""
         from spikehebb.network import sample_weights
 
-        return sample_weights(self.task.sizes, n, self.agent.weight_init, self.agent.weight_scale, rng)
+        signs = getattr(agent_class(self.agent), "signs", lambda config, sizes: None)(self.agent, self.task.sizes)
+        return sample_weights(self.task.sizes, n, self.agent.weight_init, self.agent.weight_scale, rng, signs=signs)
 
     def run(self, variant: str, episodes: Sequence[int], on_step=None) -> BatchResult:
         """Run test episodes ``episodes`` of ``variant`` (at most ``batch_size`` at a time) with the hook."""

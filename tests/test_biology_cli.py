@@ -79,6 +79,10 @@ def test_a_biology_run_is_stored_rebuilt_by_evaluate_and_traced(tmp_path, capsys
         np.testing.assert_allclose(gain, np.where(s > 0, s.size / (2 * (s > 0).sum()), s.size / (2 * (s < 0).sum())))
     for layer, w in enumerate(trace.weights):  # every recorded step keeps Dale's signs
         assert np.all(w * signs[layer][None, :, None] >= 0)
+    from spikehebb.lifetimes import Lifetimes
+
+    redrawn = Lifetimes(path).random_weights(3, 0)  # the perturbation analysis' mid-life reset keeps the signs
+    assert all(np.all(w * s[None, :, None] > 0) for w, s in zip(redrawn, signs))
 
 
 @pytest.mark.slow
