@@ -15,7 +15,7 @@ rule evolved in one runs in the other. Equations (Brian2 text, generated in this
 and per unit j of a layer l >= 1 (its synaptic drive, event-driven, current-based)::
 
     dg_j/dt = -g_j / tau_syn
-    on a spike of the on/off neuron of pre unit i:  g_j += sgn_pre * J * w_ij
+    on a spike of the on/off neuron of pre unit i:  g_j += J * (sgn_pre * w_ij)
     J = gain * t_ref / tau_syn
 
 so that a pre neuron firing steadily at rate f gives the drive ``gain * w * f * t_ref``: with
@@ -49,15 +49,23 @@ the car's 20 ms; S defaults to the period in whole milliseconds, so dt is about 
 Layout in Brian2, one network for P members (block diagonal; nothing is rebuilt per lifetime):
 neuron group ``N_l`` of ``P * n_l * 2`` neurons in (member, unit, sign) order, unit group
 ``U_l`` of ``P * n_l`` drives, synapses ``N_{l-1} -> U_l`` in (member, pre unit, sign, post)
-order: two Brian2 synapses (from the on and the off neuron) carry each weight, and the rule
-updates both with the same numbers, so they stay equal. The compiled code objects are run
-directly per substep as in :mod:`spikehebb.network.brian` (no ``Network.run`` per step); every
-parameter is a shared constant of its group, so one compiled code serves every parameter set.
+order: two Brian2 synapses (from the on and the off neuron) carry each weight, the on
+neuron's stores ``w`` and the off neuron's ``-w``: the sign is folded into the stored copy, so a
+spike adds ``J * w`` (``g_post += J * w``) and reads no sign of its pre neuron. The off copy also
+stores its coefficients negated (those the update is linear in: eta when it is stored apart,
+else every coefficient), so the rule's unchanged code gives it exactly ``-dw``: every IEEE
+operation commutes with a sign flip, and ``(-w) + (-dw) = -(w + dw)``; the copies stay exact
+negatives, and the numbers are those of equal copies read through ``sgn_pre``. The compiled code
+objects are run directly per substep as in :mod:`spikehebb.network.brian` (no ``Network.run`` per
+step; for the Cython target their compiled ``main`` on their namespace, without the Python calls
+around it); every parameter is a shared constant of its group, so one compiled code serves every
+parameter set.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -230,6 +238,20 @@ TRACE_CODE = "xs = sgn * (x - x_partner) * trace_norm"
 UNIT_TRACE_CODE = "xs = (x_on - x_off) * trace_norm"
 
 
+def _compiled_calls(objects) -> list:
+    """Callables running the objects' code objects in order, each exactly as ``codeobj()`` does:
+    for the Cython target its compiled ``main`` on its namespace, without the Python calls around
+    it (which only refresh namespace entries that change between calls; there are none here, no
+    array is resized after the build); otherwise the code object itself."""
+    calls = []
+    for obj in objects:
+        for codeobj in obj._code_objects:
+            main = getattr(codeobj.compiled_code.get("run"), "main", None)
+            direct = main is not None and not getattr(codeobj, "nonconstant_values", True)
+            calls.append(functools.partial(main, codeobj.namespace) if direct else codeobj)
+    return calls
+
+
 def _write(group, name: str, value) -> None:
     """Write a value (a Brian2 quantity is taken in SI units) into the array the compiled code
     reads, without Brian2's checks (which warn about casting 1e50 to float32)."""
@@ -348,11 +370,12 @@ class SpikingPlasticNetwork(PlasticNetwork):
         synapses, rules = [], []
         rule_code = trace_rule_code(self.rule, self.fold_eta) if self.plastic else None
         for layer, (n_pre, n_post) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
-            lines = ["w : 1  # weight, dimensionless", "J : volt (shared, constant)  # gain * t_ref / tau_syn"]
+            lines = ["w : 1  # weight times the pre neuron's sign (w on, -w off)",
+                     "J : volt (shared, constant)  # gain * t_ref / tau_syn"]
             if self.plastic:
                 lines += brian_model_lines(self.rule, self.fold_eta)
             syn = b2.Synapses(
-                neurons[layer - 1], units[layer], "\n".join(lines), on_pre="g_post += sgn_pre * J * w",
+                neurons[layer - 1], units[layer], "\n".join(lines), on_pre="g_post += J * w",
                 clock=clock, dtype=dtype, codeobj_class=codeobj, name=f"spikehebb_lif_synapses{layer}",
             )
             member, i, s, j = np.meshgrid(np.arange(P), np.arange(n_pre), np.arange(2), np.arange(n_post), indexing="ij")
@@ -372,8 +395,10 @@ class SpikingPlasticNetwork(PlasticNetwork):
         self._clock_arrays = (clock.variables["timestep"].get_value(), clock.variables["t"].get_value(),
                               clock.variables["dt"].get_value())
         special = set(map(id, traces + per_env_step + rules))
-        self._substep_objects = [o for o in self._net.sorted_objects if o.active and o._code_objects and id(o) not in special]
-        self._trace_objects, self._readout_objects, self._rule_objects = traces, per_env_step, rules
+        substep_objects = [o for o in self._net.sorted_objects if o.active and o._code_objects and id(o) not in special]
+        self._substep_calls = _compiled_calls(substep_objects)
+        self._learn_calls = _compiled_calls(traces + rules)
+        self._readout_calls = _compiled_calls(per_env_step)
         self._neurons, self._units, self._synapses = neurons, units, synapses
 
         def arr(group, name):
@@ -418,15 +443,16 @@ class SpikingPlasticNetwork(PlasticNetwork):
         scale = 1.0 / self.substeps if self.params.rule_every == "substep" else 1.0
         for layer, w in enumerate(weights):
             n_pre, n_post = self.sizes[layer], self.sizes[layer + 1]
-            self._w[layer].reshape(P, n_pre, 2, n_post)[where] = w[:, :, None, :]
+            self._w[layer].reshape(P, n_pre, 2, n_post)[where] = np.stack([w, -w], axis=2)
         for layer, c in enumerate(coefficients):
             n_pre, n_post = self.sizes[layer], self.sizes[layer + 1]
             values = fold_eta(c, self.rule) if self.fold_eta else {f: c[..., self.rule.index(f)] for f in self.rule.fields}
-            # Per-substep rule: dw / S, through eta when it is stored apart, else every coefficient.
-            scaled = ("eta",) if "eta" in self._coef[layer] else tuple(self._coef[layer])
+            # The coefficients dw is linear in: eta when it is stored apart, else every one. They
+            # carry the per-substep rule's 1/S, and the off copy's sign (see the module docstring).
+            linear = ("eta",) if "eta" in self._coef[layer] else tuple(self._coef[layer])
             for field, array in self._coef[layer].items():
-                v = values[field] * (scale if field in scaled else 1.0)
-                array.reshape(P, n_pre, 2, n_post)[where] = v[:, :, None, :]
+                v = values[field] * (scale if field in linear else 1.0)
+                array.reshape(P, n_pre, 2, n_post)[where] = np.stack([v, -v if field in linear else v], axis=2)
         v_rest = self.params.v_rest_mV * 1e-3
         for layer, n in enumerate(self.sizes):
             for arrays, value in ((self._x, 0), (self._y, 0), (self._xs, 0), (self._count, 0), (self._v, v_rest),
@@ -471,19 +497,19 @@ class SpikingPlasticNetwork(PlasticNetwork):
         for k in range(self.substeps):
             if spikes is not None:
                 self._spike_in[:] = spikes[k]
-            for obj in self._substep_objects:
-                obj.run()
+            for call in self._substep_calls:
+                call()
             if each_substep:
-                for obj in self._trace_objects + self._rule_objects:
-                    obj.run()
+                for call in self._learn_calls:
+                    call()
             timestep[0] += 1
             t[0] = timestep[0] * dt[0]
-        for obj in self._readout_objects:
-            obj.run()
+        for call in self._readout_calls:
+            call()
         if learn:
             if not each_substep:
-                for obj in self._trace_objects + self._rule_objects:
-                    obj.run()
+                for call in self._learn_calls:
+                    call()
             self._apply_constraints_to_copies()
         return self._outputs()
 
@@ -508,7 +534,8 @@ class SpikingPlasticNetwork(PlasticNetwork):
 
     def _set_weights(self, weights):
         for w, new, (P, a, b) in zip(self._w, weights, self.weight_shapes):
-            w.reshape(P, a, 2, b)[:] = np.asarray(new)[:, :, None, :]
+            new = np.asarray(new)
+            w.reshape(P, a, 2, b)[:] = np.stack([new, -new], axis=2)
 
     def _activations(self):
         return [self._signed(y, n) for y, n in zip(self._y, self.sizes)]

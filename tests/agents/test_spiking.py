@@ -89,9 +89,34 @@ def test_rule_on_traces_is_the_abcd_rule_with_traces_for_rates():
     for layer in range(2):
         expected = reference_update(before[layer], traces[layer], traces[layer + 1], coefficients[layer], "ABCD_lr")
         np.testing.assert_allclose(net.weights[layer], expected, rtol=1e-10, atol=1e-12)
-        # both Brian2 synapses of a weight (from the on and the off neuron) stay equal
+        # the two Brian2 synapses of a weight (from the on and the off neuron) store w and -w
         w = net._w[layer].reshape(2, net.sizes[layer], 2, net.sizes[layer + 1])
-        np.testing.assert_array_equal(w[:, :, 0], w[:, :, 1])
+        np.testing.assert_array_equal(w[:, :, 1], -w[:, :, 0])
+
+
+@pytest.mark.parametrize("fold_eta, every", [(True, "env_step"), (False, "substep")], ids=["folded", "eta-apart"])
+def test_off_copies_stay_the_on_copies_negated_bit_for_bit(fold_eta, every):
+    """The off copy of a weight stores -w and the coefficients dw is linear in negated (eta when
+    stored apart, else all), so the rule gives it exactly -dw: through float32 lifetimes, a
+    re-armed slot and set_weights, the copies stay exact negatives."""
+    net = SpikingPlasticNetwork((5, 6, 3), "ABCD_lr", 3, neuron={"rule_every": every}, fold_eta=fold_eta)
+    _, initial = arm(net, seed=7, coef=0.05)
+    rng = np.random.default_rng(8)
+    for t in range(60):
+        if t == 30:
+            coefficients = [rng.normal(0, 0.05, (1,) + s[1:]) for s in net.coefficient_shapes]
+            net.reset(coefficients, sample_weights(net.sizes, 1, rng=rng), members=[1])
+            net.set_weights([w * np.float32(1.1) for w in net.weights])
+        net.step(rng.uniform(-1, 1, (3, 5)))
+    for layer, (w, shape) in enumerate(zip(net._w, net.weight_shapes)):
+        (P, n_pre, n_post) = shape
+        copies = w.reshape(P, n_pre, 2, n_post)
+        np.testing.assert_array_equal(copies[:, :, 1], -copies[:, :, 0])
+        assert np.abs(net.weights[layer] - initial[layer]).max() > 0.01  # the rule moved them
+        for field, c in net._coef[layer].items():
+            c = c.reshape(P, n_pre, 2, n_post)
+            sign = -1 if field == "eta" or fold_eta else 1
+            np.testing.assert_array_equal(c[:, :, 1], sign * c[:, :, 0])
 
 
 def test_rule_per_substep_spreads_the_step_over_substeps():
