@@ -196,9 +196,9 @@ def main(argv=None) -> None:
     per["other"] = total - sum(per.values())
     print(f"\nnew, per code object (us / member-env-step, share of {total:.1f}):")
     for name, value in sorted(per.items(), key=lambda kv: -kv[1]):
-        # Brian2 numbers the names of the second network built: spikehebb_lif_rule2_codeobject_1
+        # Brian2 numbers the names of the second network built: spikehebb_lif_synapses_rule_codeobject_1
         short = re.sub(r"(_codeobject)?(_\d+)?$", "", name.removeprefix("spikehebb_lif_"))
-        print(f"  {short:<28} {value:7.1f} {value / total:7.1%}")
+        print(f"  {short:<32} {value:7.1f} {value / total:7.1%}")
 
 
 if __name__ == "__main__":

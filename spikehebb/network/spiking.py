@@ -46,10 +46,27 @@ saturating nonlinearity (a two-compartment neuron)::
 One env step = S substeps of ``dt = control_period / S`` (the ant's control period is 16.5 ms,
 the car's 20 ms; S defaults to the period in whole milliseconds, so dt is about 1 ms).
 
-Layout in Brian2, one network for P members (block diagonal; nothing is rebuilt per lifetime):
-neuron group ``N_l`` of ``P * n_l * 2`` neurons in (member, unit, sign) order, unit group
-``U_l`` of ``P * n_l`` drives, synapses ``N_{l-1} -> U_l`` in (member, pre unit, sign, post)
-order: two Brian2 synapses (from the on and the off neuron) carry each weight, the on
+Layout in Brian2, one network for P members (block diagonal; nothing is rebuilt per lifetime),
+one group per kind of object, its layers one after the other:
+
+- neuron group ``N``: every layer's neurons, layer l a block of ``P * n_l * 2`` in (member, unit,
+  sign) order (so each layer's arrays the class reads are contiguous views, member-major inside);
+  with ``encoding="poisson"`` the input layer has other equations and its own group ``N_in``,
+  and ``N`` starts at layer 1;
+- unit group ``U``: the drives of the same layers, layer l a block of ``P * n_l`` in (member,
+  unit) order, so neuron k reads drive ``k // 2``; the input layer's drive is the injected
+  current, written once per env step;
+- synapses ``N -> U`` (and ``N_in -> U``): layer l's a block in (member, pre unit, sign, post)
+  order, layer after layer.
+
+A substep thus runs one state updater, thresholder and resetter per neuron group, one spike push
+and one ``on_pre`` per synapses object, whatever the depth. The drive's decay, the exact
+solution ``g <- exp(-dt / tau_syn) g``, is one multiplication by a per-unit factor (a double, the
+integrator's own factor bit for bit; 1 for the injected current) run before the neurons read g.
+Merging moved every layer's decay before every layer's neurons (per-layer groups ran units l,
+neurons l, units l+1, ...); g changes only there and through ``on_pre``, after the thresholders,
+so the numbers are those of per-layer groups (``experiments/profile_lif.py`` checks every step).
+Two Brian2 synapses (from the on and the off neuron) carry each weight, the on
 neuron's stores ``w`` and the off neuron's ``-w``: the sign is folded into the stored copy, so a
 spike adds ``J * w`` (``g_post += J * w``) and reads no sign of its pre neuron. The off copy also
 stores its coefficients negated (those the update is linear in: eta when it is stored apart,
@@ -182,7 +199,8 @@ class LIFParams:
 
 
 def neuron_model(params: LIFParams, poisson_input: bool = False) -> tuple[str, str, str, str | None]:
-    """(equations, threshold, reset, integration method) of one layer's neuron group."""
+    """(equations, threshold, reset, integration method) of the LIF neuron group (every layer's
+    neurons, see the module docstring's layout), or of the Poisson input layer's."""
     common = "\n".join([
         "dx/dt = -x / tau_trace : 1  # spike trace, +1 per spike",
         "x_partner : 1 (linked)  # trace of the other neuron of the pair",
@@ -306,7 +324,6 @@ class SpikingPlasticNetwork(PlasticNetwork):
         P, p, dtype, codeobj = self.population, self.params, self.dtype.type, self._codeobj_class
         ms, mV = b2.ms, b2.mV
         clock = b2.Clock(dt=self.dt * b2.second, name="spikehebb_lif_clock")
-        t_ref = p.refractory_ms * ms
         shared = {
             "tau_trace": p.tau_trace_ms * ms, "trace_norm": p.refractory_ms / p.tau_trace_ms,
             "y_decay": math.exp(-self.control_period * 1e3 / p.tau_readout_ms) if p.tau_readout_ms > 0 else 0.0,
@@ -314,109 +331,146 @@ class SpikingPlasticNetwork(PlasticNetwork):
         }
         lif_shared = {
             "v_rest": p.v_rest_mV * mV, "v_threshold": p.v_threshold_mV * mV, "v_reset": p.v_reset_mV * mV,
-            "bias": p.bias_mV * mV, "tau_m": p.tau_m_ms * ms, "t_ref": t_ref,
+            "bias": p.bias_mV * mV, "tau_m": p.tau_m_ms * ms, "t_ref": p.refractory_ms * ms,
         }
         if p.dendrites:
             lif_shared.update(tau_d=p.tau_dendrite_ms * ms, coupling=p.dendrite_coupling, v_sat=p.dendrite_saturation_mV * mV)
 
-        neurons, units, per_env_step, traces = [], [], [], []
-        for layer, n in enumerate(self.sizes):
-            poisson = layer == 0 and self._poisson
+        # Layers first..L share one LIF neuron group and one unit group (the module docstring's
+        # layout); a Poisson input layer has other equations and keeps its own group.
+        first = 1 if self._poisson else 0
+        lif_sizes = self.sizes[first:]
+        offsets = np.concatenate([[0], np.cumsum([P * n for n in lif_sizes])]).astype(int)
+        n_units = int(offsets[-1])
+        self._unit_slices = [None] * first + [slice(a, b) for a, b in zip(offsets[:-1], offsets[1:])]
+
+        def neuron_group(n_neurons, poisson, name):
             eqs, threshold, reset, method = neuron_model(p, poisson)
             group = b2.NeuronGroup(
-                P * n * 2, eqs, threshold=threshold, reset=reset, method=method, clock=clock, dtype=dtype,
-                refractory=False if poisson else "t_ref", codeobj_class=codeobj, order=2 * layer,
-                name=f"spikehebb_lif_neurons{layer}",
+                n_neurons, eqs, threshold=threshold, reset=reset, method=method, clock=clock, dtype=dtype,
+                refractory=False if poisson else "t_ref", codeobj_class=codeobj, name=name,
             )
-            for name, value in {**shared, **({} if poisson else lif_shared)}.items():
-                _write(group, name, value)
-            _write(group, "sgn", np.tile([1.0, -1.0], P * n))
-            group.x_partner = b2.linked_var(group, "x", index=np.arange(P * n * 2) ^ 1)
-            if not poisson:
-                model = "g : volt  # the unit's drive"
-                if layer > 0:
-                    model = "dg/dt = -g / tau_syn : volt  # synaptic drive\ntau_syn : second (shared, constant)"
-                if layer > 0 and self.plastic:
-                    model += "\n" + "\n".join([
-                        "x_on : 1 (linked)  # trace of the unit's on neuron",
-                        "x_off : 1 (linked)  # trace of the unit's off neuron",
-                        "xs : 1  # signed normalised trace, the rule's post factor",
-                        "trace_norm : 1 (shared, constant)  # t_ref / tau_trace",
-                    ])
-                if layer > 0 and self.modulated:
-                    model += "\nm : 1  # the member's modulator m(t)"
-                unit = b2.NeuronGroup(
-                    P * n, model, method="exact", clock=clock, dtype=dtype, codeobj_class=codeobj,
-                    order=2 * layer - 1, name=f"spikehebb_lif_units{layer}",
-                )
-                if layer > 0:
-                    _write(unit, "tau_syn", p.tau_syn_ms * ms)
-                else:
-                    unit.state_updater.active = False
-                group.g_in = b2.linked_var(unit, "g", index=np.arange(P * n * 2) // 2)
-                if layer > 0 and self.plastic:
-                    _write(unit, "trace_norm", shared["trace_norm"])
-                    unit.x_on = b2.linked_var(group, "x", index=np.arange(P * n) * 2)
-                    unit.x_off = b2.linked_var(group, "x", index=np.arange(P * n) * 2 + 1)
-                    traces.append(unit.run_regularly(UNIT_TRACE_CODE, when="end", order=0,
-                                                     name=f"spikehebb_lif_unit_trace{layer}"))
-                units.append(unit)
-            else:
-                units.append(None)
-            traces.append(group.run_regularly(TRACE_CODE, when="end", order=0, name=f"spikehebb_lif_trace{layer}"))
-            per_env_step.append(group.run_regularly(READOUT_CODE, when="end", order=1, name=f"spikehebb_lif_readout{layer}"))
-            neurons.append(group)
+            for key, value in {**shared, **({} if poisson else lif_shared)}.items():
+                _write(group, key, value)
+            _write(group, "sgn", np.tile([1.0, -1.0], n_neurons // 2))
+            group.x_partner = b2.linked_var(group, "x", index=np.arange(n_neurons) ^ 1)
+            return group
 
-        synapses, rules = [], []
+        neurons = neuron_group(2 * n_units, False, "spikehebb_lif_neurons")
+        inputs = neuron_group(P * self.sizes[0] * 2, True, "spikehebb_lif_input") if self._poisson else None
+
+        def neurons_of(layer):
+            """(group, index of the layer's first neuron in it)."""
+            return (inputs, 0) if layer < first else (neurons, 2 * int(offsets[layer - first]))
+
+        model = ["g : volt  # the unit's drive",
+                 "decay : 1 (constant)  # of g per substep: exp(-dt / tau_syn); 1 for injected current"]
+        if self.plastic:
+            model += ["x_on : 1 (linked)  # trace of the unit's on neuron",
+                      "x_off : 1 (linked)  # trace of the unit's off neuron",
+                      "xs : 1  # signed normalised trace, the rule's post factor",
+                      "trace_norm : 1 (shared, constant)  # t_ref / tau_trace"]
+        if self.modulated:
+            model.append("m : 1  # the member's modulator m(t)")
+        names = [line.split(":")[0].strip() for line in model if "(linked)" not in line]
+        units = b2.NeuronGroup(
+            n_units, "\n".join(model), clock=clock, codeobj_class=codeobj, name="spikehebb_lif_units",
+            dtype={name: np.float64 if name == "decay" else dtype for name in names},
+        )
+        units.state_updater.active = False
+        # The exact solution of dg/dt = -g / tau_syn, as one multiplication by a per-unit factor
+        # so that the input layer's injected current (factor 1) shares the group; run before the
+        # neurons read g, as the unit groups' state updaters ran before their neurons'.
+        decay = units.run_regularly("g = decay * g", when="groups", order=-1, name="spikehebb_lif_unit_decay")
+        neurons.g_in = b2.linked_var(units, "g", index=np.arange(2 * n_units) // 2)
+        if self.plastic:
+            _write(units, "trace_norm", shared["trace_norm"])
+            units.x_on = b2.linked_var(neurons, "x", index=np.arange(n_units) * 2)
+            units.x_off = b2.linked_var(neurons, "x", index=np.arange(n_units) * 2 + 1)
+        groups = [g for g in (inputs, neurons) if g is not None]
+        traces = [group.run_regularly(TRACE_CODE, when="end", order=0, name=f"{group.name}_trace") for group in groups]
+        if self.plastic:
+            traces.append(units.run_regularly(UNIT_TRACE_CODE, when="end", order=0, name="spikehebb_lif_units_trace"))
+        per_env_step = [group.run_regularly(READOUT_CODE, when="end", order=1, name=f"{group.name}_readout")
+                        for group in groups]
+
+        # One Synapses object per pre group, its layers one after the other, each in (member,
+        # pre unit, sign, post) order; self._syn_slices[l - 1]: (object, slice) of layer l.
+        lines = ["w : 1  # weight times the pre neuron's sign (w on, -w off)",
+                 "J : volt (shared, constant)  # gain * t_ref / tau_syn"]
+        if self.plastic:
+            lines += brian_model_lines(self.rule, self.fold_eta)
         rule_code = trace_rule_code(self.rule, self.fold_eta) if self.plastic else None
-        for layer, (n_pre, n_post) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
-            lines = ["w : 1  # weight times the pre neuron's sign (w on, -w off)",
-                     "J : volt (shared, constant)  # gain * t_ref / tau_syn"]
-            if self.plastic:
-                lines += brian_model_lines(self.rule, self.fold_eta)
+        synapses, rules, self._syn_slices = [], [], []
+        for group in groups:
+            layers = [l for l in range(1, self.n_layers + 1) if neurons_of(l - 1)[0] is group]
+            if not layers:
+                continue
             syn = b2.Synapses(
-                neurons[layer - 1], units[layer], "\n".join(lines), on_pre="g_post += J * w",
-                clock=clock, dtype=dtype, codeobj_class=codeobj, name=f"spikehebb_lif_synapses{layer}",
+                group, units, "\n".join(lines), on_pre="g_post += J * w", clock=clock, dtype=dtype,
+                codeobj_class=codeobj, name="spikehebb_lif_input_synapses" if group is inputs else "spikehebb_lif_synapses",
             )
-            member, i, s, j = np.meshgrid(np.arange(P), np.arange(n_pre), np.arange(2), np.arange(n_post), indexing="ij")
-            pre, post = ((member * n_pre + i) * 2 + s).ravel(), (member * n_post + j).ravel()
+            pres, posts, start = [], [], 0
+            for layer in layers:
+                n_pre, n_post = self.sizes[layer - 1], self.sizes[layer]
+                member, i, s, j = np.meshgrid(np.arange(P), np.arange(n_pre), np.arange(2), np.arange(n_post),
+                                              indexing="ij")
+                pres.append(neurons_of(layer - 1)[1] + ((member * n_pre + i) * 2 + s).ravel())
+                posts.append(self._unit_slices[layer].start + (member * n_post + j).ravel())
+                self._syn_slices.append((syn, slice(start, start + pres[-1].size)))
+                start += pres[-1].size
+            pre, post = np.concatenate(pres), np.concatenate(posts)
             syn.connect(i=pre, j=post)
             if not (np.array_equal(syn.i[:], pre) and np.array_equal(syn.j[:], post)):
                 raise RuntimeError("Brian2 reordered the synapses; the (member, pre, sign, post) layout is broken")
             _write(syn, "J", p.gain_mV * p.refractory_ms / p.tau_syn_ms * mV)
             if self.plastic:
                 # xs_pre: the pre neuron's copy of its unit's signed trace; xs_post: the post unit's.
-                rules.append(syn.run_regularly(rule_code, when="end", order=2 + layer, name=f"spikehebb_lif_rule{layer}"))
+                rules.append(syn.run_regularly(rule_code, when="end", order=2, name=f"{syn.name}_rule"))
             synapses.append(syn)
-        self._net = b2.Network(*neurons, *[u for u in units if u is not None], *synapses)
+        self._net = b2.Network(*groups, units, decay, *synapses)
         # np.errstate: Brian2's value check compares float32 arrays with 1e50 (an overflow warning).
         with _compile_notice(), np.errstate(over="ignore"):
             self._net.run(0 * b2.ms, namespace={})
         self._clock_arrays = (clock.variables["timestep"].get_value(), clock.variables["t"].get_value(),
                               clock.variables["dt"].get_value())
+        # exp((-dt) / tau_syn) in double with tau_syn stored in the network's dtype, as the exact
+        # integrator's loop-invariant factor reads it (bit for bit the same multiplication).
+        tau_syn = float(np.asarray(p.tau_syn_ms * ms, dtype=np.float64).astype(dtype))
+        factors = units.variables["decay"].get_value()
+        factors[:] = math.exp((-float(self._clock_arrays[2][0])) / tau_syn)
+        if not self._poisson:
+            factors[self._unit_slices[0]] = 1.0
         special = set(map(id, traces + per_env_step + rules))
         substep_objects = [o for o in self._net.sorted_objects if o.active and o._code_objects and id(o) not in special]
         self._substep_calls = _compiled_calls(substep_objects)
         self._learn_calls = _compiled_calls(traces + rules)
         self._readout_calls = _compiled_calls(per_env_step)
-        self._neurons, self._units, self._synapses = neurons, units, synapses
+        self._groups, self._units, self._synapses = groups, units, synapses
 
-        def arr(group, name):
-            return group.variables[name].get_value()
+        def per_layer(name):
+            """Views of a neuron variable, one per layer ``(P * n_l * 2,)``, None where absent."""
+            views = []
+            for layer in range(self.n_layers + 1):
+                group, start = neurons_of(layer)
+                array = group.variables[name].get_value() if name in group.variables else None
+                views.append(None if array is None else array[start:start + P * self.sizes[layer] * 2])
+            return views
 
-        self._x = [arr(g, "x") for g in neurons]
-        self._y = [arr(g, "y") for g in neurons]
-        self._xs = [arr(g, "xs") for g in neurons]
-        self._count = [arr(g, "count") for g in neurons]
-        self._lastspike = [arr(g, "lastspike") if "lastspike" in g.variables else None for g in neurons]
-        self._not_ref = [arr(g, "not_refractory") if "not_refractory" in g.variables else None for g in neurons]
-        self._v = [arr(g, "v") if "v" in g.variables else None for g in neurons]
-        self._v_d = [arr(g, "v_d") if "v_d" in g.variables else None for g in neurons]
-        self._g = [arr(u, "g") if u is not None else None for u in units]
-        self._spike_in = arr(neurons[0], "spike_in") if self._poisson else None
-        self._modulators = [arr(u, "m") for u in units[1:]] if self.modulated else []
-        self._w = [arr(s, "w") for s in synapses]
-        self._coef = [{f: arr(s, f) for f in synapse_fields(self.rule, self.fold_eta)} for s in synapses]
+        def per_unit_layer(name):
+            array = units.variables[name].get_value() if name in units.variables else None
+            return [None if array is None or s is None else array[s] for s in self._unit_slices]
+
+        self._x, self._y, self._xs, self._count = (per_layer(n) for n in ("x", "y", "xs", "count"))
+        self._lastspike, self._not_ref, self._v, self._v_d = (
+            per_layer(n) for n in ("lastspike", "not_refractory", "v", "v_d"))
+        self._count_arrays = [g.variables["count"].get_value() for g in groups]
+        self._g, self._unit_xs = per_unit_layer("g"), per_unit_layer("xs")
+        self._spike_in = inputs.variables["spike_in"].get_value() if self._poisson else None
+        self._modulators = per_unit_layer("m")[1:] if self.modulated else []
+        self._w = [syn.variables["w"].get_value()[s] for syn, s in self._syn_slices]
+        self._coef = [{f: syn.variables[f].get_value()[s] for f in synapse_fields(self.rule, self.fold_eta)}
+                      for syn, s in self._syn_slices]
 
     # ------------------------------------------------------------------------- lifetime
     def reset(self, coefficients, weights, members=None, noise_seeds=None) -> None:
@@ -459,11 +513,9 @@ class SpikingPlasticNetwork(PlasticNetwork):
                                   (self._v_d, v_rest), (self._lastspike, -1e4), (self._not_ref, True)):
                 if arrays[layer] is not None:
                     arrays[layer].reshape(P, -1)[where] = value
-            unit = self._units[layer]
-            if unit is not None:
-                for name in ("g", "xs"):
-                    if name in unit.variables:
-                        unit.variables[name].get_value().reshape(P, -1)[where] = 0
+            for arrays in (self._g, self._unit_xs):
+                if arrays[layer] is not None:
+                    arrays[layer].reshape(P, -1)[where] = 0
         if self._poisson:
             self._spike_in.reshape(P, -1)[where] = 0
             for b in range(P) if members is None else members:
@@ -485,7 +537,7 @@ class SpikingPlasticNetwork(PlasticNetwork):
         spikes = self._poisson_spikes(inputs) if self._poisson else None
         if not self._poisson:
             self._g[0][:] = (self.params.gain_mV * 1e-3) * inputs.reshape(-1)
-        for c in self._count:
+        for c in self._count_arrays:
             c[:] = 0
         if self._modulators:
             m = np.zeros(self.population, self.dtype) if modulator is None else modulator

@@ -159,6 +159,57 @@ def test_numpy_target_matches_cython_over_100_env_steps(neuron):
         np.testing.assert_allclose(a, b, atol=1e-9)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_drives_decay_by_the_exact_factor_and_the_injected_current_holds(dtype):
+    """Zero weights (no synaptic input): over an env step of S substeps the hidden drives decay as
+    ``g <- exp(-dt / tau_syn) g`` (the factor in double, g rounded to the network's dtype after
+    each substep), the input layer's drive stays ``gain * u``."""
+    S = 4
+    net = network((3, 4, 2), None, 2, control_period=S * 1e-3, dtype=dtype, substeps=S)
+    net.reset(None, [np.zeros((2, 3, 4)), np.zeros((2, 4, 2))])
+    rng = np.random.default_rng(11)
+    start = [rng.normal(0, 0.01, g.shape).astype(dtype) for g in net._g[1:]]
+    for g, value in zip(net._g[1:], start):
+        g[:] = value
+    u = rng.uniform(-1, 1, (2, 3))
+    net.step(u)
+    injected = (40.0 * 1e-3) * u.astype(dtype)  # gain_mV in volts times u in the network's dtype
+    np.testing.assert_array_equal(net._g[0], injected.reshape(-1).astype(dtype))
+    factor = math.exp(-1e-3 / float(np.float64(2e-3).astype(dtype)))
+    for g, value in zip(net._g[1:], start):
+        for _ in range(S):
+            value = (factor * value.astype(np.float64)).astype(dtype)
+        np.testing.assert_array_equal(g, value)
+
+
+@pytest.mark.parametrize("sizes", [(3, 4, 2), (3, 4, 4, 4, 2)], ids=["1 hidden", "3 hidden"])
+@pytest.mark.parametrize("encoding, calls", [("current", 6), ("poisson", 11)])
+def test_a_substep_runs_one_compiled_call_per_stage_whatever_the_depth(sizes, encoding, calls):
+    """Every LIF layer shares one neuron group, one unit group and one synapses object: the drives'
+    decay, state update, threshold, spike push, on_pre and reset; a Poisson input layer adds its
+    own group's update, threshold and reset and its synapses' push and on_pre."""
+    net = network(sizes, "ABCD_lr", 2, encoding=encoding, poisson_seed=1 if encoding == "poisson" else None)
+    assert len(net._substep_calls) == calls
+
+
+def test_members_are_independent_in_every_layer():
+    """Current input: two slots armed with the same lifetime and fed the same inputs agree in
+    every layer's spikes, traces, rates and weights, a third differs (each layer's block of the
+    shared groups is member-major)."""
+    net = network((4, 6, 5, 3), "ABCD_lr", 3)
+    rng = np.random.default_rng(12)
+    coefficients = [np.repeat(rng.normal(0, 0.05, (1,) + s[1:]), 3, axis=0) for s in net.coefficient_shapes]
+    weights = [np.repeat(w, 3, axis=0) for w in sample_weights(net.sizes, 1, scale=1.0, rng=13)]
+    weights = [np.concatenate([w[:2], -w[2:]]) for w in weights]
+    net.reset(coefficients, weights)
+    for u in rng.uniform(-1, 1, (20, 1, 4)):
+        net.step(np.concatenate([u, u, -u]))
+    for state in (net.spike_counts(), net.traces(), net.activations, net.weights):
+        for layer in state:
+            np.testing.assert_array_equal(layer[0], layer[1])
+    assert all(not np.array_equal(c[0], c[2]) for c in net.spike_counts())
+
+
 def test_slots_are_independent_and_rearmed_lifetimes_repeat():
     """Poisson input: a lifetime's numbers depend on its noise seed, not on its slot or its
     neighbours; re-arming a slot replays it."""
