@@ -230,10 +230,10 @@ def _dale_meta(agent, sizes) -> dict:
     layers 0 .. L-1 of units have gains); none otherwise."""
     if getattr(agent, "dale", None) is None:
         return {}
-    from spikehebb.biology import dale_constraint, dale_signs
+    from spikehebb.biology import dale_constraint
 
-    meta = {f"dale_signs_{l}": s for l, s in enumerate(dale_signs(sizes, agent.dale, agent.dale_seed))}
-    if getattr(agent, "dale_balance", False):
-        constraint = dale_constraint(sizes, agent.dale, agent.dale_mode, agent.dale_seed, balance=True)
+    constraint = dale_constraint(sizes, agent.dale, agent.dale_mode, agent.dale_seed, agent.dale_balance)
+    meta = {f"dale_signs_{l}": s for l, s in enumerate(constraint.signs)}
+    if constraint.balance:
         meta.update({f"dale_gains_{l}": constraint.input_gain(l) for l in range(len(sizes) - 1)})
     return meta

@@ -144,9 +144,10 @@ class Lifetimes:
     def random_weights(self, n: int, rng: np.random.Generator | int | None) -> list[np.ndarray]:
         """n random weight sets from the run's initial distribution, per layer ``(n, n_pre, n_post)``
         (with Dale's law, its signs, as every lifetime's draw)."""
+        from spikehebb.agents.hebbian import NetworkAgent
         from spikehebb.network import sample_weights
 
-        signs = getattr(agent_class(self.agent), "signs", lambda config, sizes: None)(self.agent, self.task.sizes)
+        signs = NetworkAgent.signs(self.agent, self.task.sizes)  # None without Dale's law
         return sample_weights(self.task.sizes, n, self.agent.weight_init, self.agent.weight_scale, rng, signs=signs)
 
     def run(self, variant: str, episodes: Sequence[int], on_step=None) -> BatchResult:

@@ -243,12 +243,9 @@ class PlasticNetwork:
     @property
     def input_gains(self) -> list[np.ndarray | None]:
         """Per synaptic layer the gains ``(n_pre,)`` its presynaptic rates are sent with (the
-        product of the constraints' :meth:`~WeightConstraint.input_gain`), or None (all 1)."""
-        gains = []
-        for layer in range(self.n_layers):
-            own = [g for c in self.constraints if c.acts_on(layer) and (g := c.input_gain(layer)) is not None]
-            gains.append(None if not own else np.prod(own, axis=0))
-        return gains
+        :meth:`~WeightConstraint.input_gain` of its one constraint with gains), or None (all 1)."""
+        return [next((g for c in self.constraints if c.acts_on(l) and (g := c.input_gain(l)) is not None), None)
+                for l in range(self.n_layers)]
 
     @property
     def rule_target(self) -> list[str]:

@@ -342,7 +342,7 @@ class SpikingPlasticNetwork(PlasticNetwork):
         lif_sizes = self.sizes[first:]
         offsets = np.concatenate([[0], np.cumsum([P * n for n in lif_sizes])]).astype(int)
         n_units = int(offsets[-1])
-        self._unit_slices = [None] * first + [slice(a, b) for a, b in zip(offsets[:-1], offsets[1:])]
+        unit_slices = [None] * first + [slice(a, b) for a, b in zip(offsets[:-1], offsets[1:])]
 
         def neuron_group(n_neurons, poisson, name):
             eqs, threshold, reset, method = neuron_model(p, poisson)
@@ -395,13 +395,13 @@ class SpikingPlasticNetwork(PlasticNetwork):
                         for group in groups]
 
         # One Synapses object per pre group, its layers one after the other, each in (member,
-        # pre unit, sign, post) order; self._syn_slices[l - 1]: (object, slice) of layer l.
+        # pre unit, sign, post) order; syn_slices[l - 1]: (object, slice) of layer l.
         lines = ["w : 1  # weight times the pre neuron's sign (w on, -w off)",
                  "J : volt (shared, constant)  # gain * t_ref / tau_syn"]
         if self.plastic:
             lines += brian_model_lines(self.rule, self.fold_eta)
         rule_code = trace_rule_code(self.rule, self.fold_eta) if self.plastic else None
-        synapses, rules, self._syn_slices = [], [], []
+        synapses, rules, syn_slices = [], [], []
         for group in groups:
             layers = [l for l in range(1, self.n_layers + 1) if neurons_of(l - 1)[0] is group]
             if not layers:
@@ -416,8 +416,8 @@ class SpikingPlasticNetwork(PlasticNetwork):
                 member, i, s, j = np.meshgrid(np.arange(P), np.arange(n_pre), np.arange(2), np.arange(n_post),
                                               indexing="ij")
                 pres.append(neurons_of(layer - 1)[1] + ((member * n_pre + i) * 2 + s).ravel())
-                posts.append(self._unit_slices[layer].start + (member * n_post + j).ravel())
-                self._syn_slices.append((syn, slice(start, start + pres[-1].size)))
+                posts.append(unit_slices[layer].start + (member * n_post + j).ravel())
+                syn_slices.append((syn, slice(start, start + pres[-1].size)))
                 start += pres[-1].size
             pre, post = np.concatenate(pres), np.concatenate(posts)
             syn.connect(i=pre, j=post)
@@ -440,13 +440,12 @@ class SpikingPlasticNetwork(PlasticNetwork):
         factors = units.variables["decay"].get_value()
         factors[:] = math.exp((-float(self._clock_arrays[2][0])) / tau_syn)
         if not self._poisson:
-            factors[self._unit_slices[0]] = 1.0
+            factors[unit_slices[0]] = 1.0
         special = set(map(id, traces + per_env_step + rules))
         substep_objects = [o for o in self._net.sorted_objects if o.active and o._code_objects and id(o) not in special]
         self._substep_calls = _compiled_calls(substep_objects)
         self._learn_calls = _compiled_calls(traces + rules)
         self._readout_calls = _compiled_calls(per_env_step)
-        self._groups, self._units, self._synapses = groups, units, synapses
 
         def per_layer(name):
             """Views of a neuron variable, one per layer ``(P * n_l * 2,)``, None where absent."""
@@ -459,7 +458,7 @@ class SpikingPlasticNetwork(PlasticNetwork):
 
         def per_unit_layer(name):
             array = units.variables[name].get_value() if name in units.variables else None
-            return [None if array is None or s is None else array[s] for s in self._unit_slices]
+            return [None if array is None or s is None else array[s] for s in unit_slices]
 
         self._x, self._y, self._xs, self._count = (per_layer(n) for n in ("x", "y", "xs", "count"))
         self._lastspike, self._not_ref, self._v, self._v_d = (
@@ -468,9 +467,9 @@ class SpikingPlasticNetwork(PlasticNetwork):
         self._g, self._unit_xs = per_unit_layer("g"), per_unit_layer("xs")
         self._spike_in = inputs.variables["spike_in"].get_value() if self._poisson else None
         self._modulators = per_unit_layer("m")[1:] if self.modulated else []
-        self._w = [syn.variables["w"].get_value()[s] for syn, s in self._syn_slices]
+        self._w = [syn.variables["w"].get_value()[s] for syn, s in syn_slices]
         self._coef = [{f: syn.variables[f].get_value()[s] for f in synapse_fields(self.rule, self.fold_eta)}
-                      for syn, s in self._syn_slices]
+                      for syn, s in syn_slices]
 
     # ------------------------------------------------------------------------- lifetime
     def reset(self, coefficients, weights, members=None, noise_seeds=None) -> None:
@@ -488,9 +487,6 @@ class SpikingPlasticNetwork(PlasticNetwork):
             noise_seeds = np.asarray(noise_seeds, dtype=np.int64).reshape(len(slots), -1).tolist()
         for b, seed in zip(slots, noise_seeds):
             self._noise[int(b)] = np.random.default_rng([self.params.poisson_seed, *[int(abs(s)) for s in seed]])
-
-    def _slots(self, array, n_per_member, where):
-        return array.reshape(self.population, n_per_member)[where]
 
     def _arm(self, coefficients, weights, members):
         P, where = self.population, slice(None) if members is None else members
