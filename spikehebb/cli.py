@@ -447,7 +447,8 @@ def run_select(args: argparse.Namespace) -> Path:
     import os
 
     from spikehebb.assess import assess, format_table, load_run
-    from spikehebb.models import card, export, select
+    from spikehebb.models import card, export, select, selection_figure
+    from spikehebb.report import PAPER
 
     for name in ("episodes", "test_episodes"):
         if getattr(args, name) < (1 if name == "episodes" else 0):
@@ -465,11 +466,15 @@ def run_select(args: argparse.Namespace) -> Path:
         task = config.task.make()
         results = assess(config, params, list(task.variants), args.test_episodes, workers)
         label = f"Hebbian {config.agent.rule}" if config.agent.kind == "hebbian" else config.agent.kind
-        table = format_table(results, label, config.task.name, task.episode.max_network_steps)
-        print(table)
-        text = card(path, table, args.made_by or f"spikehebb train ... (see {Path(args.runfile).name})", args.machine)
+        print(format_table(results, label, config.task.name, task.episode.max_network_steps))
+        curve = path.with_name(path.stem + "_curve.png")
+        selection_figure(path).savefig(curve, dpi=100)
+        # the paper's Table 1 was measured with ABCD_lr; other rules get no column to compare with
+        paper = PAPER.get((config.task.name, config.agent.kind)) if config.agent.rule == "ABCD_lr" else None
+        text = card(path, results, args.made_by or f"spikehebb train ... (see {Path(args.runfile).name})",
+                    args.machine, paper, curve.name)
         path.with_suffix(".md").write_text(text)
-        print(f"wrote {path.with_suffix('.md')}")
+        print(f"wrote {curve} and {path.with_suffix('.md')}")
     return path
 
 

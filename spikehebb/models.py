@@ -129,9 +129,21 @@ def model_info(path: str | Path) -> dict | None:
     return None if text is None else json.loads(text if isinstance(text, str) else text.decode())
 
 
-def card(path: str | Path, table: str, command: str, machine: str, paper: Sequence[tuple[str, str]] = ()) -> str:
+def card(
+    path: str | Path,
+    results: Sequence,
+    command: str,
+    machine: str,
+    paper: dict[str, tuple[float, float]] | None = None,
+    curve: str | None = None,
+) -> str:
     """A model card in Markdown: how the model was made (command, seed, budget), how it was
-    chosen, and its test table (``table``, as ``spikehebb evaluate`` prints it)."""
+    chosen (every stored mean's selection score), its training curve (``curve``: an image path
+    relative to the card) and its test table from ``results`` (:class:`~spikehebb.assess.VariantResult`
+    per variant) with ``paper``'s numbers beside it ({variant: (mean, std)}, e.g. Najarro & Risi's
+    Table 1)."""
+    from spikehebb.assess import FITNESS_UNITS
+
     info = model_info(path) or {}
     with RunStore.open(path) as store:
         config = TrainConfig.from_dict(store.config)
@@ -151,7 +163,47 @@ def card(path: str | Path, table: str, command: str, machine: str, paper: Sequen
         lines.append(f"- chosen: the search mean after generation {info['generation']}, the best of "
                      f"{len(sel['scores'])} stored means on {sel['episodes_per_variant']} selection lifetimes per "
                      f"training variant (episodes from {sel['first_episode']}, apart from the test lifetimes)")
-    lines += ["", "## Test table", "", "```", table.strip(), "```"]
-    if paper:
-        lines += ["", "Najarro & Risi 2020, Table 1 (100 rollouts): " + "; ".join(f"{v} {n}" for v, n in paper)]
+    if curve:
+        lines += ["", "## Training curve", "", f"![training curve]({curve})"]
+    if info:
+        scores = info["selection"]["scores"]
+        lines += ["", "## Selection", "", "| after generation | selection fitness |", "| ---: | ---: |"]
+        lines += [f"| {g} | {s:.1f}{' (chosen)' if int(g) == info['generation'] else ''} |" for g, s in scores.items()]
+    n = len(results[0].fitness) if results else 0
+    paper = paper or {}
+    lines += ["", "## Test table", "",
+              f"| variant | seen | mean ± std ({n} lifetimes) | solved |" + (" paper |" if paper else ""),
+              "| --- | --- | ---: | --- |" + (" ---: |" if paper else "")]
+    for r in results:
+        row = f"| {r.variant} | {'yes' if r.trained_on else 'no'} | {r.mean:.1f} ± {r.std:.1f} | {'yes' if r.solved else 'no'} |"
+        if paper:
+            row += " {} ± {} |".format(*paper[r.variant]) if r.variant in paper else " - |"
+        lines.append(row)
+    solved_at = results[0].solved_at if results else 0
+    lines += ["", f"Each lifetime starts from fresh random weights (test episodes 0 to {n - 1}). seen: trained on "
+              f"that variant. solved: mean fitness >= {solved_at:g}. fitness: "
+              f"{FITNESS_UNITS.get(config.task.name, 'the summed env reward')}."
+              + (" paper: Najarro & Risi 2020, Table 1 (100 lifetimes)." if paper else "")]
+    lines += ["", f"Reproduce: `spikehebb evaluate {Path(path).name} --episodes {n}`."]
     return "\n".join(lines) + "\n"
+
+
+def selection_figure(path: str | Path):
+    """The model's training curve (``spikehebb plot``'s) with each stored mean's selection
+    fitness marked and the chosen one ringed; a matplotlib Figure."""
+    from spikehebb.plots import plot_fitness
+
+    info = model_info(path)
+    with RunStore.open(path) as store:
+        config = TrainConfig.from_dict(store.config)
+        h = store.history()
+    fig = plot_fitness(h, Path(path).stem, config.task.name)
+    if info:
+        ax = fig.axes[0]
+        scores = info["selection"]["scores"]
+        ax.plot([int(g) for g in scores], list(scores.values()), "o", ms=4, color="k",
+                label="selection fitness of the stored means")
+        ax.plot([info["generation"]], [scores[str(info["generation"])]], "o", ms=10, mfc="none", color="r",
+                label=f"chosen (generation {info['generation']})")
+        ax.legend(fontsize=8)
+    return fig

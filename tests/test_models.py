@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from spikehebb.assess import load_run
+from spikehebb.assess import VariantResult, assess, load_run
 from spikehebb.cli import main as cli_main
-from spikehebb.models import SELECTION_EPISODE0, candidate_means, export, model_info, select
+from spikehebb.models import SELECTION_EPISODE0, card, candidate_means, export, model_info, select
 from spikehebb.store import RunStore
 from spikehebb.train import TrainConfig, train
 
@@ -62,7 +62,29 @@ def test_cli_select_writes_the_model_and_its_card(run, tmp_path, capsys):
     text = out.with_suffix(".md").read_text()
     assert "`spikehebb train --rule A`, seed 0" in text and "5 generations" in text and "damage_left" in text
     assert "best of 3 stored means on 1 selection lifetimes per training variant" in text
+    info = model_info(out)
+    chosen = info["generation"]
+    # every stored mean's score in the selection table, the chosen one marked; the curve beside the card
+    for g, score in info["selection"]["scores"].items():
+        assert f"| {g} | {score:.1f}{' (chosen)' if int(g) == chosen else ''} |" in text
+    assert text.count("(chosen)") == 1
+    assert "![training curve](ant_a_curve.png)" in text and (out.parent / "ant_a_curve.png").stat().st_size > 0
+    # the test table: one row per variant, the rule A has no paper column
+    fitness = assess(*load_run(out), ["damage_left"], episodes=1)[0].fitness
+    assert f"| damage_left | no | {fitness[0]:.1f} ± 0.0 | {'yes' if fitness[0] >= 100 else 'no'} |\n" in text
+    assert "paper" not in text.split("## Test table")[1]
     assert cli_main(["inspect", str(out)]) == 0
     with pytest.raises(SystemExit) as exc:
         cli_main(["select", str(run), "-o", str(out)])
     assert exc.value.code == 2 and "already exists" in capsys.readouterr().err
+
+
+def test_card_puts_the_papers_numbers_beside_ours_where_the_paper_has_the_variant(run):
+    results = [VariantResult("default", np.array([400.0, 600.0]), True),
+               VariantResult("long_back", np.array([50.0, 90.0]), False)]
+    text = card(run, results, "spikehebb train --paper", "a test machine", {"default": (1051, 113)})
+    assert "| variant | seen | mean ± std (2 lifetimes) | solved | paper |" in text
+    assert "| default | yes | 500.0 ± 100.0 | yes | 1051 ± 113 |" in text
+    assert "| long_back | no | 70.0 ± 20.0 | no | - |" in text
+    assert "Najarro & Risi 2020, Table 1" in text and "## Selection" not in text  # a plain run: nothing chosen
+    assert "## Training curve" not in text and "5 generations" in text and "a test machine" in text
