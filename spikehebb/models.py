@@ -184,7 +184,7 @@ def card(
               f"that variant. solved: mean fitness >= {solved_at:g}. fitness: "
               f"{FITNESS_UNITS.get(config.task.name, 'the summed env reward')}."
               + (" paper: Najarro & Risi 2020, Table 1 (100 lifetimes)." if paper else "")]
-    lines += ["", f"Reproduce: `spikehebb evaluate {Path(path).name} --episodes {n}`."]
+    lines += ["", f"Reproduce: `spikehebb evaluate {Path(path).as_posix()} --episodes {n}`."]
     return "\n".join(lines) + "\n"
 
 

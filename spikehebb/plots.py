@@ -21,6 +21,7 @@ L = weight layers, sizes ``(n_0, ..., n_L)``:
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -220,7 +221,8 @@ def plot_fitness(history: dict[str, np.ndarray], title: str, task: str = "ant") 
     ax.plot(g, history["fitness_mean"], label="mean")
     ax.plot(g, history["best_fitness"], label="best so far")
     ax.set_xlabel("generation")
-    ax.set_ylabel("fitness" + (f"\n({FITNESS_UNITS[task]})" if task in FITNESS_UNITS else " (raw)"), fontsize=8)
+    units = "\n".join(textwrap.wrap(f"({FITNESS_UNITS[task]})", 45)) if task in FITNESS_UNITS else "(raw)"
+    ax.set_ylabel(f"fitness\n{units}", fontsize=8)
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
