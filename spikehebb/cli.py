@@ -509,10 +509,11 @@ def main(argv: list[str] | None = None) -> int:
                        description="Test a run's parameters on variants, as the paper's Table 1: mean ± std "
                                    f"fitness over fresh random initial weights; the ant counts as solved at a mean of "
                                    f"{SOLVED_FITNESS:g}. Fitness, per task: {fitness}.")
-    p.add_argument("runfile", help="run file (.h5) written by `spikehebb train`")
+    p.add_argument("runfile", metavar="RUNFILE_OR_MODEL",
+                   help="run file (.h5) written by `spikehebb train`, or the name of a model in models/")
     add_evaluate_arguments(p)
     p = sub.add_parser("inspect", help="summary of a run file")
-    p.add_argument("runfile", help="run file (.h5)")
+    p.add_argument("runfile", metavar="RUNFILE_OR_MODEL", help="run file (.h5), or the name of a model in models/")
     p = sub.add_parser("plot", help="fitness curves of a run to PNG; --traces: what the rule does in recorded lifetimes")
     p.add_argument("runfile", help="run file (.h5)")
     p.add_argument("-o", "--output", help="fitness-curve PNG (default: the run file's name with .png)")
@@ -534,6 +535,10 @@ def main(argv: list[str] | None = None) -> int:
     add_select_arguments(p)
     args = parser.parse_args(argv)
     try:
+        if args.command in ("evaluate", "inspect") and Path(args.runfile).suffix == "" and not Path(args.runfile).exists():
+            from spikehebb.lifetimes import resolve_run  # a shipped model by name, e.g. ant_abcd_lr
+
+            args.runfile = str(resolve_run(args.runfile))
         if args.command == "train":
             print(f"run file: {run_train(args)}")
         elif args.command == "evaluate":
@@ -541,8 +546,14 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "inspect":
             from spikehebb.store import RunStore
 
+            from spikehebb.models import model_info
+
             with RunStore.open(args.runfile) as store:
                 print(store.summary())
+            if (info := model_info(args.runfile)) is not None:
+                scores = info["selection"]["scores"]
+                print(f"model: the search mean after generation {info['generation']} (selection fitness "
+                      f"{scores[str(info['generation'])]:.1f}), the best of {len(scores)} stored means; /mean holds it")
         elif args.command == "plot":
             print("wrote " + ", ".join(map(str, run_plot(args))))
         elif args.command == "video":

@@ -73,7 +73,9 @@ def test_cli_select_writes_the_model_and_its_card(run, tmp_path, capsys):
     fitness = assess(*load_run(out), ["damage_left"], episodes=1)[0].fitness
     assert f"| damage_left | no | {fitness[0]:.1f} ± 0.0 | {'yes' if fitness[0] >= 100 else 'no'} |\n" in text
     assert "paper" not in text.split("## Test table")[1]
+    capsys.readouterr()
     assert cli_main(["inspect", str(out)]) == 0
+    assert f"model: the search mean after generation {chosen} (selection fitness" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exc:
         cli_main(["select", str(run), "-o", str(out)])
     assert exc.value.code == 2 and "already exists" in capsys.readouterr().err
@@ -88,3 +90,22 @@ def test_card_puts_the_papers_numbers_beside_ours_where_the_paper_has_the_varian
     assert "| long_back | no | 70.0 ± 20.0 | no | - |" in text
     assert "Najarro & Risi 2020, Table 1" in text and "## Selection" not in text  # a plain run: nothing chosen
     assert "## Training curve" not in text and "5 generations" in text and "a test machine" in text
+
+
+def test_evaluate_and_inspect_find_a_shipped_model_by_name(run, tmp_path, monkeypatch, capsys):
+    import spikehebb.lifetimes
+
+    models = tmp_path / "models"
+    export(run, models / "ant_a.h5", select(run, episodes=1, progress=False))
+    monkeypatch.setattr(spikehebb.lifetimes, "MODELS_DIR", models)
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["inspect", "ant_a"]) == 0
+    assert capsys.readouterr().out.startswith(f"{models / 'ant_a.h5'}: spikehebb run")
+    assert cli_main(["evaluate", "ant_a", "--variant", "default", "--episodes", "1", "--eval-steps", "60"]) == 0
+    assert "default" in capsys.readouterr().out
+    for name, message in (("ant_b", "or the name of a model in"), ("ant_b.h5", "run file ant_b.h5 does not exist")):
+        with pytest.raises(SystemExit) as exc:
+            cli_main(["inspect", name])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+        assert ("(ant_a)" in err) == (name == "ant_b")  # the unknown name's error lists what ships
