@@ -544,9 +544,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "evaluate":
             run_evaluate(args.runfile, args)
         elif args.command == "inspect":
-            from spikehebb.store import RunStore
-
             from spikehebb.models import model_info
+            from spikehebb.store import RunStore
 
             with RunStore.open(args.runfile) as store:
                 print(store.summary())
