@@ -448,7 +448,7 @@ def run_select(args: argparse.Namespace) -> Path:
 
     from spikehebb.assess import assess, format_table, load_run
     from spikehebb.models import card, export, select, selection_figure
-    from spikehebb.report import PAPER
+    from spikehebb.report import paper_numbers
 
     for name in ("episodes", "test_episodes"):
         if getattr(args, name) < (1 if name == "episodes" else 0):
@@ -469,8 +469,7 @@ def run_select(args: argparse.Namespace) -> Path:
         print(format_table(results, label, config.task.name, task.episode.max_network_steps))
         curve = path.with_name(path.stem + "_curve.png")
         selection_figure(path).savefig(curve, dpi=100)
-        # the paper's Table 1 was measured with ABCD_lr; other rules get no column to compare with
-        paper = PAPER.get((config.task.name, config.agent.kind)) if config.agent.rule == "ABCD_lr" else None
+        paper = paper_numbers(config.task.name, config.agent.kind, config.agent.rule)
         text = card(path, results, args.made_by or f"spikehebb train ... (see {Path(args.runfile).name})",
                     args.machine, paper, curve.name)
         path.with_suffix(".md").write_text(text)

@@ -36,6 +36,12 @@ from spikehebb import __version__
 PAPER = {
     ("ant", "hebbian"): {"default": (1051, 113), "damage_right": (1019, 116), "damage_left": (452, 95)},
 }
+
+
+def paper_numbers(task: str, kind: str, rule: str | None) -> dict[str, tuple[int, int]]:
+    """The paper's numbers a run of ``task`` with this agent compares with ({} when it gives
+    none): Table 1 was measured with the Hebbian ABCD_lr rule, so only such runs get them."""
+    return PAPER.get((task, kind), {}) if (kind, rule) == ("hebbian", "ABCD_lr") else {}
 VIDEO_TYPES = {".mp4": "video/mp4", ".gif": "image/gif"}
 STYLE = """
 body { font-family: sans-serif; max-width: 62rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
@@ -86,8 +92,9 @@ def test_section(path: Path, episodes: int, variants: Sequence[str] | None, work
     name, label = run_task(path), run_label(path)
     task = get_task(name)
     variants = list(variants or dict.fromkeys(task.train_variants + task.test_variants))
-    results = assess(*load_run(path), variants, episodes, workers)
-    paper = PAPER.get((name, "static" if label == "static" else "hebbian"), {})
+    config, params = load_run(path)
+    paper = paper_numbers(name, config.agent.kind, config.agent.rule)
+    results = assess(config, params, variants, episodes, workers)
     rows = [
         (r.variant, "yes" if r.trained_on else "no", f"{r.mean:.1f} ± {r.std:.1f}", "yes" if r.solved else "no",
          "{} ± {}".format(*paper[r.variant]) if r.variant in paper else "-")
