@@ -349,6 +349,12 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
     variants = args.variants or list(task.variants)
     if args.episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
+    if args.traces:
+        from spikehebb.lifetimes import MODELS_DIR
+
+        if Path(path).resolve().parent == MODELS_DIR.resolve():
+            raise ValueError(f"{path} is a shipped model and --traces would write into it; copy it first: "
+                             f"cp {path} runs/ && spikehebb evaluate runs/{Path(path).name} --traces")
     held = [n for n in trace_names(path) if n.split("/")[0] in variants] if args.traces else []
     if held and not args.overwrite_traces:  # say so before the test lifetimes, not after
         raise ValueError(f"{path} already holds traces ({', '.join(held)}); add --overwrite-traces to record them "

@@ -71,19 +71,40 @@ def plot_weight_matrices(trace: Trace, steps: Sequence[int] | None = None) -> Fi
     return fig
 
 
+def weight_alignment(trace: Trace) -> np.ndarray:
+    """``(T, L)``: per layer, the cosine between the weights at each step and at the last step,
+    all of the layer's recorded synapses as one vector (0 where either is all zeros). It tells a
+    rule that settles the weights' direction while their size keeps growing (with saturating
+    units, the direction is what the network computes) from one that keeps reshaping them."""
+    out = np.zeros((trace.steps, len(trace.weights)))
+    for l, w in enumerate(trace.weights):
+        flat = w.reshape(len(w), -1).astype(np.float64)
+        norms = np.linalg.norm(flat, axis=1)
+        if norms[-1] > 0:
+            dots = flat @ (flat[-1] / norms[-1])
+            np.divide(dots, norms, out=out[:, l], where=norms > 0)
+    return out
+
+
 def plot_weight_norms(trace: Trace) -> Figure:
-    """One panel: ``||W_l(t)||`` (Frobenius) per layer over network steps, log scale."""
-    fig = Figure(figsize=(6, 3.4))
-    ax = fig.subplots()
+    """Two panels per layer's line, over network steps: ``||W_l(t)||`` (Frobenius, log scale)
+    and the direction, ``cos(W_l(t), W_l(T-1))`` (:func:`weight_alignment`)."""
+    fig = Figure(figsize=(6, 5.4))
+    ax, ax_cos = fig.subplots(2, 1, sharex=True)
+    cosines = weight_alignment(trace)
     for l, w in enumerate(trace.weights, 1):
         norms = np.linalg.norm(w.reshape(len(w), -1).astype(np.float64), axis=1)
         what = f"{w.shape[1]} sampled synapses" if trace.synapses[l - 1] is not None else f"{w.shape[1]}x{w.shape[2]}"
         ax.plot(norms, label=f"layer {l} ({what})")
+        ax_cos.plot(cosines[:, l - 1], label=f"layer {l}")
     ax.set_yscale("log")
-    ax.set_xlabel("network step")
     ax.set_ylabel("||W|| (Frobenius)")
-    ax.set_title(f"weight norms, {trace.variant} episode {trace.episode}", fontsize=10)
+    ax.set_title(f"weight norms and direction, {trace.variant} episode {trace.episode}", fontsize=10)
     ax.legend(fontsize=8)
+    ax_cos.set_xlabel("network step")
+    ax_cos.set_ylabel("cos(W(t), W(last step))")
+    ax_cos.set_ylim(-1.05, 1.05)
+    ax_cos.axhline(0, color="0.7", lw=0.5)
     fig.tight_layout()
     return fig
 

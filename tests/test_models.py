@@ -3,6 +3,7 @@ model file with a card; every run-file command reads the model."""
 
 import json
 
+import h5py
 import numpy as np
 import pytest
 
@@ -103,6 +104,10 @@ def test_evaluate_and_inspect_find_a_shipped_model_by_name(run, tmp_path, monkey
     assert capsys.readouterr().out.startswith(f"{models / 'ant_a.h5'}: spikehebb run")
     assert cli_main(["evaluate", "ant_a", "--variant", "default", "--episodes", "1", "--eval-steps", "60"]) == 0
     assert "default" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:  # traces go into the file: a shipped model stays as shipped
+        cli_main(["evaluate", "ant_a", "--variant", "default", "--episodes", "1", "--traces"])
+    assert exc.value.code == 2 and "is a shipped model and --traces would write into it; copy it first" in capsys.readouterr().err
+    assert model_info(models / "ant_a.h5") is not None and "traces" not in h5py.File(models / "ant_a.h5", "r")
     for name, message in (("ant_b", "or the name of a model in"), ("ant_b.h5", "run file ant_b.h5 does not exist")):
         with pytest.raises(SystemExit) as exc:
             cli_main(["inspect", name])

@@ -16,6 +16,7 @@ from spikehebb.plots import (
     plot_weight_norms,
     plot_weight_pca,
     trace_names,
+    weight_alignment,
     weight_pcs,
 )
 from spikehebb.store import RunStore, TraceWriter
@@ -79,9 +80,20 @@ def test_weight_matrices_rows_are_layers_columns_are_steps(trace):
 
 
 def test_weight_norms_one_line_per_layer(trace):
-    (ax,) = plot_weight_norms(trace).axes
+    ax, ax_cos = plot_weight_norms(trace).axes
     assert [l.get_label() for l in ax.lines] == ["layer 1 (4x6)", "layer 2 (6x3)"]
     np.testing.assert_allclose(ax.lines[0].get_ydata()[10], np.sqrt(24) * 1.0, rtol=1e-6)
+    # weights along a line keep their direction: cos 1 from step 1 on, 0 at the all-zero step 0
+    np.testing.assert_allclose(ax_cos.lines[1].get_ydata(), [0.0] + [1.0] * (T - 1), atol=1e-6)
+
+
+def test_weight_alignment_of_a_rotating_layer(tmp_path):
+    ring = load_trace(write_traces(tmp_path / "ring.h5", circle), "default/episode_0")
+    cos = weight_alignment(ring)
+    assert cos.shape == (T, 2)
+    t = np.arange(T)
+    np.testing.assert_allclose(cos[:, 0], np.cos(2 * np.pi * (t - (T - 1)) / T), atol=1e-6)  # the angle to the end
+    np.testing.assert_array_equal(cos[:, 1], 0.0)  # an all-zero layer has no direction
 
 
 def test_activity_one_raster_per_layer(trace):
