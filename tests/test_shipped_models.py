@@ -1,0 +1,35 @@
+"""Every model in models/ is whole: it opens as a run file, its /mean is the stored search mean it
+says it chose, and its card beside it names that choice and tests every variant of its task."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikehebb.assess import load_run
+from spikehebb.lifetimes import MODELS_DIR, resolve_run
+from spikehebb.models import candidate_means, model_info
+
+SHIPPED = sorted(MODELS_DIR.glob("*.h5"))
+
+
+@pytest.mark.parametrize("model", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_a_shipped_model_holds_the_mean_its_card_names(model: Path):
+    info = model_info(model)
+    assert info is not None, f"{model} has no 'model' record: make it with `spikehebb select`"
+    config, params = load_run(model)
+    generations, means = candidate_means(model)
+    # the exported /mean is the chosen snapshot (the last mean, when that was chosen, is /mean itself)
+    chosen = int(np.flatnonzero(generations == info["generation"])[-1])
+    np.testing.assert_array_equal(params, means[chosen])
+    assert max(info["selection"]["scores"].values()) == info["selection"]["scores"][str(info["generation"])]
+    card = model.with_suffix(".md").read_text()
+    assert f"the search mean after generation {info['generation']}, the best of {len(info['selection']['scores'])}" in card
+    for variant in config.task.make().variants:
+        assert f"| {variant} | " in card
+    assert (model.parent / f"{model.stem}_curve.png").is_file()
+    assert resolve_run(model.stem) == model
+
+
+def test_models_ship():
+    assert SHIPPED, f"no model in {MODELS_DIR}"
