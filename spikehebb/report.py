@@ -31,17 +31,11 @@ from matplotlib.figure import Figure
 
 from spikehebb import __version__
 
-#: Najarro & Risi 2020, Table 1 (100 rollouts each): mean ± std of the Hebbian ABCD_lr ant,
-#: per morphology; the README quotes the same numbers.
+#: Najarro & Risi 2020, Table 1 (100 rollouts each): mean ± std per morphology, keyed by the
+#: (task, agent kind, rule) they were measured with; the README quotes the same numbers.
 PAPER = {
-    ("ant", "hebbian"): {"default": (1051, 113), "damage_right": (1019, 116), "damage_left": (452, 95)},
+    ("ant", "hebbian", "ABCD_lr"): {"default": (1051, 113), "damage_right": (1019, 116), "damage_left": (452, 95)},
 }
-
-
-def paper_numbers(task: str, kind: str, rule: str | None) -> dict[str, tuple[int, int]]:
-    """The paper's numbers a run of ``task`` with this agent compares with ({} when it gives
-    none): Table 1 was measured with the Hebbian ABCD_lr rule, so only such runs get them."""
-    return PAPER.get((task, kind), {}) if (kind, rule) == ("hebbian", "ABCD_lr") else {}
 VIDEO_TYPES = {".mp4": "video/mp4", ".gif": "image/gif"}
 STYLE = """
 body { font-family: sans-serif; max-width: 62rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
@@ -52,6 +46,12 @@ img, video { max-width: 100%; display: block; margin: 0.5rem 0 1.2rem; }
 pre { background: #f4f4f4; padding: 0.6rem; overflow-x: auto; }
 .note { color: #555; font-size: 0.9rem; }
 """
+
+
+def paper_numbers(task: str, kind: str, rule: str | None) -> dict[str, tuple[int, int]]:
+    """The paper's numbers a run of ``task`` with this agent and rule compares with ({} when it
+    gives none: only the Hebbian ABCD_lr ant was measured)."""
+    return PAPER.get((task, kind, rule), {})
 
 
 def data_uri(data: bytes, mime: str) -> str:

@@ -87,7 +87,7 @@ def test_a_full_report_embeds_everything(run, tmp_path):
     # the test table: our numbers beside the paper's
     cells = page.cells
     i = cells.index("damage_left")
-    assert cells[i + 1] == "no" and " ± " in cells[i + 2] and cells[i + 4] == "{} ± {}".format(*PAPER["ant", "hebbian"]["damage_left"])
+    assert cells[i + 1] == "no" and " ± " in cells[i + 2] and cells[i + 4] == "{} ± {}".format(*PAPER["ant", "hebbian", "ABCD_lr"]["damage_left"])
     i = cells.index("motor")
     assert cells[i - 1] == "Hebbian ABCD_lr" and cells[i + 1:i + 6] == ["3 / 3", "0.750", "1", "1", "> 400"]
 
