@@ -105,7 +105,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
     g.add_argument("--resume", metavar="RUNFILE",
                    help="continue a run from its last generation with its own settings; only --generations "
                         "(to extend a finished run) and where it runs (--workers, --evaluator, --batch-size, --ray) may change")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--no-progress", action="store_true",
+                   help="show no progress (default: a bar on a terminal, one line per generation in a log file)")
     add_neuron_arguments(parser)
     add_biology_arguments(parser)
 
@@ -497,8 +498,8 @@ def experiment_main(task: str, description: str, argv: list[str] | None = None, 
         run_evaluate(path, args)
     except (ValueError, OSError, RuntimeError) as err:  # OSError: missing, existing, read-only, full (one line)
         parser.exit(2, f"{parser.prog}: error: {err}\n")
-    except KeyboardInterrupt as err:
-        parser.exit(130, f"{parser.prog}: {err or 'interrupted'}\n")
+    except KeyboardInterrupt as err:  # 130 after Ctrl-C, 143 after SIGTERM (train's TrainingInterrupted)
+        parser.exit(getattr(err, "exit_code", 130), f"{parser.prog}: {err or 'interrupted'}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -568,8 +569,8 @@ def main(argv: list[str] | None = None) -> int:
             run_select(args)
     except (ValueError, OSError, RuntimeError) as err:  # OSError: missing, existing, read-only, full (one line)
         parser.exit(2, f"spikehebb {args.command}: error: {err}\n")
-    except KeyboardInterrupt as err:  # train says where the run stands and how to resume it
-        parser.exit(130, f"spikehebb {args.command}: {err or 'interrupted'}\n")
+    except KeyboardInterrupt as err:  # train says where the run stands and how to resume it (exit 130, 143 after SIGTERM)
+        parser.exit(getattr(err, "exit_code", 130), f"spikehebb {args.command}: {err or 'interrupted'}\n")
     return 0
 
 

@@ -9,6 +9,9 @@ derive from the run seed, the continued run equals an uninterrupted one.
 
 from __future__ import annotations
 
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -46,11 +49,17 @@ def train(
 ) -> Path:
     """Run (or continue) a training run; returns the run file's path.
 
+    Ctrl-C and SIGTERM (``kill``, a scheduler's notice) stop it the same way: the workers are
+    closed and :class:`TrainingInterrupted` says how many generations the file holds and how to
+    resume; the generation in flight is lost.
+
     config: a new run's config; with ``resume``, None (the file's config) or the file's config
         with only ``generations`` changed (raise it to extend a finished run); any other
         difference is refused with the list of differences.
     resume: path of a run file to continue from its last completed generation.
     stop_after: end after this many generations in this call (tests, time-boxed sessions).
+    progress: show progress on stderr: a bar on a terminal, one line per generation otherwise
+        (``nohup``, a log file); False shows nothing.
     """
     store = RunStore.open(resume, "a") if resume is not None else None
     try:
@@ -95,29 +104,75 @@ def train(
             return store.path
         try:
             _run_generations(config, spec, store, strategy, start, end, progress)
-        except KeyboardInterrupt:
-            # Ctrl-C may land after a generation's commit and before the store counted it: ask the file.
-            raise TrainingInterrupted(store.path, store.generations_on_disk()) from None
+        except KeyboardInterrupt as err:
+            # the signal may land after a generation's commit and before the store counted it: ask the file
+            raise TrainingInterrupted(
+                store.path, store.generations_on_disk(), terminated=isinstance(err, _Terminated)
+            ) from None
         return store.path
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during training: the run file holds every generation finished before it."""
+    """Ctrl-C or SIGTERM during training: the run file holds every generation finished before it.
 
-    def __init__(self, path: Path, generations: int):
+    ``exit_code``: what a command line ends with: 130 after Ctrl-C, 143 after SIGTERM (128 + the
+    signal's number, the shell's convention)."""
+
+    def __init__(self, path: Path, generations: int, terminated: bool = False):
+        what = "stopped by SIGTERM" if terminated else "interrupted"
         super().__init__(
-            f"interrupted: {path} holds {generations} finished generation(s); continue with --resume {path}"
+            f"{what}: {path} holds {generations} finished generation(s); continue with --resume {path}"
         )
         self.path, self.generations = path, generations
+        self.exit_code = 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, so that it unwinds as Ctrl-C does."""
+
+
+class _StopSignals:
+    """While a run's generations go, Ctrl-C raises KeyboardInterrupt and SIGTERM raises
+    :class:`_Terminated` in the main thread (Python's default for SIGTERM is to die at once: the
+    workers were left to notice their parent was gone and multiprocessing warned of leaked
+    semaphores). An exception raised by a handler can be swallowed where the signal happens to
+    land (a weakref callback, a ``__del__``), so the signal is also recorded and :meth:`check`,
+    called after each generation, raises it then. Outside the main thread, where Python cannot
+    install handlers, nothing changes."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum, frame):
+        self.received = signum
+        self.check()
+
+    def check(self) -> None:
+        if self.received == signal.SIGTERM:
+            raise _Terminated()
+        if self.received is not None:
+            raise KeyboardInterrupt()
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
 
 def _run_generations(config: TrainConfig, spec: WorkerSpec, store: RunStore, strategy, start: int, end: int,
                      progress: bool) -> None:
     """Generations ``start`` to ``end - 1``: ask, evaluate, tell, store each."""
     ev = config.evaluator
-    with make_evaluator(ev.name, spec, workers=config.n_workers, address=ev.ray_address) as evaluator:
-        bar = _progress(range(start, end), config, start, progress)
-        for generation in bar:
+    with (_StopSignals() as stop,
+          make_evaluator(ev.name, spec, workers=config.n_workers, address=ev.ray_address) as evaluator,
+          _Progress(config, start, progress) as shown):
+        for generation in range(start, end):
             t0 = time.perf_counter()
             keys = strategy.ask()
             fitness, env_steps = evaluator.evaluate(strategy.sampler(), keys)
@@ -131,19 +186,69 @@ def _run_generations(config: TrainConfig, spec: WorkerSpec, store: RunStore, str
                 best_fitness=strategy.best_fitness, strategy_state=strategy.state_dict(),
                 rule_table=strategy.rule_table() if hasattr(strategy, "rule_table") else None,
             )
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(
-                    best=f"{strategy.best_fitness:.1f}", mean=f"{np.nanmean(stats['raw']):.1f}",
-                    max=f"{np.nanmax(stats['raw']):.1f}", steps_s=f"{env_steps / wall:.0f}",
-                )
+            shown.update(generation, stats["raw"], strategy.best_fitness, env_steps, wall, end)
+            stop.check()
 
 
-def _progress(generations, config: TrainConfig, start: int, enabled: bool):
-    if not enabled:
-        return generations
-    from tqdm.auto import tqdm
+class _Progress:
+    """What a run shows of itself on stderr: a tqdm bar on a terminal; where stderr is not one
+    (``nohup``, a log file, a scheduler's output) one line per generation, which a bar's carriage
+    returns would garble; nothing when disabled."""
 
-    return tqdm(
-        generations, total=config.generations, initial=start, unit="gen",
-        desc=f"{config.task.name} {config.agent.label} {config.strategy.label}",
-    )
+    def __init__(self, config: TrainConfig, start: int, enabled: bool, stream=None):
+        self.stream = sys.stderr if stream is None else stream
+        self.total = config.generations
+        self.label = f"{config.task.name} {config.agent.label} {config.strategy.label}"
+        self.walls: list[float] = []
+        self.bar = None
+        self.lines = False
+        if enabled and (_is_terminal(self.stream) or _in_notebook(self.stream)):
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, initial=start, unit="gen", desc=self.label, file=self.stream)
+        else:
+            self.lines = enabled
+
+    def update(self, generation: int, raw: np.ndarray, best: float, env_steps: int, wall: float, end: int) -> None:
+        """After ``generation`` (0-based) ended: its raw fitness (P,), the best fitness seen so
+        far, its env steps and wall seconds; ``end``: the generation this call stops before."""
+        mean, top = np.nanmean(raw), np.nanmax(raw)
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(best=f"{best:.1f}", mean=f"{mean:.1f}", max=f"{top:.1f}",
+                                 steps_s=f"{env_steps / wall:.0f}")
+        elif self.lines:
+            self.walls.append(wall)
+            left = (end - generation - 1) * float(np.mean(self.walls))
+            eta = f"; {_duration(left)} to generation {end}" if generation + 1 < end else ""
+            print(f"{self.label} generation {generation + 1}/{self.total}: mean {mean:.1f}, max {top:.1f}, "
+                  f"best so far {best:.1f}; {wall:.1f} s, {env_steps / wall:,.0f} env steps/s{eta}",
+                  file=self.stream, flush=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def _in_notebook(stream) -> bool:
+    """stderr of a Jupyter kernel: not a terminal, but tqdm.auto draws a widget there."""
+    return stream is sys.stderr and "ipykernel" in sys.modules
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` as "42 s", "17 min" or "3.4 h"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

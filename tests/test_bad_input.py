@@ -118,9 +118,15 @@ def test_more_workers_than_candidates_are_capped_with_a_note(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_ctrl_c_says_in_one_line_how_to_resume(tmp_path):
-    args = [sys.executable, "-m", "spikehebb.cli", "train", *TINY[:2], "--generations", "50", *TINY[4:],
-            "--runs-dir", str(tmp_path)]
+@pytest.mark.parametrize("sig, code, said, evaluator", [
+    (signal.SIGINT, 130, "interrupted", "serial"),
+    (signal.SIGTERM, 143, "stopped by SIGTERM", "serial"),
+    (signal.SIGTERM, 143, "stopped by SIGTERM", "processes"),  # workers closed: no leaked-semaphore warning
+])
+def test_ctrl_c_and_sigterm_say_in_one_line_how_to_resume(tmp_path, sig, code, said, evaluator):
+    tiny = [*TINY[:2], "--generations", "50", *TINY[4:]]
+    tiny[tiny.index("--evaluator") + 1] = evaluator
+    args = [sys.executable, "-m", "spikehebb.cli", "train", *tiny, "--workers", "1", "--runs-dir", str(tmp_path)]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -131,11 +137,12 @@ def test_ctrl_c_says_in_one_line_how_to_resume(tmp_path):
         except Exception:  # between creation and the first write
             pass
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     lines = [line for line in err.splitlines() if line.strip() and "pybullet build time" not in line]
-    assert proc.returncode == 130, err
-    assert len(lines) == 1 and "finished generation(s); continue with --resume" in lines[0], err
+    assert proc.returncode == code, err
+    assert len(lines) == 1 and lines[0].startswith(f"spikehebb train: {said}: "), err
+    assert "finished generation(s); continue with --resume" in lines[0], err
     done = RunStore.open(files[0]).generations_completed
     assert f"holds {done} finished generation(s)" in lines[0]
 

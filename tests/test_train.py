@@ -203,3 +203,56 @@ def test_experiment_scripts_run_end_to_end(tmp_path, script, variant):
     bad = subprocess.run([sys.executable, str(root / "experiments" / script), "--popsize", "5", "--runs-dir", str(tmp_path)],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "popsize must be even" in bad.stderr
+
+
+def test_progress_in_a_log_file_is_one_line_per_generation(tmp_path, capsys):
+    """stderr that is not a terminal (nohup, a log file) gets one plain line per generation, with
+    the fitness the run file holds and the time left; progress=False prints nothing."""
+    path = train(tiny(tmp_path, generations=2), progress=True, stop_after=1)
+    lines = capsys.readouterr().err.strip().splitlines()
+    with RunStore.open(path) as store:
+        raw = store.history()["fitness_raw"]
+    assert len(lines) == 1 and "\r" not in lines[0]
+    assert lines[0].startswith("ant ") and " generation 1/2: " in lines[0]
+    assert f"mean {np.nanmean(raw[0]):.1f}, max {np.nanmax(raw[0]):.1f}" in lines[0]
+    assert "env steps/s" in lines[0] and " to generation" not in lines[0]  # this call ends here
+    train(resume=path, progress=True)
+    last = capsys.readouterr().err.strip().splitlines()
+    assert len(last) == 1 and " generation 2/2: " in last[0] and " to generation" not in last[0]
+    train(tiny(tmp_path / "quiet", generations=1), progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_lines_say_how_long_is_left():
+    import io
+
+    from spikehebb.train import _Progress
+
+    stream = io.StringIO()
+    with _Progress(tiny(Path("unused"), generations=10), 0, True, stream=stream) as shown:
+        shown.update(0, np.array([1.0, 3.0]), 3.0, 500, 2.0, 10)
+        shown.update(1, np.array([2.0, np.nan]), 3.5, 400, 4.0, 10)
+    first, second = stream.getvalue().splitlines()
+    assert first.endswith("mean 2.0, max 3.0, best so far 3.0; 2.0 s, 250 env steps/s; 18 s to generation 10")
+    # the mean wall so far (3 s) times the 8 generations left
+    assert second.endswith("mean 2.0, max 2.0, best so far 3.5; 4.0 s, 100 env steps/s; 24 s to generation 10")
+
+
+def test_a_stop_signal_swallowed_where_it_landed_is_raised_after_the_generation():
+    """A handler's exception is lost when the signal lands in a weakref callback or a __del__; the
+    signal is recorded, so the check after each generation raises it. The handlers are restored."""
+    import os
+
+    from spikehebb.train import _StopSignals, _Terminated
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with _StopSignals() as stop:
+        stop.check()  # nothing received: no-op
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except _Terminated:
+            pass  # as if swallowed
+        with pytest.raises(_Terminated):
+            stop.check()
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
