@@ -20,7 +20,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import h5py
 import numpy as np
@@ -62,28 +62,61 @@ def candidate_means(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return generations, means
 
 
-def select(path: str | Path, episodes: int = 10, workers: int = 1, progress: bool = True) -> Selection:
-    """Score every candidate mean of the run on ``episodes`` selection lifetimes per training
-    variant (full-length lifetimes, fresh random weights, seeds apart from the test lifetimes)."""
+def score_means(
+    path: str | Path, variants: Sequence[str] | None = None, episodes: int = 10, workers: int = 1,
+    generations: Sequence[int] | None = None, report: Callable[[int, np.ndarray], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Score the run's stored means on selection lifetimes: full length, fresh random weights,
+    episode numbers from :data:`SELECTION_EPISODE0` (apart from the test lifetimes).
+
+    variants: bodies to score on (default: the run's training variants). generations: which of
+    the stored means (generations completed; default: all of :func:`candidate_means`). report:
+    called with (generation, scores ``(V,)``) as each mean is scored.
+    Returns (generations ``(S,)``, mean fitness ``(S, V)`` over ``episodes`` lifetimes, V in
+    ``variants`` order)."""
     from spikehebb.evaluators import make_evaluator
 
     if not (isinstance(episodes, int) and episodes >= 1):
         raise ValueError(f"selection episodes must be a positive integer, got {episodes!r}")
     with RunStore.open(path) as store:
         config = TrainConfig.from_dict(store.config)
-    generations, means = candidate_means(path)
+    stored, means = candidate_means(path)
     task = config.task.make()
+    variants = tuple(task.train_variants if variants is None else variants)
+    unknown = [v for v in variants if v not in task.variants]
+    if unknown or not variants:
+        raise ValueError(f"variants to score must be among the {task.name}'s: {', '.join(task.variants)}; got {list(variants)}")
+    if generations is not None:
+        missing = sorted(set(int(g) for g in generations) - set(stored.tolist()))
+        if missing:
+            raise ValueError(f"{path} stores no mean after generation(s) {missing}; it stores {stored.tolist()}")
+        keep = np.isin(stored, np.asarray(generations, dtype=stored.dtype))
+        stored, means = stored[keep], means[keep]
     full = dataclasses.replace(config.task, max_env_steps=None)  # full-length lifetimes, as tests run
     spec = WorkerSpec(full, config.agent, min(32, episodes * len(task.train_variants)), config.seed)
     numbers = list(range(SELECTION_EPISODE0, SELECTION_EPISODE0 + episodes))
-    scores = np.zeros(len(means))
+    scores = np.zeros((len(means), len(variants)))
     with make_evaluator("serial" if workers <= 1 else "processes", spec, workers=workers) as evaluator:
         for i, mean in enumerate(means):
-            per_variant = [evaluator.evaluate_params(mean, v, numbers)[0].mean() for v in task.train_variants]
-            scores[i] = float(np.mean(per_variant))
-            if progress:
-                print(f"generation {generations[i]:4d}: selection fitness {scores[i]:8.1f}", flush=True)
-    return Selection(generations, scores, episodes, tuple(task.train_variants))
+            scores[i] = [evaluator.evaluate_params(mean, v, numbers)[0].mean() for v in variants]
+            if report is not None:
+                report(int(stored[i]), scores[i])
+    return stored, scores
+
+
+def select(path: str | Path, episodes: int = 10, workers: int = 1, progress: bool = True) -> Selection:
+    """Score every candidate mean of the run on ``episodes`` selection lifetimes per training
+    variant (:func:`score_means`); its selection fitness is the mean over the training variants."""
+    with RunStore.open(path) as store:
+        config = TrainConfig.from_dict(store.config)
+    variants = tuple(config.task.make().train_variants)
+
+    def show(generation: int, row: np.ndarray) -> None:
+        print(f"generation {generation:4d}: selection fitness {float(np.mean(list(row))):8.1f}", flush=True)
+
+    generations, per_variant = score_means(path, variants, episodes, workers, report=show if progress else None)
+    scores = np.array([float(np.mean(list(row))) for row in per_variant])
+    return Selection(generations, scores, episodes, variants)
 
 
 def export(path: str | Path, out: str | Path, selection: Selection) -> Path:

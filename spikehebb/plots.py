@@ -250,6 +250,34 @@ def plot_fitness(history: dict[str, np.ndarray], title: str, task: str = "ant") 
     return fig
 
 
+def plot_bodies_over_training(
+    generations: np.ndarray, variants: Sequence[str], scores: np.ndarray, train_variants: Sequence[str],
+    history: dict[str, np.ndarray] | None = None, title: str = "", task: str = "ant",
+) -> Figure:
+    """Each stored search mean's fitness on every body (``scores`` ``(S, V)``, the mean over its
+    selection lifetimes, against ``generations`` ``(S,)`` completed): training bodies solid, the
+    others dashed; with ``history`` (``RunStore.history()``) the population's mean fitness on the
+    training bodies in grey, for scale."""
+    from spikehebb.assess import FITNESS_UNITS
+
+    fig = Figure(figsize=(7.5, 4.3))
+    ax = fig.subplots()
+    if history is not None:
+        ax.plot(history["generation"] + 1, history["fitness_mean"], color="0.75", lw=1,
+                label="population mean (training bodies, perturbed candidates)")
+    for v, variant in enumerate(variants):
+        trained = variant in train_variants
+        ax.plot(generations, scores[:, v], "-" if trained else "--", marker="o", ms=3,
+                label=f"{variant} ({'trained' if trained else 'unseen'})")
+    ax.set_xlabel("generations completed")
+    units = "\n".join(textwrap.wrap(f"({FITNESS_UNITS[task]})", 45)) if task in FITNESS_UNITS else "(raw)"
+    ax.set_ylabel(f"fitness of the search mean\n{units}", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
 def run_task(path: str | Path) -> str:
     """The task name stored in a run file's config (``"ant"`` for files that do not say)."""
     with h5py.File(path, "r") as f:

@@ -114,3 +114,61 @@ def test_evaluate_and_inspect_find_a_shipped_model_by_name(run, tmp_path, monkey
         err = capsys.readouterr().err
         assert exc.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
         assert ("(ant_a)" in err) == (name == "ant_b")  # the unknown name's error lists what ships
+
+
+def test_score_means_scores_each_body_on_its_selection_lifetimes(run):
+    from spikehebb.config import WorkerSpec
+    from spikehebb.models import score_means
+    from spikehebb.worker import Worker
+
+    seen = []
+    generations, scores = score_means(run, ("damage_left", "default"), 1, generations=[4],
+                                      report=lambda g, row: seen.append((g, row.tolist())))
+    assert generations.tolist() == [4] and scores.shape == (1, 2)
+    config, _ = load_run(run)
+    _, means = candidate_means(run)
+    worker = Worker(WorkerSpec(config.task, config.agent, 2, config.seed), full_length=True)
+    try:
+        want = [worker.evaluate_params(means[1], v, [SELECTION_EPISODE0])[0].mean() for v in ("damage_left", "default")]
+    finally:
+        worker.close()
+    assert scores[0].tolist() == want and seen == [(4, want)]
+    with pytest.raises(ValueError, match="variants to score must be among the ant's: default, "):
+        score_means(run, ("moon",), 1)
+    with pytest.raises(ValueError, match=r"stores no mean after generation\(s\) \[3\]; it stores \[2, 4, 5\]"):
+        score_means(run, None, 1, generations=[3, 4])
+
+
+def test_bodies_over_training_caches_scores_and_scores_only_new_means(run, tmp_path, capsys):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from spikehebb.models import score_means
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "bodies_over_training.py"
+    spec = importlib.util.spec_from_file_location("bodies_over_training", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    cache, out = tmp_path / "scores.json", tmp_path / "bodies.png"
+    flags = ["--episodes", "1", "--variants", "default", "long_back", "--cache", str(cache), "--out", str(out)]
+    script.main([str(run), *flags])
+    printed = capsys.readouterr().out
+    assert "scoring 3 stored mean(s) on default, long_back, 1 lifetimes each" in printed
+    _, want = score_means(run, ("default", "long_back"), 1)
+    record = json.loads(cache.read_text())
+    assert record["episodes"] == 1 and record["first_episode"] == SELECTION_EPISODE0 and record["run"] == "run.h5"
+    assert [[record["scores"][g][v] for v in ("default", "long_back")] for g in ("2", "4", "5")] == want.tolist()
+    assert out.stat().st_size > 0
+    assert f"{want[:, 1].max():.1f} (gen " in printed.splitlines()[-2]  # the best row
+    # a second call reads the cache: nothing left to score; a new body is scored alone
+    script.main([str(run), *flags])
+    assert "scoring" not in capsys.readouterr().out
+    script.main([str(run), *flags[:2], "--variants", "default", "damage_left", *flags[5:]])
+    assert "scoring 3 stored mean(s) on damage_left, 1 lifetimes each" in capsys.readouterr().out
+    assert set(json.loads(cache.read_text())["scores"]["4"]) == {"default", "long_back", "damage_left"}
+    with pytest.raises(SystemExit) as exit_:
+        script.main([str(run), "--episodes", "2", *flags[2:]])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "holds scores of another run or protocol" in err

@@ -33,3 +33,17 @@ def test_a_shipped_model_holds_the_mean_its_card_names(model: Path):
 
 def test_models_ship():
     assert SHIPPED, f"no model in {MODELS_DIR}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_a_shipped_models_selection_score_reproduces(model: Path):
+    """The chosen mean's recorded selection fitness is what scoring it again gives, to the bit
+    (its selection lifetimes are seeded by episode number)."""
+    from spikehebb.models import score_means
+
+    info = model_info(model)
+    episodes = info["selection"]["episodes_per_variant"]
+    generations, scores = score_means(model, info["selection"]["variants"], episodes, generations=[info["generation"]])
+    assert generations.tolist() == [info["generation"]]
+    assert float(np.mean(list(scores[0]))) == info["selection"]["scores"][str(info["generation"])]
