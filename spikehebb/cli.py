@@ -315,7 +315,13 @@ def run_train(args: argparse.Namespace) -> Path:
 
         with RunStore.open(args.resume) as store:
             stored = TrainConfig.from_dict(store.config)
-        return train(config_from_args(args, base=stored), resume=args.resume, progress=not args.no_progress)
+            done = store.generations_completed
+        config = config_from_args(args, base=stored)
+        path = train(config, resume=args.resume, progress=not args.no_progress)
+        if done >= config.generations:  # said after train accepted the flags
+            print(f"note: {args.resume} already holds {done} generation(s), its length of {config.generations}; "
+                  f"nothing to run (extend it with --generations N, N > {done})", file=sys.stderr)
+        return path
     return train(config_from_args(args), progress=not args.no_progress)
 
 

@@ -54,8 +54,8 @@ def train(
     resume; the generation in flight is lost.
 
     config: a new run's config; with ``resume``, None (the file's config) or the file's config
-        with only ``generations`` changed (raise it to extend a finished run); any other
-        difference is refused with the list of differences.
+        with only ``generations`` changed (raise it to extend a finished run: the file records
+        the new length); any other difference is refused with the list of differences.
     resume: path of a run file to continue from its last completed generation.
     stop_after: end after this many generations in this call (tests, time-boxed sessions).
     progress: show progress on stderr: a bar on a terminal, one line per generation otherwise
@@ -78,6 +78,8 @@ def train(
                     )
                 stored = stored.replace(generations=config.generations, evaluator=config.evaluator)
             config = stored
+            if config.generations > store.generations_completed:
+                store.set_target(config.generations)  # an extended run records its new length
         config = config or TrainConfig()
         spec = config.worker_spec()
         task = spec.make_task()  # a bad episode setting fails here, before a file is written

@@ -74,7 +74,15 @@ def test_resume_refuses_contradictory_flags_and_extends_with_generations(tmp_pat
     # Where lifetimes run may change; --generations raises the target of a finished run.
     assert cli_main(["train", "--resume", str(path), "--generations", "2", "--workers", "1", "--no-progress"]) == 0
     assert RunStore.open(path).generations_completed == 2
-    assert TrainConfig.from_dict(RunStore.open(path).config).generations == 1  # the file keeps its record
+    # the file records its new length: a later plain --resume goes on to it, inspect shows it
+    assert TrainConfig.from_dict(RunStore.open(path).config).generations == 2
+    assert "generations=2" in RunStore.open(path).summary()
+    capsys.readouterr()
+    assert cli_main(["train", "--resume", str(path), "--workers", "1", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert f"note: {path} already holds 2 generation(s), its length of 2; nothing to run (extend it with " \
+           "--generations N, N > 2)" in err
+    assert RunStore.open(path).generations_completed == 2
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -333,6 +333,19 @@ class RunStore:
             self._generations = int(f.attrs["generations_completed"])
         return self._generations
 
+    def set_target(self, generations: int) -> None:
+        """Record ``generations`` as the run's length in its stored config: a run extended with a
+        larger ``--generations`` says so, and a later ``--resume`` without it goes on to there."""
+        if self.mode == "r":
+            raise RuntimeError(f"{self.path} is open read-only; open it with mode 'a' to change its target")
+        if self.config.get("generations") == int(generations):
+            return
+        config = {**self.config, "generations": int(generations)}
+        config_json = config_to_json(config)
+        with transaction(self.path, self.fsync, what="record the new length of") as f:
+            f.attrs["config"] = config_json
+        self.config_json, self.config = config_json, config
+
     def append_generation(
         self,
         generation: int,
