@@ -64,6 +64,10 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
                         "recurrent baseline, the static network with its first layer an LSTM (or GRU)")
     g.add_argument("--coevolve", action="store_true", help="evolve the initial weights together with the rule")
     g.add_argument("--rule", choices=list(RULES), help="plasticity rule (default: ABCD_lr)")
+    g.add_argument("--coefficient-rows", choices=("per_synapse", "i_plus_j"),
+                   help="which coefficient row of its layer synapse (i, j) reads: its own (per_synapse, the paper's "
+                        "text, default) or row i + j, as the authors' published code did before its fix of "
+                        "2020-10-13 (synapses on an anti-diagonal share a rule: 417 rules on the ant)")
     g.add_argument("--backend", choices=("brian2", "numpy"),
                    help="network backend: the rule as Brian2 equations compiled to C++, or batched NumPy (default: brian2)")
     g.add_argument("--strategy", choices=STRATEGY_NAMES,
@@ -265,6 +269,10 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
         agent = AgentConfig(**{**agent.__dict__, "backend": args.backend})
     agent = _neuron(args, agent)
     agent, task = _biology(args, agent, task, args.seed if args.seed is not None else b.seed)
+    if getattr(args, "coefficient_rows", None) is not None:
+        if agent.kind != "hebbian":
+            raise ValueError(f"--coefficient-rows is an option of Hebbian rate networks, not of a {agent.kind} agent")
+        agent = dataclasses.replace(agent, coefficient_rows=args.coefficient_rows)
     shared = {name: getattr(args, name, None) for name in
               ("shared_rules", "rho", "assign", "noise", "optimizer", "merge_every", "merge_fraction",
                "paired_seeds")}

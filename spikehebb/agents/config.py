@@ -29,6 +29,11 @@ class AgentConfig:
         its eligibility trace's time constant and the modulator baseline's, in env steps.
     rule_every, rate_average: the rule every K steps on moving averages of the rates with time
         constant TAU steps (None: the rates); 1 and None are the paper's per-step rule.
+    coefficient_rows: which genome row of its layer's coefficients a synapse (i, j) reads
+        (:data:`spikehebb.agents.hebbian.COEFFICIENT_ROWS`): "per_synapse", its own row
+        ``n_post * i + j`` (the paper's text, default); "i_plus_j", row ``i + j``, as the authors'
+        published code did until its fix of 2020-10-13, so that synapses on an anti-diagonal
+        share one rule (417 rules on the ant's 28-128-64-8 network).
     """
 
     kind: str = "hebbian"
@@ -50,6 +55,7 @@ class AgentConfig:
     baseline_tau: float = 100.0
     rule_every: int = 1
     rate_average: float | None = None
+    coefficient_rows: str = "per_synapse"
 
     def __post_init__(self) -> None:
         from spikehebb.agents import AGENTS
@@ -77,6 +83,13 @@ class AgentConfig:
         elif self.options:
             raise ValueError(f"a {self.kind} agent takes no options, got {self.options!r}")
         self._check_biology(takes_rule)
+        from spikehebb.agents.hebbian import COEFFICIENT_ROWS
+
+        if self.coefficient_rows not in COEFFICIENT_ROWS:
+            raise ValueError(f"unknown coefficient rows {self.coefficient_rows!r}; expected one of {tuple(COEFFICIENT_ROWS)}")
+        if self.coefficient_rows != "per_synapse" and self.kind != "hebbian":
+            raise ValueError(f"coefficient_rows={self.coefficient_rows!r} is an option of Hebbian rate networks, "
+                             f"not of a {self.kind} agent")
 
     def _check_biology(self, takes_rule: bool) -> None:
         from spikehebb.biology import DALE_MODES, check_dale_fraction
@@ -103,8 +116,11 @@ class AgentConfig:
 
     @property
     def label(self) -> str:
-        """A short name for tables and file names: the rule, or the kind."""
-        return self.network_rule if self.kind == "hebbian" else self.kind
+        """A short name for tables and file names: the rule (``_iplusj`` added for the authors'
+        coefficient rows), or the kind."""
+        if self.kind != "hebbian":
+            return self.kind
+        return self.network_rule + ("_iplusj" if self.coefficient_rows == "i_plus_j" else "")
 
     @property
     def network_rule(self) -> str | None:

@@ -33,6 +33,25 @@ def _weight_shapes(sizes: Sequence[int]) -> tuple[tuple[int, int], ...]:
     return tuple((a, b) for a, b in zip(sizes[:-1], sizes[1:]))
 
 
+def _rows_i_plus_j(n_pre: int, n_post: int) -> np.ndarray:
+    """Synapse (i, j) reads row ``i + j`` of its layer's ``n_pre * n_post`` rows: the index of
+    Najarro & Risi's ``hebbian_weights_update.py`` at commit 6991484 (``heb_coeffs[heb_offset +
+    i+j]``, i the presynaptic unit), replaced by ``n_post * i + j`` in their commit 99821ea
+    (2020-10-13, "fix bug"). Only ``n_pre + n_post - 1`` rows are read."""
+    return np.add.outer(np.arange(n_pre), np.arange(n_post))
+
+
+#: Which coefficient row of its layer each synapse (i, j) reads, as an ``(n_pre, n_post)`` array of
+#: row numbers; None: its own row (``n_post * i + j``, the genome's layout as it is).
+COEFFICIENT_ROWS = {"per_synapse": None, "i_plus_j": _rows_i_plus_j}
+
+
+def distinct_rules(sizes: Sequence[int], coefficient_rows: str) -> int:
+    """How many different coefficient rows the network reads (one rule per row)."""
+    rows = COEFFICIENT_ROWS[coefficient_rows]
+    return sum(a * b if rows is None else np.unique(rows(a, b)).size for a, b in _weight_shapes(sizes))
+
+
 class NetworkAgent:
     """An agent backed by one batched :class:`~spikehebb.network.PlasticNetwork`.
 
@@ -59,6 +78,8 @@ class NetworkAgent:
         )
         self.batch_size = int(batch_size)
         self.n_inputs, self.n_outputs = self.network.sizes[0], self.network.sizes[-1]
+        rows = COEFFICIENT_ROWS[config.coefficient_rows]
+        self._rows = None if rows is None else [rows(a, b) for a, b in _weight_shapes(self.network.sizes)]
 
     @staticmethod
     def rule_name(config: AgentConfig) -> str | None:
@@ -106,7 +127,10 @@ class NetworkAgent:
 
     # ---- the protocol
     def reset(self, parts: Mapping[str, Sequence[np.ndarray]], members: Sequence[int] | None = None) -> None:
-        self.network.reset(parts.get("coefficients"), parts["weights"], members)
+        coefficients = parts.get("coefficients")
+        if self._rows is not None and coefficients is not None:  # each synapse reads its row of the layer
+            coefficients = [c.reshape(c.shape[0], -1, c.shape[-1])[:, rows] for c, rows in zip(coefficients, self._rows)]
+        self.network.reset(coefficients, parts["weights"], members)
 
     def step(self, inputs: np.ndarray, modulator: np.ndarray | None = None) -> np.ndarray:
         return self.network.step(inputs, modulator)
