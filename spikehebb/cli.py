@@ -64,6 +64,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
                         "recurrent baseline, the static network with its first layer an LSTM (or GRU)")
     g.add_argument("--coevolve", action="store_true", help="evolve the initial weights together with the rule")
     g.add_argument("--rule", choices=list(RULES), help="plasticity rule (default: ABCD_lr)")
+    g.add_argument("--fitness-floor", type=float, metavar="F",
+                   help="raise each training lifetime's fitness to at least F before the mean over the bodies "
+                        "(the authors' code until 2020-10-08: 0); tests are not floored (default: no floor)")
     g.add_argument("--coefficient-rows", choices=("per_synapse", "i_plus_j"),
                    help="which coefficient row of its layer synapse (i, j) reads: its own (per_synapse, the paper's "
                         "text, default) or row i + j, as the authors' published code did before its fix of "
@@ -248,6 +251,8 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     name = b.task.name if base is not None and args.task == parser_default_task(args) else args.task
     task = TaskConfig(name, fields.get("train_variants", b.task.train_variants), fields.get("max_env_steps", b.task.max_env_steps))
     task = dataclasses.replace(task, positive=b.task.positive)  # a resumed run keeps its rates
+    floor = getattr(args, "fitness_floor", None)
+    task = dataclasses.replace(task, fitness_floor=b.task.fitness_floor if floor is None else floor)
     agent = b.agent
     kind = getattr(args, "agent", None)
     if kind is not None and args.static and kind != "static":

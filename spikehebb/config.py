@@ -58,6 +58,10 @@ class TaskConfig:
     agonist/antagonist output pairs (:func:`spikehebb.tasks.positive_task`). A task option
     because it changes the task's interface (encoder, decoder, sizes), which every agent and
     every tool building from this config then sees alike.
+    fitness_floor: each training lifetime's fitness is raised to at least this before the mean
+    over the training variants (None: not floored). The authors' code until 2020-10-08 returned
+    ``max(rew_ep, 0)`` per lifetime (``--fitness-floor 0``): candidates that walk backwards tie
+    and the L2 penalty alone orders them. Test and selection lifetimes are never floored.
     """
 
     name: str = "ant"
@@ -65,6 +69,7 @@ class TaskConfig:
     max_env_steps: int | None = None
     episode: dict[str, Any] | None = None
     positive: bool = False
+    fitness_floor: float | None = None
 
     def __post_init__(self) -> None:
         task = get_task(self.name)
@@ -76,6 +81,8 @@ class TaskConfig:
         if self.max_env_steps is not None:
             _check_number("task", "max_env_steps", self.max_env_steps, integer=True,
                           minimum=task.episode.burn_in_steps + 1)
+        if self.fitness_floor is not None:
+            _check_number("task", "fitness_floor", self.fitness_floor)
 
     def overrides(self, full_length: bool = False) -> dict[str, Any]:
         """The fields this config replaces in the registered task (``full_length``: keep the

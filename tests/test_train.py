@@ -1,5 +1,6 @@
 """Training runs end to end: train -> resume -> evaluate, kill -9 and resume, the CLI, bad config."""
 
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -256,3 +257,32 @@ def test_a_stop_signal_swallowed_where_it_landed_is_raised_after_the_generation(
         with pytest.raises(_Terminated):
             stop.check()
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+def test_fitness_floor_raises_each_training_lifetime_and_never_a_test():
+    """--fitness-floor 0 (the authors' max(rew_ep, 0)): every training lifetime's fitness is at
+    least the floor before the mean over the bodies; NaN stays NaN; test lifetimes are raw."""
+    from spikehebb.config import WorkerSpec
+    from spikehebb.es import get_strategy
+    from spikehebb.worker import Worker
+
+    task = TaskConfig("ant", ("default", "damage_right"), 60)
+    plain = Worker(WorkerSpec(task, AgentConfig(), 4, seed=2))
+    floored = Worker(WorkerSpec(dataclasses.replace(task, fitness_floor=0.0), AgentConfig(), 4, seed=2))
+    try:
+        strategy = get_strategy("openai-es", n_params=plain.genome.n_params, popsize=4, seed=2)
+        keys, sampler = strategy.ask(), strategy.sampler()
+        raw, _ = plain.evaluate_items(sampler, keys, range(8))
+        low, _ = floored.evaluate_items(sampler, keys, range(8))
+        assert set(raw) == set(low) and any(v < 0 for v in raw.values()), raw  # the floor has work to do
+        assert all(low[k] == max(raw[k], 0.0) for k in raw)
+        fitness, _ = floored.evaluate(sampler, keys)
+        np.testing.assert_array_equal(fitness, [(low[(c, 0)] + low[(c, 1)]) / 2 for c in range(4)])
+        params = sampler.params(keys[0])
+        np.testing.assert_array_equal(floored.evaluate_params(params, "default", [0, 1])[0],
+                                      plain.evaluate_params(params, "default", [0, 1])[0])
+    finally:
+        plain.close()
+        floored.close()
+    with pytest.raises(ValueError, match="task: fitness_floor must be a finite number, got nan"):
+        TaskConfig("ant", fitness_floor=float("nan"))
