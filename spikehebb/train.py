@@ -214,7 +214,8 @@ class _Progress:
     def update(self, generation: int, raw: np.ndarray, best: float, env_steps: int, wall: float, end: int) -> None:
         """After ``generation`` (0-based) ended: its raw fitness (P,), the best fitness seen so
         far, its env steps and wall seconds; ``end``: the generation this call stops before."""
-        mean, top = np.nanmean(raw), np.nanmax(raw)
+        finite = raw[np.isfinite(raw)]  # a generation whose candidates all blew up shows nan, quietly
+        mean, top = (finite.mean(), finite.max()) if finite.size else (np.nan, np.nan)
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(best=f"{best:.1f}", mean=f"{mean:.1f}", max=f"{top:.1f}",
