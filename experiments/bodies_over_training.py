@@ -12,6 +12,11 @@ file); run the command again as the run goes on and only the new means are score
 
     python experiments/bodies_over_training.py models/training/ant_ABCD_lr_paper_pop200_s0.h5 \
         --episodes 10 --out docs/img/paper_bodies_over_training.png
+
+Several run files are drawn side by side on one fitness axis (two runs of the same settings but
+one option, compared at equal generations):
+
+    python experiments/bodies_over_training.py runs/paper/A.h5 runs/paper_iplusj/B.h5 --out both.png
 """
 
 from __future__ import annotations
@@ -41,66 +46,81 @@ def load_cache(path: Path, run: Path, episodes: int) -> dict[str, dict[str, floa
     return cached["scores"]
 
 
+def body_scores(run: Path, variants, episodes: int, workers: int, cache: Path) -> dict[str, dict[str, float]]:
+    """{generation: {body: mean fitness}} for every stored mean of ``run`` on ``variants``,
+    read from ``cache`` where it has them, the rest scored and cached as they come."""
+    scores = load_cache(cache, run, episodes)
+    generations, _ = candidate_means(run)
+    todo: dict[tuple[str, ...], list[int]] = {}  # the bodies a mean lacks -> those means
+    for g in generations:
+        missing = tuple(v for v in variants if v not in scores.get(str(g), {}))
+        if missing:
+            todo.setdefault(missing, []).append(int(g))
+    for missing, means in todo.items():
+        print(f"{run.name}: scoring {len(means)} stored mean(s) on {', '.join(missing)}, {episodes} lifetimes each",
+              flush=True)
+
+        def keep(generation: int, row: np.ndarray, bodies=missing) -> None:  # cached as we go
+            scores.setdefault(str(generation), {}).update(zip(bodies, map(float, row)))
+            record = {"run": run.name, "episodes": episodes, "first_episode": SELECTION_EPISODE0, "scores": scores}
+            tmp = cache.with_name(cache.name + ".tmp")
+            tmp.write_text(json.dumps(record, indent=1))
+            tmp.replace(cache)
+            print(f"generation {generation:4d}: " + ", ".join(f"{v} {x:.1f}" for v, x in zip(bodies, row)), flush=True)
+
+        score_means(run, missing, episodes, workers, generations=means, report=keep)
+    return scores
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("runfile", help="a run file (runs/..., models/training/...) or a model")
+    parser.add_argument("runfiles", nargs="+", metavar="RUNFILE",
+                        help="run files (runs/..., models/training/...) or models; several are drawn side by side")
     parser.add_argument("--episodes", type=int, default=10, help="lifetimes per mean and body (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
     parser.add_argument("--variants", nargs="+", help="bodies (default: all of the task's)")
-    parser.add_argument("--cache", help="scores cache, JSON (default: RUN_bodies.json beside the run file)")
-    parser.add_argument("--out", help="figure (default: RUN_bodies.png beside the run file)")
+    parser.add_argument("--cache", help="scores cache of a single run, JSON (default: RUN_bodies.json beside each run file)")
+    parser.add_argument("--out", help="figure (default: RUN_bodies.png beside the first run file)")
     args = parser.parse_args(argv)
-    run = Path(args.runfile)
+    runs = [Path(r) for r in args.runfiles]
+    panels, tasks = [], set()
     try:
         if args.episodes < 1 or args.workers < 1:
             raise ValueError(f"--episodes and --workers must be >= 1, got {args.episodes} and {args.workers}")
-        with RunStore.open(run) as store:
-            config = TrainConfig.from_dict(store.config)
-            history = store.history()
-        task = config.task.make()
-        variants = tuple(args.variants or task.variants)
-        cache = Path(args.cache) if args.cache else run.with_name(f"{run.stem}_bodies.json")
-        scores = load_cache(cache, run, args.episodes)
-        generations, _ = candidate_means(run)
-        todo: dict[tuple[str, ...], list[int]] = {}  # the bodies a mean lacks -> those means
-        for g in generations:
-            missing = tuple(v for v in variants if v not in scores.get(str(g), {}))
-            if missing:
-                todo.setdefault(missing, []).append(int(g))
-        for missing, means in todo.items():
-            print(f"scoring {len(means)} stored mean(s) on {', '.join(missing)}, {args.episodes} lifetimes each",
-                  flush=True)
-
-            def keep(generation: int, row: np.ndarray, bodies=missing) -> None:  # cached as we go
-                scores.setdefault(str(generation), {}).update(zip(bodies, map(float, row)))
-                record = {"run": run.name, "episodes": args.episodes, "first_episode": SELECTION_EPISODE0,
-                          "scores": scores}
-                tmp = cache.with_name(cache.name + ".tmp")
-                tmp.write_text(json.dumps(record, indent=1))
-                tmp.replace(cache)
-                print(f"generation {generation:4d}: " + ", ".join(f"{v} {x:.1f}" for v, x in zip(bodies, row)),
-                      flush=True)
-
-            score_means(run, missing, args.episodes, args.workers, generations=means, report=keep)
+        if args.cache and len(runs) > 1:
+            raise ValueError("--cache names the cache of one run; with several, each keeps RUN_bodies.json beside it")
+        for run in runs:
+            with RunStore.open(run) as store:
+                config = TrainConfig.from_dict(store.config)
+                history = store.history()
+            task = config.task.make()
+            tasks.add(config.task.name)
+            variants = tuple(args.variants or task.variants)
+            cache = Path(args.cache) if args.cache else run.with_name(f"{run.stem}_bodies.json")
+            scores = body_scores(run, variants, args.episodes, args.workers, cache)
+            generations, _ = candidate_means(run)
+            table = np.array([[scores[str(g)][v] for v in variants] for g in generations])
+            panels.append((run.stem, generations, variants, table, task.train_variants, history))
+        if len(tasks) > 1:
+            raise ValueError(f"the runs are of different tasks ({', '.join(sorted(tasks))}); draw them apart")
     except (ValueError, OSError) as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
-    table = np.array([[scores[str(g)][v] for v in variants] for g in generations])
-    trained = set(task.train_variants)
-    print(f"\nmean fitness of each stored search mean over {args.episodes} selection lifetimes per body "
-          f"({'; '.join(v + (' trained' if v in trained else ' unseen') for v in variants)})")
-    print("generation " + " ".join(f"{v:>17}" for v in variants))
-    for g, row in zip(generations, table):
-        print(f"{g:10d} " + " ".join(f"{x:17.1f}" for x in row))
-    best = table.argmax(axis=0)
-    print("best      " + " ".join(f"{f'{table[b, v]:.1f} (gen {generations[b]})':>17}" for v, b in enumerate(best)))
+    for name, generations, variants, table, train_variants, _ in panels:
+        trained = set(train_variants)
+        print(f"\n{name}: mean fitness of each stored search mean over {args.episodes} selection lifetimes per body "
+              f"({'; '.join(v + (' trained' if v in trained else ' unseen') for v in variants)})")
+        print("generation " + " ".join(f"{v:>17}" for v in variants))
+        for g, row in zip(generations, table):
+            print(f"{g:10d} " + " ".join(f"{x:17.1f}" for x in row))
+        best = table.argmax(axis=0)
+        print("best      " + " ".join(f"{f'{table[b, v]:.1f} (gen {generations[b]})':>17}" for v, b in enumerate(best)))
 
-    from spikehebb.plots import DPI, plot_bodies_over_training
+    from spikehebb.plots import DPI, plot_bodies_side_by_side
 
-    out = Path(args.out) if args.out else run.with_name(f"{run.stem}_bodies.png")
-    fig = plot_bodies_over_training(generations, variants, table, task.train_variants, history,
-                                    f"{run.stem}: every body over training", config.task.name)
-    fig.savefig(out, dpi=DPI)
-    print(f"wrote {out} and {cache}")
+    out = Path(args.out) if args.out else runs[0].with_name(f"{runs[0].stem}_bodies.png")
+    titles = [(f"{p[0]}: every body over training",) + p[1:] for p in panels]
+    plot_bodies_side_by_side(titles, tasks.pop()).savefig(out, dpi=DPI)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

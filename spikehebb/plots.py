@@ -258,22 +258,29 @@ def plot_bodies_over_training(
     selection lifetimes, against ``generations`` ``(S,)`` completed): training bodies solid, the
     others dashed; with ``history`` (``RunStore.history()``) the population's mean fitness on the
     training bodies in grey, for scale."""
+    return plot_bodies_side_by_side([(title, generations, variants, scores, train_variants, history)], task)
+
+
+def plot_bodies_side_by_side(panels: Sequence[tuple], task: str = "ant") -> Figure:
+    """:func:`plot_bodies_over_training` for several runs, one panel each on a shared fitness
+    axis; ``panels``: (title, generations, variants, scores, train_variants, history) per run."""
     from spikehebb.assess import FITNESS_UNITS
 
-    fig = Figure(figsize=(7.5, 4.3))
-    ax = fig.subplots()
-    if history is not None:
-        ax.plot(history["generation"] + 1, history["fitness_mean"], color="0.75", lw=1,
-                label="population mean (training bodies, perturbed candidates)")
-    for v, variant in enumerate(variants):
-        trained = variant in train_variants
-        ax.plot(generations, scores[:, v], "-" if trained else "--", marker="o", ms=3,
-                label=f"{variant} ({'trained' if trained else 'unseen'})")
-    ax.set_xlabel("generations completed")
+    fig = Figure(figsize=(7.5 * len(panels), 4.3))
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    for ax, (title, generations, variants, scores, train_variants, history) in zip(axes, panels):
+        if history is not None:
+            ax.plot(history["generation"] + 1, history["fitness_mean"], color="0.75", lw=1,
+                    label="population mean (training bodies, perturbed candidates)")
+        for v, variant in enumerate(variants):
+            trained = variant in train_variants
+            ax.plot(generations, scores[:, v], "-" if trained else "--", marker="o", ms=3, color=f"C{v}",
+                    label=f"{variant} ({'trained' if trained else 'unseen'})")
+        ax.set_xlabel("generations completed")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=7, ncol=2)
     units = "\n".join(textwrap.wrap(f"({FITNESS_UNITS[task]})", 45)) if task in FITNESS_UNITS else "(raw)"
-    ax.set_ylabel(f"fitness of the search mean\n{units}", fontsize=8)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, ncol=2)
+    axes[0].set_ylabel(f"fitness of the search mean\n{units}", fontsize=8)
     fig.tight_layout()
     return fig
 

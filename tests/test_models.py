@@ -154,7 +154,7 @@ def test_bodies_over_training_caches_scores_and_scores_only_new_means(run, tmp_p
     flags = ["--episodes", "1", "--variants", "default", "long_back", "--cache", str(cache), "--out", str(out)]
     script.main([str(run), *flags])
     printed = capsys.readouterr().out
-    assert "scoring 3 stored mean(s) on default, long_back, 1 lifetimes each" in printed
+    assert "run.h5: scoring 3 stored mean(s) on default, long_back, 1 lifetimes each" in printed
     _, want = score_means(run, ("default", "long_back"), 1)
     record = json.loads(cache.read_text())
     assert record["episodes"] == 1 and record["first_episode"] == SELECTION_EPISODE0 and record["run"] == "run.h5"
@@ -165,10 +165,24 @@ def test_bodies_over_training_caches_scores_and_scores_only_new_means(run, tmp_p
     script.main([str(run), *flags])
     assert "scoring" not in capsys.readouterr().out
     script.main([str(run), *flags[:2], "--variants", "default", "damage_left", *flags[5:]])
-    assert "scoring 3 stored mean(s) on damage_left, 1 lifetimes each" in capsys.readouterr().out
+    assert "run.h5: scoring 3 stored mean(s) on damage_left, 1 lifetimes each" in capsys.readouterr().out
     assert set(json.loads(cache.read_text())["scores"]["4"]) == {"default", "long_back", "damage_left"}
     with pytest.raises(SystemExit) as exit_:
         script.main([str(run), "--episodes", "2", *flags[2:]])
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "holds scores of another run or protocol" in err
+    # two runs side by side: each scored into its own cache beside it, one figure
+    import shutil
+
+    other = tmp_path / "other" / "run.h5"
+    other.parent.mkdir()
+    shutil.copyfile(run, other)
+    shutil.copyfile(cache, other.with_name("run_bodies.json"))  # the same run: nothing left to score
+    script.main([str(run), str(other), "--episodes", "1", "--variants", "default", "--out", str(tmp_path / "two.png")])
+    printed = capsys.readouterr().out
+    assert "scoring 3 stored mean(s) on default" in printed and printed.count("best ") == 2
+    assert (tmp_path / "two.png").stat().st_size > 0
+    with pytest.raises(SystemExit):
+        script.main([str(run), str(other), "--cache", str(cache)])
+    assert "--cache names the cache of one run" in capsys.readouterr().err
