@@ -31,6 +31,7 @@ import numpy as np
 from spikehebb.config import TrainConfig
 from spikehebb.models import SELECTION_EPISODE0, candidate_means, score_means
 from spikehebb.store import RunStore
+from spikehebb.study import save_cache
 
 
 def load_cache(path: Path, run: Path, episodes: int) -> dict[str, dict[str, float]]:
@@ -46,9 +47,9 @@ def load_cache(path: Path, run: Path, episodes: int) -> dict[str, dict[str, floa
     return cached["scores"]
 
 
-def body_scores(run: Path, variants, episodes: int, workers: int, cache: Path) -> dict[str, dict[str, float]]:
-    """{generation: {body: mean fitness}} for every stored mean of ``run`` on ``variants``,
-    read from ``cache`` where it has them, the rest scored and cached as they come."""
+def body_scores(run: Path, variants, episodes: int, workers: int, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(generations ``(S,)`` of the stored means of ``run``, mean fitness ``(S, V)`` on
+    ``variants``), read from ``cache`` where it has them, the rest scored and cached as they come."""
     scores = load_cache(cache, run, episodes)
     generations, _ = candidate_means(run)
     todo: dict[tuple[str, ...], list[int]] = {}  # the bodies a mean lacks -> those means
@@ -62,14 +63,12 @@ def body_scores(run: Path, variants, episodes: int, workers: int, cache: Path) -
 
         def keep(generation: int, row: np.ndarray, bodies=missing) -> None:  # cached as we go
             scores.setdefault(str(generation), {}).update(zip(bodies, map(float, row)))
-            record = {"run": run.name, "episodes": episodes, "first_episode": SELECTION_EPISODE0, "scores": scores}
-            tmp = cache.with_name(cache.name + ".tmp")
-            tmp.write_text(json.dumps(record, indent=1))
-            tmp.replace(cache)
+            save_cache(cache, {"run": run.name, "episodes": episodes, "first_episode": SELECTION_EPISODE0,
+                               "scores": scores})
             print(f"generation {generation:4d}: " + ", ".join(f"{v} {x:.1f}" for v, x in zip(bodies, row)), flush=True)
 
         score_means(run, missing, episodes, workers, generations=means, report=keep)
-    return scores
+    return generations, np.array([[scores[str(g)][v] for v in variants] for g in generations])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -97,9 +96,7 @@ def main(argv: list[str] | None = None) -> None:
             tasks.add(config.task.name)
             variants = tuple(args.variants or task.variants)
             cache = Path(args.cache) if args.cache else run.with_name(f"{run.stem}_bodies.json")
-            scores = body_scores(run, variants, args.episodes, args.workers, cache)
-            generations, _ = candidate_means(run)
-            table = np.array([[scores[str(g)][v] for v in variants] for g in generations])
+            generations, table = body_scores(run, variants, args.episodes, args.workers, cache)
             panels.append((run.stem, generations, variants, table, task.train_variants, history))
         if len(tasks) > 1:
             raise ValueError(f"the runs are of different tasks ({', '.join(sorted(tasks))}); draw them apart")

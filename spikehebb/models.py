@@ -111,12 +111,14 @@ def select(path: str | Path, episodes: int = 10, workers: int = 1, progress: boo
         config = TrainConfig.from_dict(store.config)
     variants = tuple(config.task.make().train_variants)
 
+    def fitness(row: np.ndarray) -> float:  # the mean over the training variants, summed as a list
+        return float(np.mean(list(row)))
+
     def show(generation: int, row: np.ndarray) -> None:
-        print(f"generation {generation:4d}: selection fitness {float(np.mean(list(row))):8.1f}", flush=True)
+        print(f"generation {generation:4d}: selection fitness {fitness(row):8.1f}", flush=True)
 
     generations, per_variant = score_means(path, variants, episodes, workers, report=show if progress else None)
-    scores = np.array([float(np.mean(list(row))) for row in per_variant])
-    return Selection(generations, scores, episodes, variants)
+    return Selection(generations, np.array([fitness(row) for row in per_variant]), episodes, variants)
 
 
 def export(path: str | Path, out: str | Path, selection: Selection) -> Path:

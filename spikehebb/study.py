@@ -100,7 +100,8 @@ def _load_cache(cache: Path) -> dict:
         raise ValueError(f"{cache} is not a study cache (JSON): {err}; move it away to start the tests afresh") from None
 
 
-def _save_cache(cache: Path, data: dict) -> None:
+def save_cache(cache: Path, data: dict) -> None:
+    """Write ``data`` as JSON to ``cache`` whole: to a ``.tmp`` beside it, then renamed over it."""
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(cache.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1))
@@ -149,7 +150,7 @@ def run_arm(
         data = _load_cache(cache)  # another arm of this study may have written meanwhile
         data[arm.name] = {"run": str(path), "key": key, "fitness": {v: np.asarray(f).tolist() for v, f in fitness.items()},
                           "record": recorded}
-        _save_cache(cache, data)
+        save_cache(cache, data)
     return ArmResult(
         arm.name, str(path), generations, recorded["popsize"], int(history["env_steps"].sum()),
         float(history["wall_time"].sum()), recorded["n_params"], {v: fitness[v] for v in variants},
