@@ -139,10 +139,9 @@ class Worker:
             return self.training_lifetime(key, c, v, vector)
 
         done, env_steps = self.rollout.run_queue(next_lifetime)
-        floor = self.spec.task.fitness_floor
-        if floor is not None:  # `fitness < floor` is False for NaN: a failed lifetime stays NaN
-            return {item: floor if fitness < floor else fitness for item, (fitness, _) in done.items()}, env_steps
-        return {item: fitness for item, (fitness, _) in done.items()}, env_steps
+        floor = self.spec.task.fitness_floor  # `fitness < floor` is False for NaN: a failed lifetime stays NaN
+        return {item: floor if floor is not None and fitness < floor else fitness
+                for item, (fitness, _) in done.items()}, env_steps
 
     def training_lifetime(self, key, c: int, v: int, vector: np.ndarray) -> Lifetime:
         """Candidate ``c`` (ES key ``key``, parameters ``vector``) on training variant ``v``."""
