@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.set_defaults(episodes=5)
     args = parser.parse_args(argv)
     try:
-        for flag in ("train_variants", "resume", "static", "agent", "variants", "traces"):
+        for flag in ("train_variants", "resume", "static", "agent", "variants", "traces", "no_early_end"):
             if getattr(args, flag, None):
                 raise ValueError(f"--{flag.replace('_', '-')} does not apply: the study picks the variants, the agents "
                                  "(--agents) and resumes by itself")

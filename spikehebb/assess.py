@@ -36,6 +36,18 @@ FITNESS_UNITS = {
     "car": "summed env reward: +1000/N per new track tile of N, -0.1 per frame",
 }
 
+#: Patience that never runs out: more negative steps in a row than any lifetime has.
+_ENDLESS_PATIENCE = 2**31 - 1
+
+
+def without_early_ends(config: TrainConfig) -> TrainConfig:
+    """The run's config with lifetimes that end only at the step limit: neither a fall
+    (``terminated``) nor a run of negative fitness terms ends one (``spikehebb evaluate
+    --no-early-end``). The fitness still sums every step the lifetime runs; training is not
+    affected (test lifetimes only)."""
+    episode = dict(config.task.episode or {}, patience=_ENDLESS_PATIENCE, end_on_terminated=False)
+    return replace(config, task=replace(config.task, episode=episode))
+
 
 @dataclass
 class VariantResult:
@@ -123,11 +135,16 @@ def assess(
 
 
 def format_table(
-    results: Sequence[VariantResult], label: str, task: str | None = None, max_network_steps: int | None = None
+    results: Sequence[VariantResult],
+    label: str,
+    task: str | None = None,
+    max_network_steps: int | None = None,
+    early_ends: bool = True,
 ) -> str:
     """The paper's Table 1 layout: variant, seen in training, mean ± std over the episodes,
     solved; then what the columns mean (the fitness in words when ``task`` is given, the episode
-    length when ``max_network_steps`` is)."""
+    length when ``max_network_steps`` is; ``early_ends=False``: lifetimes ran to the step limit,
+    :func:`without_early_ends`)."""
     n = len(results[0].fitness) if results else 0
     lines = [f"{'variant':<20} {'seen':<5} {label + f' ({n} episodes)':>26}  solved"]
     for r in results:
@@ -139,7 +156,10 @@ def format_table(
     lines.append(f"seen: the variant was trained on. mean ± std over {n} lifetimes, each from fresh random weights.")
     lines.append(f"solved: mean fitness >= {solved_at:g}." + (f" fitness: {FITNESS_UNITS[task]}." if task in FITNESS_UNITS else ""))
     if max_network_steps is not None:
-        lines.append(f"episodes: at most {max_network_steps:,} network steps (fewer when the task's rules end one early).")
+        if early_ends:
+            lines.append(f"episodes: at most {max_network_steps:,} network steps (fewer when the task's rules end one early).")
+        else:
+            lines.append(f"episodes: {max_network_steps:,} network steps each, no early ends (--no-early-end).")
     return "\n".join(lines)
 
 

@@ -347,6 +347,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                    help="'mean': the search distribution's final mean, what the paper's code saves and "
                         "tests (default); 'best': the single best-scoring candidate seen in training")
     g.add_argument("--eval-steps", type=int, help="env steps per test lifetime (default: the task's full length, 1,000 for the ant and the car)")
+    g.add_argument("--no-early-end", action="store_true",
+                   help="run every test lifetime to the step limit: no early end after a fall or a run of negative "
+                        "fitness terms (the authors' rules, kept by default); does the rule recover given the time?")
     g.add_argument("--traces", action="store_true",
                    help="record per-step rates, actions, reward terms and weights of the first episode(s) of each variant "
                         "into the run file (plot them with `spikehebb plot RUNFILE --traces`)")
@@ -360,11 +363,13 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
     import os
 
-    from spikehebb.assess import assess, format_table, load_run, record_traces
+    from spikehebb.assess import assess, format_table, load_run, record_traces, without_early_ends
     from spikehebb.tasks import get_task
     from spikehebb.tracefile import drop_traces, trace_names
 
     config, params = load_run(path, args.which)
+    if args.no_early_end:
+        config = without_early_ends(config)
     task = config.task.make()
     variants = args.variants or list(task.variants)
     if args.episodes < 1:
@@ -386,7 +391,7 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
         label += f", shared rules {config.strategy.label}"
     rules = config.task.make(full_length=True).episode
     steps = rules.max_network_steps if args.eval_steps is None else args.eval_steps - rules.burn_in_steps
-    table = format_table(results, label, config.task.name, steps)
+    table = format_table(results, label, config.task.name, steps, early_ends=not args.no_early_end)
     print(f"\n{path}: {args.which} parameters, seed {config.seed}")
     print(table)
     if args.traces:

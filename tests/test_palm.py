@@ -71,6 +71,7 @@ def test_run_palm_trains_on_four_tests_on_five_and_resumes(tmp_path, capsys):
         (["--holdout", "long_middle"], "unknown holdout 'long_middle' for the ant"),
         (["--task", "car"], "give --holdout for the car: one of default, friction_half"),
         (["--train-variants", "default"], "--train-variants does not apply"),
+        (["--no-early-end"], "--no-early-end does not apply"),
         (["--rho", "100"], "rho=100 must divide the network's 12,288 synapses"),
     ],
 )

@@ -1,6 +1,8 @@
 """Rollout: the episode rules on a scripted env (hand-checked numbers), batching, seeding, and the
 real Ant against a plain loop written out here."""
 
+from dataclasses import replace
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -8,7 +10,8 @@ from gymnasium import spaces
 
 from spikehebb.agents import AgentConfig
 from spikehebb.coding import IdentityDecoder, RawEncoder
-from spikehebb.config import TaskConfig, WorkerSpec
+from spikehebb.assess import without_early_ends
+from spikehebb.config import TaskConfig, TrainConfig, WorkerSpec
 from spikehebb.network import make_network, sample_weights
 from spikehebb.rollout import Rollout
 from spikehebb.tasks import EpisodeRules, Task
@@ -127,6 +130,25 @@ def test_episode_rules_by_hand(scripted):
     assert seen[0][1] == [False, False, False, False, True]
     assert seen[8][1] == [False, True, False, True, True]
 
+
+
+def test_without_early_ends_by_hand():
+    """``evaluate --no-early-end``: the same scripted lifetimes as above run to the step limit;
+    neither the fall (seed 1) nor the negative run (seed 2) ends one, the env's own truncation
+    (seed 3) still does, and the config's other episode fields are kept."""
+    config = without_early_ends(TrainConfig(task=TaskConfig("ant", ("default",), 80, {"grace_steps": 20})))
+    assert config.task.episode["grace_steps"] == 20 and config.task.make().episode.grace_steps == 20
+    assert not config.task.make().episode.end_on_terminated
+    episode = {k: v for k, v in config.task.episode.items() if k != "grace_steps"}
+    rollout = Rollout(replace(SCRIPTED, episode=replace(RULES, **episode)),
+                      AgentConfig(rule="ABCD", backend="numpy", dtype="float64"), 5)
+    try:
+        result = rollout.run("default", source(*arrays(4)), env_seeds=[0, 1, 2, 3])
+    finally:
+        rollout.close()
+    np.testing.assert_array_equal(result.steps, [20, 20, 20, 5])
+    # seed 2: 5 x -3 (grace), then -1, -1, +2, -1, -1, -1 (t = 5..10), then +1 for t = 11..19
+    np.testing.assert_array_equal(result.fitness, [20.0, 10.0, -15 - 3 + 9, 1.25])
 
 def test_short_batch_is_padded_and_members_do_not_depend_on_the_batch(scripted):
     coefficients, weights = arrays(3, seed=1)
