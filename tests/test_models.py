@@ -186,3 +186,34 @@ def test_bodies_over_training_caches_scores_and_scores_only_new_means(run, tmp_p
     with pytest.raises(SystemExit):
         script.main([str(run), str(other), "--cache", str(cache)])
     assert "--cache names the cache of one run" in capsys.readouterr().err
+
+
+def test_other_pybullet_prints_the_test_table_and_can_drop_deterministic_pairs(run, capsys, monkeypatch):
+    """experiments/other_pybullet.py with the installed pybullet: assess's numbers; with
+    --no-deterministic-pairs only that engine setting is dropped (lifetimes still run)."""
+    import importlib.util
+    from pathlib import Path
+
+    import pybullet
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "other_pybullet.py"
+    spec = importlib.util.spec_from_file_location("other_pybullet", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main([str(run), "--variant", "default", "--episodes", "2"])
+    lines = capsys.readouterr().out.splitlines()
+    config, params = load_run(run)
+    (want,) = assess(config, params, ["default"], 2)
+    assert "deterministicOverlappingPairs on" in lines[0]
+    assert lines[1] == f"default        {want.mean:7.1f} ± {want.std:5.1f}"
+    assert lines[2].startswith("2 lifetimes per body, ")
+
+    calls = []
+    monkeypatch.setattr(pybullet, "setPhysicsEngineParameter", lambda *a, **kw: calls.append((a, kw)))
+    script.drop_deterministic_pairs()
+    assert pybullet.setPhysicsEngineParameter(deterministicOverlappingPairs=1, physicsClientId=3) is None
+    pybullet.setPhysicsEngineParameter(deterministicOverlappingPairs=1, numSubSteps=4, physicsClientId=3)
+    assert calls == [((), {"numSubSteps": 4, "physicsClientId": 3})]
+    with pytest.raises(SystemExit) as exit_:
+        script.main(["no_such_model"])
+    assert exit_.value.code == 2 and "no_such_model" in capsys.readouterr().err
