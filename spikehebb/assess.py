@@ -36,16 +36,12 @@ FITNESS_UNITS = {
     "car": "summed env reward: +1000/N per new track tile of N, -0.1 per frame",
 }
 
-#: Patience that never runs out: more negative steps in a row than any lifetime has.
-_ENDLESS_PATIENCE = 2**31 - 1
-
-
 def without_early_ends(config: TrainConfig) -> TrainConfig:
-    """The run's config with lifetimes that end only at the step limit: neither a fall
-    (``terminated``) nor a run of negative fitness terms ends one (``spikehebb evaluate
-    --no-early-end``). The fitness still sums every step the lifetime runs; training is not
-    affected (test lifetimes only)."""
-    episode = dict(config.task.episode or {}, patience=_ENDLESS_PATIENCE, end_on_terminated=False)
+    """The run's config with test lifetimes that end only at the step limit: neither a run of
+    negative fitness terms nor a fall ends one (``spikehebb evaluate --no-early-end``; an env that
+    cannot go on after ``terminated``, the car's, still ends there: :meth:`Task.no_early_end`).
+    The fitness sums every step the lifetime runs."""
+    episode = dict(config.task.episode or {}, **config.task.make().no_early_end())
     return replace(config, task=replace(config.task, episode=episode))
 
 
@@ -159,7 +155,7 @@ def format_table(
         if early_ends:
             lines.append(f"episodes: at most {max_network_steps:,} network steps (fewer when the task's rules end one early).")
         else:
-            lines.append(f"episodes: {max_network_steps:,} network steps each, no early ends (--no-early-end).")
+            lines.append(f"episodes: at most {max_network_steps:,} network steps, no early end by the task's rules (--no-early-end).")
     return "\n".join(lines)
 
 

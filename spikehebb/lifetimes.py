@@ -73,7 +73,7 @@ class Lifetimes:
         max_env_steps: episode length in env steps, burn-in included (default: the task's full
             length, as ``evaluate`` uses).
         rules: other :class:`~spikehebb.tasks.EpisodeRules` fields to replace (e.g.
-            ``{"patience": 10**9, "end_on_terminated": False}`` for lifetimes that never end early).
+            :meth:`Task.no_early_end() <spikehebb.tasks.Task.no_early_end>` for lifetimes that never end early).
         decoder: wraps the task's decoder: ``decoder(task_decoder) -> decoder``, called once.
     """
 

@@ -43,8 +43,6 @@ PAPER_STEPS = 100
 #: Action indices of each ant leg's (hip, ankle) motors (spikehebb/envs/morphology.py: leg 0 is
 #: front left, 1 back left, 2 back right, 3 front right).
 LEG_MOTORS = {0: (0, 1), 1: (2, 3), 2: (4, 5), 3: (6, 7)}
-#: Episode rules of a perturbation lifetime: no early end (see the module docstring).
-NO_EARLY_END = {"patience": 10**9, "end_on_terminated": False}
 
 
 @dataclass(frozen=True)
@@ -204,7 +202,9 @@ def perturbed_speeds(
     ``0 .. episodes-1`` of ``variant``, one batch in lockstep, perturbed at network step ``t0``.
     The lifetimes are those of ``evaluate`` (same initial weights and starts), run without early
     ends."""
-    from spikehebb.lifetimes import Lifetimes, freeze, set_weights
+    from spikehebb.assess import load_run
+    from spikehebb.lifetimes import Lifetimes, freeze, resolve_run, set_weights
+    from spikehebb.tasks import NO_EARLY_END
 
     if perturbation not in PERTURBATIONS:
         raise ValueError(f"unknown perturbation {perturbation!r}; valid: {', '.join(PERTURBATIONS)}")
@@ -218,9 +218,10 @@ def perturbed_speeds(
         legs.append(_LegOff(decoder, LEG_MOTORS[leg]))
         return legs[0]
 
+    task_name = load_run(resolve_run(run), which)[0].task.name
+    if task_name != "ant":  # before the ant's rules are applied to another task
+        raise ValueError(f"perturbation experiments need an ant run, got task {task_name!r}")
     with Lifetimes(run, which, batch_size=episodes, max_env_steps=max_env_steps, rules=NO_EARLY_END, decoder=wrap) as lives:
-        if lives.task.name != "ant":
-            raise ValueError(f"perturbation experiments need an ant run, got task {lives.task.name!r}")
         T = lives.task.episode.max_network_steps
         if not WINDOW <= t0 < T:
             raise ValueError(f"t0 must lie in [{WINDOW}, {T - 1}] (a whole window before it), got {t0}")

@@ -24,6 +24,9 @@ from spikehebb.coding import (
 
 #: ``Task.modulator`` of a task that offers no per-step signal to three-factor rules.
 NO_MODULATOR = "none"
+#: :class:`EpisodeRules` fields of lifetimes that run to the step limit: no end after a run of
+#: negative fitness terms, nor after ``terminated`` (only where :attr:`Task.steps_after_terminated`).
+NO_EARLY_END = {"patience": 10**9, "end_on_terminated": False}
 
 
 @dataclass(frozen=True)
@@ -153,8 +156,14 @@ class Task:
     """Mean test fitness at which a variant counts as solved (None: the assessment's default)."""
     control_period: float | None = None
     """Seconds of simulated time per env step (a spiking agent runs this long per step)."""
+    steps_after_terminated: bool = False
+    """Whether the env goes on stepping after it reports ``terminated`` (pybullet's Ant reports a
+    fall and simulates on), so that lifetimes may run past it (``end_on_terminated=False``)."""
 
     def __post_init__(self) -> None:
+        if not self.episode.end_on_terminated and not self.steps_after_terminated:
+            raise ValueError(f"the {self.name} env cannot go on after it reports terminated, so end_on_terminated "
+                             "must stay True")
         for name in ("train_variants", "test_variants"):
             unknown = [v for v in getattr(self, name) if v not in self.variants]
             if unknown:
@@ -185,6 +194,13 @@ class Task:
             changes["episode"] = dataclasses.replace(self.episode, **changes["episode"])
         return dataclasses.replace(self, **changes)
 
+    def no_early_end(self) -> dict:
+        """The :class:`EpisodeRules` fields of lifetimes that end only at the step limit (or when
+        the env itself cannot go on): :data:`NO_EARLY_END`, less ``end_on_terminated`` where the
+        env stops at ``terminated`` (the car: lap finished, off the playfield)."""
+        if self.steps_after_terminated:
+            return dict(NO_EARLY_END)
+        return {k: v for k, v in NO_EARLY_END.items() if k != "end_on_terminated"}
 
 ANT = Task(
     name="ant",
@@ -203,6 +219,7 @@ ANT = Task(
     reward_terms=("reward_alive", "reward_progress", "reward_electricity", "reward_joints_at_limit", "reward_feet_collision"),
     n_actions=8,
     control_period=0.0165,  # four pybullet substeps of 0.004125 s (spikehebb.envs.ant.CONTROL_DT)
+    steps_after_terminated=True,
 )
 
 

@@ -140,7 +140,7 @@ def test_without_early_ends_by_hand():
     assert config.task.episode["grace_steps"] == 20 and config.task.make().episode.grace_steps == 20
     assert not config.task.make().episode.end_on_terminated
     episode = {k: v for k, v in config.task.episode.items() if k != "grace_steps"}
-    rollout = Rollout(replace(SCRIPTED, episode=replace(RULES, **episode)),
+    rollout = Rollout(replace(SCRIPTED, episode=replace(RULES, **episode), steps_after_terminated=True),
                       AgentConfig(rule="ABCD", backend="numpy", dtype="float64"), 5)
     try:
         result = rollout.run("default", source(*arrays(4)), env_seeds=[0, 1, 2, 3])
@@ -149,6 +149,12 @@ def test_without_early_ends_by_hand():
     np.testing.assert_array_equal(result.steps, [20, 20, 20, 5])
     # seed 2: 5 x -3 (grace), then -1, -1, +2, -1, -1, -1 (t = 5..10), then +1 for t = 11..19
     np.testing.assert_array_equal(result.fitness, [20.0, 10.0, -15 - 3 + 9, 1.25])
+    # The car's env stops at terminated (lap finished, off the playfield): only its patience goes,
+    # and asking it to run past terminated is refused in one line.
+    car = without_early_ends(TrainConfig(task=TaskConfig("car"), agent=AgentConfig(rule="ABCD_lr")))
+    assert car.task.episode == {"patience": 10**9} and car.task.make().episode.end_on_terminated
+    with pytest.raises(ValueError, match="^the car env cannot go on after it reports terminated, so end_on_terminated must stay True$"):
+        TaskConfig("car", episode={"end_on_terminated": False})
 
 def test_short_batch_is_padded_and_members_do_not_depend_on_the_batch(scripted):
     coefficients, weights = arrays(3, seed=1)

@@ -159,7 +159,7 @@ def test_cli_train_inspect_evaluate_plot(tmp_path, capsys):
     # --no-early-end: every lifetime runs to the step limit, and the table says so
     assert cli_main(["evaluate", str(path), "--morphology", "default", "--episodes", "2",
                      "--eval-steps", "300", "--eval-workers", "1", "--no-early-end"]) == 0
-    assert "260 network steps each, no early ends (--no-early-end)" in capsys.readouterr().out
+    assert "at most 260 network steps, no early end by the task's rules (--no-early-end)" in capsys.readouterr().out
     assert cli_main(["plot", str(path), "-o", str(tmp_path / "curve.png")]) == 0
     assert (tmp_path / "curve.png").stat().st_size > 1000
 
