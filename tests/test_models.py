@@ -217,3 +217,46 @@ def test_other_pybullet_prints_the_test_table_and_can_drop_deterministic_pairs(r
     with pytest.raises(SystemExit) as exit_:
         script.main(["no_such_model"])
     assert exit_.value.code == 2 and "no_such_model" in capsys.readouterr().err
+
+
+def test_weights_by_body_takes_the_weights_the_traces_record(run, tmp_path, capsys):
+    """experiments/weights_by_body.py: the weights it compares at step t are the ones `evaluate
+    --traces` records for the same test lifetimes; the matrix is their cosine; bad input is one line."""
+    import importlib.util
+    from pathlib import Path
+
+    from spikehebb.assess import record_traces
+    from spikehebb.lifetimes import Lifetimes
+    from spikehebb.tracefile import load_trace
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "weights_by_body.py"
+    spec = importlib.util.spec_from_file_location("weights_by_body", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    config, params = load_run(run)
+    traces = record_traces(run, config, params, ["long_back"], episodes=2, into=tmp_path / "traces.h5")
+    step = 5  # inside the 201 grace steps: no lifetime has ended early by then, with or without early ends
+    with Lifetimes(run, batch_size=2, rules=config.task.make().no_early_end()) as lives:
+        weights, fitness = script.weights_at(lives, "long_back", 2, step)
+    for e in range(2):
+        recorded = load_trace(traces, f"long_back/episode_{e}")
+        # the traces hold the weights each step ran with (index 0: the initial ones), so index
+        # step + 1 holds those after step `step`'s update
+        want = np.concatenate([w[step + 1].ravel() for w in recorded.weights])
+        np.testing.assert_allclose(weights[e], want, rtol=1e-6)
+        np.testing.assert_allclose(fitness[e], recorded.rewards["reward_progress"][: step + 1].sum(), rtol=1e-9)
+    np.testing.assert_allclose(script.cosines(np.array([[1.0, 0.0], [1.0, 1.0], [0.0, -2.0]])),
+                               [[1, 2**-0.5, 0], [2**-0.5, 1, -(2**-0.5)], [0, -(2**-0.5), 1]])
+
+    script.main([str(run), "--variants", "default", "long_back", "--episodes", "2", "--step", "5"])
+    out = capsys.readouterr().out
+    assert "cosine similarity of the weights after network step 5, 2 test lifetimes per body" in out
+    assert "within default: mean " in out and "default vs long_back: mean " in out
+    for flags, message in [(["--episodes", "1"], "--episodes must be at least 2"),
+                           (["--step", "960"], "--step must be in 0 .. 959"),
+                           (["--variants", "damage_middle"], "unknown ant variant(s) ['damage_middle']")]:
+        with pytest.raises(SystemExit) as exit_:
+            script.main([str(run), *flags])
+        err = capsys.readouterr().err.strip()
+        assert exit_.value.code == 2 and "\n" not in err and message in err
