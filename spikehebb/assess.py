@@ -36,6 +36,7 @@ FITNESS_UNITS = {
     "car": "summed env reward: +1000/N per new track tile of N, -0.1 per frame",
 }
 
+
 def without_early_ends(config: TrainConfig) -> TrainConfig:
     """The run's config with test lifetimes that end only at the step limit: neither a run of
     negative fitness terms nor a fall ends one (``spikehebb evaluate --no-early-end``; an env that

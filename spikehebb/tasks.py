@@ -202,6 +202,7 @@ class Task:
             return dict(NO_EARLY_END)
         return {k: v for k, v in NO_EARLY_END.items() if k != "end_on_terminated"}
 
+
 ANT = Task(
     name="ant",
     make_env=_make_ant,
