@@ -364,7 +364,6 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
     import os
 
     from spikehebb.assess import assess, format_table, load_run, record_traces, without_early_ends
-    from spikehebb.tasks import get_task
     from spikehebb.tracefile import drop_traces, trace_names
 
     config, params = load_run(path, args.which)
