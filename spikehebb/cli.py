@@ -102,6 +102,10 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
                    help="scale the learning rate with the population, lr * sqrt(popsize / POPSIZE), which keeps "
                         "the update's noise per coefficient at what lr gives at population POPSIZE (e.g. 500, the paper's); "
                         "0: no scaling. The short default scales by 500 unless --lr or --scale-lr is given; --paper does not")
+    g.add_argument("--init", choices=("normal", "uniform", "fan_in"),
+                   help="where the search starts: normal N(0, 1) per searched number (default; the authors' Hebbian "
+                        "code), uniform U[-1, 1], or fan_in: static weights U(+-1/sqrt(n_pre)) per layer, torch's "
+                        "nn.Linear default, where the authors' static baseline started (--static only)")
     g.add_argument("--seed", type=int,
                    help="run seed: candidates, initial weights and env starts all derive from it (default: 0)")
     g.add_argument("--workers", type=int, help="worker processes or Ray actors (default: one per core)")
@@ -297,6 +301,7 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
         **({"rho": None} if shared["shared_rules"] is not None else {}),
         **({"shared_rules": None} if shared["rho"] is not None else {}),
         **({} if lr_reference is None else {"lr_reference_popsize": lr_reference or None}),
+        **({} if getattr(args, "init", None) is None else {"init": args.init}),
     )
     name, address = args.evaluator or b.evaluator.name, b.evaluator.ray_address
     if args.ray:
@@ -323,6 +328,9 @@ def run_train(args: argparse.Namespace) -> Path:
     if args.workers is not None and args.workers > 0 and args.popsize is not None and args.workers > args.popsize:
         print(f"note: {args.workers} workers for {args.popsize} candidates: starting {args.popsize} "
               "(a worker without candidates would only cost memory)", file=sys.stderr)
+    if args.paper and (args.static or args.agent == "static") and args.init is None and not args.resume:
+        print("note: the authors' static baseline (enajx/ES) started its search at torch's default weights, "
+              "U(+-1/sqrt(n_pre)) per layer; add --init fan_in for it (without: N(0, 1))", file=sys.stderr)
     if args.resume:
         from spikehebb.store import RunStore
 

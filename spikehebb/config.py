@@ -28,6 +28,8 @@ from spikehebb.agents import AgentConfig
 from spikehebb.tasks import Task, get_task
 
 STRATEGY_NAMES = ("openai-es", "cma")
+#: Where a search can start (:attr:`StrategyConfig.init`).
+STRATEGY_INITS = ("normal", "uniform", "fan_in")
 SHARED_ASSIGNMENTS = ("gmm", "random", "merge")
 """How shared rules are assigned to synapses (``StrategyConfig.assign``)."""
 EVALUATOR_NAMES = ("serial", "processes", "ray")
@@ -138,6 +140,11 @@ class StrategyConfig:
     population as ``lr * sqrt(popsize / lr_reference_popsize)``: the update's noise per coefficient
     grows as lr / (sigma * sqrt(popsize)), so this keeps it at what ``lr`` gives at the reference
     population (e.g. 500, the paper's); None: ``lr`` as given.
+
+    init: where the search starts. "normal": N(0, 1) per searched number (the authors' Hebbian
+    code, ``distribution='normal'``; the default for every agent); "uniform": U[-1, 1]; "fan_in":
+    static weights as torch's ``nn.Linear`` draws them, U(+-1/sqrt(n_pre)) per layer, where the
+    authors' static-weights baseline (enajx/ES) started (static agents only).
     """
 
     name: str = "openai-es"
@@ -154,9 +161,13 @@ class StrategyConfig:
     merge_fraction: float = 0.5
     paired_seeds: bool = False
     lr_reference_popsize: int | None = None
+    init: str = "normal"
 
     def __post_init__(self) -> None:
         from spikehebb.es.optim import OPTIMIZERS
+
+        if self.init not in STRATEGY_INITS:
+            raise ValueError(f"strategy: init must be one of {STRATEGY_INITS}, got {self.init!r}")
 
         if self.name not in STRATEGY_NAMES:
             raise ValueError(f"unknown strategy {self.name!r}; expected one of {STRATEGY_NAMES}")
@@ -234,10 +245,15 @@ class StrategyConfig:
             raise ValueError(f"shared_rules={self.shared_rules:,} is more rules than the network's {n_synapses:,} synapses")
         return self.shared_rules
 
-    def make(self, n_params: int, seed: int, n_fields: int = 1):
+    def make(self, n_params: int, seed: int, n_fields: int = 1, start=None):
         """The strategy for a searched vector of ``n_params``; with shared rules that vector is N
-        synapses of ``n_fields`` (k) coefficients each."""
+        synapses of ``n_fields`` (k) coefficients each. ``start``: the initial vector, for
+        ``init="fan_in"`` (which needs the genome's layer shapes: :meth:`TrainConfig.make_strategy`)."""
         from spikehebb.es import get_strategy
+
+        init = start if start is not None else self.init
+        if isinstance(init, str) and init == "fan_in":
+            raise ValueError("init='fan_in' needs the genome's layer shapes: build the strategy with TrainConfig.make_strategy")
 
         if self.shares_rules:
             n_rules = self.n_rules(n_params // n_fields)
@@ -255,9 +271,9 @@ class StrategyConfig:
         if self.name == "openai-es":
             return get_strategy(
                 "openai-es", n_params=n_params, popsize=self.popsize, seed=seed,
-                lr=self.effective_lr, sigma=self.sigma, l2_coeff=self.l2_coeff, optimizer=self.optimizer,
+                lr=self.effective_lr, sigma=self.sigma, l2_coeff=self.l2_coeff, optimizer=self.optimizer, init=init,
             )
-        return get_strategy("cma", n_params=n_params, popsize=self.popsize, seed=seed, sigma0=self.sigma)
+        return get_strategy("cma", n_params=n_params, popsize=self.popsize, seed=seed, sigma0=self.sigma, init=init)
 
 
 @dataclass(frozen=True)
@@ -349,6 +365,8 @@ class TrainConfig:
         check_agent_task(self.agent, self.task.make())
         if self.strategy.shares_rules:
             self.shared_rule_fields()  # a run that cannot share rules fails here, before a file is written
+        if self.strategy.init == "fan_in":
+            self.fan_in_layers()  # likewise
 
     def shared_rule_fields(self) -> int:
         """k, the coefficients of one shared rule (the agent's rule's fields), after checking that
@@ -372,7 +390,27 @@ class TrainConfig:
     def make_strategy(self, n_params: int):
         """The run's strategy for a searched vector of ``n_params`` (the run's genome map)."""
         k = self.shared_rule_fields() if self.strategy.shares_rules else 1
-        return self.strategy.make(n_params, self.seed, k)
+        start = None
+        if self.strategy.init == "fan_in":
+            from spikehebb.es.open_es import fan_in_mean
+
+            start = fan_in_mean(self.fan_in_layers(), self.seed)
+        return self.strategy.make(n_params, self.seed, k, start)
+
+    def fan_in_layers(self) -> tuple[tuple[int, ...], ...]:
+        """The weight layers ``init="fan_in"`` draws, after checking that the run searches static
+        weights alone (one-line errors otherwise)."""
+        from spikehebb.agents import genome_parts
+
+        if self.agent.kind != "static":
+            raise ValueError(f"init='fan_in' starts static weights where torch's nn.Linear would (the authors' static "
+                             f"baseline); a {self.agent.kind} agent searches other numbers: use 'normal' or 'uniform'")
+        searched = [p for p in genome_parts(self.agent, self.task.make()) if p.searched]
+        others = [f"{p.name} ({p.size:,} values)" for p in searched if p.name != "weights"]
+        if others:
+            raise ValueError(f"init='fan_in' draws weight matrices alone; this {self.task.name} run also evolves "
+                             f"{', '.join(others)}")
+        return searched[0].shapes
 
     def worker_spec(self) -> WorkerSpec:
         return WorkerSpec(self.task, self.agent, self.evaluator.batch(self.strategy.popsize), self.seed,

@@ -290,3 +290,22 @@ def test_fitness_floor_raises_each_training_lifetime_and_never_a_test():
         floored.close()
     with pytest.raises(ValueError, match="task: fitness_floor must be a finite number, got nan"):
         TaskConfig("ant", fitness_floor=float("nan"))
+
+
+def test_init_flag_reaches_the_strategy_and_paper_static_says_how_to_start_as_the_authors(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert cli_main(["train", "--static", "--init", "fan_in", "--popsize", "2", "--generations", "1",
+                     "--max-env-steps", "45", "--train-variants", "default", "--evaluator", "serial",
+                     "--runs-dir", str(runs), "--no-progress"]) == 0
+    (path,) = runs.glob("*.h5")
+    with RunStore.open(path) as store:
+        assert store.config["strategy"]["init"] == "fan_in"
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--init", "fan_in", "--runs-dir", str(runs)])
+    err = capsys.readouterr().err
+    assert "init='fan_in' starts static weights" in err and "a hebbian agent" in err
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--paper", "--static", "--popsize", "7", "--runs-dir", str(runs)])
+    err = capsys.readouterr().err
+    assert "note: the authors' static baseline (enajx/ES) started its search at torch's default weights" in err
+    assert "popsize must be even" in err and len(list(runs.glob("*.h5"))) == 1

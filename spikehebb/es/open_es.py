@@ -60,6 +60,22 @@ def check_search_settings(popsize: int, antithetic: bool, optimizer: str, sigma:
         raise ValueError(f"sigma and lr must be > 0, got sigma={sigma}, lr={lr}")
 
 
+
+def fan_in_mean(layer_shapes, seed: int) -> np.ndarray:
+    """Weight matrices drawn as torch's ``nn.Linear`` draws them by default, each entry
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)), flattened in order: the starting point of the authors'
+    static-weights baseline (enajx/ES ``train_static.py`` starts its search at a fresh
+    ``MLP(...).get_weights()``). ``layer_shapes``: ``(n_pre, n_post)`` per layer, fan_in = n_pre.
+    Drawn from the initial-mean stream of ``seed``; (sum n_pre n_post,) float64."""
+    rng = np.random.Generator(np.random.Philox(np.random.SeedSequence(seed, spawn_key=(INIT_STREAM,))))
+    layers = []
+    for shape in layer_shapes:
+        if len(shape) != 2:
+            raise ValueError(f"fan-in init draws weight matrices (n_pre, n_post), got a layer of shape {tuple(shape)}")
+        bound = 1.0 / np.sqrt(shape[0])
+        layers.append(rng.uniform(-bound, bound, int(np.prod(shape))))
+    return np.concatenate(layers) if layers else np.zeros(0)
+
 class OpenAIES(Strategy):
     """OpenAI-ES with the constants and protocol of Najarro & Risi 2020. Fitness is MAXIMISED.
 

@@ -81,3 +81,37 @@ def test_uniform_init_is_in_range_and_normal_is_standard():
     assert u.min() >= -1 and u.max() <= 1 and abs(u.mean()) < 0.05
     g = OpenAIES(10_000, 2, seed=1, init="normal").mean
     assert abs(g.std() - 1) < 0.05
+
+
+def test_fan_in_init_is_torchs_linear_default_per_layer_and_only_for_static_weights():
+    """``init="fan_in"``: each static weight layer (n_pre, n_post) U(+-1/sqrt(n_pre)), as torch's
+    nn.Linear draws it (the authors' static baseline); written out here with the documented
+    initial-mean stream. The default stays N(0, 1); other agents and parts are refused."""
+    from spikehebb.agents import AgentConfig
+    from spikehebb.config import StrategyConfig, TaskConfig, TrainConfig
+    from spikehebb.es.open_es import fan_in_mean, initial_mean
+
+    shapes = [(28, 128), (128, 64), (64, 8)]
+    rng = np.random.Generator(np.random.Philox(np.random.SeedSequence(3, spawn_key=(1,))))
+    want = np.concatenate([rng.uniform(-1 / np.sqrt(n), 1 / np.sqrt(n), n * m) for n, m in shapes])
+    np.testing.assert_array_equal(fan_in_mean(shapes, 3), want)
+    bounds = np.concatenate([np.full(n * m, n ** -0.5) for n, m in shapes])
+    assert np.all(np.abs(want) <= bounds)
+    for (n, m), layer in zip(shapes, np.split(want, np.cumsum([n * m for n, m in shapes])[:-1])):
+        assert abs(layer.std() - n ** -0.5 / 3 ** 0.5) < 0.05 * n ** -0.5  # U(-b, b): std b / sqrt(3)
+
+    static = AgentConfig(kind="static", rule=None)
+    config = TrainConfig(agent=static, strategy=StrategyConfig(popsize=4, init="fan_in"), seed=3)
+    np.testing.assert_array_equal(config.make_strategy(12_288).mean, want)
+    cma = TrainConfig(agent=static, strategy=StrategyConfig("cma", popsize=4, init="fan_in"), seed=3)
+    np.testing.assert_array_equal(cma.make_strategy(12_288).mean, want)
+    default = TrainConfig(agent=static, strategy=StrategyConfig(popsize=4), seed=3)
+    np.testing.assert_array_equal(default.make_strategy(12_288).mean, initial_mean("normal", 12_288, 3))
+    with pytest.raises(ValueError, match="^init='fan_in' starts static weights .* a hebbian agent searches other numbers"):
+        TrainConfig(strategy=StrategyConfig(init="fan_in"))
+    with pytest.raises(ValueError, match=r"^init='fan_in' draws weight matrices alone; this car run also evolves encoder \(1,362 values\)$"):
+        TrainConfig(task=TaskConfig("car"), agent=static, strategy=StrategyConfig(init="fan_in"))
+    with pytest.raises(ValueError, match=r"^strategy: init must be one of \('normal', 'uniform', 'fan_in'\), got 'xavier'$"):
+        StrategyConfig(init="xavier")
+    with pytest.raises(ValueError, match=r"fan-in init draws weight matrices \(n_pre, n_post\), got a layer of shape \(2, 3, 5\)"):
+        fan_in_mean([(2, 3, 5)], 0)
