@@ -102,10 +102,11 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
                    help="scale the learning rate with the population, lr * sqrt(popsize / POPSIZE), which keeps "
                         "the update's noise per coefficient at what lr gives at population POPSIZE (e.g. 500, the paper's); "
                         "0: no scaling. The short default scales by 500 unless --lr or --scale-lr is given; --paper does not")
-    g.add_argument("--init", choices=("normal", "uniform", "fan_in"),
+    g.add_argument("--init", choices=("normal", "uniform", "zeros", "fan_in"),
                    help="where the search starts: normal N(0, 1) per searched number (default; the authors' Hebbian "
-                        "code), uniform U[-1, 1], or fan_in: static weights U(+-1/sqrt(n_pre)) per layer, torch's "
-                        "nn.Linear default, where the authors' static baseline started (--static only)")
+                        "code), uniform U[-1, 1], zeros (where Palm et al.'s static and LSTM baselines started), or "
+                        "fan_in: static weights U(+-1/sqrt(n_pre)) per layer, torch's nn.Linear default, where "
+                        "Najarro & Risi's static baseline started (--static only)")
     g.add_argument("--seed", type=int,
                    help="run seed: candidates, initial weights and env starts all derive from it (default: 0)")
     g.add_argument("--workers", type=int, help="worker processes or Ray actors (default: one per core)")

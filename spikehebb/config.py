@@ -29,7 +29,7 @@ from spikehebb.tasks import Task, get_task
 
 STRATEGY_NAMES = ("openai-es", "cma")
 #: Where a search can start (:attr:`StrategyConfig.init`).
-STRATEGY_INITS = ("normal", "uniform", "fan_in")
+STRATEGY_INITS = ("normal", "uniform", "zeros", "fan_in")
 SHARED_ASSIGNMENTS = ("gmm", "random", "merge")
 """How shared rules are assigned to synapses (``StrategyConfig.assign``)."""
 EVALUATOR_NAMES = ("serial", "processes", "ray")
@@ -142,7 +142,9 @@ class StrategyConfig:
     population (e.g. 500, the paper's); None: ``lr`` as given.
 
     init: where the search starts. "normal": N(0, 1) per searched number (the authors' Hebbian
-    code, ``distribution='normal'``; the default for every agent); "uniform": U[-1, 1]; "fan_in":
+    code, ``distribution='normal'``; the default for every agent); "uniform": U[-1, 1]; "zeros":
+    all zero (evostrat's ``NormalPopulation``, where Palm et al.'s static and LSTM baselines
+    started); "fan_in":
     static weights as torch's ``nn.Linear`` draws them, U(+-1/sqrt(n_pre)) per layer, where the
     authors' static-weights baseline (enajx/ES) started (static agents only).
     """

@@ -33,7 +33,9 @@ def initial_mean(init: str | np.ndarray, n_params: int, seed: int) -> np.ndarray
     """Starting point of the search: (n_params,) float64.
 
     init: ``"normal"`` N(0, 1) (the authors' default ``distribution='normal'``, torch.randn),
-    ``"uniform"`` U[-1, 1] (their ``distribution='uniform'``), or an explicit (n_params,) vector.
+    ``"uniform"`` U[-1, 1] (their ``distribution='uniform'``), ``"zeros"`` (evostrat's
+    ``NormalPopulation``, where Palm et al.'s static and LSTM baselines started), or an explicit
+    (n_params,) vector.
     """
     if isinstance(init, str):
         rng = np.random.Generator(np.random.Philox(np.random.SeedSequence(seed, spawn_key=(INIT_STREAM,))))
@@ -41,7 +43,9 @@ def initial_mean(init: str | np.ndarray, n_params: int, seed: int) -> np.ndarray
             return rng.standard_normal(n_params)
         if init == "uniform":
             return rng.uniform(-1.0, 1.0, n_params)
-        raise ValueError(f"init must be 'normal', 'uniform' or a vector, got {init!r}")
+        if init == "zeros":
+            return np.zeros(n_params)
+        raise ValueError(f"init must be 'normal', 'uniform', 'zeros' or a vector, got {init!r}")
     mean = np.array(init, dtype=np.float64, copy=True)
     if mean.shape != (n_params,):
         raise ValueError(f"initial vector must have shape ({n_params},), got {mean.shape}")
