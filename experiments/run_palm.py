@@ -40,8 +40,9 @@ def arms(args: argparse.Namespace, base: TrainConfig, holdout: str) -> list[Arm]
             label = f"hebbian {agent.rule}" + (f" {strategy.label}" if strategy.shares_rules else "")
         else:
             agent = AgentConfig(kind=kind, rule=None, backend=base.agent.backend, dtype=base.agent.dtype)
-            strategy = dataclasses.replace(base.strategy, shared_rules=None, rho=None, assign="gmm")
-            label = kind
+            init = getattr(args, "baseline_init", "normal")
+            strategy = dataclasses.replace(base.strategy, shared_rules=None, rho=None, assign="gmm", init=init)
+            label = kind if init == "normal" else f"{kind} init-{init}"
         name = f"palm_{base.task.name}_{holdout}_{label.replace(' ', '_')}_s{base.seed}"
         config = base.replace(agent=agent, strategy=strategy, run_name=name)
         out.append(Arm(label, config))
@@ -57,9 +58,16 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--agents", nargs="+", choices=AGENT_KINDS, default=["hebbian", "static", "lstm"],
                    help="agents to train, one run each (default: %(default)s, Palm et al.'s Table 1 rows)")
     g.add_argument("--study-dir", default="runs/palm", help="run files and the test-result cache (default: %(default)s)")
+    g.add_argument("--baseline-init", choices=("normal", "zeros"), default="normal",
+                   help="where the static, LSTM and GRU arms' search starts: N(0, 1) per number (default, this "
+                        "project's) or zeros (Palm et al.'s: evostrat's NormalPopulation); the Hebbian arm starts its "
+                        "rules N(0, 1), as their GMM population did")
     parser.set_defaults(episodes=5)
     args = parser.parse_args(argv)
     try:
+        if args.init is not None:
+            raise ValueError("--init does not apply: the Hebbian arm starts N(0, 1) as Palm et al.'s did; "
+                             "--baseline-init sets where the static, LSTM and GRU arms start")
         for flag in ("train_variants", "resume", "static", "agent", "variants", "traces", "no_early_end"):
             if getattr(args, flag, None):
                 raise ValueError(f"--{flag.replace('_', '-')} does not apply: the study picks the variants, the agents "

@@ -72,6 +72,7 @@ def test_run_palm_trains_on_four_tests_on_five_and_resumes(tmp_path, capsys):
         (["--task", "car"], "give --holdout for the car: one of default, friction_half"),
         (["--train-variants", "default"], "--train-variants does not apply"),
         (["--no-early-end"], "--no-early-end does not apply"),
+        (["--init", "zeros"], "--init does not apply: the Hebbian arm starts N(0, 1)"),
         (["--rho", "100"], "rho=100 must divide the network's 12,288 synapses"),
     ],
 )
@@ -98,3 +99,21 @@ def test_bottleneck_study_runs_at_a_tiny_budget_and_resumes(tmp_path, capsys):
     with pytest.raises(SystemExit, match="rho=100 must divide"):
         bottleneck.main([*argv[:-3], "--rho", "100", "--study-dir", str(tmp_path / "c")])
     assert not (tmp_path / "c").exists()
+
+
+def test_baseline_init_starts_the_static_and_recurrent_arms_where_palm_did():
+    """--baseline-init zeros: the static, LSTM and GRU arms start at 0 (evostrat's NormalPopulation),
+    under their own names (their own run files and cache entries); the Hebbian arm keeps N(0, 1)."""
+    import argparse
+
+    from spikehebb.config import TrainConfig
+
+    run_palm = script("run_palm")
+    base = TrainConfig()
+    for init, names in [("normal", ["hebbian ABCD_lr", "static", "lstm"]),
+                        ("zeros", ["hebbian ABCD_lr", "static init-zeros", "lstm init-zeros"])]:
+        args = argparse.Namespace(agents=["hebbian", "static", "lstm"], baseline_init=init)
+        study_arms = run_palm.arms(args, base, "long_front")
+        assert [a.name for a in study_arms] == names
+        assert [a.config.strategy.init for a in study_arms] == ["normal", init, init]
+    assert study_arms[1].config.run_name == "palm_ant_long_front_static_init-zeros_s0"
