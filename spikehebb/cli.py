@@ -18,7 +18,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from spikehebb.config import EVALUATOR_NAMES, STRATEGY_NAMES, TrainConfig
+from spikehebb.config import EVALUATOR_NAMES, STRATEGY_INITS, STRATEGY_NAMES, TrainConfig
 from spikehebb.rules import RULES
 
 #: Najarro & Risi 2020's ant settings (``--paper``).
@@ -102,7 +102,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
                    help="scale the learning rate with the population, lr * sqrt(popsize / POPSIZE), which keeps "
                         "the update's noise per coefficient at what lr gives at population POPSIZE (e.g. 500, the paper's); "
                         "0: no scaling. The short default scales by 500 unless --lr or --scale-lr is given; --paper does not")
-    g.add_argument("--init", choices=("normal", "uniform", "zeros", "fan_in"),
+    g.add_argument("--init", choices=STRATEGY_INITS,
                    help="where the search starts: normal N(0, 1) per searched number (default; the authors' Hebbian "
                         "code), uniform U[-1, 1], zeros (where Palm et al.'s static and LSTM baselines started), or "
                         "fan_in: static weights U(+-1/sqrt(n_pre)) per layer, torch's nn.Linear default, where "

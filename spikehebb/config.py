@@ -209,6 +209,9 @@ class StrategyConfig:
             raise ValueError("paired_seeds pairs the mirrored candidates of OpenAI-ES; this strategy has no pairs")
         if self.lr_reference_popsize is not None:
             _check_number("strategy", "lr_reference_popsize", self.lr_reference_popsize, integer=True, minimum=1)
+        if self.shares_rules and self.init != "normal":
+            raise ValueError(f"strategy: init={self.init!r} sets where a per-synapse search starts; shared rules start "
+                             "their rule means N(0, 1) (Palm et al.'s GMM population)")
 
     @property
     def effective_lr(self) -> float:

@@ -113,6 +113,8 @@ def test_fan_in_init_is_torchs_linear_default_per_layer_and_only_for_static_weig
         TrainConfig(task=TaskConfig("car"), agent=static, strategy=StrategyConfig(init="fan_in"))
     lstm = TrainConfig(agent=AgentConfig(kind="lstm", rule=None), strategy=StrategyConfig(popsize=4, init="zeros"))
     assert not np.any(lstm.make_strategy(1000).mean)  # Palm et al.'s start (evostrat's NormalPopulation)
+    with pytest.raises(ValueError, match=r"^strategy: init='zeros' sets where a per-synapse search starts; shared rules"):
+        StrategyConfig(init="zeros", rho=128)
     with pytest.raises(ValueError, match=r"^strategy: init must be one of \('normal', 'uniform', 'zeros', 'fan_in'\), got 'xavier'$"):
         StrategyConfig(init="xavier")
     with pytest.raises(ValueError, match=r"fan-in init draws weight matrices \(n_pre, n_post\), got a layer of shape \(2, 3, 5\)"):
