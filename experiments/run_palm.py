@@ -40,7 +40,7 @@ def arms(args: argparse.Namespace, base: TrainConfig, holdout: str) -> list[Arm]
             label = f"hebbian {agent.rule}" + (f" {strategy.label}" if strategy.shares_rules else "")
         else:
             agent = AgentConfig(kind=kind, rule=None, backend=base.agent.backend, dtype=base.agent.dtype)
-            init = getattr(args, "baseline_init", "normal")
+            init = args.baseline_init
             strategy = dataclasses.replace(base.strategy, shared_rules=None, rho=None, assign="gmm", init=init)
             label = kind if init == "normal" else f"{kind} init-{init}"
         name = f"palm_{base.task.name}_{holdout}_{label.replace(' ', '_')}_s{base.seed}"

@@ -2,8 +2,9 @@
 whole weight vector (every synapse of every layer) at one network step, between test lifetimes.
 
 Each body runs ``--episodes`` of the test lifetimes ``spikehebb evaluate`` scores (episodes 0, 1,
-...: fresh random initial weights and starts), here to the step limit (no early ends, so that
-every lifetime reaches ``--step``; up to then they are the same as the evaluated ones). Within a
+...: fresh random initial weights and starts), here without early ends and only up to
+``--step`` (so that every lifetime reaches it; up to then they are the same as the evaluated
+ones). Within a
 body the lifetimes share only the body; across bodies, nothing. Prints the matrix, each
 lifetime's fitness over its first ``--step`` steps, and the mean similarity within each body and
 between each pair; ``--out`` draws the matrix.
@@ -67,7 +68,9 @@ def main(argv: list[str] | None = None) -> None:
         if not 0 <= args.step < task.episode.max_network_steps:
             raise ValueError(f"--step must be in 0 .. {task.episode.max_network_steps - 1} (network steps of a "
                              f"lifetime), got {args.step}")
-        lives = Lifetimes(args.model, batch_size=args.episodes, rules=task.no_early_end())
+        # no early ends, so every lifetime reaches the step; nothing after it is needed
+        lives = Lifetimes(args.model, batch_size=args.episodes, early_ends=False,
+                          max_env_steps=task.episode.burn_in_steps + args.step + 1)
     except (ValueError, OSError) as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
 
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     matrix = cosines(np.concatenate(vectors))
     n, k = len(args.variants), args.episodes
     print(f"{args.model}: cosine similarity of the weights after network step {args.step}, {k} test lifetimes "
-          f"per body, run to the step limit ({time.perf_counter() - start:.0f} s)")
+          f"per body, without early ends ({time.perf_counter() - start:.0f} s)")
     for variant, f in zip(args.variants, fitness):
         print(f"  fitness over steps 0-{args.step}, {variant}: {', '.join(f'{x:.1f}' for x in f)}")
     width = max(len(s) for s in labels)

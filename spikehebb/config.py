@@ -256,9 +256,9 @@ class StrategyConfig:
         ``init="fan_in"`` (which needs the genome's layer shapes: :meth:`TrainConfig.make_strategy`)."""
         from spikehebb.es import get_strategy
 
-        init = start if start is not None else self.init
-        if isinstance(init, str) and init == "fan_in":
+        if start is None and self.init == "fan_in":
             raise ValueError("init='fan_in' needs the genome's layer shapes: build the strategy with TrainConfig.make_strategy")
+        init = start if start is not None else self.init
 
         if self.shares_rules:
             n_rules = self.n_rules(n_params // n_fields)

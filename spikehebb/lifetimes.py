@@ -14,14 +14,13 @@ controller type (network today, agent tomorrow) is absorbed here.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import gymnasium
 import numpy as np
 
-from spikehebb.assess import load_run
+from spikehebb.assess import load_run, without_early_ends
 from spikehebb.agents import agent_class, genome_parts
 from spikehebb.genome import GenomeMap
 from spikehebb.rollout import BatchResult, Rollout
@@ -72,8 +71,8 @@ class Lifetimes:
         render: make the envs with ``render_mode="rgb_array"`` (see :meth:`frame`).
         max_env_steps: episode length in env steps, burn-in included (default: the task's full
             length, as ``evaluate`` uses).
-        rules: other :class:`~spikehebb.tasks.EpisodeRules` fields to replace (e.g.
-            :meth:`Task.no_early_end() <spikehebb.tasks.Task.no_early_end>` for lifetimes that never end early).
+        early_ends: False: lifetimes end only at the step limit, as ``evaluate --no-early-end``
+            runs them (:func:`spikehebb.assess.without_early_ends`).
         decoder: wraps the task's decoder: ``decoder(task_decoder) -> decoder``, called once.
     """
 
@@ -85,14 +84,14 @@ class Lifetimes:
         batch_size: int = 1,
         render: bool = False,
         max_env_steps: int | None = None,
-        rules: dict[str, Any] | None = None,
+        early_ends: bool = True,
         decoder: Callable[[Callable], Callable] | None = None,
     ):
         self.path = resolve_run(run)
         self.config, self.params = load_run(self.path, which)
-        episode = {**(self.config.task.episode or {}), **(rules or {})}
-        task_config = replace(self.config.task, episode=episode or None)
-        task = task_config.make(full_length=max_env_steps is None)
+        if not early_ends:
+            self.config = without_early_ends(self.config)
+        task = self.config.task.make(full_length=max_env_steps is None)
         if max_env_steps is not None:
             task = task.replace(episode={"max_env_steps": int(max_env_steps)})
         make_env = task.make_env

@@ -202,9 +202,7 @@ def perturbed_speeds(
     ``0 .. episodes-1`` of ``variant``, one batch in lockstep, perturbed at network step ``t0``.
     The lifetimes are those of ``evaluate`` (same initial weights and starts), run without early
     ends."""
-    from spikehebb.assess import load_run
-    from spikehebb.lifetimes import Lifetimes, freeze, resolve_run, set_weights
-    from spikehebb.tasks import NO_EARLY_END
+    from spikehebb.lifetimes import Lifetimes, freeze, set_weights
 
     if perturbation not in PERTURBATIONS:
         raise ValueError(f"unknown perturbation {perturbation!r}; valid: {', '.join(PERTURBATIONS)}")
@@ -218,10 +216,9 @@ def perturbed_speeds(
         legs.append(_LegOff(decoder, LEG_MOTORS[leg]))
         return legs[0]
 
-    task_name = load_run(resolve_run(run), which)[0].task.name
-    if task_name != "ant":  # before the ant's rules are applied to another task
-        raise ValueError(f"perturbation experiments need an ant run, got task {task_name!r}")
-    with Lifetimes(run, which, batch_size=episodes, max_env_steps=max_env_steps, rules=NO_EARLY_END, decoder=wrap) as lives:
+    with Lifetimes(run, which, batch_size=episodes, max_env_steps=max_env_steps, early_ends=False, decoder=wrap) as lives:
+        if lives.task.name != "ant":
+            raise ValueError(f"perturbation experiments need an ant run, got task {lives.task.name!r}")
         T = lives.task.episode.max_network_steps
         if not WINDOW <= t0 < T:
             raise ValueError(f"t0 must lie in [{WINDOW}, {T - 1}] (a whole window before it), got {t0}")

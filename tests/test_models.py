@@ -237,7 +237,7 @@ def test_weights_by_body_takes_the_weights_the_traces_record(run, tmp_path, caps
     config, params = load_run(run)
     traces = record_traces(run, config, params, ["long_back"], episodes=2, into=tmp_path / "traces.h5")
     step = 5  # inside the 201 grace steps: no lifetime has ended early by then, with or without early ends
-    with Lifetimes(run, batch_size=2, rules=config.task.make().no_early_end()) as lives:
+    with Lifetimes(run, batch_size=2, early_ends=False) as lives:
         weights, fitness = script.weights_at(lives, "long_back", 2, step)
     for e in range(2):
         recorded = load_trace(traces, f"long_back/episode_{e}")

@@ -29,6 +29,11 @@ INIT_STREAM = 1
 """Spawn-key entry of the initial-mean stream (noise streams use ``candidates.NOISE_STREAM``)."""
 
 
+def _init_rng(seed: int) -> np.random.Generator:
+    """The run's initial-mean stream."""
+    return np.random.Generator(np.random.Philox(np.random.SeedSequence(seed, spawn_key=(INIT_STREAM,))))
+
+
 def initial_mean(init: str | np.ndarray, n_params: int, seed: int) -> np.ndarray:
     """Starting point of the search: (n_params,) float64.
 
@@ -38,7 +43,7 @@ def initial_mean(init: str | np.ndarray, n_params: int, seed: int) -> np.ndarray
     (n_params,) vector.
     """
     if isinstance(init, str):
-        rng = np.random.Generator(np.random.Philox(np.random.SeedSequence(seed, spawn_key=(INIT_STREAM,))))
+        rng = _init_rng(seed)
         if init == "normal":
             return rng.standard_normal(n_params)
         if init == "uniform":
@@ -64,14 +69,13 @@ def check_search_settings(popsize: int, antithetic: bool, optimizer: str, sigma:
         raise ValueError(f"sigma and lr must be > 0, got sigma={sigma}, lr={lr}")
 
 
-
 def fan_in_mean(layer_shapes, seed: int) -> np.ndarray:
     """Weight matrices drawn as torch's ``nn.Linear`` draws them by default, each entry
     U(-1/sqrt(fan_in), 1/sqrt(fan_in)), flattened in order: the starting point of the authors'
     static-weights baseline (enajx/ES ``train_static.py`` starts its search at a fresh
     ``MLP(...).get_weights()``). ``layer_shapes``: ``(n_pre, n_post)`` per layer, fan_in = n_pre.
     Drawn from the initial-mean stream of ``seed``; (sum n_pre n_post,) float64."""
-    rng = np.random.Generator(np.random.Philox(np.random.SeedSequence(seed, spawn_key=(INIT_STREAM,))))
+    rng = _init_rng(seed)
     layers = []
     for shape in layer_shapes:
         if len(shape) != 2:
@@ -79,6 +83,7 @@ def fan_in_mean(layer_shapes, seed: int) -> np.ndarray:
         bound = 1.0 / np.sqrt(shape[0])
         layers.append(rng.uniform(-bound, bound, int(np.prod(shape))))
     return np.concatenate(layers) if layers else np.zeros(0)
+
 
 class OpenAIES(Strategy):
     """OpenAI-ES with the constants and protocol of Najarro & Risi 2020. Fitness is MAXIMISED.
