@@ -281,6 +281,29 @@ class StrategyConfig:
         return get_strategy("cma", n_params=n_params, popsize=self.popsize, seed=seed, sigma0=self.sigma, init=init)
 
 
+ENV_MEMORY_SHARE = 0.6
+"""Of the memory available when a run starts, the share its workers' envs may take by default (the
+rest: the networks, the strategy, other programs)."""
+
+
+def available_memory_mb() -> float | None:
+    """Memory available to new programs (``MemAvailable`` of ``/proc/meminfo``) in MB; None where
+    there is no such file (not Linux)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def megabytes(mb: float) -> str:
+    """``mb`` for people: "250 MB", "8.2 GB"."""
+    return f"{mb:.0f} MB" if mb < 1024 else f"{mb / 1024:.1f} GB"
+
+
 @dataclass(frozen=True)
 class EvaluatorConfig:
     """Where lifetimes run.
@@ -314,9 +337,33 @@ class EvaluatorConfig:
         n = self.workers or os.cpu_count() or 1
         return min(n, popsize) if popsize else n
 
-    def batch(self, popsize: int) -> int:
-        """Slots per worker batch: ``batch_size``, else one batch per worker where it fits under 64."""
-        return self.batch_size or max(1, min(64, math.ceil(popsize / max(1, self.n_workers(popsize)))))
+    def batch(self, popsize: int, slot_mb: float = 0.0, available_mb: float | None = None) -> int:
+        """Slots per worker batch: ``batch_size``, else one batch per worker where it fits under 64
+        and, given the memory of one slot's envs (``slot_mb``, MB) and the memory available (MB),
+        where all workers' envs fit in :data:`ENV_MEMORY_SHARE` of it. A batch's size changes
+        where lifetimes run, not their numbers."""
+        if self.batch_size:
+            return self.batch_size
+        n = max(1, self.n_workers(popsize))
+        slots = max(1, min(64, math.ceil(popsize / n)))
+        if slot_mb > 0 and available_mb is not None:
+            slots = max(1, min(slots, int(ENV_MEMORY_SHARE * available_mb / (n * slot_mb))))
+        return slots
+
+    def check_memory(self, popsize: int, slot_mb: float, available_mb: float | None, what: str) -> None:
+        """Refuse (one line) a batch whose envs, over all workers, need more than the available
+        memory: ``what`` names one slot's envs for the message."""
+        if slot_mb <= 0 or available_mb is None:
+            return
+        n, slots = max(1, self.n_workers(popsize)), self.batch(popsize, slot_mb, available_mb)
+        need = n * slots * slot_mb
+        if need > available_mb:
+            fits = int(ENV_MEMORY_SHARE * available_mb / (n * slot_mb))
+            advice = f"--batch-size {fits} or fewer" if fits >= 1 else "fewer"
+            raise ValueError(
+                f"the run's envs would take about {megabytes(need)} ({n} worker{'s' * (n > 1)} x {slots} "
+                f"slot{'s' * (slots > 1)} x {what}) and {megabytes(available_mb)} is available; use {advice} --workers"
+            )
 
 
 @dataclass(frozen=True)
@@ -417,9 +464,20 @@ class TrainConfig:
                              f"{', '.join(others)}")
         return searched[0].shapes
 
-    def worker_spec(self) -> WorkerSpec:
-        return WorkerSpec(self.task, self.agent, self.evaluator.batch(self.strategy.popsize), self.seed,
+    def worker_spec(self, available_mb: float | None = None) -> WorkerSpec:
+        """What each worker builds. ``available_mb``: the memory the workers may use (MB); with it
+        the default batch fits their envs (:meth:`EvaluatorConfig.batch`) and a given
+        ``batch_size`` that cannot fit is refused."""
+        popsize, (slot_mb, what) = self.strategy.popsize, self.slot_memory()
+        self.evaluator.check_memory(popsize, slot_mb, available_mb, what)
+        return WorkerSpec(self.task, self.agent, self.evaluator.batch(popsize, slot_mb, available_mb), self.seed,
                           self.strategy.paired_seeds)
+
+    def slot_memory(self) -> tuple[float, str]:
+        """MB of one worker slot's envs (one per training variant) and the words for it."""
+        task = self.task.make()
+        per_env, n = task.env_memory_mb, len(task.train_variants)
+        return n * per_env, f"{n} {'bodies' if n > 1 else 'body'} x {per_env:.0f} MB per {task.name} env"
 
     @property
     def n_workers(self) -> int:

@@ -159,6 +159,10 @@ class Task:
     steps_after_terminated: bool = False
     """Whether the env goes on stepping after it reports ``terminated`` (pybullet's Ant reports a
     fall and simulates on), so that lifetimes may run past it (``end_on_terminated=False``)."""
+    env_memory_mb: float = 0.0
+    """Resident memory of one live env in MB, measured on Linux (0: not known). A training worker
+    keeps one env per slot and training variant, so this sizes the default batch
+    (:meth:`spikehebb.config.EvaluatorConfig.batch`)."""
 
     def __post_init__(self) -> None:
         if not self.episode.end_on_terminated and not self.steps_after_terminated:
@@ -221,6 +225,9 @@ ANT = Task(
     n_actions=8,
     control_period=0.0165,  # four pybullet substeps of 0.004125 s (spikehebb.envs.ant.CONTROL_DT)
     steps_after_terminated=True,
+    # Each env is its own pybullet DIRECT client, whose command and stream buffers take ~30 MB on
+    # Linux (pybullet 3.2.7; 8 MB stream chunks, 1 MB on macOS).
+    env_memory_mb=32.0,
 )
 
 
@@ -256,6 +263,7 @@ CAR = Task(
     constraints=("max_abs",),
     solved_fitness=900.0,  # gymnasium's reward_threshold for CarRacing
     control_period=1 / 50,  # CarRacing's 50 frames per second
+    env_memory_mb=10.0,  # the Box2D world, the track and the frame buffers
 )
 
 #: Every task by name.

@@ -24,6 +24,8 @@ from spikehebb.config import (
     TaskConfig,
     TrainConfig,
     WorkerSpec,
+    available_memory_mb,
+    megabytes,
 )
 from spikehebb.evaluators import make_evaluator
 from spikehebb.genome import GenomeMap
@@ -81,13 +83,22 @@ def train(
             if config.generations > store.generations_completed:
                 store.set_target(config.generations)  # an extended run records its new length
         config = config or TrainConfig()
-        spec = config.worker_spec()
+        # a remote Ray cluster's memory is not this machine's
+        local = config.evaluator.name != "ray" or config.evaluator.ray_address is None
+        available = available_memory_mb() if local else None
+        spec = config.worker_spec(available)
         task = spec.make_task()  # a bad episode setting fails here, before a file is written
         genome = run_genome(config)
     except BaseException:
         if store is not None:
             store.close()
         raise
+    if progress and spec.batch_size < config.evaluator.batch(config.strategy.popsize):
+        slot_mb = config.slot_memory()[0]
+        print(f"note: {spec.batch_size} slots per worker instead of {config.evaluator.batch(config.strategy.popsize)}, "
+              f"so that the envs (about {megabytes(config.n_workers * spec.batch_size * slot_mb)}) fit in the "
+              f"{megabytes(available)} available (--batch-size sets it; the numbers do not depend on it)",
+              file=sys.stderr)
     if store is None:
         path = config.default_path()
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -125,6 +125,29 @@ def test_more_workers_than_candidates_are_capped_with_a_note(tmp_path, capsys):
     assert "note: 100 workers for 4 candidates: starting 4" in capsys.readouterr().err
 
 
+def test_envs_that_cannot_fit_in_memory_are_refused_and_the_default_batch_shrinks_to_fit(tmp_path, capsys,
+                                                                                         monkeypatch):
+    monkeypatch.setattr("spikehebb.train.available_memory_mb", lambda: 200.0)  # MB; an ant env takes 32
+    runs = tmp_path / "runs"
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["train", *TINY, "--runs-dir", str(runs), "--batch-size", "8"])
+    assert exc.value.code == 2
+    assert one_error_line(capsys) == (
+        "spikehebb train: error: the run's envs would take about 256 MB (1 worker x 8 slots x 1 body x 32 MB per "
+        "ant env) and 200 MB is available; use --batch-size 3 or fewer --workers")
+    assert not runs.exists() or not any(runs.iterdir())
+
+    # without --batch-size: 3 slots instead of 4 (int(0.6 * 200 / 32)), and the same numbers
+    assert cli_main(["train", *TINY[:-3], "--runs-dir", str(runs / "shrunk")]) == 0
+    assert "note: 3 slots per worker instead of 4, so that the envs (about 96 MB) fit in the 200 MB available" \
+        in capsys.readouterr().err
+    monkeypatch.setattr("spikehebb.train.available_memory_mb", lambda: None)
+    assert cli_main(["train", *TINY, "--runs-dir", str(runs / "whole")]) == 0
+    with RunStore.open(next((runs / "shrunk").glob("*.h5"))) as a, RunStore.open(next((runs / "whole").glob("*.h5"))) as b:
+        assert a.config["evaluator"]["batch_size"] is None and b.config["evaluator"]["batch_size"] == 4
+        np.testing.assert_array_equal(a.history()["fitness_raw"], b.history()["fitness_raw"])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, code, said, evaluator", [
     (signal.SIGINT, 130, "interrupted", "serial"),

@@ -219,3 +219,9 @@ def test_split_and_batch_size():
     assert EvaluatorConfig(workers=16).batch(500) == 32 and EvaluatorConfig(workers=2).batch(500) == 64
     assert EvaluatorConfig(workers=8).batch(3) == 1  # workers capped at the 3 candidates
     assert EvaluatorConfig(workers=100).n_workers(4) == 4 and EvaluatorConfig("serial", 2).n_workers(8) == 1
+    # the default batch lets all workers' envs take at most 60% of the free memory; a given one stays
+    two = EvaluatorConfig(workers=2)
+    assert two.batch(500, slot_mb=64, available_mb=8000) == 37  # int(0.6 * 8000 / (2 * 64))
+    assert two.batch(500, slot_mb=64, available_mb=100_000) == 64 and two.batch(500, 64, None) == 64
+    assert two.batch(500, slot_mb=64, available_mb=10) == 1
+    assert EvaluatorConfig(workers=2, batch_size=50).batch(500, 64, 8000) == 50
