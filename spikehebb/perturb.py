@@ -14,7 +14,9 @@ target (1 km along +x) in m/s. **Recovery** (:func:`recovery`): the network step
 to the end of the first 50-step window, wholly after ``t0``, whose mean speed reaches 80% of the
 mean speed in the 50 steps before ``t0``; at least 50 by construction. A lifetime that never
 gets there is censored at its end. Lifetimes that were not walking forwards before ``t0`` (mean
-speed <= 0) have no level to regain and are counted apart.
+speed <= 0) have no level to regain and are counted apart. **The level at the end**: the mean
+speed over the lifetime's last 100 steps (or those after ``t0``, if fewer), what the ant settled
+at.
 
 The lifetimes run without the task's early ends (falls and 30 steps without progress end
 nothing), so every lifetime has the same horizon and a censored one really did not recover in
@@ -40,6 +42,8 @@ WINDOW = 50
 FRACTION = 0.8
 #: The claim under test: recovery in less than this many steps (Najarro & Risi 2020).
 PAPER_STEPS = 100
+#: The lifetime's last steps whose mean speed is the level it settled at.
+END_STEPS = 100
 #: Action indices of each ant leg's (hip, ankle) motors (spikehebb/envs/morphology.py: leg 0 is
 #: front left, 1 back left, 2 back right, 3 front right).
 LEG_MOTORS = {0: (0, 1), 1: (2, 3), 2: (4, 5), 3: (6, 7)}
@@ -56,6 +60,8 @@ class Recovery:
     the ant was not walking forwards before t0."""
     censored: bool
     """True when the lifetime ended before the speed came back."""
+    end: float = math.nan
+    """Mean speed (m/s) over the last :data:`END_STEPS` steps, those after t0 only (NaN if none)."""
 
     @property
     def walking(self) -> bool:
@@ -80,15 +86,16 @@ def recovery(speed: np.ndarray, t0: int, window: int = WINDOW, fraction: float =
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
     before = float(speed[t0 - window : t0].mean())
-    if not before > 0:
-        return Recovery(before, math.nan, False)
     after = speed[t0:]
+    end = float(after[-END_STEPS:].mean()) if len(after) else math.nan
+    if not before > 0:
+        return Recovery(before, math.nan, False, end)
     if len(after) >= window:
         means = np.convolve(after, np.ones(window) / window, mode="valid")  # means[i]: steps t0+i .. t0+i+window-1
         hits = np.flatnonzero(means >= fraction * before)
         if hits.size:
-            return Recovery(before, float(hits[0] + window), False)
-    return Recovery(before, float(len(after)), True)
+            return Recovery(before, float(hits[0] + window), False, end)
+    return Recovery(before, float(len(after)), True, end)
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,9 @@ class Summary:
     """Lifetimes walking forwards before t0 (the others have no level to regain)."""
     speed_before: float
     """Mean over the walking lifetimes of their speed before t0 (m/s); NaN if none."""
+    speed_end: float
+    """Mean over the walking lifetimes of their level at the end (:attr:`Recovery.end`, m/s); NaN
+    if none."""
     recovered: int
     within_paper: int
     """Walking lifetimes recovered in fewer than :data:`PAPER_STEPS` steps."""
@@ -125,6 +135,7 @@ def summarise(model: str, perturbation: str, recoveries: Sequence[Recovery], hor
         lifetimes=len(recoveries),
         walking=len(walking),
         speed_before=float(np.mean([r.before for r in walking])) if walking else math.nan,
+        speed_end=float(np.mean([r.end for r in walking])) if walking else math.nan,
         recovered=sum(r.recovered for r in walking),
         within_paper=sum(r.recovered and r.steps < PAPER_STEPS for r in walking),
         median_steps=median,
@@ -143,13 +154,13 @@ def markdown_table(rows: Sequence[Summary]) -> str:
     """The recovery table in Markdown (README, report)."""
     lines = [
         "| model | perturbation | walking before / lifetimes | speed before (m/s) | recovered | "
-        f"in < {PAPER_STEPS} steps | median steps to recover |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"in < {PAPER_STEPS} steps | median steps to recover | speed in the last {END_STEPS} steps (m/s) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
             f"| {r.model} | {r.perturbation} | {r.walking} / {r.lifetimes} | {r.speed_before:.3f} | "
-            f"{r.recovered} | {r.within_paper} | {format_steps(r.median_steps, r.horizon)} |"
+            f"{r.recovered} | {r.within_paper} | {format_steps(r.median_steps, r.horizon)} | {r.speed_end:.3f} |"
         )
     return "\n".join(lines)
 
@@ -167,8 +178,9 @@ def rows_to_json(rows: Sequence[Summary]) -> list[dict]:
 
 
 def rows_from_json(items: Sequence[dict]) -> list[Summary]:
-    """Inverse of :func:`rows_to_json`."""
-    return [Summary(**{**d, "speed_before": float(d["speed_before"]), "median_steps": float(d["median_steps"])})
+    """Inverse of :func:`rows_to_json` (rows written before ``speed_end`` existed read it as NaN)."""
+    return [Summary(**{**d, "speed_before": float(d["speed_before"]), "median_steps": float(d["median_steps"]),
+                       "speed_end": float(d.get("speed_end", math.nan))})
             for d in items]
 
 

@@ -32,32 +32,36 @@ def curve(before, after, t0=100, T=300):
 
 
 def test_a_speed_that_never_drops_recovers_at_the_first_window():
-    assert recovery(np.ones(300), 100) == Recovery(1.0, 50.0, False)
+    assert recovery(np.ones(300), 100) == Recovery(1.0, 50.0, False, 1.0)
 
 
 def test_a_stop_then_a_step_back_to_full_speed():
     # stopped for 30 steps, then full speed: the window ending at k holds k - 130 full steps out of
     # 50; it reaches 80% at k - 130 = 40, so k = 170, 70 steps after t0
     speed = curve(1.0, lambda k: 0.0 if k < 30 else 1.0)
-    assert recovery(speed, 100) == Recovery(1.0, 70.0, False)
+    assert recovery(speed, 100) == Recovery(1.0, 70.0, False, 1.0)
 
 
 def test_a_linear_ramp():
     # speed k/100 after t0 (m/s): window mean over k-50..k-1 is (k - 25.5)/100 >= 0.8 at k = 106
     speed = curve(1.0, lambda k: k / 100)
-    assert recovery(speed, 100).steps == 106.0
+    r = recovery(speed, 100)
+    # the level at the end: the mean of the last 100 steps, k = 100 .. 199, 1.495 m/s
+    assert r.steps == 106.0 and r.end == pytest.approx(1.495)
 
 
 def test_partial_recovery_is_censored_at_the_end():
     speed = curve(2.0, lambda k: 1.5)  # 75% of before: never 80%
     r = recovery(speed, 100)
-    assert r == Recovery(2.0, 200.0, True) and r.walking and not r.recovered
-    assert recovery(speed, 100, fraction=0.75) == Recovery(2.0, 50.0, False)
+    assert r == Recovery(2.0, 200.0, True, 1.5) and r.walking and not r.recovered
+    assert recovery(speed, 100, fraction=0.75) == Recovery(2.0, 50.0, False, 1.5)
 
 
 def test_too_short_to_tell_is_censored():
     r = recovery(np.ones(130), 100)
     assert r.censored and r.steps == 30
+    # the level at the end counts only steps after t0 when fewer than 100 are left
+    assert recovery(curve(2.0, lambda k: 0.5, T=130), 100).end == 0.5
 
 
 def test_not_walking_before_has_nothing_to_regain():
@@ -68,7 +72,8 @@ def test_not_walking_before_has_nothing_to_regain():
 def test_the_level_before_is_the_last_window_only():
     speed = curve(0.0, lambda k: 0.8)
     speed[50:100] = 1.0  # only steps 50..99 count
-    assert recovery(speed, 100) == Recovery(1.0, 50.0, False)
+    r = recovery(speed, 100)
+    assert (r.before, r.steps, r.censored, r.end) == (1.0, 50.0, False, pytest.approx(0.8))
 
 
 @pytest.mark.parametrize(
@@ -85,20 +90,23 @@ def test_bad_arguments(kwargs, message):
 
 
 def test_summary_median_counts_censored_as_never():
-    rs = [Recovery(1.0, 60.0, False), Recovery(1.0, 120.0, False), Recovery(1.0, 200.0, True),
-          Recovery(-1.0, math.nan, False)]
+    rs = [Recovery(1.0, 60.0, False, 0.9), Recovery(1.0, 120.0, False, 0.7), Recovery(1.0, 200.0, True, 0.2),
+          Recovery(-1.0, math.nan, False, -0.5)]
     row = summarise("Hebbian", "motor", rs, 200)
     assert (row.lifetimes, row.walking, row.recovered, row.within_paper) == (4, 3, 2, 1)
     assert row.median_steps == 120.0 and row.speed_before == 1.0
+    assert row.speed_end == pytest.approx(0.6)  # the walking lifetimes' (0.9 + 0.7 + 0.2) / 3
     # exactly half recover: the median is the time by which they had (Kaplan-Meier's convention)
     assert summarise("x", "motor", rs[1:3], 200).median_steps == 120.0
     # more than half never recover: the median is "more than the horizon"
     row = summarise("static", "redraw", [rs[2], rs[2], rs[1], rs[3]], 200)
     assert math.isinf(row.median_steps)
     table = markdown_table([row])
-    assert "| static | redraw | 3 / 4 | 1.000 | 1 | 0 | > 200 |" in table
+    assert "| static | redraw | 3 / 4 | 1.000 | 1 | 0 | > 200 | 0.367 |" in table
     back = rows_from_json(json.loads(json.dumps(rows_to_json([row]))))
     assert back == [row]
+    old = {k: v for k, v in rows_to_json([row])[0].items() if k != "speed_end"}  # a file from before the column
+    assert math.isnan(rows_from_json([old])[0].speed_end)
     assert math.isnan(summarise("x", "none", [rs[3]], 200).median_steps)
 
 
