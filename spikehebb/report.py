@@ -35,6 +35,7 @@ from spikehebb import __version__
 #: (task, agent kind, rule) they were measured with; the README quotes the same numbers.
 PAPER = {
     ("ant", "hebbian", "ABCD_lr"): {"default": (1051, 113), "damage_right": (1019, 116), "damage_left": (452, 95)},
+    ("ant", "static", None): {"default": (1604, 171), "damage_right": (1431, 54), "damage_left": (68, 56)},
 }
 VIDEO_TYPES = {".mp4": "video/mp4", ".gif": "image/gif"}
 STYLE = """
@@ -50,7 +51,7 @@ pre { background: #f4f4f4; padding: 0.6rem; overflow-x: auto; }
 
 def paper_numbers(task: str, kind: str, rule: str | None) -> dict[str, tuple[int, int]]:
     """The paper's numbers a run of ``task`` with this agent and rule compares with ({} when it
-    gives none: only the Hebbian ABCD_lr ant was measured)."""
+    gives none: the paper's ant table has the Hebbian ABCD_lr rule and the static weights)."""
     return PAPER.get((task, kind, rule), {})
 
 

@@ -115,11 +115,13 @@ def test_cli_report_and_bad_input(run, tmp_path, capsys):
         assert exit_info.value.code == 2 and message in err and err.count("\n") == 1
 
 
-def test_only_a_hebbian_ABCD_lr_ant_gets_the_papers_numbers():
+def test_only_the_papers_hebbian_ABCD_lr_and_static_ants_get_its_numbers():
     from spikehebb.report import paper_numbers
 
     assert paper_numbers("ant", "hebbian", "ABCD_lr") == {"default": (1051, 113), "damage_right": (1019, 116),
                                                           "damage_left": (452, 95)}
+    assert paper_numbers("ant", "static", None) == {"default": (1604, 171), "damage_right": (1431, 54),
+                                                    "damage_left": (68, 56)}
     for task, kind, rule in (("ant", "hebbian", "A"), ("ant", "static", "ABCD_lr"), ("ant", "lstm", "ABCD_lr"),
                              ("car", "hebbian", "ABCD_lr")):
         assert paper_numbers(task, kind, rule) == {}
