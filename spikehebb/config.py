@@ -344,21 +344,26 @@ class EvaluatorConfig:
         where lifetimes run, not their numbers."""
         if self.batch_size:
             return self.batch_size
-        n = max(1, self.n_workers(popsize))
-        slots = max(1, min(64, math.ceil(popsize / n)))
-        if slot_mb > 0 and available_mb is not None:
-            slots = max(1, min(slots, int(ENV_MEMORY_SHARE * available_mb / (n * slot_mb))))
-        return slots
+        slots = max(1, min(64, math.ceil(popsize / max(1, self.n_workers(popsize)))))
+        fits = self.slots_that_fit(popsize, slot_mb, available_mb)
+        return slots if fits is None else max(1, min(slots, fits))
+
+    def slots_that_fit(self, popsize: int, slot_mb: float, available_mb: float | None) -> int | None:
+        """The most slots per worker whose envs, over all workers, take at most
+        :data:`ENV_MEMORY_SHARE` of ``available_mb`` (None when either memory is unknown)."""
+        if slot_mb <= 0 or available_mb is None:
+            return None
+        return int(ENV_MEMORY_SHARE * available_mb / (max(1, self.n_workers(popsize)) * slot_mb))
 
     def check_memory(self, popsize: int, slot_mb: float, available_mb: float | None, what: str) -> None:
         """Refuse (one line) a batch whose envs, over all workers, need more than the available
         memory: ``what`` names one slot's envs for the message."""
-        if slot_mb <= 0 or available_mb is None:
+        fits = self.slots_that_fit(popsize, slot_mb, available_mb)
+        if fits is None:
             return
         n, slots = max(1, self.n_workers(popsize)), self.batch(popsize, slot_mb, available_mb)
         need = n * slots * slot_mb
         if need > available_mb:
-            fits = int(ENV_MEMORY_SHARE * available_mb / (n * slot_mb))
             advice = f"--batch-size {fits} or fewer" if fits >= 1 else "fewer"
             raise ValueError(
                 f"the run's envs would take about {megabytes(need)} ({n} worker{'s' * (n > 1)} x {slots} "

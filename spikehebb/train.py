@@ -93,9 +93,10 @@ def train(
         if store is not None:
             store.close()
         raise
-    if progress and spec.batch_size < config.evaluator.batch(config.strategy.popsize):
+    unshrunk = config.evaluator.batch(config.strategy.popsize)
+    if progress and spec.batch_size < unshrunk:
         slot_mb = config.slot_memory()[0]
-        print(f"note: {spec.batch_size} slots per worker instead of {config.evaluator.batch(config.strategy.popsize)}, "
+        print(f"note: {spec.batch_size} slots per worker instead of {unshrunk}, "
               f"so that the envs (about {megabytes(config.n_workers * spec.batch_size * slot_mb)}) fit in the "
               f"{megabytes(available)} available (--batch-size sets it; the numbers do not depend on it)",
               file=sys.stderr)
