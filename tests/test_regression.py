@@ -3,6 +3,9 @@
 The fixture (``tests/fixtures/tiny_runs.npz``) was written by ``tests/fixtures/record_tiny_runs.py``
 on the code before the refactor: Hebbian (Brian2 and NumPy), static, co-evolved, AD_lr with
 CMA-ES, float64, and the car (Hebbian and static). Each case trains, then tests the final mean.
+The numbers hold on any x86-64 CPU with AVX2 and FMA3; the CMA case's float64 mean, which comes out
+of cma's own update, is held to its float32 rounding and its head to 1e-12
+(``record.LAST_BIT_CASES``).
 """
 
 import importlib.util
@@ -25,4 +28,7 @@ def test_tiny_run_numbers_are_unchanged(tmp_path, case):
     keys = sorted(k.split("/", 1)[1] for k in expected.files if k.startswith(case + "/"))
     assert keys == sorted(got)
     for key in keys:
-        np.testing.assert_array_equal(got[key], expected[f"{case}/{key}"], err_msg=f"{case}: {key}")
+        if case in record.LAST_BIT_CASES and key == "mean_head":
+            np.testing.assert_allclose(got[key], expected[f"{case}/{key}"], rtol=1e-12, atol=0, err_msg=f"{case}: {key}")
+        else:
+            np.testing.assert_array_equal(got[key], expected[f"{case}/{key}"], err_msg=f"{case}: {key}")

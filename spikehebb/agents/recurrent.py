@@ -57,7 +57,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from spikehebb.agents.base import GenomePart
-from spikehebb.network.base import active_slots, check_move
+from spikehebb.network.base import active_slots, batched_matvec, check_move
 
 GATES = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
 """Gate blocks of each kind, in torch's order along the recurrent arrays' last axis."""
@@ -296,15 +296,15 @@ class RecurrentAgent:
         rows = slice(len(x))
         w_ih, w_hh, b_ih, b_hh = (p[rows] for p in self._params["recurrent"])
         h, c = self._h[rows], self._c[rows]
-        a = _matvec(x, w_ih) + b_ih
-        b = _matvec(h, w_hh) + b_hh
+        a = batched_matvec(x, w_ih) + b_ih
+        b = batched_matvec(h, w_hh) + b_hh
         h, c = self._cell(a, b, h, c)
         self._h[rows], self._c[rows] = h, c
         self._activations[0][rows] = x
         self._activations[1][rows] = h
         out = h
         for layer, (w, act) in enumerate(zip(self._params["weights"], self._act), start=2):
-            out = act(_matvec(out, w[rows]))
+            out = act(batched_matvec(out, w[rows]))
             self._activations[layer][rows] = out
 
     # ------------------------------------------------------------------------------ compaction
@@ -350,11 +350,6 @@ class RecurrentAgent:
     def state(self) -> dict[str, np.ndarray]:
         """The recurrent state, copies: ``h`` (B, H), and ``c`` (B, H) for the LSTM (zeros for the GRU)."""
         return {"h": self._h.copy(), "c": self._c.copy()}
-
-
-def _matvec(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Per-member ``x_b @ w_b``: x (B, n), w (B, n, m) -> (B, m)."""
-    return np.matmul(x[:, None, :], w)[:, 0, :]
 
 
 class LSTMAgent(RecurrentAgent):

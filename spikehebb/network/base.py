@@ -119,6 +119,18 @@ def check_move(sources: np.ndarray, targets: np.ndarray) -> None:
         raise ValueError(f"move_members needs as many targets as sources, got {targets.size} and {sources.size}")
 
 
+def batched_matvec(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Per-member ``x_b @ w_b``: x (B, n), w (B, n, m) -> (B, m), the same bits whatever BLAS the CPU gets.
+
+    BLAS (``np.matmul``) sums in a blocked order that OpenBLAS picks per CPU (Haswell, SkylakeX,
+    Zen kernels): a run's float32 rates then differ in the last bit between machines, and an
+    episode's chaotic physics turns that into different fitness. ``np.einsum`` without
+    ``optimize`` never calls BLAS and sums ``n`` in index order with separate multiplies and adds,
+    whatever SIMD the CPU has; it costs about twice the matmul at the ant's sizes.
+    """
+    return np.einsum("bn,bnm->bm", x, w)
+
+
 def active_slots(n: int | None, size: int) -> int:
     """The slot count of ``set_active(n)`` on ``size`` slots (None: all), or a one-line error."""
     if n is not None and not (isinstance(n, (int, np.integer)) and 1 <= n <= size):

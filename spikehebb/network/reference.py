@@ -1,4 +1,4 @@
-"""NumPy backend of :class:`~spikehebb.network.base.PlasticNetwork`: batched matmuls.
+"""NumPy backend of :class:`~spikehebb.network.base.PlasticNetwork`: batched matrix-vector products.
 
 Used for tests, small runs and machines without a compiler. The rule's update is
 :func:`spikehebb.rules.numpy_delta`, generated from the rule's term table with the learning rate
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikehebb.network.base import ACTIVATIONS, PlasticNetwork
+from spikehebb.network.base import ACTIVATIONS, PlasticNetwork, batched_matvec
 from spikehebb.rules import fold_eta, numpy_delta
 
 
@@ -62,7 +62,7 @@ class NumpyPlasticNetwork(PlasticNetwork):
         rates = [inputs.copy()]  # the caller may reuse its input array for the next step
         for w, f, gain in zip(self._w, self._act, self._gains):
             sent = rates[-1] if gain is None else rates[-1] * gain
-            rates.append(f(np.matmul(sent[:, None, :], w)[:, 0]).astype(self.dtype, copy=False))
+            rates.append(f(batched_matvec(sent, w)).astype(self.dtype, copy=False))
         self._rates = rates
         if self._averages is not None:
             for avg, r in zip(self._averages, rates):

@@ -244,3 +244,22 @@ def test_freeze_and_set_weights_in_mid_lifetime(network, backend, lifetime, refe
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError, match=r"weights for layer 1 must be \(P, n_pre, n_post\)"):
         net.set_weights([w[:, :2] for w in weights])
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 128), (8, 128, 64), (64, 64, 8), (3, 5, 2)])
+def test_batched_matvec_sums_in_index_order(shape):
+    # The order that makes the NumPy backend's numbers independent of the CPU's BLAS kernel:
+    # one multiply and one add per input, in index order, for every output.
+    from spikehebb.network.base import batched_matvec
+
+    B, n, m = shape
+    rng = np.random.default_rng(n * m)
+    x = rng.standard_normal((B, n)).astype(np.float32)
+    w = rng.standard_normal((B, n, m)).astype(np.float32)
+    sequential = np.zeros((B, m), np.float32)
+    for i in range(n):
+        sequential = sequential + x[:, i, None] * w[:, i, :]
+    got = batched_matvec(x, w)
+    assert got.dtype == np.float32 and got.shape == (B, m)
+    np.testing.assert_array_equal(got, sequential)
+    np.testing.assert_allclose(got, np.matmul(x[:, None, :], w)[:, 0], rtol=1e-4, atol=1e-4)
