@@ -150,18 +150,23 @@ def format_steps(median: float, horizon: int) -> str:
     return f"> {horizon}" if math.isinf(median) else f"{median:g}"
 
 
+TABLE_COLUMNS = (
+    "model", "perturbation", "walking before / lifetimes", "speed before (m/s)", "recovered",
+    f"in < {PAPER_STEPS} steps", "median steps to recover", f"speed in the last {END_STEPS} steps (m/s)",
+)
+"""The recovery table's columns, in order (README, ``perturb_ant.py``, ``spikehebb report``)."""
+
+
+def table_cells(r: Summary) -> tuple[str, ...]:
+    """One row of the recovery table as text, in :data:`TABLE_COLUMNS` order."""
+    return (r.model, r.perturbation, f"{r.walking} / {r.lifetimes}", f"{r.speed_before:.3f}", str(r.recovered),
+            str(r.within_paper), format_steps(r.median_steps, r.horizon), f"{r.speed_end:.3f}")
+
+
 def markdown_table(rows: Sequence[Summary]) -> str:
     """The recovery table in Markdown (README, report)."""
-    lines = [
-        "| model | perturbation | walking before / lifetimes | speed before (m/s) | recovered | "
-        f"in < {PAPER_STEPS} steps | median steps to recover | speed in the last {END_STEPS} steps (m/s) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r.model} | {r.perturbation} | {r.walking} / {r.lifetimes} | {r.speed_before:.3f} | "
-            f"{r.recovered} | {r.within_paper} | {format_steps(r.median_steps, r.horizon)} | {r.speed_end:.3f} |"
-        )
+    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + " --- |" * len(TABLE_COLUMNS)]
+    lines += ["| " + " | ".join(table_cells(r)) + " |" for r in rows]
     return "\n".join(lines)
 
 

@@ -127,17 +127,12 @@ def trace_section(path: Path) -> str:
 
 
 def recovery_section(recovery: Path) -> str:
-    from spikehebb.perturb import END_STEPS, PAPER_STEPS, format_steps, rows_from_json
+    from spikehebb.perturb import TABLE_COLUMNS, rows_from_json, table_cells
 
     data = json.loads(recovery.read_text())
     rows = rows_from_json(data["rows"])
     s = data.get("settings", {})
-    body = table(
-        ["model", "perturbation", "walking before / lifetimes", "speed before (m/s)", "recovered",
-         f"in < {PAPER_STEPS} steps", "median steps to recover", f"speed in the last {END_STEPS} steps (m/s)"],
-        [(r.model, r.perturbation, f"{r.walking} / {r.lifetimes}", f"{r.speed_before:.3f}", r.recovered,
-          r.within_paper, format_steps(r.median_steps, r.horizon), f"{r.speed_end:.3f}") for r in rows],
-    )
+    body = table(list(TABLE_COLUMNS), [table_cells(r) for r in rows])
     note = (f"Perturbation at network step {s.get('t0', '?')} on the {s.get('variant', 'default')} body "
             "(spikehebb/perturb.py): recovery = steps until the 50-step mean speed regains 80% of its level "
             "before the perturbation; censored at the lifetime's end.")
