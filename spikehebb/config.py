@@ -371,6 +371,12 @@ class EvaluatorConfig:
             )
 
 
+def slot_memory(task: Task) -> tuple[float, str]:
+    """MB of one worker slot's envs (one per training variant of ``task``) and the words for it."""
+    per_env, n = task.env_memory_mb, len(task.train_variants)
+    return n * per_env, f"{n} {'bodies' if n > 1 else 'body'} x {per_env:.0f} MB per {task.name} env"
+
+
 @dataclass(frozen=True)
 class WorkerSpec:
     """What a worker process builds (picklable): the task and agent configs as they are, its
@@ -473,16 +479,10 @@ class TrainConfig:
         """What each worker builds. ``available_mb``: the memory the workers may use (MB); with it
         the default batch fits their envs (:meth:`EvaluatorConfig.batch`) and a given
         ``batch_size`` that cannot fit is refused."""
-        popsize, (slot_mb, what) = self.strategy.popsize, self.slot_memory()
+        popsize, (slot_mb, what) = self.strategy.popsize, slot_memory(self.task.make())
         self.evaluator.check_memory(popsize, slot_mb, available_mb, what)
         return WorkerSpec(self.task, self.agent, self.evaluator.batch(popsize, slot_mb, available_mb), self.seed,
                           self.strategy.paired_seeds)
-
-    def slot_memory(self) -> tuple[float, str]:
-        """MB of one worker slot's envs (one per training variant) and the words for it."""
-        task = self.task.make()
-        per_env, n = task.env_memory_mb, len(task.train_variants)
-        return n * per_env, f"{n} {'bodies' if n > 1 else 'body'} x {per_env:.0f} MB per {task.name} env"
 
     @property
     def n_workers(self) -> int:

@@ -26,6 +26,7 @@ from spikehebb.config import (
     WorkerSpec,
     available_memory_mb,
     megabytes,
+    slot_memory,
 )
 from spikehebb.evaluators import make_evaluator
 from spikehebb.genome import GenomeMap
@@ -95,7 +96,7 @@ def train(
         raise
     unshrunk = config.evaluator.batch(config.strategy.popsize)
     if progress and spec.batch_size < unshrunk:
-        slot_mb = config.slot_memory()[0]
+        slot_mb = slot_memory(task)[0]
         print(f"note: {spec.batch_size} slots per worker instead of {unshrunk}, "
               f"so that the envs (about {megabytes(config.n_workers * spec.batch_size * slot_mb)}) fit in the "
               f"{megabytes(available)} available (--batch-size sets it; the numbers do not depend on it)",
