@@ -6,7 +6,10 @@ population sizes P:
 - ``brian2 cython``: the default backend, the closed loop ``run()`` (one Brian2 ``Network.run``
   per call, a ``network_operation`` feeding inputs each step)
 - ``brian2 numpy``: the same equations with Brian2's numpy code-generation target
-- ``numpy batched``: the NumPy backend (batched matmuls, all P members at once)
+- ``numpy batched``: the NumPy backend (all P members at once; its products go through
+  ``batched_matvec``, an einsum that sums in index order, so its numbers do not depend on the CPU)
+- ``numpy BLAS``: the same backend with ``np.matmul`` in place of ``batched_matvec``, as it ran
+  before commit ecade26 (faster; its last bits depend on the OpenBLAS kernel the CPU gets)
 - ``per-member loop``: one network at a time with the paper's update written out, as the
   original code runs a population
 
@@ -78,10 +81,30 @@ class PerMemberLoop:
         return n_steps
 
 
+class WithBlasMatvec:
+    """A NumPy-backend network run with ``np.matmul`` for its products (the BLAS path)."""
+
+    def __init__(self, net):
+        self.net = net
+
+    def reset(self, coefficients, weights):
+        self.net.reset(coefficients, weights)
+
+    def run(self, inputs, n_steps, callback):
+        from unittest import mock
+
+        def blas(x, w):
+            return np.matmul(x[:, None, :], w)[:, 0]
+
+        with mock.patch("spikehebb.network.reference.batched_matvec", blas):
+            return self.net.run(inputs, n_steps, callback)
+
+
 def make_variants(population: int, dtype: str, with_numpy_target: bool):
     variants = {
         "brian2 cython": (make_network(SIZES, RULE, population, dtype=dtype), "fast"),
         "numpy batched": (make_network(SIZES, RULE, population, backend="numpy", dtype=dtype), "fast"),
+        "numpy BLAS": (WithBlasMatvec(make_network(SIZES, RULE, population, backend="numpy", dtype=dtype)), "fast"),
         "per-member loop": (PerMemberLoop(population, np.dtype(dtype)), "slow"),
     }
     if with_numpy_target:
@@ -176,7 +199,7 @@ def main() -> None:
         bench_biology(args.populations, args.repeats, args.dtype, args.steps)
         return
 
-    names = ["brian2 cython"] + ([] if args.skip_numpy_target else ["brian2 numpy"]) + ["numpy batched", "per-member loop"]
+    names = ["brian2 cython"] + ([] if args.skip_numpy_target else ["brian2 numpy"]) + ["numpy batched", "numpy BLAS", "per-member loop"]
     print(f"network {'-'.join(map(str, SIZES))}, rule {RULE}, {args.dtype}; "
           f"us per member-step (forward + rule), median of {args.repeats}")
     header = f"{'P':>5} | " + " | ".join(f"{n:>15}" for n in names) + " | loop/cython | run() overhead"
