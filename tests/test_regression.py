@@ -3,8 +3,8 @@
 The fixture (``tests/fixtures/tiny_runs.npz``) was written by ``tests/fixtures/record_tiny_runs.py``
 on the code before the refactor: Hebbian (Brian2 and NumPy), static, co-evolved, AD_lr with
 CMA-ES, float64, and the car (Hebbian and static). Each case trains, then tests the final mean.
-The numbers hold on any x86-64 CPU with AVX2 and FMA3; the CMA case's float64 mean, which comes out
-of cma's own update, is held to its float32 rounding and its head to 1e-12
+They are meant to hold on any machine (docs/design.md, "Across machines"); the CMA case's float64
+mean, which comes out of cma's own update, is held to its float32 rounding and its head to 1e-12
 (``record.LAST_BIT_CASES``).
 """
 
