@@ -183,8 +183,13 @@ def main(argv=None) -> None:
         print(f"{arm} seed {seed}: {path}", file=sys.stderr, flush=True)
         cached = cached_result(path, args.generations, args.episodes)
         if cached is None or path.exists():  # a finished run's file may be gone: its cache reports it
-            train_one(config, path)
-            cached = test_one(path, args.episodes, args.workers or 1)
+            try:
+                train_one(config, path)
+                cached = test_one(path, args.episodes, args.workers or 1)
+            except KeyboardInterrupt as err:
+                from spikehebb.cli import exit_interrupted
+
+                exit_interrupted(parser.prog, err)
         results[arm].append(cached)
     text = table(results, seeds)
     print(text)

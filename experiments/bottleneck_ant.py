@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spikehebb.cli import exit_interrupted
 from spikehebb.config import AgentConfig, EvaluatorConfig, StrategyConfig, TaskConfig, TrainConfig
 from spikehebb.study import Arm, format_study, run_study
 
@@ -160,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
         results = run_study(arms, ["default"], args.episodes, cache, 1, args.eval_steps, args.progress)
     except (ValueError, OSError, RuntimeError) as err:
         sys.exit(f"bottleneck_ant.py: error: {err}")
+    except KeyboardInterrupt as err:
+        exit_interrupted("bottleneck_ant.py", err)
     print()
     print(format_study(results, ["default"]))
     print()

@@ -22,7 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-from spikehebb.cli import add_evaluate_arguments, add_train_arguments, config_from_args
+from spikehebb.cli import add_evaluate_arguments, add_train_arguments, config_from_args, exit_interrupted
 from spikehebb.config import AgentConfig, TrainConfig
 from spikehebb.palm import PALM_HOLDOUT, PALM_NAMES, PALM_VARIANTS, leave_one_out, reference
 from spikehebb.study import Arm, format_study, run_study
@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
         results = run_study(study_arms, variants, args.episodes, cache, workers, args.eval_steps, not args.no_progress)
     except (ValueError, OSError, RuntimeError) as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
+    except KeyboardInterrupt as err:
+        exit_interrupted(parser.prog, err)
     refs = {}
     for arm in study_arms:
         kind = arm.config.agent.kind

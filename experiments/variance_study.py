@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spikehebb.cli import exit_interrupted
 from spikehebb.config import EvaluatorConfig, StrategyConfig, TaskConfig, TrainConfig
 from spikehebb.study import Arm, run_study
 
@@ -94,7 +95,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--dir", type=Path, default=Path("runs/variance_study"))
     args = parser.parse_args()
-    results = run_study(arms(args), ["default"], args.episodes, args.dir / "tests.json", args.workers)
+    try:
+        results = run_study(arms(args), ["default"], args.episodes, args.dir / "tests.json", args.workers)
+    except KeyboardInterrupt as err:
+        exit_interrupted(parser.prog, err)
 
     import matplotlib
 

@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from spikehebb.config import EVALUATOR_NAMES, STRATEGY_INITS, STRATEGY_NAMES, TrainConfig
 from spikehebb.rules import RULES
@@ -516,6 +517,20 @@ def run_select(args: argparse.Namespace) -> Path:
         path.with_suffix(".md").write_text(text)
         print(f"wrote {curve} and {path.with_suffix('.md')}")
     return path
+
+
+def exit_interrupted(prog: str, err: KeyboardInterrupt) -> NoReturn:
+    """End a study stopped by Ctrl-C or SIGTERM with one line and the shell's code (130 or 143).
+
+    A study (several runs and their tests) resumes by itself: its run files keep every finished
+    generation and its cache every finished test, so the advice is to run the same command again
+    (not ``--resume``, which :class:`~spikehebb.train.TrainingInterrupted` names for one run).
+    """
+    code = getattr(err, "exit_code", 130)
+    what = "stopped by SIGTERM" if code == 143 else "interrupted"
+    print(f"{prog}: {what}; the run files keep every finished generation: run the same command again to continue",
+          file=sys.stderr)
+    sys.exit(code)
 
 
 def experiment_main(task: str, description: str, argv: list[str] | None = None, episodes: int = 5) -> None:

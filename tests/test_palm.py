@@ -83,6 +83,38 @@ def test_run_palm_bad_input_fails_before_a_file(tmp_path, capsys, flags, message
     assert not (tmp_path / "palm").exists()
 
 
+@pytest.mark.slow
+def test_a_study_stopped_by_sigterm_says_in_one_line_to_run_it_again(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from spikehebb.store import RunStore
+
+    tiny = [*TINY[:2], "--generations", "50", *TINY[4:]]
+    study = tmp_path / "palm"
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "experiments" / "run_palm.py"), *tiny, "--agents", "static", "--study-dir", str(study)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        files = list(study.glob("*.h5"))
+        try:
+            if files and RunStore.open(files[0]).generations_completed >= 1:
+                break
+        except Exception:  # between creation and the first write
+            pass
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    lines = [line for line in err.splitlines() if line.strip() and "pybullet build time" not in line]
+    assert proc.returncode == 143, err
+    assert lines == ["run_palm.py: stopped by SIGTERM; the run files keep every finished generation: "
+                     "run the same command again to continue"], err
+    assert RunStore.open(files[0]).generations_completed >= 1
+
+
 def test_bottleneck_study_runs_at_a_tiny_budget_and_resumes(tmp_path, capsys):
     bottleneck = script("bottleneck_ant")
     argv = ["--popsize", "2", "--generations", "1", "--max-env-steps", "45", "--episodes", "1", "--eval-steps", "45",
