@@ -28,6 +28,11 @@ on rates averaged over 4 steps, and all of Dale smooth + positive + three-factor
 target is at most 1.3x plain ABCD_lr per member-step::
 
     python experiments/bench_network.py --biology [--populations 16 64] [--repeats 5]
+
+``--lstm`` times Palm et al.'s LSTM agent's step (28-128-64-8, the LSTM as the first layer) with
+its products through ``batched_matvec`` (einsum) and through ``np.matmul`` (BLAS), interleaved::
+
+    python experiments/bench_network.py --lstm [--populations 32 64] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -170,6 +175,37 @@ def bench_biology(populations, repeats: int, dtype: str, n_steps: int = LIFETIME
             print(f"  {name:>22} | {cost:8.2f} us | {cost / base:5.2f}x")
 
 
+def bench_lstm(populations, repeats: int, dtype: str, n_steps: int = 500) -> None:
+    from unittest import mock
+
+    from spikehebb.agents.recurrent import LSTMAgent, genome_parts
+
+    def blas(x, w):
+        return np.matmul(x[:, None, :], w)[:, 0]
+
+    print(f"LSTM agent {'-'.join(map(str, SIZES))}, {dtype}; us per member-step, median of {repeats}")
+    for population in populations:
+        agent = LSTMAgent.build(SIZES, population, dtype=dtype)
+        rng = np.random.default_rng(0)
+        agent.reset({p.name: [rng.normal(0, 0.1, (population, *s)) for s in p.shapes] for p in genome_parts("lstm", SIZES)})
+        inputs = rng.normal(size=(population, SIZES[0])).astype(dtype)
+
+        def cost(steps=n_steps):
+            start = time.perf_counter()
+            for _ in range(steps):
+                agent.step(inputs)
+            return (time.perf_counter() - start) / (steps * population) * 1e6
+
+        cost(20)
+        einsum, matmul = [], []
+        for _ in range(repeats):
+            einsum.append(cost())
+            with mock.patch("spikehebb.agents.recurrent.batched_matvec", blas):
+                matmul.append(cost())
+        e, m = float(np.median(einsum)), float(np.median(matmul))
+        print(f"  P = {population:>4}: batched_matvec {e:7.2f} us | np.matmul {m:7.2f} us | {e / m:5.2f}x")
+
+
 def time_run(net, population: int, n_steps: int) -> float:
     coefficients, weights = random_arrays(population)
     net.reset(coefficients, weights)
@@ -194,7 +230,11 @@ def main() -> None:
     parser.add_argument("--skip-numpy-target", action="store_true", help="leave out brian2's numpy target")
     parser.add_argument("--biology", action="store_true", help="time the biology-minded options against plain ABCD_lr")
     parser.add_argument("--steps", type=int, default=LIFETIME, help="with --biology: steps per timed run (default: %(default)s)")
+    parser.add_argument("--lstm", action="store_true", help="time the LSTM agent's step, einsum against matmul")
     args = parser.parse_args()
+    if args.lstm:
+        bench_lstm(args.populations, args.repeats, args.dtype)
+        return
     if args.biology:
         bench_biology(args.populations, args.repeats, args.dtype, args.steps)
         return
