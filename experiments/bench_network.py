@@ -86,6 +86,11 @@ class PerMemberLoop:
         return n_steps
 
 
+def blas_matvec(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``batched_matvec`` as it was before commit ecade26: ``np.matmul``, through BLAS."""
+    return np.matmul(x[:, None, :], w)[:, 0]
+
+
 class WithBlasMatvec:
     """A NumPy-backend network run with ``np.matmul`` for its products (the BLAS path)."""
 
@@ -98,10 +103,7 @@ class WithBlasMatvec:
     def run(self, inputs, n_steps, callback):
         from unittest import mock
 
-        def blas(x, w):
-            return np.matmul(x[:, None, :], w)[:, 0]
-
-        with mock.patch("spikehebb.network.reference.batched_matvec", blas):
+        with mock.patch("spikehebb.network.reference.batched_matvec", blas_matvec):
             return self.net.run(inputs, n_steps, callback)
 
 
@@ -180,9 +182,6 @@ def bench_lstm(populations, repeats: int, dtype: str, n_steps: int = 500) -> Non
 
     from spikehebb.agents.recurrent import LSTMAgent, genome_parts
 
-    def blas(x, w):
-        return np.matmul(x[:, None, :], w)[:, 0]
-
     print(f"LSTM agent {'-'.join(map(str, SIZES))}, {dtype}; us per member-step, median of {repeats}")
     for population in populations:
         agent = LSTMAgent.build(SIZES, population, dtype=dtype)
@@ -200,7 +199,7 @@ def bench_lstm(populations, repeats: int, dtype: str, n_steps: int = 500) -> Non
         einsum, matmul = [], []
         for _ in range(repeats):
             einsum.append(cost())
-            with mock.patch("spikehebb.agents.recurrent.batched_matvec", blas):
+            with mock.patch("spikehebb.agents.recurrent.batched_matvec", blas_matvec):
                 matmul.append(cost())
         e, m = float(np.median(einsum)), float(np.median(matmul))
         print(f"  P = {population:>4}: batched_matvec {e:7.2f} us | np.matmul {m:7.2f} us | {e / m:5.2f}x")
