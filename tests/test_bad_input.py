@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -154,27 +153,19 @@ def test_envs_that_cannot_fit_in_memory_are_refused_and_the_default_batch_shrink
     (signal.SIGTERM, 143, "stopped by SIGTERM", "serial"),
     (signal.SIGTERM, 143, "stopped by SIGTERM", "processes"),  # workers closed: no leaked-semaphore warning
 ])
-def test_ctrl_c_and_sigterm_say_in_one_line_how_to_resume(tmp_path, sig, code, said, evaluator):
+def test_ctrl_c_and_sigterm_say_in_one_line_how_to_resume(tmp_path, first_generation, sig, code, said, evaluator):
     tiny = [*TINY[:2], "--generations", "50", *TINY[4:]]
     tiny[tiny.index("--evaluator") + 1] = evaluator
     args = [sys.executable, "-m", "spikehebb.cli", "train", *tiny, "--workers", "1", "--runs-dir", str(tmp_path)]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        files = list(tmp_path.glob("*.h5"))
-        try:
-            if files and RunStore.open(files[0]).generations_completed >= 1:
-                break
-        except Exception:  # between creation and the first write
-            pass
-        time.sleep(0.1)
+    run_file = first_generation(tmp_path)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     lines = [line for line in err.splitlines() if line.strip() and "pybullet build time" not in line]
     assert proc.returncode == code, err
     assert len(lines) == 1 and lines[0].startswith(f"spikehebb train: {said}: "), err
     assert "finished generation(s); continue with --resume" in lines[0], err
-    done = RunStore.open(files[0]).generations_completed
+    done = RunStore.open(run_file).generations_completed
     assert f"holds {done} finished generation(s)" in lines[0]
 
 

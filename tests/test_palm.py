@@ -84,10 +84,9 @@ def test_run_palm_bad_input_fails_before_a_file(tmp_path, capsys, flags, message
 
 
 @pytest.mark.slow
-def test_a_study_stopped_by_sigterm_says_in_one_line_to_run_it_again(tmp_path):
+def test_a_study_stopped_by_sigterm_says_in_one_line_to_run_it_again(tmp_path, first_generation):
     import signal
     import subprocess
-    import time
 
     from spikehebb.store import RunStore
 
@@ -97,22 +96,14 @@ def test_a_study_stopped_by_sigterm_says_in_one_line_to_run_it_again(tmp_path):
         [sys.executable, str(ROOT / "experiments" / "run_palm.py"), *tiny, "--agents", "static", "--study-dir", str(study)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        files = list(study.glob("*.h5"))
-        try:
-            if files and RunStore.open(files[0]).generations_completed >= 1:
-                break
-        except Exception:  # between creation and the first write
-            pass
-        time.sleep(0.1)
+    run_file = first_generation(study)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     lines = [line for line in err.splitlines() if line.strip() and "pybullet build time" not in line]
     assert proc.returncode == 143, err
     assert lines == ["run_palm.py: stopped by SIGTERM; the run files keep every finished generation: "
                      "run the same command again to continue"], err
-    assert RunStore.open(files[0]).generations_completed >= 1
+    assert RunStore.open(run_file).generations_completed >= 1
 
 
 def test_bottleneck_study_runs_at_a_tiny_budget_and_resumes(tmp_path, capsys):

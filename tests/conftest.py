@@ -1,0 +1,27 @@
+"""Fixtures shared by several test files."""
+
+import time
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def first_generation():
+    """``wait(directory)``: wait (up to 120 s) until a run file in ``directory`` holds a finished
+    generation, for tests that stop a training process mid-run; returns that file (None on timeout)."""
+    from spikehebb.store import RunStore
+
+    def wait(directory: Path, timeout: float = 120) -> Path | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            files = list(Path(directory).glob("*.h5"))
+            try:
+                if files and RunStore.open(files[0]).generations_completed >= 1:
+                    return files[0]
+            except Exception:  # between creation and the first write
+                pass
+            time.sleep(0.1)
+        return None
+
+    return wait
