@@ -526,11 +526,10 @@ def exit_interrupted(prog: str, err: KeyboardInterrupt) -> NoReturn:
     generation and its cache every finished test, so the advice is to run the same command again
     (not ``--resume``, which :class:`~spikehebb.train.TrainingInterrupted` names for one run).
     """
-    code = getattr(err, "exit_code", 130)
-    what = "stopped by SIGTERM" if code == 143 else "interrupted"
+    what = "stopped by SIGTERM" if getattr(err, "terminated", False) else "interrupted"
     print(f"{prog}: {what}; the run files keep every finished generation: run the same command again to continue",
           file=sys.stderr)
-    sys.exit(code)
+    sys.exit(getattr(err, "exit_code", 130))
 
 
 def experiment_main(task: str, description: str, argv: list[str] | None = None, episodes: int = 5) -> None:

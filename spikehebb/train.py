@@ -130,15 +130,15 @@ def train(
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM during training: the run file holds every generation finished before it.
 
-    ``exit_code``: what a command line ends with: 130 after Ctrl-C, 143 after SIGTERM (128 + the
-    signal's number, the shell's convention)."""
+    ``terminated``: True after SIGTERM, False after Ctrl-C. ``exit_code``: what a command line ends
+    with: 130 after Ctrl-C, 143 after SIGTERM (128 + the signal's number, the shell's convention)."""
 
     def __init__(self, path: Path, generations: int, terminated: bool = False):
         what = "stopped by SIGTERM" if terminated else "interrupted"
         super().__init__(
             f"{what}: {path} holds {generations} finished generation(s); continue with --resume {path}"
         )
-        self.path, self.generations = path, generations
+        self.path, self.generations, self.terminated = path, generations, terminated
         self.exit_code = 128 + (signal.SIGTERM if terminated else signal.SIGINT)
 
 

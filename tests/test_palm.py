@@ -106,6 +106,24 @@ def test_a_study_stopped_by_sigterm_says_in_one_line_to_run_it_again(tmp_path, f
     assert RunStore.open(run_file).generations_completed >= 1
 
 
+@pytest.mark.parametrize("stop, code, what", [
+    (KeyboardInterrupt(), 130, "interrupted"),  # Ctrl-C outside training (a test lifetime)
+    ("ctrl-c", 130, "interrupted"),
+    ("sigterm", 143, "stopped by SIGTERM"),
+])
+def test_exit_interrupted_names_the_signal_and_ends_with_the_shells_code(tmp_path, capsys, stop, code, what):
+    from spikehebb.cli import exit_interrupted
+    from spikehebb.train import TrainingInterrupted
+
+    if isinstance(stop, str):
+        stop = TrainingInterrupted(tmp_path / "run.h5", 3, terminated=stop == "sigterm")
+    with pytest.raises(SystemExit) as info:
+        exit_interrupted("study.py", stop)
+    assert info.value.code == code
+    assert capsys.readouterr().err == (f"study.py: {what}; the run files keep every finished generation: "
+                                       "run the same command again to continue\n")
+
+
 def test_bottleneck_study_runs_at_a_tiny_budget_and_resumes(tmp_path, capsys):
     bottleneck = script("bottleneck_ant")
     argv = ["--popsize", "2", "--generations", "1", "--max-env-steps", "45", "--episodes", "1", "--eval-steps", "45",
