@@ -1,0 +1,109 @@
+"""Every command the documents show parses: its subcommand, flags and choices still exist.
+
+The commands are read from the markdown files (fenced shell blocks and inline code that starts with
+``spikehebb`` or ``python experiments/``) and handed to the real parsers; the parse is stopped
+there, so nothing trains. A command the prose shows in part (``spikehebb select``, no run file)
+may lack a positional argument; any other parse error is a stale document.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import runpy
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCUMENTS = ("README.md", "models/README.md", "docs/design.md", "docs/run-file.md")
+STARTS = ("spikehebb ", "python experiments/")
+
+
+def documented_commands(text: str) -> list[str]:
+    """The commands in ``text``: lines of fenced blocks (a trailing ``# comment``, ``nohup`` and
+    redirections dropped) and inline code, its line breaks made spaces."""
+    commands = []
+    for block in re.findall(r"```(?:bash|sh)?\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            line = re.sub(r"\s+#.*$", "", line).strip().removeprefix("nohup ")
+            line = re.split(r"\s(?:>>?|2>&1|&&|&)(?:\s|$)", line)[0].strip()
+            if line.startswith(STARTS):
+                commands.append(line)
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    for code in re.findall(r"`([^`]+)`", prose):
+        code = " ".join(code.split())
+        if code.startswith(STARTS) and " / " not in code:  # "train / evaluate / ..." is a list, not a command
+            commands.extend(part.strip() for part in code.split(" && ") if part.strip().startswith(STARTS))
+    return commands
+
+
+def all_commands() -> list[tuple[str, str]]:
+    seen, out = set(), []
+    for name in DOCUMENTS:
+        for command in documented_commands((ROOT / name).read_text()):
+            if command not in seen:
+                seen.add(command)
+                out.append((name, command))
+    return out
+
+
+class Parsed(Exception):
+    """Raised in place of returning from ``parse_args``: the command parsed."""
+
+
+def parse_only(monkeypatch, command: str) -> str | None:
+    """Run ``command``'s parser on its arguments; None if it parsed, else argparse's message."""
+    argv = shlex.split(command)
+    original = argparse.ArgumentParser.parse_args
+
+    def parse_args(self, args=None, namespace=None):
+        original(self, args, namespace)
+        raise Parsed
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_args)
+    errors = []
+    monkeypatch.setattr(argparse.ArgumentParser, "error", lambda self, message: (errors.append(message), sys.exit(2)))
+    try:
+        if argv[0] == "spikehebb":
+            from spikehebb.cli import main
+
+            main(argv[1:])
+        else:
+            monkeypatch.setattr(sys, "argv", argv[1:])
+            runpy.run_path(str(ROOT / argv[1]), run_name="__main__")
+    except Parsed:
+        return None
+    except SystemExit:
+        return errors[0] if errors else "exited before parsing"
+    return "returned without parsing"
+
+
+def test_the_documents_show_commands_to_check():
+    commands = [c for _, c in all_commands()]
+    assert len(commands) > 40
+    assert "spikehebb train --paper --popsize 200 --seed 0" in commands
+    assert any(c.startswith("python experiments/bodies_over_training.py") and c.endswith(".png") for c in commands)
+
+
+def test_documented_commands_are_found_in_blocks_and_inline():
+    text = ("```bash\nnohup spikehebb train --resume r.h5 --workers 2 >> log 2>&1 &\n"
+            "python experiments/run_ant.py   # the default\n```\n"
+            "run `spikehebb evaluate a.h5\n--episodes 3 && spikehebb plot a.h5` or `spikehebb train / evaluate`")
+    assert documented_commands(text) == [
+        "spikehebb train --resume r.h5 --workers 2", "python experiments/run_ant.py",
+        "spikehebb evaluate a.h5 --episodes 3", "spikehebb plot a.h5",
+    ]
+
+
+def test_a_stale_flag_is_caught(monkeypatch):
+    assert "unrecognized arguments: --no-such-flag" in parse_only(monkeypatch, "spikehebb train --no-such-flag")
+    assert "invalid choice" in parse_only(monkeypatch, "python experiments/run_ant.py --rule XYZ")
+    assert parse_only(monkeypatch, "spikehebb train --popsize 8") is None
+
+
+@pytest.mark.parametrize("where, command", all_commands(), ids=lambda x: x[:70])
+def test_documented_command_parses(monkeypatch, where, command):
+    error = parse_only(monkeypatch, command)
+    assert error is None or error.startswith("the following arguments are required"), f"{where}: {command}: {error}"
