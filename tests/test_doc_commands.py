@@ -103,6 +103,45 @@ def test_a_stale_flag_is_caught(monkeypatch):
     assert parse_only(monkeypatch, "spikehebb train --popsize 8") is None
 
 
+def every_option(monkeypatch) -> set[str]:
+    """The option strings of every parser: spikehebb's subcommands and each script in experiments/."""
+    options: set[str] = set()
+
+    def collect(parser):
+        options.update(parser._option_string_actions)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    collect(sub)
+
+    def parse_args(self, args=None, namespace=None):
+        collect(self)
+        raise Parsed
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_args)
+    from spikehebb.cli import main
+
+    with pytest.raises(Parsed):
+        main(["train"])
+    for script in sorted((ROOT / "experiments").glob("*.py")):
+        if not re.search(r"ArgumentParser|experiment_main", script.read_text()):
+            continue  # no parser: running it would run it
+        monkeypatch.setattr(sys, "argv", [str(script)])
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+        except Parsed:
+            pass
+    return options
+
+
+def test_every_flag_the_documents_name_is_an_option_of_some_parser(monkeypatch):
+    options = every_option(monkeypatch)
+    assert {"--paper", "--scale-lr", "--baseline-init", "--no-early-end", "--every"} <= options
+    for name in DOCUMENTS:
+        named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", (ROOT / name).read_text()))
+        assert named - options == set(), f"{name} names flags no parser has"
+
+
 @pytest.mark.parametrize("where, command", all_commands(), ids=lambda x: x[:70])
 def test_documented_command_parses(monkeypatch, where, command):
     error = parse_only(monkeypatch, command)
