@@ -24,7 +24,6 @@ from spikehebb.assess import load_run, without_early_ends
 from spikehebb.agents import agent_class, genome_parts
 from spikehebb.genome import GenomeMap
 from spikehebb.rollout import BatchResult, Rollout
-from spikehebb.train import TrainConfig
 from spikehebb.worker import EVALUATION_TAG, lifetime_seeds
 
 #: The shipped models (run files): ``models/NAME.h5``.

@@ -85,10 +85,6 @@ def test_every_subcommand_and_flag_has_help():
 BANNER = "pybullet build time"
 
 
-def run_python(code, cwd):
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=cwd)
-
-
 def test_pybullet_banner_at_most_once(tmp_path):
     out = subprocess.run([sys.executable, "-m", "spikehebb.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and BANNER not in out.stdout + out.stderr

@@ -141,7 +141,6 @@ def test_score_means_scores_each_body_on_its_selection_lifetimes(run):
 
 def test_bodies_over_training_caches_scores_and_scores_only_new_means(run, tmp_path, capsys):
     import importlib.util
-    import sys
     from pathlib import Path
 
     from spikehebb.models import score_means

@@ -5,7 +5,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from spikehebb.palm import PALM_TABLE1, PALM_VARIANTS, leave_one_out, reference

@@ -5,7 +5,6 @@ import base64
 import json
 from html.parser import HTMLParser
 
-import numpy as np
 import pytest
 
 from spikehebb.assess import load_run, record_traces

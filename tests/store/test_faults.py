@@ -67,7 +67,7 @@ def test_a_full_disk_fails_before_the_copy_and_the_run_goes_on_once_there_is_roo
         append(store, 3)
     text = one_line(info.value)
     assert text.startswith(f"no space left to write generation 3 of {path}: it needs ")
-    assert f"MB free in {d}, 0.3 MB are" in text and f"holds its 3 complete generations" in text
+    assert f"MB free in {d}, 0.3 MB are" in text and "holds its 3 complete generations" in text
     assert f"--resume {path}" in text
     assert isinstance(info.value, OSError) and info.value.errno == errno.ENOSPC
     assert sorted(p.name for p in d.iterdir()) == ["ballast", "run.h5", "run.h5.lock"]  # no .tmp

@@ -3,7 +3,6 @@ middle of `spikehebb train`, and a run in a read-only directory. Each error is o
 `spikehebb <cmd>: error: ...` with exit code 2, and the run resumes to the numbers of a run that
 was never interrupted, bit for bit."""
 
-import shutil
 import subprocess
 import sys
 import time
@@ -55,7 +54,7 @@ def test_a_disk_that_fills_up_mid_run_then_resume_equals_an_uninterrupted_run(tm
     assert proc.returncode == 2, err[-2000:]
     lines = [line for line in err.splitlines() if line.startswith("spikehebb train: error:")]
     assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
-    assert lines[0].startswith(f"spikehebb train: error: no space left to write generation ")
+    assert lines[0].startswith("spikehebb train: error: no space left to write generation ")
     assert f"MB free in {d}, 0.5 MB are" in lines[0] and f"--resume {path}" in lines[0]
     assert sorted(p.name for p in d.iterdir()) == sorted(["ballast", path.name])  # no .tmp, no lock
     done = RunStore.open(path).generations_completed
