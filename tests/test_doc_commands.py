@@ -146,3 +146,51 @@ def test_every_flag_the_documents_name_is_an_option_of_some_parser(monkeypatch):
 def test_documented_command_parses(monkeypatch, where, command):
     error = parse_only(monkeypatch, command)
     assert error is None or error.startswith("the following arguments are required"), f"{where}: {command}: {error}"
+
+
+def ship_ant():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ship_ant", ROOT / "experiments" / "ship_ant.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["ship_ant"] = module  # its dataclass looks its module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_command_ship_ant_runs_parses(monkeypatch, capsys):
+    ship = ship_ant()
+    ship.main(["models/training/ant_ABCD_lr_paper_pop200_s0.h5", "--dry-run", "--workers", "2"])
+    printed = [line.strip() for line in capsys.readouterr().out.splitlines() if line.startswith("   ")]
+    commands = [c for c in printed if c.startswith(STARTS)]
+    assert len(commands) == len(printed) - 1 == 13  # all but the traces step's cp
+    for command in commands:
+        assert parse_only(monkeypatch, command) is None, command
+
+
+def test_ship_ant_skips_a_step_whose_files_are_newer_than_its_source(tmp_path):
+    import os
+
+    ship = ship_ant()
+    source, out = tmp_path / "model.h5", tmp_path / "fig.png"
+    step = ship.Step("fig", source, [], [out])
+    assert not ship.up_to_date(step)  # neither exists
+    source.write_text("m"), out.write_text("f")
+    os.utime(source, (100, 100)), os.utime(out, (200, 200))
+    assert ship.up_to_date(step)
+    os.utime(source, (300, 300))  # a new model: remake
+    assert not ship.up_to_date(step)
+    assert not ship.up_to_date(ship.Step("log only", source, []))  # no files: always run
+
+
+def test_ship_ant_refuses_to_select_over_an_older_model(tmp_path, monkeypatch, capsys):
+    ship = ship_ant()
+    run = tmp_path / "run.h5"
+    run.write_text("newer than the model")
+    with pytest.raises(SystemExit) as info:
+        ship.main([str(run), "--steps", "select"])
+    assert info.value.code == 2
+    assert "models/ant_abcd_lr.h5 exists and" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ship.main([str(run), "--steps", "selct"])
+    assert "unknown step(s) selct; the steps are select, gifs," in capsys.readouterr().err

@@ -1,0 +1,154 @@
+"""Ship an ant rule: select it from a training run and remake every figure the README shows of it.
+
+One command for what the README's "The shipped rule" and "Watching what the rule does" sections
+were made with, each step the command line they quote:
+
+    python experiments/ship_ant.py models/training/ant_ABCD_lr_paper_pop200_s0.h5 --dry-run
+    python experiments/ship_ant.py runs/paper/ant_ABCD_lr_paper_pop200_s0.h5 --workers 2
+
+Steps, in order (``--steps`` picks some): ``select`` (the model, its card and training curve under
+``models/``), ``gifs`` (the first 400 steps of test lifetime 0 on three bodies, ``docs/img/``),
+``no_early_end`` (the test run to the step limit on default and damage_left), ``traces`` (one
+recorded lifetime on a copy of the model; its norms figure to ``docs/img/``), ``recovery``
+(``perturb_ant.py`` at step 480, the front-right leg at 480, redraws at 200 and 700),
+``weights_by_body`` and ``bodies`` (each stored mean on all six bodies). Every step's output goes
+to ``--log-dir``/STEP.log (the numbers to put in the README). A step is skipped when its files
+exist and are all newer than what they are made from (the run file for ``select`` and ``bodies``,
+the model for the rest), unless ``--force``. ``spikehebb select`` does not overwrite a model:
+remove the old one first (it stays in git history); a new model then remakes every figure.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+#: How the run was trained, for the model card (the paper's run, issue 15).
+PAPER_COMMAND = "spikehebb train --paper --popsize 200 --seed 0"
+GIF_BODIES = ("default", "damage_right", "damage_left")
+#: The run drawn beside it in the bodies figure: the authors' shared coefficient rows.
+COMPARE = "models/training/ant_ABCD_lr_iplusj_paper_pop200_s0.h5"
+
+
+@dataclass
+class Step:
+    """One step: the command lines it runs (in order) and the files it leaves (skip when all exist)."""
+
+    name: str
+    source: Path  # what its files are made from: remade when it is newer than any of them
+    commands: list[list[str]]
+    outputs: list[Path] = field(default_factory=list)
+    then: list[tuple[Path, Path]] = field(default_factory=list)  # (from, to) copies after the commands
+
+
+def steps(run: Path, name: str, args: argparse.Namespace) -> list[Step]:
+    model = Path("models") / f"{name}.h5"
+    img = Path("docs/img")
+    workers = ["--workers", str(args.workers)] if args.workers else []
+    python = [sys.executable, "experiments/"]
+    script = lambda file, *rest: [python[0], python[1] + file, *rest]  # noqa: E731
+    traced = Path(args.log_dir) / f"{name}_traces.h5"
+    recovery = img / f"{name}_recovery"
+    return [
+        Step("select", run, [["spikehebb", "select", str(run), "-o", str(model), "--command", args.command,
+                         "--machine", args.machine, *workers]],
+             [model, model.with_suffix(".md"), model.with_name(f"{name}_curve.png")]),
+        Step("gifs", model, [["spikehebb", "video", str(model), "--variant", body, "--eval-steps", "440", "--every", "6",
+                       "-o", str(img / f"{name}_{body}.gif")] for body in GIF_BODIES],
+             [img / f"{name}_{body}.gif" for body in GIF_BODIES]),
+        Step("no_early_end", model, [["spikehebb", "evaluate", str(model), "--variant", "default", "damage_left",
+                               "--no-early-end", "--episodes", "100", *(["--eval-workers", str(args.workers)] if args.workers else [])]]),
+        Step("traces", model, [["cp", str(model), str(traced)],
+                        ["spikehebb", "evaluate", str(traced), "--variant", "default", "--episodes", "1", "--traces"],
+                        ["spikehebb", "plot", str(traced), "--traces", "--out-dir", str(args.log_dir)]],
+             [img / f"{name}_norms_default.png"],
+             then=[(Path(args.log_dir) / f"{name}_traces_default_ep0_norms.png", img / f"{name}_norms_default.png")]),
+        Step("recovery", model, [script("perturb_ant.py", "--hebbian", str(model), "--t0", "480", "--out", str(recovery)),
+                          script("perturb_ant.py", "--hebbian", str(model), "--t0", "480", "--perturbations", "motor",
+                                 "--leg", "3", "--out", str(Path(args.log_dir) / "recovery_leg3")),
+                          *(script("perturb_ant.py", "--hebbian", str(model), "--t0", str(t0), "--perturbations", "none",
+                                   "redraw", "--out", str(Path(args.log_dir) / f"recovery_t{t0}")) for t0 in (200, 700))],
+             [recovery.with_suffix(".png")]),
+        Step("weights_by_body", model, [script("weights_by_body.py", str(model), "--episodes", "5",
+                                        "--out", str(img / "weights_by_body.png"))],
+             [img / "weights_by_body.png"]),
+        Step("bodies", run, [script("bodies_over_training.py", str(run), *args.compare,
+                               "--out", str(img / "paper_bodies_over_training.png"))]),
+    ]
+
+
+def up_to_date(step: Step) -> bool:
+    """Whether every file of ``step`` exists and is newer than its source (False without files)."""
+    source = ROOT / step.source
+    return bool(step.outputs) and source.exists() and all(
+        (ROOT / out).exists() and (ROOT / out).stat().st_mtime > source.stat().st_mtime for out in step.outputs)
+
+
+def from_root(path: str | Path) -> Path:
+    """``path`` (relative to the working directory) as the steps name it: relative to the
+    repository root, where they run, when it lies inside it."""
+    path = Path(path).resolve()
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="the training run file (.h5) to select from")
+    parser.add_argument("--name", default="ant_abcd_lr", help="model name: models/NAME.h5 (default: %(default)s)")
+    parser.add_argument("--command", default=PAPER_COMMAND, help="how the run was trained, for the card (default: %(default)r)")
+    parser.add_argument("--machine", default="this project's 2-core machine", help="where it trained, for the card")
+    parser.add_argument("--compare", nargs="*", default=None,
+                        metavar="RUNFILE", help="runs drawn beside it in the bodies figure (default: the authors' shared rows)")
+    parser.add_argument("--steps", nargs="+", metavar="STEP", help="only these steps (default: all, in order)")
+    parser.add_argument("--workers", type=int, help="processes for select and the tests (default: one per core)")
+    parser.add_argument("--log-dir", help="each step's output and scratch files (default: runs/ship)")
+    parser.add_argument("--force", action="store_true", help="run steps whose files exist too")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    args = parser.parse_args(argv)
+    args.run = from_root(args.run)
+    args.log_dir = from_root(args.log_dir) if args.log_dir else Path("runs/ship")
+    args.compare = [str(from_root(path)) for path in args.compare] if args.compare is not None else [COMPARE]
+    plan = steps(args.run, args.name, args)
+    known = [step.name for step in plan]
+    unknown = sorted(set(args.steps or ()) - set(known))
+    if unknown:
+        parser.error(f"unknown step(s) {', '.join(unknown)}; the steps are {', '.join(known)}")
+    if not (ROOT / args.run).is_file():
+        parser.error(f"no run file {args.run}")
+    chosen = [step for step in plan if args.steps is None or step.name in args.steps]
+    select = next((step for step in chosen if step.name == "select"), None)
+    if select and not args.dry_run and (args.force or not up_to_date(select)) and (ROOT / select.outputs[0]).exists():
+        parser.error(f"{select.outputs[0]} exists and {args.run} is newer: remove the old model first "
+                     f"(git rm {select.outputs[0]} {select.outputs[1]} {select.outputs[2]}), or leave out step select")
+    log_dir = ROOT / args.log_dir
+    for step in chosen:
+        done = up_to_date(step)
+        print(f"== {step.name}" + (f" (its files are newer than {step.source}: skipped; --force to redo)"
+                                   if done and not args.force else ""))
+        for command in step.commands:
+            print("   " + shlex.join(["python" if word == sys.executable else word for word in command]))
+        if args.dry_run or (done and not args.force):
+            continue
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with open(log_dir / f"{step.name}.log", "w") as log:
+            for command in step.commands:
+                log.write(f"$ {shlex.join(command)}\n")
+                log.flush()
+                code = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
+                if code:
+                    print(f"ship_ant.py: step {step.name} failed (exit {code}); see {args.log_dir / (step.name + '.log')}",
+                          file=sys.stderr)
+                    return code
+        for source, target in step.then:
+            shutil.copyfile(ROOT / source, ROOT / target)
+        print(f"   -> {args.log_dir / (step.name + '.log')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
