@@ -59,9 +59,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="agents to train, one run each (default: %(default)s, Palm et al.'s Table 1 rows)")
     g.add_argument("--study-dir", default="runs/palm", help="run files and the test-result cache (default: %(default)s)")
     g.add_argument("--baseline-init", choices=("normal", "zeros"), default="normal",
-                   help="where the static, LSTM and GRU arms' search starts: N(0, 1) per number (default, this "
-                        "project's) or zeros (Palm et al.'s: evostrat's NormalPopulation); the Hebbian arm starts its "
-                        "rules N(0, 1), as their GMM population did")
+                   help="where the static, LSTM and GRU arms' search starts: N(0, 1) per number (default; "
+                        "Palm et al.'s, whose main.py replaced evostrat's zero means with t.randn) or zeros "
+                        "(evostrat's own start, which no paper's run used); the Hebbian arm starts its rules N(0, 1)")
     parser.set_defaults(episodes=5)
     args = parser.parse_args(argv)
     try:

@@ -105,7 +105,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
                         "0: no scaling. The short default scales by 500 unless --lr or --scale-lr is given; --paper does not")
     g.add_argument("--init", choices=STRATEGY_INITS,
                    help="where the search starts: normal N(0, 1) per searched number (default; the authors' Hebbian "
-                        "code), uniform U[-1, 1], zeros (where Palm et al.'s static and LSTM baselines started), or "
+                        "code), uniform U[-1, 1], zeros (evostrat's own start; Palm et al.'s code replaced it with N(0, 1)), or "
                         "fan_in: static weights U(+-1/sqrt(n_pre)) per layer, torch's nn.Linear default, where "
                         "Najarro & Risi's static baseline started (--static only)")
     g.add_argument("--seed", type=int,

@@ -142,9 +142,9 @@ class StrategyConfig:
     population (e.g. 500, the paper's); None: ``lr`` as given.
 
     init: where the search starts. "normal": N(0, 1) per searched number (the authors' Hebbian
-    code, ``distribution='normal'``; the default for every agent); "uniform": U[-1, 1]; "zeros":
-    all zero (evostrat's ``NormalPopulation``, where Palm et al.'s static and LSTM baselines
-    started); "fan_in":
+    code, ``distribution='normal'``, and Palm et al.'s ``t.randn`` means; the default for every
+    agent); "uniform": U[-1, 1]; "zeros": all zero (evostrat's ``NormalPopulation`` start, which
+    Palm et al.'s code overrode); "fan_in":
     static weights as torch's ``nn.Linear`` draws them, U(+-1/sqrt(n_pre)) per layer, where the
     authors' static-weights baseline (enajx/ES) started (static agents only).
     """

@@ -141,9 +141,9 @@ def test_bottleneck_study_runs_at_a_tiny_budget_and_resumes(tmp_path, capsys):
     assert not (tmp_path / "c").exists()
 
 
-def test_baseline_init_starts_the_static_and_recurrent_arms_where_palm_did():
-    """--baseline-init zeros: the static, LSTM and GRU arms start at 0 (evostrat's NormalPopulation),
-    under their own names (their own run files and cache entries); the Hebbian arm keeps N(0, 1)."""
+def test_baseline_init_zeros_starts_the_static_and_recurrent_arms_at_zero_under_their_own_names():
+    """--baseline-init zeros: the static, LSTM and GRU arms start at 0 (evostrat's own start), under
+    their own names (their own run files and cache entries); the Hebbian arm keeps N(0, 1)."""
     import argparse
 
     from spikehebb.config import TrainConfig

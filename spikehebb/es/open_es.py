@@ -39,8 +39,8 @@ def initial_mean(init: str | np.ndarray, n_params: int, seed: int) -> np.ndarray
 
     init: ``"normal"`` N(0, 1) (the authors' default ``distribution='normal'``, torch.randn),
     ``"uniform"`` U[-1, 1] (their ``distribution='uniform'``), ``"zeros"`` (evostrat's
-    ``NormalPopulation``, where Palm et al.'s static and LSTM baselines started), or an explicit
-    (n_params,) vector.
+    ``NormalPopulation``; Palm et al.'s code replaced it with N(0, 1), so no paper's run started
+    there), or an explicit (n_params,) vector.
     """
     if isinstance(init, str):
         rng = _init_rng(seed)
