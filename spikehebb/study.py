@@ -13,7 +13,12 @@ length; they are reused only when all three match. The cache also keeps each arm
 history (env steps, population mean fitness and wall time per generation) and its parameter
 counts, so a study whose arms have all finished can be reported from the cache alone: an arm
 whose run file is missing but whose cache entry holds its full number of generations is not
-trained again (a few kilobytes to carry between machines or sessions instead of the run files). Test lifetimes are those of
+trained again (a few kilobytes to carry between machines or sessions instead of the run files).
+Each entry also records the arm's settings (:func:`arm_settings`: the config less where it runs
+and what its file is called); an arm whose config no longer matches them (a run renamed to the
+old run_name, its old file deleted) reuses neither the cached run nor its tests: it is trained
+(or its run file read) and tested anew, with one line on stderr naming the differences. Entries
+written before the settings were recorded are trusted as they are. Test lifetimes are those of
 :func:`spikehebb.assess.assess` (fresh random weights, seeded by episode and variant, the search
 mean of the last generation).
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -80,6 +86,31 @@ class ArmResult:
 #: The history columns a study keeps per arm (its cache carries them).
 HISTORY_FIELDS = ("env_steps", "fitness_mean", "wall_time")
 
+#: TrainConfig fields that do not change an arm's numbers (where its lifetimes run, where its file
+#: lies and what it is called, how many snapshots it keeps), or that the cache checks on its own
+#: (generations: the length of the cached history and the tests' key).
+FREE_FIELDS = ("generations", "evaluator", "runs_dir", "run_name", "snapshot_every")
+
+
+def arm_settings(config: TrainConfig) -> dict:
+    """The settings a cache entry records for its arm: the config's JSON form less :data:`FREE_FIELDS`."""
+    settings = json.loads(json.dumps(config.to_dict()))
+    for name in FREE_FIELDS:
+        settings.pop(name, None)
+    return settings
+
+
+def settings_differences(config: TrainConfig, recorded: dict) -> list[str]:
+    """``"section.field: cached -> now"`` for every setting of ``config`` that differs from the
+    ``recorded`` :func:`arm_settings`; a field the record lacks (one added since) reads as its
+    default, as a resumed run file's does."""
+    current = config.to_dict()
+    try:
+        cached = TrainConfig.from_dict({**recorded, **{name: current[name] for name in FREE_FIELDS}})
+    except (ValueError, TypeError) as err:
+        return [f"settings the config cannot read ({err})"]
+    return cached.differences(config)
+
 
 def train_arm(arm: Arm, progress: bool = True) -> Path:
     """Train the arm to its config's generations: start, resume or leave a finished run alone."""
@@ -124,8 +155,16 @@ def run_arm(
     cache = Path(cache)
     entry = _load_cache(cache).get(arm.name, {})
     recorded = entry.get("record", {})
-    finished_in_cache = len(recorded.get("history", {}).get("env_steps", ())) == arm.config.generations
     path = arm.path
+    # entries written before the settings were recorded have none: trusted as they are
+    changed = settings_differences(arm.config, recorded["config"]) if "config" in recorded else []
+    if changed:
+        redo = f"its run file {path} is read" if path.exists() else "it is trained"
+        print(f"study: arm {arm.name!r}: {cache} holds results of other settings ({'; '.join(changed)}); "
+              f"they are not reused: {redo} and tested anew", file=sys.stderr)
+        entry, recorded = {}, {}
+    finished_in_cache = len(recorded.get("history", {}).get("env_steps", ())) == arm.config.generations
+    fresh = not path.exists() and not finished_in_cache  # a run started now: no cached test can be of it
     if path.exists() or not finished_in_cache:
         path = train_arm(arm, progress)
         with RunStore.open(path) as store:
@@ -134,11 +173,13 @@ def run_arm(
                 "history": {k: full[k].tolist() for k in HISTORY_FIELDS},
                 "n_params": int(store.n_params), "popsize": int(store.popsize),
                 "final_rules": None if shared is None else int(shared["rules"].size),
+                "config": arm_settings(arm.config),  # the run file's own (a resume refuses others)
             }
     history = {k: np.asarray(v) for k, v in recorded["history"].items()}
     generations = len(history["env_steps"])
     key = {"generations": generations, "episodes": int(episodes), "max_env_steps": max_env_steps}
-    fitness = {v: np.asarray(f) for v, f in entry.get("fitness", {}).items()} if entry.get("key") == key else {}
+    reuse = entry.get("key") == key and not fresh
+    fitness = {v: np.asarray(f) for v, f in entry.get("fitness", {}).items()} if reuse else {}
     missing = [v for v in variants if v not in fitness]
     if missing:
         if not path.exists():

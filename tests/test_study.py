@@ -1,5 +1,6 @@
 """Studies resume from their run files, and finished arms report from the cache alone."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -45,3 +46,86 @@ def test_a_finished_arm_reports_from_the_cache_without_its_run_file(tmp_path):
     (result,) = run_study([longer], ["default"], 2, cache, max_env_steps=45, progress=False)
     assert longer.path.exists() and result.generations == 3
     assert json.loads(cache.read_text())["a"]["key"]["generations"] == 3
+
+
+def _counting_assess(monkeypatch) -> list:
+    """Record every test of a run file (spikehebb.assess.assess, which run_arm calls)."""
+    import spikehebb.assess
+
+    calls, real = [], spikehebb.assess.assess
+
+    def assess(config, params, variants, *args, **kwargs):
+        calls.append((config.strategy.lr, tuple(variants)))
+        return real(config, params, variants, *args, **kwargs)
+
+    monkeypatch.setattr(spikehebb.assess, "assess", assess)
+    return calls
+
+
+def test_an_arm_whose_config_changed_under_its_run_name_is_trained_and_tested_anew(tmp_path, capsys, monkeypatch):
+    cache = tmp_path / "cache.json"
+    old = _arm(tmp_path, "a")
+    run_study([old], ["default"], 2, cache, max_env_steps=45, progress=False)
+    old.path.unlink()  # what a user does when resume refuses the changed settings
+    capsys.readouterr()
+    calls = _counting_assess(monkeypatch)
+    new = Arm("a", old.config.replace(strategy=dataclasses.replace(old.config.strategy, lr=0.05)))
+    (second,) = run_study([new], ["default"], 2, cache, max_env_steps=45, progress=False)
+    err = capsys.readouterr().err
+    assert new.path.exists() and calls == [(0.05, ("default",))]  # trained and tested, not read from the cache
+    assert err.count("\n") == 1 and "arm 'a':" in err and "strategy.lr: 0.2 -> 0.05" in err and "trained" in err
+    assert json.loads(cache.read_text())["a"]["record"]["config"]["strategy"]["lr"] == 0.05
+    # the same config again, its run file gone: reported from the cache, nothing trained or tested
+    new.path.unlink()
+    mtime = cache.stat().st_mtime_ns
+    (third,) = run_study([new], ["default"], 2, cache, max_env_steps=45, progress=False)
+    assert not new.path.exists() and len(calls) == 1 and capsys.readouterr().err == ""
+    np.testing.assert_array_equal(third.fitness["default"], second.fitness["default"])
+    assert cache.stat().st_mtime_ns == mtime
+    # evaluator settings and snapshots do not change the numbers: still the cache's
+    moved = Arm("a", new.config.replace(evaluator=EvaluatorConfig("processes", 2), snapshot_every=1))
+    run_study([moved], ["default"], 2, cache, max_env_steps=45, progress=False)
+    assert not new.path.exists() and len(calls) == 1 and capsys.readouterr().err == ""
+
+
+def test_a_cached_test_of_other_settings_is_not_reused_for_the_run_file_beside_it(tmp_path, capsys, monkeypatch):
+    from spikehebb.study import train_arm
+
+    cache = tmp_path / "cache.json"
+    old = _arm(tmp_path, "a")
+    run_study([old], ["default"], 2, cache, max_env_steps=45, progress=False)
+    old.path.unlink()
+    new = Arm("a", old.config.replace(strategy=dataclasses.replace(old.config.strategy, sigma=0.3)))
+    train_arm(new, progress=False)  # the new config trained under the old name outside the study
+    capsys.readouterr()
+    calls = _counting_assess(monkeypatch)
+    run_study([new], ["default"], 2, cache, max_env_steps=45, progress=False)
+    assert calls == [(0.2, ("default",))]  # same generations, episodes and length: only the settings differ
+    assert "strategy.sigma: 0.1 -> 0.3" in capsys.readouterr().err
+    assert json.loads(cache.read_text())["a"]["record"]["config"]["strategy"]["sigma"] == 0.3
+
+
+def test_a_record_written_before_configs_were_recorded_still_reports(tmp_path, capsys, monkeypatch):
+    import spikehebb.study
+
+    cache = tmp_path / "cache.json"
+    arms = [_arm(tmp_path, "a"), _arm(tmp_path, "b")]
+    first = run_study(arms, ["default"], 2, cache, max_env_steps=45, progress=False)
+    data = json.loads(cache.read_text())
+    for entry in data.values():
+        entry["record"].pop("config", None)  # the form of the committed caches under models/training/
+    cache.write_text(json.dumps(data))
+    for arm in arms:
+        arm.path.unlink()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained or tested again")
+
+    monkeypatch.setattr(spikehebb.study, "train_arm", refuse)
+    monkeypatch.setattr("spikehebb.assess.assess", refuse)
+    capsys.readouterr()
+    again = run_study(arms, ["default"], 2, cache, max_env_steps=45, progress=False)
+    assert capsys.readouterr().err == "" and json.loads(cache.read_text()) == data  # left as it was
+    for a, b in zip(first, again):
+        assert (a.env_steps, a.n_params, a.popsize) == (b.env_steps, b.n_params, b.popsize)
+        np.testing.assert_array_equal(a.fitness["default"], b.fitness["default"])
