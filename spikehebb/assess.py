@@ -169,25 +169,40 @@ def record_traces(
     synapses: int | None = None,
     max_env_steps: int | None = None,
     into: str | Path | None = None,
+    overwrite: bool = False,
+    store: RunStore | None = None,
 ) -> Path:
     """Record per-step rates, actions, reward terms and weights of the first ``episodes``
     lifetimes of each variant (the same lifetimes :func:`assess` scores) into the run file, or
     into ``into`` (a traces file). ``synapses``: record a fixed random subsample of that many
-    synapses per layer instead of all. Returns the file written."""
-    spec = _test_spec(config, 1, max_env_steps)
-    worker = Worker(spec, full_length=max_env_steps is None)
-    task = worker.task
-    variants = task.check_variants(variants)
+    synapses per layer instead of all. ``overwrite``: replace the traces the file already holds
+    for these variants; the old ones are kept unless the new ones are written completely (one
+    transaction). ``store``: the run opened for writing (``RunStore.open(path, "a")``) by a caller
+    that took the writer lock already; it stays open. Returns the file written."""
+    if int(episodes) < 1:
+        raise ValueError(f"episodes must be at least 1, got {episodes}")
+    if synapses is not None and int(synapses) < 1:
+        raise ValueError(f"synapses must be None (all) or a positive count, got {synapses}")
     target = Path(into) if into is not None else Path(path)
-    store = RunStore.open(path, "a") if into is None else None
-    # Biology-minded agents (spikehebb.biology): the modulator m(t) the rule read is recorded as
-    # one more reward term, "modulator"; Dale's signs go into each episode's attributes.
-    modulated = bool(getattr(getattr(worker.rollout.agent, "network", None), "modulated", False))
-    terms = tuple(task.reward_terms) + (("modulator",) if modulated else ())
-    signs = _dale_meta(config.agent, task.sizes)
-    writer_kwargs = dict(sizes=task.sizes, n_actions=task.n_actions, reward_terms=terms, synapses=synapses)
-    writer = store.trace_writer(**writer_kwargs) if store is not None else TraceWriter(target, **writer_kwargs)
+    if into is not None:
+        store = None
+    own_store = into is None and store is None
+    if own_store:
+        store = RunStore.open(path, "a")  # the writer lock, taken before any lifetime runs
+    worker = None
     try:
+        spec = _test_spec(config, 1, max_env_steps)
+        worker = Worker(spec, full_length=max_env_steps is None)
+        task = worker.task
+        variants = task.check_variants(variants)
+        # Biology-minded agents (spikehebb.biology): the modulator m(t) the rule read is recorded as
+        # one more reward term, "modulator"; Dale's signs go into each episode's attributes.
+        modulated = bool(getattr(getattr(worker.rollout.agent, "network", None), "modulated", False))
+        terms = tuple(task.reward_terms) + (("modulator",) if modulated else ())
+        signs = _dale_meta(config.agent, task.sizes)
+        writer_kwargs = dict(sizes=task.sizes, n_actions=task.n_actions, reward_terms=terms, synapses=synapses,
+                             replace=variants if overwrite else ())
+        writer = store.trace_writer(**writer_kwargs) if store is not None else TraceWriter(target, **writer_kwargs)
         with writer:
             for variant in variants:
                 v = task.variants.index(variant)
@@ -200,8 +215,9 @@ def record_traces(
                     episode.end(float(fitness[0]))
                 worker.rollout.close(variant)
     finally:
-        worker.close()
-        if store is not None:
+        if worker is not None:
+            worker.close()
+        if own_store:
             store.close()
     return target
 

@@ -139,3 +139,84 @@ def test_traces_again_need_overwrite_traces(tmp_path, capsys):
     assert drop_traces(path) == ["default/episode_0", "default/episode_1"] and trace_names(path) == []
     assert path.stat().st_size < size  # dropped for real, not just unlinked inside the file
     cli_main(["inspect", str(path)])  # still a whole run file
+
+
+def _traced_run(tmp_path, capsys):
+    """A tiny run holding traces of default/episode_0; the evaluate command line; the file's bytes."""
+    path = tiny_run(tmp_path)
+    base = ["evaluate", str(path), "--variant", "default", "--episodes", "1", "--eval-steps", "60", "--eval-workers", "1"]
+    cli_main(base + ["--traces"])
+    capsys.readouterr()
+    return path, base, path.read_bytes()
+
+
+def _no_lifetimes(monkeypatch):
+    import spikehebb.assess
+
+    def fail(*args, **kwargs):
+        raise AssertionError("test lifetimes ran")
+
+    monkeypatch.setattr(spikehebb.assess, "assess", fail)
+    monkeypatch.setattr(spikehebb.assess, "record_traces", fail)
+
+
+@pytest.mark.parametrize("bad, expected", [
+    (["--trace-synapses", "0"], "--trace-synapses must be a positive count of synapses per layer (leave it out for all), got 0"),
+    (["--trace-episodes", "0"], "--trace-episodes must be at least 1, got 0"),
+    (["--trace-episodes", "-1"], "--trace-episodes must be at least 1, got -1"),
+])
+def test_overwrite_traces_with_bad_trace_arguments_fails_first_and_keeps_them(tmp_path, capsys, monkeypatch, bad, expected):
+    path, base, before = _traced_run(tmp_path, capsys)
+    _no_lifetimes(monkeypatch)
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(base + ["--traces", "--overwrite-traces"] + bad)
+    assert exit_info.value.code == 2
+    out = capsys.readouterr()
+    assert out.err == f"spikehebb evaluate: error: {expected}\n" and out.out == ""
+    assert path.read_bytes() == before and trace_names(path) == ["default/episode_0"]
+
+
+def test_overwrite_traces_of_a_busy_run_fails_first_and_keeps_them(tmp_path, capsys, monkeypatch):
+    from spikehebb.store.transaction import WriterLock
+
+    path, base, before = _traced_run(tmp_path, capsys)
+    _no_lifetimes(monkeypatch)
+    lock = WriterLock(path)  # a trainer writing the run
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            cli_main(base + ["--traces", "--overwrite-traces"])
+    finally:
+        lock.release()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"spikehebb evaluate: error: {path} is open for writing by another process") and err.count("\n") == 1
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("fault", [RuntimeError("recording failed"), KeyboardInterrupt()])
+def test_overwrite_traces_that_fails_midway_keeps_the_old_ones(tmp_path, capsys, monkeypatch, fault):
+    import spikehebb.assess
+    from spikehebb.tracefile import load_trace
+
+    path, base, before = _traced_run(tmp_path, capsys)
+    old = load_trace(path, "default/episode_0")
+    call = spikehebb.assess._TraceRecorder.__call__
+    steps = []
+
+    def recorder(self, *args):
+        steps.append(1)
+        if len(steps) == 30:  # midway through the second episode (20 steps each)
+            raise fault
+        call(self, *args)
+
+    monkeypatch.setattr(spikehebb.assess._TraceRecorder, "__call__", recorder)
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(base + ["--traces", "--overwrite-traces", "--trace-episodes", "2"])
+    assert exit_info.value.code == (130 if isinstance(fault, KeyboardInterrupt) else 2)
+    assert capsys.readouterr().err.count("\n") == 1
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no .tmp, no lock left
+    np.testing.assert_array_equal(load_trace(path, "default/episode_0").weights[0], old.weights[0])
+    monkeypatch.setattr(spikehebb.assess._TraceRecorder, "__call__", call)
+    cli_main(base + ["--traces", "--overwrite-traces", "--trace-episodes", "2"])  # and then it works
+    assert trace_names(path) == ["default/episode_0", "default/episode_1"]

@@ -16,7 +16,7 @@ import numpy as np
 
 from spikehebb import __version__
 from spikehebb.store.fileformat import FORMAT, FORMAT_VERSION, TRACES_FORMAT, open_checked
-from spikehebb.store.transaction import Transaction, WriterLock, is_no_space, write_error
+from spikehebb.store.transaction import Transaction, WriterLock, _raise_translated, is_no_space, write_error
 
 
 class TraceWriter:
@@ -24,7 +24,9 @@ class TraceWriter:
 
     A missing ``path`` becomes a traces-only file (format ``spikehebb-traces``). The recording
     goes into a copy of the file that replaces it when the writer closes: a crash or an exception
-    inside the ``with`` block leaves the file as it was. Layout per episode, under
+    inside the ``with`` block leaves the file as it was. ``replace``: morphologies whose traces
+    already in the file are replaced: the copy is made without them, so they are gone only once the
+    new recording has replaced the file, and kept when it fails. Layout per episode, under
     ``traces/<morphology>/episode_<k>/`` (T = network steps, datasets chunked along T in blocks of
     ``block`` steps and compressed)::
 
@@ -55,6 +57,7 @@ class TraceWriter:
         block: int = 64,
         compression: str | None = "gzip",
         fsync: bool = True,
+        replace: Sequence[str] = (),
         _lock: WriterLock | None = None,
     ) -> None:
         self.path = Path(path)
@@ -70,21 +73,36 @@ class TraceWriter:
         self.synapses, self.sample_seed = synapses, int(sample_seed)
         self.block = int(block)
         self.compression = compression
+        self.replace = tuple(replace)
+        if any(not v or "/" in v for v in self.replace):
+            raise ValueError(f"replace must list morphology names without '/', got {replace}")
         self._own_lock = _lock is None
         self._lock = _lock or WriterLock(self.path, "record traces into")
+        self._txn: Transaction | None = None
         try:
             if self.path.exists():
-                with open_checked(self.path, (FORMAT, TRACES_FORMAT)):
-                    pass
-                self._txn = Transaction(self.path, fsync, what="record traces into", in_memory=False)
+                with open_checked(self.path, (FORMAT, TRACES_FORMAT)) as f:
+                    dropped = [v for v in self.replace if f"traces/{v}" in f]
+                if dropped:  # a fresh copy without them (HDF5 would keep a deleted group's space)
+                    size = self.path.stat().st_size
+                    self._txn = Transaction(self.path, fsync, new=True, reserve=size, what="record traces into",
+                                            in_memory=False)
+                    _copy_without(self.path, self._txn.file, dropped)
+                else:
+                    self._txn = Transaction(self.path, fsync, what="record traces into", in_memory=False)
             else:
                 self._txn = Transaction(self.path, fsync, new=True, what="record traces into", in_memory=False)
                 self._txn.file.attrs["format"] = TRACES_FORMAT
                 self._txn.file.attrs["format_version"] = FORMAT_VERSION
                 self._txn.file.attrs["spikehebb_version"] = __version__
-        except BaseException:
+        except BaseException as e:
+            if self._txn is not None:
+                self._txn.abort()
+                self._txn = None
             if self._own_lock:
                 self._lock.release()
+            if isinstance(e, Exception):
+                _raise_translated(e, self.path, "record traces into", None, None)
             raise
         self._samples = [self._sample(l, a * b) for l, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), 1)]
         self._open_episode: EpisodeTrace | None = None
@@ -117,12 +135,20 @@ class TraceWriter:
         """Write the recording into ``path`` (an unfinished episode is ended as it stands)."""
         if self._txn is None:
             return
+        txn = self._txn
         try:
-            if self._open_episode is not None:
-                self._open_episode.end()
-            self._txn.commit()
+            try:
+                if self._open_episode is not None:
+                    self._open_episode.end()
+            except BaseException as e:  # e.g. a full disk in the last flush: discard the copy, file as it was
+                txn.abort()
+                if isinstance(e, Exception):
+                    _raise_translated(e, self.path, "record traces into", None, None)
+                raise
+            txn.commit()  # aborts (no .tmp left) and raises RunFileWriteError itself when it fails
         finally:
             self._txn = None
+            self._open_episode = None
             if self._own_lock:
                 self._lock.release()
 
@@ -134,6 +160,7 @@ class TraceWriter:
             self._txn.abort()
         finally:
             self._txn = None
+            self._open_episode = None
             if self._own_lock:
                 self._lock.release()
 
@@ -147,6 +174,22 @@ class TraceWriter:
         self.abort()
         if exc is not None and is_no_space(exc):  # a full disk while recording: one line, file as it was
             raise write_error(self.path, exc, "record traces into") from None
+
+
+def _copy_without(src_path: Path, dst: h5py.File, variants: Sequence[str]) -> None:
+    """Copy the file at ``src_path`` into the empty ``dst``, leaving out ``traces/<variant>`` of
+    each of ``variants`` (the traces that a recording replaces)."""
+    with h5py.File(src_path, "r") as src:
+        dst.attrs.update(dict(src.attrs))
+        for name in src:
+            if name != "traces":
+                src.copy(src[name], dst, name)
+        if "traces" in src:
+            traces = dst.create_group("traces")
+            traces.attrs.update(dict(src["traces"].attrs))
+            for variant in src["traces"]:
+                if variant not in variants:
+                    src.copy(src[f"traces/{variant}"], traces, variant)
 
 
 class EpisodeTrace:

@@ -131,6 +131,39 @@ def test_traces_on_a_full_disk_leave_the_file_as_it_was(tmpfs):
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize("how", ["close", "with"])
+def test_a_full_disk_in_the_last_flush_of_close_leaves_no_tmp_and_says_so(tmpfs, how):
+    """The steps of an episode still open are flushed by close(): a full disk there aborts the
+    recording (no .tmp, the file and the hook as they were, the lock free) with the named error."""
+    d = tmpfs(3 * MB)
+    path = d / "run.h5"
+    create(path).close()
+    with RunStore.open(path, "a") as store:
+        append(store, 0)
+    before = path.read_bytes()
+    sizes = (28, 128, 64, 8)
+    w = [np.zeros((a, b), np.float32) for a, b in zip(sizes[:-1], sizes[1:])]
+    hook = sys.unraisablehook
+    tw = TraceWriter(path, sizes=sizes, n_actions=8, reward_terms=["progress"], fsync=False)
+    ep = tw.episode("default", 0)
+    for t in range(40):  # fewer than a block (64 steps): all of them still buffered, 2 MB raw
+        ep.step([np.zeros(n) for n in sizes], np.zeros(8), {"progress": 0.0}, w)
+    tmpfs.fill(d, leave=200_000)
+    with pytest.raises(RunFileWriteError) as info:
+        if how == "close":
+            tw.close()
+        else:
+            with tw:
+                pass
+    assert one_line(info.value).startswith(f"no space left to record traces into {path}: it needs more than")
+    assert info.value.errno == errno.ENOSPC and info.value.path == path
+    assert sorted(p.name for p in d.iterdir()) == ["ballast", "run.h5"]  # no .tmp, no lock
+    assert sys.unraisablehook is hook
+    assert path.read_bytes() == before
+    tw.close()  # closed already: nothing more to do
+    RunStore.open(path, "a").close()  # the lock was released
+
+
 def test_a_read_only_directory_reads_and_refuses_to_write_in_one_line(tmp_path, read_only):
     src = tmp_path / "src"
     src.mkdir()
