@@ -257,16 +257,18 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
         task=TaskConfig(args.task), strategy=StrategyConfig(), agent=AgentConfig(), evaluator=EvaluatorConfig()
     )
     name = b.task.name if base is not None and args.task == parser_default_task(args) else args.task
-    task = TaskConfig(name, fields.get("train_variants", b.task.train_variants), fields.get("max_env_steps", b.task.max_env_steps))
-    task = dataclasses.replace(task, positive=b.task.positive)  # a resumed run keeps its rates
+    # a resumed run keeps the rest of its task (rates, episode rules set through the Python API)
+    task = dataclasses.replace(b.task, name=name, train_variants=fields.get("train_variants", b.task.train_variants),
+                               max_env_steps=fields.get("max_env_steps", b.task.max_env_steps))
     floor = getattr(args, "fitness_floor", None)
     task = dataclasses.replace(task, fitness_floor=b.task.fitness_floor if floor is None else floor)
     agent = b.agent
     kind = getattr(args, "agent", None)
     if kind is not None and args.static and kind != "static":
         raise ValueError(f"--static and --agent {kind} contradict each other")
-    if kind in ("lstm", "gru") and (args.rule is not None or args.coevolve):
-        raise ValueError(f"a {kind} agent has no plasticity rule: drop --rule/--coevolve")
+    ruleless = kind if kind in ("lstm", "gru", "static") else "static" if args.static else None
+    if ruleless and (args.rule is not None or args.coevolve):
+        raise ValueError(f"a {ruleless} agent has no plasticity rule: drop --rule/--coevolve")
     if kind in ("lstm", "gru"):
         agent = AgentConfig(kind=kind, rule=None, backend=agent.backend, dtype=agent.dtype)
     elif args.static or kind == "static":
@@ -318,6 +320,7 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
         generations=fields.get("generations", b.generations),
         seed=args.seed if args.seed is not None else b.seed,
         runs_dir=args.runs_dir if base is None else b.runs_dir, run_name=b.run_name, extra=b.extra,
+        snapshot_every=b.snapshot_every,
     )
 
 
@@ -373,10 +376,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
-    import os
-
-    from spikehebb.assess import assess, format_table, load_run, record_traces, without_early_ends
-    from spikehebb.tracefile import drop_traces, trace_names
+    from spikehebb.assess import load_run, without_early_ends
+    from spikehebb.store import RunStore
 
     config, params = load_run(path, args.which)
     if args.no_early_end:
@@ -385,12 +386,35 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
     variants = args.variants or list(task.variants)
     if args.episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
+    if args.trace_episodes < 1:
+        raise ValueError(f"--trace-episodes must be at least 1, got {args.trace_episodes}")
+    if args.trace_synapses is not None and args.trace_synapses < 1:
+        raise ValueError(f"--trace-synapses must be a positive count of synapses per layer (leave it out for all), "
+                         f"got {args.trace_synapses}")
     if args.traces:
         from spikehebb.lifetimes import MODELS_DIR
 
         if Path(path).resolve().parent == MODELS_DIR.resolve():
             raise ValueError(f"{path} is a shipped model and --traces would write into it; copy it first: "
                              f"cp {path} runs/ && spikehebb evaluate runs/{Path(path).name} --traces")
+    # The writer lock, taken before the test lifetimes: a run another process writes fails now, not after them.
+    store = RunStore.open(path, "a") if args.traces else None
+    try:
+        return _evaluate_and_trace(path, args, config, params, variants, store)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _evaluate_and_trace(path, args, config, params, variants, store) -> str:
+    """run_evaluate's test table and traces, with the run's writer lock held (``store``) when
+    ``--traces``; traces held already are replaced in the recording's own transaction, so they are
+    kept unless the new ones are written completely."""
+    import os
+
+    from spikehebb.assess import assess, format_table, record_traces
+    from spikehebb.tracefile import trace_names
+
     held = [n for n in trace_names(path) if n.split("/")[0] in variants] if args.traces else []
     if held and not args.overwrite_traces:  # say so before the test lifetimes, not after
         raise ValueError(f"{path} already holds traces ({', '.join(held)}); add --overwrite-traces to record them "
@@ -406,9 +430,8 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
     print(f"\n{path}: {args.which} parameters, seed {config.seed}")
     print(table)
     if args.traces:
-        if held:
-            drop_traces(path, variants)
-        target = record_traces(path, config, params, variants, args.trace_episodes, args.trace_synapses, args.eval_steps)
+        target = record_traces(path, config, params, variants, args.trace_episodes, args.trace_synapses, args.eval_steps,
+                               overwrite=bool(held), store=store)
         print(f"traces of {args.trace_episodes} episode(s) per variant written to {target} (see docs/run-file.md)")
     return table
 

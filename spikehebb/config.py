@@ -446,7 +446,10 @@ class TrainConfig:
         if others:
             raise ValueError(f"{what} search the rule coefficients alone; this {self.task.name} run also evolves "
                              f"{', '.join(others)}")
-        k = len(get_rule(self.agent.rule).fields)
+        if self.agent.coefficient_rows != "per_synapse":
+            raise ValueError(f"{what} assign a rule to each synapse; --coefficient-rows {self.agent.coefficient_rows} "
+                             "makes synapses read other synapses' rows: drop one of the two")
+        k = len(get_rule(self.agent.network_rule).fields)  # the three-factor rule has one more field
         self.strategy.n_rules(searched[0].size // k)
         return k
 

@@ -44,8 +44,13 @@ class Selection:
 
     @property
     def best(self) -> int:
-        """Index of the chosen mean (the highest score; the later one on a tie)."""
-        return int(len(self.scores) - 1 - np.argmax(self.scores[::-1]))
+        """Index of the chosen mean (the highest score; the later one on a tie). A NaN score (a
+        selection lifetime that failed) never wins; all NaN is refused."""
+        scores = np.where(np.isnan(self.scores), -np.inf, self.scores)
+        if np.isneginf(scores).all():
+            raise ValueError(f"no stored mean scored a number on {', '.join(self.variants)} (every score NaN or "
+                             "-inf): nothing to choose")
+        return int(len(scores) - 1 - np.argmax(scores[::-1]))
 
 
 def candidate_means(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

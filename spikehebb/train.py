@@ -9,6 +9,7 @@ derive from the run seed, the continued run equals an uninterrupted one.
 
 from __future__ import annotations
 
+import importlib.util
 import signal
 import sys
 import threading
@@ -67,6 +68,7 @@ def train(
     store = RunStore.open(resume, "a") if resume is not None else None
     try:
         if store is not None:
+            _refuse_a_model(resume)
             stored = TrainConfig.from_dict(store.config)
             if config is not None:
                 # where the file lies and what it is called are not settings of the run (a study
@@ -81,15 +83,18 @@ def train(
                     )
                 stored = stored.replace(generations=config.generations, evaluator=config.evaluator)
             config = stored
-            if config.generations > store.generations_completed:
-                store.set_target(config.generations)  # an extended run records its new length
         config = config or TrainConfig()
+        if config.evaluator.name == "ray" and importlib.util.find_spec("ray") is None:
+            raise ValueError('the "ray" evaluator needs Ray: pip install "spikehebb[ray]" (or drop --ray / --evaluator ray)')
         # a remote Ray cluster's memory is not this machine's
         local = config.evaluator.name != "ray" or config.evaluator.ray_address is None
         available = available_memory_mb() if local else None
         spec = config.worker_spec(available)
         task = spec.make_task()  # a bad episode setting fails here, before a file is written
         genome = run_genome(config)
+        strategy = config.make_strategy(genome.n_params)  # so is a strategy that cannot be built
+        if store is not None and config.generations > store.generations_completed:
+            store.set_target(config.generations)  # an extended run records its new length, once it is known to run
     except BaseException:
         if store is not None:
             store.close()
@@ -109,7 +114,6 @@ def train(
             layout=genome, snapshot_every=config.snapshot_every,
         )
     with store:
-        strategy = config.make_strategy(genome.n_params)
         checkpoint = store.load_checkpoint()
         if checkpoint is not None:
             strategy.load_state_dict(checkpoint.strategy_state)
@@ -125,6 +129,18 @@ def train(
                 store.path, store.generations_on_disk(), terminated=isinstance(err, _Terminated)
             ) from None
         return store.path
+
+
+def _refuse_a_model(path: str | Path) -> None:
+    """A model file (``spikehebb select``'s, root attribute ``model``) is not resumed: training on
+    would replace the chosen rule in ``/mean`` under a record that still names it."""
+    from spikehebb.models import model_info
+
+    info = model_info(path)
+    if info is not None:
+        raise ValueError(f"{path} is a model (the mean after generation {info.get('generation')} chosen by spikehebb "
+                         f"select) and training on would replace its rule; resume its training run "
+                         f"({info.get('source', 'the run it was selected from')}) instead")
 
 
 class TrainingInterrupted(KeyboardInterrupt):

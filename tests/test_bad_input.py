@@ -2,6 +2,7 @@
 validation, Ctrl-C, a script read from standard input. Every user mistake is one line, exit 2,
 before anything is written."""
 
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -102,6 +103,82 @@ def test_numeric_flags_are_checked_before_anything_is_written(tmp_path, capsys, 
     assert exc.value.code == 2
     assert one_error_line(capsys) == f"spikehebb train: error: {message}"
     assert not runs.exists() or not any(runs.iterdir())
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--static", "--rule", "AD"], "a static agent has no plasticity rule: drop --rule/--coevolve"),
+    (["--agent", "static", "--coevolve"], "a static agent has no plasticity rule: drop --rule/--coevolve"),
+    (["--agent", "lstm", "--rule", "AD"], "a lstm agent has no plasticity rule: drop --rule/--coevolve"),
+    (["--neuron", "lif", "--poisson-seed", "3"],
+     "lif: poisson_seed seeds Poisson input spikes; with encoding 'current' nothing is drawn at random: "
+     "add --spike-encoding poisson or drop --poisson-seed"),
+    (["--shared-rules", "4", "--coefficient-rows", "i_plus_j"],
+     "shared rules (gmm-M4) assign a rule to each synapse; --coefficient-rows i_plus_j makes "
+     "synapses read other synapses' rows: drop one of the two"),
+])
+def test_flags_that_would_be_ignored_are_refused(tmp_path, capsys, flags, message):
+    runs = tmp_path / "runs"
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["train", *TINY, "--runs-dir", str(runs), *flags])
+    assert exc.value.code == 2
+    assert one_error_line(capsys) == f"spikehebb train: error: {message}"
+    assert not runs.exists()
+
+
+def test_ray_missing_is_one_line_before_a_file_is_written(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else find_spec(name, *a))
+    runs = tmp_path / "runs"
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["train", *TINY[:-5], "--batch-size", "4", "--no-progress", "--ray", "local", "--runs-dir", str(runs)])
+    assert exc.value.code == 2
+    assert one_error_line(capsys) == ('spikehebb train: error: the "ray" evaluator needs Ray: pip install '
+                                      '"spikehebb[ray]" (or drop --ray / --evaluator ray)')
+    assert not runs.exists()
+
+
+def test_a_refused_resume_leaves_the_stored_length_and_a_model_is_not_resumed(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from spikehebb.models import export
+
+    runs = tmp_path / "runs"
+    assert cli_main(["train", *TINY, "--runs-dir", str(runs)]) == 0
+    (path,) = runs.glob("*.h5")
+    capsys.readouterr()
+    monkeypatch.setattr("spikehebb.train.available_memory_mb", lambda: 100.0)
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["train", "--resume", str(path), "--generations", "50", "--batch-size", "1000"])
+    assert exc.value.code == 2 and "and 100 MB is available" in one_error_line(capsys)
+    assert TrainConfig.from_dict(RunStore.open(path).config).generations == 1  # not 50
+    # a model (what spikehebb select writes) keeps its chosen rule
+    from spikehebb.models import Selection
+
+    model = tmp_path / "model.h5"
+    export(path, model, Selection(np.array([1]), np.array([1.0]), 1, ("default",)))
+    before = model.read_bytes()
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["train", "--resume", str(model), "--generations", "2"])
+    assert exc.value.code == 2
+    assert one_error_line(capsys) == (
+        f"spikehebb train: error: {model} is a model (the mean after generation 1 chosen by spikehebb select) and "
+        f"training on would replace its rule; resume its training run ({path.name}) instead")
+    assert model.read_bytes() == before
+    shutil.rmtree(runs)
+
+
+def test_resume_from_the_command_line_keeps_settings_only_the_python_api_sets(tmp_path, capsys):
+    config = TrainConfig.from_dict(dict(popsize=4, generations=1, max_env_steps=60, train_variants=("default",),
+                                        batch_size=4, evaluator="serial", runs_dir=str(tmp_path), run_name="api"))
+    config = dataclasses.replace(config, snapshot_every=5,
+                                 task=dataclasses.replace(config.task, episode={"grace_steps": 20}))
+    path = train(config, progress=False)
+    assert cli_main(["train", "--resume", str(path), "--generations", "2", "--no-progress"]) == 0, capsys.readouterr().err
+    stored = TrainConfig.from_dict(RunStore.open(path).config)
+    assert stored.snapshot_every == 5 and stored.task.episode == {"grace_steps": 20}
+    assert RunStore.open(path).generations_completed == 2
 
 
 def test_popsize_message_names_the_strategy(capsys):

@@ -169,6 +169,23 @@ def test_positive_task_doubles_the_ends_and_refuses_unpairable_decoders():
         TaskConfig("car", positive=True)
 
 
+def test_shared_rules_of_the_three_factor_rule_have_its_six_fields():
+    from spikehebb.config import StrategyConfig, TrainConfig
+
+    config = TrainConfig(agent=AgentConfig(modulated=True), strategy=StrategyConfig(rho=128))
+    assert config.shared_rule_fields() == 6  # eta, A, B, C, D, eta_m: 96 rules of 6 coefficients
+    assert config.make_strategy(12_288 * 6).n_rules == 96
+    assert TrainConfig(strategy=StrategyConfig(rho=128)).shared_rule_fields() == 5
+
+
+def test_a_three_factor_rule_name_is_given_as_the_plain_rule_and_modulated():
+    with pytest.raises(ValueError, match=r"rule='ABCD_lr\+mod': give the plain rule 'ABCD_lr' and modulated=True"):
+        AgentConfig(rule="ABCD_lr+mod")
+    with pytest.raises(ValueError, match="give the plain rule 'AD'"):
+        AgentConfig(rule="AD+mod", modulated=True)
+    assert AgentConfig(rule="AD", modulated=True).network_rule == "AD+mod"
+
+
 def test_modulated_needs_a_modulator_signal():
     task = get_task("ant").replace(modulator="none")
     check_agent_task(AgentConfig(), task)

@@ -82,6 +82,17 @@ def test_cli_select_writes_the_model_and_its_card(run, tmp_path, capsys):
     assert exc.value.code == 2 and "already exists" in capsys.readouterr().err
 
 
+def test_a_nan_score_never_wins_the_selection_and_all_nan_is_refused():
+    from spikehebb.models import Selection
+
+    pick = lambda scores: Selection(np.array([10, 20, 30]), np.array(scores), 10, ("default",)).best  # noqa: E731
+    assert pick([50.0, np.nan, 100.0]) == 2
+    assert pick([np.nan, 7.0, np.nan]) == 1
+    assert pick([5.0, 5.0, np.nan]) == 1  # the later one on a tie
+    with pytest.raises(ValueError, match="no stored mean scored a number on default"):
+        pick([np.nan, np.nan, np.nan])
+
+
 def test_card_puts_the_papers_numbers_beside_ours_where_the_paper_has_the_variant(run):
     results = [VariantResult("default", np.array([400.0, 600.0]), True),
                VariantResult("long_back", np.array([50.0, 90.0]), False)]

@@ -65,6 +65,11 @@ class AgentConfig:
         takes_rule = AGENTS[self.kind].takes_rule
         if takes_rule:
             get_rule(self.rule)
+            from spikehebb.rules import THREE_FACTOR_SUFFIX
+
+            if self.rule.endswith(THREE_FACTOR_SUFFIX):
+                raise ValueError(f"rule={self.rule!r}: give the plain rule {self.rule[:-len(THREE_FACTOR_SUFFIX)]!r} and "
+                                 "modulated=True (--modulated), which adds the eligibility trace and the baseline")
         elif self.rule is not None:
             raise ValueError(f"a {self.kind} agent has no plasticity rule, got rule={self.rule!r}")
         if self.evolve_initial_weights and not takes_rule:

@@ -17,7 +17,8 @@ on the per-synapse coefficients, SGD or Adam, lr and sigma decays): a candidate 
 ``rules + sign * sigma * eps`` with eps of size M * k, expanded to the synapses. After every
 ``merge_every``-th generation, while M is above ``final_rules``, the rule vectors are clustered
 with k-means (scikit-learn's :class:`~sklearn.cluster.KMeans`, k-means++ start) into
-``max(final_rules, ceil(M * (1 - merge_fraction)))`` clusters; every cluster becomes one rule, the
+``max(final_rules, min(M - 1, ceil(M * (1 - merge_fraction))))`` clusters (a merge removes at
+least one rule); every cluster becomes one rule, the
 mean of its member rules (each rule counts once, whatever its number of synapses: [1] clusters the
 rules), synapses follow their rule's cluster, and the search continues on the centres. Adam's
 moments start afresh after a merge (the dimension changed).
@@ -189,7 +190,8 @@ class EvolveMerge(Strategy):
         return g, self._target()
 
     def _target(self) -> int:
-        return max(self.final_rules, math.ceil(self.n_rules * (1 - self.merge_fraction)))
+        """M after the next merge: ``merge_fraction`` of the rules go, at least one, down to ``final_rules``."""
+        return max(self.final_rules, min(self.n_rules - 1, math.ceil(self.n_rules * (1 - self.merge_fraction))))
 
     # ----------------------------------------------------------------------------- ask/tell
     def _sign(self, index: int) -> int:

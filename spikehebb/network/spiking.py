@@ -171,6 +171,9 @@ class LIFParams:
             raise ValueError(f"lif: unknown encoding {self.encoding!r}; expected one of {ENCODINGS}")
         if self.encoding == "poisson" and self.poisson_seed is None:
             raise ValueError("lif: Poisson encoding needs a seed (poisson_seed, --poisson-seed)")
+        if self.encoding != "poisson" and self.poisson_seed is not None:
+            raise ValueError(f"lif: poisson_seed seeds Poisson input spikes; with encoding {self.encoding!r} nothing is "
+                             "drawn at random: add --spike-encoding poisson or drop --poisson-seed")
         if self.poisson_seed is not None and (isinstance(self.poisson_seed, bool) or not isinstance(self.poisson_seed, (int, np.integer)) or self.poisson_seed < 0):
             raise ValueError(f"lif: poisson_seed must be a non-negative integer, got {self.poisson_seed!r}")
         if self.rule_every not in RULE_TIMINGS:

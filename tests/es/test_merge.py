@@ -72,6 +72,19 @@ def test_strategy_merges_on_schedule_and_synapses_follow_their_cluster():
     np.testing.assert_array_equal(strategy.mean, expand(rules, assignment))
 
 
+def test_a_small_merge_fraction_still_removes_a_rule_each_merge_until_the_final_count():
+    """ceil(M (1 - f)) = M once M f < 1: every merge then removes one rule, not none."""
+    strategy = EvolveMerge(3 * 2, popsize=4, seed=0, n_fields=2, final_rules=1, merge_every=1, merge_fraction=0.3)
+    for _ in range(4):
+        generation(strategy)
+    assert strategy.merges.tolist() == [[0, 3, 2], [1, 2, 1]]
+    assert strategy.n_rules == 1 and strategy.next_merge() is None
+    big = EvolveMerge(40 * 2, popsize=4, seed=0, n_fields=2, final_rules=20, merge_every=1, merge_fraction=0.05)
+    for _ in range(3):
+        generation(big)
+    assert big.merges.tolist() == [[0, 40, 38], [1, 38, 37], [2, 37, 36]]  # ceil(40 * 0.95) = 38, then at least one
+
+
 def test_merge_step_centres_are_member_means_inside_the_strategy():
     n_syn, k = 40, 3
     strategy = EvolveMerge(n_syn * k, popsize=4, seed=0, n_fields=k, final_rules=10, merge_every=1, merge_fraction=0.5)
