@@ -388,6 +388,10 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
         raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
     if args.trace_episodes < 1:
         raise ValueError(f"--trace-episodes must be at least 1, got {args.trace_episodes}")
+    if args.eval_workers is not None and args.eval_workers < 1:
+        raise ValueError(f"--eval-workers must be at least 1 (leave it out for one per core), got {args.eval_workers}")
+    if args.eval_steps is not None:  # the task says what a lifetime's length must exceed (its burn-in)
+        dataclasses.replace(config.task, max_env_steps=args.eval_steps).make()
     if args.trace_synapses is not None and args.trace_synapses < 1:
         raise ValueError(f"--trace-synapses must be a positive count of synapses per layer (leave it out for all), "
                          f"got {args.trace_synapses}")

@@ -302,3 +302,19 @@ def test_lower_variance_options(tmp_path):
             assert fitness[0] == fitness[1] and fitness[2] == fitness[3] and fitness[0] != fitness[2]
         else:
             assert len(set(fitness.tolist())) == 4
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--eval-workers", "0"], "--eval-workers must be at least 1 (leave it out for one per core), got 0"),
+    (["--eval-steps", "30"], "max_env_steps (30) must exceed burn_in_steps (40)"),
+    (["--episodes", "0"], "--episodes must be at least 1, got 0"),
+])
+def test_evaluate_checks_its_numbers_before_any_lifetime(capsys, monkeypatch, flags, message):
+    def no_lifetimes(*args, **kwargs):
+        raise AssertionError("a test lifetime ran")
+
+    monkeypatch.setattr("spikehebb.assess.assess", no_lifetimes)
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["evaluate", "ant_abcd_lr", "--variant", "default", *flags])
+    assert exc.value.code == 2
+    assert one_error_line(capsys) == f"spikehebb evaluate: error: {message}"
