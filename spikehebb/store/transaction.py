@@ -303,7 +303,11 @@ class Transaction:
             self.abort()
             _raise_translated(e, self.path, self.what, need, self.after)
         self._restore_hook()
-        os.replace(self.tmp, self.path)
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError as e:  # the old file stays as it was; the finished copy is not left beside it
+            self.tmp.unlink(missing_ok=True)
+            _raise_translated(e, self.path, self.what, need, self.after)
         if self.fsync:
             fsync_path(self.path.parent)
 

@@ -239,3 +239,24 @@ def test_kill_9_during_creation_then_create_again(tmp_path):
     with create(path) as store:
         append(store, 0)
     assert sorted(os.listdir(tmp_path)) == ["run.h5"]
+
+
+def test_a_failed_final_rename_keeps_the_old_file_and_leaves_no_copy(tmp_path, monkeypatch):
+    path = tmp_path / "run.h5"
+    store = create(path)
+    append(store, 0)
+
+    def refuse(src, dst):
+        raise PermissionError(errno.EACCES, "Permission denied", str(dst))
+
+    monkeypatch.setattr(transaction_module.os, "replace", refuse)
+    with pytest.raises((RunFileWriteError, PermissionError)) as info:
+        append(store, 1)
+    one_line(info.value)
+    assert str(path) in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.h5", "run.h5.lock"]  # no run.h5.tmp
+    monkeypatch.undo()
+    assert_generations(path, 1)
+    append(store, 1)  # the run goes on
+    assert_generations(path, 2)
+    store.close()
