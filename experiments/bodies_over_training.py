@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         print("generation " + " ".join(f"{v:>17}" for v in variants))
         for g, row in zip(generations, table):
             print(f"{g:10d} " + " ".join(f"{x:17.1f}" for x in row))
-        best = table.argmax(axis=0)
+        best = np.where(np.isnan(table), -np.inf, table).argmax(axis=0)  # a failed lifetime's NaN never wins
         print("best      " + " ".join(f"{f'{table[b, v]:.1f} (gen {generations[b]})':>17}" for v, b in enumerate(best)))
 
     from spikehebb.plots import DPI, plot_bodies_side_by_side

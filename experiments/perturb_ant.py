@@ -39,18 +39,25 @@ def main(argv=None) -> None:
     if args.static:
         models["static"] = args.static
     try:
-        models = {run_label(path): path for path in models.values()}
+        labels = {role: run_label(path) for role, path in models.items()}
+        if "static" in labels and labels["static"] != "static":
+            raise ValueError(f"--static {args.static} is a {labels['static']} run, not a static-weights one")
+        if labels["hebbian"] == "static":
+            raise ValueError(f"--hebbian {args.hebbian} is a static-weights run; give it as --static and a rule run as --hebbian")
+        models = {labels[role]: path for role, path in models.items()}
         rows, speeds = run_experiment(models, args.perturbations, args.episodes, args.t0, variant=args.variant,
                                       leg=args.leg, which=args.which, max_env_steps=args.eval_steps)
     except (ValueError, OSError, RuntimeError) as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
-    prefix = Path(args.out) if args.out else Path(args.hebbian).with_suffix("").with_name(Path(args.hebbian).stem + "_recovery")
+    hebbian = Path(args.hebbian)
+    prefix = Path(args.out) if args.out else hebbian.with_name(hebbian.stem + "_recovery")
+    json_path, png_path = (prefix.with_name(prefix.name + suffix) for suffix in (".json", ".png"))  # "lr0.2" keeps its dot
     table = markdown_table(rows)
     print(table)
     settings = {k: v for k, v in vars(args).items() if k not in ("out",)}
-    prefix.with_suffix(".json").write_text(json.dumps({"settings": settings, "rows": rows_to_json(rows), "table": table}, indent=1))
-    plot_recovery(speeds, args.t0).savefig(prefix.with_suffix(".png"), dpi=100)
-    print(f"wrote {prefix.with_suffix('.json')} and {prefix.with_suffix('.png')}", file=sys.stderr)
+    json_path.write_text(json.dumps({"settings": settings, "rows": rows_to_json(rows), "table": table}, indent=1))
+    plot_recovery(speeds, args.t0).savefig(png_path, dpi=100)
+    print(f"wrote {json_path} and {png_path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

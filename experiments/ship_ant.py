@@ -43,7 +43,8 @@ class Step:
     source: Path  # what its files are made from: remade when it is newer than any of them
     commands: list[list[str]]
     outputs: list[Path] = field(default_factory=list)
-    then: list[tuple[Path, Path]] = field(default_factory=list)  # (from, to) copies after the commands
+    before: list[tuple[Path, Path]] = field(default_factory=list)  # (from, to) copies before the commands
+    then: list[tuple[Path, Path]] = field(default_factory=list)  # and after them
 
 
 def steps(run: Path, name: str, args: argparse.Namespace) -> list[Step]:
@@ -63,10 +64,9 @@ def steps(run: Path, name: str, args: argparse.Namespace) -> list[Step]:
              [img / f"{name}_{body}.gif" for body in GIF_BODIES]),
         Step("no_early_end", model, [["spikehebb", "evaluate", str(model), "--variant", "default", "damage_left",
                                "--no-early-end", "--episodes", "100", *(["--eval-workers", str(args.workers)] if args.workers else [])]]),
-        Step("traces", model, [["cp", str(model), str(traced)],
-                        ["spikehebb", "evaluate", str(traced), "--variant", "default", "--episodes", "1", "--traces"],
+        Step("traces", model, [["spikehebb", "evaluate", str(traced), "--variant", "default", "--episodes", "1", "--traces"],
                         ["spikehebb", "plot", str(traced), "--traces", "--out-dir", str(args.log_dir)]],
-             [img / f"{name}_norms_default.png"],
+             [img / f"{name}_norms_default.png"], before=[(model, traced)],
              then=[(Path(args.log_dir) / f"{name}_traces_default_ep0_norms.png", img / f"{name}_norms_default.png")]),
         Step("recovery", model, [script("perturb_ant.py", "--hebbian", str(model), "--t0", "480", "--out",
                                         str(Path(args.log_dir) / "recovery_t480")),
@@ -131,16 +131,22 @@ def main(argv: list[str] | None = None) -> int:
         done = up_to_date(step)
         print(f"== {step.name}" + (f" (its files are newer than {step.source}: skipped; --force to redo)"
                                    if done and not args.force else ""))
+        for source, target in step.before:
+            print(f"   cp {source} {target}")
         for command in step.commands:
             print("   " + shlex.join(["python" if word == sys.executable else word for word in command]))
         if args.dry_run or (done and not args.force):
             continue
         log_dir.mkdir(parents=True, exist_ok=True)
+        for source, target in step.before:
+            shutil.copyfile(ROOT / source, ROOT / target)
         with open(log_dir / f"{step.name}.log", "w") as log:
             for command in step.commands:
                 log.write(f"$ {shlex.join(command)}\n")
                 log.flush()
-                code = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
+                # this interpreter runs the CLI, so an environment that is not activated still works
+                argv = [sys.executable, "-m", "spikehebb.cli", *command[1:]] if command[0] == "spikehebb" else command
+                code = subprocess.run(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
                 if code:
                     print(f"ship_ant.py: step {step.name} failed (exit {code}); see {args.log_dir / (step.name + '.log')}",
                           file=sys.stderr)

@@ -465,7 +465,7 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--which", choices=("mean", "best"), default="mean",
                         help="parameters: the search mean (default) or the best candidate seen in training")
     parser.add_argument("--eval-steps", type=int, help="env steps of the lifetime incl. burn-in (default: the task's full length)")
-    parser.add_argument("--every", type=int, help="one frame per this many network steps (default: 1 for .mp4, 2 for .gif)")
+    parser.add_argument("--every", type=int, help="one frame per this many network steps (default: 1 for .mp4, 3 for .gif)")
     parser.add_argument("--fps", type=float, help="playback frames per second (default: real time, at most 50 for .gif)")
 
 

@@ -284,6 +284,8 @@ def run_experiment(
             s = perturbed_speeds(run, name, episodes, t0, **kwargs)
             speeds[label, name] = s
             ends = [int(np.isfinite(row).sum()) for row in s]
-            recoveries = [recovery(row[:end], t0) for row, end in zip(s, ends)]
+            # a lifetime that failed (non-finite outputs) before t0 was not walking when it was hit
+            recoveries = [recovery(row[:end], t0) if end >= t0 else Recovery(math.nan, math.nan, False)
+                          for row, end in zip(s, ends)]
             rows.append(summarise(label, name, recoveries, max(ends) - t0))
     return rows, speeds

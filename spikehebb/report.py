@@ -105,9 +105,11 @@ def test_section(path: Path, episodes: int, variants: Sequence[str] | None, work
     note = (
         f"{label}, the search mean after {_generations(path)} generations; mean ± std over {episodes} lifetimes "
         f"per variant, each from fresh random weights. seen: trained on that variant. solved: mean fitness "
-        f">= {solved_at:g}. fitness: {FITNESS_UNITS.get(name, 'the summed env reward')}. Paper: Najarro & "
-        "Risi 2020, Table 1, 100 lifetimes of their Hebbian ABCD_lr ant."
+        f">= {solved_at:g}. fitness: {FITNESS_UNITS.get(name, 'the summed env reward')}."
     )
+    if paper:  # the paper's row for this agent (PAPER)
+        which = "static-weights" if config.agent.kind == "static" else f"Hebbian {config.agent.rule}"
+        note += f" Paper: Najarro & Risi 2020, Table 1, 100 lifetimes of their {which} {name}."
     return table(["variant", "seen", f"ours ({episodes} lifetimes)", "solved", "paper"], rows) + f'<p class="note">{html.escape(note)}</p>'
 
 
@@ -135,7 +137,9 @@ def recovery_section(recovery: Path) -> str:
     body = table(list(TABLE_COLUMNS), [table_cells(r) for r in rows])
     note = (f"Perturbation at network step {s.get('t0', '?')} on the {s.get('variant', 'default')} body "
             "(spikehebb/perturb.py): recovery = steps until the 50-step mean speed regains 80% of its level "
-            "before the perturbation; censored at the lifetime's end.")
+            "before the perturbation; censored at the lifetime's end."
+            + (f" motor: the two motors of leg {s.get('leg', 0)} off (0 front left, 1 back left, 2 back right, "
+               "3 front right)." if any(r.perturbation == "motor" for r in rows) else ""))
     png = recovery.with_suffix(".png")
     return body + f'<p class="note">{html.escape(note)}</p>' + (file_media(png) if png.is_file() else "")
 
@@ -212,7 +216,13 @@ def build_report(
 
 
 def _generations(path: Path) -> int:
+    """Generations behind the run's ``/mean``: a model's chosen mean (``spikehebb select`` may pick
+    an earlier one than the run's last), else the run's count."""
+    from spikehebb.models import model_info
     from spikehebb.store import RunStore
 
+    info = model_info(path)
+    if info is not None and "generation" in info:
+        return int(info["generation"])
     with RunStore.open(path) as store:
         return store.generations_completed

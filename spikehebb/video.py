@@ -79,14 +79,16 @@ def record_video(
     """Render test episode ``episode`` of ``variant`` (default: the task's first training
     variant) of a run file or shipped model into ``output`` (``.mp4`` or ``.gif``).
 
-    every: one frame per ``every`` network steps (default 1 for mp4, 2 for gif); fps: playback
-    rate (default: real time, the env's ``render_fps / every``, at most 50 for a GIF).
+    every: one frame per ``every`` network steps (default 1 for mp4, 3 for gif); fps: playback
+    rate (default: real time, the env's ``render_fps / every``, at most 50 for a GIF). A GIF
+    stores each frame's delay in hundredths of a second, so its rate is the nearest 100 / n
+    (the ant's 60 / 3 = 20 fps and the car's 50 / 3 are exact); the rate written is returned.
     """
     output = Path(output)
     if output.suffix not in FORMATS:
         raise ValueError(f"output must end in {' or '.join(FORMATS)}, got {output.name!r}")
     if every is None:
-        every = 2 if output.suffix == ".gif" else 1
+        every = 3 if output.suffix == ".gif" else 1
     if every < 1:
         raise ValueError(f"every must be a positive number of steps, got {every}")
     if episode < 0:
@@ -100,6 +102,8 @@ def record_video(
             fps = lives.env(variant).metadata.get("render_fps", 30) / every
             if output.suffix == ".gif":
                 fps = min(fps, GIF_MAX_FPS)
+        if output.suffix == ".gif":
+            fps = 100 / max(100 / GIF_MAX_FPS, round(100 / fps))  # whole hundredths of a second per frame
         label = lives.label
         fitness, frames = 0.0, 0
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -82,6 +82,16 @@ def test_cli_select_writes_the_model_and_its_card(run, tmp_path, capsys):
     assert exc.value.code == 2 and "already exists" in capsys.readouterr().err
 
 
+def test_a_report_of_a_model_names_the_generation_of_its_chosen_mean(run, tmp_path):
+    from spikehebb.models import Selection
+    from spikehebb.report import _generations
+
+    generations, _ = candidate_means(run)
+    scores = np.where(generations == 2, 1.0, 0.0)  # the mean after generation 2 of 5 wins
+    model = export(run, tmp_path / "m.h5", Selection(generations, scores, 1, ("default",)))
+    assert _generations(run) == 5 and _generations(model) == 2
+
+
 def test_a_nan_score_never_wins_the_selection_and_all_nan_is_refused():
     from spikehebb.models import Selection
 

@@ -150,3 +150,36 @@ def test_the_experiment_script(ant_run, tmp_path):
     data = json.loads((tmp_path / "rec.json").read_text())
     assert [r["perturbation"] for r in data["rows"]] == ["none", "redraw", "motor", "freeze"]
     assert (tmp_path / "rec.png").stat().st_size > 10_000
+
+
+def test_a_lifetime_that_failed_before_t0_counts_as_not_walking(monkeypatch):
+    """Non-finite outputs end a lifetime's speeds early (NaN after); one that ends before t0 was not
+    walking when the perturbation came: the others are summarised as usual."""
+    import spikehebb.perturb as perturb
+
+    good = curve(1.0, lambda k: 1.0, t0=100, T=300)
+    failed = np.where(np.arange(300) < 70, 1.0, np.nan)
+    monkeypatch.setattr(perturb, "perturbed_speeds", lambda run, name, episodes, t0, **kw: np.stack([good, failed]))
+    (row,), _ = perturb.run_experiment({"Hebbian ABCD_lr": "unused.h5"}, ["none"], episodes=2, t0=100)
+    assert (row.lifetimes, row.walking, row.recovered, row.median_steps) == (2, 1, 1, 50.0)
+
+
+def test_the_script_refuses_runs_of_the_wrong_kind_and_keeps_dots_in_its_prefix(ant_run, tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    import spikehebb.perturb as perturb
+
+    spec = importlib.util.spec_from_file_location("perturb_ant", ROOT / "experiments" / "perturb_ant.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    for flags, message in ((["--hebbian", str(ant_run), "--static", str(ant_run)],
+                            f"--static {ant_run} is a Hebbian ABCD_lr run, not a static-weights one"),):
+        with pytest.raises(SystemExit) as info:
+            script.main(flags)
+        assert info.value.code == 2 and message in capsys.readouterr().err
+    speeds = np.stack([curve(1.0, lambda k: 1.0, t0=60, T=160)])
+    monkeypatch.setattr(perturb, "perturbed_speeds", lambda *a, **kw: speeds)
+    monkeypatch.setattr(script, "run_experiment", perturb.run_experiment)
+    script.main(["--hebbian", str(ant_run), "--perturbations", "none", "--episodes", "1", "--t0", "60",
+                 "--out", str(tmp_path / "rec_lr0.2")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec_lr0.2.json", "rec_lr0.2.png"]

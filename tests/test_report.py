@@ -89,6 +89,10 @@ def test_a_full_report_embeds_everything(run, tmp_path):
     assert cells[i + 1] == "no" and " ± " in cells[i + 2] and cells[i + 4] == "{} ± {}".format(*PAPER["ant", "hebbian", "ABCD_lr"]["damage_left"])
     i = cells.index("motor")
     assert cells[i - 1] == "Hebbian ABCD_lr" and cells[i + 1:i + 6] == ["3 / 3", "0.750", "1", "1", "> 400"]
+    text = out.read_text()
+    assert "the search mean after 2 generations" in text
+    assert "100 lifetimes of their Hebbian ABCD_lr ant." in text
+    assert "motor: the two motors of leg 0 off (0 front left" in text
 
 
 def test_a_bare_report_and_mp4(run, tmp_path):

@@ -46,12 +46,19 @@ def test_ant_mp4_has_one_frame_per_step_and_the_evaluated_lifetime(ant_run, tmp_
     assert info.fitness == pytest.approx(result.fitness[0], rel=1e-6)
 
 
-def test_gif_takes_every_second_step(ant_run, tmp_path):
+def test_gif_takes_every_third_step_and_plays_in_real_time(ant_run, tmp_path):
+    from PIL import Image
+
     info = record_video(ant_run, tmp_path / "ant.gif", max_env_steps=61)
-    assert info.steps == 21 and info.frames == 11 and info.fps == 30 and info.variant == "default"
+    assert info.steps == 21 and info.frames == 7 and info.fps == 20 and info.variant == "default"
     frames = iio.imread(info.path)
-    assert frames.shape[0] == 11
+    assert frames.shape[0] == 7
     check_frames(frames[..., :3], (240, 320, 3))
+    with Image.open(info.path) as gif:
+        assert gif.info["duration"] == 50  # ms, whole hundredths: 3 steps of 1/60 s each
+    # a rate a GIF cannot hold is rounded to whole hundredths, and the rate written is reported
+    info = record_video(ant_run, tmp_path / "fast.gif", max_env_steps=45, every=2)
+    assert info.fps == pytest.approx(100 / 3)  # 30 fps asked by real time; 3/100 s per frame stored
 
 
 @pytest.mark.slow
