@@ -68,6 +68,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
     g.add_argument("--fitness-floor", type=float, metavar="F",
                    help="raise each training lifetime's fitness to at least F before the mean over the bodies "
                         "(the authors' code until 2020-10-08: 0); tests are not floored (default: no floor)")
+    g.add_argument("--first-input", choices=("settled", "reset"),
+                   help="what the network sees at its first step: the observation after the burn-in (settled, "
+                        "default) or the one env.reset() returned before it (reset), as the authors' code did")
     g.add_argument("--coefficient-rows", choices=("per_synapse", "i_plus_j"),
                    help="which coefficient row of its layer synapse (i, j) reads: its own (per_synapse, the paper's "
                         "text, default) or row i + j, as the authors' published code did before its fix of "
@@ -260,6 +263,11 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     # a resumed run keeps the rest of its task (rates, episode rules set through the Python API)
     task = dataclasses.replace(b.task, name=name, train_variants=fields.get("train_variants", b.task.train_variants),
                                max_env_steps=fields.get("max_env_steps", b.task.max_env_steps))
+    first_input = getattr(args, "first_input", None)
+    if first_input is not None:  # "settled" is the rules' default: no entry, as a run made without the flag
+        episode = {k: v for k, v in (task.episode or {}).items() if k != "first_input"}
+        episode.update({"first_input": first_input} if first_input != "settled" else {})
+        task = dataclasses.replace(task, episode=episode or None)
     floor = getattr(args, "fitness_floor", None)
     task = dataclasses.replace(task, fitness_floor=b.task.fitness_floor if floor is None else floor)
     agent = b.agent

@@ -160,14 +160,14 @@ class Rollout:
 
         def settle(slot: int, lifetime: Lifetime) -> np.ndarray:
             """Reset the slot's env of the lifetime's variant and run the burn-in; the first
-            observation the agent sees."""
+            observation the agent sees (the last burn-in step's, or the reset's: ``first_input``)."""
             env = self.envs(lifetime.variant, slot + 1)[slot]
-            obs = env.reset(seed=lifetime.env_seed)[0]
+            obs = reset_obs = env.reset(seed=lifetime.env_seed)[0]
             if episode.burn_in_steps:
                 zero = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
                 for _ in range(episode.burn_in_steps):
                     obs = env.step(zero)[0]
-            return obs
+            return reset_obs if episode.first_input == "reset" else obs
 
         # Arm the first batch at once (padding slots get zeros and never step an env).
         first = []

@@ -29,6 +29,10 @@ NO_MODULATOR = "none"
 NO_EARLY_END = {"patience": 10**9, "end_on_terminated": False}
 
 
+#: What the network sees at step 0 (:attr:`EpisodeRules.first_input`).
+FIRST_INPUTS = ("settled", "reset")
+
+
 @dataclass(frozen=True)
 class EpisodeRules:
     """When a lifetime ends, and what the network sees of it (Najarro & Risi's code).
@@ -49,11 +53,18 @@ class EpisodeRules:
     """End after more than this many consecutive negative fitness terms (ant 30, car 20)."""
     end_on_terminated: bool = True
     """Whether ``terminated`` (a fall) ends the episode once the grace steps are over."""
+    first_input: str = "settled"
+    """What the network sees at step 0: ``"settled"``, the observation after the burn-in (ours), or
+    ``"reset"``, the one ``env.reset()`` returned before it, as the authors' code does (it keeps
+    ``observation = env.reset()`` and discards the burn-in steps' observations: ``__ =
+    env.step(action)``). From step 1 on both see the env's last observation."""
 
     def __post_init__(self) -> None:
         for name in ("burn_in_steps", "max_env_steps", "grace_steps", "patience"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+        if self.first_input not in FIRST_INPUTS:
+            raise ValueError(f"first_input must be one of {FIRST_INPUTS}, got {self.first_input!r}")
         if self.max_env_steps <= self.burn_in_steps:
             raise ValueError(
                 f"max_env_steps ({self.max_env_steps}) must exceed burn_in_steps ({self.burn_in_steps})"

@@ -132,6 +132,33 @@ def test_episode_rules_by_hand(scripted):
 
 
 
+def test_first_input_reset_shows_the_network_the_reset_observation_as_the_authors_code():
+    """first_input="reset": step 0 sees env.reset()'s observation (k = 0), not the burn-in's last
+    (k = BURN_IN); from step 1 on, and everything else, is the same."""
+    task = replace(SCRIPTED, episode=replace(RULES, first_input="reset"))
+    rollout = Rollout(task, AgentConfig(rule="ABCD", backend="numpy", dtype="float64"), 4)
+    try:
+        settled = Rollout(SCRIPTED, AgentConfig(rule="ABCD", backend="numpy", dtype="float64"), 4)
+        try:
+            base = settled.run("default", source(*arrays(4)), env_seeds=[0, 1, 2, 3])
+            first = list(settled.encoder.seen)
+        finally:
+            settled.close()
+        result = rollout.run("default", source(*arrays(4)), env_seeds=[0, 1, 2, 3])
+        inputs = [x for x, _ in rollout.encoder.seen]
+        np.testing.assert_array_equal(inputs[0][:, :2], [[0, s] for s in range(4)])
+        np.testing.assert_array_equal(first[0][0][:, :2], [[BURN_IN, s] for s in range(4)])
+        np.testing.assert_array_equal(inputs[1][:, 0], [BURN_IN + 1] * 4)
+        # the scripted terms do not depend on the actions: the same lifetimes, the same env steps
+        np.testing.assert_array_equal(result.steps, base.steps)
+        np.testing.assert_array_equal(result.fitness, base.fitness)
+        assert result.env_steps == base.env_steps
+    finally:
+        rollout.close()
+    with pytest.raises(ValueError, match=r"first_input must be one of \('settled', 'reset'\), got 'raw'"):
+        EpisodeRules(first_input="raw")
+
+
 def test_without_early_ends_by_hand():
     """``evaluate --no-early-end``: the same scripted lifetimes as above run to the step limit;
     neither the fall (seed 1) nor the negative run (seed 2) ends one, the env's own truncation
@@ -363,3 +390,18 @@ def test_recurrent_agents_compact_at_the_tail_with_the_same_numbers(monkeypatch,
         assert compacted.env_steps == plain.env_steps
     finally:
         rollout.close()
+
+
+def test_first_input_flag_records_reset_only_and_a_resume_keeps_it():
+    import argparse
+
+    from spikehebb.cli import add_train_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    config = lambda *flags, base=None: config_from_args(parser.parse_args(list(flags)), base)  # noqa: E731
+    reset = config("--first-input", "reset")
+    assert reset.task.episode == {"first_input": "reset"} and reset.task.make().episode.first_input == "reset"
+    assert config("--first-input", "settled") == config()  # the default: the same config as without the flag
+    assert config(base=reset).task.episode == {"first_input": "reset"}
+    assert config("--first-input", "settled", base=reset).task.episode is None
