@@ -15,8 +15,9 @@ with ``evaluate(sampler, keys) -> (fitness (n,), env_steps)``,
 interpreter exit, and worker processes exit on their own when the parent's pipe closes, so no
 worker outlives its run.
 
-Work is split into one chunk of consecutive keys per worker per generation
-(:func:`split_evenly`); inside a worker the rollout keeps its batch full by refilling slots.
+The process pool hands a generation's lifetimes out one at a time from a counter its workers
+share (:meth:`ProcessEvaluator.evaluate`); Ray splits them into one chunk of consecutive keys per
+worker (:func:`split_evenly`). Inside a worker the rollout keeps its batch full by refilling slots.
 """
 
 from __future__ import annotations
@@ -284,13 +285,14 @@ class ProcessEvaluator(_Evaluator):
     """A pool of persistent worker processes on this machine (the default backend).
 
     Each process is spawned once, builds its :class:`Worker` (compiled network, envs) once and
-    keeps it for the evaluator's life; a generation is split into one chunk of keys per worker
-    (:func:`split_evenly`) and only the sampler and the keys cross the pipe. Workers run with one
-    BLAS/OpenMP thread each unless the environment says otherwise (:data:`WORKER_THREAD_ENV`).
+    keeps it for the evaluator's life; every worker gets a generation's sampler and keys and claims
+    its lifetimes one at a time from a shared counter (only the sampler and the keys cross the
+    pipe). Workers run with one BLAS/OpenMP thread each unless the environment says otherwise
+    (:data:`WORKER_THREAD_ENV`).
 
-    A worker that dies while it runs a chunk (segfault, OOM kill, ``os._exit``) is replaced by a
-    fresh process and the chunk is run again; the chunks other workers finished are kept. If one
-    chunk kills ``max_failures`` workers in a row the evaluator raises :class:`WorkerCrashError`.
+    A worker that dies while it runs (segfault, OOM kill, ``os._exit``) is replaced by a fresh
+    process; the lifetimes it had claimed are run again afterwards and the ones finished are kept
+    (a request to build or evaluate parameters is rerun whole). If one request kills ``max_failures`` workers in a row the evaluator raises :class:`WorkerCrashError`.
     An exception raised inside a worker (bad keys, a bug) is re-raised here with the worker's
     traceback as a note.
 
@@ -314,6 +316,8 @@ class ProcessEvaluator(_Evaluator):
     ):
         super().__init__(spec, workers if workers is not None else os.cpu_count() or 1)
         _check_main_is_importable()
+        if not (isinstance(max_failures, int) and max_failures >= 1):
+            raise ValueError(f"max_failures must be a positive integer, got {max_failures!r}")
         self.max_failures = int(max_failures)
         self.restarts = 0
         """Worker processes replaced after they died."""
@@ -574,6 +578,8 @@ class RayEvaluator(_Evaluator):
         if workers is None:
             workers = os.cpu_count() if address is None else int(ray.cluster_resources().get("CPU", 1))
         super().__init__(spec, workers)
+        if not (isinstance(max_failures, int) and max_failures >= 1):
+            raise ValueError(f"max_failures must be a positive integer, got {max_failures!r}")
         self.max_failures = int(max_failures)
         self.restarts = 0
         """Actors replaced after they died."""

@@ -98,7 +98,9 @@ def score_means(
         keep = np.isin(stored, np.asarray(generations, dtype=stored.dtype))
         stored, means = stored[keep], means[keep]
     full = dataclasses.replace(config.task, max_env_steps=None)  # full-length lifetimes, as tests run
-    spec = WorkerSpec(full, config.agent, min(32, episodes * len(task.train_variants)), config.seed)
+    # each call runs one body's ``episodes`` lifetimes, and a worker keeps a batch of envs per body
+    # it has run (six bodies of 29 MB ant envs): a batch of ``episodes``, not of every training body's
+    spec = WorkerSpec(full, config.agent, min(32, episodes), config.seed)
     numbers = list(range(SELECTION_EPISODE0, SELECTION_EPISODE0 + episodes))
     scores = np.zeros((len(means), len(variants)))
     with make_evaluator("serial" if workers <= 1 else "processes", spec, workers=workers) as evaluator:

@@ -217,6 +217,11 @@ class Rollout:
                 infos[b] = info
                 term = float(info[term_key] if term_key else reward)
                 state.record(b, int(local_t[b]), term, bool(terminated))
+                if state.alive[b] and not np.all(np.isfinite(obs)):
+                    # a broken simulation goes on only as NaN (the ant reports terminated and steps
+                    # on, inside the grace steps or without early ends): the lifetime fails, as
+                    # one whose outputs blow up does, instead of the network refusing the input
+                    state.fitness[b], state.alive[b] = float("nan"), False
                 signal[b] = term if self.task.modulator is None else float(
                     reward if self.task.modulator == "reward" else info[self.task.modulator]
                 )

@@ -225,3 +225,9 @@ def test_split_and_batch_size():
     assert two.batch(500, slot_mb=64, available_mb=100_000) == 64 and two.batch(500, 64, None) == 64
     assert two.batch(500, slot_mb=64, available_mb=10) == 1
     assert EvaluatorConfig(workers=2, batch_size=50).batch(500, 64, 8000) == 50
+
+
+def test_a_pool_that_could_never_run_a_request_is_refused():
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match=f"max_failures must be a positive integer, got {bad}"):
+            ProcessEvaluator(SPEC, workers=1, max_failures=bad)

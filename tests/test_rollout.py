@@ -405,3 +405,29 @@ def test_first_input_flag_records_reset_only_and_a_resume_keeps_it():
     assert config("--first-input", "settled") == config()  # the default: the same config as without the flag
     assert config(base=reset).task.episode == {"first_input": "reset"}
     assert config("--first-input", "settled", base=reset).task.episode is None
+
+
+class NaNEnv(ScriptedEnv):
+    """The scripted env whose observation turns NaN (and terminated) at network step 2 for seed 1."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        if self.seed_ == 1 and self.k - BURN_IN == 3:
+            return np.full_like(obs, np.nan), reward, True, truncated, info
+        return obs, reward, terminated, truncated, info
+
+
+def test_a_nan_observation_fails_its_lifetime_and_the_others_go_on():
+    """Inside the grace steps a terminated lifetime goes on, so the NaN would reach the network:
+    that lifetime fails (fitness NaN after its 3 steps); the other members are untouched."""
+    task = replace(SCRIPTED, make_env=lambda variant, **kw: NaNEnv(variant, **kw))
+    rollout = Rollout(task, AgentConfig(rule="ABCD", backend="numpy", dtype="float64"), 3)
+    plain = Rollout(SCRIPTED, AgentConfig(rule="ABCD", backend="numpy", dtype="float64"), 3)
+    try:
+        result = rollout.run("default", source(*arrays(3)), env_seeds=[0, 1, 2])
+        base = plain.run("default", source(*arrays(3)), env_seeds=[0, 1, 2])
+    finally:
+        rollout.close(), plain.close()
+    assert np.isnan(result.fitness[1]) and result.steps[1] == 3
+    np.testing.assert_array_equal(result.fitness[[0, 2]], base.fitness[[0, 2]])
+    np.testing.assert_array_equal(result.steps[[0, 2]], base.steps[[0, 2]])
