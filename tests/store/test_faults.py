@@ -109,13 +109,18 @@ def test_creating_a_run_on_a_full_disk_leaves_nothing(tmpfs):
     assert sorted(p.name for p in d.iterdir()) == ["ballast"]
 
 
-def test_traces_on_a_full_disk_leave_the_file_as_it_was(tmpfs):
-    d = tmpfs(3 * MB)
+def run_of_one_generation(d):
+    """``d/run.h5`` holding generation 0, and its bytes."""
     path = d / "run.h5"
     create(path).close()
     with RunStore.open(path, "a") as store:
         append(store, 0)
-    before = path.read_bytes()
+    return path, path.read_bytes()
+
+
+def test_traces_on_a_full_disk_leave_the_file_as_it_was(tmpfs):
+    d = tmpfs(3 * MB)
+    path, before = run_of_one_generation(d)
     sizes = (28, 128, 64, 8)
     rng = np.random.default_rng(0)
     w = [rng.standard_normal((a, b)).astype(np.float32) for a, b in zip(sizes[:-1], sizes[1:])]
@@ -136,11 +141,7 @@ def test_a_full_disk_in_the_last_flush_of_close_leaves_no_tmp_and_says_so(tmpfs,
     """The steps of an episode still open are flushed by close(): a full disk there aborts the
     recording (no .tmp, the file and the hook as they were, the lock free) with the named error."""
     d = tmpfs(3 * MB)
-    path = d / "run.h5"
-    create(path).close()
-    with RunStore.open(path, "a") as store:
-        append(store, 0)
-    before = path.read_bytes()
+    path, before = run_of_one_generation(d)
     sizes = (28, 128, 64, 8)
     w = [np.zeros((a, b), np.float32) for a, b in zip(sizes[:-1], sizes[1:])]
     hook = sys.unraisablehook
