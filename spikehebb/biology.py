@@ -62,3 +62,11 @@ def check_agent_task(agent, task) -> None:
     """One-line errors for agent options the task cannot serve (before a run file is written)."""
     if getattr(agent, "modulated", False) and not task.has_modulator:
         raise ValueError(f"--modulated needs a modulator signal, and task {task.name!r} names none")
+    latent = getattr(agent, "dale", None) is not None and getattr(agent, "dale_mode", "clip") != "clip"
+    if latent and task.constraints:
+        # the rule acts on a latent v (w = link(v)); a constraint on w after it would not reach v
+        raise ValueError(f"--dale-mode {agent.dale_mode} acts on a latent weight that task {task.name!r}'s "
+                         f"{', '.join(task.constraints)} cannot reach: use --dale-mode clip")
+    if getattr(agent, "kind", None) == "lif" and task.activation == "rtanh":
+        raise ValueError("--positive is an option of rate networks: a lif agent's rates are signed "
+                         "(on minus off neurons), so its paired actions would leave [-1, 1]")

@@ -373,3 +373,26 @@ def test_brian2_dale_and_rates_hold_with_huge_coefficients(scale):
         for _ in _lifetime(net, rule, scale):
             assert all(np.all(w * s[None, :, None] >= 0) for w, s in zip(net.weights, signs))
             assert all(np.all(r >= 0) for r in net.activations[1:])
+
+
+def test_option_combinations_that_would_misbehave_are_refused_in_one_line():
+    from spikehebb.network.spiking import SpikingPlasticNetwork
+    from spikehebb.tasks import positive_task
+
+    car = get_task("car")
+    check_agent_task(AgentConfig(dale=0.8, dale_mode="clip"), car)  # clip acts on w: max_abs follows it
+    for mode in ("smooth", "squareplus"):
+        with pytest.raises(ValueError, match=f"--dale-mode {mode} acts on a latent weight that task 'car''s max_abs"):
+            check_agent_task(AgentConfig(dale=0.8, dale_mode=mode), car)
+    with pytest.raises(ValueError, match="--positive is an option of rate networks"):
+        check_agent_task(AgentConfig(kind="lif"), positive_task(get_task("ant")))
+    with pytest.raises(ValueError, match="the evolved initial weights carry no Dale signs"):
+        AgentConfig(dale=0.8, evolve_initial_weights=True)
+    sizes = (4, 3, 2)
+    with pytest.raises(ValueError, match=r"dale_clip: signs for layers of \[1, 3, 2\] units; this network's layers have \[4, 3, 2\]"):
+        make_network(sizes, "ABCD_lr", 1, backend="numpy", constraints=[DaleClip([[-1], [1, 1, 1], [1, 1]])])
+    signs = dale_signs(sizes, 0.5, seed=0)
+    with pytest.raises(ValueError, match="the lif network runs constraints on w alone; dale_smooth reparametrises"):
+        SpikingPlasticNetwork(sizes, "ABCD_lr", 1, constraints=[DaleSmooth(signs)])
+    with pytest.raises(ValueError, match=r"dale_clip scales inputs \(balance\)"):
+        SpikingPlasticNetwork(sizes, "ABCD_lr", 1, constraints=[DaleClip(signs, balance=True)])

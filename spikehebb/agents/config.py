@@ -114,6 +114,9 @@ class AgentConfig:
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1
                                       or value == float("inf")):
                 raise ValueError(f"{name} must be a finite number of steps >= 1, got {value!r}")
+        if self.dale is not None and self.evolve_initial_weights:
+            raise ValueError("dale with evolve_initial_weights (--coevolve): the evolved initial weights carry no "
+                             "Dale signs; drop one of the two")
         wanted = [f for f, on in (("dale", self.dale is not None), ("modulated", self.modulated),
                                   ("rule_every", self.rule_every != 1), ("rate_average", self.rate_average is not None)) if on]
         if wanted and not takes_rule:

@@ -426,6 +426,11 @@ class PlasticNetwork:
                 )
         if checked and self.rule is None:
             raise ValueError("weight constraints need a rule: a static network (rule=None) never changes its weights")
+        for c in checked:
+            signs = getattr(c, "signs", None)  # Dale's: one sign per unit of every layer, inputs first
+            if signs is not None and [len(x) for x in signs] != list(self.sizes):
+                raise ValueError(f"{c.name}: signs for layers of {[len(x) for x in signs]} units; this network's "
+                                 f"layers have {list(self.sizes)}")
         for layer in range(self.n_layers):
             latent = [c.name for c in checked if c.latent and c.acts_on(layer)]
             if len(latent) > 1:

@@ -302,6 +302,10 @@ class SpikingPlasticNetwork(PlasticNetwork):
                  fold_eta: bool = True):
         super().__init__(sizes, rule, population, activation="tanh", dtype=dtype, constraints=constraints)
         self.activation = ("lif",) * self.n_layers
+        for c in self.constraints:  # its synapses add w to the conductance: no latent, no input gains
+            if c.latent or any(c.input_gain(l) is not None for l in range(self.n_layers) if c.acts_on(l)):
+                raise ValueError(f"the lif network runs constraints on w alone; {c.name} "
+                                 f"{'reparametrises the weights' if c.latent else 'scales inputs (balance)'}")
         self.params = LIFParams.of(neuron)
         if self.rule is not None and getattr(self.rule, "state", ()):
             raise ValueError(
