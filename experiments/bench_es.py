@@ -7,7 +7,8 @@ the memory held before the phase (NumPy reports its buffers to tracemalloc). Als
 travels to a worker: a pickled key, a pickled sampler and a pickled parameter vector.
 
 Shared rules (Palm et al. 2021, ``gmm``: :mod:`spikehebb.es.shared_rules`) on the ant only, at
-rho = 32 (384 rules) and rho = 8 (1,536 rules), where Palm et al. ran out of memory below 32:
+rho = 32 (384 rules) and rho = 8 (1,536 rules); Palm et al. ran out of memory below their ant's
+"rho = 32", which their code made 1,920 rules (it divided the 5N coefficients, not the N synapses):
 the (N, M) logits are 36 MiB and 144 MiB in float64. ``--strategies`` picks rows and
 ``--popsize`` shrinks the populations for a quick check that the script runs.
 

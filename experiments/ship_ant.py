@@ -31,8 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 #: How the run was trained, for the model card (the paper's run, issue 15).
 PAPER_COMMAND = "spikehebb train --paper --popsize 200 --seed 0"
 GIF_BODIES = ("default", "damage_right", "damage_left")
-#: The run drawn beside it in the bodies figure: the authors' shared coefficient rows.
-COMPARE = "models/training/ant_ABCD_lr_iplusj_paper_pop200_s0.h5"
+#: The runs drawn beside it in the bodies figure: the authors' shared coefficient rows and the
+#: static-weights baseline at the same settings.
+COMPARE = ("models/training/ant_ABCD_lr_iplusj_paper_pop200_s0.h5", "models/training/ant_static_fanin_paper_pop200_s0.h5")
 
 
 @dataclass
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--command", default=PAPER_COMMAND, help="how the run was trained, for the card (default: %(default)r)")
     parser.add_argument("--machine", default="this project's 2-core machine", help="where it trained, for the card")
     parser.add_argument("--compare", nargs="*", default=None,
-                        metavar="RUNFILE", help="runs drawn beside it in the bodies figure (default: the authors' shared rows)")
+                        metavar="RUNFILE", help="runs drawn beside it in the bodies figure (default: the authors' shared rows and the static baseline)")
     parser.add_argument("--steps", nargs="+", metavar="STEP", help="only these steps (default: all, in order)")
     parser.add_argument("--workers", type=int, help="processes for select and the tests (default: one per core)")
     parser.add_argument("--log-dir", help="each step's output and scratch files (default: runs/ship)")
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.run = from_root(args.run)
     args.log_dir = from_root(args.log_dir) if args.log_dir else Path("runs/ship")
-    args.compare = [str(from_root(path)) for path in args.compare] if args.compare is not None else [COMPARE]
+    args.compare = [str(from_root(path)) for path in args.compare] if args.compare is not None else list(COMPARE)
     plan = steps(args.run, args.name, args)
     known = [step.name for step in plan]
     unknown = sorted(set(args.steps or ()) - set(known))

@@ -87,7 +87,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
     g.add_argument("--lr", type=float, help="OpenAI-ES learning rate (default 0.2)")
     g.add_argument("--shared-rules", type=int, metavar="M",
                    help="share M rules among the network's synapses (the genomic bottleneck; default: one rule per synapse)")
-    g.add_argument("--rho", type=int, help="synapses per shared rule, M = N / rho (rho must divide N; 32 on the ant: 384 rules)")
+    g.add_argument("--rho", type=int, help="synapses per shared rule, M = N / rho (rho must divide N; 32 on the ant: 384 rules; Palm et al.'s "
+                        "ant code divided the 5N coefficients, so their ant rho R is --shared-rules 61440/R)")
     g.add_argument("--assign", choices=("gmm", "random", "merge"),
                    help="with --shared-rules/--rho: Palm et al.'s evolved mixture (gmm, default), a fixed random "
                         "assignment, or Evolve & Merge (per-synapse rules merged by k-means down to M)")

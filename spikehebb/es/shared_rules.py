@@ -4,8 +4,10 @@
     https://arxiv.org/abs/2011.06811; code: github.com/rasmusbergpalm/hebbian-evolution (commit
     f11c2ce), which builds on github.com/rasmusbergpalm/evostrat (commit 50789b4).
 
-The searched distribution (M = floor(N / rho) rules, as ``n_rules = int(N / rho)`` in [1]'s
-``main.py``; k coefficients per rule, in the rule's field order):
+The searched distribution (M = floor(N / rho) rules, N the synapses, as ``n_rules = int(N /
+rho)`` over the synapse shapes in [1]'s car ``main.py`` at dc2d0ba; their ant commits (784de3f
+and the other rho runs) divided the coefficient count k N instead, so their ant "rho = 128" is
+M = 480 here, ``n_rules=480``; k coefficients per rule, in the rule's field order):
 
     logits  l   (N, M)   per-synapse assignment logits, start at 0    (gmm_population.py line 37)
     means   mu  (M, k)   rule means, start N(0, 1)                    (gmm_population.py line 38)
@@ -96,7 +98,8 @@ SMALL_BLOCK = 1 << 15
 
 # ------------------------------------------------------------------------------- layouts
 def n_rules_for(n_synapses: int, rho: float | None = None, n_rules: int | None = None) -> int:
-    """M from rho (``floor(N / rho)``, [1]'s ``int(N / rho)``) or given directly; 1 <= M <= N."""
+    """M from rho (``floor(N / rho)``, [1]'s car ``int(N / rho)``; their ant code divided k N) or
+    given directly; 1 <= M <= N."""
     if rho is not None and n_rules is not None:
         raise ValueError(f"give rho or n_rules, not both (got rho={rho}, n_rules={n_rules})")
     if rho is not None:
