@@ -347,6 +347,9 @@ def run_train(args: argparse.Namespace) -> Path:
     if args.paper and (args.static or args.agent == "static") and args.init is None and not args.resume:
         print("note: the authors' static baseline (enajx/ES) started its search at torch's default weights, "
               "U(+-1/sqrt(n_pre)) per layer; add --init fan_in for it (without: N(0, 1))", file=sys.stderr)
+    if args.paper and args.task == "ant" and getattr(args, "first_input", None) is None and not args.resume:
+        print("note: the authors' network saw the observation from before the 40 burn-in steps first; "
+              "add --first-input reset for it (without: the one after them)", file=sys.stderr)
     if args.resume:
         from spikehebb.store import RunStore
 

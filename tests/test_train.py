@@ -309,3 +309,11 @@ def test_init_flag_reaches_the_strategy_and_paper_static_says_how_to_start_as_th
     err = capsys.readouterr().err
     assert "note: the authors' static baseline (enajx/ES) started its search at torch's default weights" in err
     assert "popsize must be even" in err and len(list(runs.glob("*.h5"))) == 1
+    # --paper on the ant says how to see the first observation as the authors' network did
+    note = "note: the authors' network saw the observation from before the 40 burn-in steps first"
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--paper", "--popsize", "7", "--runs-dir", str(runs)])
+    assert note in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--paper", "--first-input", "reset", "--popsize", "7", "--runs-dir", str(runs)])
+    assert note not in capsys.readouterr().err
