@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from spikehebb.store import RunStore
+from spikehebb.store.traces import copy_without_traces
 from spikehebb.store.transaction import transaction
 
 
@@ -89,16 +90,7 @@ def drop_traces(path: str | Path, variants: Sequence[str] | None = None) -> list
     if not dropped:
         return []
     gone = {n.split("/")[0] for n in dropped}
-    with RunStore.open(path, "a") as store, h5py.File(path, "r") as src:
+    with RunStore.open(path, "a") as store:
         with transaction(path, store.fsync, new=True, what="drop traces from") as dst:
-            dst.attrs.update(dict(src.attrs))
-            for name in src:
-                if name != "traces":
-                    src.copy(src[name], dst, name)
-            kept = [v for v in src["traces"] if v not in gone]
-            if kept:
-                traces = dst.create_group("traces")
-                traces.attrs.update(dict(src["traces"].attrs))
-                for variant in kept:
-                    src.copy(src[f"traces/{variant}"], traces, variant)
+            copy_without_traces(path, dst, gone)
     return dropped

@@ -87,7 +87,7 @@ class TraceWriter:
                     size = self.path.stat().st_size
                     self._txn = Transaction(self.path, fsync, new=True, reserve=size, what="record traces into",
                                             in_memory=False)
-                    _copy_without(self.path, self._txn.file, dropped)
+                    copy_without_traces(self.path, self._txn.file, dropped)
                 else:
                     self._txn = Transaction(self.path, fsync, what="record traces into", in_memory=False)
             else:
@@ -176,15 +176,16 @@ class TraceWriter:
             raise write_error(self.path, exc, "record traces into") from None
 
 
-def _copy_without(src_path: Path, dst: h5py.File, variants: Sequence[str]) -> None:
+def copy_without_traces(src_path: Path, dst: h5py.File, variants: Sequence[str]) -> None:
     """Copy the file at ``src_path`` into the empty ``dst``, leaving out ``traces/<variant>`` of
-    each of ``variants`` (the traces that a recording replaces)."""
+    each of ``variants`` (the traces a recording replaces, or :func:`~spikehebb.tracefile.drop_traces`
+    drops; the copy gives their space back, which HDF5's delete does not)."""
     with h5py.File(src_path, "r") as src:
         dst.attrs.update(dict(src.attrs))
         for name in src:
             if name != "traces":
                 src.copy(src[name], dst, name)
-        if "traces" in src:
+        if "traces" in src and any(v not in variants for v in src["traces"]):
             traces = dst.create_group("traces")
             traces.attrs.update(dict(src["traces"].attrs))
             for variant in src["traces"]:
