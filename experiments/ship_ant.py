@@ -13,13 +13,15 @@ recorded lifetime on a copy of the model; its norms figure to ``docs/img/``), ``
 (``perturb_ant.py`` at step 480, the front-right leg at 480, redraws at 200 and 700),
 ``weights_by_body`` and ``bodies`` (each stored mean on all six bodies). Every step's output goes
 to ``--log-dir``/STEP.log (the numbers to put in the README). A step is skipped when its files
-exist and are all newer than what they are made from (the run file for ``select`` and ``bodies``,
-the model for the rest), unless ``--force``. ``spikehebb select`` does not overwrite a model:
-remove the old one first (it stays in git history); a new model then remakes every figure.
+exist and it made them, recorded beside its log, from what they are made from as it is now (the
+run file for ``select`` and ``bodies``, the model for the rest: its SHA-256), unless ``--force``.
+``spikehebb select`` does not overwrite a model: remove the old one first (it stays in git
+history); a new model then remakes every figure.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shlex
 import shutil
 import subprocess
@@ -84,11 +86,27 @@ def steps(run: Path, name: str, args: argparse.Namespace) -> list[Step]:
     ]
 
 
-def up_to_date(step: Step) -> bool:
-    """Whether every file of ``step`` exists and is newer than its source (False without files)."""
-    source = ROOT / step.source
-    return bool(step.outputs) and source.exists() and all(
-        (ROOT / out).exists() and (ROOT / out).stat().st_mtime > source.stat().st_mtime for out in step.outputs)
+def digest(path: Path) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def record_of(step: Step, log_dir: Path) -> Path:
+    """Where a finished step records the digest of the source it was made from."""
+    return ROOT / log_dir / f"{step.name}.made_from"
+
+
+def up_to_date(step: Step, log_dir: Path) -> bool:
+    """Whether every file of ``step`` exists and this script made them from its source as it is
+    now (the step's record holds the source's digest). Git keeps no file times, so a fresh clone
+    has no records and every step runs. False for a step without files."""
+    source, record = ROOT / step.source, record_of(step, log_dir)
+    return (bool(step.outputs) and source.exists() and record.exists()
+            and all((ROOT / out).exists() for out in step.outputs) and record.read_text().strip() == digest(source))
 
 
 def from_root(path: str | Path) -> Path:
@@ -124,13 +142,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no run file {args.run}")
     chosen = [step for step in plan if args.steps is None or step.name in args.steps]
     select = next((step for step in chosen if step.name == "select"), None)
-    if select and not args.dry_run and (args.force or not up_to_date(select)) and (ROOT / select.outputs[0]).exists():
-        parser.error(f"{select.outputs[0]} exists and {args.run} is newer: remove the old model first "
-                     f"(git rm {select.outputs[0]} {select.outputs[1]} {select.outputs[2]}), or leave out step select")
+    if select and not args.dry_run and (args.force or not up_to_date(select, args.log_dir)) \
+            and (ROOT / select.outputs[0]).exists():
+        others = " ".join(step.name for step in plan if step.name != "select")
+        parser.error(f"{select.outputs[0]} exists: to select anew remove it first (git rm {select.outputs[0]} "
+                     f"{select.outputs[1]} {select.outputs[2]}), or remake the rest for it (--steps {others})")
     log_dir = ROOT / args.log_dir
     for step in chosen:
-        done = up_to_date(step)
-        print(f"== {step.name}" + (f" (its files are newer than {step.source}: skipped; --force to redo)"
+        done = up_to_date(step, args.log_dir)
+        print(f"== {step.name}" + (f" (made from {step.source} as it is: skipped; --force to redo)"
                                    if done and not args.force else ""))
         for source, target in step.before:
             print(f"   cp {source} {target}")
@@ -154,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                     return code
         for source, target in step.then:
             shutil.copyfile(ROOT / source, ROOT / target)
+        record_of(step, args.log_dir).write_text(digest(ROOT / step.source) + "\n")
         print(f"   -> {args.log_dir / (step.name + '.log')}")
     return 0
 

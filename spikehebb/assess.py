@@ -143,7 +143,8 @@ def format_table(
     length when ``max_network_steps`` is; ``early_ends=False``: lifetimes ran to the step limit,
     :func:`without_early_ends`)."""
     n = len(results[0].fitness) if results else 0
-    lines = [f"{'variant':<20} {'seen':<5} {label + f' ({n} episodes)':>26}  solved"]
+    episodes = f"{n} episode" + "s" * (n != 1)
+    lines = [f"{'variant':<20} {'seen':<5} {label + f' ({episodes})':>26}  solved"]
     for r in results:
         lines.append(
             f"{r.variant:<20} {'yes' if r.trained_on else 'no':<5} {r.mean:>17.1f} ± {r.std:<6.1f}  "

@@ -84,7 +84,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
     g.add_argument("--max-env-steps", type=int, help=f"env steps per lifetime{burn_in} (default {short['max_env_steps']}, --paper {paper['max_env_steps']})")
     g.add_argument("--train-variants", nargs="+", metavar="VARIANT", help=f"training variants (default: {' '.join(short.get('train_variants', t.train_variants))}, --paper "
                    f"{' '.join(paper.get('train_variants', t.train_variants))}; valid: {' '.join(t.variants)})")
-    g.add_argument("--lr", type=float, help="OpenAI-ES learning rate (default 0.2)")
+    g.add_argument("--lr", type=float, help="OpenAI-ES learning rate (default 0.2; the short default scales it to "
+                                            "the population, 0.072 at 64: see --scale-lr)")
     g.add_argument("--shared-rules", type=int, metavar="M",
                    help="share M rules among the network's synapses (the genomic bottleneck; default: one rule per synapse)")
     g.add_argument("--rho", type=int, help="synapses per shared rule, M = N / rho (rho must divide N; 32 on the ant: 384 rules; Palm et al.'s "

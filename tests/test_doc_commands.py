@@ -168,19 +168,19 @@ def test_every_command_ship_ant_runs_parses(monkeypatch, capsys):
         assert parse_only(monkeypatch, command) is None, command
 
 
-def test_ship_ant_skips_a_step_whose_files_are_newer_than_its_source(tmp_path):
-    import os
-
+def test_ship_ant_skips_a_step_only_when_it_made_its_files_from_the_source_as_it_is(tmp_path):
     ship = ship_ant()
-    source, out = tmp_path / "model.h5", tmp_path / "fig.png"
+    source, out, logs = tmp_path / "model.h5", tmp_path / "fig.png", tmp_path / "logs"
+    logs.mkdir()
     step = ship.Step("fig", source, [], [out])
-    assert not ship.up_to_date(step)  # neither exists
+    assert not ship.up_to_date(step, logs)  # neither exists
     source.write_text("m"), out.write_text("f")
-    os.utime(source, (100, 100)), os.utime(out, (200, 200))
-    assert ship.up_to_date(step)
-    os.utime(source, (300, 300))  # a new model: remake
-    assert not ship.up_to_date(step)
-    assert not ship.up_to_date(ship.Step("log only", source, []))  # no files: always run
+    assert not ship.up_to_date(step, logs)  # files there, but not made by it (a fresh clone)
+    ship.record_of(step, logs).write_text(ship.digest(source) + "\n")
+    assert ship.up_to_date(step, logs)
+    source.write_text("another model")  # a new model: remake
+    assert not ship.up_to_date(step, logs)
+    assert not ship.up_to_date(ship.Step("log only", source, []), logs)  # no files: always run
 
 
 def test_ship_ant_refuses_to_select_over_an_older_model(tmp_path, monkeypatch, capsys):
@@ -190,7 +190,7 @@ def test_ship_ant_refuses_to_select_over_an_older_model(tmp_path, monkeypatch, c
     with pytest.raises(SystemExit) as info:
         ship.main([str(run), "--steps", "select"])
     assert info.value.code == 2
-    assert "models/ant_abcd_lr.h5 exists and" in capsys.readouterr().err
+    assert "models/ant_abcd_lr.h5 exists: to select anew remove it first" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         ship.main([str(run), "--steps", "selct"])
     assert "unknown step(s) selct; the steps are select, gifs," in capsys.readouterr().err

@@ -82,7 +82,7 @@ def test_cli_agent_and_shared_rule_flags(tmp_path, capsys):
     assert "shared rules: 192 rules of 5 coefficients for 12,288 synapses (rho 64" in capsys.readouterr().out
     assert cli_main(["evaluate", str(path), "--morphology", "default", "--episodes", "1", "--eval-steps", "50",
                      "--eval-workers", "1"]) == 0
-    assert "Hebbian ABCD_lr, shared rules random-rho64 (1 episodes)" in capsys.readouterr().out
+    assert "Hebbian ABCD_lr, shared rules random-rho64 (1 episode)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
