@@ -237,7 +237,7 @@ def plot_fitness(history: dict[str, np.ndarray], title: str, task: str = "ant") 
 
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
-    g = history["generation"]
+    g = history["generation"] + 1  # counted from 1, as the training log and the model card count them
     ax.fill_between(g, history["fitness_min"], history["fitness_max"], alpha=0.2, label="min-max")
     ax.plot(g, history["fitness_mean"], label="mean")
     ax.plot(g, history["best_fitness"], label="best so far")

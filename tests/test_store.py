@@ -103,7 +103,7 @@ def test_config_history_and_checkpoint_round_trip(tmp_path):
     assert ckpt.strategy_state["name"] == "gen3" and ckpt.strategy_state["opt"] == {"t": 3}
     assert np.array_equal(ckpt.strategy_state["mean"], last["strategy_state"]["mean"])
     text = store.summary()
-    assert "4 generations" in text and "best fitness 3.00 (generation 3)" in text and "rule ABCD_lr" in text
+    assert "4 generations" in text and "best fitness 3.00 (in generation 4, counting from 1 as the log does)" in text and "rule ABCD_lr" in text
 
 
 def test_mean_and_best_are_stored_in_the_coefficient_layout(tmp_path):
