@@ -403,8 +403,7 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
         raise ValueError(f"--trace-episodes must be at least 1, got {args.trace_episodes}")
     if args.eval_workers is not None and args.eval_workers < 1:
         raise ValueError(f"--eval-workers must be at least 1 (leave it out for one per core), got {args.eval_workers}")
-    if args.eval_steps is not None:  # the task says what a lifetime's length must exceed (its burn-in)
-        dataclasses.replace(config.task, max_env_steps=args.eval_steps).make()
+    check_eval_steps(args.eval_steps, task.episode.burn_in_steps)
     if args.trace_synapses is not None and args.trace_synapses < 1:
         raise ValueError(f"--trace-synapses must be a positive count of synapses per layer (leave it out for all), "
                          f"got {args.trace_synapses}")
@@ -482,8 +481,21 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, help="playback frames per second (default: real time, at most 50 for .gif)")
 
 
+def check_eval_steps(eval_steps: int | None, burn_in: int) -> None:
+    """``--eval-steps`` counts env steps, the burn-in included: a one-line error, in the flag's
+    words, for a length that leaves no network step."""
+    if eval_steps is not None and eval_steps <= burn_in:
+        raise ValueError(f"--eval-steps counts env steps with the {burn_in} burn-in steps: give more than {burn_in}, "
+                         f"got {eval_steps}")
+
+
 def run_video(args: argparse.Namespace) -> None:
+    from spikehebb.assess import load_run
+    from spikehebb.lifetimes import resolve_run
     from spikehebb.video import record_video
+
+    config, _ = load_run(resolve_run(args.run))
+    check_eval_steps(args.eval_steps, config.task.make().episode.burn_in_steps)
 
     info = record_video(args.run, args.output, args.variant, episode=args.episode, which=args.which,
                         max_env_steps=args.eval_steps, every=args.every, fps=args.fps)

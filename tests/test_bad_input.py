@@ -296,7 +296,7 @@ def test_lower_variance_options(tmp_path):
 
 @pytest.mark.parametrize("flags, message", [
     (["--eval-workers", "0"], "--eval-workers must be at least 1 (leave it out for one per core), got 0"),
-    (["--eval-steps", "30"], "max_env_steps (30) must exceed burn_in_steps (40)"),
+    (["--eval-steps", "30"], "--eval-steps counts env steps with the 40 burn-in steps: give more than 40, got 30"),
     (["--episodes", "0"], "--episodes must be at least 1, got 0"),
 ])
 def test_evaluate_checks_its_numbers_before_any_lifetime(capsys, monkeypatch, flags, message):
