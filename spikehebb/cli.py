@@ -452,6 +452,15 @@ def _evaluate_and_trace(path, args, config, params, variants, store) -> str:
     return table
 
 
+def _refuse_to_write_beside_a_model(path: str | Path, command: str, suffix: str) -> None:
+    """A shipped model's figures and pages go where the user says, not into models/."""
+    from spikehebb.lifetimes import MODELS_DIR
+
+    if Path(path).resolve().parent == MODELS_DIR.resolve():
+        raise ValueError(f"{path} is a shipped model and {command} would write beside it; give -o, e.g. "
+                         f"-o runs/{Path(path).stem}{suffix}")
+
+
 def run_plot(args: argparse.Namespace) -> list[Path]:
     """Fitness curves to ``-o`` (default RUN.png); with ``--traces`` the trace figures too."""
     from spikehebb.plots import plot_fitness, plot_traces, run_task
@@ -504,7 +513,7 @@ def run_video(args: argparse.Namespace) -> None:
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("runfile", help="run file (.h5)")
+    parser.add_argument("runfile", metavar="RUNFILE_OR_MODEL", help="run file (.h5), or the name of a model in models/")
     parser.add_argument("-o", "--output", help="HTML file to write (default: the run file's name with .html)")
     parser.add_argument("--episodes", type=int, default=10, help="test lifetimes per variant for the test table (default: %(default)s)")
     parser.add_argument("--variant", "--morphology", nargs="+", dest="variants", metavar="VARIANT",
@@ -621,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("inspect", help="summary of a run file")
     p.add_argument("runfile", metavar="RUNFILE_OR_MODEL", help="run file (.h5), or the name of a model in models/")
     p = sub.add_parser("plot", help="fitness curves of a run to PNG; --traces: what the rule does in recorded lifetimes")
-    p.add_argument("runfile", help="run file (.h5)")
+    p.add_argument("runfile", metavar="RUNFILE_OR_MODEL", help="run file (.h5), or the name of a model in models/")
     p.add_argument("-o", "--output", help="fitness-curve PNG (default: the run file's name with .png)")
     p.add_argument("--traces", action="store_true",
                    help="also plot each recorded lifetime (`evaluate --traces`): weight matrices at chosen steps, "
@@ -641,10 +650,13 @@ def main(argv: list[str] | None = None) -> int:
     add_select_arguments(p)
     args = parser.parse_args(argv)
     try:
-        if args.command in ("evaluate", "inspect") and Path(args.runfile).suffix == "" and not Path(args.runfile).exists():
+        if args.command in ("evaluate", "inspect", "plot", "report") and Path(args.runfile).suffix == "" \
+                and not Path(args.runfile).exists():
             from spikehebb.lifetimes import resolve_run  # a shipped model by name, e.g. ant_abcd_lr
 
             args.runfile = str(resolve_run(args.runfile))
+        if args.command in ("plot", "report") and not args.output:
+            _refuse_to_write_beside_a_model(args.runfile, args.command, ".png" if args.command == "plot" else ".html")
         if args.command == "train":
             print(f"run file: {run_train(args)}")
         elif args.command == "evaluate":

@@ -308,3 +308,14 @@ def test_evaluate_checks_its_numbers_before_any_lifetime(capsys, monkeypatch, fl
         cli_main(["evaluate", "ant_abcd_lr", "--variant", "default", *flags])
     assert exc.value.code == 2
     assert one_error_line(capsys) == f"spikehebb evaluate: error: {message}"
+
+
+def test_plot_and_report_take_a_model_by_name_and_never_write_into_models(tmp_path, capsys):
+    for command, suffix in (("plot", ".png"), ("report", ".html")):
+        with pytest.raises(SystemExit) as exc:
+            cli_main([command, "ant_abcd_lr"])
+        assert exc.value.code == 2
+        assert one_error_line(capsys).endswith(f"is a shipped model and {command} would write beside it; give -o, "
+                                               f"e.g. -o runs/ant_abcd_lr{suffix}")
+    assert cli_main(["plot", "ant_abcd_lr", "-o", str(tmp_path / "curve.png")]) == 0
+    assert (tmp_path / "curve.png").stat().st_size > 10_000
