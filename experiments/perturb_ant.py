@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from spikehebb.lifetimes import run_label
+from spikehebb.lifetimes import MODELS_DIR, resolve_run, run_label
 from spikehebb.perturb import PERTURBATIONS, markdown_table, rows_to_json, run_experiment
 from spikehebb.plots import plot_recovery
 
@@ -33,7 +33,8 @@ def main(argv=None) -> None:
     parser.add_argument("--variant", default="default", help="body to run (default: %(default)s)")
     parser.add_argument("--which", choices=("mean", "best"), default="mean", help="parameters: search mean (default) or best candidate")
     parser.add_argument("--eval-steps", type=int, help="env steps per lifetime incl. the 40 burn-in steps (default: 1,000)")
-    parser.add_argument("--out", metavar="PREFIX", help="PREFIX.json and PREFIX.png (default: HEBBIAN_RUN_recovery)")
+    parser.add_argument("--out", metavar="PREFIX", help="PREFIX.json and PREFIX.png (default: HEBBIAN_RUN_recovery; "
+                        "for a shipped model runs/NAME_recovery)")
     args = parser.parse_args(argv)
     models = {"hebbian": args.hebbian}
     if args.static:
@@ -49,8 +50,11 @@ def main(argv=None) -> None:
                                       leg=args.leg, which=args.which, max_env_steps=args.eval_steps)
     except (ValueError, OSError, RuntimeError) as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
-    hebbian = Path(args.hebbian)
+    hebbian = resolve_run(args.hebbian)
     prefix = Path(args.out) if args.out else hebbian.with_name(hebbian.stem + "_recovery")
+    if not args.out and hebbian.resolve().parent == MODELS_DIR.resolve():  # not into models/
+        prefix = Path("runs") / prefix.name
+        prefix.parent.mkdir(exist_ok=True)
     json_path, png_path = (prefix.with_name(prefix.name + suffix) for suffix in (".json", ".png"))  # "lr0.2" keeps its dot
     table = markdown_table(rows)
     print(table)

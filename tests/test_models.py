@@ -280,3 +280,9 @@ def test_weights_by_body_takes_the_weights_the_traces_record(run, tmp_path, caps
             script.main([str(run), *flags])
         err = capsys.readouterr().err.strip()
         assert exit_.value.code == 2 and "\n" not in err and message in err
+
+
+def test_inspect_says_the_runs_settings_in_one_line_with_what_is_not_the_default(run):
+    line = next(l for l in RunStore.open(run).summary().splitlines() if l.startswith("config: "))
+    assert line.startswith("config: task ant on default, agent hebbian A, openai-es population 4, seed 0, 5 generations; also ")
+    assert "task.max_env_steps 60" in line and "snapshot_every 2" in line and "evaluator" not in line

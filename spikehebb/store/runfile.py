@@ -548,6 +548,25 @@ class RunStore:
             g = int(f.attrs["generations_completed"])
             return {name: f["generations"][name][:g] for name in GENERATION_FIELDS}
 
+    def _config_line(self) -> str:
+        """The run's settings in one line: task, agent, strategy, seed, length, then every other
+        setting that is not the default (where lifetimes ran and the file's name left out)."""
+        from spikehebb.config import TrainConfig  # the store does not import the configs at load
+
+        try:
+            config = TrainConfig.from_dict(self.config)
+        except (ValueError, TypeError) as err:  # a config this version cannot read: say so, show it raw
+            return f"(not readable by this version: {err}) {self.config}"
+        t, a, s = config.task, config.agent, config.strategy
+        kind = f"{a.kind} {a.network_rule}" if a.network_rule else a.kind
+        head = (f"task {t.name} on {', '.join(t.train_variants or t.make().train_variants)}, agent {kind}, "
+                f"{s.name} population {s.popsize}, seed {config.seed}, {config.generations} generations")
+        fixed = ("task.name", "task.train_variants", "agent.kind", "agent.rule", "strategy.name", "strategy.popsize",
+                 "seed", "generations", "runs_dir", "run_name")
+        changed = [(d.split(": ")[0], d.split(" -> ")[-1]) for d in TrainConfig().differences(config)]
+        other = [f"{key} {value}" for key, value in changed if key not in fixed and not key.startswith("evaluator.")]
+        return head + ("; also " + ", ".join(other) if other else "")
+
     def summary(self) -> str:
         """A few lines for ``spikehebb inspect``."""
         h = self.history()
@@ -573,9 +592,7 @@ class RunStore:
             change = f"; M per generation {counts[0]:,} -> {counts[-1]:,}" if counts.size and counts[0] != counts[-1] else ""
             lines.append(f"shared rules: {m:,} rules of {k} coefficients for {n_syn:,} synapses "
                          f"(rho {n_syn / m:.4g}, {m * k:,} coefficients){change}")
-        essentials = {k: self.config[k] for k in ("task", "strategy", "seed", "generations") if k in self.config}
-        if essentials:
-            lines.append("config: " + ", ".join(f"{k}={v}" for k, v in essentials.items()))
+        lines.append("config: " + self._config_line())
         if g:
             lines.append(
                 f"{g} generations, {h['env_steps'].sum():,} env steps, {h['wall_time'].sum() / 3600:.2f} h; "
