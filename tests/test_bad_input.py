@@ -75,7 +75,7 @@ def test_resume_refuses_contradictory_flags_and_extends_with_generations(tmp_pat
     assert RunStore.open(path).generations_completed == 2
     # the file records its new length: a later plain --resume goes on to it, inspect shows it
     assert TrainConfig.from_dict(RunStore.open(path).config).generations == 2
-    assert "generations=2" in RunStore.open(path).summary()
+    assert "seed 0, 2 generations" in RunStore.open(path).summary()
     capsys.readouterr()
     assert cli_main(["train", "--resume", str(path), "--workers", "1", "--no-progress"]) == 0
     err = capsys.readouterr().err
