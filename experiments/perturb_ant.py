@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from spikehebb.lifetimes import MODELS_DIR, resolve_run, run_label
+from spikehebb.lifetimes import is_shipped_model, resolve_run, run_label
 from spikehebb.perturb import PERTURBATIONS, markdown_table, rows_to_json, run_experiment
 from spikehebb.plots import plot_recovery
 
@@ -52,7 +52,7 @@ def main(argv=None) -> None:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     hebbian = resolve_run(args.hebbian)
     prefix = Path(args.out) if args.out else hebbian.with_name(hebbian.stem + "_recovery")
-    if not args.out and hebbian.resolve().parent == MODELS_DIR.resolve():  # not into models/
+    if not args.out and is_shipped_model(hebbian):  # not into models/
         prefix = Path("runs") / prefix.name
         prefix.parent.mkdir(exist_ok=True)
     json_path, png_path = (prefix.with_name(prefix.name + suffix) for suffix in (".json", ".png"))  # "lr0.2" keeps its dot

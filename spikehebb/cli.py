@@ -408,9 +408,9 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
         raise ValueError(f"--trace-synapses must be a positive count of synapses per layer (leave it out for all), "
                          f"got {args.trace_synapses}")
     if args.traces:
-        from spikehebb.lifetimes import MODELS_DIR
+        from spikehebb.lifetimes import is_shipped_model
 
-        if Path(path).resolve().parent == MODELS_DIR.resolve():
+        if is_shipped_model(path):
             raise ValueError(f"{path} is a shipped model and --traces would write into it; copy it first: "
                              f"cp {path} runs/ && spikehebb evaluate runs/{Path(path).name} --traces")
     # The writer lock, taken before the test lifetimes: a run another process writes fails now, not after them.
@@ -454,9 +454,9 @@ def _evaluate_and_trace(path, args, config, params, variants, store) -> str:
 
 def _refuse_to_write_beside_a_model(path: str | Path, command: str, suffix: str) -> None:
     """A shipped model's figures and pages go where the user says, not into models/."""
-    from spikehebb.lifetimes import MODELS_DIR
+    from spikehebb.lifetimes import is_shipped_model
 
-    if Path(path).resolve().parent == MODELS_DIR.resolve():
+    if is_shipped_model(path):
         raise ValueError(f"{path} is a shipped model and {command} would write beside it; give -o, e.g. "
                          f"-o runs/{Path(path).stem}{suffix}")
 

@@ -59,6 +59,14 @@ MAX_WORKER_FAILURES = 3
 WorkerFactory = Callable[[WorkerSpec], Worker]
 
 
+def checked_max_failures(value) -> int:
+    """``max_failures`` of a pool (deaths in a row of one request before giving up), checked: a
+    pool that may never run a request again is refused in one line."""
+    if not (isinstance(value, int) and value >= 1):
+        raise ValueError(f"max_failures must be a positive integer, got {value!r}")
+    return value
+
+
 def _chunk_sampler(sampler, keys: list):
     """The part of the generation's sampler a worker needs for ``keys``: a
     :class:`~spikehebb.es.PopulationSampler` sends only their rows, compact samplers go whole."""
@@ -316,9 +324,7 @@ class ProcessEvaluator(_Evaluator):
     ):
         super().__init__(spec, workers if workers is not None else os.cpu_count() or 1)
         _check_main_is_importable()
-        if not (isinstance(max_failures, int) and max_failures >= 1):
-            raise ValueError(f"max_failures must be a positive integer, got {max_failures!r}")
-        self.max_failures = int(max_failures)
+        self.max_failures = checked_max_failures(max_failures)
         self.restarts = 0
         """Worker processes replaced after they died."""
         self._factory = worker_factory
@@ -563,6 +569,7 @@ class RayEvaluator(_Evaluator):
         max_failures: int = MAX_WORKER_FAILURES,
         **ray_init_kwargs,
     ):
+        max_failures = checked_max_failures(max_failures)  # before Ray starts
         try:
             import ray
         except ImportError:
@@ -578,9 +585,7 @@ class RayEvaluator(_Evaluator):
         if workers is None:
             workers = os.cpu_count() if address is None else int(ray.cluster_resources().get("CPU", 1))
         super().__init__(spec, workers)
-        if not (isinstance(max_failures, int) and max_failures >= 1):
-            raise ValueError(f"max_failures must be a positive integer, got {max_failures!r}")
-        self.max_failures = int(max_failures)
+        self.max_failures = max_failures
         self.restarts = 0
         """Actors replaced after they died."""
         self._factory = worker_factory

@@ -45,6 +45,11 @@ def resolve_run(run_or_model: str | Path) -> Path:
     )
 
 
+def is_shipped_model(path: str | Path) -> bool:
+    """Whether ``path`` lies in :data:`MODELS_DIR`, where commands read but never write."""
+    return Path(path).resolve().parent == MODELS_DIR.resolve()
+
+
 def run_label(run: str | Path) -> str:
     """How tables name a run's controller: ``"Hebbian ABCD_lr"`` or ``"static"``."""
     config, _ = load_run(resolve_run(run))

@@ -231,3 +231,13 @@ def test_a_pool_that_could_never_run_a_request_is_refused():
     for bad in (0, -1, 1.5):
         with pytest.raises(ValueError, match=f"max_failures must be a positive integer, got {bad}"):
             ProcessEvaluator(SPEC, workers=1, max_failures=bad)
+
+
+def test_ray_refuses_a_bad_max_failures_before_it_starts_ray():
+    ray = pytest.importorskip("ray")
+    from spikehebb.evaluators import RayEvaluator
+
+    before = ray.is_initialized()
+    with pytest.raises(ValueError, match="max_failures must be a positive integer, got 0"):
+        RayEvaluator(SPEC, workers=1, max_failures=0)
+    assert ray.is_initialized() == before  # not started for a pool it would refuse
