@@ -529,10 +529,14 @@ class TrainConfig:
                 d[name] = kind(**sub)
         return cls(**d)
 
+    def changed(self, other: "TrainConfig") -> dict[str, tuple[Any, Any]]:
+        """``{"section.field": (mine, other's)}`` for every setting that differs (flattened, sorted)."""
+        mine, theirs = _flatten(self.to_dict()), _flatten(other.to_dict())
+        return {k: (mine.get(k), theirs.get(k)) for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)}
+
     def differences(self, other: "TrainConfig") -> list[str]:
         """``"section.field: mine -> other's"`` for every setting that differs (flattened)."""
-        mine, theirs = _flatten(self.to_dict()), _flatten(other.to_dict())
-        return [f"{k}: {mine.get(k)!r} -> {theirs.get(k)!r}" for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
+        return [f"{k}: {a!r} -> {b!r}" for k, (a, b) in self.changed(other).items()]
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:

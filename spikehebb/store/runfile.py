@@ -563,8 +563,8 @@ class RunStore:
                 f"{s.name} population {s.popsize}, seed {config.seed}, {config.generations} generations")
         fixed = ("task.name", "task.train_variants", "agent.kind", "agent.rule", "strategy.name", "strategy.popsize",
                  "seed", "generations", "runs_dir", "run_name")
-        changed = [(d.split(": ")[0], d.split(" -> ")[-1]) for d in TrainConfig().differences(config)]
-        other = [f"{key} {value}" for key, value in changed if key not in fixed and not key.startswith("evaluator.")]
+        other = [f"{key} {value!r}" for key, (_, value) in TrainConfig().changed(config).items()
+                 if key not in fixed and not key.startswith("evaluator.")]
         return head + ("; also " + ", ".join(other) if other else "")
 
     def summary(self) -> str:
