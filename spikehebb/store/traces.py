@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NoReturn, Sequence
 
 import h5py
 import numpy as np
@@ -96,14 +96,11 @@ class TraceWriter:
                 self._txn.file.attrs["format_version"] = FORMAT_VERSION
                 self._txn.file.attrs["spikehebb_version"] = __version__
         except BaseException as e:
-            if self._txn is not None:
-                self._txn.abort()
-                self._txn = None
-            if self._own_lock:
-                self._lock.release()
-            if isinstance(e, Exception):
-                _raise_translated(e, self.path, "record traces into", None, None)
-            raise
+            try:
+                self._discard(e)
+            finally:
+                if self._own_lock:
+                    self._lock.release()
         self._samples = [self._sample(l, a * b) for l, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), 1)]
         self._open_episode: EpisodeTrace | None = None
 
@@ -140,17 +137,24 @@ class TraceWriter:
             try:
                 if self._open_episode is not None:
                     self._open_episode.end()
-            except BaseException as e:  # e.g. a full disk in the last flush: discard the copy, file as it was
-                txn.abort()
-                if isinstance(e, Exception):
-                    _raise_translated(e, self.path, "record traces into", None, None)
-                raise
+            except BaseException as e:  # e.g. a full disk in the last flush
+                self._discard(e)
             txn.commit()  # aborts (no .tmp left) and raises RunFileWriteError itself when it fails
         finally:
             self._txn = None
             self._open_episode = None
             if self._own_lock:
                 self._lock.release()
+
+    def _discard(self, err: BaseException) -> NoReturn:
+        """Discard the copy (``path`` stays as it was) and raise ``err``, a write failure as the
+        one-line :class:`RunFileWriteError` that names the file; the caller releases the lock."""
+        if self._txn is not None:
+            self._txn.abort()
+            self._txn = None
+        if isinstance(err, Exception):
+            _raise_translated(err, self.path, "record traces into", None, None)
+        raise err
 
     def abort(self) -> None:
         """Discard everything recorded by this writer; ``path`` stays as it was."""
