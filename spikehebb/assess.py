@@ -179,14 +179,14 @@ def record_traces(
     synapses per layer instead of all. ``overwrite``: replace the traces the file already holds
     for these variants; the old ones are kept unless the new ones are written completely (one
     transaction). ``store``: the run opened for writing (``RunStore.open(path, "a")``) by a caller
-    that took the writer lock already; it stays open. Returns the file written."""
+    that took the writer lock already; it stays open (not with ``into``). Returns the file written."""
     if int(episodes) < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
     if synapses is not None and int(synapses) < 1:
         raise ValueError(f"synapses must be None (all) or a positive count, got {synapses}")
+    if into is not None and store is not None:
+        raise ValueError("record_traces writes into the run file through store, or into a traces file: give store or into, not both")
     target = Path(into) if into is not None else Path(path)
-    if into is not None:
-        store = None
     own_store = into is None and store is None
     if own_store:
         store = RunStore.open(path, "a")  # the writer lock, taken before any lifetime runs

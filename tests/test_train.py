@@ -144,6 +144,14 @@ def test_traces_record_the_lifetime_that_assess_scores(tmp_path):
         assert np.abs(w[0]).max() <= 0.1 and not np.array_equal(w[0], w[-1])
 
 
+def test_record_traces_refuses_a_store_beside_a_traces_file(tmp_path):
+    path = train(tiny(tmp_path, generations=1), progress=False)
+    config, best = load_run(path)
+    with RunStore.open(path, "a") as store, pytest.raises(ValueError, match="give store or into, not both"):
+        record_traces(path, config, best, ["damage_left"], into=tmp_path / "traces.h5", store=store)
+    assert not (tmp_path / "traces.h5").exists()
+
+
 def test_cli_train_inspect_evaluate_plot(tmp_path, capsys):
     runs = tmp_path / "runs"
     assert cli_main(["train", "--popsize", "4", "--generations", "1", "--max-env-steps", "50",
