@@ -1,7 +1,7 @@
-"""Ship an ant rule: select it from a training run and remake every figure the README shows of it.
+"""Ship an ant rule: select it from a training run and remake every figure the docs show of it.
 
-One command for what the README's "The shipped rule" and "Watching what the rule does" sections
-were made with, each step the command line they quote:
+One command for what the README's results table and docs/results.md's "The ant" and "What the
+shipped rule does during a lifetime" sections were made with, each step the command line they quote:
 
     python experiments/ship_ant.py models/training/ant_ABCD_lr_paper_pop200_s0.h5 --dry-run
     python experiments/ship_ant.py runs/paper/ant_ABCD_lr_paper_pop200_s0.h5 --workers 2
@@ -12,7 +12,7 @@ Steps, in order (``--steps`` picks some): ``select`` (the model, its card and tr
 recorded lifetime on a copy of the model; its norms figure to ``docs/img/``), ``recovery``
 (``perturb_ant.py`` at step 480, the front-right leg at 480, redraws at 200 and 700),
 ``weights_by_body`` and ``bodies`` (each stored mean on all six bodies). Every step's output goes
-to ``--log-dir``/STEP.log (the numbers to put in the README). A step is skipped when its files
+to ``--log-dir``/STEP.log (the numbers to put in README.md and docs/results.md). A step is skipped when its files
 exist and it made them, recorded beside its log, from what they are made from as it is now (the
 run file for ``select`` and ``bodies``, the model for the rest: its SHA-256), unless ``--force``.
 ``spikehebb select`` does not overwrite a model: remove the old one first (it stays in git

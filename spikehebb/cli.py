@@ -24,8 +24,8 @@ from spikehebb.rules import RULES
 
 #: Najarro & Risi 2020's ant settings (``--paper``).
 PAPER = dict(popsize=500, generations=300, max_env_steps=1000, lr=0.2, sigma=0.1, train_variants=("default", "damage_right"))
-#: The default: a run that learns within 10 minutes on 2 cores (chosen by measurement, README
-#: "Results so far"): the whole body only, population 64, 60 generations of 1,000-step lifetimes,
+#: The default: a run that learns within 10 minutes on 2 cores (chosen by measurement,
+#: docs/results.md): the whole body only, population 64, 60 generations of 1,000-step lifetimes,
 #: the paper's lr scaled to population 64 (lr * sqrt(64 / 500), experiments/variance_study.py).
 SHORT = dict(popsize=64, generations=60, max_env_steps=1000, train_variants=("default",), lr_reference_popsize=500)
 #: Najarro & Risi 2020's car settings: population 200 on the default track, 1,000-step episodes,

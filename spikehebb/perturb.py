@@ -154,7 +154,7 @@ TABLE_COLUMNS = (
     "model", "perturbation", "walking before / lifetimes", "speed before (m/s)", "recovered",
     f"in < {PAPER_STEPS} steps", "median steps to recover", f"speed in the last {END_STEPS} steps (m/s)",
 )
-"""The recovery table's columns, in order (README, ``perturb_ant.py``, ``spikehebb report``)."""
+"""The recovery table's columns, in order (docs/results.md, ``perturb_ant.py``, ``spikehebb report``)."""
 
 
 def table_cells(r: Summary) -> tuple[str, ...]:
@@ -164,7 +164,7 @@ def table_cells(r: Summary) -> tuple[str, ...]:
 
 
 def markdown_table(rows: Sequence[Summary]) -> str:
-    """The recovery table in Markdown (README, report)."""
+    """The recovery table in Markdown (docs/results.md, report)."""
     lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + " --- |" * len(TABLE_COLUMNS)]
     lines += ["| " + " | ".join(table_cells(r)) + " |" for r in rows]
     return "\n".join(lines)

@@ -261,7 +261,7 @@ def test_lower_variance_options(tmp_path):
     config = config_from_args(parser.parse_args(["--popsize", "8", "--paired-seeds", "--scale-lr", "500"]))
     assert config.strategy.paired_seeds and config.worker_spec().paired_seeds
     assert config.strategy.effective_lr == pytest.approx(0.2 * (8 / 500) ** 0.5)
-    # the short default scales lr by 500 (README "Results so far"); --lr or --scale-lr 0 turn that
+    # the short default scales lr by 500 (docs/results.md); --lr or --scale-lr 0 turn that
     # off, and --paper keeps the paper's lr 0.2 at population 500
     assert config_from_args(parser.parse_args([])).strategy == StrategyConfig(popsize=64, lr_reference_popsize=500)
     assert config_from_args(parser.parse_args([])).strategy.effective_lr == pytest.approx(0.2 * (64 / 500) ** 0.5)

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCUMENTS = ("README.md", "models/README.md", "docs/design.md", "docs/run-file.md")
+#: Every markdown document a user reads: the README, the docs and the model cards.
+DOCUMENTS = tuple(["README.md"] + sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))
+                  + sorted(str(p.relative_to(ROOT)) for p in (ROOT / "models").glob("*.md")))
 STARTS = ("spikehebb ", "python experiments/")
 
 
@@ -78,6 +80,42 @@ def parse_only(monkeypatch, command: str) -> str | None:
     except SystemExit:
         return errors[0] if errors else "exited before parsing"
     return "returned without parsing"
+
+
+def test_every_document_is_checked():
+    assert {"README.md", "docs/design.md", "docs/results.md", "docs/benchmarks.md", "models/README.md",
+            "models/ant_abcd_lr.md"} <= set(DOCUMENTS)
+
+
+def local_links(text: str) -> list[str]:
+    """The targets of ``text``'s markdown links and images that point into the repository
+    (not web addresses), each with its ``#anchor``."""
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    return [t for t in re.findall(r"\]\(([^)\s]+)\)", prose) if not re.match(r"[a-z]+:", t)]
+
+
+def anchors(text: str) -> set[str]:
+    """GitHub's anchors of ``text``'s headings: lower case, punctuation dropped, spaces as dashes."""
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+ (.*)$", re.sub(r"```.*?```", "", text, flags=re.S), re.M)}
+
+
+def test_anchors_are_githubs():
+    assert anchors("# The ant: the paper's run\n## Palm et al.'s baselines\n") == {
+        "the-ant-the-papers-run", "palm-et-als-baselines"}
+    assert local_links("[a](docs/x.md#y) ![b](img/c.png) [w](https://e.org/z)\n```\n[no](code.md)\n```") == [
+        "docs/x.md#y", "img/c.png"]
+
+
+@pytest.mark.parametrize("name", DOCUMENTS)
+def test_every_link_and_image_of_a_document_is_there(name):
+    here = ROOT / name
+    for target in local_links(here.read_text()):
+        path, _, anchor = target.partition("#")
+        file = (here.parent / path).resolve() if path else here
+        assert file.is_file(), f"{name} links to {target}, which does not exist"
+        if anchor and file.suffix == ".md":
+            assert anchor in anchors(file.read_text()), f"{name} links to {target}: no such heading"
 
 
 def test_the_documents_show_commands_to_check():

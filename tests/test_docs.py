@@ -48,6 +48,15 @@ def test_run_file_snippets_run_as_written(tmp_path, monkeypatch):
     assert namespace["b"].get_ylabel() == "approach to target (m)"
 
 
+def test_the_readme_layouts_snippet_runs_as_written():
+    (block,) = python_blocks(ROOT / "README.md")
+    namespace = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    outputs, net = namespace["outputs"], namespace["net"]
+    assert outputs.shape == (16, 8) and np.all(np.abs(outputs) <= 1) and np.any(outputs != 0)
+    assert [w.shape for w in net.weights] == [(16, 28, 128), (16, 128, 64), (16, 64, 8)]
+
+
 def every_parser():
     """The spikehebb parser and its subcommands' parsers, captured from cli.main."""
     captured = {}

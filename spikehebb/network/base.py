@@ -20,7 +20,8 @@ order (:mod:`spikehebb.network.constraints`; the car divides every layer by its 
 
 Options of every backend (all off by default, which is the paper's network bit for bit):
 
-- ``rule_every=K``, ``rate_tau=TAU`` (Dittrich et al. 2026, "Hebbian Attractor Networks"):
+- ``rule_every=K``, ``rate_tau=TAU`` (after Dittrich et al. 2026, "Hebbian Attractor Networks", whose
+  average is a window and who also normalise each layer's weights):
   every unit keeps a moving average of its rate, ``rbar <- rbar + (r - rbar) / TAU`` after each
   forward pass (rbar starts at 0 with each lifetime), and the rule reads rbar instead of r; the
   rule fires on a member's network steps t = K-1, 2K-1, ... of its lifetime (a gate g = 1 then,

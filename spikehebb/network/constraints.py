@@ -50,7 +50,7 @@ does:
 E/I balance (``balance=True``, the Dale modes' default through ``AgentConfig.dale_balance``):
 unit i of a layer of n units, n_E excitatory and n_I inhibitory, sends with gain g_i = n / (2 n_E)
 if excitatory and n / (2 n_I) if inhibitory (80% E: 0.625 and 2.5, inhibition 4x as strong per
-synapse, Brunel 2000's g = N_E / N_I). The E and I efficacies a unit receives then sum alike in
+synapse: Brunel 2000's relative inhibition g at its balance point N_E / N_I). The E and I efficacies a unit receives then sum alike in
 expectation, at the start of a lifetime and whatever the rule grows, since the rule's statistics
 do not depend on the sign, and their total is the unconstrained network's. Without it a mostly
 excitatory layer drives every unit positive: measured on the ant with 80% E, every rate and
