@@ -65,7 +65,7 @@ def steps_to(history: dict, threshold: float) -> int | None:
 
 
 def markdown_table(args, results) -> str:
-    """The README's table: per arm its lr, seeds, env steps per run, the env steps at which the
+    """docs/results.md's variance-study table: per arm its lr, seeds, env steps per run, the env steps at which the
     population mean first reached 100 and 500 (per seed), the test of the final mean per seed (mean ± std
     over the lifetimes) and the mean over seeds."""
     lines = ["| arm | lr | seeds | env steps per run | population mean reached 100 at (per seed) | ... 500 at "

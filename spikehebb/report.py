@@ -32,7 +32,7 @@ from matplotlib.figure import Figure
 from spikehebb import __version__
 
 #: Najarro & Risi 2020, Table 1 (100 rollouts each): mean ± std per morphology, keyed by the
-#: (task, agent kind, rule) they were measured with; the README quotes the same numbers.
+#: (task, agent kind, rule) they were measured with; README.md and docs/results.md quote the same numbers.
 PAPER = {
     ("ant", "hebbian", "ABCD_lr"): {"default": (1051, 113), "damage_right": (1019, 116), "damage_left": (452, 95)},
     ("ant", "static", None): {"default": (1604, 171), "damage_right": (1431, 54), "damage_left": (68, 56)},
