@@ -78,6 +78,8 @@ class Lifetimes:
         early_ends: False: lifetimes end only at the step limit, as ``evaluate --no-early-end``
             runs them (:func:`spikehebb.assess.without_early_ends`).
         decoder: wraps the task's decoder: ``decoder(task_decoder) -> decoder``, called once.
+        wrap_env: wraps every env the lifetimes make: ``wrap_env(env) -> env`` (e.g.
+            :class:`spikehebb.envs.mirror.MirroredAnt`).
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class Lifetimes:
         max_env_steps: int | None = None,
         early_ends: bool = True,
         decoder: Callable[[Callable], Callable] | None = None,
+        wrap_env: Callable[[gymnasium.Env], gymnasium.Env] | None = None,
     ):
         self.path = resolve_run(run)
         self.config, self.params = load_run(self.path, which)
@@ -99,6 +102,9 @@ class Lifetimes:
         if max_env_steps is not None:
             task = task.replace(episode={"max_env_steps": int(max_env_steps)})
         make_env = task.make_env
+        if wrap_env is not None:
+            task_make_env = make_env
+            make_env = lambda variant, **kw: wrap_env(task_make_env(variant, **kw))  # noqa: E731
         task = task.replace(make_env=lambda variant, **kw: _StepReward(make_env(variant, **kw)))
         if decoder is not None:
             task_decoder = task.decoder

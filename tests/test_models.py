@@ -286,3 +286,36 @@ def test_inspect_says_the_runs_settings_in_one_line_with_what_is_not_the_default
     line = next(l for l in RunStore.open(run).summary().splitlines() if l.startswith("config: "))
     assert line.startswith("config: task ant on default, agent hebbian A, openai-es population 4, seed 0, 5 generations; also ")
     assert "task.max_env_steps 60" in line and "snapshot_every 2" in line and "evaluator" not in line
+
+
+def test_mirror_ant_scores_the_evaluated_lifetimes_as_themselves_and_their_mirror_through_it(run, tmp_path, capsys):
+    """experiments/mirror_ant.py: as itself, a body scores what `evaluate` scores for the same test
+    lifetimes; through the mirror, those lifetimes with the env wrapped in MirroredAnt, which
+    changes them; bad input is one line."""
+    import importlib.util
+    from pathlib import Path
+
+    from spikehebb.envs.mirror import MirroredAnt
+    from spikehebb.lifetimes import Lifetimes
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "mirror_ant.py"
+    spec = importlib.util.spec_from_file_location("mirror_ant", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    out = tmp_path / "mirror.json"
+    script.main([str(run), "--variants", "damage_left", "--episodes", "3", "--batch-size", "2", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    config, params = load_run(run)
+    evaluated = assess(config, params, ["damage_left"], episodes=3)[0].fitness
+    np.testing.assert_allclose(saved["plain"]["damage_left"], evaluated)
+
+    with Lifetimes(run, batch_size=3, wrap_env=MirroredAnt) as lives:  # the map itself: tests/envs/test_mirror.py
+        by_hand = lives.run("damage_left", range(3)).fitness
+    np.testing.assert_allclose(saved["mirrored"]["damage_left"], by_hand)
+    assert not np.allclose(saved["mirrored"]["damage_left"], evaluated)
+    assert "| `damage_left` |" in capsys.readouterr().out
+
+    with pytest.raises(SystemExit) as exit_:
+        script.main([str(run), "--variants", "palm_damage_right"])
+    assert exit_.value.code == 2 and "no preset is the mirror image of palm_damage_right" in capsys.readouterr().err
