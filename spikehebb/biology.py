@@ -67,6 +67,13 @@ def check_agent_task(agent, task) -> None:
         # the rule acts on a latent v (w = link(v)); a constraint on w after it would not reach v
         raise ValueError(f"--dale-mode {agent.dale_mode} acts on a latent weight that task {task.name!r}'s "
                          f"{', '.join(task.constraints)} cannot reach: use --dale-mode clip")
+    if getattr(agent, "coefficient_rows", None) == "mirror":
+        from spikehebb.agents.mirror import unit_mirror
+
+        try:
+            unit_mirror(task.sizes)
+        except ValueError as err:
+            raise ValueError(f"--coefficient-rows mirror on task {task.name!r}: {err}") from None
     if getattr(agent, "kind", None) == "lif" and task.activation == "rtanh":
         raise ValueError("--positive is an option of rate networks: a lif agent's rates are signed "
                          "(on minus off neurons), so its paired actions would leave [-1, 1]")

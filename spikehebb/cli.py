@@ -71,10 +71,12 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
     g.add_argument("--first-input", choices=("settled", "reset"),
                    help="what the network sees at its first step: the observation after the burn-in (settled, "
                         "default) or the one env.reset() returned before it (reset), as the authors' code did")
-    g.add_argument("--coefficient-rows", choices=("per_synapse", "i_plus_j"),
+    g.add_argument("--coefficient-rows", choices=("per_synapse", "i_plus_j", "mirror"),
                    help="which coefficient row of its layer synapse (i, j) reads: its own (per_synapse, the paper's "
-                        "text, default) or row i + j, as the authors' published code did before its fix of "
-                        "2020-10-13 (synapses on an anti-diagonal share a rule: 417 rules on the ant)")
+                        "text, default); row i + j, as the authors' published code did before its fix of "
+                        "2020-10-13 (synapses on an anti-diagonal share a rule: 417 rules on the ant); or, on the "
+                        "ant, the row of it or its left-right mirror synapse, with signs (mirror: lifetimes on "
+                        "mirror-image bodies are mirror images, so damage_left gets what damage_right learns)")
     g.add_argument("--backend", choices=("brian2", "numpy"),
                    help="network backend: the rule as Brian2 equations compiled to C++, or batched NumPy (default: brian2)")
     g.add_argument("--strategy", choices=STRATEGY_NAMES,

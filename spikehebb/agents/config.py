@@ -33,7 +33,10 @@ class AgentConfig:
         (:data:`spikehebb.agents.hebbian.COEFFICIENT_ROWS`): "per_synapse", its own row
         ``n_post * i + j`` (the paper's text, default); "i_plus_j", row ``i + j``, as the authors'
         published code did until its fix of 2020-10-13, so that synapses on an anti-diagonal
-        share one rule (417 rules on the ant's 28-128-64-8 network).
+        share one rule (417 rules on the ant's 28-128-64-8 network); "mirror", every synapse
+        shares its rule with its left-right mirror synapse, with the signs that make lifetimes on
+        mirror-image bodies mirror images (:mod:`spikehebb.agents.mirror`; the Ant's network
+        only; 6,144 rules).
     """
 
     kind: str = "hebbian"
@@ -95,6 +98,14 @@ class AgentConfig:
         if self.coefficient_rows != "per_synapse" and self.kind != "hebbian":
             raise ValueError(f"coefficient_rows={self.coefficient_rows!r} is an option of Hebbian rate networks, "
                              f"not of a {self.kind} agent")
+        if self.coefficient_rows == "mirror":
+            broken = [what for what, on in (("Dale's law (its E/I signs are drawn per unit, not per mirror pair)",
+                                              self.dale is not None),
+                                             ("evolved initial weights (--coevolve: not tied to their mirror)",
+                                              self.evolve_initial_weights)) if on]
+            if broken:
+                raise ValueError(f"mirror-symmetric rules with {' and '.join(broken)} would not be mirror-symmetric: "
+                                 "drop one of the two")
 
     def _check_biology(self, takes_rule: bool) -> None:
         from spikehebb.biology import DALE_MODES, check_dale_fraction
@@ -125,10 +136,10 @@ class AgentConfig:
     @property
     def label(self) -> str:
         """A short name for tables and file names: the rule (``_iplusj`` added for the authors'
-        coefficient rows), or the kind."""
+        coefficient rows, ``_mirror`` for mirror-symmetric ones), or the kind."""
         if self.kind != "hebbian":
             return self.kind
-        return self.network_rule + ("_iplusj" if self.coefficient_rows == "i_plus_j" else "")
+        return self.network_rule + {"i_plus_j": "_iplusj", "mirror": "_mirror"}.get(self.coefficient_rows, "")
 
     @property
     def network_rule(self) -> str | None:

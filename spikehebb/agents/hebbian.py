@@ -41,15 +41,35 @@ def _rows_i_plus_j(n_pre: int, n_post: int) -> np.ndarray:
     return np.add.outer(np.arange(n_pre), np.arange(n_post))
 
 
-#: Which coefficient row of its layer each synapse (i, j) reads, as an ``(n_pre, n_post)`` array of
-#: row numbers; None: its own row (``n_post * i + j``, the genome's layout as it is).
-COEFFICIENT_ROWS = {"per_synapse": None, "i_plus_j": _rows_i_plus_j}
+def _i_plus_j(sizes: Sequence[int], rule: str) -> list[tuple[np.ndarray, None]]:
+    return [(_rows_i_plus_j(a, b), None) for a, b in _weight_shapes(sizes)]
 
 
-def distinct_rules(sizes: Sequence[int], coefficient_rows: str) -> int:
+def _mirror(sizes: Sequence[int], rule: str):
+    from spikehebb.agents.mirror import mirror_rows
+
+    return mirror_rows(sizes, rule)
+
+
+#: Which coefficient row of its layer each synapse (i, j) reads: ``rows(sizes, rule)`` gives per
+#: weight layer the row numbers ``(n_pre, n_post)`` and a factor per field ``(n_pre, n_post, k)``
+#: or None (1); None for the registry's "per_synapse": its own row (``n_post * i + j``, the
+#: genome's layout as it is).
+COEFFICIENT_ROWS = {"per_synapse": None, "i_plus_j": _i_plus_j, "mirror": _mirror}
+
+
+def distinct_rules(sizes: Sequence[int], coefficient_rows: str, rule: str = "ABCD_lr") -> int:
     """How many different coefficient rows the network reads (one rule per row)."""
     rows = COEFFICIENT_ROWS[coefficient_rows]
-    return sum(a * b if rows is None else np.unique(rows(a, b)).size for a, b in _weight_shapes(sizes))
+    if rows is None:
+        return sum(a * b for a, b in _weight_shapes(sizes))
+    return sum(np.unique(r).size for r, _ in rows(sizes, rule))
+
+
+def _read_rows(coefficients: np.ndarray, rows: np.ndarray, factors: np.ndarray | None) -> np.ndarray:
+    """A layer's coefficients ``(P, n_pre, n_post, k)`` as its synapses read them."""
+    read = coefficients.reshape(coefficients.shape[0], -1, coefficients.shape[-1])[:, rows]
+    return read if factors is None else read * factors
 
 
 class NetworkAgent:
@@ -79,7 +99,7 @@ class NetworkAgent:
         self.batch_size = int(batch_size)
         self.n_inputs, self.n_outputs = self.network.sizes[0], self.network.sizes[-1]
         rows = COEFFICIENT_ROWS[config.coefficient_rows]
-        self._rows = None if rows is None else [rows(a, b) for a, b in _weight_shapes(self.network.sizes)]
+        self._rows = None if rows is None else rows(self.network.sizes, rule)
 
     @staticmethod
     def rule_name(config: AgentConfig) -> str | None:
@@ -129,7 +149,7 @@ class NetworkAgent:
     def reset(self, parts: Mapping[str, Sequence[np.ndarray]], members: Sequence[int] | None = None) -> None:
         coefficients = parts.get("coefficients")
         if self._rows is not None and coefficients is not None:  # each synapse reads its row of the layer
-            coefficients = [c.reshape(c.shape[0], -1, c.shape[-1])[:, rows] for c, rows in zip(coefficients, self._rows)]
+            coefficients = [_read_rows(c, rows, factors) for c, (rows, factors) in zip(coefficients, self._rows)]
         self.network.reset(coefficients, parts["weights"], members)
 
     def step(self, inputs: np.ndarray, modulator: np.ndarray | None = None) -> np.ndarray:

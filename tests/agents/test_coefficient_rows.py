@@ -94,7 +94,7 @@ def test_the_ants_network_reads_417_rules_with_the_authors_rows():
 def test_bad_coefficient_rows_are_one_line_errors():
     import argparse
 
-    with pytest.raises(ValueError, match=r"unknown coefficient rows 'diagonal'; expected one of \('per_synapse', 'i_plus_j'\)"):
+    with pytest.raises(ValueError, match=r"unknown coefficient rows 'diagonal'; expected one of \('per_synapse', 'i_plus_j', 'mirror'\)"):
         AgentConfig(coefficient_rows="diagonal")
     with pytest.raises(ValueError, match="is an option of Hebbian rate networks, not of a static agent"):
         AgentConfig(kind="static", rule=None, coefficient_rows="i_plus_j")

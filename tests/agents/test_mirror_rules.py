@@ -1,0 +1,86 @@
+"""Mirror-symmetric rules (``coefficient_rows="mirror"``): a network whose synapses share their
+rule with their mirror synapses maps the mirror image of a lifetime (inputs and initial weights)
+to the mirror image of its outputs and weights, step after step."""
+
+import numpy as np
+import pytest
+
+from spikehebb.agents import AgentConfig, HebbianAgent
+from spikehebb.agents.hebbian import distinct_rules
+from spikehebb.agents.mirror import field_parities, mirror_rows, mirror_weights
+from spikehebb.envs.mirror import mirror_action, mirror_observation
+
+SIZES = (28, 12, 6, 8)  # the Ant's inputs and actions, small even hidden layers
+
+
+def lifetimes(config, coefficients, weights, inputs, modulators):
+    """Outputs (T, 8) and final weights of one lifetime, and of its mirror image."""
+    out = []
+    for w, xs in ((weights, inputs), (mirror_weights(weights, SIZES), mirror_observation(inputs))):
+        agent = HebbianAgent(config, SIZES, "tanh", 1)
+        agent.reset({"coefficients": coefficients, "weights": w})
+        ys = np.array([agent.step(x[None], None if m is None else np.array([m]))[0] for x, m in zip(xs, modulators)])
+        out.append((ys, [w.copy() for w in agent.weights()]))
+    return out
+
+
+@pytest.mark.parametrize("rule, modulated, backend", [
+    ("ABCD_lr", False, "numpy"), ("ABCD_lr", False, "brian2"), ("ABC", False, "numpy"), ("AD_lr", False, "numpy"),
+    ("ABCD_lr", True, "numpy"),
+])
+def test_the_mirror_of_a_lifetime_is_the_lifetime_of_the_mirror(rule, modulated, backend):
+    rng = np.random.default_rng(7)
+    config = AgentConfig(rule=rule, modulated=modulated, backend=backend, dtype="float64", coefficient_rows="mirror")
+    k = len(field_parities(config.network_rule))
+    coefficients = [rng.normal(0, 0.3, (1, a, b, k)) for a, b in zip(SIZES[:-1], SIZES[1:])]
+    weights = [rng.uniform(-0.1, 0.1, (1, a, b)) for a, b in zip(SIZES[:-1], SIZES[1:])]
+    inputs = rng.normal(0, 1, (15, 28))
+    modulators = rng.normal(0, 1, 15) if modulated else [None] * 15
+    (ys, ws), (ys_m, ws_m) = lifetimes(config, coefficients, weights, inputs, modulators)
+    assert np.abs(ys).max() > 0.1  # the network does something
+    np.testing.assert_allclose(ys_m, mirror_action(ys), rtol=1e-9, atol=1e-9)
+    for w, w0 in zip(ws, weights):
+        assert np.abs(w - w0).max() > 0.01  # the rule changed every layer
+    for w, w_m in zip(mirror_weights(ws, SIZES), ws_m):
+        np.testing.assert_allclose(w_m, w, rtol=1e-9, atol=1e-9)
+    # the same genome read per synapse is not mirror-symmetric
+    plain = AgentConfig(rule=rule, modulated=modulated, backend=backend, dtype="float64")
+    (ys, _), (ys_m, _) = lifetimes(plain, coefficients, weights, inputs, modulators)
+    assert np.abs(ys_m - mirror_action(ys)).max() > 1e-3
+
+
+def test_each_rule_is_read_by_a_synapse_and_its_mirror_with_the_signs_of_its_factors():
+    ant = (28, 128, 64, 8)
+    assert distinct_rules(ant, "mirror") == (28 * 128 + 128 * 64 + 64 * 8) // 2 == 6_144
+    signs = []
+    for rows, factors in mirror_rows(ant, "ABCD_lr"):
+        assert np.all(np.bincount(rows.ravel())[np.unique(rows)] == 2)
+        own = rows == np.arange(rows.size).reshape(rows.shape)
+        assert np.all(factors[own] == 1)
+        signs.append(set(np.unique(factors[~own])))
+    assert signs == [{-1.0, 1.0}, {1.0}, {-1.0, 1.0}]  # hidden units mirror without a sign
+    # eta, A (pre*post): no sign; B (pre): s_j; C (post): s_i; D: s_i s_j; the gated eta_m (mod*elig): none
+    assert field_parities("ABCD_lr") == [(0, 0), (0, 0), (0, 1), (1, 0), (1, 1)]
+    assert field_parities("ABCD_lr+mod")[-1] == (0, 0)
+    # input 1 (sin of the angle to the target, s = -1) to hidden unit 7, whose mirror unit is 1
+    rows, factors = mirror_rows(SIZES, "ABCD_lr")[0]
+    assert rows[1, 7] == 12 * 1 + 1 and factors[1, 7].tolist() == [1, 1, 1, -1, -1]
+
+
+def test_mirror_rows_are_refused_where_they_cannot_be_mirror_symmetric():
+    from spikehebb.cli import add_train_arguments, config_from_args
+    import argparse
+
+    assert AgentConfig(coefficient_rows="mirror").label == "ABCD_lr_mirror"
+    with pytest.raises(ValueError, match="with Dale's law .* would not be mirror-symmetric"):
+        AgentConfig(coefficient_rows="mirror", dale=0.8)
+    with pytest.raises(ValueError, match=r"with evolved initial weights \(--coevolve"):
+        AgentConfig(coefficient_rows="mirror", evolve_initial_weights=True)
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    assert config_from_args(parser.parse_args(["--coefficient-rows", "mirror"])).agent.coefficient_rows == "mirror"
+    with pytest.raises(ValueError, match=r"--coefficient-rows mirror on task 'ant': mirror-symmetric rules are the "
+                                         r"Ant's: .* got sizes \(56, 128, 64, 16\)"):
+        config_from_args(parser.parse_args(["--coefficient-rows", "mirror", "--positive"]))
+    with pytest.raises(ValueError, match="--coefficient-rows mirror on task 'car'"):
+        config_from_args(parser.parse_args(["--coefficient-rows", "mirror", "--task", "car"]))
