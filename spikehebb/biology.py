@@ -72,8 +72,11 @@ def check_agent_task(agent, task) -> None:
 
         try:
             unit_mirror(task.sizes)
+            if task.activation != "tanh":  # a unit's mirror image flips its sign: the activation must be odd
+                raise ValueError(f"mirror-symmetric rules need odd units (tanh), got {task.activation!r}")
         except ValueError as err:
-            raise ValueError(f"--coefficient-rows mirror on task {task.name!r}: {err}") from None
+            reason = " (--positive's on/off inputs and paired actions)" if task.activation == "rtanh" else ""
+            raise ValueError(f"--coefficient-rows mirror on task {task.name!r}{reason}: {err}") from None
     if getattr(agent, "kind", None) == "lif" and task.activation == "rtanh":
         raise ValueError("--positive is an option of rate networks: a lif agent's rates are signed "
                          "(on minus off neurons), so its paired actions would leave [-1, 1]")

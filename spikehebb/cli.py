@@ -439,7 +439,7 @@ def _evaluate_and_trace(path, args, config, params, variants, store) -> str:
                          f"anew, or plot them with `spikehebb plot {path} --traces`")
     workers = args.eval_workers or os.cpu_count() or 1
     results = assess(config, params, variants, args.episodes, workers, args.eval_steps)
-    label = f"Hebbian {config.agent.rule}" if config.agent.kind == "hebbian" else config.agent.kind
+    label = config.agent.controller_label
     if config.strategy.shares_rules:
         label += f", shared rules {config.strategy.label}"
     rules = config.task.make(full_length=True).episode
@@ -570,7 +570,7 @@ def run_select(args: argparse.Namespace) -> Path:
         config, params = load_run(path)
         task = config.task.make()
         results = assess(config, params, list(task.variants), args.test_episodes, workers)
-        label = f"Hebbian {config.agent.rule}" if config.agent.kind == "hebbian" else config.agent.kind
+        label = config.agent.controller_label
         print(format_table(results, label, config.task.name, task.episode.max_network_steps))
         curve = path.with_name(path.stem + "_curve.png")
         selection_figure(path).savefig(curve, dpi=100)

@@ -51,9 +51,9 @@ def is_shipped_model(path: str | Path) -> bool:
 
 
 def run_label(run: str | Path) -> str:
-    """How tables name a run's controller: ``"Hebbian ABCD_lr"`` or ``"static"``."""
+    """How tables name a run's controller (:attr:`AgentConfig.controller_label`)."""
     config, _ = load_run(resolve_run(run))
-    return f"Hebbian {config.agent.rule}" if config.agent.kind == "hebbian" else config.agent.kind
+    return config.agent.controller_label
 
 
 class _StepReward(gymnasium.Wrapper):
@@ -127,7 +127,7 @@ class Lifetimes:
     @property
     def label(self) -> str:
         """``"Hebbian ABCD_lr"``, ``"static"``, ...: how tables and frames name the controller."""
-        return f"Hebbian {self.agent.rule}" if self.agent.kind == "hebbian" else self.agent.kind
+        return self.agent.controller_label
 
     @property
     def static(self) -> bool:

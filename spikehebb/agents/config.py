@@ -142,6 +142,14 @@ class AgentConfig:
         return self.network_rule + {"i_plus_j": "_iplusj", "mirror": "_mirror"}.get(self.coefficient_rows, "")
 
     @property
+    def controller_label(self) -> str:
+        """How tables, frames and pages name the controller: ``"Hebbian ABCD_lr"`` (``_iplusj`` or
+        ``_mirror`` added for tied coefficient rows), or the kind (``"static"``, ``"lstm"``, ...)."""
+        if self.kind != "hebbian":
+            return self.kind
+        return f"Hebbian {self.rule}" + {"i_plus_j": "_iplusj", "mirror": "_mirror"}.get(self.coefficient_rows, "")
+
+    @property
     def network_rule(self) -> str | None:
         """The rule the network runs: ``rule``, or its three-factor version ``rule+mod``."""
         from spikehebb.rules import THREE_FACTOR_SUFFIX

@@ -22,6 +22,13 @@ physics engine's own asymmetries (contact order).
 Synapse (i, j) reads the genome row of whichever of (i, j) and its mirror synapse comes first in
 the layer (row ``n_post * i + j``), times the signs above; the other half of the rows is not read
 (as with ``i_plus_j``). No synapse is its own mirror: the hidden pairing has no fixed unit.
+
+A stored run says only ``coefficient_rows="mirror"``: it means exactly this pairing and the maps
+of :mod:`spikehebb.envs.mirror` (pinned by ``tests/agents/test_mirror_rules.py``); a different
+pairing needs a new name, or stored mirror runs would be read as other networks. The genome rows
+that are not read drift under the search's noise: read a run's coefficients as the network does
+(:data:`spikehebb.agents.hebbian.COEFFICIENT_ROWS`), not from the file's arrays directly. The
+modulator of a three-factor rule must be one the mirror leaves alone (the ant's progress term).
 """
 
 from __future__ import annotations

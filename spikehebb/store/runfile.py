@@ -584,6 +584,14 @@ class RunStore:
             f"network {'-'.join(map(str, self.sizes))}, {what}, {self.n_params:,} parameters, popsize {self.popsize}",
             _parameter_counts(self.sizes, self.rule),
         ]
+        rows = agent.get("coefficient_rows", "per_synapse")
+        if rows != "per_synapse" and self.rule:
+            from spikehebb.agents.hebbian import distinct_rules
+
+            n_rows = sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+            lines.append(f"coefficient rows {rows}: the synapses read {distinct_rules(self.sizes, rows, self.rule):,} of "
+                         f"the {n_rows:,} rows of the genome; the others are searched but never read "
+                         "(read the coefficients as the network does with spikehebb.agents.hebbian.COEFFICIENT_ROWS)")
         shared = self.shared_rules()
         if shared is not None:
             n_syn = sum(a.size for a in shared["assignment"])

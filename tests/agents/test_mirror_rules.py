@@ -26,7 +26,7 @@ def lifetimes(config, coefficients, weights, inputs, modulators):
 
 @pytest.mark.parametrize("rule, modulated, backend", [
     ("ABCD_lr", False, "numpy"), ("ABCD_lr", False, "brian2"), ("ABC", False, "numpy"), ("AD_lr", False, "numpy"),
-    ("ABCD_lr", True, "numpy"),
+    ("ABCD_lr", True, "numpy"), ("ABCD_lr", True, "brian2"),
 ])
 def test_the_mirror_of_a_lifetime_is_the_lifetime_of_the_mirror(rule, modulated, backend):
     rng = np.random.default_rng(7)
@@ -79,8 +79,21 @@ def test_mirror_rows_are_refused_where_they_cannot_be_mirror_symmetric():
     parser = argparse.ArgumentParser()
     add_train_arguments(parser)
     assert config_from_args(parser.parse_args(["--coefficient-rows", "mirror"])).agent.coefficient_rows == "mirror"
-    with pytest.raises(ValueError, match=r"--coefficient-rows mirror on task 'ant': mirror-symmetric rules are the "
+    with pytest.raises(ValueError, match=r"--coefficient-rows mirror on task 'ant' \(--positive's on/off inputs and "
+                                         r"paired actions\): mirror-symmetric rules are the "
                                          r"Ant's: .* got sizes \(56, 128, 64, 16\)"):
         config_from_args(parser.parse_args(["--coefficient-rows", "mirror", "--positive"]))
     with pytest.raises(ValueError, match="--coefficient-rows mirror on task 'car'"):
         config_from_args(parser.parse_args(["--coefficient-rows", "mirror", "--task", "car"]))
+
+
+def test_the_ants_mirror_rows_are_pinned():
+    """A stored run says only coefficient_rows="mirror": these arrays are what it means. Changing
+    them reads every stored mirror run as another network; give a new pairing a new name."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for rows, factors in mirror_rows((28, 128, 64, 8), "ABCD_lr+mod"):
+        digest.update(rows.astype("<i8").tobytes())
+        digest.update(factors.astype("<f8").tobytes())
+    assert digest.hexdigest()[:16] == "73eaaa896b450a1c"
