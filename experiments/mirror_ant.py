@@ -10,7 +10,7 @@ what it scores on ``damage_right`` as itself. Prints the table (mean ± std over
 with the authors' early ends) and writes it with every lifetime's fitness to ``--out`` (JSON).
 
     python experiments/mirror_ant.py [MODEL] [--variants default damage_right damage_left]
-        [--episodes 20] [--out runs/mirror_ant.json]
+        [--episodes 20] [--batch-size 20] [--out runs/mirror_ant.json]
 """
 
 from __future__ import annotations

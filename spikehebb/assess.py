@@ -144,10 +144,12 @@ def format_table(
     :func:`without_early_ends`)."""
     n = len(results[0].fitness) if results else 0
     episodes = f"{n} episode" + "s" * (n != 1)
-    lines = [f"{'variant':<20} {'seen':<5} {label + f' ({episodes})':>26}  solved"]
+    head = label + f" ({episodes})"
+    width = max(26, len(head))  # "mean ± std" is 26 wide: a longer label widens the column
+    lines = [f"{'variant':<20} {'seen':<5} {head:>{width}}  solved"]
     for r in results:
         lines.append(
-            f"{r.variant:<20} {'yes' if r.trained_on else 'no':<5} {r.mean:>17.1f} ± {r.std:<6.1f}  "
+            f"{r.variant:<20} {'yes' if r.trained_on else 'no':<5} {r.mean:>{width - 9}.1f} ± {r.std:<6.1f}  "
             f"{'yes' if r.solved else 'no'}"
         )
     solved_at = results[0].solved_at if results else SOLVED_FITNESS

@@ -76,7 +76,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
                         "text, default); row i + j, as the authors' published code did before its fix of "
                         "2020-10-13 (synapses on an anti-diagonal share a rule: 417 rules on the ant); or, on the "
                         "ant, the row of it or its left-right mirror synapse, with signs (mirror: lifetimes on "
-                        "mirror-image bodies are mirror images, so damage_left gets what damage_right learns)")
+                        "mirror-image bodies are alike in distribution, so damage_left gets what damage_right learns)")
     g.add_argument("--backend", choices=("brian2", "numpy"),
                    help="network backend: the rule as Brian2 equations compiled to C++, or batched NumPy (default: brian2)")
     g.add_argument("--strategy", choices=STRATEGY_NAMES,

@@ -128,6 +128,9 @@ def test_table_explains_its_columns():
     assert "seen: the variant was trained on" in legend and "over 2 lifetimes" in legend
     assert "solved: mean fitness >= 100" in legend and "net approach to the target in m / 0.0165 s" in legend
     assert "at most 960 network steps" in legend
+    for label in ("Hebbian ABCD_lr", "Hebbian ABCD_lr_mirror, shared rules rho 128"):  # a long label widens its column
+        head, *rows = format_table(results, label, "ant", 960).splitlines()[:3]
+        assert all(row.index("±") + 10 == head.index("solved") for row in rows)
 
 
 def test_traces_again_need_overwrite_traces(tmp_path, capsys):

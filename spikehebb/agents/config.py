@@ -98,14 +98,12 @@ class AgentConfig:
         if self.coefficient_rows != "per_synapse" and self.kind != "hebbian":
             raise ValueError(f"coefficient_rows={self.coefficient_rows!r} is an option of Hebbian rate networks, "
                              f"not of a {self.kind} agent")
-        if self.coefficient_rows == "mirror":
-            broken = [what for what, on in (("Dale's law (its E/I signs are drawn per unit, not per mirror pair)",
-                                              self.dale is not None),
-                                             ("evolved initial weights (--coevolve: not tied to their mirror)",
-                                              self.evolve_initial_weights)) if on]
-            if broken:
-                raise ValueError(f"mirror-symmetric rules with {' and '.join(broken)} would not be mirror-symmetric: "
-                                 "drop one of the two")
+        if self.coefficient_rows == "mirror" and self.dale is not None:
+            raise ValueError("--coefficient-rows mirror with --dale: Dale's E/I signs are drawn per unit, not per "
+                             "mirror pair, so the network would not be mirror-symmetric; drop one of the two")
+        if self.coefficient_rows == "mirror" and self.evolve_initial_weights:
+            raise ValueError("--coefficient-rows mirror with --coevolve: the evolved initial weights are not tied to "
+                             "their mirror images, so the network would not be mirror-symmetric; drop one of the two")
 
     def _check_biology(self, takes_rule: bool) -> None:
         from spikehebb.biology import DALE_MODES, check_dale_fraction

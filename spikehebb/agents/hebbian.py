@@ -72,6 +72,17 @@ def _read_rows(coefficients: np.ndarray, rows: np.ndarray, factors: np.ndarray |
     return read if factors is None else read * factors
 
 
+def coefficients_as_read(config: AgentConfig, sizes: Sequence[int], coefficients: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The rule coefficients each synapse reads, per layer ``(P, n_pre, n_post, k)``, from the
+    genome's ``coefficients`` part (per layer ``(P, n_pre, n_post, k)``, as a run file stores it
+    with P = 1): the same arrays for per-synapse rows, the tied rows' gather (and, for ``mirror``,
+    signs) otherwise."""
+    rows = COEFFICIENT_ROWS[config.coefficient_rows]
+    if rows is None:
+        return [np.asarray(c) for c in coefficients]
+    return [_read_rows(np.asarray(c), r, f) for c, (r, f) in zip(coefficients, rows(sizes, config.network_rule))]
+
+
 class NetworkAgent:
     """An agent backed by one batched :class:`~spikehebb.network.PlasticNetwork`.
 

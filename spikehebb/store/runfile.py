@@ -591,7 +591,7 @@ class RunStore:
             n_rows = sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
             lines.append(f"coefficient rows {rows}: the synapses read {distinct_rules(self.sizes, rows, self.rule):,} of "
                          f"the {n_rows:,} rows of the genome; the others are searched but never read "
-                         "(read the coefficients as the network does with spikehebb.agents.hebbian.COEFFICIENT_ROWS)")
+                         "(spikehebb.agents.hebbian.coefficients_as_read gives what each synapse reads)")
         shared = self.shared_rules()
         if shared is not None:
             n_syn = sum(a.size for a in shared["assignment"])

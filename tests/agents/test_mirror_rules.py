@@ -72,9 +72,12 @@ def test_mirror_rows_are_refused_where_they_cannot_be_mirror_symmetric():
     import argparse
 
     assert AgentConfig(coefficient_rows="mirror").label == "ABCD_lr_mirror"
-    with pytest.raises(ValueError, match="with Dale's law .* would not be mirror-symmetric"):
+    assert AgentConfig(coefficient_rows="mirror").controller_label == "Hebbian ABCD_lr_mirror"
+    assert AgentConfig(coefficient_rows="i_plus_j", modulated=True).controller_label == "Hebbian ABCD_lr_iplusj"
+    assert AgentConfig(kind="static", rule=None).controller_label == "static"
+    with pytest.raises(ValueError, match="--coefficient-rows mirror with --dale: Dale's E/I signs are drawn per unit"):
         AgentConfig(coefficient_rows="mirror", dale=0.8)
-    with pytest.raises(ValueError, match=r"with evolved initial weights \(--coevolve"):
+    with pytest.raises(ValueError, match="--coefficient-rows mirror with --coevolve: the evolved initial weights"):
         AgentConfig(coefficient_rows="mirror", evolve_initial_weights=True)
     parser = argparse.ArgumentParser()
     add_train_arguments(parser)
@@ -97,3 +100,37 @@ def test_the_ants_mirror_rows_are_pinned():
         digest.update(rows.astype("<i8").tobytes())
         digest.update(factors.astype("<f8").tobytes())
     assert digest.hexdigest()[:16] == "73eaaa896b450a1c"
+
+
+def test_a_slot_armed_alone_reads_its_mirror_rows_as_the_whole_batch_does():
+    """reset(..., members=[m]) reads the tied rows as a reset of every slot does: a mirror agent
+    equals a per-synapse agent given coefficients_as_read, slot by slot."""
+    from spikehebb.agents.hebbian import coefficients_as_read
+
+    rng = np.random.default_rng(3)
+    B = 3
+    mirror = AgentConfig(backend="numpy", dtype="float64", coefficient_rows="mirror")
+    coefficients = [rng.normal(0, 0.3, (B, a, b, 5)) for a, b in zip(SIZES[:-1], SIZES[1:])]
+    weights = [rng.uniform(-0.1, 0.1, (B, a, b)) for a, b in zip(SIZES[:-1], SIZES[1:])]
+    tied = HebbianAgent(mirror, SIZES, "tanh", B)
+    plain = HebbianAgent(AgentConfig(backend="numpy", dtype="float64"), SIZES, "tanh", B)
+    tied.reset({"coefficients": coefficients, "weights": weights})
+    plain.reset({"coefficients": coefficients_as_read(mirror, SIZES, coefficients), "weights": weights})
+    fresh = [rng.normal(0, 0.3, (1, a, b, 5)) for a, b in zip(SIZES[:-1], SIZES[1:])]
+    fresh_w = [rng.uniform(-0.1, 0.1, (1, a, b)) for a, b in zip(SIZES[:-1], SIZES[1:])]
+    for t in range(6):
+        x = rng.normal(0, 1, (B, 28))
+        np.testing.assert_array_equal(tied.step(x), plain.step(x))
+        if t == 2:
+            tied.reset({"coefficients": fresh, "weights": fresh_w}, members=[1])
+            plain.reset({"coefficients": coefficients_as_read(mirror, SIZES, fresh), "weights": fresh_w}, members=[1])
+
+
+def test_inspect_says_how_many_rows_a_tied_run_reads(capsys):
+    from pathlib import Path
+
+    from spikehebb.cli import main
+
+    run = Path(__file__).resolve().parents[2] / "models" / "training" / "ant_ABCD_lr_iplusj_paper_pop200_s0.h5"
+    main(["inspect", str(run)])
+    assert "coefficient rows i_plus_j: the synapses read 417 of the 12,288 rows of the genome" in capsys.readouterr().out

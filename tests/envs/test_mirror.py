@@ -47,8 +47,8 @@ def test_the_mirror_body_driven_by_mirrored_actions_senses_the_mirrored_observat
         lopsided = 0  # steps whose feet touch in a pattern that is not its own mirror image
         for t in range(28):
             action = rng.uniform(-1, 1, 8).astype(np.float32)
-            obs, reward, *_, info = body.step(action)
-            obs_m, reward_m, *_, info_m = other.step(mirror_action(action))
+            obs, _, _, _, info = body.step(action)
+            obs_m, _, _, _, info_m = other.step(mirror_action(action))
             if t < 10:  # in the air: the same to a few float32 roundings of the joints' reset
                 np.testing.assert_allclose(obs_m, mirror_observation(obs), atol=1e-3)  # a wrong sign is off by ~0.1
                 if t > 0:  # step 0's progress counts from the potential before the joints were set
