@@ -35,7 +35,8 @@ PAPER_COMMAND = "spikehebb train --paper --popsize 200 --seed 0"
 GIF_BODIES = ("default", "damage_right", "damage_left")
 #: The runs drawn beside it in the bodies figure: the authors' shared coefficient rows and the
 #: static-weights baseline at the same settings.
-COMPARE = ("models/training/ant_ABCD_lr_iplusj_paper_pop200_s0.h5", "models/training/ant_static_fanin_paper_pop200_s0.h5")
+COMPARE = ("models/training/ant_ABCD_lr_iplusj_paper_pop200_s0.h5", "models/training/ant_static_fanin_paper_pop200_s0.h5",
+           "models/training/ant_ABCD_lr_mirror_paper_pop200_s0.h5")
 
 
 @dataclass
