@@ -28,15 +28,10 @@ from spikehebb.lifetimes import Lifetimes, resolve_run
 
 
 def fitness_of(run: str, variants: list[str], episodes: int, mirrored: bool, batch_size: int) -> dict[str, list[float]]:
-    """Each variant's test lifetimes 0 .. episodes-1, as itself or through the mirror."""
-    out = {}
+    """Each variant's test lifetimes 0 .. episodes-1, as itself or through the mirror (the
+    rollout lives them ``batch_size`` at a time, refilling each slot as its lifetime ends)."""
     with Lifetimes(run, batch_size=batch_size, wrap_env=MirroredAnt if mirrored else None) as lives:
-        for variant in variants:
-            fitness = []
-            for first in range(0, episodes, batch_size):
-                fitness.extend(lives.run(variant, range(first, min(first + batch_size, episodes))).fitness.tolist())
-            out[variant] = fitness
-    return out
+        return {variant: lives.run(variant, range(episodes)).fitness.tolist() for variant in variants}
 
 
 def table(run: str, variants: list[str], plain: dict, mirrored: dict) -> str:
