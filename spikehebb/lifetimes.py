@@ -101,11 +101,8 @@ class Lifetimes:
         task = self.config.task.make(full_length=max_env_steps is None)
         if max_env_steps is not None:
             task = task.replace(episode={"max_env_steps": int(max_env_steps)})
-        make_env = task.make_env
-        if wrap_env is not None:
-            task_make_env = make_env
-            make_env = lambda variant, **kw: wrap_env(task_make_env(variant, **kw))  # noqa: E731
-        task = task.replace(make_env=lambda variant, **kw: _StepReward(make_env(variant, **kw)))
+        make_env, wrap = task.make_env, wrap_env or (lambda env: env)
+        task = task.replace(make_env=lambda variant, **kw: _StepReward(wrap(make_env(variant, **kw))))
         if decoder is not None:
             task_decoder = task.decoder
             task = task.replace(decoder=lambda: decoder(task_decoder()))

@@ -137,7 +137,7 @@ class AgentConfig:
         coefficient rows, ``_mirror`` for mirror-symmetric ones), or the kind."""
         if self.kind != "hebbian":
             return self.kind
-        return self.network_rule + {"i_plus_j": "_iplusj", "mirror": "_mirror"}.get(self.coefficient_rows, "")
+        return self.network_rule + self._rows_suffix
 
     @property
     def controller_label(self) -> str:
@@ -145,7 +145,12 @@ class AgentConfig:
         ``_mirror`` added for tied coefficient rows), or the kind (``"static"``, ``"lstm"``, ...)."""
         if self.kind != "hebbian":
             return self.kind
-        return f"Hebbian {self.rule}" + {"i_plus_j": "_iplusj", "mirror": "_mirror"}.get(self.coefficient_rows, "")
+        return f"Hebbian {self.rule}{self._rows_suffix}"
+
+    @property
+    def _rows_suffix(self) -> str:
+        """What the labels add for tied coefficient rows (none for per-synapse rows)."""
+        return {"i_plus_j": "_iplusj", "mirror": "_mirror"}.get(self.coefficient_rows, "")
 
     @property
     def network_rule(self) -> str | None:

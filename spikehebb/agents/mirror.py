@@ -27,7 +27,7 @@ A stored run says only ``coefficient_rows="mirror"``: it means exactly this pair
 of :mod:`spikehebb.envs.mirror` (pinned by ``tests/agents/test_mirror_rules.py``); a different
 pairing needs a new name, or stored mirror runs would be read as other networks. The genome rows
 that are not read drift under the search's noise: read a run's coefficients as the network does
-(:data:`spikehebb.agents.hebbian.COEFFICIENT_ROWS`), not from the file's arrays directly. The
+(:func:`spikehebb.agents.hebbian.coefficients_as_read`), not from the file's arrays directly. The
 modulator of a three-factor rule must be one the mirror leaves alone (the ant's progress term).
 """
 
