@@ -30,6 +30,7 @@ from typing import Sequence
 from matplotlib.figure import Figure
 
 from spikehebb import __version__
+from spikehebb.config import AgentConfig
 
 #: Najarro & Risi 2020, Table 1 (100 rollouts each): mean ± std per morphology, keyed by the
 #: (task, agent kind, rule) they were measured with; README.md and docs/results.md quote the same numbers.
@@ -49,10 +50,14 @@ pre { background: #f4f4f4; padding: 0.6rem; overflow-x: auto; }
 """
 
 
-def paper_numbers(task: str, kind: str, rule: str | None) -> dict[str, tuple[int, int]]:
-    """The paper's numbers a run of ``task`` with this agent and rule compares with ({} when it
-    gives none: the paper's ant table has the Hebbian ABCD_lr rule and the static weights)."""
-    return PAPER.get((task, kind, rule), {})
+def paper_numbers(task: str, agent: AgentConfig) -> dict[str, tuple[int, int]]:
+    """The paper's numbers a run of ``task`` with this agent compares with ({} when it gives none:
+    the paper's ant table has the Hebbian ABCD_lr rule and the static weights). A mirror-symmetric
+    rule gets none: the paper's unseen body, damage_left, is the mirror image of its training body
+    damage_right, so the paper's row would be no match."""
+    if agent.coefficient_rows == "mirror":
+        return {}
+    return PAPER.get((task, agent.kind, agent.rule), {})
 
 
 def data_uri(data: bytes, mime: str) -> str:
@@ -94,8 +99,7 @@ def test_section(path: Path, episodes: int, variants: Sequence[str] | None, work
     task = get_task(name)
     variants = list(variants or dict.fromkeys(task.train_variants + task.test_variants))
     config, params = load_run(path)
-    # a mirror-symmetric rule knows damage_left as the mirror of damage_right: the paper's unseen-body row is no match
-    paper = {} if config.agent.coefficient_rows == "mirror" else paper_numbers(name, config.agent.kind, config.agent.rule)
+    paper = paper_numbers(name, config.agent)
     results = assess(config, params, variants, episodes, workers)
     rows = [
         (r.variant, "yes" if r.trained_on else "no", f"{r.mean:.1f} ± {r.std:.1f}", "yes" if r.solved else "no",

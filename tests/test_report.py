@@ -119,12 +119,16 @@ def test_cli_report_and_bad_input(run, tmp_path, capsys):
 
 
 def test_only_the_papers_hebbian_ABCD_lr_and_static_ants_get_its_numbers():
+    from spikehebb.config import AgentConfig
     from spikehebb.report import paper_numbers
 
-    assert paper_numbers("ant", "hebbian", "ABCD_lr") == {"default": (1051, 113), "damage_right": (1019, 116),
-                                                          "damage_left": (452, 95)}
-    assert paper_numbers("ant", "static", None) == {"default": (1604, 171), "damage_right": (1431, 54),
-                                                    "damage_left": (68, 56)}
-    for task, kind, rule in (("ant", "hebbian", "A"), ("ant", "static", "ABCD_lr"), ("ant", "lstm", "ABCD_lr"),
-                             ("car", "hebbian", "ABCD_lr")):
-        assert paper_numbers(task, kind, rule) == {}
+    assert paper_numbers("ant", AgentConfig()) == {"default": (1051, 113), "damage_right": (1019, 116),
+                                                  "damage_left": (452, 95)}
+    assert paper_numbers("ant", AgentConfig(coefficient_rows="i_plus_j")) == paper_numbers("ant", AgentConfig())
+    assert paper_numbers("ant", AgentConfig(kind="static", rule=None)) == {
+        "default": (1604, 171), "damage_right": (1431, 54), "damage_left": (68, 56)}
+    for task, agent in (("ant", AgentConfig(rule="A")), ("ant", AgentConfig(kind="lstm", rule=None)),
+                        ("car", AgentConfig()),
+                        # damage_left is the mirror image of a training body for a mirror-symmetric rule
+                        ("ant", AgentConfig(coefficient_rows="mirror"))):
+        assert paper_numbers(task, agent) == {}
