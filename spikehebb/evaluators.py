@@ -540,6 +540,10 @@ class _RayWorker:
         self.worker.close()
 
 
+#: The environment variable Ray's raylet reads for its workers' niceness (Ray's default 15).
+NICENESS_VARIABLE = "RAY_worker_niceness"
+
+
 class RayEvaluator(_Evaluator):
     """The same persistent workers as Ray actors, on a local Ray instance or a cluster.
 
@@ -554,7 +558,8 @@ class RayEvaluator(_Evaluator):
         ray_init_kwargs: passed to ``ray.init``.
 
     An actor that dies (``RayActorError``) is replaced and its chunk run again; :meth:`close`
-    kills the actors and shuts Ray down only if this evaluator started it.
+    kills the actors and shuts Ray down only if this evaluator started it. The actors of a local
+    instance it starts run at nice 0 (Ray's default is 15) unless ``RAY_worker_niceness`` is set.
     """
 
     name = "ray"
@@ -577,10 +582,20 @@ class RayEvaluator(_Evaluator):
         self._ray = ray
         self._started_ray = False
         if not ray.is_initialized():
+            niceness = {}
             if address is None:
                 ray_init_kwargs.setdefault("num_cpus", workers if workers is not None else os.cpu_count())
                 ray_init_kwargs.setdefault("include_dashboard", False)
-            ray.init(address=address, **ray_init_kwargs)
+                # Ray runs its workers at nice 15: beside any other busy process (a second
+                # evaluator, a test, a build) the actors would get almost no CPU. A local instance
+                # runs them at this process's priority, as ProcessEvaluator does, unless asked otherwise.
+                niceness = {} if NICENESS_VARIABLE in os.environ else {NICENESS_VARIABLE: "0"}
+            os.environ.update(niceness)
+            try:
+                ray.init(address=address, **ray_init_kwargs)
+            finally:
+                for name in niceness:
+                    del os.environ[name]
             self._started_ray = True
         if workers is None:
             workers = os.cpu_count() if address is None else int(ray.cluster_resources().get("CPU", 1))
@@ -598,6 +613,11 @@ class RayEvaluator(_Evaluator):
         except BaseException:
             self.close()
             raise
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the actors (on their nodes)."""
+        return self._ray.get([a.ready.remote() for a in self._actors])
 
     def _replace(self, slot: int) -> None:
         self._ray.kill(self._actors[slot], no_restart=True)

@@ -184,6 +184,9 @@ def test_ray_matches_serial_and_replaces_dead_actors(generations, tmp_path):
     factory = functools.partial(CrashOnceWorker, crash_on=(0, 5), marker=str(tmp_path / "crashed"))
     with make_evaluator("ray", SPEC, workers=2, worker_factory=factory) as evaluator:
         assert ray.is_initialized()
+        # Ray's default nice 15 starves the actors beside any busy process; ours run at nice 0
+        assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in evaluator.pids] == [0, 0]
+        assert "RAY_worker_niceness" not in os.environ
         with pytest.warns(RuntimeWarning, match="Ray actor died"):
             got, got_steps = evaluator.evaluate(sampler, keys)
         assert evaluator.restarts == 1
