@@ -11,6 +11,10 @@ Two ways of sharing a generation among the workers are timed side by side, in tu
   last lifetime ends (the loop before live lifetimes were moved into a prefix at the tail).
 
 ``--agent`` picks the agent (the Hebbian network, or the static, LSTM or GRU baselines).
+``--from RUNFILE`` times a generation of a real run instead: its task, agent and seed, and the
+first ``--popsize`` candidates of the generation it would run next (its strategy restored from the
+file: its search mean and its decayed sigma). A trained ant walks, touches the floor with more
+feet and lives all 1,000 steps, so the physics per env step and the split differ from generation 0.
 
 Inside every worker each env step's time is split by wrapping the calls in the worker process:
 ``physics`` (pybullet's setJointMotorControlArray + stepSimulation), ``env rest`` (the rest of
@@ -27,6 +31,7 @@ i.e. the loop's env-step rate per core relative to what the same steps cost in b
 (target >= 0.85), and the cores the workers used through the generation (target >= 1.9 of 2).
 
     python experiments/bench_train.py [--popsize 64] [--workers 2] [--repeats 2] [--max-env-steps 1000]
+    python experiments/bench_train.py --from models/training/ant_ABCD_lr_paper_pop200_s0.h5 --schemes shared whole --repeats 1
 
 Do not run it beside a training run: every number is wall time on a shared machine.
 """
@@ -34,18 +39,20 @@ Do not run it beside a training run: every number is wall time on a shared machi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 
 import numpy as np
 
 from spikehebb.agents import AgentConfig
-from spikehebb.config import TaskConfig, WorkerSpec
+from spikehebb.config import TaskConfig, TrainConfig, WorkerSpec
 from spikehebb.es import get_strategy
 from spikehebb.evaluators import ProcessEvaluator, split_evenly
 from spikehebb.worker import Worker, mean_over_variants
 
 PARTS = ("physics", "env rest", "network", "rollout", "idle")
+SCHEMES = ("shared", "chunks", "whole")
 
 
 class TimedWorker(Worker):
@@ -153,6 +160,29 @@ def time_generation(evaluator: ProcessEvaluator, how: str, sampler, keys) -> dic
             "fitness": fitness, "busy": [t["busy"] for t in per_worker], "slot_use": slot_use}
 
 
+def next_generation(path: str, popsize: int, batch: int):
+    """The worker spec, sampler and first ``popsize`` keys of the generation the run at ``path``
+    would run next (its strategy restored from its last checkpoint), and a line saying what it is."""
+    from spikehebb.store import RunStore
+    from spikehebb.train import run_genome
+
+    with RunStore.open(path) as store:
+        config = TrainConfig.from_dict(store.config)
+        checkpoint = store.load_checkpoint()
+        done = store.generations_completed
+    if checkpoint is None:
+        raise SystemExit(f"{path} holds no finished generation yet: nothing to time")
+    strategy = config.make_strategy(run_genome(config).n_params)
+    strategy.load_state_dict(checkpoint.strategy_state)
+    keys, sampler = strategy.ask(), strategy.sampler()
+    if not 1 <= popsize <= len(keys):
+        raise SystemExit(f"--popsize must be 1 to the run's population {len(keys)}, got {popsize}")
+    spec = dataclasses.replace(config.worker_spec(), batch_size=batch)
+    what = (f"generation {done} of {path} ({config.agent.controller_label}, "
+            f"<= {config.task.max_env_steps} env steps per lifetime)")
+    return spec, sampler, keys[:popsize], what
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--popsize", type=int, default=64)
@@ -162,26 +192,35 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, help="slots per worker (default: popsize / workers, at most 64)")
     parser.add_argument("--agent", choices=("hebbian", "static", "lstm", "gru"), default="hebbian",
                         help="the agent (default: %(default)s, ABCD_lr in Brian2)")
+    parser.add_argument("--from", dest="run", metavar="RUNFILE",
+                        help="time the next generation of this run (its first --popsize candidates) instead of generation 0")
+    parser.add_argument("--schemes", nargs="+", choices=SCHEMES, default=list(SCHEMES),
+                        help="ways of sharing the generation to time (default: all; shared is always timed)")
     args = parser.parse_args()
 
-    task = TaskConfig("ant", None, args.max_env_steps)
     batch = args.batch_size or max(1, min(64, -(-args.popsize // args.workers)))
-    agent = AgentConfig() if args.agent == "hebbian" else AgentConfig(kind=args.agent, rule=None)
-    spec = WorkerSpec(task, agent, batch_size=batch)
-    strategy = get_strategy("openai-es", n_params=spec.genome().n_params, popsize=args.popsize, seed=0)
-    keys, sampler = strategy.ask(), strategy.sampler()
+    if args.run:
+        spec, sampler, keys, what = next_generation(args.run, args.popsize, batch)
+    else:
+        task = TaskConfig("ant", None, args.max_env_steps)
+        agent = AgentConfig() if args.agent == "hebbian" else AgentConfig(kind=args.agent, rule=None)
+        spec = WorkerSpec(task, agent, batch_size=batch)
+        strategy = get_strategy("openai-es", n_params=spec.genome().n_params, popsize=args.popsize, seed=0)
+        keys, sampler = strategy.ask(), strategy.sampler()
+        what = (f"generation 0, <= {args.max_env_steps} env steps per lifetime, "
+                f"{'Brian2 ABCD_lr' if args.agent == 'hebbian' else args.agent} float32")
+    schemes = ["shared", *(how for how in args.schemes if how != "shared")]
     with ProcessEvaluator(spec, workers=args.workers, worker_factory=TimedWorker) as evaluator:
         evaluator.evaluate(sampler, keys)  # warm-up: every worker makes its envs
-        results: dict[str, list[dict]] = {"shared": [], "chunks": [], "whole": []}
+        results: dict[str, list[dict]] = {how: [] for how in schemes}
         for _ in range(args.repeats):
             for how in results:
                 results[how].append(time_generation(evaluator, how, sampler, keys))
-    for how in ("chunks", "whole"):  # every scheme computes the same generation
+    for how in schemes[1:]:  # every scheme computes the same generation
         np.testing.assert_array_equal(results["shared"][0]["fitness"], results[how][0]["fitness"])
 
-    print(f"one generation: population {args.popsize}, {len(keys) * 2} lifetimes (2 training bodies), "
-          f"<= {args.max_env_steps} env steps each, {args.workers} workers x {batch} slots, "
-          f"{'Brian2 ABCD_lr' if args.agent == 'hebbian' else args.agent} float32; best of {args.repeats}")
+    print(f"one generation: population {len(keys)}, {len(keys) * 2} lifetimes (2 training bodies), {what}, "
+          f"{args.workers} workers x {batch} slots; best of {args.repeats}")
     print(f"{'scheme':8} {'wall s':>7} {'env steps':>10} {'steps/s/core':>13} {'cores':>6} "
           + " ".join(f"{p:>9}" for p in PARTS) + f" {'physics/core':>13}")
     best = {}
@@ -205,11 +244,13 @@ def main() -> None:
     env_share = (r["split"]["physics"] + r["split"]["env rest"]) / r["capacity"]
     print(f"loop / env steps alone (physics + env rest) per core = {env_share:.2f}")
     print(f"loop / bare physics per core = {share:.2f} (target >= 0.85: {'met' if share >= 0.85 else 'MISSED'}); "
-          f"cores used {r['cores']:.2f} (target >= 1.9: {'met' if r['cores'] >= 1.9 else 'MISSED'}); "
-          f"shared vs chunks wall: {best['chunks']['wall'] / r['wall']:.2f}x; "
-          f"compaction (shared vs whole) wall: {best['whole']['wall'] / r['wall']:.2f}x, network per env step "
-          f"{1e6 * best['whole']['split']['network'] / best['whole']['env_steps']:.1f} -> "
-          f"{1e6 * r['split']['network'] / steps:.1f} us")
+          f"cores used {r['cores']:.2f} (target >= 1.9: {'met' if r['cores'] >= 1.9 else 'MISSED'})")
+    if "chunks" in best:
+        print(f"shared vs chunks wall: {best['chunks']['wall'] / r['wall']:.2f}x")
+    if "whole" in best:
+        print(f"compaction (shared vs whole) wall: {best['whole']['wall'] / r['wall']:.2f}x, network per env step "
+              f"{1e6 * best['whole']['split']['network'] / best['whole']['env_steps']:.1f} -> "
+              f"{1e6 * r['split']['network'] / steps:.1f} us")
 
 
 if __name__ == "__main__":
