@@ -319,3 +319,32 @@ def test_mirror_ant_scores_the_evaluated_lifetimes_as_themselves_and_their_mirro
     with pytest.raises(SystemExit) as exit_:
         script.main([str(run), "--variants", "palm_damage_right"])
     assert exit_.value.code == 2 and "no preset is the mirror image of palm_damage_right" in capsys.readouterr().err
+
+
+def test_bench_train_times_the_generation_a_resumed_run_trains_next(run, tmp_path):
+    """experiments/bench_train.py --from: the candidates it times are the next generation's, the
+    ones training resumed from the file evaluates (the same raw fitness, candidate by candidate)."""
+    import importlib.util
+    import shutil
+    from pathlib import Path
+
+    from spikehebb.evaluators import SerialEvaluator
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "bench_train.py"
+    spec = importlib.util.spec_from_file_location("bench_train", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    copy = tmp_path / run.name
+    shutil.copy(run, copy)
+    worker_spec, sampler, keys, what = script.next_generation(str(copy), 4, 2)
+    assert worker_spec.batch_size == 2 and [k.generation for k in keys] == [5] * 4
+    assert what.startswith(f"generation 5 of {copy} (Hebbian A")
+    with SerialEvaluator(worker_spec) as serial:
+        fitness, _ = serial.evaluate(sampler, keys)
+    with RunStore.open(copy) as store:
+        config = TrainConfig.from_dict(store.config)
+    train(config.replace(generations=6), resume=copy, progress=False)
+    with RunStore.open(copy) as store:
+        np.testing.assert_array_equal(store.history()["fitness_raw"][5], fitness)
+    with pytest.raises(SystemExit, match="--popsize must be 1 to the run's population 4, got 5"):
+        script.next_generation(str(copy), 5, 2)
