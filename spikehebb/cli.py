@@ -121,7 +121,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
     g.add_argument("--evaluator", choices=list(EVALUATOR_NAMES), help="where lifetimes run (default: processes)")
     g.add_argument("--ray", metavar="ADDRESS", help="run on Ray: 'local', 'auto' (existing cluster) or HOST:PORT")
     g.add_argument("--batch-size", type=int, help="members per lockstep batch in a worker, each with one env per training body (default: "
-                        "popsize / workers, at most 64, fewer where the envs would take over 60%% of the free memory: "
+                        "popsize / workers in equal batches of at most 64, fewer where the envs would take over 60%% of the free memory: "
                         "an ant env takes about 32 MB)")
     g.add_argument("--runs-dir", default="runs", help="where run files go (default: %(default)s)")
     g.add_argument("--resume", metavar="RUNFILE",

@@ -304,6 +304,10 @@ def megabytes(mb: float) -> str:
     return f"{mb:.0f} MB" if mb < 1024 else f"{mb / 1024:.1f} GB"
 
 
+#: The most slots of a worker's default batch.
+MAX_SLOTS = 64
+
+
 @dataclass(frozen=True)
 class EvaluatorConfig:
     """Where lifetimes run.
@@ -311,7 +315,7 @@ class EvaluatorConfig:
     name: "serial" (this process), "processes" (persistent worker processes, the default) or
     "ray"; workers: processes or Ray actors (None: one per core); ray_address: the Ray cluster
     to join (None: a local instance); batch_size: slots of each worker's lockstep batch (None:
-    popsize / workers, at most 64).
+    popsize / workers in equal batches of at most 64, :meth:`batch`).
     """
 
     name: str = "processes"
@@ -338,13 +342,17 @@ class EvaluatorConfig:
         return min(n, popsize) if popsize else n
 
     def batch(self, popsize: int, slot_mb: float = 0.0, available_mb: float | None = None) -> int:
-        """Slots per worker batch: ``batch_size``, else one batch per worker where it fits under 64
-        and, given the memory of one slot's envs (``slot_mb``, MB) and the memory available (MB),
-        where all workers' envs fit in :data:`ENV_MEMORY_SHARE` of it. A batch's size changes
-        where lifetimes run, not their numbers."""
+        """Slots per worker batch: ``batch_size``, else a worker's share of the population in the
+        fewest equal batches of at most 64 (one batch where it fits) and, given the memory of one
+        slot's envs (``slot_mb``, MB) and the memory available (MB), where all workers' envs fit
+        in :data:`ENV_MEMORY_SHARE` of it. A batch's size changes where lifetimes run, not their
+        numbers. Equal batches: lifetimes of equal length (an ant that walks to the step limit)
+        end their rounds together, and the last round is shared by every worker (population 200
+        on 2 workers: 50 slots, 4 full rounds each, where 64 left a round of 16 to one worker)."""
         if self.batch_size:
             return self.batch_size
-        slots = max(1, min(64, math.ceil(popsize / max(1, self.n_workers(popsize)))))
+        share = math.ceil(popsize / max(1, self.n_workers(popsize)))
+        slots = max(1, math.ceil(share / math.ceil(share / MAX_SLOTS)))
         fits = self.slots_that_fit(popsize, slot_mb, available_mb)
         return slots if fits is None else max(1, min(slots, fits))
 
