@@ -46,7 +46,7 @@ import time
 import numpy as np
 
 from spikehebb.agents import AgentConfig
-from spikehebb.config import TaskConfig, TrainConfig, WorkerSpec
+from spikehebb.config import EvaluatorConfig, TaskConfig, TrainConfig, WorkerSpec
 from spikehebb.es import get_strategy
 from spikehebb.evaluators import ProcessEvaluator, split_evenly
 from spikehebb.worker import Worker, mean_over_variants
@@ -189,7 +189,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2, help="timed generations per scheme (best kept)")
     parser.add_argument("--max-env-steps", type=int, default=1000)
-    parser.add_argument("--batch-size", type=int, help="slots per worker (default: popsize / workers, at most 64)")
+    parser.add_argument("--batch-size", type=int, help="slots per worker (default: training's, popsize / workers in equal batches of at most 64)")
     parser.add_argument("--agent", choices=("hebbian", "static", "lstm", "gru"), default="hebbian",
                         help="the agent (default: %(default)s, ABCD_lr in Brian2)")
     parser.add_argument("--from", dest="run", metavar="RUNFILE",
@@ -198,7 +198,7 @@ def main() -> None:
                         help="ways of sharing the generation to time (default: all; shared is always timed)")
     args = parser.parse_args()
 
-    batch = args.batch_size or max(1, min(64, -(-args.popsize // args.workers)))
+    batch = args.batch_size or EvaluatorConfig(workers=args.workers).batch(args.popsize)
     if args.run:
         spec, sampler, keys, what = next_generation(args.run, args.popsize, batch)
     else:
