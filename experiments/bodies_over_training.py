@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from spikehebb.config import TrainConfig
+from spikehebb.envs.mirror import body_roles
 from spikehebb.models import SELECTION_EPISODE0, candidate_means, score_means
 from spikehebb.store import RunStore
 from spikehebb.study import save_cache
@@ -97,15 +98,15 @@ def main(argv: list[str] | None = None) -> None:
             variants = tuple(args.variants or task.variants)
             cache = Path(args.cache) if args.cache else run.with_name(f"{run.stem}_bodies.json")
             generations, table = body_scores(run, variants, args.episodes, args.workers, cache)
-            panels.append((run.stem, generations, variants, table, task.train_variants, history))
+            roles = body_roles(variants, task.train_variants, config.agent.coefficient_rows == "mirror")
+            panels.append((run.stem, generations, variants, table, roles, history))
         if len(tasks) > 1:
             raise ValueError(f"the runs are of different tasks ({', '.join(sorted(tasks))}); draw them apart")
     except (ValueError, OSError) as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
-    for name, generations, variants, table, train_variants, _ in panels:
-        trained = set(train_variants)
+    for name, generations, variants, table, roles, _ in panels:
         print(f"\n{name}: mean fitness of each stored search mean over {args.episodes} selection lifetimes per body "
-              f"({'; '.join(v + (' trained' if v in trained else ' unseen') for v in variants)})")
+              f"({'; '.join(f'{v} {roles[v]}' for v in variants)})")
         print("generation " + " ".join(f"{v:>17}" for v in variants))
         for g, row in zip(generations, table):
             print(f"{g:10d} " + " ".join(f"{x:17.1f}" for x in row))

@@ -258,24 +258,27 @@ def plot_bodies_over_training(
     selection lifetimes, against ``generations`` ``(S,)`` completed): training bodies solid, the
     others dashed; with ``history`` (``RunStore.history()``) the population's mean fitness on the
     training bodies in grey, for scale."""
-    return plot_bodies_side_by_side([(title, generations, variants, scores, train_variants, history)], task)
+    roles = {v: "trained" if v in train_variants else "unseen" for v in variants}
+    return plot_bodies_side_by_side([(title, generations, variants, scores, roles, history)], task)
 
 
 def plot_bodies_side_by_side(panels: Sequence[tuple], task: str = "ant") -> Figure:
     """:func:`plot_bodies_over_training` for several runs, one panel each on a shared fitness
-    axis; ``panels``: (title, generations, variants, scores, train_variants, history) per run."""
+    axis; ``panels``: (title, generations, variants, scores, roles, history) per run, ``roles``
+    naming each body "trained" (drawn solid), "unseen" (dashed) or "mirror of trained" (dash-dot;
+    :func:`spikehebb.envs.mirror.body_roles`)."""
     from spikehebb.assess import FITNESS_UNITS
 
     fig = Figure(figsize=(7.5 * len(panels), 4.3))
     axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
-    for ax, (title, generations, variants, scores, train_variants, history) in zip(axes, panels):
+    for ax, (title, generations, variants, scores, roles, history) in zip(axes, panels):
         if history is not None:
             ax.plot(history["generation"] + 1, history["fitness_mean"], color="0.75", lw=1,
                     label="population mean (training bodies, perturbed candidates)")
         for v, variant in enumerate(variants):
-            trained = variant in train_variants
-            ax.plot(generations, scores[:, v], "-" if trained else "--", marker="o", ms=3, color=f"C{v}",
-                    label=f"{variant} ({'trained' if trained else 'unseen'})")
+            style = {"trained": "-", "mirror of trained": "-."}.get(roles[variant], "--")
+            ax.plot(generations, scores[:, v], style, marker="o", ms=3, color=f"C{v}",
+                    label=f"{variant} ({roles[variant]})")
         ax.set_xlabel("generations completed")
         ax.set_title(title, fontsize=10)
         ax.legend(fontsize=7, ncol=2)

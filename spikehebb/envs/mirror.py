@@ -24,6 +24,8 @@ The map is its own inverse.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import gymnasium
 import numpy as np
 
@@ -33,6 +35,19 @@ MIRROR_LEG = (3, 2, 1, 0)
 #: not a preset).
 MIRROR_PRESET = {"default": "default", "damage_left": "damage_right", "damage_right": "damage_left",
                  "long_back": "long_front", "long_front": "long_back"}
+
+
+def body_roles(variants: Sequence[str], train_variants: Sequence[str], mirror_rule: bool = False) -> dict[str, str]:
+    """What each body is to a run trained on ``train_variants``: "trained", "unseen", or, for a
+    mirror-symmetric rule (``mirror_rule``), "mirror of trained" where its mirror image is a
+    training body (``damage_left`` for a run trained on ``damage_right``): the rule meets it as it
+    meets the training body, so it is not a test of generalisation."""
+    trained = set(train_variants)
+    return {v: "trained" if v in trained
+            else "mirror of trained" if mirror_rule and MIRROR_PRESET.get(v) in trained else "unseen"
+            for v in variants}
+
+
 #: Sign of a joint's angle, speed and torque in the mirror: hip (about z) -1, ankle +1.
 JOINT_SIGN = (-1.0, 1.0)
 

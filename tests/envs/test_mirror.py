@@ -86,3 +86,16 @@ def test_each_mirror_preset_is_the_reflected_body():
     for name, mirror in MIRROR_PRESET.items():
         scales, mirrored = get_morphology(name).ankle_scale, get_morphology(mirror).ankle_scale
         assert tuple(scales[MIRROR_LEG[leg]] for leg in range(4)) == tuple(mirrored), name
+
+
+def test_body_roles_name_the_mirror_of_a_training_body_only_for_a_mirror_rule():
+    from spikehebb.envs.mirror import body_roles
+
+    bodies = ("default", "damage_left", "damage_right", "palm_damage_right", "long_back", "long_front")
+    trained = ("default", "damage_right")
+    assert body_roles(bodies, trained) == {"default": "trained", "damage_left": "unseen", "damage_right": "trained",
+                                           "palm_damage_right": "unseen", "long_back": "unseen", "long_front": "unseen"}
+    assert body_roles(bodies, trained, mirror_rule=True) == {
+        "default": "trained", "damage_left": "mirror of trained", "damage_right": "trained",
+        "palm_damage_right": "unseen", "long_back": "unseen", "long_front": "unseen"}
+    assert body_roles(("long_front", "long_back"), ("default", "long_back"), mirror_rule=True)["long_front"] == "mirror of trained"
