@@ -258,7 +258,9 @@ def plot_bodies_over_training(
     selection lifetimes, against ``generations`` ``(S,)`` completed): training bodies solid, the
     others dashed; with ``history`` (``RunStore.history()``) the population's mean fitness on the
     training bodies in grey, for scale."""
-    roles = {v: "trained" if v in train_variants else "unseen" for v in variants}
+    from spikehebb.envs.mirror import body_roles
+
+    roles = body_roles(variants, train_variants)
     return plot_bodies_side_by_side([(title, generations, variants, scores, roles, history)], task)
 
 
