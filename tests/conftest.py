@@ -1,5 +1,7 @@
 """Fixtures shared by several test files."""
 
+import importlib.util
+import sys
 import time
 from pathlib import Path
 
@@ -25,3 +27,19 @@ def first_generation():
         return None
 
     return wait
+
+
+@pytest.fixture(scope="session")
+def experiment_script():
+    """``load(name)``: the module of ``experiments/NAME.py``, loaded (and registered under its
+    name: a script's dataclasses look their module up) so that a test can call its functions."""
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -160,16 +160,10 @@ def test_score_means_scores_each_body_on_its_selection_lifetimes(run):
         score_means(run, None, 1, generations=[3, 4])
 
 
-def test_bodies_over_training_caches_scores_and_scores_only_new_means(run, tmp_path, capsys):
-    import importlib.util
-    from pathlib import Path
-
+def test_bodies_over_training_caches_scores_and_scores_only_new_means(run, tmp_path, capsys, experiment_script):
     from spikehebb.models import score_means
 
-    path = Path(__file__).resolve().parents[1] / "experiments" / "bodies_over_training.py"
-    spec = importlib.util.spec_from_file_location("bodies_over_training", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = experiment_script("bodies_over_training")
     cache, out = tmp_path / "scores.json", tmp_path / "bodies.png"
     flags = ["--episodes", "1", "--variants", "default", "long_back", "--cache", str(cache), "--out", str(out)]
     script.main([str(run), *flags])
@@ -208,18 +202,13 @@ def test_bodies_over_training_caches_scores_and_scores_only_new_means(run, tmp_p
     assert "--cache names the cache of one run" in capsys.readouterr().err
 
 
-def test_other_pybullet_prints_the_test_table_and_can_drop_deterministic_pairs(run, capsys, monkeypatch):
+def test_other_pybullet_prints_the_test_table_and_can_drop_deterministic_pairs(run, capsys, monkeypatch, experiment_script):
     """experiments/other_pybullet.py with the installed pybullet: assess's numbers; with
     --no-deterministic-pairs only that engine setting is dropped (lifetimes still run)."""
-    import importlib.util
-    from pathlib import Path
 
     import pybullet
 
-    path = Path(__file__).resolve().parents[1] / "experiments" / "other_pybullet.py"
-    spec = importlib.util.spec_from_file_location("other_pybullet", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = experiment_script("other_pybullet")
     script.main([str(run), "--variant", "default", "--episodes", "2"])
     lines = capsys.readouterr().out.splitlines()
     config, params = load_run(run)
@@ -239,20 +228,15 @@ def test_other_pybullet_prints_the_test_table_and_can_drop_deterministic_pairs(r
     assert exit_.value.code == 2 and "no_such_model" in capsys.readouterr().err
 
 
-def test_weights_by_body_takes_the_weights_the_traces_record(run, tmp_path, capsys):
+def test_weights_by_body_takes_the_weights_the_traces_record(run, tmp_path, capsys, experiment_script):
     """experiments/weights_by_body.py: the weights it compares at step t are the ones `evaluate
     --traces` records for the same test lifetimes; the matrix is their cosine; bad input is one line."""
-    import importlib.util
-    from pathlib import Path
 
     from spikehebb.assess import record_traces
     from spikehebb.lifetimes import Lifetimes
     from spikehebb.tracefile import load_trace
 
-    path = Path(__file__).resolve().parents[1] / "experiments" / "weights_by_body.py"
-    spec = importlib.util.spec_from_file_location("weights_by_body", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = experiment_script("weights_by_body")
 
     config, params = load_run(run)
     traces = record_traces(run, config, params, ["long_back"], episodes=2, into=tmp_path / "traces.h5")
@@ -288,20 +272,15 @@ def test_inspect_says_the_runs_settings_in_one_line_with_what_is_not_the_default
     assert "task.max_env_steps 60" in line and "snapshot_every 2" in line and "evaluator" not in line
 
 
-def test_mirror_ant_scores_the_evaluated_lifetimes_as_themselves_and_their_mirror_through_it(run, tmp_path, capsys):
+def test_mirror_ant_scores_the_evaluated_lifetimes_as_themselves_and_their_mirror_through_it(run, tmp_path, capsys, experiment_script):
     """experiments/mirror_ant.py: as itself, a body scores what `evaluate` scores for the same test
     lifetimes; through the mirror, those lifetimes with the env wrapped in MirroredAnt, which
     changes them; bad input is one line."""
-    import importlib.util
-    from pathlib import Path
 
     from spikehebb.envs.mirror import MirroredAnt
     from spikehebb.lifetimes import Lifetimes
 
-    path = Path(__file__).resolve().parents[1] / "experiments" / "mirror_ant.py"
-    spec = importlib.util.spec_from_file_location("mirror_ant", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = experiment_script("mirror_ant")
 
     out = tmp_path / "mirror.json"
     script.main([str(run), "--variants", "damage_left", "--episodes", "3", "--batch-size", "2", "--out", str(out)])
@@ -321,19 +300,14 @@ def test_mirror_ant_scores_the_evaluated_lifetimes_as_themselves_and_their_mirro
     assert exit_.value.code == 2 and "no preset is the mirror image of palm_damage_right" in capsys.readouterr().err
 
 
-def test_bench_train_times_the_generation_a_resumed_run_trains_next(run, tmp_path):
+def test_bench_train_times_the_generation_a_resumed_run_trains_next(run, tmp_path, experiment_script):
     """experiments/bench_train.py --from: the candidates it times are the next generation's, the
     ones training resumed from the file evaluates (the same raw fitness, candidate by candidate)."""
-    import importlib.util
     import shutil
-    from pathlib import Path
 
     from spikehebb.evaluators import SerialEvaluator
 
-    path = Path(__file__).resolve().parents[1] / "experiments" / "bench_train.py"
-    spec = importlib.util.spec_from_file_location("bench_train", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = experiment_script("bench_train")
     copy = tmp_path / run.name
     shutil.copy(run, copy)
     worker_spec, sampler, keys, what = script.next_generation(str(copy), 4, 2)

@@ -1,6 +1,5 @@
 """Palm et al.'s leave-one-out protocol and the two study scripts, at a tiny budget."""
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -11,14 +10,6 @@ from spikehebb.palm import PALM_TABLE1, PALM_VARIANTS, leave_one_out, reference
 from spikehebb.tasks import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def script(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # the script's dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_five_variants_exist_and_leave_one_out_keeps_four():
@@ -41,8 +32,8 @@ TINY = ["--popsize", "2", "--generations", "1", "--max-env-steps", "45", "--epis
         "--eval-workers", "1", "--evaluator", "serial", "--no-progress"]
 
 
-def test_run_palm_trains_on_four_tests_on_five_and_resumes(tmp_path, capsys):
-    run_palm = script("run_palm")
+def test_run_palm_trains_on_four_tests_on_five_and_resumes(tmp_path, capsys, experiment_script):
+    run_palm = experiment_script("run_palm")
     study = tmp_path / "palm"
     run_palm.main([*TINY, "--agents", "hebbian", "gru", "--study-dir", str(study)])
     out = capsys.readouterr().out
@@ -75,9 +66,9 @@ def test_run_palm_trains_on_four_tests_on_five_and_resumes(tmp_path, capsys):
         (["--rho", "100"], "rho=100 must divide the network's 12,288 synapses"),
     ],
 )
-def test_run_palm_bad_input_fails_before_a_file(tmp_path, capsys, flags, message):
+def test_run_palm_bad_input_fails_before_a_file(tmp_path, capsys, flags, message, experiment_script):
     with pytest.raises(SystemExit) as info:
-        script("run_palm").main([*flags, "--study-dir", str(tmp_path / "palm")])
+        experiment_script("run_palm").main([*flags, "--study-dir", str(tmp_path / "palm")])
     assert info.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "palm").exists()
 
@@ -123,8 +114,8 @@ def test_exit_interrupted_names_the_signal_and_ends_with_the_shells_code(tmp_pat
                                        "run the same command again to continue\n")
 
 
-def test_bottleneck_study_runs_at_a_tiny_budget_and_resumes(tmp_path, capsys):
-    bottleneck = script("bottleneck_ant")
+def test_bottleneck_study_runs_at_a_tiny_budget_and_resumes(tmp_path, capsys, experiment_script):
+    bottleneck = experiment_script("bottleneck_ant")
     argv = ["--popsize", "2", "--generations", "1", "--max-env-steps", "45", "--episodes", "1", "--eval-steps", "45",
             "--arms", "per-synapse", "gmm", "random", "lstm", "--study-dir", str(tmp_path / "b"), "--no-progress"]
     bottleneck.main(argv)
@@ -141,14 +132,14 @@ def test_bottleneck_study_runs_at_a_tiny_budget_and_resumes(tmp_path, capsys):
     assert not (tmp_path / "c").exists()
 
 
-def test_baseline_init_zeros_starts_the_static_and_recurrent_arms_at_zero_under_their_own_names():
+def test_baseline_init_zeros_starts_the_static_and_recurrent_arms_at_zero_under_their_own_names(experiment_script):
     """--baseline-init zeros: the static, LSTM and GRU arms start at 0 (evostrat's own start), under
     their own names (their own run files and cache entries); the Hebbian arm keeps N(0, 1)."""
     import argparse
 
     from spikehebb.config import TrainConfig
 
-    run_palm = script("run_palm")
+    run_palm = experiment_script("run_palm")
     base = TrainConfig()
     for init, names in [("normal", ["hebbian ABCD_lr", "static", "lstm"]),
                         ("zeros", ["hebbian ABCD_lr", "static init-zeros", "lstm init-zeros"])]:
