@@ -186,18 +186,8 @@ def test_documented_command_parses(monkeypatch, where, command):
     assert error is None or error.startswith("the following arguments are required"), f"{where}: {command}: {error}"
 
 
-def ship_ant():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("ship_ant", ROOT / "experiments" / "ship_ant.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["ship_ant"] = module  # its dataclass looks its module up
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_every_command_ship_ant_runs_parses(monkeypatch, capsys):
-    ship = ship_ant()
+def test_every_command_ship_ant_runs_parses(monkeypatch, capsys, experiment_script):
+    ship = experiment_script("ship_ant")
     ship.main(["models/training/ant_ABCD_lr_paper_pop200_s0.h5", "--dry-run", "--workers", "2"])
     printed = [line.strip() for line in capsys.readouterr().out.splitlines() if line.startswith("   ")]
     commands = [c for c in printed if c.startswith(STARTS)]
@@ -206,8 +196,8 @@ def test_every_command_ship_ant_runs_parses(monkeypatch, capsys):
         assert parse_only(monkeypatch, command) is None, command
 
 
-def test_ship_ant_skips_a_step_only_when_it_made_its_files_from_the_source_as_it_is(tmp_path):
-    ship = ship_ant()
+def test_ship_ant_skips_a_step_only_when_it_made_its_files_from_the_source_as_it_is(tmp_path, experiment_script):
+    ship = experiment_script("ship_ant")
     source, out, logs = tmp_path / "model.h5", tmp_path / "fig.png", tmp_path / "logs"
     logs.mkdir()
     step = ship.Step("fig", source, [], [out])
@@ -221,8 +211,8 @@ def test_ship_ant_skips_a_step_only_when_it_made_its_files_from_the_source_as_it
     assert not ship.up_to_date(ship.Step("log only", source, []), logs)  # no files: always run
 
 
-def test_ship_ant_refuses_to_select_over_an_older_model(tmp_path, monkeypatch, capsys):
-    ship = ship_ant()
+def test_ship_ant_refuses_to_select_over_an_older_model(tmp_path, monkeypatch, capsys, experiment_script):
+    ship = experiment_script("ship_ant")
     run = tmp_path / "run.h5"
     run.write_text("newer than the model")
     with pytest.raises(SystemExit) as info:

@@ -164,14 +164,11 @@ def test_a_lifetime_that_failed_before_t0_counts_as_not_walking(monkeypatch):
     assert (row.lifetimes, row.walking, row.recovered, row.median_steps) == (2, 1, 1, 50.0)
 
 
-def test_the_script_refuses_runs_of_the_wrong_kind_and_keeps_dots_in_its_prefix(ant_run, tmp_path, monkeypatch, capsys):
-    import importlib.util
-
+def test_the_script_refuses_runs_of_the_wrong_kind_and_keeps_dots_in_its_prefix(ant_run, tmp_path, monkeypatch, capsys,
+                                                                                   experiment_script):
     import spikehebb.perturb as perturb
 
-    spec = importlib.util.spec_from_file_location("perturb_ant", ROOT / "experiments" / "perturb_ant.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = experiment_script("perturb_ant")
     for flags, message in ((["--hebbian", str(ant_run), "--static", str(ant_run)],
                             f"--static {ant_run} is a Hebbian ABCD_lr run, not a static-weights one"),):
         with pytest.raises(SystemExit) as info:
