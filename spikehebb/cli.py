@@ -583,13 +583,14 @@ def run_select(args: argparse.Namespace) -> Path:
 
 
 def exit_interrupted(prog: str, err: KeyboardInterrupt) -> NoReturn:
-    """End a study stopped by Ctrl-C or SIGTERM with one line and the shell's code (130 or 143).
+    """End a study stopped by Ctrl-C, SIGTERM or SIGUSR1 with one line and the shell's code (130,
+    143, 138).
 
     A study (several runs and their tests) resumes by itself: its run files keep every finished
     generation and its cache every finished test, so the advice is to run the same command again
     (not ``--resume``, which :class:`~spikehebb.train.TrainingInterrupted` names for one run).
     """
-    what = "stopped by SIGTERM" if getattr(err, "terminated", False) else "interrupted"
+    what = getattr(err, "what", "interrupted")
     print(f"{prog}: {what}; the run files keep every finished generation: run the same command again to continue",
           file=sys.stderr)
     sys.exit(getattr(err, "exit_code", 130))
@@ -609,7 +610,7 @@ def experiment_main(task: str, description: str, argv: list[str] | None = None, 
         run_evaluate(path, args)
     except (ValueError, OSError, RuntimeError) as err:  # OSError: missing, existing, read-only, full (one line)
         parser.exit(2, f"{parser.prog}: error: {err}\n")
-    except KeyboardInterrupt as err:  # 130 after Ctrl-C, 143 after SIGTERM (train's TrainingInterrupted)
+    except KeyboardInterrupt as err:  # 130 after Ctrl-C, 143 after SIGTERM, 138 after SIGUSR1 (TrainingInterrupted)
         parser.exit(getattr(err, "exit_code", 130), f"{parser.prog}: {err or 'interrupted'}\n")
 
 
@@ -683,7 +684,7 @@ def main(argv: list[str] | None = None) -> int:
             run_select(args)
     except (ValueError, OSError, RuntimeError) as err:  # OSError: missing, existing, read-only, full (one line)
         parser.exit(2, f"spikehebb {args.command}: error: {err}\n")
-    except KeyboardInterrupt as err:  # train says where the run stands and how to resume it (exit 130, 143 after SIGTERM)
+    except KeyboardInterrupt as err:  # train says where the run stands and how to resume it (exit 128 + the signal)
         parser.exit(getattr(err, "exit_code", 130), f"spikehebb {args.command}: {err or 'interrupted'}\n")
     return 0
 

@@ -175,11 +175,28 @@ def _close_open_evaluators() -> None:
             pass
 
 
+@contextlib.contextmanager
+def _deaf_to_stop_after_generation():
+    """Processes started inside inherit SIGUSR1 blocked, for good: a scheduler may send it to the
+    whole process group, it is meant for the parent (``train`` stops after the generation in
+    flight), and its default action would kill a worker or multiprocessing's resource tracker.
+    A SIGUSR1 sent to this process meanwhile waits until the block ends. No-op without SIGUSR1."""
+    if not hasattr(signal, "SIGUSR1") or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _serve(conn, spec: WorkerSpec, factory: WorkerFactory, counter=None) -> None:
     """Body of a worker process: build the worker once, then answer ``(method, args)`` requests
     with ``("ok", result)`` or ``("error", exception, traceback)`` until ``None`` or the parent's
     end of the pipe closes. ``counter``: the evaluator's shared lifetime counter."""
-    # Ctrl-C reaches the whole process group; the parent decides what happens to its workers.
+    # Ctrl-C reaches the whole process group; the parent decides what happens to its workers
+    # (SIGUSR1 is blocked from birth: _deaf_to_stop_after_generation).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent()
     try:
@@ -329,8 +346,10 @@ class ProcessEvaluator(_Evaluator):
         """Worker processes replaced after they died."""
         self._factory = worker_factory
         self._ctx = multiprocessing.get_context("spawn")
-        # The generation's next training lifetime, shared by every worker (see evaluate).
-        self._counter = self._ctx.Value("q", 0)
+        # The generation's next training lifetime, shared by every worker (see evaluate). Its lock
+        # may start multiprocessing's resource tracker, a process of this group too.
+        with _deaf_to_stop_after_generation():
+            self._counter = self._ctx.Value("q", 0)
         self._procs: list[_Process | None] = [None] * self.workers
         _OPEN.add(self)
         try:
@@ -381,7 +400,7 @@ class ProcessEvaluator(_Evaluator):
             target=_serve, args=(child, self.spec, self._factory, self._counter), name="spikehebb-worker",
             daemon=True,
         )
-        with one_thread_per_library():
+        with one_thread_per_library(), _deaf_to_stop_after_generation():
             process.start()
         child.close()  # the child's end now lives only in the child: its death closes the pipe
         return _Process(process, parent)

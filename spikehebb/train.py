@@ -55,7 +55,9 @@ def train(
 
     Ctrl-C and SIGTERM (``kill``, a scheduler's notice) stop it the same way: the workers are
     closed and :class:`TrainingInterrupted` says how many generations the file holds and how to
-    resume; the generation in flight is lost.
+    resume; the generation in flight is lost. SIGUSR1 (:data:`STOP_AFTER_GENERATION`; e.g.
+    SLURM's ``--signal=USR1@300``) lets the generation in flight finish and be stored first, then
+    stops the same way.
 
     config: a new run's config; with ``resume``, None (the file's config) or the file's config
         with only ``generations`` changed (raise it to extend a finished run: the file records
@@ -126,7 +128,7 @@ def train(
         except KeyboardInterrupt as err:
             # the signal may land after a generation's commit and before the store counted it: ask the file
             raise TrainingInterrupted(
-                store.path, store.generations_on_disk(), terminated=isinstance(err, _Terminated)
+                store.path, store.generations_on_disk(), signum=getattr(err, "signum", signal.SIGINT)
             ) from None
         return store.path
 
@@ -143,23 +145,48 @@ def _refuse_a_model(path: str | Path) -> None:
                          f"({info.get('source', 'the run it was selected from')}) instead")
 
 
+#: The signal that stops a run once the generation in flight is stored (None where the platform
+#: has no SIGUSR1). Worker processes ignore it, so it may go to the whole process group.
+STOP_AFTER_GENERATION: signal.Signals | None = getattr(signal, "SIGUSR1", None)
+
+
+def stopped_by(signum: int) -> str:
+    """How a run's stop is told: "interrupted" (Ctrl-C), "stopped by SIGTERM", "stopped by SIGUSR1
+    after the generation in flight"."""
+    if signum == signal.SIGINT:
+        return "interrupted"
+    name = signal.Signals(signum).name
+    return f"stopped by {name} after the generation in flight" if signum == STOP_AFTER_GENERATION else f"stopped by {name}"
+
+
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM during training: the run file holds every generation finished before it.
+    """Ctrl-C, SIGTERM or SIGUSR1 during training: the run file holds every generation finished
+    before it (after SIGUSR1, the one that was in flight too).
 
-    ``terminated``: True after SIGTERM, False after Ctrl-C. ``exit_code``: what a command line ends
-    with: 130 after Ctrl-C, 143 after SIGTERM (128 + the signal's number, the shell's convention)."""
+    ``signum``: the signal that stopped it. ``what``: :func:`stopped_by` of it. ``terminated``:
+    True after SIGTERM. ``exit_code``: what a command line ends with, 128 + the signal's number
+    (the shell's convention): 130 after Ctrl-C, 143 after SIGTERM, 138 after SIGUSR1 on Linux."""
 
-    def __init__(self, path: Path, generations: int, terminated: bool = False):
-        what = "stopped by SIGTERM" if terminated else "interrupted"
+    def __init__(self, path: Path, generations: int, signum: int = signal.SIGINT):
+        self.what = stopped_by(signum)
         super().__init__(
-            f"{what}: {path} holds {generations} finished generation(s); continue with --resume {path}"
+            f"{self.what}: {path} holds {generations} finished generation(s); continue with --resume {path}"
         )
-        self.path, self.generations, self.terminated = path, generations, terminated
-        self.exit_code = 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+        self.path, self.generations, self.signum = path, generations, signum
+        self.terminated = signum == signal.SIGTERM
+        self.exit_code = 128 + int(signum)
 
 
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the main thread is, so that it unwinds as Ctrl-C does."""
+
+    signum = signal.SIGTERM
+
+
+class _AfterGeneration(KeyboardInterrupt):
+    """SIGUSR1, raised once the generation in flight is stored."""
+
+    signum = STOP_AFTER_GENERATION
 
 
 class _StopSignals:
@@ -168,27 +195,36 @@ class _StopSignals:
     workers were left to notice their parent was gone and multiprocessing warned of leaked
     semaphores). An exception raised by a handler can be swallowed where the signal happens to
     land (a weakref callback, a ``__del__``), so the signal is also recorded and :meth:`check`,
-    called after each generation, raises it then. Outside the main thread, where Python cannot
-    install handlers, nothing changes."""
+    called after each generation, raises it then. SIGUSR1 is only recorded: :meth:`check` raises
+    :class:`_AfterGeneration` for it (Ctrl-C and SIGTERM still stop at once). Outside the main
+    thread, where Python cannot install handlers, nothing changes."""
 
     def __init__(self):
         self.received: int | None = None
+        self.after_generation = False
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum, frame):
         self.received = signum
         self.check()
 
+    def _finish_generation(self, signum, frame):
+        self.after_generation = True
+
     def check(self) -> None:
         if self.received == signal.SIGTERM:
             raise _Terminated()
         if self.received is not None:
             raise KeyboardInterrupt()
+        if self.after_generation:
+            raise _AfterGeneration()
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._previous[signum] = signal.signal(signum, self._handle)
+            if STOP_AFTER_GENERATION is not None:
+                self._previous[STOP_AFTER_GENERATION] = signal.signal(STOP_AFTER_GENERATION, self._finish_generation)
         return self
 
     def __exit__(self, *exc) -> None:

@@ -235,6 +235,28 @@ def test_ctrl_c_and_sigterm_say_in_one_line_how_to_resume(tmp_path, first_genera
     assert f"holds {done} finished generation(s)" in lines[0]
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")
+def test_sigusr1_to_the_process_group_keeps_the_generation_in_flight_and_spares_the_workers(tmp_path, first_generation):
+    """A scheduler's notice may go to every process of the job: the workers ignore it and the run
+    stops once the generation in flight (the second, at least) is stored, in one line, exit 138."""
+    import os
+
+    tiny = [*TINY[:2], "--generations", "50", *TINY[4:]]
+    tiny[tiny.index("--evaluator") + 1] = "processes"
+    args = [sys.executable, "-m", "spikehebb.cli", "train", *tiny, "--workers", "2", "--runs-dir", str(tmp_path)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    run_file = first_generation(tmp_path)
+    os.killpg(proc.pid, signal.SIGUSR1)
+    _, err = proc.communicate(timeout=60)
+    lines = [line for line in err.splitlines() if line.strip() and "pybullet build time" not in line]
+    assert proc.returncode == 128 + signal.SIGUSR1, err
+    done = RunStore.open(run_file).generations_completed
+    assert done >= 2, err
+    assert lines == [f"spikehebb train: stopped by SIGUSR1 after the generation in flight: {run_file} holds {done} "
+                     f"finished generation(s); continue with --resume {run_file}"], err
+
+
 def test_a_script_read_from_standard_input_is_told_why_workers_cannot_start(tmp_path):
     script = textwrap.dedent(f"""
         from spikehebb.train import TrainConfig, train

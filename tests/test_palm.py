@@ -1,6 +1,7 @@
 """Palm et al.'s leave-one-out protocol and the two study scripts, at a tiny budget."""
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -75,7 +76,6 @@ def test_run_palm_bad_input_fails_before_a_file(tmp_path, capsys, flags, message
 
 @pytest.mark.slow
 def test_a_study_stopped_by_sigterm_says_in_one_line_to_run_it_again(tmp_path, first_generation):
-    import signal
     import subprocess
 
     from spikehebb.store import RunStore
@@ -100,13 +100,15 @@ def test_a_study_stopped_by_sigterm_says_in_one_line_to_run_it_again(tmp_path, f
     (KeyboardInterrupt(), 130, "interrupted"),  # Ctrl-C outside training (a test lifetime)
     ("ctrl-c", 130, "interrupted"),
     ("sigterm", 143, "stopped by SIGTERM"),
+    ("sigusr1", 138, "stopped by SIGUSR1 after the generation in flight"),
 ])
 def test_exit_interrupted_names_the_signal_and_ends_with_the_shells_code(tmp_path, capsys, stop, code, what):
     from spikehebb.cli import exit_interrupted
     from spikehebb.train import TrainingInterrupted
 
     if isinstance(stop, str):
-        stop = TrainingInterrupted(tmp_path / "run.h5", 3, terminated=stop == "sigterm")
+        signum = {"ctrl-c": signal.SIGINT, "sigterm": signal.SIGTERM, "sigusr1": signal.SIGUSR1}[stop]
+        stop = TrainingInterrupted(tmp_path / "run.h5", 3, signum=signum)
     with pytest.raises(SystemExit) as info:
         exit_interrupted("study.py", stop)
     assert info.value.code == code

@@ -271,6 +271,50 @@ def test_a_stop_signal_swallowed_where_it_landed_is_raised_after_the_generation(
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")
+def test_sigusr1_stops_after_the_generation_in_flight_is_stored(tmp_path, monkeypatch):
+    """SIGUSR1 that lands while generation 2 is evaluated lets it finish and be stored, then stops
+    as SIGTERM does (exit 138); resumed, the run is the uninterrupted one, bit for bit."""
+    import os
+
+    import spikehebb.train as train_module
+    from spikehebb.train import TrainingInterrupted
+
+    made = train_module.make_evaluator
+
+    def signalling(*args, **kwargs):
+        evaluator = made(*args, **kwargs)
+        evaluate, calls = evaluator.evaluate, []
+
+        def evaluate_then_signal(*a, **k):
+            result = evaluate(*a, **k)
+            calls.append(1)
+            if len(calls) == 2:  # generation 2's lifetimes are done; it is told and stored after this
+                os.kill(os.getpid(), signal.SIGUSR1)
+            return result
+
+        evaluator.evaluate = evaluate_then_signal
+        return evaluator
+
+    monkeypatch.setattr(train_module, "make_evaluator", signalling)
+    before = signal.getsignal(signal.SIGUSR1)
+    with pytest.raises(TrainingInterrupted) as info:
+        train(tiny(tmp_path), progress=False)
+    path = tmp_path / "run.h5"
+    assert str(info.value) == (f"stopped by SIGUSR1 after the generation in flight: {path} holds 2 finished "
+                               f"generation(s); continue with --resume {path}")
+    assert info.value.exit_code == 128 + signal.SIGUSR1 and info.value.generations == 2
+    assert signal.getsignal(signal.SIGUSR1) == before
+    assert list(history(path)[0]["generation"]) == [0, 1]
+
+    monkeypatch.setattr(train_module, "make_evaluator", made)
+    train(resume=path, progress=False)
+    straight = train(tiny(tmp_path / "straight"), progress=False)
+    (h, ckpt), (h2, ckpt2) = history(path), history(straight)
+    np.testing.assert_array_equal(h["fitness_raw"], h2["fitness_raw"])
+    np.testing.assert_array_equal(ckpt.mean, ckpt2.mean)
+
+
 def test_fitness_floor_raises_each_training_lifetime_and_never_a_test():
     """--fitness-floor 0 (the authors' max(rew_ep, 0)): every training lifetime's fitness is at
     least the floor before the mean over the bodies; NaN stays NaN; test lifetimes are raw."""
