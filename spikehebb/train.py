@@ -146,7 +146,8 @@ def _refuse_a_model(path: str | Path) -> None:
 
 
 #: The signal that stops a run once the generation in flight is stored (None where the platform
-#: has no SIGUSR1). Worker processes ignore it, so it may go to the whole process group.
+#: has no SIGUSR1). Worker processes start with it blocked, so it may go to the whole process
+#: group (the processes evaluator's; Ray's actors live in Ray's own processes).
 STOP_AFTER_GENERATION: signal.Signals | None = getattr(signal, "SIGUSR1", None)
 
 
