@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from spikehebb.config import TrainConfig, WorkerSpec
-from spikehebb.evaluators import one_thread_per_library
+from spikehebb.evaluators import one_thread_per_library, sigusr1_blocked
 from spikehebb.store import RunStore, TraceWriter
 from spikehebb.worker import EVALUATION_TAG, Worker, lifetime_seeds
 
@@ -124,7 +124,7 @@ def assess(
         ctx = multiprocessing.get_context("spawn")
         # One variant per process, each closing its envs when done (a worker pool would keep every
         # variant's envs, ~30 MB each); one BLAS thread each, as the training workers.
-        with one_thread_per_library(), concurrent.futures.ProcessPoolExecutor(min(workers, len(variants)), mp_context=ctx) as pool:
+        with one_thread_per_library(), sigusr1_blocked(), concurrent.futures.ProcessPoolExecutor(min(workers, len(variants)), mp_context=ctx) as pool:
             fitness = list(pool.map(_variant_job, *zip(*[(spec, params, v, episodes) for v in variants])))
     trained = set(task.train_variants)
     solved_at = SOLVED_FITNESS if task.solved_fitness is None else task.solved_fitness

@@ -176,16 +176,18 @@ def _close_open_evaluators() -> None:
 
 
 @contextlib.contextmanager
-def _deaf_to_stop_after_generation():
+def sigusr1_blocked():
     """Processes started inside inherit SIGUSR1 blocked, for good: a scheduler may send it to the
     whole process group, it is meant for the parent (``train`` stops after the generation in
-    flight), and its default action would kill a worker or multiprocessing's resource tracker.
-    A SIGUSR1 sent to this process meanwhile waits until the block ends. No-op without SIGUSR1."""
+    flight), and its default action would kill a worker, a test pool's process or
+    multiprocessing's resource tracker. A SIGUSR1 sent to this process meanwhile waits until the
+    block ends. No-op without SIGUSR1."""
     if not hasattr(signal, "SIGUSR1") or not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, ())  # read first: a Ctrl-C here leaves nothing blocked
     try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
@@ -196,7 +198,7 @@ def _serve(conn, spec: WorkerSpec, factory: WorkerFactory, counter=None) -> None
     with ``("ok", result)`` or ``("error", exception, traceback)`` until ``None`` or the parent's
     end of the pipe closes. ``counter``: the evaluator's shared lifetime counter."""
     # Ctrl-C reaches the whole process group; the parent decides what happens to its workers
-    # (SIGUSR1 is blocked from birth: _deaf_to_stop_after_generation).
+    # (SIGUSR1 is blocked from birth: sigusr1_blocked).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent()
     try:
@@ -348,7 +350,7 @@ class ProcessEvaluator(_Evaluator):
         self._ctx = multiprocessing.get_context("spawn")
         # The generation's next training lifetime, shared by every worker (see evaluate). Its lock
         # may start multiprocessing's resource tracker, a process of this group too.
-        with _deaf_to_stop_after_generation():
+        with sigusr1_blocked():
             self._counter = self._ctx.Value("q", 0)
         self._procs: list[_Process | None] = [None] * self.workers
         _OPEN.add(self)
@@ -400,7 +402,7 @@ class ProcessEvaluator(_Evaluator):
             target=_serve, args=(child, self.spec, self._factory, self._counter), name="spikehebb-worker",
             daemon=True,
         )
-        with one_thread_per_library(), _deaf_to_stop_after_generation():
+        with one_thread_per_library(), sigusr1_blocked():
             process.start()
         child.close()  # the child's end now lives only in the child: its death closes the pipe
         return _Process(process, parent)

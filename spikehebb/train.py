@@ -147,7 +147,7 @@ def _refuse_a_model(path: str | Path) -> None:
 
 #: The signal that stops a run once the generation in flight is stored (None where the platform
 #: has no SIGUSR1). Worker processes start with it blocked, so it may go to the whole process
-#: group (the processes evaluator's; Ray's actors live in Ray's own processes).
+#: group (the processes evaluator's; not Ray's, whose processes it would kill).
 STOP_AFTER_GENERATION: signal.Signals | None = getattr(signal, "SIGUSR1", None)
 
 
@@ -197,8 +197,8 @@ class _StopSignals:
     semaphores). An exception raised by a handler can be swallowed where the signal happens to
     land (a weakref callback, a ``__del__``), so the signal is also recorded and :meth:`check`,
     called after each generation, raises it then. SIGUSR1 is only recorded: :meth:`check` raises
-    :class:`_AfterGeneration` for it (Ctrl-C and SIGTERM still stop at once). Outside the main
-    thread, where Python cannot install handlers, nothing changes."""
+    :class:`_AfterGeneration` for it unless the run is done (Ctrl-C and SIGTERM still stop at
+    once). Outside the main thread, where Python cannot install handlers, nothing changes."""
 
     def __init__(self):
         self.received: int | None = None
@@ -212,12 +212,13 @@ class _StopSignals:
     def _finish_generation(self, signum, frame):
         self.after_generation = True
 
-    def check(self) -> None:
+    def check(self, done: bool = False) -> None:
+        """Raise what was received; ``done``: the last generation is stored (SIGUSR1 asks no more)."""
         if self.received == signal.SIGTERM:
             raise _Terminated()
         if self.received is not None:
             raise KeyboardInterrupt()
-        if self.after_generation:
+        if self.after_generation and not done:
             raise _AfterGeneration()
 
     def __enter__(self):
@@ -255,7 +256,7 @@ def _run_generations(config: TrainConfig, spec: WorkerSpec, store: RunStore, str
                 rule_table=strategy.rule_table() if hasattr(strategy, "rule_table") else None,
             )
             shown.update(generation, stats["raw"], strategy.best_fitness, env_steps, wall, end)
-            stop.check()
+            stop.check(done=generation + 1 == end)
 
 
 class _Progress:

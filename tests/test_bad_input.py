@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -238,15 +239,32 @@ def test_ctrl_c_and_sigterm_say_in_one_line_how_to_resume(tmp_path, first_genera
 @pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")
 def test_sigusr1_to_the_process_group_keeps_the_generation_in_flight_and_spares_the_workers(tmp_path, first_generation):
-    """A scheduler's notice may go to every process of the job: the workers ignore it and the run
-    stops once the generation in flight (the second, at least) is stored, in one line, exit 138."""
+    """A scheduler's notice may go to every process of the job: every process but the parent (the
+    workers, multiprocessing's resource tracker) has it blocked, and the run stops once the
+    generation in flight (the second, at least) is stored, in one line, exit 138."""
     import os
+
+    def blocked_in_session(session: int) -> dict[int, bool]:
+        """pid -> whether SIGUSR1 is blocked, for each process of the session (/proc, Linux)."""
+        found = {}
+        for status in Path("/proc").glob("[0-9]*/status"):
+            try:
+                stat = (status.parent / "stat").read_text()
+                fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            except OSError:  # gone meanwhile
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[3]) == session:  # field 6, after the command's parentheses
+                found[int(status.parent.name)] = bool(int(fields["SigBlk"], 16) & (1 << (signal.SIGUSR1 - 1)))
+        return found
 
     tiny = [*TINY[:2], "--generations", "50", *TINY[4:]]
     tiny[tiny.index("--evaluator") + 1] = "processes"
     args = [sys.executable, "-m", "spikehebb.cli", "train", *tiny, "--workers", "2", "--runs-dir", str(tmp_path)]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     run_file = first_generation(tmp_path)
+    if Path("/proc/self/stat").exists():
+        blocked = blocked_in_session(proc.pid)
+        assert blocked.pop(proc.pid) is False and len(blocked) >= 3 and all(blocked.values()), blocked  # 2 workers, tracker
     os.killpg(proc.pid, signal.SIGUSR1)
     _, err = proc.communicate(timeout=60)
     lines = [line for line in err.splitlines() if line.strip() and "pybullet build time" not in line]

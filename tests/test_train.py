@@ -271,14 +271,12 @@ def test_a_stop_signal_swallowed_where_it_landed_is_raised_after_the_generation(
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
 
 
-@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")
-def test_sigusr1_stops_after_the_generation_in_flight_is_stored(tmp_path, monkeypatch):
-    """SIGUSR1 that lands while generation 2 is evaluated lets it finish and be stored, then stops
-    as SIGTERM does (exit 138); resumed, the run is the uninterrupted one, bit for bit."""
+def _sigusr1_after_evaluation(monkeypatch, call: int) -> None:
+    """Make training send itself SIGUSR1 when the ``call``-th generation's lifetimes are done
+    (that generation is then told and stored: the signal landed while it was in flight)."""
     import os
 
     import spikehebb.train as train_module
-    from spikehebb.train import TrainingInterrupted
 
     made = train_module.make_evaluator
 
@@ -289,7 +287,7 @@ def test_sigusr1_stops_after_the_generation_in_flight_is_stored(tmp_path, monkey
         def evaluate_then_signal(*a, **k):
             result = evaluate(*a, **k)
             calls.append(1)
-            if len(calls) == 2:  # generation 2's lifetimes are done; it is told and stored after this
+            if len(calls) == call:
                 os.kill(os.getpid(), signal.SIGUSR1)
             return result
 
@@ -297,6 +295,15 @@ def test_sigusr1_stops_after_the_generation_in_flight_is_stored(tmp_path, monkey
         return evaluator
 
     monkeypatch.setattr(train_module, "make_evaluator", signalling)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")
+def test_sigusr1_stops_after_the_generation_in_flight_is_stored(tmp_path, monkeypatch):
+    """SIGUSR1 that lands while generation 2 is evaluated lets it finish and be stored, then stops
+    as SIGTERM does (exit 138); resumed, the run is the uninterrupted one, bit for bit."""
+    from spikehebb.train import TrainingInterrupted
+
+    _sigusr1_after_evaluation(monkeypatch, 2)
     before = signal.getsignal(signal.SIGUSR1)
     with pytest.raises(TrainingInterrupted) as info:
         train(tiny(tmp_path), progress=False)
@@ -307,12 +314,20 @@ def test_sigusr1_stops_after_the_generation_in_flight_is_stored(tmp_path, monkey
     assert signal.getsignal(signal.SIGUSR1) == before
     assert list(history(path)[0]["generation"]) == [0, 1]
 
-    monkeypatch.setattr(train_module, "make_evaluator", made)
+    monkeypatch.undo()
     train(resume=path, progress=False)
     straight = train(tiny(tmp_path / "straight"), progress=False)
     (h, ckpt), (h2, ckpt2) = history(path), history(straight)
     np.testing.assert_array_equal(h["fitness_raw"], h2["fitness_raw"])
     np.testing.assert_array_equal(ckpt.mean, ckpt2.mean)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")
+def test_sigusr1_in_the_last_generation_lets_the_run_end(tmp_path, monkeypatch):
+    """Nothing is left to stop before: the run ends as it would have (no "continue with --resume")."""
+    _sigusr1_after_evaluation(monkeypatch, 3)
+    path = train(tiny(tmp_path), progress=False)
+    assert list(history(path)[0]["generation"]) == [0, 1, 2]
 
 
 def test_fitness_floor_raises_each_training_lifetime_and_never_a_test():
