@@ -164,9 +164,9 @@ class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C, SIGTERM or SIGUSR1 during training: the run file holds every generation finished
     before it (after SIGUSR1, the one that was in flight too).
 
-    ``signum``: the signal that stopped it. ``what``: :func:`stopped_by` of it. ``terminated``:
-    True after SIGTERM. ``exit_code``: what a command line ends with, 128 + the signal's number
-    (the shell's convention): 130 after Ctrl-C, 143 after SIGTERM, 138 after SIGUSR1 on Linux."""
+    ``signum``: the signal that stopped it. ``what``: :func:`stopped_by` of it. ``exit_code``: what
+    a command line ends with, 128 + the signal's number (the shell's convention): 130 after
+    Ctrl-C, 143 after SIGTERM, 138 after SIGUSR1 on Linux."""
 
     def __init__(self, path: Path, generations: int, signum: int = signal.SIGINT):
         self.what = stopped_by(signum)
@@ -174,7 +174,6 @@ class TrainingInterrupted(KeyboardInterrupt):
             f"{self.what}: {path} holds {generations} finished generation(s); continue with --resume {path}"
         )
         self.path, self.generations, self.signum = path, generations, signum
-        self.terminated = signum == signal.SIGTERM
         self.exit_code = 128 + int(signum)
 
 

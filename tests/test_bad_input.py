@@ -214,6 +214,19 @@ def test_envs_that_cannot_fit_in_memory_are_refused_and_the_default_batch_shrink
         np.testing.assert_array_equal(a.history()["fitness_raw"], b.history()["fitness_raw"])
 
 
+def train_in_background(tmp_path: Path, evaluator: str, workers: int, **popen) -> subprocess.Popen:
+    """``spikehebb train`` on the tiny settings for 50 generations, its run file to ``tmp_path``."""
+    tiny = [*TINY[:2], "--generations", "50", *TINY[4:]]
+    tiny[tiny.index("--evaluator") + 1] = evaluator
+    args = [sys.executable, "-m", "spikehebb.cli", "train", *tiny, "--workers", str(workers), "--runs-dir", str(tmp_path)]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def stderr_lines(err: str) -> list[str]:
+    """The non-blank lines of a process's stderr, less pybullet's banner."""
+    return [line for line in err.splitlines() if line.strip() and "pybullet build time" not in line]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, code, said, evaluator", [
     (signal.SIGINT, 130, "interrupted", "serial"),
@@ -221,14 +234,11 @@ def test_envs_that_cannot_fit_in_memory_are_refused_and_the_default_batch_shrink
     (signal.SIGTERM, 143, "stopped by SIGTERM", "processes"),  # workers closed: no leaked-semaphore warning
 ])
 def test_ctrl_c_and_sigterm_say_in_one_line_how_to_resume(tmp_path, first_generation, sig, code, said, evaluator):
-    tiny = [*TINY[:2], "--generations", "50", *TINY[4:]]
-    tiny[tiny.index("--evaluator") + 1] = evaluator
-    args = [sys.executable, "-m", "spikehebb.cli", "train", *tiny, "--workers", "1", "--runs-dir", str(tmp_path)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = train_in_background(tmp_path, evaluator, workers=1)
     run_file = first_generation(tmp_path)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    lines = [line for line in err.splitlines() if line.strip() and "pybullet build time" not in line]
+    lines = stderr_lines(err)
     assert proc.returncode == code, err
     assert len(lines) == 1 and lines[0].startswith(f"spikehebb train: {said}: "), err
     assert "finished generation(s); continue with --resume" in lines[0], err
@@ -257,17 +267,14 @@ def test_sigusr1_to_the_process_group_keeps_the_generation_in_flight_and_spares_
                 found[int(status.parent.name)] = bool(int(fields["SigBlk"], 16) & (1 << (signal.SIGUSR1 - 1)))
         return found
 
-    tiny = [*TINY[:2], "--generations", "50", *TINY[4:]]
-    tiny[tiny.index("--evaluator") + 1] = "processes"
-    args = [sys.executable, "-m", "spikehebb.cli", "train", *tiny, "--workers", "2", "--runs-dir", str(tmp_path)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = train_in_background(tmp_path, "processes", workers=2, start_new_session=True)
     run_file = first_generation(tmp_path)
     if Path("/proc/self/stat").exists():
         blocked = blocked_in_session(proc.pid)
         assert blocked.pop(proc.pid) is False and len(blocked) >= 3 and all(blocked.values()), blocked  # 2 workers, tracker
     os.killpg(proc.pid, signal.SIGUSR1)
     _, err = proc.communicate(timeout=60)
-    lines = [line for line in err.splitlines() if line.strip() and "pybullet build time" not in line]
+    lines = stderr_lines(err)
     assert proc.returncode == 128 + signal.SIGUSR1, err
     done = RunStore.open(run_file).generations_completed
     assert done >= 2, err
