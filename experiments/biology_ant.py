@@ -178,19 +178,22 @@ def main(argv=None) -> None:
     except ValueError as err:  # every setting is checked before any run starts
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     results: dict[str, list[dict]] = {arm: [] for arm in args.arms}
-    for (arm, seed), config in configs.items():
-        path = args.out / f"{arm}_s{seed}.h5"
-        print(f"{arm} seed {seed}: {path}", file=sys.stderr, flush=True)
-        cached = cached_result(path, args.generations, args.episodes)
-        if cached is None or path.exists():  # a finished run's file may be gone: its cache reports it
-            try:
-                train_one(config, path)
-                cached = test_one(path, args.episodes, args.workers or 1)
-            except KeyboardInterrupt as err:
-                from spikehebb.cli import exit_interrupted
+    from spikehebb.cli import exit_interrupted
+    from spikehebb.stopping import STOP_REQUEST
 
+    with STOP_REQUEST:  # SIGUSR1: stop once the run in flight is trained and tested
+        for i, ((arm, seed), config) in enumerate(configs.items()):
+            path = args.out / f"{arm}_s{seed}.h5"
+            print(f"{arm} seed {seed}: {path}", file=sys.stderr, flush=True)
+            cached = cached_result(path, args.generations, args.episodes)
+            try:
+                if cached is None or path.exists():  # a finished run's file may be gone: its cache reports it
+                    train_one(config, path)
+                    cached = test_one(path, args.episodes, args.workers or 1)
+                STOP_REQUEST.stop_after(f"{arm} seed {seed} and its tests", last=i + 1 == len(configs))
+            except KeyboardInterrupt as err:
                 exit_interrupted(parser.prog, err)
-        results[arm].append(cached)
+            results[arm].append(cached)
     text = table(results, seeds)
     print(text)
     (args.out / "table.md").write_text(text + "\n")

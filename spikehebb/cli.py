@@ -21,6 +21,7 @@ from typing import NoReturn
 
 from spikehebb.config import EVALUATOR_NAMES, STRATEGY_INITS, STRATEGY_NAMES, TrainConfig
 from spikehebb.rules import RULES
+from spikehebb.stopping import STOP_REQUEST
 
 #: Najarro & Risi 2020's ant settings (``--paper``).
 PAPER = dict(popsize=500, generations=300, max_env_steps=1000, lr=0.2, sigma=0.1, train_variants=("default", "damage_right"))
@@ -605,9 +606,10 @@ def experiment_main(task: str, description: str, argv: list[str] | None = None, 
     parser.set_defaults(episodes=episodes)
     args = parser.parse_args(argv)
     try:
-        path = run_train(args)
-        print(f"run file: {path}")
-        run_evaluate(path, args)
+        with STOP_REQUEST:  # SIGUSR1 in the tests lets them finish: the script ends with them anyway
+            path = run_train(args)
+            print(f"run file: {path}")
+            run_evaluate(path, args)
     except (ValueError, OSError, RuntimeError) as err:  # OSError: missing, existing, read-only, full (one line)
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     except KeyboardInterrupt as err:  # 130 after Ctrl-C, 143 after SIGTERM, 138 after SIGUSR1 (TrainingInterrupted)

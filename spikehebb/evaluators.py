@@ -39,6 +39,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from spikehebb.config import WorkerSpec
+from spikehebb.stopping import STOP_AFTER_GENERATION
 from spikehebb.worker import Worker, mean_over_variants
 
 def split_evenly(items: Sequence, n_chunks: int) -> list[list]:
@@ -179,15 +180,15 @@ def _close_open_evaluators() -> None:
 def sigusr1_blocked():
     """Processes started inside inherit SIGUSR1 blocked, for good: a scheduler may send it to the
     whole process group, it is meant for the parent (``train`` stops after the generation in
-    flight), and its default action would kill a worker, a test pool's process or
+    flight, a study after the step in flight), and its default action would kill a worker, a test pool's process or
     multiprocessing's resource tracker. A SIGUSR1 sent to this process meanwhile waits until the
     block ends. No-op without SIGUSR1."""
-    if not hasattr(signal, "SIGUSR1") or not hasattr(signal, "pthread_sigmask"):
+    if STOP_AFTER_GENERATION is None or not hasattr(signal, "pthread_sigmask"):
         yield
         return
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, ())  # read first: a Ctrl-C here leaves nothing blocked
     try:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+        signal.pthread_sigmask(signal.SIG_BLOCK, {STOP_AFTER_GENERATION})
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)

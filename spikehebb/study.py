@@ -201,14 +201,25 @@ def run_arm(
 
 def run_study(arms: Sequence[Arm], variants: Sequence[str], episodes: int, cache: str | Path, workers: int = 1,
               max_env_steps: int | None = None, progress: bool = True) -> list[ArmResult]:
-    """:func:`run_arm` for every arm, in order (a killed study resumes at the arm it was in)."""
+    """:func:`run_arm` for every arm, in order (a killed study resumes at the arm it was in).
+
+    SIGUSR1 stops it at the next boundary: inside an arm's training after the generation in flight
+    (:class:`~spikehebb.train.TrainingInterrupted`), else once the arm in flight is tested and
+    cached (:class:`~spikehebb.stopping.StudyInterrupted`); after the last arm the study just ends."""
+    from spikehebb.stopping import STOP_REQUEST
+
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
         raise ValueError(f"arm names must be distinct, got {names}")
     paths = [a.path for a in arms]
     if len(set(paths)) != len(paths):
         raise ValueError("arms must have distinct run files (run_name)")
-    return [run_arm(a, variants, episodes, cache, workers, max_env_steps, progress) for a in arms]
+    results = []
+    with STOP_REQUEST:
+        for i, arm in enumerate(arms):
+            results.append(run_arm(arm, variants, episodes, cache, workers, max_env_steps, progress))
+            STOP_REQUEST.stop_after(f"arm {arm.name!r} and its tests", last=i + 1 == len(arms))
+    return results
 
 
 def format_study(results: Sequence[ArmResult], variants: Sequence[str], reference: dict[str, dict[str, float]] | None = None,

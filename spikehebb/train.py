@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from spikehebb.config import (
 )
 from spikehebb.evaluators import make_evaluator
 from spikehebb.genome import GenomeMap
+from spikehebb.stopping import StopSignals, stopped_by
 from spikehebb.store import RunStore
 
 __all__ = ["AgentConfig", "EvaluatorConfig", "StrategyConfig", "TaskConfig", "TrainConfig", "WorkerSpec",
@@ -55,7 +55,7 @@ def train(
 
     Ctrl-C and SIGTERM (``kill``, a scheduler's notice) stop it the same way: the workers are
     closed and :class:`TrainingInterrupted` says how many generations the file holds and how to
-    resume; the generation in flight is lost. SIGUSR1 (:data:`STOP_AFTER_GENERATION`; e.g.
+    resume; the generation in flight is lost. SIGUSR1 (:data:`~spikehebb.stopping.STOP_AFTER_GENERATION`; e.g.
     SLURM's ``--signal=USR1@300``) lets the generation in flight finish and be stored first, then
     stops the same way.
 
@@ -145,21 +145,6 @@ def _refuse_a_model(path: str | Path) -> None:
                          f"({info.get('source', 'the run it was selected from')}) instead")
 
 
-#: The signal that stops a run once the generation in flight is stored (None where the platform
-#: has no SIGUSR1). Worker processes start with it blocked, so it may go to the whole process
-#: group (the processes evaluator's; not Ray's, whose processes it would kill).
-STOP_AFTER_GENERATION: signal.Signals | None = getattr(signal, "SIGUSR1", None)
-
-
-def stopped_by(signum: int) -> str:
-    """How a run's stop is told: "interrupted" (Ctrl-C), "stopped by SIGTERM", "stopped by SIGUSR1
-    after the generation in flight"."""
-    if signum == signal.SIGINT:
-        return "interrupted"
-    name = signal.Signals(signum).name
-    return f"stopped by {name} after the generation in flight" if signum == STOP_AFTER_GENERATION else f"stopped by {name}"
-
-
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C, SIGTERM or SIGUSR1 during training: the run file holds every generation finished
     before it (after SIGUSR1, the one that was in flight too).
@@ -177,67 +162,11 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.exit_code = 128 + int(signum)
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the main thread is, so that it unwinds as Ctrl-C does."""
-
-    signum = signal.SIGTERM
-
-
-class _AfterGeneration(KeyboardInterrupt):
-    """SIGUSR1, raised once the generation in flight is stored."""
-
-    signum = STOP_AFTER_GENERATION
-
-
-class _StopSignals:
-    """While a run's generations go, Ctrl-C raises KeyboardInterrupt and SIGTERM raises
-    :class:`_Terminated` in the main thread (Python's default for SIGTERM is to die at once: the
-    workers were left to notice their parent was gone and multiprocessing warned of leaked
-    semaphores). An exception raised by a handler can be swallowed where the signal happens to
-    land (a weakref callback, a ``__del__``), so the signal is also recorded and :meth:`check`,
-    called after each generation, raises it then. SIGUSR1 is only recorded: :meth:`check` raises
-    :class:`_AfterGeneration` for it unless the run is done (Ctrl-C and SIGTERM still stop at
-    once). Outside the main thread, where Python cannot install handlers, nothing changes."""
-
-    def __init__(self):
-        self.received: int | None = None
-        self.after_generation = False
-        self._previous: dict[int, object] = {}
-
-    def _handle(self, signum, frame):
-        self.received = signum
-        self.check()
-
-    def _finish_generation(self, signum, frame):
-        self.after_generation = True
-
-    def check(self, done: bool = False) -> None:
-        """Raise what was received; ``done``: the last generation is stored (SIGUSR1 asks no more)."""
-        if self.received == signal.SIGTERM:
-            raise _Terminated()
-        if self.received is not None:
-            raise KeyboardInterrupt()
-        if self.after_generation and not done:
-            raise _AfterGeneration()
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-            if STOP_AFTER_GENERATION is not None:
-                self._previous[STOP_AFTER_GENERATION] = signal.signal(STOP_AFTER_GENERATION, self._finish_generation)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-
 def _run_generations(config: TrainConfig, spec: WorkerSpec, store: RunStore, strategy, start: int, end: int,
                      progress: bool) -> None:
     """Generations ``start`` to ``end - 1``: ask, evaluate, tell, store each."""
     ev = config.evaluator
-    with (_StopSignals() as stop,
+    with (StopSignals() as stop,
           make_evaluator(ev.name, spec, workers=config.n_workers, address=ev.ray_address) as evaluator,
           _Progress(config, start, progress) as shown):
         for generation in range(start, end):

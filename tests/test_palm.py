@@ -102,12 +102,18 @@ def test_a_study_stopped_by_sigterm_says_in_one_line_to_run_it_again(tmp_path, f
     ("sigterm", 143, "stopped by SIGTERM"),
     pytest.param("sigusr1", 138, "stopped by SIGUSR1 after the generation in flight",
                  marks=pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")),
+    pytest.param("sigusr1 in tests", 138, "stopped by SIGUSR1 after arm 'gmm' and its tests",
+                 marks=pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")),
 ])
 def test_exit_interrupted_names_the_signal_and_ends_with_the_shells_code(tmp_path, capsys, stop, code, what):
     from spikehebb.cli import exit_interrupted
     from spikehebb.train import TrainingInterrupted
 
-    if isinstance(stop, str):
+    if stop == "sigusr1 in tests":
+        from spikehebb.stopping import StudyInterrupted
+
+        stop = StudyInterrupted("arm 'gmm' and its tests")
+    elif isinstance(stop, str):
         signum = {"ctrl-c": signal.SIGINT, "sigterm": signal.SIGTERM, "sigusr1": getattr(signal, "SIGUSR1", None)}[stop]
         stop = TrainingInterrupted(tmp_path / "run.h5", 3, signum=signum)
     with pytest.raises(SystemExit) as info:

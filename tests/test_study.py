@@ -129,3 +129,69 @@ def test_a_record_written_before_configs_were_recorded_still_reports(tmp_path, c
     for a, b in zip(first, again):
         assert (a.env_steps, a.n_params, a.popsize) == (b.env_steps, b.n_params, b.popsize)
         np.testing.assert_array_equal(a.fitness["default"], b.fitness["default"])
+
+
+def _sigusr1_at(monkeypatch, module, name: str, call: int) -> None:
+    """Make ``module.name`` send this process SIGUSR1 when its ``call``-th call returns."""
+    import os
+    import signal
+
+    real, calls = getattr(module, name), []
+
+    def signalling(*args, **kwargs):
+        result = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == call:
+            os.kill(os.getpid(), signal.SIGUSR1)
+        return result
+
+    monkeypatch.setattr(module, name, signalling)
+
+
+@pytest.mark.parametrize("where", ["tests", "last generation"])
+def test_sigusr1_outside_generations_stops_the_study_once_the_arm_in_flight_is_tested(tmp_path, monkeypatch, where):
+    """SIGUSR1 while the first arm is tested, or in its last generation (the run just ends): that
+    arm is tested and cached, then the study stops; run again, it equals an uninterrupted study."""
+    import signal
+
+    import spikehebb.assess
+    import spikehebb.train
+    from spikehebb.stopping import StudyInterrupted
+
+    cache = tmp_path / "cache.json"
+    arms = [_arm(tmp_path, "a"), _arm(tmp_path, "b")]
+    if where == "tests":
+        _sigusr1_at(monkeypatch, spikehebb.assess, "assess", 1)
+    else:  # the evaluator's second evaluate: generation 2 of 2
+        made = spikehebb.train.make_evaluator
+
+        def evaluator(*args, **kwargs):
+            ev = made(*args, **kwargs)
+            _sigusr1_at(monkeypatch, ev, "evaluate", 2)
+            return ev
+
+        monkeypatch.setattr(spikehebb.train, "make_evaluator", evaluator)
+    before = signal.getsignal(signal.SIGUSR1)
+    with pytest.raises(StudyInterrupted) as info:
+        run_study(arms, ["default"], 2, cache, max_env_steps=45, progress=False)
+    assert info.value.what == "stopped by SIGUSR1 after arm 'a' and its tests" and info.value.exit_code == 138
+    assert signal.getsignal(signal.SIGUSR1) == before
+    assert list(json.loads(cache.read_text())) == ["a"] and not arms[1].path.exists()
+
+    monkeypatch.undo()
+    resumed = run_study(arms, ["default"], 2, cache, max_env_steps=45, progress=False)
+    straight = run_study([_arm(tmp_path / "straight", n) for n in "ab"], ["default"], 2, tmp_path / "straight.json",
+                         max_env_steps=45, progress=False)
+    for a, b in zip(resumed, straight):
+        assert a.generations == b.generations == 2
+        np.testing.assert_array_equal(a.fitness["default"], b.fitness["default"])
+        np.testing.assert_array_equal(a.history["fitness_mean"], b.history["fitness_mean"])
+
+
+def test_sigusr1_while_the_last_arm_is_tested_lets_the_study_end(tmp_path, monkeypatch):
+    import spikehebb.assess
+
+    _sigusr1_at(monkeypatch, spikehebb.assess, "assess", 1)
+    (result,) = run_study([_arm(tmp_path, "a")], ["default"], 2, tmp_path / "cache.json", max_env_steps=45,
+                          progress=False)
+    assert result.fitness["default"].shape == (2,)

@@ -256,17 +256,17 @@ def test_a_stop_signal_swallowed_where_it_landed_is_raised_after_the_generation(
     signal is recorded, so the check after each generation raises it. The handlers are restored."""
     import os
 
-    from spikehebb.train import _StopSignals, _Terminated
+    from spikehebb.stopping import StopSignals, Terminated
 
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    with _StopSignals() as stop:
+    with StopSignals() as stop:
         stop.check()  # nothing received: no-op
         try:
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)
-        except _Terminated:
+        except Terminated:
             pass  # as if swallowed
-        with pytest.raises(_Terminated):
+        with pytest.raises(Terminated):
             stop.check()
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
 
