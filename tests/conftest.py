@@ -30,6 +30,16 @@ def first_generation():
 
 
 @pytest.fixture(scope="session")
+def stderr_lines():
+    """``lines(err)``: the non-blank lines of a process's stderr, less pybullet's banner."""
+
+    def lines(err: str) -> list[str]:
+        return [line for line in err.splitlines() if line.strip() and "pybullet build time" not in line]
+
+    return lines
+
+
+@pytest.fixture(scope="session")
 def experiment_script():
     """``load(name)``: the module of ``experiments/NAME.py``, loaded (and registered under its
     name: a script's dataclasses look their module up) so that a test can call its functions."""

@@ -222,18 +222,14 @@ def train_in_background(tmp_path: Path, evaluator: str, workers: int, **popen) -
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
-def stderr_lines(err: str) -> list[str]:
-    """The non-blank lines of a process's stderr, less pybullet's banner."""
-    return [line for line in err.splitlines() if line.strip() and "pybullet build time" not in line]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, code, said, evaluator", [
     (signal.SIGINT, 130, "interrupted", "serial"),
     (signal.SIGTERM, 143, "stopped by SIGTERM", "serial"),
     (signal.SIGTERM, 143, "stopped by SIGTERM", "processes"),  # workers closed: no leaked-semaphore warning
 ])
-def test_ctrl_c_and_sigterm_say_in_one_line_how_to_resume(tmp_path, first_generation, sig, code, said, evaluator):
+def test_ctrl_c_and_sigterm_say_in_one_line_how_to_resume(tmp_path, first_generation, stderr_lines, sig, code, said,
+                                                         evaluator):
     proc = train_in_background(tmp_path, evaluator, workers=1)
     run_file = first_generation(tmp_path)
     proc.send_signal(sig)
@@ -248,7 +244,8 @@ def test_ctrl_c_and_sigterm_say_in_one_line_how_to_resume(tmp_path, first_genera
 
 @pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")
-def test_sigusr1_to_the_process_group_keeps_the_generation_in_flight_and_spares_the_workers(tmp_path, first_generation):
+def test_sigusr1_to_the_process_group_keeps_the_generation_in_flight_and_spares_the_workers(tmp_path, first_generation,
+                                                                                            stderr_lines):
     """A scheduler's notice may go to every process of the job: every process but the parent (the
     workers, multiprocessing's resource tracker) has it blocked, and the run stops once the
     generation in flight (the second, at least) is stored, in one line, exit 138."""

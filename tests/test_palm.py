@@ -75,7 +75,7 @@ def test_run_palm_bad_input_fails_before_a_file(tmp_path, capsys, flags, message
 
 
 @pytest.mark.slow
-def test_a_study_stopped_by_sigterm_says_in_one_line_to_run_it_again(tmp_path, first_generation):
+def test_a_study_stopped_by_sigterm_says_in_one_line_to_run_it_again(tmp_path, first_generation, stderr_lines):
     import subprocess
 
     from spikehebb.store import RunStore
@@ -89,7 +89,7 @@ def test_a_study_stopped_by_sigterm_says_in_one_line_to_run_it_again(tmp_path, f
     run_file = first_generation(study)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    lines = [line for line in err.splitlines() if line.strip() and "pybullet build time" not in line]
+    lines = stderr_lines(err)
     assert proc.returncode == 143, err
     assert lines == ["run_palm.py: stopped by SIGTERM; the run files keep every finished generation: "
                      "run the same command again to continue"], err
