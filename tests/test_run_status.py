@@ -1,0 +1,105 @@
+"""The docs quote the committed training runs (models/training/) as the files hold them.
+
+Each session that resumes a long run moves these numbers by hand (models/README.md says how); a
+stale or mistyped one fails here, saying what to write. A sentence whose wording changed (a run
+finished) fails too: update the pattern here with it.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from spikehebb.store import RunStore
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAINING = ROOT / "models" / "training"
+PER_SYNAPSE = "ant_ABCD_lr_paper_pop200_s0"
+MIRROR = "ant_ABCD_lr_mirror_paper_pop200_s0"
+
+
+def text(doc: str) -> str:
+    """The document with every run of whitespace (line breaks included) as one space."""
+    return " ".join((ROOT / doc).read_text().split())
+
+
+def quoted(doc: str, pattern: str) -> dict[str, str]:
+    found = re.search(pattern, text(doc))
+    assert found, f"{doc} no longer says {pattern!r}: update the sentence or this test"
+    return found.groupdict()
+
+
+def run_facts(stem: str) -> dict:
+    """Generations, env steps (M, one decimal), the last population mean (rounded), wall hours of
+    generations (``hours``: a float; see :func:`as_quoted`) and the history."""
+    with RunStore.open(TRAINING / f"{stem}.h5") as store:
+        history, generations = store.history(), store.generations_completed
+    return {"g": str(generations), "steps": f"{history['env_steps'].sum() / 1e6:.1f}",
+            "hours": history["wall_time"].sum() / 3600, "mean": str(round(history["fitness_mean"][-1])),
+            "history": history}
+
+
+def as_quoted(value: float, said: str) -> str:
+    """``value`` written with as many decimals as the docs' ``said`` has."""
+    return f"{value:.{len(said.partition('.')[2])}f}"
+
+
+def stored_means(stem: str) -> dict[int, dict[str, str]]:
+    """Per scored generation, each body's mean over the stored lifetimes, rounded as the docs write it."""
+    scores = json.loads((TRAINING / f"{stem}_bodies.json").read_text())["scores"]
+    return {int(g): {body: str(round(value)) for body, value in by_body.items()} for g, by_body in scores.items()}
+
+
+@pytest.fixture(scope="module")
+def per_synapse():
+    return run_facts(PER_SYNAPSE)
+
+
+def test_the_per_synapse_runs_length_budget_and_mean_are_quoted_as_its_file_holds_them(per_synapse):
+    facts = {k: per_synapse[k] for k in ("g", "steps", "mean")}
+    said = quoted("README.md", r"paused at (?P<g>\d+) generations \((?P<steps>[\d.]+) M env steps, (?P<hours>[\d.]+) h "
+                               r"of generations; population mean (?P<mean>\d+) at generation (?P<g2>\d+)")
+    assert said == {**facts, "hours": as_quoted(per_synapse["hours"], said["hours"]), "g2": facts["g"]}
+    said = quoted("models/README.md", r"paused at (?P<g>\d+) \([\d-]+: (?P<steps>[\d.]+) M env steps, (?P<hours>[\d.]+) "
+                                      r"h of generations; population mean (?P<mean>\d+),")
+    assert said == {**facts, "hours": as_quoted(per_synapse["hours"], said["hours"])}
+    last_scored = str(max(stored_means(PER_SYNAPSE)))
+    said = quoted("docs/results.md", r"it holds (?P<g>\d+) generations now \(paused; population mean (?P<mean>\d+) at "
+                                     r"generation (?P<g2>\d+) against \d+ at 300; stored means scored to generation "
+                                     r"(?P<scored>\d+);")
+    assert said == {"g": facts["g"], "mean": facts["mean"], "g2": facts["g"], "scored": last_scored}
+
+
+def test_the_per_synapse_runs_last_stored_means_are_quoted_as_scored():
+    means = stored_means(PER_SYNAPSE)
+    last, before = sorted(means)[-1], sorted(means)[-2]
+    trio = lambda g: [means[g][body] for body in ("default", "damage_right", "damage_left")]  # noqa: E731
+    said = quoted("README.md", r"scored (?P<d>\d+) / (?P<r>\d+) / (?P<l>\d+) on `default` / `damage_right` / "
+                               r"`damage_left` at generation (?P<g>\d+) \((?P<d2>\d+) / (?P<r2>\d+) / (?P<l2>\d+) at "
+                               r"(?P<g2>\d+);")
+    assert said == dict(zip(("d", "r", "l", "g", "d2", "r2", "l2", "g2"), [*trio(last), str(last), *trio(before), str(before)]))
+    said = quoted("docs/results.md", r"\| the paper's lifetime budget \(300 x 500\) \| the extension of our run to "
+                                     r"750 x 200, at (?P<g>\d+) \|.*?\(training bodies (?P<d>\d+) and (?P<r>\d+) at "
+                                     r"(?P<g2>\d+)\) \|")
+    assert said == {"g": str(last), "d": trio(last)[0], "r": trio(last)[1], "g2": str(last)}
+
+
+def test_the_mirror_runs_progress_is_quoted_as_its_file_holds_it(per_synapse):
+    mirror, means = run_facts(MIRROR), stored_means(MIRROR)
+    g = int(mirror["g"])
+    beside = {"ps": str(round(per_synapse["history"]["fitness_mean"][g - 1])),
+              "ps_steps": f"{per_synapse['history']['env_steps'][:g].sum() / 1e6:.1f}"}
+    said = quoted("README.md", r"(?P<g>\d+) generations so far: population mean (?P<mean>\d+) against (?P<ps>\d+) per "
+                               r"synapse at generation (?P<g2>\d+) \((?P<steps>[\d.]+) M env steps against "
+                               r"(?P<ps_steps>[\d.]+) M\); its mean at (?P<scored>\d+) walks on `default` \((?P<d>\d+)")
+    last = max(means)
+    assert said == {"g": mirror["g"], "mean": mirror["mean"], "g2": mirror["g"], "steps": mirror["steps"], **beside,
+                    "scored": str(last), "d": means[last]["default"]}
+    said = quoted("models/README.md", r"(?P<g>\d+) of 300 generations \((?P<steps>[\d.]+) M env steps, (?P<hours>[\d.]+) "
+                                      r"h of generations; population mean (?P<mean>\d+) at generation (?P<g2>\d+), where "
+                                      r"the per-synapse run stood at (?P<ps>\d+)\)")
+    assert said == {**{k: mirror[k] for k in ("g", "steps", "mean")}, "hours": as_quoted(mirror["hours"], said["hours"]),
+                    "g2": mirror["g"], "ps": beside["ps"]}
+    results = text("docs/results.md")
+    assert f"Its first {g} generations" in results and f"one seed, {g} of 300 generations." in results
