@@ -1,6 +1,8 @@
 """Fixtures shared by several test files."""
 
 import importlib.util
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -53,3 +55,43 @@ def experiment_script():
         return module
 
     return load
+
+
+@pytest.fixture
+def sigusr1_after(monkeypatch):
+    """``patch(target, name, call)``: make ``target.name`` send this process SIGUSR1 when its
+    ``call``-th call returns (undone with the test)."""
+
+    def patch(target, name: str, call: int) -> None:
+        real, calls = getattr(target, name), []
+
+        def signalling(*args, **kwargs):
+            result = real(*args, **kwargs)
+            calls.append(1)
+            if len(calls) == call:
+                os.kill(os.getpid(), signal.SIGUSR1)
+            return result
+
+        monkeypatch.setattr(target, name, signalling)
+
+    return patch
+
+
+@pytest.fixture
+def sigusr1_after_evaluation(monkeypatch, sigusr1_after):
+    """``patch(call)``: make training send itself SIGUSR1 when the ``call``-th generation's
+    lifetimes are done, counted per evaluator (that generation is then told and stored: the signal
+    landed while it was in flight)."""
+    import spikehebb.train as train_module
+
+    def patch(call: int) -> None:
+        made = train_module.make_evaluator
+
+        def making(*args, **kwargs):
+            evaluator = made(*args, **kwargs)
+            sigusr1_after(evaluator, "evaluate", call)
+            return evaluator
+
+        monkeypatch.setattr(train_module, "make_evaluator", making)
+
+    return patch

@@ -131,46 +131,23 @@ def test_a_record_written_before_configs_were_recorded_still_reports(tmp_path, c
         np.testing.assert_array_equal(a.fitness["default"], b.fitness["default"])
 
 
-def _sigusr1_at(monkeypatch, module, name: str, call: int) -> None:
-    """Make ``module.name`` send this process SIGUSR1 when its ``call``-th call returns."""
-    import os
-    import signal
-
-    real, calls = getattr(module, name), []
-
-    def signalling(*args, **kwargs):
-        result = real(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == call:
-            os.kill(os.getpid(), signal.SIGUSR1)
-        return result
-
-    monkeypatch.setattr(module, name, signalling)
-
-
 @pytest.mark.parametrize("where", ["tests", "last generation"])
-def test_sigusr1_outside_generations_stops_the_study_once_the_arm_in_flight_is_tested(tmp_path, monkeypatch, where):
+def test_sigusr1_outside_generations_stops_the_study_once_the_arm_in_flight_is_tested(tmp_path, monkeypatch, where,
+                                                                                      sigusr1_after,
+                                                                                      sigusr1_after_evaluation):
     """SIGUSR1 while the first arm is tested, or in its last generation (the run just ends): that
     arm is tested and cached, then the study stops; run again, it equals an uninterrupted study."""
     import signal
 
     import spikehebb.assess
-    import spikehebb.train
     from spikehebb.stopping import StudyInterrupted
 
     cache = tmp_path / "cache.json"
     arms = [_arm(tmp_path, "a"), _arm(tmp_path, "b")]
     if where == "tests":
-        _sigusr1_at(monkeypatch, spikehebb.assess, "assess", 1)
-    else:  # the evaluator's second evaluate: generation 2 of 2
-        made = spikehebb.train.make_evaluator
-
-        def evaluator(*args, **kwargs):
-            ev = made(*args, **kwargs)
-            _sigusr1_at(monkeypatch, ev, "evaluate", 2)
-            return ev
-
-        monkeypatch.setattr(spikehebb.train, "make_evaluator", evaluator)
+        sigusr1_after(spikehebb.assess, "assess", 1)
+    else:
+        sigusr1_after_evaluation(2)  # generation 2 of 2
     before = signal.getsignal(signal.SIGUSR1)
     with pytest.raises(StudyInterrupted) as info:
         run_study(arms, ["default"], 2, cache, max_env_steps=45, progress=False)
@@ -188,10 +165,10 @@ def test_sigusr1_outside_generations_stops_the_study_once_the_arm_in_flight_is_t
         np.testing.assert_array_equal(a.history["fitness_mean"], b.history["fitness_mean"])
 
 
-def test_sigusr1_while_the_last_arm_is_tested_lets_the_study_end(tmp_path, monkeypatch):
+def test_sigusr1_while_the_last_arm_is_tested_lets_the_study_end(tmp_path, sigusr1_after):
     import spikehebb.assess
 
-    _sigusr1_at(monkeypatch, spikehebb.assess, "assess", 1)
+    sigusr1_after(spikehebb.assess, "assess", 1)
     (result,) = run_study([_arm(tmp_path, "a")], ["default"], 2, tmp_path / "cache.json", max_env_steps=45,
                           progress=False)
     assert result.fitness["default"].shape == (2,)

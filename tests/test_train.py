@@ -271,39 +271,13 @@ def test_a_stop_signal_swallowed_where_it_landed_is_raised_after_the_generation(
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
 
 
-def _sigusr1_after_evaluation(monkeypatch, call: int) -> None:
-    """Make training send itself SIGUSR1 when the ``call``-th generation's lifetimes are done
-    (that generation is then told and stored: the signal landed while it was in flight)."""
-    import os
-
-    import spikehebb.train as train_module
-
-    made = train_module.make_evaluator
-
-    def signalling(*args, **kwargs):
-        evaluator = made(*args, **kwargs)
-        evaluate, calls = evaluator.evaluate, []
-
-        def evaluate_then_signal(*a, **k):
-            result = evaluate(*a, **k)
-            calls.append(1)
-            if len(calls) == call:
-                os.kill(os.getpid(), signal.SIGUSR1)
-            return result
-
-        evaluator.evaluate = evaluate_then_signal
-        return evaluator
-
-    monkeypatch.setattr(train_module, "make_evaluator", signalling)
-
-
 @pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")
-def test_sigusr1_stops_after_the_generation_in_flight_is_stored(tmp_path, monkeypatch):
+def test_sigusr1_stops_after_the_generation_in_flight_is_stored(tmp_path, monkeypatch, sigusr1_after_evaluation):
     """SIGUSR1 that lands while generation 2 is evaluated lets it finish and be stored, then stops
     as SIGTERM does (exit 138); resumed, the run is the uninterrupted one, bit for bit."""
     from spikehebb.train import TrainingInterrupted
 
-    _sigusr1_after_evaluation(monkeypatch, 2)
+    sigusr1_after_evaluation(2)
     before = signal.getsignal(signal.SIGUSR1)
     with pytest.raises(TrainingInterrupted) as info:
         train(tiny(tmp_path), progress=False)
@@ -323,9 +297,9 @@ def test_sigusr1_stops_after_the_generation_in_flight_is_stored(tmp_path, monkey
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")
-def test_sigusr1_in_the_last_generation_lets_the_run_end(tmp_path, monkeypatch):
+def test_sigusr1_in_the_last_generation_lets_the_run_end(tmp_path, sigusr1_after_evaluation):
     """Nothing is left to stop before: the run ends as it would have (no "continue with --resume")."""
-    _sigusr1_after_evaluation(monkeypatch, 3)
+    sigusr1_after_evaluation(3)
     path = train(tiny(tmp_path), progress=False)
     assert list(history(path)[0]["generation"]) == [0, 1, 2]
 
