@@ -3,18 +3,25 @@
 A network is mirror-symmetric when every synapse's coefficients equal its mirror synapse's with the
 signs of :mod:`spikehebb.agents.mirror` (field f of synapse (i, j) = s_i^a s_j^b times field f of
 (pi(i), pi(j))). The Ant fixes the mirror of the 28 inputs and 8 actions; a hidden unit's mirror
-image is whichever unit (and sign: tanh is odd) the rule makes it, so for each hidden layer in
-turn this finds the pairing that matches the coefficients best (scipy's linear_sum_assignment on
-the coefficient profiles, the layer below's pairing fixed; no unit its own image), then scores each layer as the cosine
-between its coefficients and their mirror images (each field scaled to unit RMS first): 1 for a
-mirror-symmetric rule (``--coefficient-rows mirror`` runs read through the network's tied rows),
-about what the null gives for a rule with no mirror structure.
+image is whichever unit (and sign: tanh is odd) the rule makes it. So this searches, per hidden
+layer, the permutation of units and a sign per unit (not necessarily a pairing; no unit its own
+image) under which the coefficients best match their mirror images, pooled over every synapse
+(scipy's linear_sum_assignment, one hidden layer at a time, from its incoming synapses first, then
+from both sides until nothing changes), and scores each layer, and all of them pooled, as the
+cosine between the coefficients and their mirror images (each field scaled to unit RMS first): 1
+for a mirror-symmetric rule (``--coefficient-rows mirror`` runs read through the network's tied
+rows), about what the null gives for a rule with no mirror structure.
 
 The null: the same search with the inputs' and actions' mirror replaced by a mirror of the same
 shape pairing the wrong units (the real one relabelled by a random permutation: the same number
-of units that are their own image, with the same signs), so that what any search over 128! pairings
-finds in coefficients with no mirror structure is scored alike. ``--from-start`` scores what
-evolution changed (the stored mean less the search's initial mean) instead of the coefficients.
+of units that are their own image, with the same signs), so that what any search over the
+permutations finds in coefficients with no mirror structure is scored alike. The hidden-to-hidden layer's
+symmetry is the hidden units' alone (a wrong mirror of the body can leave it whole): the body's
+mirror is tested by the layers that touch the body and the pooled score. Its power, measured on
+coefficients that are a mix of a mirror-symmetric rule's and noise
+(``tests/test_rule_symmetry.py``): a symmetric part of 30% of the variance stands out in every
+layer, 20% in the pooled score, 10% not even there. ``--from-start`` scores what evolution
+changed (the stored mean less the search's initial mean) instead of the coefficients.
 
     python experiments/rule_symmetry.py models/training/ant_ABCD_lr_paper_pop200_s0.h5 \\
         [--every 5] [--nulls 20] [--from-start] [--out runs/symmetry.json]
@@ -47,25 +54,59 @@ def mirror_image(coefficients: np.ndarray, pre: UnitMap, post: UnitMap, parities
             * post_sign[None, :, None] ** b)
 
 
-def best_post_map(coefficients: np.ndarray, pre: UnitMap, parities) -> UnitMap:
-    """The pairing of the layer's postsynaptic (hidden) units (a permutation, and a sign per unit)
-    under which its coefficients ``(n_pre, n_post, k)`` best match their mirror images, ``pre``
-    fixed: the assignment maximising the summed products of each unit's incoming profile with its
-    image's, mirrored on the presynaptic side. No unit is its own image (as in ``--coefficient-rows
+def unit_matches(coefficients: np.ndarray, other: UnitMap, parities, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """How well each hidden unit of one side of a layer matches each candidate image: ``(plus,
+    minus)``, each ``(n, n)``, the summed products of the unit's synapses' coefficients with the
+    candidate's mirrored ones (the other side through ``other``), with the candidate's sign +1 and
+    -1, over the layer's size: summed over the units of a signed permutation, the layer's cosine
+    (``coefficients`` scaled to unit RMS per field). ``side``: "post", the layer's postsynaptic
+    units (their incoming synapses), or "pre" (their outgoing ones)."""
+    a, b = parity_exponents(parities)
+    source, sign = other
+    if side == "post":  # units along axis 1: make them axis 0
+        own = coefficients.transpose(1, 0, 2)
+        image = (coefficients[source] * sign[:, None, None] ** a).transpose(1, 0, 2)
+        flips = b
+    else:
+        own, image = coefficients, coefficients[:, source] * sign[None, :, None] ** b
+        flips = a
+    n = own.shape[0]
+    own, negated = own.reshape(n, -1), (image * (-1.0) ** flips).reshape(n, -1)
+    return own @ image.reshape(n, -1).T, own @ negated.T
+
+
+def best_map(matches: Sequence[tuple[np.ndarray, np.ndarray]]) -> UnitMap:
+    """The signed permutation of a hidden layer's units that maximises the summed ``matches``
+    (:func:`unit_matches` of the layers on either side): linear_sum_assignment, each unit's sign
+    the better of the two for its image. No unit is its own image (as in ``--coefficient-rows
     mirror``): else every unit would be paired with itself wherever the inputs that are their own
     image dominate, and the next layer, read through that identity, would match itself whatever
-    its coefficients."""
-    a, b = parity_exponents(parities)
-    source, sign = pre
-    mirrored_pre = coefficients[source] * sign[:, None, None] ** a
-    products = np.einsum("ijf,ikf->jkf", coefficients, mirrored_pre)  # (unit, candidate image, field)
-    even, odd = products[..., b == 0].sum(-1), products[..., b == 1].sum(-1)
-    plus, minus = even + odd, even - odd  # the image unit with sign +1 or -1
+    its coefficients. The permutation need not be a pairing (an involution)."""
+    plus, minus = (sum(m[i] for m in matches) for i in (0, 1))
     match = np.maximum(plus, minus)
     np.fill_diagonal(match, -np.inf)
     units, images = linear_sum_assignment(match, maximize=True)
-    post_sign = np.where(plus[units, images] >= minus[units, images], 1.0, -1.0)
-    return images, post_sign
+    return images, np.where(plus[units, images] >= minus[units, images], 1.0, -1.0)
+
+
+def hidden_maps(scaled: Sequence[np.ndarray], units: Sequence[UnitMap], parities, rounds: int = 20) -> list[UnitMap]:
+    """Every layer's map of units: the inputs' and actions' from ``units``, each hidden layer's the
+    signed permutation found first from its incoming synapses, layer by layer, then refined from
+    both its incoming and outgoing synapses, one hidden layer at a time with the others fixed,
+    until none changes (at most ``rounds`` times): each step raises the summed layer cosines."""
+    maps = list(units)
+    for h in range(1, len(maps) - 1):
+        maps[h] = best_map([unit_matches(scaled[h - 1], maps[h - 1], parities, "post")])
+    for _ in range(rounds):
+        changed = False
+        for h in range(1, len(maps) - 1):
+            new = best_map([unit_matches(scaled[h - 1], maps[h - 1], parities, "post"),
+                            unit_matches(scaled[h], maps[h + 1], parities, "pre")])
+            changed |= not all(np.array_equal(x, y) for x, y in zip(new, maps[h]))
+            maps[h] = new
+        if not changed:
+            break
+    return maps
 
 
 def cosine(x: np.ndarray, y: np.ndarray) -> float:
@@ -73,17 +114,15 @@ def cosine(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def layer_symmetry(coefficients: Sequence[np.ndarray], units: Sequence[UnitMap], parities) -> list[float]:
-    """Per weight layer, the cosine between its coefficients ``(n_pre, n_post, k)`` and their
-    mirror images under ``units``' input and action maps and the best hidden pairings found layer
-    by layer. Each field is scaled to unit RMS over the layer first (eta and D weigh alike)."""
-    scores, pre = [], units[0]
-    for layer, raw in enumerate(coefficients):
-        scaled = raw / np.sqrt(np.mean(np.square(raw), axis=(0, 1), keepdims=True))
-        last = layer == len(coefficients) - 1
-        post = units[-1] if last else best_post_map(scaled, pre, parities)
-        scores.append(cosine(scaled, mirror_image(scaled, pre, post, parities)))
-        pre = post
-    return scores
+    """Per weight layer, then of all layers pooled (every synapse alike), the cosine between the
+    coefficients ``(n_pre, n_post, k)`` and their mirror images under ``units``' input and action
+    maps and the hidden maps of :func:`hidden_maps`. Each field is scaled to unit RMS over its
+    layer first (eta and D weigh alike)."""
+    scaled = [raw / np.sqrt(np.mean(np.square(raw), axis=(0, 1), keepdims=True)) for raw in coefficients]
+    maps = hidden_maps(scaled, units, parities)
+    images = [mirror_image(c, pre, post, parities) for c, pre, post in zip(scaled, maps[:-1], maps[1:])]
+    pooled = cosine(np.concatenate([c.ravel() for c in scaled]), np.concatenate([m.ravel() for m in images]))
+    return [cosine(c, m) for c, m in zip(scaled, images)] + [pooled]
 
 
 def relabelled(units: Sequence[UnitMap], rng: np.random.Generator) -> list[UnitMap]:
@@ -141,9 +180,9 @@ def main(argv: list[str] | None = None) -> None:
     units, parities = unit_mirror(sizes), field_parities(config.agent.network_rule)
     rng = np.random.default_rng(args.seed)
     nulls = [relabelled(units, rng) for _ in range(args.nulls)]  # the same null mirrors for every mean
-    layers = [f"{a}-{b}" for a, b in zip(sizes[:-1], sizes[1:])]
+    layers = [f"{a}-{b}" for a, b in zip(sizes[:-1], sizes[1:])] + ["all"]
     what = "the change since the initial mean" if args.from_start else "the coefficients"
-    print(f"{args.run}: mirror symmetry of {what} (cosine with their mirror image), per layer; "
+    print(f"{args.run}: mirror symmetry of {what} (cosine with their mirror image), per layer and pooled; "
           f"null: mean ± std over {args.nulls} wrong mirrors of the same shape")
     print(f"{'generation':>10} " + " ".join(f"{name:>24}" for name in layers))
     rows = []

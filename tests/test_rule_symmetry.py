@@ -49,6 +49,30 @@ def test_a_mirror_symmetric_rule_with_its_hidden_units_relabelled_and_negated_sc
     assert max(symmetry.layer_symmetry(untied, unit_mirror(sizes), PARITIES)) < 0.6
 
 
+def mixed(sizes, share, rng):
+    """Coefficients whose variance is ``share`` a mirror-symmetric rule's and the rest noise."""
+    tied = coefficients_as_read(AgentConfig(coefficient_rows="mirror"), sizes, random_layers(sizes, rng))
+    return [np.sqrt(share) * t[0] + np.sqrt(1 - share) * rng.normal(size=t[0].shape) for t in tied]
+
+
+@pytest.mark.parametrize("share", [0.3, 0.2, 0.1])
+def test_the_power_the_docs_state(symmetry, share):
+    """A symmetric part of 30% of the variance stands out in every layer and pooled, 20% pooled,
+    10% not even pooled (z against 8 wrong mirrors)."""
+    sizes = (28, 128, 64, 8)
+    rng = np.random.default_rng(7)
+    layers, units = mixed(sizes, share, rng), unit_mirror(sizes)
+    real = np.array(symmetry.layer_symmetry(layers, units, PARITIES))
+    null = np.array([symmetry.layer_symmetry(layers, symmetry.relabelled(units, rng), PARITIES) for _ in range(8)])
+    z = (real - null.mean(0)) / null.std(0)
+    if share == 0.3:
+        assert np.all(z > 5), z
+    elif share == 0.2:
+        assert z[-1] > 4, z
+    else:
+        assert abs(z[-1]) < 2, z
+
+
 def test_a_rule_without_mirror_structure_scores_as_the_wrong_mirrors_do(symmetry):
     """iid coefficients: the real mirror is one more mirror of its shape, within the nulls' spread."""
     sizes = (28, 128, 64, 8)
@@ -80,7 +104,10 @@ def test_the_mirror_runs_stored_means_score_one_and_a_static_run_is_refused(symm
     scores = json.loads(out.read_text())["scores"]
     assert [row["generation"] for row in scores][:2] == [10, 40] and len(scores) >= 2
     np.testing.assert_allclose([row["mirror"] for row in scores], 1.0, atol=1e-12)
-    assert all(max(max(null) for null in row["null"]) < 0.7 for row in scores)
+    # a wrong mirror of the body can leave the hidden-to-hidden layer symmetric (its symmetry is
+    # the hidden units' alone), not the layers that touch the body
+    nulls = np.array([row["null"] for row in scores])  # (means, nulls, 3 layers + pooled)
+    assert nulls[..., [0, 2, 3]].max() < 0.8
     with pytest.raises(SystemExit) as info:
         symmetry.main([str(TRAINING / "ant_static_fanin_paper_pop200_s0.h5")])
     assert info.value.code == 2
