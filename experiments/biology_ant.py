@@ -194,10 +194,10 @@ def main(argv=None) -> None:
             except KeyboardInterrupt as err:
                 exit_interrupted(parser.prog, err)
             results[arm].append(cached)
-    text = table(results, seeds)
-    print(text)
-    (args.out / "table.md").write_text(text + "\n")
-    plot(results, args.out / "curves.png")
+        text = table(results, seeds)  # a request now has no step left to stop before: it waits for these
+        print(text)
+        (args.out / "table.md").write_text(text + "\n")
+        plot(results, args.out / "curves.png")
     print(f"wrote {args.out / 'table.md'} and {args.out / 'curves.png'}", file=sys.stderr)
 
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from spikehebb.cli import exit_interrupted
 from spikehebb.config import EvaluatorConfig, StrategyConfig, TaskConfig, TrainConfig
+from spikehebb.stopping import STOP_REQUEST
 from spikehebb.study import Arm, run_study
 
 #: arm name -> StrategyConfig fields beyond the paper's.
@@ -95,11 +96,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--dir", type=Path, default=Path("runs/variance_study"))
     args = parser.parse_args()
-    try:
-        results = run_study(arms(args), ["default"], args.episodes, args.dir / "tests.json", args.workers)
-    except KeyboardInterrupt as err:
-        exit_interrupted(parser.prog, err)
+    with STOP_REQUEST:  # the outputs too: a request after the last arm's tests waits for them
+        try:
+            results = run_study(arms(args), ["default"], args.episodes, args.dir / "tests.json", args.workers)
+        except KeyboardInterrupt as err:
+            exit_interrupted(parser.prog, err)
+        write_outputs(args, results)
 
+
+def write_outputs(args: argparse.Namespace, results) -> None:
+    """The table (printed and to table.md) and the learning curves (variance_study.png)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -61,13 +61,12 @@ class StopRequest:
     ``with STOP_REQUEST:`` records SIGUSR1 instead of dying of it; the blocks nest (a study's, then
     each run's generations inside it) and the outermost installs the handler, restores the
     previous one and forgets the request when it exits. :meth:`stop_after` is a study's boundary.
-    Outside the main thread, where Python cannot install handlers, nothing is recorded."""
+    Outside the main thread, where Python cannot install handlers, a block does nothing."""
 
     def __init__(self):
         self.received = False
-        self._depth = 0
-        self._previous: object = None
-        self._installed = False
+        self._depth = 0  # blocks entered in the main thread (the only one Python lets install handlers)
+        self._previous: object = signal.SIG_DFL
 
     def _record(self, signum, frame) -> None:
         self.received = True
@@ -79,21 +78,26 @@ class StopRequest:
             raise StudyInterrupted(step)
 
     def __enter__(self) -> StopRequest:
-        if (self._depth == 0 and STOP_AFTER_GENERATION is not None
-                and threading.current_thread() is threading.main_thread()):
-            self._previous = signal.signal(STOP_AFTER_GENERATION, self._record)
-            self._installed = True
+        if STOP_AFTER_GENERATION is None or threading.current_thread() is not threading.main_thread():
+            return self
+        if self._depth == 0:
+            self.received = False
+            previous = signal.signal(STOP_AFTER_GENERATION, self._record)
+            # None: a handler installed outside Python; the default is the nearest we can restore.
+            # Our own: an exit cut short left it (it would record for good)
+            self._previous = signal.SIG_DFL if previous is None or previous == self._record else previous
         self._depth += 1
         return self
 
     def __exit__(self, *exc) -> None:
+        if STOP_AFTER_GENERATION is None or threading.current_thread() is not threading.main_thread():
+            return
         self._depth -= 1
         if self._depth == 0:
-            if self._installed:
-                # None: a handler installed outside Python; the default is the nearest we can restore
-                signal.signal(STOP_AFTER_GENERATION, signal.SIG_DFL if self._previous is None else self._previous)
-                self._installed = False
-            self.received = False
+            try:
+                signal.signal(STOP_AFTER_GENERATION, self._previous)
+            finally:
+                self.received = False
 
 
 #: The one record of this process.

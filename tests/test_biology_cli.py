@@ -2,6 +2,7 @@
 errors before anything is written; the config stored and the agent rebuilt by `evaluate`;
 traces with the modulator, rates and Dale's signs; the study script at a tiny budget."""
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -106,3 +107,21 @@ def test_the_study_script_runs_and_resumes_at_a_tiny_budget(tmp_path):
     assert cached.returncode == 0, cached.stderr
     assert cached.stdout == again.stdout and not list(tmp_path.glob("*.h5"))
     assert (tmp_path / "curves.png").exists() and (tmp_path / "table.md").exists()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")
+def test_sigusr1_while_the_study_tests_a_run_stops_it_after_those_tests(tmp_path, capsys, experiment_script,
+                                                                       sigusr1_after):
+    import spikehebb.assess
+
+    biology = experiment_script("biology_ant")
+    argv = ["--out", str(tmp_path), "--arms", "unconstrained", "dale+positive", "--seeds", "1", "--generations", "1",
+            "--popsize", "4", "--max-env-steps", "50", "--episodes", "1", "--backend", "numpy", "--workers", "1"]
+    sigusr1_after(spikehebb.assess, "assess", 1)
+    with pytest.raises(SystemExit) as info:
+        biology.main(argv)
+    assert info.value.code == 138
+    lines = [line.split(": ", 1)[1] for line in capsys.readouterr().err.splitlines() if "stopped" in line]  # less the prog
+    assert lines == ["stopped by SIGUSR1 after unconstrained seed 0 and its tests; the run files keep every finished "
+                     "generation: run the same command again to continue"]
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == ["unconstrained_s0.json"]

@@ -44,3 +44,49 @@ def test_outside_the_main_thread_nothing_is_installed():
     thread.start()
     thread.join()
     assert seen == [before] and signal.getsignal(signal.SIGUSR1) == before
+
+
+def test_a_block_in_another_thread_leaves_the_main_threads_alone():
+    """A thread's block neither counts nor installs: the main thread's study still records
+    SIGUSR1, and restores the handler when it ends, whatever the thread does meanwhile."""
+    before, entered, leave = signal.getsignal(signal.SIGUSR1), threading.Event(), threading.Event()
+    errors = []
+
+    def hold():
+        try:
+            with STOP_REQUEST:
+                entered.set()
+                leave.wait(10)
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    entered.wait(10)
+    with STOP_REQUEST:
+        assert signal.getsignal(signal.SIGUSR1) != before
+        os.kill(os.getpid(), signal.SIGUSR1)
+        with pytest.raises(StudyInterrupted):
+            STOP_REQUEST.stop_after("a step")
+    assert signal.getsignal(signal.SIGUSR1) == before
+    leave.set()
+    thread.join()
+    assert errors == [] and signal.getsignal(signal.SIGUSR1) == before
+
+
+def test_an_exit_cut_short_leaves_no_request_for_the_next_block():
+    """A Ctrl-C inside the outermost exit (after its count went down, before the restore) leaves
+    the recording handler installed and the request set: the next block starts clean and restores
+    the default rather than the recorder."""
+    with STOP_REQUEST:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        recorder = signal.getsignal(signal.SIGUSR1)
+    signal.signal(signal.SIGUSR1, recorder)  # as the cut-short exit left them
+    STOP_REQUEST.received = True
+    try:
+        with STOP_REQUEST:
+            assert not STOP_REQUEST.received
+            STOP_REQUEST.stop_after("a step")  # nothing asked in this block
+        assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL and not STOP_REQUEST.received
+    finally:
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)

@@ -299,9 +299,28 @@ def test_sigusr1_stops_after_the_generation_in_flight_is_stored(tmp_path, monkey
 @pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")
 def test_sigusr1_in_the_last_generation_lets_the_run_end(tmp_path, sigusr1_after_evaluation):
     """Nothing is left to stop before: the run ends as it would have (no "continue with --resume")."""
+    from spikehebb.stopping import STOP_REQUEST
+
+    before = signal.getsignal(signal.SIGUSR1)
     sigusr1_after_evaluation(3)
     path = train(tiny(tmp_path), progress=False)
     assert list(history(path)[0]["generation"]) == [0, 1, 2]
+    assert not STOP_REQUEST.received and signal.getsignal(signal.SIGUSR1) == before  # a run alone forgets it
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")
+def test_sigusr1_in_a_scripts_final_tests_lets_them_finish(tmp_path, capsys, sigusr1_after):
+    """run_ant.py and run_car.py end with their tests: SIGUSR1 there lets them finish and print."""
+    import spikehebb.assess
+    from spikehebb.cli import experiment_main
+
+    sigusr1_after(spikehebb.assess, "assess", 1)
+    experiment_main("ant", "test", ["--popsize", "2", "--generations", "1", "--max-env-steps", "45",
+                                    "--evaluator", "serial", "--runs-dir", str(tmp_path), "--no-progress",
+                                    "--morphology", "default", "--episodes", "1", "--eval-steps", "45",
+                                    "--eval-workers", "1"])
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.split()]
+    assert "default" in rows
 
 
 def test_fitness_floor_raises_each_training_lifetime_and_never_a_test():
