@@ -146,7 +146,8 @@ def run_coefficients(path: str, every: int, from_start: bool):
 
     config, _ = load_run(path)
     if config.task.name != "ant" or config.agent.kind != "hebbian":
-        raise ValueError(f"{path} is a {config.task.name} {config.agent.kind} run: the mirror is the Ant's, of a rule's coefficients")
+        raise ValueError(f"{path} is a {config.task.name} {config.agent.kind} run: "
+                         f"the mirror is the Ant's, of a rule's coefficients")
     sizes = config.task.make().sizes
     genome = run_genome(config)
     generations, means = candidate_means(path)
@@ -163,7 +164,8 @@ def run_coefficients(path: str, every: int, from_start: bool):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", help="an ant run file of a Hebbian rule (its stored search means are scored)")
-    parser.add_argument("--every", type=int, default=1, help="score every N-th stored mean and the last (default: %(default)s)")
+    parser.add_argument("--every", type=int, default=1,
+                        help="score every N-th stored mean and the last (default: %(default)s)")
     parser.add_argument("--nulls", type=int, default=20, help="null mirrors per mean (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="of the null mirrors (default: %(default)s)")
     parser.add_argument("--from-start", action="store_true", help="score the mean less the search's initial mean")

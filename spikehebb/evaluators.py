@@ -180,9 +180,9 @@ def _close_open_evaluators() -> None:
 def sigusr1_blocked():
     """Processes started inside inherit SIGUSR1 blocked, for good: a scheduler may send it to the
     whole process group, it is meant for the parent (``train`` stops after the generation in
-    flight, a study after the step in flight), and its default action would kill a worker, a test pool's process or
-    multiprocessing's resource tracker. A SIGUSR1 sent to this process meanwhile waits until the
-    block ends. No-op without SIGUSR1."""
+    flight, a study after the step in flight), and its default action would kill a worker, a test
+    pool's process or multiprocessing's resource tracker. A SIGUSR1 sent to this process meanwhile
+    waits until the block ends. No-op without SIGUSR1."""
     if STOP_AFTER_GENERATION is None or not hasattr(signal, "pthread_sigmask"):
         yield
         return

@@ -35,6 +35,7 @@ from typing import Sequence
 import numpy as np
 
 from spikehebb.config import TrainConfig
+from spikehebb.stopping import STOP_REQUEST
 
 
 @dataclass(frozen=True)
@@ -206,8 +207,6 @@ def run_study(arms: Sequence[Arm], variants: Sequence[str], episodes: int, cache
     SIGUSR1 stops it at the next boundary: inside an arm's training after the generation in flight
     (:class:`~spikehebb.train.TrainingInterrupted`), else once the arm in flight is tested and
     cached (:class:`~spikehebb.stopping.StudyInterrupted`); after the last arm the study just ends."""
-    from spikehebb.stopping import STOP_REQUEST
-
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
         raise ValueError(f"arm names must be distinct, got {names}")
