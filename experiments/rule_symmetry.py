@@ -54,21 +54,26 @@ def mirror_image(coefficients: np.ndarray, pre: UnitMap, post: UnitMap, parities
             * post_sign[None, :, None] ** b)
 
 
+def identity(n: int) -> UnitMap:
+    """The map that leaves each of ``n`` units as it is."""
+    return np.arange(n), np.ones(n)
+
+
 def unit_matches(coefficients: np.ndarray, other: UnitMap, parities, side: str) -> tuple[np.ndarray, np.ndarray]:
     """How well each hidden unit of one side of a layer matches each candidate image: ``(plus,
     minus)``, each ``(n, n)``, the summed products of the unit's synapses' coefficients with the
     candidate's mirrored ones (the other side through ``other``), with the candidate's sign +1 and
-    -1, over the layer's size: summed over the units of a signed permutation, the layer's cosine
-    (``coefficients`` scaled to unit RMS per field). ``side``: "post", the layer's postsynaptic
-    units (their incoming synapses), or "pre" (their outgoing ones)."""
+    -1: summed over the units of a signed permutation, the numerator of the layer's cosine (every
+    synapse alike, ``coefficients`` scaled to unit RMS per field). ``side``: "post", the layer's
+    postsynaptic units (their incoming synapses), or "pre" (their outgoing ones)."""
     a, b = parity_exponents(parities)
-    source, sign = other
+    n_pre, n_post = coefficients.shape[:2]
     if side == "post":  # units along axis 1: make them axis 0
         own = coefficients.transpose(1, 0, 2)
-        image = (coefficients[source] * sign[:, None, None] ** a).transpose(1, 0, 2)
+        image = mirror_image(coefficients, other, identity(n_post), parities).transpose(1, 0, 2)
         flips = b
     else:
-        own, image = coefficients, coefficients[:, source] * sign[None, :, None] ** b
+        own, image = coefficients, mirror_image(coefficients, identity(n_pre), other, parities)
         flips = a
     n = own.shape[0]
     own, negated = own.reshape(n, -1), (image * (-1.0) ** flips).reshape(n, -1)

@@ -15,6 +15,11 @@ from __future__ import annotations
 import signal
 import threading
 
+def _in_main_thread() -> bool:
+    """Whether this is the main thread, the only one Python lets install signal handlers."""
+    return threading.current_thread() is threading.main_thread()
+
+
 #: The signal that stops a run once the generation in flight is stored (None where the platform
 #: has no SIGUSR1). Worker processes start with it blocked, so it may go to the whole process
 #: group (the processes evaluator's; not Ray's, whose processes it would kill).
@@ -65,7 +70,7 @@ class StopRequest:
 
     def __init__(self):
         self.received = False
-        self._depth = 0  # blocks entered in the main thread (the only one Python lets install handlers)
+        self._depth = 0  # blocks entered in the main thread
         self._previous: object = signal.SIG_DFL
 
     def _record(self, signum, frame) -> None:
@@ -78,7 +83,7 @@ class StopRequest:
             raise StudyInterrupted(step)
 
     def __enter__(self) -> StopRequest:
-        if STOP_AFTER_GENERATION is None or threading.current_thread() is not threading.main_thread():
+        if STOP_AFTER_GENERATION is None or not _in_main_thread():
             return self
         if self._depth == 0:
             self.received = False
@@ -90,7 +95,7 @@ class StopRequest:
         return self
 
     def __exit__(self, *exc) -> None:
-        if STOP_AFTER_GENERATION is None or threading.current_thread() is not threading.main_thread():
+        if STOP_AFTER_GENERATION is None or not _in_main_thread():
             return
         self._depth -= 1
         if self._depth == 0:
@@ -133,7 +138,7 @@ class StopSignals:
             raise AfterGeneration()
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
+        if _in_main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._previous[signum] = signal.signal(signum, self._handle)
         STOP_REQUEST.__enter__()
