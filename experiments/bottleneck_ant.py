@@ -30,6 +30,7 @@ import numpy as np
 
 from spikehebb.cli import exit_interrupted
 from spikehebb.config import AgentConfig, EvaluatorConfig, StrategyConfig, TaskConfig, TrainConfig
+from spikehebb.stopping import STOP_REQUEST
 from spikehebb.study import Arm, format_study, run_study
 
 N_SYNAPSES = 28 * 128 + 128 * 64 + 64 * 8
@@ -153,20 +154,21 @@ def parse_args(argv: list[str] | None = None) -> Args:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    try:
-        if len(args.seeds) < 1 or args.episodes < 1:
-            raise ValueError("give at least one seed and one test episode")
-        arms = study_arms(args)  # every config is checked here (rho must divide 12,288), before a file
-        cache = Path(args.study_dir) / f"bottleneck_rho{args.rho}_p{args.popsize}_g{args.generations}.json"
-        results = run_study(arms, ["default"], args.episodes, cache, 1, args.eval_steps, args.progress)
-    except (ValueError, OSError, RuntimeError) as err:
-        sys.exit(f"bottleneck_ant.py: error: {err}")
-    except KeyboardInterrupt as err:
-        exit_interrupted("bottleneck_ant.py", err)
-    print()
-    print(format_study(results, ["default"]))
-    print()
-    print(summary(args, arms, results))
+    with STOP_REQUEST:  # the table too: a request after the last arm's tests waits for it
+        try:
+            if len(args.seeds) < 1 or args.episodes < 1:
+                raise ValueError("give at least one seed and one test episode")
+            arms = study_arms(args)  # every config is checked here (rho must divide 12,288), before a file
+            cache = Path(args.study_dir) / f"bottleneck_rho{args.rho}_p{args.popsize}_g{args.generations}.json"
+            results = run_study(arms, ["default"], args.episodes, cache, 1, args.eval_steps, args.progress)
+        except (ValueError, OSError, RuntimeError) as err:
+            sys.exit(f"bottleneck_ant.py: error: {err}")
+        except KeyboardInterrupt as err:
+            exit_interrupted("bottleneck_ant.py", err)
+        print()
+        print(format_study(results, ["default"]))
+        print()
+        print(summary(args, arms, results))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from pathlib import Path
 from spikehebb.cli import add_evaluate_arguments, add_train_arguments, config_from_args, exit_interrupted
 from spikehebb.config import AgentConfig, TrainConfig
 from spikehebb.palm import PALM_HOLDOUT, PALM_NAMES, PALM_VARIANTS, leave_one_out, reference
+from spikehebb.stopping import STOP_REQUEST
 from spikehebb.study import Arm, format_study, run_study
 
 AGENT_KINDS = ("hebbian", "static", "lstm", "gru")
@@ -64,42 +65,43 @@ def main(argv: list[str] | None = None) -> None:
                         "(evostrat's own start, which no paper's run used); the Hebbian arm starts its rules N(0, 1)")
     parser.set_defaults(episodes=5)
     args = parser.parse_args(argv)
-    try:
-        if args.init is not None:
-            raise ValueError("--init does not apply: the Hebbian arm starts N(0, 1) as Palm et al.'s did; "
-                             "--baseline-init sets where the static, LSTM and GRU arms start")
-        for flag in ("train_variants", "resume", "static", "agent", "variants", "traces", "no_early_end"):
-            if getattr(args, flag, None):
-                raise ValueError(f"--{flag.replace('_', '-')} does not apply: the study picks the variants, the agents "
-                                 "(--agents) and resumes by itself")
-        holdout = args.holdout or PALM_HOLDOUT.get(args.task)
-        if holdout is None:
-            raise ValueError(f"give --holdout for the {args.task}: one of {', '.join(PALM_VARIANTS.get(args.task, ()))}")
-        args.train_variants = list(leave_one_out(args.task, holdout))
-        args.runs_dir = args.study_dir
-        base = config_from_args(args)
-        study_arms = arms(args, base, holdout)  # every config is checked here, before a file is written
-        variants = PALM_VARIANTS[args.task]
-        workers = args.eval_workers or os.cpu_count() or 1
-        cache = Path(args.study_dir) / f"palm_{args.task}_{holdout}_s{base.seed}.json"
-        results = run_study(study_arms, variants, args.episodes, cache, workers, args.eval_steps, not args.no_progress)
-    except (ValueError, OSError, RuntimeError) as err:
-        parser.exit(2, f"{parser.prog}: error: {err}\n")
-    except KeyboardInterrupt as err:
-        exit_interrupted(parser.prog, err)
-    refs = {}
-    for arm in study_arms:
-        kind = arm.config.agent.kind
-        ref = reference(args.task, holdout, kind) if not arm.config.strategy.shares_rules else None
-        if ref is not None and (kind != "hebbian" or arm.config.agent.rule == "ABCD_lr"):
-            refs[arm.name] = ref
-    print(f"\nLeave-one-out on the {args.task}: trained on {', '.join(leave_one_out(args.task, holdout))}; "
-          f"* = held out. mean ± std over {args.episodes} test lifetimes" + (" (Palm et al. 2021, Table 1, 100 lifetimes)" if refs else ""))
-    print(format_study(results, variants, refs, {holdout: "*"}))
-    if args.task == "ant":
-        print("Palm's names: " + ", ".join(f"{v} = {PALM_NAMES[v]}" for v in variants)
-              + ". Their shared rules at rho = 128: about 0 on every body.")
-    print(f"run files and results: {args.study_dir}")
+    with STOP_REQUEST:  # the table too: a request after the last arm's tests waits for it
+        try:
+            if args.init is not None:
+                raise ValueError("--init does not apply: the Hebbian arm starts N(0, 1) as Palm et al.'s did; "
+                                 "--baseline-init sets where the static, LSTM and GRU arms start")
+            for flag in ("train_variants", "resume", "static", "agent", "variants", "traces", "no_early_end"):
+                if getattr(args, flag, None):
+                    raise ValueError(f"--{flag.replace('_', '-')} does not apply: the study picks the variants, the agents "
+                                     "(--agents) and resumes by itself")
+            holdout = args.holdout or PALM_HOLDOUT.get(args.task)
+            if holdout is None:
+                raise ValueError(f"give --holdout for the {args.task}: one of {', '.join(PALM_VARIANTS.get(args.task, ()))}")
+            args.train_variants = list(leave_one_out(args.task, holdout))
+            args.runs_dir = args.study_dir
+            base = config_from_args(args)
+            study_arms = arms(args, base, holdout)  # every config is checked here, before a file is written
+            variants = PALM_VARIANTS[args.task]
+            workers = args.eval_workers or os.cpu_count() or 1
+            cache = Path(args.study_dir) / f"palm_{args.task}_{holdout}_s{base.seed}.json"
+            results = run_study(study_arms, variants, args.episodes, cache, workers, args.eval_steps, not args.no_progress)
+        except (ValueError, OSError, RuntimeError) as err:
+            parser.exit(2, f"{parser.prog}: error: {err}\n")
+        except KeyboardInterrupt as err:
+            exit_interrupted(parser.prog, err)
+        refs = {}
+        for arm in study_arms:
+            kind = arm.config.agent.kind
+            ref = reference(args.task, holdout, kind) if not arm.config.strategy.shares_rules else None
+            if ref is not None and (kind != "hebbian" or arm.config.agent.rule == "ABCD_lr"):
+                refs[arm.name] = ref
+        print(f"\nLeave-one-out on the {args.task}: trained on {', '.join(leave_one_out(args.task, holdout))}; "
+              f"* = held out. mean ± std over {args.episodes} test lifetimes" + (" (Palm et al. 2021, Table 1, 100 lifetimes)" if refs else ""))
+        print(format_study(results, variants, refs, {holdout: "*"}))
+        if args.task == "ant":
+            print("Palm's names: " + ", ".join(f"{v} = {PALM_NAMES[v]}" for v in variants)
+                  + ". Their shared rules at rho = 128: about 0 on every body.")
+        print(f"run files and results: {args.study_dir}")
 
 
 if __name__ == "__main__":

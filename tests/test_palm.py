@@ -33,7 +33,7 @@ TINY = ["--popsize", "2", "--generations", "1", "--max-env-steps", "45", "--epis
         "--eval-workers", "1", "--evaluator", "serial", "--no-progress"]
 
 
-def test_run_palm_trains_on_four_tests_on_five_and_resumes(tmp_path, capsys, experiment_script):
+def test_run_palm_trains_on_four_tests_on_five_and_resumes(tmp_path, capsys, experiment_script, sigusr1_after):
     run_palm = experiment_script("run_palm")
     study = tmp_path / "palm"
     run_palm.main([*TINY, "--agents", "hebbian", "gru", "--study-dir", str(study)])
@@ -50,10 +50,15 @@ def test_run_palm_trains_on_four_tests_on_five_and_resumes(tmp_path, capsys, exp
 
     config, _ = load_run(stored["gru"]["run"])
     assert config.task.train_variants == ("default", "damage_left", "palm_damage_right", "long_back")
-    # run again: nothing is trained or tested anew, the same table comes back
+    # run again: nothing is trained or tested anew, the same table comes back; SIGUSR1 while the
+    # table is printed waits for it (the study is done) and the default handler is back after
     mtime = cache.stat().st_mtime_ns
+    if hasattr(signal, "SIGUSR1"):
+        sigusr1_after(run_palm, "format_study", 1)
     run_palm.main([*TINY, "--agents", "hebbian", "gru", "--study-dir", str(study)])
     assert capsys.readouterr().out == out and cache.stat().st_mtime_ns == mtime
+    if hasattr(signal, "SIGUSR1"):
+        assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
 
 
 @pytest.mark.parametrize(
@@ -123,7 +128,7 @@ def test_exit_interrupted_names_the_signal_and_ends_with_the_shells_code(tmp_pat
                                        "run the same command again to continue\n")
 
 
-def test_bottleneck_study_runs_at_a_tiny_budget_and_resumes(tmp_path, capsys, experiment_script):
+def test_bottleneck_study_runs_at_a_tiny_budget_and_resumes(tmp_path, capsys, experiment_script, sigusr1_after):
     bottleneck = experiment_script("bottleneck_ant")
     argv = ["--popsize", "2", "--generations", "1", "--max-env-steps", "45", "--episodes", "1", "--eval-steps", "45",
             "--arms", "per-synapse", "gmm", "random", "lstm", "--study-dir", str(tmp_path / "b"), "--no-progress"]
@@ -133,6 +138,8 @@ def test_bottleneck_study_runs_at_a_tiny_budget_and_resumes(tmp_path, capsys, ex
     assert [line.split()[0] for line in summary[1:5]] == ["per-synapse", "gmm", "random", "lstm"]
     assert summary[2].split()[1] == "480" and summary[4].split()[1] == "89,600"  # 96 rules x 5; the LSTM
     assert summary[1].split()[-1] == "1.00"
+    if hasattr(signal, "SIGUSR1"):  # SIGUSR1 while the table is printed: the study is done, it waits
+        sigusr1_after(bottleneck, "format_study", 1)
     bottleneck.main(argv)
     assert capsys.readouterr().out == out
     assert bottleneck.merge_every(100, 0.5, 128) == 12  # 7 merges 12,288 -> 96, the last after generation 83
