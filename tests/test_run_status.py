@@ -9,6 +9,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from spikehebb.store import RunStore
@@ -69,6 +70,8 @@ def test_the_per_synapse_runs_length_budget_and_mean_are_quoted_as_its_file_hold
                                      r"generation (?P<g2>\d+) against \d+ at 300; stored means scored to generation "
                                      r"(?P<scored>\d+);")
     assert said == {"g": facts["g"], "mean": facts["mean"], "g2": facts["g"], "scored": last_scored}
+    first = int(np.flatnonzero(per_synapse["history"]["fitness_mean"] > 1000)[0]) + 1
+    assert quoted("README.md", r"first above 1,000 at (?P<g>\d+)\)") == {"g": str(first)}
 
 
 def test_the_per_synapse_runs_last_stored_means_are_quoted_as_scored():
@@ -92,10 +95,16 @@ def test_the_mirror_runs_progress_is_quoted_as_its_file_holds_it(per_synapse):
               "ps_steps": f"{per_synapse['history']['env_steps'][:g].sum() / 1e6:.1f}"}
     said = quoted("README.md", r"(?P<g>\d+) generations so far: population mean (?P<mean>\d+) against (?P<ps>\d+) per "
                                r"synapse at generation (?P<g2>\d+) \((?P<steps>[\d.]+) M env steps against "
-                               r"(?P<ps_steps>[\d.]+) M\); its mean at (?P<scored>\d+) walks on `default` \((?P<d>\d+)")
+                               r"(?P<ps_steps>[\d.]+) M\); its mean at (?P<scored>\d+) walks on `default` \((?P<d>\d+), "
+                               r"per synapse (?P<ps_d>\d+) at (?P<ps_g>\d+) and (?P<ps_d2>\d+) at (?P<ps_g2>\d+)\)")
     last = max(means)
+    # the per-synapse run's stored means on either side of the mirror run's last scored one
+    ps_means = stored_means(PER_SYNAPSE)
+    below, above = max(g for g in ps_means if g < last), min(g for g in ps_means if g >= last)
     assert said == {"g": mirror["g"], "mean": mirror["mean"], "g2": mirror["g"], "steps": mirror["steps"], **beside,
-                    "scored": str(last), "d": means[last]["default"]}
+                    "scored": str(last), "d": means[last]["default"],
+                    "ps_d": ps_means[below]["default"], "ps_g": str(below),
+                    "ps_d2": ps_means[above]["default"], "ps_g2": str(above)}
     said = quoted("models/README.md", r"(?P<g>\d+) of 300 generations \((?P<steps>[\d.]+) M env steps, (?P<hours>[\d.]+) "
                                       r"h of generations; population mean (?P<mean>\d+) at generation (?P<g2>\d+), where "
                                       r"the per-synapse run stood at (?P<ps>\d+)\)")
