@@ -194,6 +194,14 @@ def test_every_command_ship_ant_runs_parses(monkeypatch, capsys, experiment_scri
     assert len(commands) == len(printed) - 1 == 13  # all but the traces step's copy
     for command in commands:
         assert parse_only(monkeypatch, command) is None, command
+    # the processes asked for reach the steps that take them: select, the 200 tests, the bodies
+    assert [c.split()[1] for c in commands if "--workers 2" in c or "--eval-workers 2" in c] == [
+        "select", "evaluate", "experiments/bodies_over_training.py"]
+    # the card's command trains the run for as long as the run file says it was trained
+    from spikehebb.assess import load_run
+
+    config, _ = load_run(ROOT / "models/training/ant_ABCD_lr_paper_pop200_s0.h5")
+    assert ship.PAPER_COMMAND.endswith(f" --generations {config.generations}")
 
 
 def test_ship_ant_skips_a_step_only_when_it_made_its_files_from_the_source_as_it_is(tmp_path, experiment_script):
