@@ -581,7 +581,8 @@ class RayEvaluator(_Evaluator):
 
     An actor that dies (``RayActorError``) is replaced and its chunk run again; :meth:`close`
     kills the actors and shuts Ray down only if this evaluator started it. The actors of a local
-    instance it starts run at nice 0 (Ray's default is 15) unless ``RAY_worker_niceness`` is set.
+    instance it starts run at nice 0 (Ray's default is 15) unless ``RAY_worker_niceness`` is set,
+    and its processes have SIGUSR1 blocked (a cluster's are its own).
     """
 
     name = "ray"
@@ -614,7 +615,11 @@ class RayEvaluator(_Evaluator):
                 niceness = {} if NICENESS_VARIABLE in os.environ else {NICENESS_VARIABLE: "0"}
             os.environ.update(niceness)
             try:
-                ray.init(address=address, **ray_init_kwargs)
+                # a local instance's processes (raylet, GCS, the actors it forks) inherit SIGUSR1
+                # blocked, as ProcessEvaluator's workers do: a scheduler's notice to the whole job
+                # is for the parent
+                with sigusr1_blocked():
+                    ray.init(address=address, **ray_init_kwargs)
             finally:
                 for name in niceness:
                     del os.environ[name]

@@ -95,3 +95,24 @@ def sigusr1_after_evaluation(monkeypatch, sigusr1_after):
         monkeypatch.setattr(train_module, "make_evaluator", making)
 
     return patch
+
+
+@pytest.fixture(scope="session")
+def processes():
+    """``read()``: every process this one can see, pid -> (parent pid, session id, whether SIGUSR1
+    is blocked), from /proc (Linux; the tests that use it skip elsewhere)."""
+
+    def read() -> dict[int, tuple[int, int, bool]]:
+        found = {}
+        for status in Path("/proc").glob("[0-9]*/status"):
+            try:
+                stat = (status.parent / "stat").read_text()
+                fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            except OSError:  # gone meanwhile
+                continue
+            after_command = stat.rsplit(")", 1)[1].split()  # state, ppid, pgrp, session, ...
+            blocked = bool(int(fields["SigBlk"], 16) & (1 << (signal.SIGUSR1 - 1)))
+            found[int(status.parent.name)] = (int(after_command[1]), int(after_command[3]), blocked)
+        return found
+
+    return read

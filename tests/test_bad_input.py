@@ -245,29 +245,16 @@ def test_ctrl_c_and_sigterm_say_in_one_line_how_to_resume(tmp_path, first_genera
 @pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")
 def test_sigusr1_to_the_process_group_keeps_the_generation_in_flight_and_spares_the_workers(tmp_path, first_generation,
-                                                                                            stderr_lines):
+                                                                                            stderr_lines, processes):
     """A scheduler's notice may go to every process of the job: every process but the parent (the
     workers, multiprocessing's resource tracker) has it blocked, and the run stops once the
     generation in flight (the second, at least) is stored, in one line, exit 138."""
     import os
 
-    def blocked_in_session(session: int) -> dict[int, bool]:
-        """pid -> whether SIGUSR1 is blocked, for each process of the session (/proc, Linux)."""
-        found = {}
-        for status in Path("/proc").glob("[0-9]*/status"):
-            try:
-                stat = (status.parent / "stat").read_text()
-                fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
-            except OSError:  # gone meanwhile
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[3]) == session:  # field 6, after the command's parentheses
-                found[int(status.parent.name)] = bool(int(fields["SigBlk"], 16) & (1 << (signal.SIGUSR1 - 1)))
-        return found
-
     proc = train_in_background(tmp_path, "processes", workers=2, start_new_session=True)
     run_file = first_generation(tmp_path)
     if Path("/proc/self/stat").exists():
-        blocked = blocked_in_session(proc.pid)
+        blocked = {pid: blocked for pid, (_, session, blocked) in processes().items() if session == proc.pid}
         assert blocked.pop(proc.pid) is False and len(blocked) >= 3 and all(blocked.values()), blocked  # 2 workers, tracker
     os.killpg(proc.pid, signal.SIGUSR1)
     _, err = proc.communicate(timeout=60)

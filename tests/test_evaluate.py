@@ -177,7 +177,7 @@ def test_no_orphans_when_the_parent_goes(how, tmp_path):
         pytest.fail(f"worker {pid} outlived its parent ({how})")
 
 
-def test_ray_matches_serial_and_replaces_dead_actors(generations, tmp_path):
+def test_ray_matches_serial_and_replaces_dead_actors(generations, tmp_path, processes):
     ray = pytest.importorskip("ray", reason='ray is not installed (pip install -e ".[test]" brings it)')
     gens, (params_fitness, _) = generations
     sampler, keys, fitness, steps = gens[0]
@@ -187,6 +187,16 @@ def test_ray_matches_serial_and_replaces_dead_actors(generations, tmp_path):
         # Ray's default nice 15 starves the actors beside any busy process; ours run at nice 0
         assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in evaluator.pids] == [0, 0]
         assert "RAY_worker_niceness" not in os.environ
+        if os.path.exists("/proc/self/status"):
+            # SIGUSR1 to the whole job is for the parent: every process of the local instance blocks it
+            table = processes()
+            ray_processes, parents = set(), {os.getpid()}
+            while parents:  # descend the process tree below this one
+                parents = {pid for pid, (ppid, _, _) in table.items() if ppid in parents} - ray_processes
+                ray_processes |= parents
+            assert set(evaluator.pids) <= ray_processes and len(ray_processes) >= 4, ray_processes  # + GCS, raylet
+            assert all(table[pid][2] for pid in ray_processes), {pid: table[pid] for pid in ray_processes}
+            assert not table[os.getpid()][2]
         with pytest.warns(RuntimeWarning, match="Ray actor died"):
             got, got_steps = evaluator.evaluate(sampler, keys)
         assert evaluator.restarts == 1
