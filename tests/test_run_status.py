@@ -112,3 +112,33 @@ def test_the_mirror_runs_progress_is_quoted_as_its_file_holds_it(per_synapse):
                     "g2": mirror["g"], "ps": beside["ps"]}
     results = text("docs/results.md")
     assert f"Its first {g} generations" in results and f"one seed, {g} of 300 generations." in results
+
+
+BODIES = ("default", "damage_right", "damage_left", "palm_damage_right", "long_back", "long_front")
+#: "A-B at G1-G2", "A to B at G1-G2", "between A and B from generation G1 to G2": a body's lowest and
+#: highest score over the stored means in a window of generations
+RANGE = re.compile(r"(?<![\d.])(?P<lo>-?\d+)(?:-| to )(?P<hi>-?\d+) at (?P<g1>\d+)-(?P<g2>\d+)"
+                   r"|between (?P<lo2>-?\d+) and (?P<hi2>-?\d+) from generation (?P<g1b>\d+) to (?P<g2b>\d+)")
+
+
+def test_every_range_of_the_per_synapse_runs_stored_means_is_their_lowest_and_highest():
+    """A range quoted for a body (the last body named in backticks earlier in its sentence) is the
+    lowest and highest score of the per-synapse run's stored means in that window. A range of
+    another run written this way fails too: tell them apart here."""
+    means = stored_means(PER_SYNAPSE)
+    checked = 0
+    for doc in ("README.md", "docs/results.md"):
+        whole = text(doc)
+        for found in RANGE.finditer(whole):
+            sentence = whole[whole.rfind(". ", 0, found.start()) + 1:found.start()]
+            at, body = max((sentence.rfind(f"`{body}`"), body) for body in BODIES)
+            if at < 0:
+                continue  # no body named: not a range of scores
+            lo, hi, g1, g2 = (int(found[k] or found[k2]) for k, k2 in (("lo", "lo2"), ("hi", "hi2"), ("g1", "g1b"),
+                                                                           ("g2", "g2b")))
+            window = [int(by_body[body]) for g, by_body in means.items() if g1 <= g <= g2]
+            assert window and (min(window), max(window)) == (lo, hi), (
+                f"{doc}: `{body}` {found[0]!r}: the stored means there score {min(window, default=None)} to "
+                f"{max(window, default=None)}")
+            checked += 1
+    assert checked >= 10  # the sentences are still found
