@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", nargs="*", default=None,
                         metavar="RUNFILE", help="runs drawn beside it in the bodies figure (default: the authors' shared rows and the static baseline)")
     parser.add_argument("--steps", nargs="+", metavar="STEP", help="only these steps (default: all, in order)")
-    parser.add_argument("--workers", type=int, help="processes for select and the tests (default: one per core)")
+    parser.add_argument("--workers", type=int, help="processes for select, the tests and the bodies step (default: "
+                                                    "one per core for select and the tests, one for the bodies)")
     parser.add_argument("--log-dir", help="each step's output and scratch files (default: runs/ship)")
     parser.add_argument("--force", action="store_true", help="run steps whose files exist too")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run or (done and not args.force):
             continue
         log_dir.mkdir(parents=True, exist_ok=True)
+        record_of(step, args.log_dir).unlink(missing_ok=True)  # made anew: a failure now must not count as made
         for source, target in step.before:
             shutil.copyfile(ROOT / source, ROOT / target)
         with open(log_dir / f"{step.name}.log", "w") as log:

@@ -619,7 +619,8 @@ class RayEvaluator(_Evaluator):
                 # blocked, as ProcessEvaluator's workers do: a scheduler's notice to the whole job
                 # is for the parent
                 with sigusr1_blocked():
-                    ray.init(address=address, **ray_init_kwargs)
+                    # "local": a new instance, even beside a cluster `ray start` left running here
+                    ray.init(address=address or "local", **ray_init_kwargs)
             finally:
                 for name in niceness:
                     del os.environ[name]

@@ -22,7 +22,7 @@ def _in_main_thread() -> bool:
 
 #: The signal that stops a run once the generation in flight is stored (None where the platform
 #: has no SIGUSR1). Worker processes start with it blocked, so it may go to the whole process
-#: group (the processes evaluator's; not Ray's, whose processes it would kill).
+#: group (the processes evaluator's, and a local Ray instance's; not an existing Ray cluster's).
 STOP_AFTER_GENERATION: signal.Signals | None = getattr(signal, "SIGUSR1", None)
 
 

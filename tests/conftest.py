@@ -99,10 +99,17 @@ def sigusr1_after_evaluation(monkeypatch, sigusr1_after):
 
 @pytest.fixture(scope="session")
 def processes():
-    """``read()``: every process this one can see, pid -> (parent pid, session id, whether SIGUSR1
-    is blocked), from /proc (Linux; the tests that use it skip elsewhere)."""
+    """``read()``: every process this one can see, pid -> :class:`ProcessInfo` (parent, session,
+    whether its main thread blocks SIGUSR1), from /proc (Linux; the tests that use it leave the
+    check out elsewhere)."""
+    from typing import NamedTuple
 
-    def read() -> dict[int, tuple[int, int, bool]]:
+    class ProcessInfo(NamedTuple):
+        ppid: int
+        session: int
+        sigusr1_blocked: bool
+
+    def read() -> dict[int, ProcessInfo]:
         found = {}
         for status in Path("/proc").glob("[0-9]*/status"):
             try:
@@ -112,7 +119,7 @@ def processes():
                 continue
             after_command = stat.rsplit(")", 1)[1].split()  # state, ppid, pgrp, session, ...
             blocked = bool(int(fields["SigBlk"], 16) & (1 << (signal.SIGUSR1 - 1)))
-            found[int(status.parent.name)] = (int(after_command[1]), int(after_command[3]), blocked)
+            found[int(status.parent.name)] = ProcessInfo(int(after_command[1]), int(after_command[3]), blocked)
         return found
 
     return read

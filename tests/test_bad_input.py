@@ -254,7 +254,7 @@ def test_sigusr1_to_the_process_group_keeps_the_generation_in_flight_and_spares_
     proc = train_in_background(tmp_path, "processes", workers=2, start_new_session=True)
     run_file = first_generation(tmp_path)
     if Path("/proc/self/stat").exists():
-        blocked = {pid: blocked for pid, (_, session, blocked) in processes().items() if session == proc.pid}
+        blocked = {pid: p.sigusr1_blocked for pid, p in processes().items() if p.session == proc.pid}
         assert blocked.pop(proc.pid) is False and len(blocked) >= 3 and all(blocked.values()), blocked  # 2 workers, tracker
     os.killpg(proc.pid, signal.SIGUSR1)
     _, err = proc.communicate(timeout=60)

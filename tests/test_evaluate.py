@@ -182,6 +182,7 @@ def test_ray_matches_serial_and_replaces_dead_actors(generations, tmp_path, proc
     gens, (params_fitness, _) = generations
     sampler, keys, fitness, steps = gens[0]
     factory = functools.partial(CrashOnceWorker, crash_on=(0, 5), marker=str(tmp_path / "crashed"))
+    before = set(processes())  # other tests' leftovers (a resource tracker, a manager) are not Ray's
     with make_evaluator("ray", SPEC, workers=2, worker_factory=factory) as evaluator:
         assert ray.is_initialized()
         # Ray's default nice 15 starves the actors beside any busy process; ours run at nice 0
@@ -191,12 +192,13 @@ def test_ray_matches_serial_and_replaces_dead_actors(generations, tmp_path, proc
             # SIGUSR1 to the whole job is for the parent: every process of the local instance blocks it
             table = processes()
             ray_processes, parents = set(), {os.getpid()}
-            while parents:  # descend the process tree below this one
-                parents = {pid for pid, (ppid, _, _) in table.items() if ppid in parents} - ray_processes
+            while parents:  # descend the process tree below this one, to what Ray started
+                parents = {pid for pid, p in table.items() if p.ppid in parents} - ray_processes
                 ray_processes |= parents
+            ray_processes -= before
             assert set(evaluator.pids) <= ray_processes and len(ray_processes) >= 4, ray_processes  # + GCS, raylet
-            assert all(table[pid][2] for pid in ray_processes), {pid: table[pid] for pid in ray_processes}
-            assert not table[os.getpid()][2]
+            assert all(table[pid].sigusr1_blocked for pid in ray_processes), {pid: table[pid] for pid in ray_processes}
+            assert not table[os.getpid()].sigusr1_blocked
         with pytest.warns(RuntimeWarning, match="Ray actor died"):
             got, got_steps = evaluator.evaluate(sampler, keys)
         assert evaluator.restarts == 1

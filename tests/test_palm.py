@@ -54,11 +54,12 @@ def test_run_palm_trains_on_four_tests_on_five_and_resumes(tmp_path, capsys, exp
     # table is printed waits for it (the study is done) and the default handler is back after
     mtime = cache.stat().st_mtime_ns
     if hasattr(signal, "SIGUSR1"):
+        handler = signal.getsignal(signal.SIGUSR1)
         sigusr1_after(run_palm, "format_study", 1)
     run_palm.main([*TINY, "--agents", "hebbian", "gru", "--study-dir", str(study)])
     assert capsys.readouterr().out == out and cache.stat().st_mtime_ns == mtime
     if hasattr(signal, "SIGUSR1"):
-        assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
+        assert signal.getsignal(signal.SIGUSR1) == handler
 
 
 @pytest.mark.parametrize(
