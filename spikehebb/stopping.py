@@ -15,6 +15,7 @@ from __future__ import annotations
 import signal
 import threading
 
+
 def _in_main_thread() -> bool:
     """Whether this is the main thread, the only one Python lets install signal handlers."""
     return threading.current_thread() is threading.main_thread()

@@ -6,6 +6,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -97,17 +98,18 @@ def sigusr1_after_evaluation(monkeypatch, sigusr1_after):
     return patch
 
 
+class ProcessInfo(NamedTuple):
+    """One process as /proc tells it: its parent, its session, whether its main thread blocks SIGUSR1."""
+
+    ppid: int
+    session: int
+    sigusr1_blocked: bool
+
+
 @pytest.fixture(scope="session")
 def processes():
-    """``read()``: every process this one can see, pid -> :class:`ProcessInfo` (parent, session,
-    whether its main thread blocks SIGUSR1), from /proc (Linux; the tests that use it leave the
-    check out elsewhere)."""
-    from typing import NamedTuple
-
-    class ProcessInfo(NamedTuple):
-        ppid: int
-        session: int
-        sigusr1_blocked: bool
+    """``read()``: every process this one can see, pid -> :class:`ProcessInfo`, from /proc (Linux;
+    the tests that use it leave the check out elsewhere)."""
 
     def read() -> dict[int, ProcessInfo]:
         found = {}

@@ -51,7 +51,7 @@ def test_run_palm_trains_on_four_tests_on_five_and_resumes(tmp_path, capsys, exp
     config, _ = load_run(stored["gru"]["run"])
     assert config.task.train_variants == ("default", "damage_left", "palm_damage_right", "long_back")
     # run again: nothing is trained or tested anew, the same table comes back; SIGUSR1 while the
-    # table is printed waits for it (the study is done) and the default handler is back after
+    # table is printed waits for it (the study is done) and the handler from before is back after
     mtime = cache.stat().st_mtime_ns
     if hasattr(signal, "SIGUSR1"):
         handler = signal.getsignal(signal.SIGUSR1)
