@@ -13,9 +13,10 @@ the run file (``*_bodies.json``), and the committed cache is the one kept curren
 
 Steps, in order (``--steps`` picks some): ``select`` (the model, its card and training curve under
 ``models/``), ``gifs`` (the first 400 steps of test lifetime 0 on three bodies, ``docs/img/``),
-``no_early_end`` (the test run to the step limit on default and damage_left), ``traces`` (one
-recorded lifetime on a copy of the model; its norms figure to ``docs/img/``), ``recovery``
-(``perturb_ant.py`` at step 480, the front-right leg at 480, redraws at 200 and 700),
+``no_early_end`` (the test run to the step limit on default and damage_left), ``mirror``
+(``mirror_ant.py``: 20 test lifetimes on three bodies, as themselves and through a left-right
+mirror, to ``models/training/``), ``traces`` (one recorded lifetime on a copy of the model; its
+norms figure to ``docs/img/``), ``recovery`` (``perturb_ant.py`` at step 480, the front-right leg at 480, redraws at 200 and 700),
 ``weights_by_body`` and ``bodies`` (each stored mean on all six bodies). Every step's output goes
 to ``--log-dir``/STEP.log (the numbers to put in README.md and docs/results.md). A step is skipped when its files
 exist and it made them, recorded beside its log, from what they are made from as it is now (the
@@ -66,6 +67,7 @@ def steps(run: Path, name: str, args: argparse.Namespace) -> list[Step]:
     script = lambda file, *rest: [python[0], python[1] + file, *rest]  # noqa: E731
     traced = Path(args.log_dir) / f"{name}_traces.h5"
     recovery = img / f"{name}_recovery"
+    mirror = Path("models/training") / f"mirror_{name}.json"
     return [
         Step("select", run, [["spikehebb", "select", str(run), "-o", str(model), "--command", args.command,
                          "--machine", args.machine, *workers]],
@@ -76,6 +78,8 @@ def steps(run: Path, name: str, args: argparse.Namespace) -> list[Step]:
         Step("no_early_end", model, [["spikehebb", "evaluate", str(model), "--variant", "default", "damage_left",
                                "--no-early-end", "--episodes", "100", *(["--eval-workers", str(args.workers)] if args.workers else [])]],
              [Path(args.log_dir) / "no_early_end.log"]),  # its numbers are in its log
+        Step("mirror", model, [script("mirror_ant.py", str(model), "--episodes", "20", "--out", str(mirror))],
+             [mirror]),
         Step("traces", model, [["spikehebb", "evaluate", str(traced), "--variant", "default", "--episodes", "1", "--traces"],
                         ["spikehebb", "plot", str(traced), "--traces", "--out-dir", str(args.log_dir)]],
              [img / f"{name}_norms_default.png"], before=[(model, traced)],

@@ -191,7 +191,7 @@ def test_every_command_ship_ant_runs_parses(monkeypatch, capsys, experiment_scri
     ship.main(["models/training/ant_ABCD_lr_paper_pop200_s0.h5", "--dry-run", "--workers", "2"])
     printed = [line.strip() for line in capsys.readouterr().out.splitlines() if line.startswith("   ")]
     commands = [c for c in printed if c.startswith(STARTS)]
-    assert len(commands) == len(printed) - 1 == 13  # all but the traces step's copy
+    assert len(commands) == len(printed) - 1 == 14  # all but the traces step's copy
     for command in commands:
         assert parse_only(monkeypatch, command) is None, command
     # the processes asked for reach the steps that take them: select, the 200 tests, the bodies
