@@ -16,8 +16,8 @@ Steps, in order (``--steps`` picks some): ``select`` (the model, its card and tr
 ``no_early_end`` (the test run to the step limit on default and damage_left), ``mirror``
 (``mirror_ant.py``: 20 test lifetimes on three bodies, as themselves and through a left-right
 mirror, to ``models/training/``), ``traces`` (one recorded lifetime on a copy of the model; its
-norms figure to ``docs/img/``), ``recovery`` (``perturb_ant.py`` at step 480, the front-right leg at 480, redraws at 200 and 700),
-``weights_by_body`` and ``bodies`` (each stored mean on all six bodies). Every step's output goes
+norms figure to ``docs/img/``), ``recovery`` (``perturb_ant.py`` at step 480, the front-right leg
+at 480, redraws at 200 and 700), ``weights_by_body`` and ``bodies`` (each stored mean on all six bodies). Every step's output goes
 to ``--log-dir``/STEP.log (the numbers to put in README.md and docs/results.md). A step is skipped when its files
 exist and it made them, recorded beside its log, from what they are made from as it is now (the
 run file for ``select`` and ``bodies``, the model for the rest: its SHA-256), unless ``--force``.
