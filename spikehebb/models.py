@@ -7,17 +7,18 @@ Selection lifetimes are numbered from :data:`SELECTION_EPISODE0`, apart from the
 (0, 1, ...) that ``spikehebb evaluate`` scores, so the model's test table is not the selection's
 own lucky draw.
 
-A model (``models/NAME.h5``) is the run file with ``/mean`` set to the chosen mean and the root
-attribute ``model`` (JSON: the chosen generation, the selection scores, the source run). Every
-command that reads run files reads it: ``spikehebb evaluate models/NAME.h5`` tests the chosen
-rule, ``spikehebb plot`` draws its training curve, ``spikehebb video NAME`` films it.
+A model (``models/NAME.h5``) is the run file with ``/mean`` set to the chosen mean, the root
+attribute ``model`` (JSON: the chosen generation, the selection scores, the source run), and of
+the stored means only the chosen one in ``/snapshots`` (the others are the source run's: an ant
+run's 75 stored means are 37 of its 41 MB). Every command that reads run files reads it:
+``spikehebb evaluate models/NAME.h5`` tests the chosen rule, ``spikehebb plot`` draws its training
+curve, ``spikehebb video NAME`` films it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -129,8 +130,10 @@ def select(path: str | Path, episodes: int = 10, workers: int = 1, progress: boo
 
 
 def export(path: str | Path, out: str | Path, selection: Selection) -> Path:
-    """Write the model: a copy of the run file whose ``/mean`` is the chosen mean, with the
-    choice recorded in the root attribute ``model``. Refuses to overwrite."""
+    """Write the model: a copy of the run file whose ``/mean`` is the chosen mean and whose
+    ``/snapshots`` keep only that mean (none when the chosen one is the run's final mean, which
+    the checkpoint holds), with the choice recorded in the root attribute ``model``. Refuses to
+    overwrite."""
     path, out = Path(path), Path(out)
     if out.exists():
         raise FileExistsError(f"{out} already exists; choose another name or remove it first")
@@ -140,8 +143,8 @@ def export(path: str | Path, out: str | Path, selection: Selection) -> Path:
     chosen = means[selection.best]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    shutil.copyfile(path, tmp)
     try:
+        _copy_keeping_one_snapshot(path, tmp, int(selection.generations[selection.best]))
         with RunStore.open(tmp) as store:
             layout = store.layout
         with h5py.File(tmp, "r+") as f:
@@ -162,6 +165,27 @@ def export(path: str | Path, out: str | Path, selection: Selection) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return out
+
+
+def _copy_keeping_one_snapshot(path: Path, out: Path, generation: int) -> None:
+    """Copy the run file ``path`` to ``out`` (attributes, groups and datasets as they are), with
+    only the row of ``/snapshots`` taken after ``generation`` (if there is one)."""
+    with h5py.File(path, "r") as src, h5py.File(out, "w") as dst:
+        for key, value in src.attrs.items():
+            dst.attrs[key] = value
+        for name in src:
+            if name != "snapshots":
+                src.copy(src[name], dst, name)
+        snaps = src.get("snapshots")
+        if snaps is None:
+            return
+        keep = np.flatnonzero(snaps["generations_completed"][()] == generation)[-1:]
+        copy = dst.create_group("snapshots")
+        for key, value in snaps.attrs.items():
+            copy.attrs[key] = value
+        for name in ("generations_completed", "mean"):
+            ds = snaps[name]
+            copy.create_dataset(name, data=ds[()][keep], maxshape=ds.maxshape, chunks=ds.chunks)
 
 
 def model_info(path: str | Path) -> dict | None:

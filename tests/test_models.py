@@ -92,6 +92,38 @@ def test_a_report_of_a_model_names_the_generation_of_its_chosen_mean(run, tmp_pa
     assert _generations(run) == 5 and _generations(model) == 2
 
 
+
+@pytest.mark.parametrize("chosen", [0, 1, 2])
+def test_a_model_keeps_only_the_chosen_stored_mean_and_everything_else_of_the_run(run, tmp_path, chosen):
+    from spikehebb.models import Selection
+
+    generations, means = candidate_means(run)  # [2, 4] stored, 5 the final mean
+    scores = np.where(np.arange(len(generations)) == chosen, 1.0, 0.0)
+    model = export(run, tmp_path / "m.h5", Selection(generations, scores, 1, ("default",)))
+    with RunStore.open(model) as store:
+        kept_generations, kept_means = store.snapshots()
+    if chosen < 2:
+        assert kept_generations.tolist() == [generations[chosen]]
+        np.testing.assert_array_equal(kept_means, means[chosen][None])
+    else:  # the final mean is the checkpoint's, not a stored snapshot: none is kept
+        assert kept_generations.tolist() == [] and kept_means.shape == (0, means.shape[1])
+    np.testing.assert_array_equal(load_run(model)[1], means[chosen])
+    with h5py.File(run, "r") as a, h5py.File(model, "r") as b:
+        assert set(b.attrs) == set(a.attrs) | {"model"} and set(b) == set(a)
+        for key in a.attrs:
+            np.testing.assert_array_equal(b.attrs[key], a.attrs[key])
+        assert dict(b["snapshots"].attrs) == dict(a["snapshots"].attrs)
+        seen = []
+
+        def same(name, item):  # every dataset but the chosen /mean and the stored means is the run's
+            if isinstance(item, h5py.Dataset) and not name.startswith(("mean/", "snapshots/")):
+                seen.append(name)
+                np.testing.assert_array_equal(b[name][()], item[()], err_msg=name)
+                assert dict(b[name].attrs) == dict(item.attrs)
+
+        a.visititems(same)
+        assert "generations/fitness_raw" in seen and any(n.startswith("checkpoint/") for n in seen)
+
 def test_a_nan_score_never_wins_the_selection_and_all_nan_is_refused():
     from spikehebb.models import Selection
 
