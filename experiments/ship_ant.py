@@ -63,6 +63,7 @@ def steps(run: Path, name: str, args: argparse.Namespace) -> list[Step]:
     model = Path("models") / f"{name}.h5"
     img = Path("docs/img")
     workers = ["--workers", str(args.workers)] if args.workers else []
+    eval_workers = ["--eval-workers", str(args.workers)] if args.workers else []  # evaluate's name for it
     python = [sys.executable, "experiments/"]
     script = lambda file, *rest: [python[0], python[1] + file, *rest]  # noqa: E731
     traced = Path(args.log_dir) / f"{name}_traces.h5"
@@ -76,7 +77,7 @@ def steps(run: Path, name: str, args: argparse.Namespace) -> list[Step]:
                        "-o", str(img / f"{name}_{body}.gif")] for body in GIF_BODIES],
              [img / f"{name}_{body}.gif" for body in GIF_BODIES]),
         Step("no_early_end", model, [["spikehebb", "evaluate", str(model), "--variant", "default", "damage_left",
-                               "--no-early-end", "--episodes", "100", *(["--eval-workers", str(args.workers)] if args.workers else [])]],
+                               "--no-early-end", "--episodes", "100", *eval_workers]],
              [Path(args.log_dir) / "no_early_end.log"]),  # its numbers are in its log
         Step("mirror", model, [script("mirror_ant.py", str(model), "--episodes", "20", "--out", str(mirror))],
              [mirror]),
