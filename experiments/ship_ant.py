@@ -17,12 +17,19 @@ Steps, in order (``--steps`` picks some): ``select`` (the model, its card and tr
 (``mirror_ant.py``: 20 test lifetimes on three bodies, as themselves and through a left-right
 mirror, to ``models/training/``), ``traces`` (one recorded lifetime on a copy of the model; its
 norms figure to ``docs/img/``), ``recovery`` (``perturb_ant.py`` at step 480, the front-right leg
-at 480, redraws at 200 and 700), ``weights_by_body`` and ``bodies`` (each stored mean on all six bodies). Every step's output goes
-to ``--log-dir``/STEP.log (the numbers to put in README.md and docs/results.md). A step is skipped when its files
-exist and it made them, recorded beside its log, from what they are made from as it is now (the
-run file for ``select`` and ``bodies``, the model for the rest: its SHA-256), unless ``--force``.
-``spikehebb select`` does not overwrite a model: remove the old one first (it stays in git
-history); a new model then remakes every figure.
+at 480, redraws at 200 and 700), ``weights_by_body`` and ``bodies`` (each stored mean of the paper's
+runs on all six bodies: the one figure of them all, the shipped run first when it is not one of
+them). Every step's output goes to ``--log-dir``/STEP.log, by default ``runs/ship/NAME/`` (the
+numbers to put in README.md and docs/results.md). Every other file a step writes is named after
+the model, so another run ships beside the first without touching its files::
+
+    python experiments/ship_ant.py models/training/ant_ABCD_lr_mirror_paper_pop200_s0.h5 \
+        --name ant_abcd_lr_mirror --command "spikehebb train --paper --popsize 200 --seed 0 --coefficient-rows mirror"
+
+A step is skipped when its files exist and it made them, recorded beside its log, from what they are
+made from as it is now (the run file for ``select`` and ``bodies``, the model for the rest: its
+SHA-256), unless ``--force``. ``spikehebb select`` does not overwrite a model: remove the old one
+first (it stays in git history); a new model then remakes every figure.
 """
 from __future__ import annotations
 
@@ -41,10 +48,11 @@ ROOT = Path(__file__).resolve().parents[1]
 #: start: nothing in the search depends on the run's length).
 PAPER_COMMAND = "spikehebb train --paper --popsize 200 --seed 0 --generations 750"
 GIF_BODIES = ("default", "damage_right", "damage_left")
-#: The runs drawn beside it in the bodies figure: the authors' shared coefficient rows and the
-#: static-weights baseline at the same settings.
-COMPARE = ("models/training/ant_ABCD_lr_iplusj_paper_pop200_s0.h5", "models/training/ant_static_fanin_paper_pop200_s0.h5",
-           "models/training/ant_ABCD_lr_mirror_paper_pop200_s0.h5")
+#: The runs of the bodies figure (docs/img/paper_bodies_over_training.png), in its order: the paper's
+#: run per synapse, with the authors' shared coefficient rows, the static-weights baseline and
+#: mirror-symmetric rules, all at the same settings. A shipped run not among them is drawn first.
+COMPARE = ("models/training/ant_ABCD_lr_paper_pop200_s0.h5", "models/training/ant_ABCD_lr_iplusj_paper_pop200_s0.h5",
+           "models/training/ant_static_fanin_paper_pop200_s0.h5", "models/training/ant_ABCD_lr_mirror_paper_pop200_s0.h5")
 
 
 @dataclass
@@ -93,11 +101,12 @@ def steps(run: Path, name: str, args: argparse.Namespace) -> list[Step]:
                                    "redraw", "--out", str(Path(args.log_dir) / f"recovery_t{t0}")) for t0 in (200, 700))],
              [recovery.with_suffix(".png")], then=[(Path(args.log_dir) / "recovery_t480.png", recovery.with_suffix(".png"))]),
         Step("weights_by_body", model, [script("weights_by_body.py", str(model), "--episodes", "5",
-                                        "--out", str(img / "weights_by_body.png"))],
-             [img / "weights_by_body.png"]),
+                                        "--out", str(img / f"{name}_weights_by_body.png"))],
+             [img / f"{name}_weights_by_body.png"]),
         # no files declared: it always runs, scoring only the stored means its caches lack (the
         # compared runs change too)
-        Step("bodies", run, [script("bodies_over_training.py", str(run), *args.compare, *workers,
+        Step("bodies", run, [script("bodies_over_training.py", *([] if str(run) in args.compare else [str(run)]),
+                                    *args.compare, *workers,
                                "--out", str(img / "paper_bodies_over_training.png"))]),
     ]
 
@@ -136,20 +145,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="the training run file (.h5) to select from")
     parser.add_argument("--name", default="ant_abcd_lr", help="model name: models/NAME.h5 (default: %(default)s)")
-    parser.add_argument("--command", default=PAPER_COMMAND, help="how the run was trained, for the card (default: %(default)r)")
+    parser.add_argument("--command", help="how the run was trained, for the card (needed for a run other than the "
+                                          f"per-synapse paper run, whose command is {PAPER_COMMAND!r})")
     parser.add_argument("--machine", default="this project's 2-core machine", help="where it trained, for the card")
-    parser.add_argument("--compare", nargs="*", default=None,
-                        metavar="RUNFILE", help="runs drawn beside it in the bodies figure (default: the authors' shared rows and the static baseline)")
+    parser.add_argument("--compare", nargs="*", default=None, metavar="RUNFILE",
+                        help="the runs of the bodies figure, the shipped run first when not among them (default: the "
+                             "paper's runs per synapse, with shared rows, static and mirror-symmetric)")
     parser.add_argument("--steps", nargs="+", metavar="STEP", help="only these steps (default: all, in order)")
     parser.add_argument("--workers", type=int, help="processes for select, the tests and the bodies step (default: "
                                                     "one per core for select and the tests, one for the bodies)")
-    parser.add_argument("--log-dir", help="each step's output and scratch files (default: runs/ship)")
+    parser.add_argument("--log-dir", help="each step's output and scratch files (default: runs/ship/NAME)")
     parser.add_argument("--force", action="store_true", help="run steps whose files exist too")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = parser.parse_args(argv)
     args.run = from_root(args.run)
-    args.log_dir = from_root(args.log_dir) if args.log_dir else Path("runs/ship")
+    args.log_dir = from_root(args.log_dir) if args.log_dir else Path("runs/ship") / args.name
     args.compare = [str(from_root(path)) for path in args.compare] if args.compare is not None else list(COMPARE)
+    command = args.command or (PAPER_COMMAND if args.run == Path(COMPARE[0]) else None)
+    args.command = command or ""
     plan = steps(args.run, args.name, args)
     known = [step.name for step in plan]
     unknown = sorted(set(args.steps or ()) - set(known))
@@ -164,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         others = " ".join(step.name for step in plan if step.name != "select")
         parser.error(f"{select.outputs[0]} exists: to select anew remove it first (git rm {select.outputs[0]} "
                      f"{select.outputs[1]} {select.outputs[2]}), or remake the rest for it (--steps {others})")
+    if select and command is None:
+        parser.error(f"--command is needed for {args.run}: how it was trained, for the model card (the default is the "
+                     f"per-synapse paper run's, {COMPARE[0]})")
     log_dir = ROOT / args.log_dir
     for step in chosen:
         done = up_to_date(step, args.log_dir)

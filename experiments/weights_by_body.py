@@ -10,7 +10,7 @@ lifetime's fitness over its first ``--step`` steps, and the mean similarity with
 between each pair; ``--out`` draws the matrix.
 
     python experiments/weights_by_body.py [MODEL] [--variants default damage_right damage_left]
-        [--episodes 3] [--step 300] [--out docs/img/weights_by_body.png]
+        [--episodes 3] [--step 300] [--out docs/img/ant_abcd_lr_weights_by_body.png]
 """
 
 from __future__ import annotations

@@ -204,6 +204,24 @@ def test_every_command_ship_ant_runs_parses(monkeypatch, capsys, experiment_scri
     assert ship.PAPER_COMMAND.endswith(f" --generations {config.generations}")
 
 
+
+def test_ship_ant_ships_another_run_beside_the_first_without_touching_its_files(monkeypatch, capsys, experiment_script):
+    ship = experiment_script("ship_ant")
+    mirror = "models/training/ant_ABCD_lr_mirror_paper_pop200_s0.h5"
+    with pytest.raises(SystemExit) as info:  # the card must not say it was trained as the paper run
+        ship.main([mirror, "--name", "ant_m", "--dry-run"])
+    assert info.value.code == 2 and "--command is needed for models/training/ant_ABCD_lr_mirror" in capsys.readouterr().err
+    ship.main([mirror, "--name", "ant_m", "--command", "spikehebb train --paper --coefficient-rows mirror", "--dry-run"])
+    printed = [line.strip() for line in capsys.readouterr().out.splitlines() if line.startswith("   ")]
+    assert len(printed) == 15 and "--command 'spikehebb train --paper --coefficient-rows mirror'" in printed[0]
+    for command in printed[:-1]:  # every file but the bodies figure's (all paper runs in one) is the model's
+        outputs = [word for word in command.split() if word.startswith(("docs/img/", "models/", "runs/"))
+                   and word != mirror]
+        assert outputs and all("ant_m" in word for word in outputs), command
+    bodies = printed[-1].split()
+    assert bodies[1:6] == ["experiments/bodies_over_training.py", *ship.COMPARE]  # drawn once, in the figure's order
+    assert bodies[-1] == "docs/img/paper_bodies_over_training.png"
+
 def test_ship_ant_skips_a_step_only_when_it_made_its_files_from_the_source_as_it_is(tmp_path, experiment_script):
     ship = experiment_script("ship_ant")
     source, out, logs = tmp_path / "model.h5", tmp_path / "fig.png", tmp_path / "logs"
