@@ -17,6 +17,13 @@ Several run files are drawn side by side on one fitness axis (two runs of the sa
 one option, compared at equal generations):
 
     python experiments/bodies_over_training.py runs/paper/A.h5 runs/paper_iplusj/B.h5 --out both.png
+
+``--markdown`` prints one Markdown table instead (for docs/results.md): a row per stored mean of the
+first run, and per run its population mean at that generation and its stored mean's score on each
+body there ("-" where it has none); the figure then only with ``--out``:
+
+    python experiments/bodies_over_training.py models/training/ant_ABCD_lr_mirror_paper_pop200_s0.h5 \
+        models/training/ant_ABCD_lr_paper_pop200_s0.h5 --markdown --labels mirror "per synapse"
 """
 
 from __future__ import annotations
@@ -72,6 +79,30 @@ def body_scores(run: Path, variants, episodes: int, workers: int, cache: Path) -
     return generations, np.array([[scores[str(g)][v] for v in variants] for g in generations])
 
 
+def markdown_table(panels, labels) -> str:
+    """One Markdown table and a line per run saying what each body is to it: a row per stored mean of
+    the first panel's run; per run (``panels``: name, generations ``(S,)``, variants, scores
+    ``(S, V)``, roles, history), its population mean at that generation and its score on each body,
+    "-" where it has no stored mean (or no generation) there."""
+    variants = panels[0][2]
+    head = ["after generation"]
+    for label in labels:
+        head += [f"{label}: population"] + [f"{label}: `{v}`" for v in variants]
+    lines = ["| " + " | ".join(head) + " |", "|" + " ---: |" * len(head)]
+    for g in panels[0][1]:
+        row = [str(int(g))]
+        for _, generations, _, table, _, history in panels:
+            means = history["fitness_mean"]
+            row.append(f"{means[g - 1]:.0f}" if g <= len(means) else "-")
+            at = np.flatnonzero(generations == g)
+            row += [f"{x:.0f}" for x in table[at[0]]] if len(at) else ["-"] * len(variants)
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    for label, (_, _, _, _, roles, _) in zip(labels, panels):
+        lines.append(f"{label}: population = the population's mean fitness on the training bodies in that "
+                     f"generation; " + ", ".join(f"`{v}` {roles[v]}" for v in variants) + ".")
+    return "\n".join(lines)
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runfiles", nargs="+", metavar="RUNFILE",
@@ -80,13 +111,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
     parser.add_argument("--variants", nargs="+", help="bodies (default: all of the task's)")
     parser.add_argument("--cache", help="scores cache of a single run, JSON (default: RUN_bodies.json beside each run file)")
-    parser.add_argument("--out", help="figure (default: RUN_bodies.png beside the first run file)")
+    parser.add_argument("--out", help="figure (default: RUN_bodies.png beside the first run file; with --markdown none)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print one Markdown table of every run's scores at the first run's stored means")
+    parser.add_argument("--labels", nargs="+", metavar="LABEL", help="the runs' names in the Markdown table (default: "
+                                                                      "the run files' stems)")
     args = parser.parse_args(argv)
     runs = [Path(r) for r in args.runfiles]
     panels, tasks = [], set()
     try:
         if args.episodes < 1 or args.workers < 1:
             raise ValueError(f"--episodes and --workers must be >= 1, got {args.episodes} and {args.workers}")
+        if args.labels is not None and len(args.labels) != len(runs):
+            raise ValueError(f"--labels names each run once: {len(runs)} run file(s), {len(args.labels)} label(s)")
         if args.cache and len(runs) > 1:
             raise ValueError("--cache names the cache of one run; with several, each keeps RUN_bodies.json beside it")
         for run in runs:
@@ -104,7 +141,11 @@ def main(argv: list[str] | None = None) -> None:
             raise ValueError(f"the runs are of different tasks ({', '.join(sorted(tasks))}); draw them apart")
     except (ValueError, OSError) as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
-    for name, generations, variants, table, roles, _ in panels:
+    if args.markdown:
+        print(markdown_table(panels, args.labels or [p[0] for p in panels]))
+        if not args.out:
+            return
+    for name, generations, variants, table, roles, _ in panels * (not args.markdown):
         print(f"\n{name}: mean fitness of each stored search mean over {args.episodes} selection lifetimes per body "
               f"({'; '.join(f'{v} {roles[v]}' for v in variants)})")
         print("generation " + " ".join(f"{v:>17}" for v in variants))

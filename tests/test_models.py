@@ -232,6 +232,21 @@ def test_bodies_over_training_caches_scores_and_scores_only_new_means(run, tmp_p
     with pytest.raises(SystemExit):
         script.main([str(run), str(other), "--cache", str(cache)])
     assert "--cache names the cache of one run" in capsys.readouterr().err
+    # the Markdown table: per run, the population mean and the score at each of the first run's stored means
+    script.main([str(run), str(other), "--episodes", "1", "--variants", "default", "--markdown", "--labels", "a", "b c"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == ["| after generation | a: population | a: `default` | b c: population | b c: `default` |",
+                         "| ---: | ---: | ---: | ---: | ---: |"]
+    with RunStore.open(run) as store:
+        population = store.history()["fitness_mean"]
+    for g, line in zip((2, 4, 5), lines[2:5]):
+        cells = [str(g), f"{population[g - 1]:.0f}", f"{record['scores'][str(g)]['default']:.0f}"]
+        assert line == "| " + " | ".join(cells + cells[1:]) + " |"
+    assert lines[-1].startswith("b c: population = the population's mean fitness") and lines[-1].endswith("`default` trained.")
+    assert not run.with_name("run_bodies.png").exists()  # no figure without --out
+    with pytest.raises(SystemExit):
+        script.main([str(run), str(other), "--markdown", "--labels", "a"])
+    assert "--labels names each run once: 2 run file(s), 1 label(s)" in capsys.readouterr().err
 
 
 def test_other_pybullet_prints_the_test_table_and_can_drop_deterministic_pairs(run, capsys, monkeypatch, experiment_script):
