@@ -97,8 +97,8 @@ def markdown_table(panels, labels) -> str:
             at = np.flatnonzero(generations == g)
             row += [f"{x:.0f}" for x in table[at[0]]] if len(at) else ["-"] * len(variants)
         lines.append("| " + " | ".join(row) + " |")
-    lines.append("")
     for label, (_, _, _, _, roles, _) in zip(labels, panels):
+        lines.append("")  # a paragraph each
         lines.append(f"{label}: population = the population's mean fitness on the training bodies in that "
                      f"generation; " + ", ".join(f"`{v}` {roles[v]}" for v in variants) + ".")
     return "\n".join(lines)
