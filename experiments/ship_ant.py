@@ -20,8 +20,9 @@ norms figure to ``docs/img/``), ``recovery`` (``perturb_ant.py`` at step 480, th
 at 480, redraws at 200 and 700), ``weights_by_body`` and ``bodies`` (each stored mean of the paper's
 runs on all six bodies: the one figure of them all, the shipped run first when it is not one of
 them). Every step's output goes to ``--log-dir``/STEP.log, by default ``runs/ship/NAME/`` (the
-numbers to put in README.md and docs/results.md). Every other file a step writes is named after
-the model, so another run ships beside the first without touching its files::
+numbers to put in README.md and docs/results.md). Every file a step writes but that figure is named
+after the model, so another run ships beside the first without touching its files (the bodies
+figure gains a panel when the run is not one of the paper runs it draws)::
 
     python experiments/ship_ant.py models/training/ant_ABCD_lr_mirror_paper_pop200_s0.h5 \
         --name ant_abcd_lr_mirror --command "spikehebb train --paper --popsize 200 --seed 0 --coefficient-rows mirror"
@@ -172,14 +173,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no run file {args.run}")
     chosen = [step for step in plan if args.steps is None or step.name in args.steps]
     select = next((step for step in chosen if step.name == "select"), None)
+    if select and command is None:
+        parser.error(f"--command is needed for {args.run}: how it was trained, for the model card (the default is the "
+                     f"per-synapse paper run's, {COMPARE[0]})")
     if select and not args.dry_run and (args.force or not up_to_date(select, args.log_dir)) \
             and (ROOT / select.outputs[0]).exists():
         others = " ".join(step.name for step in plan if step.name != "select")
         parser.error(f"{select.outputs[0]} exists: to select anew remove it first (git rm {select.outputs[0]} "
                      f"{select.outputs[1]} {select.outputs[2]}), or remake the rest for it (--steps {others})")
-    if select and command is None:
-        parser.error(f"--command is needed for {args.run}: how it was trained, for the model card (the default is the "
-                     f"per-synapse paper run's, {COMPARE[0]})")
     log_dir = ROOT / args.log_dir
     for step in chosen:
         done = up_to_date(step, args.log_dir)

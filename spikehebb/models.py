@@ -56,12 +56,16 @@ class Selection:
 
 def candidate_means(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(generations completed ``(S,)``, flat means ``(S, n_params)``): the run's snapshots and its
-    final mean (once, if the last snapshot is not already it)."""
+    final mean (once, if the last snapshot is not already it). A model's is its chosen mean alone
+    (its ``/mean``, which is not the final mean of its run)."""
     with RunStore.open(path) as store:
         generations, means = store.snapshots()
         checkpoint = store.load_checkpoint()
     if checkpoint is None:
         raise ValueError(f"{path} holds no finished generation yet, so no rule to choose")
+    info = model_info(path)
+    if info is not None:
+        return np.array([info["generation"]]), checkpoint.mean[None]
     if not len(generations) or generations[-1] != checkpoint.generation:
         generations = np.append(generations, checkpoint.generation)
         means = np.concatenate([means, checkpoint.mean[None]])
@@ -131,8 +135,8 @@ def select(path: str | Path, episodes: int = 10, workers: int = 1, progress: boo
 
 def export(path: str | Path, out: str | Path, selection: Selection) -> Path:
     """Write the model: a copy of the run file whose ``/mean`` is the chosen mean and whose
-    ``/snapshots`` keep only that mean (none when the chosen one is the run's final mean, which
-    the checkpoint holds), with the choice recorded in the root attribute ``model``. Refuses to
+    ``/snapshots`` keep only that mean's row (none when the chosen one is the run's final mean and
+    not a stored snapshot), with the choice recorded in the root attribute ``model``. Refuses to
     overwrite."""
     path, out = Path(path), Path(out)
     if out.exists():
@@ -168,11 +172,16 @@ def export(path: str | Path, out: str | Path, selection: Selection) -> Path:
 
 
 def _copy_keeping_one_snapshot(path: Path, out: Path, generation: int) -> None:
-    """Copy the run file ``path`` to ``out`` (attributes, groups and datasets as they are), with
-    only the row of ``/snapshots`` taken after ``generation`` (if there is one)."""
+    """Copy the run file ``path`` to ``out`` (attributes with their stored types, groups and
+    datasets as they are), with only the rows of ``/snapshots`` taken after ``generation`` (the
+    last of them, if there is one)."""
+
+    def copy_attrs(src, dst) -> None:
+        for key in src.attrs:
+            dst.attrs.create(key, src.attrs[key], dtype=src.attrs.get_id(key).dtype)
+
     with h5py.File(path, "r") as src, h5py.File(out, "w") as dst:
-        for key, value in src.attrs.items():
-            dst.attrs[key] = value
+        copy_attrs(src, dst)
         for name in src:
             if name != "snapshots":
                 src.copy(src[name], dst, name)
@@ -181,11 +190,11 @@ def _copy_keeping_one_snapshot(path: Path, out: Path, generation: int) -> None:
             return
         keep = np.flatnonzero(snaps["generations_completed"][()] == generation)[-1:]
         copy = dst.create_group("snapshots")
-        for key, value in snaps.attrs.items():
-            copy.attrs[key] = value
-        for name in ("generations_completed", "mean"):
-            ds = snaps[name]
-            copy.create_dataset(name, data=ds[()][keep], maxshape=ds.maxshape, chunks=ds.chunks)
+        copy_attrs(snaps, copy)
+        for name, ds in snaps.items():  # every dataset of /snapshots has a row per stored mean
+            kept = copy.create_dataset(name, data=ds[()][keep], maxshape=ds.maxshape, chunks=ds.chunks,
+                                       compression=ds.compression, fillvalue=ds.fillvalue)
+            copy_attrs(ds, kept)
 
 
 def model_info(path: str | Path) -> dict | None:

@@ -205,7 +205,7 @@ def test_every_command_ship_ant_runs_parses(monkeypatch, capsys, experiment_scri
 
 
 
-def test_ship_ant_ships_another_run_beside_the_first_without_touching_its_files(monkeypatch, capsys, experiment_script):
+def test_ship_ant_ships_another_run_beside_the_first_without_touching_its_files(tmp_path, capsys, experiment_script):
     ship = experiment_script("ship_ant")
     mirror = "models/training/ant_ABCD_lr_mirror_paper_pop200_s0.h5"
     with pytest.raises(SystemExit) as info:  # the card must not say it was trained as the paper run
@@ -214,13 +214,18 @@ def test_ship_ant_ships_another_run_beside_the_first_without_touching_its_files(
     ship.main([mirror, "--name", "ant_m", "--command", "spikehebb train --paper --coefficient-rows mirror", "--dry-run"])
     printed = [line.strip() for line in capsys.readouterr().out.splitlines() if line.startswith("   ")]
     assert len(printed) == 15 and "--command 'spikehebb train --paper --coefficient-rows mirror'" in printed[0]
-    for command in printed[:-1]:  # every file but the bodies figure's (all paper runs in one) is the model's
-        outputs = [word for word in command.split() if word.startswith(("docs/img/", "models/", "runs/"))
-                   and word != mirror]
-        assert outputs and all("ant_m" in word for word in outputs), command
+    written = [word for command in printed[:-1] for word in command.split()  # all but the bodies figure's
+               if word.startswith(("docs/img/", "models/")) and word != mirror]
+    assert len(set(written)) == 6 and all("ant_m" in word.rpartition("/")[2] for word in written), written
     bodies = printed[-1].split()
     assert bodies[1:6] == ["experiments/bodies_over_training.py", *ship.COMPARE]  # drawn once, in the figure's order
     assert bodies[-1] == "docs/img/paper_bodies_over_training.png"
+    # a run that is not one of the figure's paper runs is added to it, first
+    other = tmp_path / "other.h5"
+    other.write_bytes(b"")
+    ship.main([str(other), "--name", "ant_o", "--command", "spikehebb train --rule A", "--dry-run", "--steps", "bodies"])
+    bodies = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("   ")][0]
+    assert bodies[1:7] == ["experiments/bodies_over_training.py", str(other), *ship.COMPARE]
 
 def test_ship_ant_skips_a_step_only_when_it_made_its_files_from_the_source_as_it_is(tmp_path, experiment_script):
     ship = experiment_script("ship_ant")
@@ -242,7 +247,7 @@ def test_ship_ant_refuses_to_select_over_an_older_model(tmp_path, monkeypatch, c
     run = tmp_path / "run.h5"
     run.write_text("newer than the model")
     with pytest.raises(SystemExit) as info:
-        ship.main([str(run), "--steps", "select"])
+        ship.main([str(run), "--steps", "select", "--command", "spikehebb train --rule A"])
     assert info.value.code == 2
     assert "models/ant_abcd_lr.h5 exists: to select anew remove it first" in capsys.readouterr().err
     with pytest.raises(SystemExit):

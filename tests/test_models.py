@@ -108,11 +108,19 @@ def test_a_model_keeps_only_the_chosen_stored_mean_and_everything_else_of_the_ru
     else:  # the final mean is the checkpoint's, not a stored snapshot: none is kept
         assert kept_generations.tolist() == [] and kept_means.shape == (0, means.shape[1])
     np.testing.assert_array_equal(load_run(model)[1], means[chosen])
+    # a model's one candidate is its chosen mean, under its own generation (not its run's last)
+    model_generations, model_means = candidate_means(model)
+    assert model_generations.tolist() == [generations[chosen]]
+    np.testing.assert_array_equal(model_means, means[chosen][None])
     with h5py.File(run, "r") as a, h5py.File(model, "r") as b:
         assert set(b.attrs) == set(a.attrs) | {"model"} and set(b) == set(a)
         for key in a.attrs:
             np.testing.assert_array_equal(b.attrs[key], a.attrs[key])
+            assert b.attrs.get_id(key).dtype == a.attrs.get_id(key).dtype, key
         assert dict(b["snapshots"].attrs) == dict(a["snapshots"].attrs)
+        for name, ds in a["snapshots"].items():
+            kept = b["snapshots"][name]
+            assert (kept.dtype, kept.maxshape, kept.chunks, kept.shape[1:]) == (ds.dtype, ds.maxshape, ds.chunks, ds.shape[1:])
         seen = []
 
         def same(name, item):  # every dataset but the chosen /mean and the stored means is the run's
@@ -232,16 +240,32 @@ def test_bodies_over_training_caches_scores_and_scores_only_new_means(run, tmp_p
     with pytest.raises(SystemExit):
         script.main([str(run), str(other), "--cache", str(cache)])
     assert "--cache names the cache of one run" in capsys.readouterr().err
-    # the Markdown table: per run, the population mean and the score at each of the first run's stored means
-    script.main([str(run), str(other), "--episodes", "1", "--variants", "default", "--markdown", "--labels", "a", "b c"])
-    lines = capsys.readouterr().out.splitlines()
+    # the Markdown table: per run, the population mean and the score at each of the first run's stored means;
+    # a second run of another seed stored its means at 3 and 5 only: "-" at 2 and 4
+    config = TrainConfig.from_dict(dict(rule="A", popsize=4, generations=5, max_env_steps=60, train_variants=("default",),
+                                        batch_size=4, evaluator="serial", snapshot_every=3, seed=1,
+                                        runs_dir=str(tmp_path / "third"), run_name="third"))
+    third = train(config, progress=False)
+    script.main([str(run), str(third), "--episodes", "1", "--variants", "default", "--markdown", "--labels", "a", "b c"])
+    printed = capsys.readouterr().out
+    assert "third.h5: scoring 2 stored mean(s) on default" in printed
+    lines = printed[printed.index("| after generation"):].splitlines()
     assert lines[:2] == ["| after generation | a: population | a: `default` | b c: population | b c: `default` |",
                          "| ---: | ---: | ---: | ---: | ---: |"]
-    with RunStore.open(run) as store:
-        population = store.history()["fitness_mean"]
+    scores = {name: json.loads(path.with_name(f"{path.stem}_bodies.json").read_text())["scores"]
+              for name, path in (("a", run), ("b", third))}
+    assert set(scores["b"]) == {"3", "5"}
+    population = {}
+    for name, path in (("a", run), ("b", third)):
+        with RunStore.open(path) as store:
+            population[name] = store.history()["fitness_mean"]
+    assert not np.array_equal(population["a"], population["b"])
     for g, line in zip((2, 4, 5), lines[2:5]):
-        cells = [str(g), f"{population[g - 1]:.0f}", f"{record['scores'][str(g)]['default']:.0f}"]
-        assert line == "| " + " | ".join(cells + cells[1:]) + " |"
+        b = f"{scores['b'][str(g)]['default']:.0f}" if str(g) in scores["b"] else "-"
+        cells = [str(g), f"{population['a'][g - 1]:.0f}", f"{scores['a'][str(g)]['default']:.0f}",
+                 f"{population['b'][g - 1]:.0f}", b]
+        assert line == "| " + " | ".join(cells) + " |"
+    assert len(lines) == 9 and lines[5:8:2] == ["", ""]
     assert lines[-1].startswith("b c: population = the population's mean fitness") and lines[-1].endswith("`default` trained.")
     assert not run.with_name("run_bodies.png").exists()  # no figure without --out
     with pytest.raises(SystemExit):
