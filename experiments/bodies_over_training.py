@@ -122,6 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.episodes < 1 or args.workers < 1:
             raise ValueError(f"--episodes and --workers must be >= 1, got {args.episodes} and {args.workers}")
+        if args.labels is not None and not args.markdown:
+            raise ValueError("--labels names the runs of the Markdown table: add --markdown")
         if args.labels is not None and len(args.labels) != len(runs):
             raise ValueError(f"--labels names each run once: {len(runs)} run file(s), {len(args.labels)} label(s)")
         if args.cache and len(runs) > 1:

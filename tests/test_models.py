@@ -271,6 +271,9 @@ def test_bodies_over_training_caches_scores_and_scores_only_new_means(run, tmp_p
     with pytest.raises(SystemExit):
         script.main([str(run), str(other), "--markdown", "--labels", "a"])
     assert "--labels names each run once: 2 run file(s), 1 label(s)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        script.main([str(run), "--labels", "a"])
+    assert "--labels names the runs of the Markdown table: add --markdown" in capsys.readouterr().err
 
 
 def test_other_pybullet_prints_the_test_table_and_can_drop_deterministic_pairs(run, capsys, monkeypatch, experiment_script):
