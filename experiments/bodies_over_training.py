@@ -103,6 +103,7 @@ def markdown_table(panels, labels) -> str:
                      f"generation; " + ", ".join(f"`{v}` {roles[v]}" for v in variants) + ".")
     return "\n".join(lines)
 
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runfiles", nargs="+", metavar="RUNFILE",
@@ -147,14 +148,16 @@ def main(argv: list[str] | None = None) -> None:
         print(markdown_table(panels, args.labels or [p[0] for p in panels]))
         if not args.out:
             return
-    for name, generations, variants, table, roles, _ in panels * (not args.markdown):
-        print(f"\n{name}: mean fitness of each stored search mean over {args.episodes} selection lifetimes per body "
-              f"({'; '.join(f'{v} {roles[v]}' for v in variants)})")
-        print("generation " + " ".join(f"{v:>17}" for v in variants))
-        for g, row in zip(generations, table):
-            print(f"{g:10d} " + " ".join(f"{x:17.1f}" for x in row))
-        best = np.where(np.isnan(table), -np.inf, table).argmax(axis=0)  # a failed lifetime's NaN never wins
-        print("best      " + " ".join(f"{f'{table[b, v]:.1f} (gen {generations[b]})':>17}" for v, b in enumerate(best)))
+    else:
+        for name, generations, variants, table, roles, _ in panels:
+            print(f"\n{name}: mean fitness of each stored search mean over {args.episodes} selection lifetimes per "
+                  f"body ({'; '.join(f'{v} {roles[v]}' for v in variants)})")
+            print("generation " + " ".join(f"{v:>17}" for v in variants))
+            for g, row in zip(generations, table):
+                print(f"{g:10d} " + " ".join(f"{x:17.1f}" for x in row))
+            best = np.where(np.isnan(table), -np.inf, table).argmax(axis=0)  # a failed lifetime's NaN never wins
+            print("best      " + " ".join(f"{f'{table[b, v]:.1f} (gen {generations[b]})':>17}"
+                                         for v, b in enumerate(best)))
 
     from spikehebb.plots import DPI, plot_bodies_side_by_side
 

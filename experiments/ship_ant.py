@@ -162,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     args.run = from_root(args.run)
     args.log_dir = from_root(args.log_dir) if args.log_dir else Path("runs/ship") / args.name
     args.compare = [str(from_root(path)) for path in args.compare] if args.compare is not None else list(COMPARE)
-    command = args.command or (PAPER_COMMAND if args.run == Path(COMPARE[0]) else None)
-    args.command = command or ""
+    if args.command is None and args.run == Path(COMPARE[0]):
+        args.command = PAPER_COMMAND
     plan = steps(args.run, args.name, args)
     known = [step.name for step in plan]
     unknown = sorted(set(args.steps or ()) - set(known))
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no run file {args.run}")
     chosen = [step for step in plan if args.steps is None or step.name in args.steps]
     select = next((step for step in chosen if step.name == "select"), None)
-    if select and command is None:
+    if select and args.command is None:
         parser.error(f"--command is needed for {args.run}: how it was trained, for the model card (the default is the "
                      f"per-synapse paper run's, {COMPARE[0]})")
     if select and not args.dry_run and (args.force or not up_to_date(select, args.log_dir)) \

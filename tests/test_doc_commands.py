@@ -204,7 +204,6 @@ def test_every_command_ship_ant_runs_parses(monkeypatch, capsys, experiment_scri
     assert ship.PAPER_COMMAND.endswith(f" --generations {config.generations}")
 
 
-
 def test_ship_ant_ships_another_run_beside_the_first_without_touching_its_files(tmp_path, capsys, experiment_script):
     ship = experiment_script("ship_ant")
     mirror = "models/training/ant_ABCD_lr_mirror_paper_pop200_s0.h5"
@@ -226,6 +225,7 @@ def test_ship_ant_ships_another_run_beside_the_first_without_touching_its_files(
     ship.main([str(other), "--name", "ant_o", "--command", "spikehebb train --rule A", "--dry-run", "--steps", "bodies"])
     bodies = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("   ")][0]
     assert bodies[1:7] == ["experiments/bodies_over_training.py", str(other), *ship.COMPARE]
+
 
 def test_ship_ant_skips_a_step_only_when_it_made_its_files_from_the_source_as_it_is(tmp_path, experiment_script):
     ship = experiment_script("ship_ant")

@@ -92,7 +92,6 @@ def test_a_report_of_a_model_names_the_generation_of_its_chosen_mean(run, tmp_pa
     assert _generations(run) == 5 and _generations(model) == 2
 
 
-
 @pytest.mark.parametrize("chosen", [0, 1, 2])
 def test_a_model_keeps_only_the_chosen_stored_mean_and_everything_else_of_the_run(run, tmp_path, chosen):
     from spikehebb.models import Selection
@@ -131,6 +130,7 @@ def test_a_model_keeps_only_the_chosen_stored_mean_and_everything_else_of_the_ru
 
         a.visititems(same)
         assert "generations/fitness_raw" in seen and any(n.startswith("checkpoint/") for n in seen)
+
 
 def test_a_nan_score_never_wins_the_selection_and_all_nan_is_refused():
     from spikehebb.models import Selection
