@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from spikehebb.config import TrainConfig, WorkerSpec
+from spikehebb.envs.mirror import body_roles
 from spikehebb.evaluators import one_thread_per_library, sigusr1_blocked
 from spikehebb.store import RunStore, TraceWriter
 from spikehebb.worker import EVALUATION_TAG, Worker, lifetime_seeds
@@ -55,6 +56,15 @@ class VariantResult:
     trained_on: bool
     solved_at: float = SOLVED_FITNESS
     """Mean fitness at which the variant counts as solved (the task's, else the ant's 100)."""
+    mirror_of_trained: bool = False
+    """Whether a mirror-symmetric rule (``--coefficient-rows mirror``) was trained on this body's
+    left-right mirror image (:func:`~spikehebb.envs.mirror.body_roles`): it meets this body as it
+    met that one, so the score is no test of generalisation."""
+
+    @property
+    def seen(self) -> str:
+        """The tables' "seen" column: "yes" (trained on), "mirror" (:attr:`mirror_of_trained`) or "no"."""
+        return "yes" if self.trained_on else "mirror" if self.mirror_of_trained else "no"
 
     @property
     def mean(self) -> float:
@@ -126,9 +136,18 @@ def assess(
         # variant's envs, ~30 MB each); one BLAS thread each, as the training workers.
         with one_thread_per_library(), sigusr1_blocked(), concurrent.futures.ProcessPoolExecutor(min(workers, len(variants)), mp_context=ctx) as pool:
             fitness = list(pool.map(_variant_job, *zip(*[(spec, params, v, episodes) for v in variants])))
-    trained = set(task.train_variants)
+    roles = body_roles(variants, task.train_variants, mirror_rule=config.agent.coefficient_rows == "mirror")
     solved_at = SOLVED_FITNESS if task.solved_fitness is None else task.solved_fitness
-    return [VariantResult(v, f, v in trained, solved_at) for v, f in zip(variants, fitness)]
+    return [VariantResult(v, f, roles[v] == "trained", solved_at, roles[v] == "mirror of trained")
+            for v, f in zip(variants, fitness)]
+
+
+def seen_note(results: Sequence[VariantResult], seen: str = "seen: the variant was trained on") -> str:
+    """What the "seen" column means (``seen``), with "mirror" explained when a row has it."""
+    if any(r.mirror_of_trained for r in results):
+        seen += ("; mirror: its left-right mirror image was, and the rule is mirror-symmetric, so it meets this body as "
+                 "it met that one (no test of generalisation)")
+    return seen + "."
 
 
 def format_table(
@@ -146,14 +165,15 @@ def format_table(
     episodes = f"{n} episode" + "s" * (n != 1)
     head = label + f" ({episodes})"
     width = max(26, len(head))  # "mean ± std" is 26 wide: a longer label widens the column
-    lines = [f"{'variant':<20} {'seen':<5} {head:>{width}}  solved"]
+    seen_width = max([5, *(len(r.seen) + 1 for r in results)])  # 5 unless a row says "mirror"
+    lines = [f"{'variant':<20} {'seen':<{seen_width}} {head:>{width}}  solved"]
     for r in results:
         lines.append(
-            f"{r.variant:<20} {'yes' if r.trained_on else 'no':<5} {r.mean:>{width - 9}.1f} ± {r.std:<6.1f}  "
+            f"{r.variant:<20} {r.seen:<{seen_width}} {r.mean:>{width - 9}.1f} ± {r.std:<6.1f}  "
             f"{'yes' if r.solved else 'no'}"
         )
     solved_at = results[0].solved_at if results else SOLVED_FITNESS
-    lines.append(f"seen: the variant was trained on. mean ± std over {n} lifetimes, each from fresh random weights.")
+    lines.append(f"{seen_note(results)} mean ± std over {n} lifetimes, each from fresh random weights.")
     lines.append(f"solved: mean fitness >= {solved_at:g}." + (f" fitness: {FITNESS_UNITS[task]}." if task in FITNESS_UNITS else ""))
     if max_network_steps is not None:
         if early_ends:

@@ -217,7 +217,7 @@ def card(
     relative to the card) and its test table from ``results`` (:class:`~spikehebb.assess.VariantResult`
     per variant) with ``paper``'s numbers beside it ({variant: (mean, std)}, e.g. Najarro & Risi's
     Table 1)."""
-    from spikehebb.assess import FITNESS_UNITS
+    from spikehebb.assess import FITNESS_UNITS, seen_note
 
     info = model_info(path) or {}
     with RunStore.open(path) as store:
@@ -250,13 +250,13 @@ def card(
               f"| variant | seen | mean ± std ({n} lifetimes) | solved |" + (" paper |" if paper else ""),
               "| --- | --- | ---: | --- |" + (" ---: |" if paper else "")]
     for r in results:
-        row = f"| {r.variant} | {'yes' if r.trained_on else 'no'} | {r.mean:.1f} ± {r.std:.1f} | {'yes' if r.solved else 'no'} |"
+        row = f"| {r.variant} | {r.seen} | {r.mean:.1f} ± {r.std:.1f} | {'yes' if r.solved else 'no'} |"
         if paper:
             row += " {} ± {} |".format(*paper[r.variant]) if r.variant in paper else " - |"
         lines.append(row)
     solved_at = results[0].solved_at if results else 0
-    lines += ["", f"Each lifetime starts from fresh random weights (test episodes 0 to {n - 1}). seen: trained on "
-              f"that variant. solved: mean fitness >= {solved_at:g}. fitness: "
+    lines += ["", f"Each lifetime starts from fresh random weights (test episodes 0 to {n - 1}). "
+              f"{seen_note(results, 'seen: trained on that variant')} solved: mean fitness >= {solved_at:g}. fitness: "
               f"{FITNESS_UNITS.get(config.task.name, 'the summed env reward')}."
               + (" paper: Najarro & Risi 2020, Table 1 (100 lifetimes)." if paper else "")]
     lines += ["", f"Reproduce: `spikehebb evaluate {Path(path).as_posix()} --episodes {n}`."]

@@ -90,7 +90,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 def test_section(path: Path, episodes: int, variants: Sequence[str] | None, workers: int) -> str:
     """Fresh test lifetimes of the run's search mean, with the paper's numbers beside them."""
-    from spikehebb.assess import FITNESS_UNITS, assess, load_run
+    from spikehebb.assess import FITNESS_UNITS, assess, load_run, seen_note
     from spikehebb.lifetimes import run_label
     from spikehebb.plots import run_task
     from spikehebb.tasks import get_task
@@ -102,15 +102,15 @@ def test_section(path: Path, episodes: int, variants: Sequence[str] | None, work
     paper = paper_numbers(name, config.agent)
     results = assess(config, params, variants, episodes, workers)
     rows = [
-        (r.variant, "yes" if r.trained_on else "no", f"{r.mean:.1f} ± {r.std:.1f}", "yes" if r.solved else "no",
+        (r.variant, r.seen, f"{r.mean:.1f} ± {r.std:.1f}", "yes" if r.solved else "no",
          "{} ± {}".format(*paper[r.variant]) if r.variant in paper else "-")
         for r in results
     ]
     solved_at = results[0].solved_at
     note = (
         f"{label}, the search mean after {_generations(path)} generations; mean ± std over {episodes} lifetimes "
-        f"per variant, each from fresh random weights. seen: trained on that variant. solved: mean fitness "
-        f">= {solved_at:g}. fitness: {FITNESS_UNITS.get(name, 'the summed env reward')}."
+        f"per variant, each from fresh random weights. {seen_note(results, 'seen: trained on that variant')} "
+        f"solved: mean fitness >= {solved_at:g}. fitness: {FITNESS_UNITS.get(name, 'the summed env reward')}."
     )
     if paper:  # the paper's row for this agent (PAPER)
         which = "static-weights" if config.agent.kind == "static" else f"Hebbian {config.agent.rule}"

@@ -133,6 +133,18 @@ def test_table_explains_its_columns():
         assert all(row.index("±") + 10 == head.index("solved") for row in rows)
 
 
+def test_a_mirror_rules_mirror_of_a_training_body_is_marked_and_explained():
+    plain = [VariantResult("default", np.array([90.0, 130.0]), True), VariantResult("damage_left", np.array([1.0, 3.0]), False)]
+    mirrored = [plain[0], VariantResult("damage_left", np.array([1.0, 3.0]), False, mirror_of_trained=True)]
+    assert [r.seen for r in mirrored] == ["yes", "mirror"] and plain[1].seen == "no"
+    table = format_table(mirrored, "Hebbian ABCD_lr_mirror", "ant", 960).splitlines()
+    assert table[2].split()[:3] == ["damage_left", "mirror", "2.0"]
+    assert all(row.index("±") + 10 == table[0].index("solved") for row in table[1:3])  # columns still align
+    assert "mirror: its left-right mirror image was, and the rule is mirror-symmetric" in table[3]
+    assert "mirror:" not in format_table(plain, "Hebbian ABCD_lr", "ant", 960)
+    assert format_table(plain, "x", "ant").splitlines()[0].startswith("variant              seen  ")  # as before
+
+
 def test_traces_again_need_overwrite_traces(tmp_path, capsys):
     path = tiny_run(tmp_path)
     base = ["evaluate", str(path), "--variant", "default", "--episodes", "1", "--eval-steps", "60", "--eval-workers", "1"]

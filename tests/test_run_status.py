@@ -7,11 +7,13 @@ finished) fails too: update the pattern here with it.
 
 import json
 import re
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from spikehebb.models import model_info
 from spikehebb.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,30 +90,47 @@ def test_the_per_synapse_runs_last_stored_means_are_quoted_as_scored():
     assert said == {"g": str(last), "d": trio(last)[0], "r": trio(last)[1], "g2": str(last)}
 
 
-def test_the_mirror_runs_progress_is_quoted_as_its_file_holds_it(per_synapse):
-    mirror, means = run_facts(MIRROR), stored_means(MIRROR)
+def card_table(model: str) -> dict[str, str]:
+    """A shipped model's test table from its card: {variant: "mean ± std"}, each of the card's one-decimal
+    numbers rounded half up, as a reader of the card would (326.5 -> 327)."""
+    rows = re.findall(r"^\| (\w+) \| \w+ \| (-?[\d.]+) ± ([\d.]+) \|", (ROOT / "models" / f"{model}.md").read_text(), re.M)
+    whole = lambda number: str(Decimal(number).quantize(Decimal(1), ROUND_HALF_UP))  # noqa: E731
+    return {variant: f"{whole(mean)} ± {whole(std)}" for variant, mean, std in rows}
+
+
+def test_the_mirror_run_and_its_model_are_quoted_as_their_files_hold_them(per_synapse):
+    mirror = run_facts(MIRROR)
     g = int(mirror["g"])
-    beside = {"ps": str(round(per_synapse["history"]["fitness_mean"][g - 1])),
-              "ps_steps": f"{per_synapse['history']['env_steps'][:g].sum() / 1e6:.1f}"}
-    said = quoted("README.md", r"(?P<g>\d+) generations so far: population mean (?P<mean>\d+) against (?P<ps>\d+) per "
-                               r"synapse at generation (?P<g2>\d+) \((?P<steps>[\d.]+) M env steps against "
-                               r"(?P<ps_steps>[\d.]+) M\); its mean at (?P<scored>\d+) walks on `default` \((?P<d>\d+), "
-                               r"per synapse (?P<ps_d>\d+) at (?P<ps_g>\d+) and (?P<ps_d2>\d+) at (?P<ps_g2>\d+)\)")
-    last = max(means)
-    # the per-synapse run's stored means on either side of the mirror run's last scored one
-    ps_means = stored_means(PER_SYNAPSE)
-    below, above = max(g for g in ps_means if g < last), min(g for g in ps_means if g >= last)
-    assert said == {"g": mirror["g"], "mean": mirror["mean"], "g2": mirror["g"], "steps": mirror["steps"], **beside,
-                    "scored": str(last), "d": means[last]["default"],
-                    "ps_d": ps_means[below]["default"], "ps_g": str(below),
-                    "ps_d2": ps_means[above]["default"], "ps_g2": str(above)}
-    said = quoted("models/README.md", r"(?P<g>\d+) of 300 generations \((?P<steps>[\d.]+) M env steps, (?P<hours>[\d.]+) "
-                                      r"h of generations; population mean (?P<mean>\d+) at generation (?P<g2>\d+), where "
-                                      r"the per-synapse run stood at (?P<ps>\d+)\)")
+    ps = str(round(per_synapse["history"]["fitness_mean"][g - 1]))
+    said = quoted("README.md", r"Mirror-symmetric rules \(below\) at the same settings and seed, finished at (?P<g>\d+) "
+                               r"generations \((?P<steps>[\d.]+) M env steps, (?P<hours>[\d.]+) h of generations; population "
+                               r"mean (?P<mean>\d+) against (?P<ps>\d+) per synapse at generation (?P<g2>\d+)\)")
     assert said == {**{k: mirror[k] for k in ("g", "steps", "mean")}, "hours": as_quoted(mirror["hours"], said["hours"]),
-                    "g2": mirror["g"], "ps": beside["ps"]}
+                    "ps": ps, "g2": mirror["g"]}
+    said = quoted("models/README.md", r"Finished at (?P<g>\d+) \([\d-]+: (?P<steps>[\d.]+) M env steps, (?P<hours>[\d.]+) h "
+                                      r"of generations; population mean (?P<mean>\d+) at generation (?P<g2>\d+), where the "
+                                      r"per-synapse run stood at (?P<ps>\d+)\)")
+    assert said == {**{k: mirror[k] for k in ("g", "steps", "mean")}, "hours": as_quoted(mirror["hours"], said["hours"]),
+                    "g2": mirror["g"], "ps": ps}
     results = text("docs/results.md")
-    assert f"Its first {g} generations" in results and f"one seed, {g} of 300 generations." in results
+    assert f"Its {g} generations" in results and f"one seed, {g} generations." in results
+
+    chosen = model_info(ROOT / "models" / "ant_abcd_lr_mirror.h5")["generation"]
+    table = card_table("ant_abcd_lr_mirror")
+    said = quoted("README.md", r"the search mean after generation (?P<g>\d+)\)\. Over 100 test lifetimes per body it walks on "
+                               r"`default` far beyond the paper's rule \(\*\*(?P<default>[\d ±]+)\*\* against 1051 ± 113\), on "
+                               r"`damage_right` less far \((?P<damage_right>[\d ±]+) against 1019 ± 116;.*?and on `damage_left` "
+                               r"as on `damage_right` \((?P<damage_left>[\d ±]+)\)\..*?\(`long_back` (?P<long_back>[\d ±]+), "
+                               r"`long_front` (?P<long_front>[\d ±]+), `palm_damage_right` (?P<palm_damage_right>[\d ±]+),")
+    assert said == {"g": str(chosen), **table}
+    said = quoted("models/README.md", r"`ant_abcd_lr_mirror\.h5` .*?chosen at generation (?P<g>\d+) \| (?P<default>[\d ±]+) \| "
+                                      r"(?P<damage_right>[\d ±]+) \| (?P<damage_left>[\d ±]+) \(mirror\) \|")
+    assert said == {"g": str(chosen), **{k: table[k] for k in ("default", "damage_right", "damage_left")}}
+    said = quoted("docs/results.md", r"\| body \| the mirror rule: seen in training \|.*?\| `default` \| yes \| \*\*(?P<default>[\d ±]+)\*\* \|.*?\| `damage_right` \| yes \| "
+                                     r"(?P<damage_right>[\d ±]+) \|.*?\| `damage_left` \| its mirror image \| (?P<damage_left>[\d ±]+) \|"
+                                     r".*?\| `palm_damage_right` \| no \| (?P<palm_damage_right>[\d ±]+) \|.*?\| `long_back` \| no \| "
+                                     r"(?P<long_back>[\d ±]+) \|.*?\| `long_front` \| no \| (?P<long_front>[\d ±]+) \|")
+    assert said == table
 
 
 BODIES = ("default", "damage_right", "damage_left", "palm_damage_right", "long_back", "long_front")

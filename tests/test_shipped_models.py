@@ -47,3 +47,15 @@ def test_a_shipped_models_selection_score_reproduces(model: Path):
     generations, scores = score_means(model, info["selection"]["variants"], episodes, generations=[info["generation"]])
     assert generations.tolist() == [info["generation"]]
     assert float(np.mean(list(scores[0]))) == info["selection"]["scores"][str(info["generation"])]
+
+
+@pytest.mark.parametrize("model, damage_left", [("ant_abcd_lr", "no"), ("ant_abcd_lr_mirror", "mirror")])
+def test_a_mirror_rule_is_tested_on_damage_left_as_on_the_mirror_of_its_training_body(model, damage_left):
+    """The tables' "seen" column, from a short real test: the mirror-symmetric rule was trained on
+    damage_left's mirror image (damage_right); the per-synapse rule never met it; long_back's
+    mirror image (long_front) is no training body of either."""
+    from spikehebb.assess import assess
+
+    results = assess(*load_run(resolve_run(model)), ["damage_right", "damage_left", "long_back"], episodes=1, max_env_steps=60)
+    assert [r.seen for r in results] == ["yes", damage_left, "no"]
+
