@@ -250,25 +250,14 @@ def plot_fitness(history: dict[str, np.ndarray], title: str, task: str = "ant") 
     return fig
 
 
-def plot_bodies_over_training(
-    generations: np.ndarray, variants: Sequence[str], scores: np.ndarray, train_variants: Sequence[str],
-    history: dict[str, np.ndarray] | None = None, title: str = "", task: str = "ant",
-) -> Figure:
-    """Each stored search mean's fitness on every body (``scores`` ``(S, V)``, the mean over its
-    selection lifetimes, against ``generations`` ``(S,)`` completed): training bodies solid, the
-    others dashed; with ``history`` (``RunStore.history()``) the population's mean fitness on the
-    training bodies in grey, for scale."""
-    from spikehebb.envs.mirror import body_roles
-
-    roles = body_roles(variants, train_variants)
-    return plot_bodies_side_by_side([(title, generations, variants, scores, roles, history)], task)
-
-
 def plot_bodies_side_by_side(panels: Sequence[tuple], task: str = "ant") -> Figure:
-    """:func:`plot_bodies_over_training` for several runs, one panel each on a shared fitness
-    axis; ``panels``: (title, generations, variants, scores, roles, history) per run, ``roles``
-    naming each body "trained" (drawn solid), "unseen" (dashed) or "mirror of trained" (dash-dot;
-    :func:`spikehebb.envs.mirror.body_roles`)."""
+    """Each stored search mean's fitness on every body, for several runs, one panel each on a shared
+    fitness axis; ``panels``: (title, generations, variants, scores, roles, history) per run:
+    ``scores`` ``(S, V)`` the mean over each mean's selection lifetimes against ``generations``
+    ``(S,)`` completed, ``roles`` naming each body "trained" (drawn solid), "unseen" (dashed) or
+    "mirror of trained" (dash-dot; :func:`spikehebb.envs.mirror.body_roles`), ``history``
+    (``RunStore.history()`` or None) the population's mean fitness on the training bodies in grey,
+    for scale."""
     from spikehebb.assess import FITNESS_UNITS
 
     fig = Figure(figsize=(7.5 * len(panels), 4.3))

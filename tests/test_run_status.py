@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAINING = ROOT / "models" / "training"
 PER_SYNAPSE = "ant_ABCD_lr_paper_pop200_s0"
 MIRROR = "ant_ABCD_lr_mirror_paper_pop200_s0"
+SEED_1 = "ant_ABCD_lr_paper_pop200_s1"
 
 
 def text(doc: str) -> str:
@@ -131,6 +132,22 @@ def test_the_mirror_run_and_its_model_are_quoted_as_their_files_hold_them(per_sy
                                      r".*?\| `palm_damage_right` \| no \| (?P<palm_damage_right>[\d ±]+) \|.*?\| `long_back` \| no \| "
                                      r"(?P<long_back>[\d ±]+) \|.*?\| `long_front` \| no \| (?P<long_front>[\d ±]+) \|")
     assert said == table
+
+
+def test_the_second_seeds_progress_is_quoted_as_its_file_holds_it(per_synapse):
+    seed_1 = run_facts(SEED_1)
+    g = int(seed_1["g"])
+    beside = {"s0": str(round(per_synapse["history"]["fitness_mean"][g - 1])),
+              "s0_steps": f"{per_synapse['history']['env_steps'][:g].sum() / 1e6:.1f}"}
+    said = quoted("README.md", r"A second seed of the per-synapse run \(`--seed 1`, the same settings\), (?P<g>\d+) generations "
+                               r"so far: population mean (?P<mean>\d+) against (?P<s0>\d+) for seed 0 at generation (?P<g2>\d+) "
+                               r"\((?P<steps>[\d.]+) M env steps against (?P<s0_steps>[\d.]+) M\)")
+    assert said == {**{k: seed_1[k] for k in ("g", "steps", "mean")}, "g2": seed_1["g"], **beside}
+    said = quoted("models/README.md", r"(?P<g>\d+) of 300 generations \((?P<steps>[\d.]+) M env steps, (?P<hours>[\d.]+) h of "
+                                      r"generations; population mean (?P<mean>\d+) at generation (?P<g2>\d+), where seed 0 stood "
+                                      r"at (?P<s0>\d+)\)")
+    assert said == {**{k: seed_1[k] for k in ("g", "steps", "mean")}, "hours": as_quoted(seed_1["hours"], said["hours"]),
+                    "g2": seed_1["g"], "s0": beside["s0"]}
 
 
 BODIES = ("default", "damage_right", "damage_left", "palm_damage_right", "long_back", "long_front")
