@@ -23,13 +23,16 @@ from typing import Sequence
 import numpy as np
 
 from spikehebb.config import TrainConfig, WorkerSpec
-from spikehebb.envs.mirror import body_roles
+from spikehebb.envs.mirror import BODY_ROLES, body_roles
 from spikehebb.evaluators import one_thread_per_library, sigusr1_blocked
 from spikehebb.store import RunStore, TraceWriter
 from spikehebb.worker import EVALUATION_TAG, Worker, lifetime_seeds
 
 #: Mean fitness at which a variant counts as solved (Najarro & Risi 2020).
 SOLVED_FITNESS = 100.0
+
+#: The tables' "seen" column for each body role (:data:`~spikehebb.envs.mirror.BODY_ROLES`).
+SEEN = dict(zip(BODY_ROLES, ("yes", "mirror", "no")))
 
 #: What a task's fitness is, in words (README, help texts, tables and figures say it this way).
 FITNESS_UNITS = {
@@ -53,18 +56,27 @@ class VariantResult:
 
     variant: str
     fitness: np.ndarray
-    trained_on: bool
+    role: str
+    """What the body is to the run (:func:`~spikehebb.envs.mirror.body_roles`): "trained",
+    "unseen", or "mirror of trained", where a mirror-symmetric rule (``--coefficient-rows
+    mirror``) was trained on its left-right mirror image: it meets this body as it met that one,
+    so the score is no test of generalisation."""
     solved_at: float = SOLVED_FITNESS
     """Mean fitness at which the variant counts as solved (the task's, else the ant's 100)."""
-    mirror_of_trained: bool = False
-    """Whether a mirror-symmetric rule (``--coefficient-rows mirror``) was trained on this body's
-    left-right mirror image (:func:`~spikehebb.envs.mirror.body_roles`): it meets this body as it
-    met that one, so the score is no test of generalisation."""
+
+    def __post_init__(self) -> None:
+        if self.role not in SEEN:
+            raise ValueError(f"role must be one of {tuple(SEEN)}, got {self.role!r}")
+
+    @property
+    def trained_on(self) -> bool:
+        """Whether the run was trained on this body."""
+        return self.role == "trained"
 
     @property
     def seen(self) -> str:
-        """The tables' "seen" column: "yes" (trained on), "mirror" (:attr:`mirror_of_trained`) or "no"."""
-        return "yes" if self.trained_on else "mirror" if self.mirror_of_trained else "no"
+        """The tables' "seen" column: "yes" (trained on), "mirror" (mirror of trained) or "no"."""
+        return SEEN[self.role]
 
     @property
     def mean(self) -> float:
@@ -138,13 +150,12 @@ def assess(
             fitness = list(pool.map(_variant_job, *zip(*[(spec, params, v, episodes) for v in variants])))
     roles = body_roles(variants, task.train_variants, mirror_rule=config.agent.coefficient_rows == "mirror")
     solved_at = SOLVED_FITNESS if task.solved_fitness is None else task.solved_fitness
-    return [VariantResult(v, f, roles[v] == "trained", solved_at, roles[v] == "mirror of trained")
-            for v, f in zip(variants, fitness)]
+    return [VariantResult(v, f, roles[v], solved_at) for v, f in zip(variants, fitness)]
 
 
 def seen_note(results: Sequence[VariantResult], seen: str = "seen: the variant was trained on") -> str:
     """What the "seen" column means (``seen``), with "mirror" explained when a row has it."""
-    if any(r.mirror_of_trained for r in results):
+    if any(r.role == "mirror of trained" for r in results):
         seen += ("; mirror: its left-right mirror image was, and the rule is mirror-symmetric, so it meets this body as "
                  "it met that one (no test of generalisation)")
     return seen + "."

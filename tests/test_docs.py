@@ -120,7 +120,7 @@ def test_pybullet_banner_at_most_once(tmp_path):
 
 
 def test_table_explains_its_columns():
-    results = [VariantResult("default", np.array([90.0, 130.0]), True), VariantResult("damage_left", np.array([1.0, 3.0]), False)]
+    results = [VariantResult("default", np.array([90.0, 130.0]), "trained"), VariantResult("damage_left", np.array([1.0, 3.0]), "unseen")]
     table = format_table(results, "Hebbian ABCD_lr", "ant", 960).splitlines()
     assert table[1].split()[:3] == ["default", "yes", "110.0"] and table[1].endswith("yes")
     assert table[2].split()[:3] == ["damage_left", "no", "2.0"] and table[2].endswith("no")
@@ -134,9 +134,12 @@ def test_table_explains_its_columns():
 
 
 def test_a_mirror_rules_mirror_of_a_training_body_is_marked_and_explained():
-    plain = [VariantResult("default", np.array([90.0, 130.0]), True), VariantResult("damage_left", np.array([1.0, 3.0]), False)]
-    mirrored = [plain[0], VariantResult("damage_left", np.array([1.0, 3.0]), False, mirror_of_trained=True)]
+    plain = [VariantResult("default", np.array([90.0, 130.0]), "trained"), VariantResult("damage_left", np.array([1.0, 3.0]), "unseen")]
+    mirrored = [plain[0], VariantResult("damage_left", np.array([1.0, 3.0]), "mirror of trained")]
     assert [r.seen for r in mirrored] == ["yes", "mirror"] and plain[1].seen == "no"
+    assert [r.trained_on for r in mirrored] == [True, False]
+    with pytest.raises(ValueError, match="role must be one of \\('trained', 'mirror of trained', 'unseen'\\), got 'seen'"):
+        VariantResult("default", np.array([1.0]), "seen")
     table = format_table(mirrored, "Hebbian ABCD_lr_mirror", "ant", 960).splitlines()
     assert table[2].split()[:3] == ["damage_left", "mirror", "2.0"]
     assert all(row.index("±") + 10 == table[0].index("solved") for row in table[1:3])  # columns still align

@@ -144,8 +144,8 @@ def test_a_nan_score_never_wins_the_selection_and_all_nan_is_refused():
 
 
 def test_card_puts_the_papers_numbers_beside_ours_where_the_paper_has_the_variant(run):
-    results = [VariantResult("default", np.array([400.0, 600.0]), True),
-               VariantResult("long_back", np.array([50.0, 90.0]), False)]
+    results = [VariantResult("default", np.array([400.0, 600.0]), "trained"),
+               VariantResult("long_back", np.array([50.0, 90.0]), "unseen")]
     text = card(run, results, "spikehebb train --paper", "a test machine", {"default": (1051, 113)})
     assert "| variant | seen | mean ± std (2 lifetimes) | solved | paper |" in text
     assert "| default | yes | 500.0 ± 100.0 | yes | 1051 ± 113 |" in text

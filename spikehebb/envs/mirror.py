@@ -37,11 +37,16 @@ MIRROR_PRESET = {"default": "default", "damage_left": "damage_right", "damage_ri
                  "long_back": "long_front", "long_front": "long_back"}
 
 
+#: What a body can be to a run (:func:`body_roles`).
+BODY_ROLES = ("trained", "mirror of trained", "unseen")
+
+
 def body_roles(variants: Sequence[str], train_variants: Sequence[str], mirror_rule: bool = False) -> dict[str, str]:
-    """What each body is to a run trained on ``train_variants``: "trained", "unseen", or, for a
-    mirror-symmetric rule (``mirror_rule``), "mirror of trained" where its mirror image is a
-    training body (``damage_left`` for a run trained on ``damage_right``): the rule meets it as it
-    meets the training body, so it is not a test of generalisation."""
+    """What each body is to a run trained on ``train_variants`` (one of :data:`BODY_ROLES`):
+    "trained", "unseen", or, for a mirror-symmetric rule (``mirror_rule``), "mirror of trained"
+    where its mirror image is a training body (``damage_left`` for a run trained on
+    ``damage_right``): the rule meets it as it meets the training body, so it is not a test of
+    generalisation."""
     trained = set(train_variants)
     return {v: "trained" if v in trained
             else "mirror of trained" if mirror_rule and MIRROR_PRESET.get(v) in trained else "unseen"
