@@ -44,6 +44,11 @@ def run_facts(stem: str) -> dict:
             "history": history}
 
 
+def mean_at(facts: dict, g: int) -> str:
+    """The run's population mean at generation ``g`` (counting from 1), rounded as the docs write it."""
+    return str(round(facts["history"]["fitness_mean"][g - 1]))
+
+
 def as_quoted(value: float, said: str) -> str:
     """``value`` written with as many decimals as the docs' ``said`` has."""
     return f"{value:.{len(said.partition('.')[2])}f}"
@@ -102,7 +107,7 @@ def card_table(model: str) -> dict[str, str]:
 def test_the_mirror_run_and_its_model_are_quoted_as_their_files_hold_them(per_synapse):
     mirror = run_facts(MIRROR)
     g = int(mirror["g"])
-    ps = str(round(per_synapse["history"]["fitness_mean"][g - 1]))
+    ps = mean_at(per_synapse, g)
     said = quoted("README.md", r"Mirror-symmetric rules \(below\) at the same settings and seed, finished at (?P<g>\d+) "
                                r"generations \((?P<steps>[\d.]+) M env steps, (?P<hours>[\d.]+) h of generations; population "
                                r"mean (?P<mean>\d+) against (?P<ps>\d+) per synapse at generation (?P<g2>\d+)\)")
@@ -137,7 +142,7 @@ def test_the_mirror_run_and_its_model_are_quoted_as_their_files_hold_them(per_sy
 def test_the_second_seeds_progress_is_quoted_as_its_file_holds_it(per_synapse):
     seed_1 = run_facts(SEED_1)
     g = int(seed_1["g"])
-    beside = {"s0": str(round(per_synapse["history"]["fitness_mean"][g - 1])),
+    beside = {"s0": mean_at(per_synapse, g),
               "s0_steps": f"{per_synapse['history']['env_steps'][:g].sum() / 1e6:.1f}"}
     said = quoted("README.md", r"A second seed of the per-synapse run \(`--seed 1`, the same settings\), (?P<g>\d+) generations "
                                r"so far: population mean (?P<mean>\d+) against (?P<s0>\d+) for seed 0 at generation (?P<g2>\d+) "
