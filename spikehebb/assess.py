@@ -153,11 +153,12 @@ def assess(
     return [VariantResult(v, f, roles[v], solved_at) for v, f in zip(variants, fitness)]
 
 
-def seen_note(results: Sequence[VariantResult], seen: str = "seen: the variant was trained on") -> str:
-    """What the "seen" column means (``seen``), with "mirror" explained when a row has it."""
+def seen_note(results: Sequence[VariantResult]) -> str:
+    """What the "seen" column means, with "mirror" explained when a row has it."""
+    seen = "seen: trained on that variant"
     if any(r.role == "mirror of trained" for r in results):
-        seen += ("; mirror: its left-right mirror image was, and the rule is mirror-symmetric, so it meets this body as "
-                 "it met that one (no test of generalisation)")
+        seen += ("; mirror: trained on its left-right mirror image, and the rule is mirror-symmetric, so it meets this "
+                 "body as it met that one (no test of generalisation)")
     return seen + "."
 
 

@@ -256,7 +256,7 @@ def card(
         lines.append(row)
     solved_at = results[0].solved_at if results else 0
     lines += ["", f"Each lifetime starts from fresh random weights (test episodes 0 to {n - 1}). "
-              f"{seen_note(results, 'seen: trained on that variant')} solved: mean fitness >= {solved_at:g}. fitness: "
+              f"{seen_note(results)} solved: mean fitness >= {solved_at:g}. fitness: "
               f"{FITNESS_UNITS.get(config.task.name, 'the summed env reward')}."
               + (" paper: Najarro & Risi 2020, Table 1 (100 lifetimes)." if paper else "")]
     lines += ["", f"Reproduce: `spikehebb evaluate {Path(path).as_posix()} --episodes {n}`."]

@@ -109,7 +109,7 @@ def test_section(path: Path, episodes: int, variants: Sequence[str] | None, work
     solved_at = results[0].solved_at
     note = (
         f"{label}, the search mean after {_generations(path)} generations; mean ± std over {episodes} lifetimes "
-        f"per variant, each from fresh random weights. {seen_note(results, 'seen: trained on that variant')} "
+        f"per variant, each from fresh random weights. {seen_note(results)} "
         f"solved: mean fitness >= {solved_at:g}. fitness: {FITNESS_UNITS.get(name, 'the summed env reward')}."
     )
     if paper:  # the paper's row for this agent (PAPER)

@@ -125,7 +125,7 @@ def test_table_explains_its_columns():
     assert table[1].split()[:3] == ["default", "yes", "110.0"] and table[1].endswith("yes")
     assert table[2].split()[:3] == ["damage_left", "no", "2.0"] and table[2].endswith("no")
     legend = "\n".join(table[3:])
-    assert "seen: the variant was trained on" in legend and "over 2 lifetimes" in legend
+    assert "seen: trained on that variant." in legend and "over 2 lifetimes" in legend
     assert "solved: mean fitness >= 100" in legend and "net approach to the target in m / 0.0165 s" in legend
     assert "at most 960 network steps" in legend
     for label in ("Hebbian ABCD_lr", "Hebbian ABCD_lr_mirror, shared rules rho 128"):  # a long label widens its column
@@ -143,7 +143,7 @@ def test_a_mirror_rules_mirror_of_a_training_body_is_marked_and_explained():
     table = format_table(mirrored, "Hebbian ABCD_lr_mirror", "ant", 960).splitlines()
     assert table[2].split()[:3] == ["damage_left", "mirror", "2.0"]
     assert all(row.index("±") + 10 == table[0].index("solved") for row in table[1:3])  # columns still align
-    assert "mirror: its left-right mirror image was, and the rule is mirror-symmetric" in table[3]
+    assert "seen: trained on that variant; mirror: trained on its left-right mirror image, and the rule is mirror-symmetric" in table[3]
     assert "mirror:" not in format_table(plain, "Hebbian ABCD_lr", "ant", 960)
     assert format_table(plain, "x", "ant").splitlines()[0].startswith("variant              seen  ")  # as before
 
