@@ -19,8 +19,10 @@ mirror, to ``models/training/``), ``traces`` (one recorded lifetime on a copy of
 norms figure to ``docs/img/``), ``recovery`` (``perturb_ant.py`` at step 480, the front-right leg
 at 480, redraws at 200 and 700), ``weights_by_body`` and ``bodies`` (each stored mean of the paper's
 runs on all six bodies: the one figure of them all, the shipped run first when it is not one of
-them). Every step's output goes to ``--log-dir``/STEP.log, by default ``runs/ship/NAME/`` (the
-numbers to put in README.md and docs/results.md). Every file a step writes but that figure is named
+them). Every step's output goes to ``--log-dir``/STEP.log, by default ``runs/ship/NAME/`` (scratch,
+not committed); the records whose numbers README.md and docs/results.md quote are copied to
+``models/training/NAME/`` (the recovery runs' JSON, the ``no_early_end`` and ``weights_by_body``
+logs), beside ``models/training/mirror_NAME.json`` and the bodies caches. Every file a step writes but that figure is named
 after the model, so another run ships beside the first without touching its files (the bodies
 figure gains a panel when the run is not one of the paper runs it draws)::
 
@@ -78,6 +80,9 @@ def steps(run: Path, name: str, args: argparse.Namespace) -> list[Step]:
     traced = Path(args.log_dir) / f"{name}_traces.h5"
     recovery = img / f"{name}_recovery"
     mirror = Path("models/training") / f"mirror_{name}.json"
+    kept = Path("models/training") / name  # the records whose numbers the docs quote (log_dir is scratch)
+    log = lambda file: Path(args.log_dir) / file  # noqa: E731
+    recovery_runs = ("recovery_t480", "recovery_leg3", "recovery_t200", "recovery_t700")
     return [
         Step("select", run, [["spikehebb", "select", str(run), "-o", str(model), "--command", args.command,
                          "--machine", args.machine, *workers]],
@@ -87,7 +92,7 @@ def steps(run: Path, name: str, args: argparse.Namespace) -> list[Step]:
              [img / f"{name}_{body}.gif" for body in GIF_BODIES]),
         Step("no_early_end", model, [["spikehebb", "evaluate", str(model), "--variant", "default", "damage_left",
                                "--no-early-end", "--episodes", "100", *eval_workers]],
-             [Path(args.log_dir) / "no_early_end.log"]),  # its numbers are in its log
+             [kept / "no_early_end.log"], then=[(log("no_early_end.log"), kept / "no_early_end.log")]),  # its numbers
         Step("mirror", model, [script("mirror_ant.py", str(model), "--episodes", "20", "--out", str(mirror))],
              [mirror]),
         Step("traces", model, [["spikehebb", "evaluate", str(traced), "--variant", "default", "--episodes", "1", "--traces"],
@@ -95,15 +100,18 @@ def steps(run: Path, name: str, args: argparse.Namespace) -> list[Step]:
              [img / f"{name}_norms_default.png"], before=[(model, traced)],
              then=[(Path(args.log_dir) / f"{name}_traces_default_ep0_norms.png", img / f"{name}_norms_default.png")]),
         Step("recovery", model, [script("perturb_ant.py", "--hebbian", str(model), "--t0", "480", "--out",
-                                        str(Path(args.log_dir) / "recovery_t480")),
+                                        str(log("recovery_t480"))),
                           script("perturb_ant.py", "--hebbian", str(model), "--t0", "480", "--perturbations", "motor",
-                                 "--leg", "3", "--out", str(Path(args.log_dir) / "recovery_leg3")),
+                                 "--leg", "3", "--out", str(log("recovery_leg3"))),
                           *(script("perturb_ant.py", "--hebbian", str(model), "--t0", str(t0), "--perturbations", "none",
-                                   "redraw", "--out", str(Path(args.log_dir) / f"recovery_t{t0}")) for t0 in (200, 700))],
-             [recovery.with_suffix(".png")], then=[(Path(args.log_dir) / "recovery_t480.png", recovery.with_suffix(".png"))]),
+                                   "redraw", "--out", str(log(f"recovery_t{t0}"))) for t0 in (200, 700))],
+             [recovery.with_suffix(".png"), *(kept / f"{run}.json" for run in recovery_runs)],
+             then=[(log("recovery_t480.png"), recovery.with_suffix(".png")),
+                   *((log(f"{run}.json"), kept / f"{run}.json") for run in recovery_runs)]),
         Step("weights_by_body", model, [script("weights_by_body.py", str(model), "--episodes", "5",
                                         "--out", str(img / f"{name}_weights_by_body.png"))],
-             [img / f"{name}_weights_by_body.png"]),
+             [img / f"{name}_weights_by_body.png", kept / "weights_by_body.log"],
+             then=[(log("weights_by_body.log"), kept / "weights_by_body.log")]),
         # no files declared: it always runs, scoring only the stored means its caches lack (the
         # compared runs change too)
         Step("bodies", run, [script("bodies_over_training.py", *([] if str(run) in args.compare else [str(run)]),
@@ -208,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                           file=sys.stderr)
                     return code
         for source, target in step.then:
+            (ROOT / target).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(ROOT / source, ROOT / target)
         record_of(step, args.log_dir).write_text(digest(ROOT / step.source) + "\n")
         print(f"   -> {args.log_dir / (step.name + '.log')}")

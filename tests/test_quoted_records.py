@@ -1,0 +1,128 @@
+"""docs/results.md quotes the shipped models' records (models/training/NAME/, copied there by
+experiments/ship_ant.py) as they hold them: the recovery runs, the test run to the step limit and
+the weights-by-body cosines. A number moved by hand, or a record remade without the docs, fails here
+and says what to write."""
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAINING = ROOT / "models" / "training"
+RESULTS = " ".join((ROOT / "docs" / "results.md").read_text().split())  # line breaks as spaces
+
+
+def recovery(model: str, run: str) -> dict[str, dict]:
+    """One recovery run's rows by perturbation (``perturb_ant.py --out``'s JSON)."""
+    rows = json.loads((TRAINING / model / f"{run}.json").read_text())["rows"]
+    return {row["perturbation"]: row for row in rows}
+
+
+def median(row: dict) -> str:
+    """The median steps to recover as the docs write it: "> 480" when most never recovered."""
+    steps = float(row["median_steps"])
+    return f"> {row['horizon']}" if math.isinf(steps) else str(round(steps))
+
+
+def evaluated(model: str, log: str) -> dict[str, str]:
+    """{variant: "mean ± std"} rounded to whole numbers, from an ``evaluate`` table in a record."""
+    rows = re.findall(r"^(\w+) +\w+ +(-?[\d.]+) ± ([\d.]+)", (TRAINING / model / log).read_text(), re.M)
+    return {variant: f"{round(float(mean))} ± {round(float(std))}" for variant, mean, std in rows}
+
+
+def cosines(model: str) -> dict[str, str]:
+    """weights_by_body.py's mean cosines, {"default vs damage_right": "0.915", "within default": "0.985", ...},
+    and each body's fitness range by then, {"default": "200 to 289", ...}."""
+    text = (TRAINING / model / "weights_by_body.log").read_text()
+    found = dict(re.findall(r"^(within \w+|\w+ vs \w+): mean ([\d.]+)", text, re.M))
+    for body, values in re.findall(r"^ *fitness over steps 0-300, (\w+): (.*)$", text, re.M):
+        fitness = [float(v) for v in values.split(", ")]
+        found[body] = f"{round(min(fitness))} to {round(max(fitness))}"
+    return found
+
+
+def assert_quoted(expected: str) -> None:
+    assert expected in RESULTS, f"docs/results.md should say {expected!r} (the record's numbers)"
+
+
+@pytest.mark.parametrize("model", ["ant_abcd_lr", "ant_abcd_lr_mirror"])
+def test_each_shipped_model_has_its_records(model):
+    for run in ("recovery_t480", "recovery_leg3", "recovery_t200", "recovery_t700"):
+        settings = json.loads((TRAINING / model / f"{run}.json").read_text())["settings"]
+        assert settings["hebbian"] == f"models/{model}.h5" and settings["episodes"] == 20
+        assert (settings["t0"], settings["leg"]) == ((480, 3) if run == "recovery_leg3" else (int(run[-3:]), 0))
+    assert (TRAINING / model / "no_early_end.log").read_text().startswith(f"$ spikehebb evaluate models/{model}.h5 ")
+    assert f"models/{model}.h5: cosine similarity" in (TRAINING / model / "weights_by_body.log").read_text()
+
+
+def test_the_shipped_rules_recovery_table_is_its_records():
+    rows = recovery("ant_abcd_lr", "recovery_t480")
+    leg3 = recovery("ant_abcd_lr", "recovery_leg3")["motor"]
+    labels = {"none": "none (the control)", "redraw": "every weight redrawn", "freeze": "the rule frozen",
+              "motor": "front left leg's motors off (leg 0, the leg `damage_left` shortens)"}
+    table = [(labels[p], row) for p, row in rows.items()]
+    table.append(("front right leg's motors off (leg 3, the leg `damage_right` shortens, seen in training)", leg3))
+    for label, row in table:
+        median_cell = f"**{median(row)}**" if label == labels["redraw"] else median(row)
+        assert_quoted(f"| {label} | {row['walking']} / {row['lifetimes']} | {row['speed_before']:.3f} | {row['recovered']} | "
+                      f"{row['within_paper']} | {median_cell} | {row['speed_end']:.3f} |")
+    redraw = rows["redraw"]
+    assert_quoted(f"rebuilds a walking network in {redraw['recovered']} of {redraw['lifetimes']} lifetimes, "
+                  f"{redraw['within_paper']} of them within 100 steps (median {median(redraw)} steps, against "
+                  f"{median(rows['none'])} for the control")
+    within = sorted(recovery("ant_abcd_lr", f"recovery_t{t0}")["redraw"]["within_paper"] for t0 in (200, 480, 700))
+    assert_quoted(f"recovers from new random weights within 100 steps in {within[0]} to {within[-1]} of 20 lifetimes")
+
+
+def test_the_shipped_rules_recovery_by_step_is_its_records():
+    for t0 in (200, 480, 700):
+        rows = recovery("ant_abcd_lr", f"recovery_t{t0}")
+        redraw, control = rows["redraw"], rows["none"]
+        assert_quoted(f"| {t0} | {median(redraw)} ({median(control)}) [")
+        assert_quoted(f"| {redraw['within_paper']} of {redraw['lifetimes']} [")
+        assert_quoted(f"| {redraw['speed_end']:.2f} ({control['speed_end']:.2f}) [")
+        row = re.search(rf"\| {t0} \| {median(redraw)} \({median(control)}\) \[\d+\] \| {redraw['within_paper']} of "
+                        rf"{redraw['lifetimes']} \[[\d of]+\] \| {redraw['speed_end']:.2f} \({control['speed_end']:.2f}\) ",
+                        RESULTS)
+        assert row, f"docs/results.md's row for weights redrawn at step {t0} should read from recovery_t{t0}.json"
+
+
+def test_the_mirror_rules_recovery_is_its_records():
+    rows = {t0: recovery("ant_abcd_lr_mirror", f"recovery_t{t0}") for t0 in (200, 480, 700)}
+    at480 = rows[480]["redraw"]
+    assert_quoted(f"it walks again in {at480['recovered']} of {at480['lifetimes']} lifetimes, {at480['within_paper']} "
+                  f"within 100 steps, after a median {median(at480)} steps")
+    assert_quoted(f"at {at480['speed_end']:.2f} m/s over the last 100 steps against the control's "
+                  f"{rows[480]['none']['speed_end']:.2f}")
+    r200, r700 = rows[200]["redraw"], rows[700]["redraw"]
+    assert_quoted(f"at step 200, {r200['recovered']} recover, {r200['within_paper']} within 100 steps, median {median(r200)}")
+    assert_quoted(f"at 700, {r700['recovered']}, {r700['within_paper']}, median {median(r700)}")
+    leg0 = rows[480]["motor"]
+    leg3 = recovery("ant_abcd_lr_mirror", "recovery_leg3")["motor"]
+    assert_quoted(f"({leg0['recovered']} of {leg0['lifetimes']} with leg 0's motors off, {leg3['recovered']} of "
+                  f"{leg3['lifetimes']} with leg 3's)")
+    ships = recovery("ant_abcd_lr", "recovery_t480")["redraw"]
+    assert_quoted(f"(the shipped per-synapse rule: {ships['recovered']}, {ships['within_paper']}, median {median(ships)};")
+
+
+def test_the_runs_to_the_step_limit_are_their_records():
+    plain = evaluated("ant_abcd_lr", "no_early_end.log")
+    assert_quoted(f"`damage_left` scores {plain['damage_left']} and `default` {plain['default']}, the same as with the "
+                  f"authors' early ends")
+    assert_quoted(f"| `evaluate --no-early-end` | {plain['damage_left']} (the 300-generation rule:")
+    mirror = evaluated("ant_abcd_lr_mirror", "no_early_end.log")
+    assert_quoted(f"`damage_left` gives {mirror['damage_left']} and `default` the same {mirror['default'].split(' ±')[0]}.")
+
+
+def test_the_weights_by_body_cosines_are_their_records():
+    c = cosines("ant_abcd_lr")
+    assert_quoted(f"| default (fitness by then {c['default']}) | {c['within default']} | {c['default vs damage_right']} | "
+                  f"{c['default vs damage_left']} |")
+    assert_quoted(f"| damage_right ({c['damage_right']}) | | {c['within damage_right']} | {c['damage_right vs damage_left']} |")
+    assert_quoted(f"| damage_left ({c['damage_left']}) | | | {c['within damage_left']} |")
+    m = cosines("ant_abcd_lr_mirror")
+    assert_quoted(f"(cosine {m['default vs damage_right']} with `damage_right`, {m['default vs damage_left']} with "
+                  f"`damage_left`) and least alike between the two damaged ones ({m['damage_right vs damage_left']})")
