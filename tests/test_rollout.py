@@ -183,25 +183,42 @@ def test_without_early_ends_by_hand():
     with pytest.raises(ValueError, match="^the car env cannot go on after it reports terminated, so end_on_terminated must stay True$"):
         TaskConfig("car", episode={"end_on_terminated": False})
 
-def test_short_batch_is_padded_and_members_do_not_depend_on_the_batch(scripted):
+@pytest.fixture(scope="module")
+def action_scored():
+    """A rollout whose fitness counts every action: a slot armed with another lifetime's parts, or
+    keeping the last lifetime's weights, would change the numbers (the scripted env's would not)."""
+    rollout = Rollout(ACTION_SCORED, AgentConfig(rule="ABCD", backend="numpy", dtype="float64"), 5)
+    yield rollout
+    rollout.close()
+
+
+def test_short_batch_is_padded_and_members_do_not_depend_on_the_batch(scripted, action_scored):
     coefficients, weights = arrays(3, seed=1)
-    alone = scripted.run("default", source([c[1:2] for c in coefficients], [w[1:2] for w in weights]), [2])
-    together = scripted.run("default", source(coefficients, weights), [0, 2, 1])
-    assert alone.n_active == 1 and alone.fitness.shape == (1,)
-    assert together.fitness[1] == alone.fitness[0] and together.steps[1] == alone.steps[0]
-    assert alone.env_steps == alone.steps[0] + BURN_IN
+    for rollout in (scripted, action_scored):
+        alone = rollout.run("default", source([c[1:2] for c in coefficients], [w[1:2] for w in weights]), [2])
+        together = rollout.run("default", source(coefficients, weights), [0, 2, 1])
+        assert alone.n_active == 1 and alone.fitness.shape == (1,)
+        assert together.fitness[1] == alone.fitness[0] and together.steps[1] == alone.steps[0]
+        assert alone.env_steps == alone.steps[0] + BURN_IN
+    other = action_scored.run("default", source([c[0:1] for c in coefficients], [w[0:1] for w in weights]), [2])
+    assert other.fitness[0] != alone.fitness[0]  # another lifetime's parts give other numbers
 
 
-def test_more_lifetimes_than_slots_refill_the_slots_that_end(scripted):
+def test_more_lifetimes_than_slots_refill_the_slots_that_end(scripted, action_scored):
     """Nine lifetimes on five slots: a slot whose lifetime ends takes the next one at once; every
-    lifetime gives what it gives alone, and the batch runs only as long as the longest chain."""
+    lifetime gives what it gives alone (also where the fitness counts every action the network
+    takes), and the batch runs only as long as the longest chain."""
     coefficients, weights = arrays(9, seed=2)
     seeds = [3, 1, 2, 3, 0, 1, 3, 2, 0]
     seen = []
     result = scripted.run("default", source(coefficients, weights), seeds, on_step=lambda t, *a: seen.append(t))
+    scored = action_scored.run("default", source(coefficients, weights), seeds)
+    assert len(set(scored.fitness.tolist())) == 9  # every lifetime's own numbers
     for i, seed in enumerate(seeds):
-        alone = scripted.run("default", source([c[i : i + 1] for c in coefficients], [w[i : i + 1] for w in weights]), [seed])
-        assert (result.fitness[i], result.steps[i]) == (alone.fitness[0], alone.steps[0])
+        parts = source([c[i : i + 1] for c in coefficients], [w[i : i + 1] for w in weights])
+        for rollout, together in ((scripted, result), (action_scored, scored)):
+            alone = rollout.run("default", parts, [seed])
+            assert (together.fitness[i], together.steps[i]) == (alone.fitness[0], alone.steps[0])
     assert result.n_active == 9 and result.env_steps == result.steps.sum() + 9 * BURN_IN
     # slot 3 lives seed 3 (5 steps), then the seventh lifetime (seed 3 again, 5 steps), then the
     # ninth (seed 0, 20 steps): 30 steps in all, the longest chain of the five slots

@@ -136,6 +136,34 @@ def test_rule_per_substep_spreads_the_step_over_substeps():
         np.testing.assert_allclose(b, 0.03, rtol=1e-9)
 
 
+def test_rule_per_substep_is_the_rule_at_every_substep_with_eta_over_s():
+    """A spiking network with the rule at each of its S substeps learns what a network of one
+    substep per env step of T/S learns with eta / S, stepped S times per input; the rule once per
+    env step learns something else."""
+    S, T = 4, 0.0165
+    rng = np.random.default_rng(3)
+    spread = network((3, 4, 2), "ABCD_lr", 1, substeps=S, rule_every="substep")
+    once = network((3, 4, 2), "ABCD_lr", 1, substeps=S, rule_every="env_step")
+    fine = network((3, 4, 2), "ABCD_lr", 1, control_period=T / S, substeps=1)
+    coefficients = [rng.normal(0, 0.5, shape) for shape in spread.coefficient_shapes]
+    weights = sample_weights(spread.sizes, 1, rng=rng)
+    over_s = [c.copy() for c in coefficients]
+    for c in over_s:
+        c[..., get_rule("ABCD_lr").index("eta")] /= S
+    for net, c in ((spread, coefficients), (once, coefficients), (fine, over_s)):
+        net.reset(c, weights)
+    inputs = rng.uniform(-1, 1, (8, 1, 3))
+    for x in inputs:
+        spread.step(x)
+        once.step(x)
+        for _ in range(S):
+            fine.step(x)
+    assert any(np.abs(t).max() > 0.05 for t in fine.traces()[1:])  # the network spikes
+    for a, b, c, w in zip(spread.weights, fine.weights, once.weights, weights):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+        assert np.abs(a - w).max() > 1e-3 and np.abs(a - c).max() > 1e-3
+
+
 # ------------------------------------------------------------------------ whole network
 @pytest.mark.parametrize("neuron", [{}, {"dendrites": True}], ids=["point", "dendrites"])
 def test_numpy_target_matches_cython_over_100_env_steps(neuron):
