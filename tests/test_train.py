@@ -15,6 +15,7 @@ from spikehebb.cli import main as cli_main
 from spikehebb.store import RunStore
 from spikehebb.config import AgentConfig, StrategyConfig, TaskConfig
 from spikehebb.train import TrainConfig, train
+from spikehebb.worker import Worker
 
 TINY = dict(popsize=4, generations=3, max_env_steps=60, train_variants=("default",), batch_size=4)
 
@@ -48,10 +49,19 @@ def test_train_resume_evaluate(tmp_path, evaluator):
     np.testing.assert_array_equal(ckpt.mean, ckpt2.mean)
 
     # The stored best candidate reproduces its training fitness when re-run on its lifetime.
-    config_back, best = load_run(path)
+    config_back, best = load_run(path, "best")
     assert config_back == config
     assert h["best_fitness"][-1] == np.max(h["fitness_raw"])
-    results = assess(config, best, ["default", "damage_left"], episodes=3, max_env_steps=60)
+    g, i = np.unravel_index(np.argmax(h["fitness_raw"]), h["fitness_raw"].shape)
+    worker = Worker(config.worker_spec())
+    try:
+        again, _ = worker.lifetimes(best[None], "default", [(int(g), int(i), 0)])  # Worker.training_lifetime's seeds
+    finally:
+        worker.close()
+    assert again[0] == h["fitness_raw"][g, i]
+    config_back, mean = load_run(path)
+    assert not np.array_equal(mean, best)
+    results = assess(config, mean, ["default", "damage_left"], episodes=3, max_env_steps=60)
     assert [r.variant for r in results] == ["default", "damage_left"]
     assert all(r.fitness.shape == (3,) and np.all(np.isfinite(r.fitness)) for r in results)
     assert results[0].trained_on and not results[1].trained_on

@@ -193,16 +193,27 @@ def test_reset_does_not_reload_and_close_releases_client(make_env):
         env.step(np.zeros(8))
 
 
-def test_render_follows_the_torso(make_env):
+def test_render_follows_the_torso(make_env, monkeypatch):
     env = make_env(render_mode="rgb_array")
     env.reset(seed=0)
     first = env.render()
     assert first.shape == (240, 320, 3) and first.dtype == np.uint8
     assert first.std() > 1.0  # an actual picture, not a blank
+    targets = []
+    view = pybullet.computeViewMatrixFromYawPitchRoll
+
+    def recorded(**kw):
+        targets.append(tuple(kw["cameraTargetPosition"]))
+        return view(**kw)
+
+    monkeypatch.setattr(pybullet, "computeViewMatrixFromYawPitchRoll", recorded)
+    env.render()
     for _ in range(30):
         env.step(np.ones(8))
     moved = env.render()
-    assert moved.shape == first.shape
+    assert moved.shape == first.shape and not np.array_equal(moved, first)
+    torso = pybullet.getBasePositionAndOrientation(env.robot_id, physicsClientId=env.client_id)[0]
+    assert targets[-1] == tuple(torso) and targets[0] != targets[-1]  # the camera looks at the torso as it moves
 
 
 # --------------------------------------------------------------------------- morphologies
@@ -272,10 +283,15 @@ def test_bad_action_is_rejected(action, message, make_env):
 
 
 def test_integer_and_list_actions_are_accepted(make_env):
-    env = make_env()
-    env.reset(seed=0)
-    env.step([0, 1, 0, -1, 0, 1, 0, -1])
-    env.step(np.zeros(8, dtype=np.int64))
+    """A list or an integer array steps as the same numbers in a float array do."""
+    given, as_floats = make_env(), make_env()
+    given.reset(seed=0)
+    as_floats.reset(seed=0)
+    for action in ([0, 1, 0, -1, 0, 1, 0, -1], np.array([1, 0, 0, 1, -1, 0, 0, 1], dtype=np.int64)):
+        obs, reward, *_ = given.step(action)
+        obs_f, reward_f, *_ = as_floats.step(np.asarray(action, dtype=np.float64))
+        np.testing.assert_array_equal(obs, obs_f)
+        assert reward == reward_f
 
 
 @pytest.mark.parametrize(

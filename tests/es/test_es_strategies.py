@@ -173,9 +173,26 @@ def test_key_is_small_and_subset_expands_the_same(strategy_name):
     keys = strategy.ask()
     assert len(pickle.dumps(keys[1])) < 200
     sampler = strategy.sampler()
-    if hasattr(sampler, "subset"):
+    # the others expand a key from the seed alone, so a worker needs no subset of them
+    assert hasattr(sampler, "subset") == (strategy_name == "gmm")
+    if strategy_name == "gmm":
         part = sampler.subset(keys[2:])
         assert np.array_equal(part.params(keys[3]), sampler.params(keys[3]))
+
+
+def test_a_population_samplers_subset_holds_its_rows_only():
+    """Full-covariance CMA-ES ships its drawn rows: a worker's subset expands its keys as the whole
+    population does and refuses the others."""
+    strategy = make("cma", 6, popsize=5, seed=2, diagonal=False)
+    keys = strategy.ask()
+    sampler = strategy.sampler()
+    assert isinstance(sampler, PopulationSampler)
+    part = sampler.subset(keys[2:4])
+    for key in keys[2:4]:
+        assert np.array_equal(part.params(key), sampler.params(key))
+    assert not np.array_equal(part.params(keys[2]), part.params(keys[3]))
+    with pytest.raises(ValueError, match=f"this sampler does not hold candidate {keys[0].index}"):
+        part.params(keys[0])
 
 
 def test_ask_twice_returns_the_same_keys(strategy_name):
