@@ -283,21 +283,12 @@ def test_the_modulator_arrives_on_the_step_it_belongs_to():
 
 
 # ------------------------------------------------------------------ a slower rule timescale
-def test_rule_every_one_without_average_is_todays_rule_bit_for_bit():
-    a = make_network(SIZES, "ABCD_lr", P, backend="numpy")
-    b = make_network(SIZES, "ABCD_lr", P, backend="numpy", rule_every=1, rate_tau=None)
-    coefficients, weights = _coefficients("ABCD_lr", 0.05, 0), sample_weights(SIZES, P, rng=0)
-    a.reset(coefficients, weights)
-    b.reset(coefficients, weights)
-    rng = np.random.default_rng(0)
-    for _ in range(10):
-        x = rng.normal(0, 1, (P, SIZES[0]))
-        assert np.array_equal(a.step(x), b.step(x))
-    assert all(np.array_equal(x, y) for x, y in zip(a.weights, b.weights))
-
-
-def test_rule_every_k_on_averages_against_the_reference():
-    K, tau, rule = 3, 2.5, "ABCD_lr"
+@pytest.mark.parametrize("K, tau", [(3, 2.5), (3, None), (1, 1.0), (1, None)],
+                         ids=["every-3-averaged", "every-3-raw", "every-step-tau-1", "every-step-raw"])
+def test_rule_every_k_on_averages_against_the_reference(K, tau):
+    """The rule every K steps of each member, on moving averages of the rates over tau steps (the
+    raw rates without tau; with tau = 1 the average is the rate), against a plain loop."""
+    rule = "ABCD_lr"
     net = make_network(SIZES, rule, P, backend="numpy", dtype="float64", rule_every=K, rate_tau=tau)
     coefficients, weights = _coefficients(rule, 0.05, 0), sample_weights(SIZES, P, rng=0)
     net.reset(coefficients, weights)
@@ -310,11 +301,12 @@ def test_rule_every_k_on_averages_against_the_reference():
         rates = [x]
         for layer in w:
             rates.append(np.tanh(np.einsum("pi,pij->pj", rates[-1], layer)))
-        avg = [a + (r - a) / tau for a, r in zip(avg, rates)]
+        avg = rates if tau is None else [a + (r - a) / tau for a, r in zip(avg, rates)]
         if (t + 1) % K == 0:
             w = [reference_update(w[l], avg[l], avg[l + 1], coefficients[l], rule) for l in range(len(w))]
         for got, want in zip(net.weights, w):
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    assert all(np.abs(got - start).max() > 1e-3 for got, start in zip(net.weights, weights))  # the rule moved them
 
 
 # ----------------------------------------------------------------------- Brian2 against NumPy

@@ -69,6 +69,7 @@ def test_worker_hands_each_member_its_encoder_parameters():
     assert fitness.shape == (2,) and steps == 4
     parts = worker.genome.split(params)["encoder"]
     [given] = seen
+    assert len(given) == len(parts) > 0
     for a, b in zip(given, parts):
         assert a.shape == (3,) + b.shape[1:]  # padded to the batch
         np.testing.assert_array_equal(a[:2], b)

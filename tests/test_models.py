@@ -2,6 +2,7 @@
 model file with a card; every run-file command reads the model."""
 
 import json
+import re
 
 import h5py
 import numpy as np
@@ -164,7 +165,7 @@ def test_evaluate_and_inspect_find_a_shipped_model_by_name(run, tmp_path, monkey
     assert cli_main(["inspect", "ant_a"]) == 0
     assert capsys.readouterr().out.startswith(f"{models / 'ant_a.h5'}: spikehebb run")
     assert cli_main(["evaluate", "ant_a", "--variant", "default", "--episodes", "1", "--eval-steps", "60"]) == 0
-    assert "default" in capsys.readouterr().out
+    assert re.search(r"^default +yes +-?[\d.]+ ± [\d.]+ +(yes|no)$", capsys.readouterr().out, re.M)
     with pytest.raises(SystemExit) as exc:  # traces go into the file: a shipped model stays as shipped
         cli_main(["evaluate", "ant_a", "--variant", "default", "--episodes", "1", "--traces"])
     assert exc.value.code == 2 and "is a shipped model and --traces would write into it; copy it first" in capsys.readouterr().err
@@ -282,6 +283,7 @@ def test_other_pybullet_prints_the_test_table_and_can_drop_deterministic_pairs(r
 
     import pybullet
 
+    real = pybullet.setPhysicsEngineParameter
     script = experiment_script("other_pybullet")
     script.main([str(run), "--variant", "default", "--episodes", "2"])
     lines = capsys.readouterr().out.splitlines()
@@ -294,9 +296,18 @@ def test_other_pybullet_prints_the_test_table_and_can_drop_deterministic_pairs(r
     calls = []
     monkeypatch.setattr(pybullet, "setPhysicsEngineParameter", lambda *a, **kw: calls.append((a, kw)))
     script.drop_deterministic_pairs()
-    assert pybullet.setPhysicsEngineParameter(deterministicOverlappingPairs=1, physicsClientId=3) is None
+    pybullet.setPhysicsEngineParameter(deterministicOverlappingPairs=1, physicsClientId=3)
+    assert calls == []  # the setting alone: nothing left to forward
     pybullet.setPhysicsEngineParameter(deterministicOverlappingPairs=1, numSubSteps=4, physicsClientId=3)
     assert calls == [((), {"numSubSteps": 4, "physicsClientId": 3})]
+
+    # the option: the envs' calls reach the engine without the setting, and the lifetimes run
+    calls = []
+    monkeypatch.setattr(pybullet, "setPhysicsEngineParameter", lambda *a, **kw: (calls.append(kw), real(*a, **kw))[1])
+    script.main([str(run), "--variant", "default", "--episodes", "1", "--no-deterministic-pairs"])
+    lines = capsys.readouterr().out.splitlines()
+    assert "deterministicOverlappingPairs off" in lines[0] and re.match(r"default +-?[\d.]+ ± +[\d.]+$", lines[1])
+    assert any("numSubSteps" in kw for kw in calls) and not any("deterministicOverlappingPairs" in kw for kw in calls)
     with pytest.raises(SystemExit) as exit_:
         script.main(["no_such_model"])
     assert exit_.value.code == 2 and "no_such_model" in capsys.readouterr().err

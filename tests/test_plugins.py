@@ -198,6 +198,7 @@ def test_a_run_file_written_before_the_refactor_opens_resumes_and_evaluates_as_b
     config, mean = load_run(path)
     assert config.agent == AgentConfig(rule="A") and config.task == TaskConfig("ant", ("default",), 60)
     results = assess(config, mean, ["default", "damage_left"], episodes=2, workers=1, max_env_steps=60)
+    assert [r.variant for r in results] == ["default", "damage_left"] and len(expected["test"]) == 2
     for got, want in zip(results, expected["test"]):
         np.testing.assert_array_equal(got.fitness, want)
     assert cli_main(["plot", str(path), "-o", str(tmp_path / "curve.png")]) == 0

@@ -33,6 +33,7 @@ def test_a_finished_arm_reports_from_the_cache_without_its_run_file(tmp_path):
         arm.path.unlink()
     again = run_study(arms, ["default"], 2, cache, max_env_steps=45, progress=False)
     assert not any(arm.path.exists() for arm in arms)  # nothing trained again
+    assert [r.name for r in first] == [r.name for r in again] == ["a", "b"]
     for a, b in zip(first, again):
         assert (a.env_steps, a.n_params, a.wall_s) == (b.env_steps, b.n_params, b.wall_s)
         np.testing.assert_array_equal(a.fitness["default"], b.fitness["default"])
@@ -126,6 +127,7 @@ def test_a_record_written_before_configs_were_recorded_still_reports(tmp_path, c
     capsys.readouterr()
     again = run_study(arms, ["default"], 2, cache, max_env_steps=45, progress=False)
     assert capsys.readouterr().err == "" and json.loads(cache.read_text()) == data  # left as it was
+    assert [r.name for r in first] == [r.name for r in again] == ["a", "b"]
     for a, b in zip(first, again):
         assert (a.env_steps, a.n_params, a.popsize) == (b.env_steps, b.n_params, b.popsize)
         np.testing.assert_array_equal(a.fitness["default"], b.fitness["default"])
@@ -159,6 +161,7 @@ def test_sigusr1_outside_generations_stops_the_study_once_the_arm_in_flight_is_t
     resumed = run_study(arms, ["default"], 2, cache, max_env_steps=45, progress=False)
     straight = run_study([_arm(tmp_path / "straight", n) for n in "ab"], ["default"], 2, tmp_path / "straight.json",
                          max_env_steps=45, progress=False)
+    assert [r.name for r in resumed] == [r.name for r in straight] == ["a", "b"]
     for a, b in zip(resumed, straight):
         assert a.generations == b.generations == 2
         np.testing.assert_array_equal(a.fitness["default"], b.fitness["default"])

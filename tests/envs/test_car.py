@@ -98,9 +98,13 @@ def test_identical_rgb_array_render_with_skid_marks(make):
 def test_identical_on_the_full_size_path(make, monkeypatch):
     """With the indicators said not to fit the bar, the frame is made by flipping the canvas."""
     monkeypatch.setattr(car_module, "INDICATOR_LIMIT", -math.inf)
+    fits = []
+    check = car_module.CarRacingEnv._indicators_fit_bar
+    monkeypatch.setattr(car_module.CarRacingEnv, "_indicators_fit_bar", lambda self: fits.append(check(self)) or fits[-1])
     ours = make(CAR_ENV_ID)
     reference = make("CarRacing-v3")
     assert_same_episode(ours, reference, 7, random_actions(7, 60))
+    assert fits and not any(fits)  # every frame took the full-size path
 
 
 def test_transform_is_bit_identical_to_vector2():
