@@ -24,13 +24,14 @@ import datetime
 import html
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from matplotlib.figure import Figure
 
 from spikehebb import __version__
-from spikehebb.config import AgentConfig
+from spikehebb.config import AgentConfig, TaskConfig
 
 #: Najarro & Risi 2020, Table 1 (100 rollouts each): mean ± std per morphology, keyed by the
 #: (task, agent kind, rule) they were measured with; README.md and docs/results.md quote the same numbers.
@@ -50,14 +51,24 @@ pre { background: #f4f4f4; padding: 0.6rem; overflow-x: auto; }
 """
 
 
-def paper_numbers(task: str, agent: AgentConfig) -> dict[str, tuple[int, int]]:
-    """The paper's numbers a run of ``task`` with this agent compares with ({} when it gives none:
-    the paper's ant table has the Hebbian ABCD_lr rule and the static weights). A mirror-symmetric
-    rule gets none: the paper's unseen body, damage_left, is the mirror image of its training body
-    damage_right, so the paper's row would be no match."""
-    if agent.coefficient_rows == "mirror":
+def paper_numbers(task: TaskConfig, agent: AgentConfig) -> dict[str, tuple[int, int]]:
+    """The paper's numbers a run of ``task`` with this agent compares with: {} unless the run is
+    the paper's setting (its ant, trained on ``default`` and ``damage_right``, rates of either sign,
+    and the Hebbian ABCD_lr rule, per synapse or with the authors' shared rows ``i_plus_j``, or
+    static weights, with none of the biology options; backend and dtype aside). A mirror-symmetric
+    rule gets none either: the paper's unseen body, damage_left, is the mirror image of its
+    training body damage_right, so the paper's row would be no match."""
+    numbers = PAPER.get((task.name, agent.kind, agent.rule), {})
+    if not numbers or task.positive or task.make().train_variants != ("default", "damage_right"):
         return {}
-    return PAPER.get((task, agent.kind, agent.rule), {})
+    reference = AgentConfig(kind=agent.kind, rule=agent.rule, backend=agent.backend, dtype=agent.dtype,
+                            coefficient_rows="i_plus_j" if agent.coefficient_rows == "i_plus_j" else "per_synapse")
+    unused = {}  # settings that do nothing without their option
+    if agent.dale is None:
+        unused.update(dale_mode=reference.dale_mode, dale_seed=reference.dale_seed, dale_balance=reference.dale_balance)
+    if not agent.modulated:
+        unused.update(eligibility_tau=reference.eligibility_tau, baseline_tau=reference.baseline_tau)
+    return numbers if replace(agent, **unused) == reference else {}
 
 
 def data_uri(data: bytes, mime: str) -> str:
@@ -99,7 +110,7 @@ def test_section(path: Path, episodes: int, variants: Sequence[str] | None, work
     task = get_task(name)
     variants = list(variants or dict.fromkeys(task.train_variants + task.test_variants))
     config, params = load_run(path)
-    paper = paper_numbers(name, config.agent)
+    paper = paper_numbers(config.task, config.agent)
     results = assess(config, params, variants, episodes, workers)
     rows = [
         (r.variant, r.seen, f"{r.mean:.1f} ± {r.std:.1f}", "yes" if r.solved else "no",

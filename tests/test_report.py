@@ -59,7 +59,7 @@ def parse(path):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    config = TrainConfig.from_dict(dict(popsize=2, generations=2, max_env_steps=60, train_variants=("default",), batch_size=2,
+    config = TrainConfig.from_dict(dict(popsize=2, generations=2, max_env_steps=60, train_variants=("default", "damage_right"), batch_size=2,
                          evaluator="serial", runs_dir=str(tmp_path_factory.mktemp("run")), run_name="ant", backend="numpy"))
     path = train(config, progress=False)
     record_traces(path, *load_run(path), ["damage_left"], 1, None, 60)
@@ -119,16 +119,25 @@ def test_cli_report_and_bad_input(run, tmp_path, capsys):
 
 
 def test_only_the_papers_hebbian_ABCD_lr_and_static_ants_get_its_numbers():
-    from spikehebb.config import AgentConfig
+    from spikehebb.config import AgentConfig, TaskConfig
     from spikehebb.report import paper_numbers
 
-    assert paper_numbers("ant", AgentConfig()) == {"default": (1051, 113), "damage_right": (1019, 116),
-                                                  "damage_left": (452, 95)}
-    assert paper_numbers("ant", AgentConfig(coefficient_rows="i_plus_j")) == paper_numbers("ant", AgentConfig())
-    assert paper_numbers("ant", AgentConfig(kind="static", rule=None)) == {
+    ant, paper = TaskConfig("ant"), {"default": (1051, 113), "damage_right": (1019, 116), "damage_left": (452, 95)}
+    assert paper_numbers(ant, AgentConfig()) == paper
+    assert paper_numbers(TaskConfig("ant", ("default", "damage_right"), 1000), AgentConfig(backend="numpy", dtype="float64")) == paper
+    assert paper_numbers(ant, AgentConfig(coefficient_rows="i_plus_j")) == paper
+    assert paper_numbers(ant, AgentConfig(dale_seed=3, eligibility_tau=7.0)) == paper  # settings of options not taken
+    assert paper_numbers(ant, AgentConfig(kind="static", rule=None)) == {
         "default": (1604, 171), "damage_right": (1431, 54), "damage_left": (68, 56)}
-    for task, agent in (("ant", AgentConfig(rule="A")), ("ant", AgentConfig(kind="lstm", rule=None)),
-                        ("car", AgentConfig()),
+    for task, agent in ((ant, AgentConfig(rule="A")), (ant, AgentConfig(kind="lstm", rule=None)),
+                        (TaskConfig("car"), AgentConfig()),
                         # damage_left is the mirror image of a training body for a mirror-symmetric rule
-                        ("ant", AgentConfig(coefficient_rows="mirror"))):
-        assert paper_numbers(task, agent) == {}
+                        (ant, AgentConfig(coefficient_rows="mirror")),
+                        # the biology options, other bodies, non-negative rates: not the paper's network
+                        (ant, AgentConfig(modulated=True)), (ant, AgentConfig(dale=0.8)),
+                        (ant, AgentConfig(evolve_initial_weights=True)), (ant, AgentConfig(rule_every=4)),
+                        (ant, AgentConfig(weight_init="lognormal")),
+                        (TaskConfig("ant", ("default",)), AgentConfig()), (TaskConfig("ant", positive=True), AgentConfig())):
+        assert paper_numbers(task, agent) == {}, (task, agent)
+
+
