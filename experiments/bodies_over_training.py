@@ -37,6 +37,7 @@ import numpy as np
 
 from spikehebb.config import TrainConfig
 from spikehebb.envs.mirror import body_roles
+from spikehebb.lifetimes import is_shipped_model
 from spikehebb.models import SELECTION_EPISODE0, candidate_means, score_means
 from spikehebb.store import RunStore
 from spikehebb.study import save_cache
@@ -127,6 +128,10 @@ def main(argv: list[str] | None = None) -> None:
             raise ValueError("--labels names the runs of the Markdown table: add --markdown")
         if args.labels is not None and len(args.labels) != len(runs):
             raise ValueError(f"--labels names each run once: {len(runs)} run file(s), {len(args.labels)} label(s)")
+        shipped = [r for r in runs if is_shipped_model(r)]
+        if shipped and not args.cache or is_shipped_model(runs[0]) and not args.out and not args.markdown:
+            raise ValueError(f"{shipped[0]} is a shipped model, and nothing is written beside one: give --cache and "
+                             f"--out, or score the run it was chosen from (models/training/)")
         if args.cache and len(runs) > 1:
             raise ValueError("--cache names the cache of one run; with several, each keeps RUN_bodies.json beside it")
         for run in runs:

@@ -160,9 +160,10 @@ def run_arm(
     # entries written before the settings were recorded have none: trusted as they are
     changed = settings_differences(arm.config, recorded["config"]) if "config" in recorded else []
     if changed:
-        redo = f"its run file {path} is read" if path.exists() else "it is trained"
+        redo = (f"its run file {path} is resumed and tested anew (a run file of the other settings is refused: move "
+                f"it away to train anew)" if path.exists() else "it is trained and tested anew")
         print(f"study: arm {arm.name!r}: {cache} holds results of other settings ({'; '.join(changed)}); "
-              f"they are not reused: {redo} and tested anew", file=sys.stderr)
+              f"they are not reused: {redo}", file=sys.stderr)
         entry, recorded = {}, {}
     finished_in_cache = len(recorded.get("history", {}).get("env_steps", ())) == arm.config.generations
     fresh = not path.exists() and not finished_in_cache  # a run started now: no cached test can be of it

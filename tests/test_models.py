@@ -201,7 +201,7 @@ def test_score_means_scores_each_body_on_its_selection_lifetimes(run):
         score_means(run, None, 1, generations=[3, 4])
 
 
-def test_bodies_over_training_caches_scores_and_scores_only_new_means(run, tmp_path, capsys, experiment_script):
+def test_bodies_over_training_caches_scores_and_scores_only_new_means(run, tmp_path, capsys, monkeypatch, experiment_script):
     from spikehebb.models import score_means
 
     script = experiment_script("bodies_over_training")
@@ -241,6 +241,15 @@ def test_bodies_over_training_caches_scores_and_scores_only_new_means(run, tmp_p
     with pytest.raises(SystemExit):
         script.main([str(run), str(other), "--cache", str(cache)])
     assert "--cache names the cache of one run" in capsys.readouterr().err
+    # nothing is written beside a shipped model
+    import spikehebb.lifetimes
+
+    before = sorted(other.parent.iterdir())
+    with monkeypatch.context() as patched, pytest.raises(SystemExit):
+        patched.setattr(spikehebb.lifetimes, "MODELS_DIR", other.parent)
+        script.main([str(other), "--episodes", "1"])
+    assert f"{other} is a shipped model, and nothing is written beside one: give --cache and --out" in capsys.readouterr().err
+    assert sorted(other.parent.iterdir()) == before
     # the Markdown table: per run, the population mean and the score at each of the first run's stored means;
     # a second run of another seed stored its means at 3 and 5 only: "-" at 2 and 4
     config = TrainConfig.from_dict(dict(rule="A", popsize=4, generations=5, max_env_steps=60, train_variants=("default",),
