@@ -136,8 +136,9 @@ def select(path: str | Path, episodes: int = 10, workers: int = 1, progress: boo
 def export(path: str | Path, out: str | Path, selection: Selection) -> Path:
     """Write the model: a copy of the run file whose ``/mean`` is the chosen mean and whose
     ``/snapshots`` keep only that mean's row (none when the chosen one is the run's final mean and
-    not a stored snapshot), with the choice recorded in the root attribute ``model``. Refuses to
-    overwrite."""
+    not a stored snapshot), with the choice recorded in the root attribute ``model``. A shared-rules
+    run's ``/shared_rules`` (the last generation's rules and assignment) is left out unless the
+    final mean was chosen: it expands to that mean, not to an earlier one. Refuses to overwrite."""
     path, out = Path(path), Path(out)
     if out.exists():
         raise FileExistsError(f"{out} already exists; choose another name or remove it first")
@@ -148,7 +149,9 @@ def export(path: str | Path, out: str | Path, selection: Selection) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     try:
-        _copy_keeping_one_snapshot(path, tmp, int(selection.generations[selection.best]))
+        final = selection.best == len(generations) - 1  # candidate_means ends with the final mean
+        _copy_keeping_one_snapshot(path, tmp, int(selection.generations[selection.best]),
+                                   leave_out=() if final else ("shared_rules",))
         with RunStore.open(tmp) as store:
             layout = store.layout
         with h5py.File(tmp, "r+") as f:
@@ -171,10 +174,10 @@ def export(path: str | Path, out: str | Path, selection: Selection) -> Path:
     return out
 
 
-def _copy_keeping_one_snapshot(path: Path, out: Path, generation: int) -> None:
+def _copy_keeping_one_snapshot(path: Path, out: Path, generation: int, leave_out: Sequence[str] = ()) -> None:
     """Copy the run file ``path`` to ``out`` (attributes with their stored types, groups and
-    datasets as they are), with only the rows of ``/snapshots`` taken after ``generation`` (the
-    last of them, if there is one)."""
+    datasets as they are, but the root groups named in ``leave_out``), with only the rows of
+    ``/snapshots`` taken after ``generation`` (the last of them, if there is one)."""
 
     def copy_attrs(src, dst) -> None:
         for key in src.attrs:
@@ -183,7 +186,7 @@ def _copy_keeping_one_snapshot(path: Path, out: Path, generation: int) -> None:
     with h5py.File(path, "r") as src, h5py.File(out, "w") as dst:
         copy_attrs(src, dst)
         for name in src:
-            if name != "snapshots":
+            if name != "snapshots" and name not in leave_out:
                 src.copy(src[name], dst, name)
         snaps = src.get("snapshots")
         if snaps is None:

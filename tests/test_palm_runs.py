@@ -107,3 +107,25 @@ def test_bad_settings_fail_in_one_line_before_a_file_is_written(tmp_path, capsys
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_model_of_an_earlier_mean_leaves_the_last_rule_table_out(tmp_path):
+    """The run file's /shared_rules expand to its final mean; a model chosen at an earlier stored
+    mean (another rule count after Evolve & Merge) holds no table that would contradict its /mean."""
+    from spikehebb.models import Selection, candidate_means, export
+
+    path = train(config(tmp_path, "merge", snapshot_every=1), progress=False)
+    generations, means = candidate_means(path)
+    assert generations.tolist() == [1, 2, 3]
+    for chosen, kept in ((0, False), (2, True)):
+        scores = np.where(np.arange(3) == chosen, 1.0, 0.0)
+        model = export(path, tmp_path / f"model_{chosen}.h5", Selection(generations, scores, 1, ("default",)))
+        config_back, mean = load_run(model)
+        np.testing.assert_array_equal(mean, means[chosen])
+        with RunStore.open(model) as store:
+            shared = store.shared_rules()
+        assert (shared is not None) == kept
+        if kept:
+            assignment = np.concatenate([a.ravel() for a in shared["assignment"]])
+            np.testing.assert_array_equal(expand(shared["rules"], assignment), mean)
+    assert cli_main(["inspect", str(tmp_path / "model_0.h5")]) == 0
