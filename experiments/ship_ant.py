@@ -187,8 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     if select and not args.dry_run and (args.force or not up_to_date(select, args.log_dir)) \
             and (ROOT / select.outputs[0]).exists():
         others = " ".join(step.name for step in plan if step.name != "select")
-        parser.error(f"{select.outputs[0]} exists: to select anew remove it first (git rm {select.outputs[0]} "
-                     f"{select.outputs[1]} {select.outputs[2]}), or remake the rest for it (--steps {others})")
+        present = [str(out) for out in select.outputs if (ROOT / out).exists()]
+        if len(present) < len(select.outputs):  # a select stopped after the model, before its card
+            parser.error(f"{select.outputs[0]} exists without its card or curve (a select that stopped before "
+                         f"them): remove it (rm {' '.join(present)}) and select anew")
+        parser.error(f"{select.outputs[0]} exists: to select anew remove it first (git rm {' '.join(present)}, or rm "
+                     f"when not committed), or remake the rest for it (--steps {others})")
     log_dir = ROOT / args.log_dir
     for step in chosen:
         done = up_to_date(step, args.log_dir)

@@ -266,7 +266,15 @@ def test_ship_ant_refuses_to_select_over_an_older_model(tmp_path, monkeypatch, c
     with pytest.raises(SystemExit) as info:
         ship.main([str(run), "--steps", "select", "--command", "spikehebb train --rule A"])
     assert info.value.code == 2
-    assert "models/ant_abcd_lr.h5 exists: to select anew remove it first" in capsys.readouterr().err
+    assert "models/ant_abcd_lr.h5 exists: to select anew remove it first (git rm models/ant_abcd_lr.h5 " in capsys.readouterr().err
+    # a select stopped after the model, before its card: the advice is to remove what it left
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "ant_abcd_lr.h5").write_text("a model without its card")
+    with monkeypatch.context() as patched, pytest.raises(SystemExit):
+        patched.setattr(ship, "ROOT", tmp_path)
+        ship.main([str(run), "--steps", "select", "--command", "spikehebb train --rule A"])
+    assert ("models/ant_abcd_lr.h5 exists without its card or curve (a select that stopped before them): remove it "
+            "(rm models/ant_abcd_lr.h5) and select anew") in capsys.readouterr().err
     with pytest.raises(SystemExit):
         ship.main([str(run), "--steps", "selct"])
     assert "unknown step(s) selct; the steps are select, gifs," in capsys.readouterr().err
