@@ -32,7 +32,8 @@ figure gains a panel when the run is not one of the paper runs it draws)::
 A step is skipped when its files exist and it made them, recorded beside its log, from what they are
 made from as it is now (the run file for ``select`` and ``bodies``, the model for the rest: its
 SHA-256), unless ``--force``. ``spikehebb select`` does not overwrite a model: remove the old one
-first (it stays in git history); a new model then remakes every figure.
+first (it stays in git history); a new model then remakes every figure. A model that a stopped
+select left without its card gets the card from the same command, keeping the mean it chose.
 """
 from __future__ import annotations
 
@@ -184,13 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     if select and args.command is None:
         parser.error(f"--command is needed for {args.run}: how it was trained, for the model card (the default is the "
                      f"per-synapse paper run's, {COMPARE[0]})")
-    if select and not args.dry_run and (args.force or not up_to_date(select, args.log_dir)) \
-            and (ROOT / select.outputs[0]).exists():
-        others = " ".join(step.name for step in plan if step.name != "select")
+    model_in_the_way = bool(select) and not args.dry_run and (args.force or not up_to_date(select, args.log_dir)) \
+        and (ROOT / select.outputs[0]).exists()
+    if model_in_the_way and not (ROOT / select.outputs[1]).exists():
+        # a select stopped between the model and its card: `spikehebb select` makes the card
+        print(f"{select.outputs[0]} exists without its card: the select step makes the card for the mean it holds")
+    elif model_in_the_way:
         present = [str(out) for out in select.outputs if (ROOT / out).exists()]
-        if len(present) < len(select.outputs):  # a select stopped after the model, before its card
-            parser.error(f"{select.outputs[0]} exists without its card or curve (a select that stopped before "
-                         f"them): remove it (rm {' '.join(present)}) and select anew")
+        others = " ".join(step.name for step in plan if step.name != "select")
         parser.error(f"{select.outputs[0]} exists: to select anew remove it first (git rm {' '.join(present)}, or rm "
                      f"when not committed), or remake the rest for it (--steps {others})")
     log_dir = ROOT / args.log_dir

@@ -553,20 +553,31 @@ def run_select(args: argparse.Namespace) -> Path:
     import os
 
     from spikehebb.assess import assess, format_table, load_run
-    from spikehebb.models import card, export, select, selection_figure
+    from spikehebb.models import card, export, model_info, select, selection_figure
     from spikehebb.report import paper_numbers
 
     for name in ("episodes", "test_episodes"):
         if getattr(args, name) < (1 if name == "episodes" else 0):
             raise ValueError(f"--{name.replace('_', '-')} must be at least {1 if name == 'episodes' else 0}, got {getattr(args, name)}")
     out = Path(args.output)
-    if out.exists():
-        raise FileExistsError(f"{out} already exists; choose another name or remove it first")
     workers = args.workers or os.cpu_count() or 1
-    selection = select(args.runfile, args.episodes, workers)
-    path = export(args.runfile, out, selection)
-    print(f"wrote {path}: the mean after generation {selection.generations[selection.best]} "
-          f"(selection fitness {selection.scores[selection.best]:.1f})")
+    if out.exists():
+        # A select stopped after writing the model, before its card: make the card, keep the selection.
+        try:
+            info = model_info(out)
+        except OSError:
+            info = None
+        if (info is None or info.get("source") != Path(args.runfile).name or out.with_suffix(".md").exists()
+                or not args.test_episodes):
+            raise FileExistsError(f"{out} already exists; choose another name or remove it first")
+        path = out
+        print(f"{out} exists without its card: it keeps the mean it chose (generation {info['generation']}); "
+              f"its card is made")
+    else:
+        selection = select(args.runfile, args.episodes, workers)
+        path = export(args.runfile, out, selection)
+        print(f"wrote {path}: the mean after generation {selection.generations[selection.best]} "
+              f"(selection fitness {selection.scores[selection.best]:.1f})")
     if args.test_episodes:
         config, params = load_run(path)
         task = config.task.make()

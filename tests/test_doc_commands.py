@@ -11,6 +11,7 @@ import argparse
 import re
 import runpy
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -267,14 +268,18 @@ def test_ship_ant_refuses_to_select_over_an_older_model(tmp_path, monkeypatch, c
         ship.main([str(run), "--steps", "select", "--command", "spikehebb train --rule A"])
     assert info.value.code == 2
     assert "models/ant_abcd_lr.h5 exists: to select anew remove it first (git rm models/ant_abcd_lr.h5 " in capsys.readouterr().err
-    # a select stopped after the model, before its card: the advice is to remove what it left
+    # a select stopped after the model, before its card: the step runs (spikehebb select makes the card)
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "ant_abcd_lr.h5").write_text("a model without its card")
-    with monkeypatch.context() as patched, pytest.raises(SystemExit):
+    with monkeypatch.context() as patched:
         patched.setattr(ship, "ROOT", tmp_path)
-        ship.main([str(run), "--steps", "select", "--command", "spikehebb train --rule A"])
-    assert ("models/ant_abcd_lr.h5 exists without its card or curve (a select that stopped before them): remove it "
-            "(rm models/ant_abcd_lr.h5) and select anew") in capsys.readouterr().err
+        assert ship.main([str(run), "--steps", "select", "--command", "spikehebb train --rule A", "--dry-run"]) == 0
+        commands = []
+        patched.setattr(ship.subprocess, "run", lambda argv, **kw: commands.append(argv) or subprocess.CompletedProcess(argv, 0))
+        assert ship.main([str(run), "--steps", "select", "--command", "spikehebb train --rule A",
+                          "--log-dir", str(tmp_path / "logs")]) == 0
+    assert "models/ant_abcd_lr.h5 exists without its card: the select step makes the card" in capsys.readouterr().out
+    assert [argv[3] for argv in commands] == ["select"] and "run.h5" in commands[0][4]
     with pytest.raises(SystemExit):
         ship.main([str(run), "--steps", "selct"])
     assert "unknown step(s) selct; the steps are select, gifs," in capsys.readouterr().err

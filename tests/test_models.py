@@ -81,6 +81,13 @@ def test_cli_select_writes_the_model_and_its_card(run, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         cli_main(["select", str(run), "-o", str(out)])
     assert exc.value.code == 2 and "already exists" in capsys.readouterr().err
+    # a select stopped after the model, before its card: the same command makes the card, the model untouched
+    model_bytes = out.read_bytes()
+    out.with_suffix(".md").unlink()
+    assert cli_main(["select", str(run), "-o", str(out), "--episodes", "1", "--test-episodes", "1", "--workers", "1",
+                     "--command", "spikehebb train --rule A"]) == 0
+    assert f"exists without its card: it keeps the mean it chose (generation {chosen})" in capsys.readouterr().out
+    assert out.read_bytes() == model_bytes and out.with_suffix(".md").read_text() == text
 
 
 def test_a_report_of_a_model_names_the_generation_of_its_chosen_mean(run, tmp_path):
