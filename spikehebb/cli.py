@@ -538,7 +538,8 @@ def run_report(args: argparse.Namespace) -> Path:
 
 def add_select_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runfile", help="run file (.h5) with stored search means (/snapshots, every 10th generation)")
-    parser.add_argument("-o", "--output", required=True, help="the model file to write, e.g. models/ant_abcd_lr.h5")
+    parser.add_argument("-o", "--output", required=True, help="the model file to write, e.g. models/ant_abcd_lr.h5 (one this run's select "
+                                                             "left without its card gets the card)")
     parser.add_argument("--episodes", type=int, default=10,
                         help="selection lifetimes per training variant for each stored mean (default: %(default)s)")
     parser.add_argument("--test-episodes", type=int, default=100,
