@@ -129,7 +129,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.labels is not None and len(args.labels) != len(runs):
             raise ValueError(f"--labels names each run once: {len(runs)} run file(s), {len(args.labels)} label(s)")
         shipped = [r for r in runs if is_shipped_model(r)]
-        if shipped and not args.cache or is_shipped_model(runs[0]) and not args.out and not args.markdown:
+        if shipped and len(runs) > 1:
+            raise ValueError(f"{shipped[0]} is a shipped model, and nothing is written beside one: draw the run it was "
+                             f"chosen from (models/training/) beside the others")
+        if shipped and (not args.cache or not args.out and not args.markdown):
             raise ValueError(f"{shipped[0]} is a shipped model, and nothing is written beside one: give --cache and "
                              f"--out, or score the run it was chosen from (models/training/)")
         if args.cache and len(runs) > 1:

@@ -32,7 +32,8 @@ from spikehebb.worker import EVALUATION_TAG, Worker, lifetime_seeds
 SOLVED_FITNESS = 100.0
 
 #: The tables' "seen" column for each body role (:data:`~spikehebb.envs.mirror.BODY_ROLES`).
-SEEN = dict(zip(BODY_ROLES, ("yes", "mirror", "no")))
+SEEN = {"trained": "yes", "mirror of trained": "mirror", "unseen": "no"}
+assert set(SEEN) == set(BODY_ROLES)
 
 #: What a task's fitness is, in words (README, help texts, tables and figures say it this way).
 FITNESS_UNITS = {

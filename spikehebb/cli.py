@@ -587,7 +587,7 @@ def run_select(args: argparse.Namespace) -> Path:
         print(format_table(results, label, config.task.name, task.episode.max_network_steps))
         curve = path.with_name(path.stem + "_curve.png")
         selection_figure(path).savefig(curve, dpi=100)
-        paper = paper_numbers(config.task, config.agent)
+        paper = paper_numbers(config)
         text = card(path, results, args.made_by or f"spikehebb train ... (see {Path(args.runfile).name})",
                     args.machine, paper, curve.name)
         path.with_suffix(".md").write_text(text)

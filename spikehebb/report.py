@@ -31,7 +31,7 @@ from typing import Sequence
 from matplotlib.figure import Figure
 
 from spikehebb import __version__
-from spikehebb.config import AgentConfig, TaskConfig
+from spikehebb.config import AgentConfig, TrainConfig
 
 #: Najarro & Risi 2020, Table 1 (100 rollouts each): mean ± std per morphology, keyed by the
 #: (task, agent kind, rule) they were measured with; README.md and docs/results.md quote the same numbers.
@@ -51,15 +51,18 @@ pre { background: #f4f4f4; padding: 0.6rem; overflow-x: auto; }
 """
 
 
-def paper_numbers(task: TaskConfig, agent: AgentConfig) -> dict[str, tuple[int, int]]:
-    """The paper's numbers a run of ``task`` with this agent compares with: {} unless the run is
-    the paper's setting (its ant, trained on ``default`` and ``damage_right``, rates of either sign,
-    and the Hebbian ABCD_lr rule, per synapse or with the authors' shared rows ``i_plus_j``, or
-    static weights, with none of the biology options; backend and dtype aside). A mirror-symmetric
-    rule gets none either: the paper's unseen body, damage_left, is the mirror image of its
-    training body damage_right, so the paper's row would be no match."""
+def paper_numbers(config: TrainConfig) -> dict[str, tuple[int, int]]:
+    """The paper's numbers a run of ``config`` compares with: {} unless the run is the paper's
+    setting (its ant, trained on ``default`` and ``damage_right``, its episode rules and fitness,
+    rates of either sign, one rule per synapse or the authors' shared rows ``i_plus_j`` and no
+    shared-rule strategy, and the Hebbian ABCD_lr rule or static weights, with none of the biology
+    options; backend and dtype aside). A mirror-symmetric rule gets none either: the paper's unseen
+    body, damage_left, is the mirror image of its training body damage_right, so the paper's row
+    would be no match."""
+    task, agent = config.task, config.agent
     numbers = PAPER.get((task.name, agent.kind, agent.rule), {})
-    if not numbers or task.positive or task.make().train_variants != ("default", "damage_right"):
+    if (not numbers or task.positive or task.episode is not None or task.fitness_floor is not None
+            or config.strategy.shares_rules or set(task.make().train_variants) != {"default", "damage_right"}):
         return {}
     reference = AgentConfig(kind=agent.kind, rule=agent.rule, backend=agent.backend, dtype=agent.dtype,
                             coefficient_rows="i_plus_j" if agent.coefficient_rows == "i_plus_j" else "per_synapse")
@@ -110,7 +113,7 @@ def test_section(path: Path, episodes: int, variants: Sequence[str] | None, work
     task = get_task(name)
     variants = list(variants or dict.fromkeys(task.train_variants + task.test_variants))
     config, params = load_run(path)
-    paper = paper_numbers(config.task, config.agent)
+    paper = paper_numbers(config)
     results = assess(config, params, variants, episodes, workers)
     rows = [
         (r.variant, r.seen, f"{r.mean:.1f} ± {r.std:.1f}", "yes" if r.solved else "no",

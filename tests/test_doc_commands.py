@@ -270,9 +270,16 @@ def test_ship_ant_refuses_to_select_over_an_older_model(tmp_path, monkeypatch, c
     assert "models/ant_abcd_lr.h5 exists: to select anew remove it first (git rm models/ant_abcd_lr.h5 " in capsys.readouterr().err
     # a select stopped after the model, before its card: the step runs (spikehebb select makes the card)
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "ant_abcd_lr.h5").write_text("a model without its card")
+    (tmp_path / "models" / "ant_abcd_lr.h5").write_text("no model: a file in the way")
+    with monkeypatch.context() as patched, pytest.raises(SystemExit):
+        patched.setattr(ship, "ROOT", tmp_path)
+        ship.main([str(run), "--steps", "select", "--command", "spikehebb train --rule A"])
+    assert "models/ant_abcd_lr.h5 exists: to select anew remove it first" in capsys.readouterr().err
+    assert ship.made_from(tmp_path / "models" / "ant_abcd_lr.h5") is None
+    assert ship.made_from(ROOT / "models" / "ant_abcd_lr.h5") == "ant_ABCD_lr_paper_pop200_s0.h5"
     with monkeypatch.context() as patched:
         patched.setattr(ship, "ROOT", tmp_path)
+        patched.setattr(ship, "made_from", lambda model: "run.h5")  # a model this run's select wrote
         assert ship.main([str(run), "--steps", "select", "--command", "spikehebb train --rule A", "--dry-run"]) == 0
         commands = []
         patched.setattr(ship.subprocess, "run", lambda argv, **kw: commands.append(argv) or subprocess.CompletedProcess(argv, 0))

@@ -257,6 +257,10 @@ def test_bodies_over_training_caches_scores_and_scores_only_new_means(run, tmp_p
         script.main([str(other), "--episodes", "1"])
     assert f"{other} is a shipped model, and nothing is written beside one: give --cache and --out" in capsys.readouterr().err
     assert sorted(other.parent.iterdir()) == before
+    with monkeypatch.context() as patched, pytest.raises(SystemExit):
+        patched.setattr(spikehebb.lifetimes, "MODELS_DIR", other.parent)
+        script.main([str(run), str(other), "--episodes", "1"])
+    assert f"{other} is a shipped model, and nothing is written beside one: draw the run it was chosen from" in capsys.readouterr().err
     # the Markdown table: per run, the population mean and the score at each of the first run's stored means;
     # a second run of another seed stored its means at 3 and 5 only: "-" at 2 and 4
     config = TrainConfig.from_dict(dict(rule="A", popsize=4, generations=5, max_env_steps=60, train_variants=("default",),

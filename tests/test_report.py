@@ -119,25 +119,33 @@ def test_cli_report_and_bad_input(run, tmp_path, capsys):
 
 
 def test_only_the_papers_hebbian_ABCD_lr_and_static_ants_get_its_numbers():
-    from spikehebb.config import AgentConfig, TaskConfig
+    from spikehebb.config import AgentConfig, StrategyConfig, TaskConfig, TrainConfig
     from spikehebb.report import paper_numbers
 
-    ant, paper = TaskConfig("ant"), {"default": (1051, 113), "damage_right": (1019, 116), "damage_left": (452, 95)}
-    assert paper_numbers(ant, AgentConfig()) == paper
-    assert paper_numbers(TaskConfig("ant", ("default", "damage_right"), 1000), AgentConfig(backend="numpy", dtype="float64")) == paper
-    assert paper_numbers(ant, AgentConfig(coefficient_rows="i_plus_j")) == paper
-    assert paper_numbers(ant, AgentConfig(dale_seed=3, eligibility_tau=7.0)) == paper  # settings of options not taken
-    assert paper_numbers(ant, AgentConfig(kind="static", rule=None)) == {
+    def numbers(task=TaskConfig("ant"), agent=AgentConfig(), **changes):
+        return paper_numbers(TrainConfig(task=task, agent=agent, **changes))
+
+    paper = {"default": (1051, 113), "damage_right": (1019, 116), "damage_left": (452, 95)}
+    assert numbers() == paper
+    assert numbers(TaskConfig("ant", ("damage_right", "default"), 1000), AgentConfig(backend="numpy", dtype="float64")) == paper
+    assert numbers(agent=AgentConfig(coefficient_rows="i_plus_j")) == paper
+    assert numbers(agent=AgentConfig(dale_seed=3, eligibility_tau=7.0)) == paper  # settings of options not taken
+    assert numbers(agent=AgentConfig(kind="static", rule=None)) == {
         "default": (1604, 171), "damage_right": (1431, 54), "damage_left": (68, 56)}
+    ant = TaskConfig("ant")
     for task, agent in ((ant, AgentConfig(rule="A")), (ant, AgentConfig(kind="lstm", rule=None)),
                         (TaskConfig("car"), AgentConfig()),
                         # damage_left is the mirror image of a training body for a mirror-symmetric rule
                         (ant, AgentConfig(coefficient_rows="mirror")),
-                        # the biology options, other bodies, non-negative rates: not the paper's network
+                        # the biology options, other bodies, non-negative rates, other episode rules or
+                        # fitness: not the paper's network or protocol
                         (ant, AgentConfig(modulated=True)), (ant, AgentConfig(dale=0.8)),
                         (ant, AgentConfig(evolve_initial_weights=True)), (ant, AgentConfig(rule_every=4)),
                         (ant, AgentConfig(weight_init="lognormal")),
-                        (TaskConfig("ant", ("default",)), AgentConfig()), (TaskConfig("ant", positive=True), AgentConfig())):
-        assert paper_numbers(task, agent) == {}, (task, agent)
+                        (TaskConfig("ant", ("default",)), AgentConfig()), (TaskConfig("ant", positive=True), AgentConfig()),
+                        (TaskConfig("ant", fitness_floor=0.0), AgentConfig()),
+                        (TaskConfig("ant", episode={"burn_in_steps": 0}), AgentConfig())):
+        assert numbers(task, agent) == {}, (task, agent)
+    assert numbers(strategy=StrategyConfig(rho=128)) == {}  # shared rules (Palm et al.'s bottleneck)
 
 
