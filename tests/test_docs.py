@@ -138,6 +138,10 @@ def test_a_mirror_rules_mirror_of_a_training_body_is_marked_and_explained():
     mirrored = [plain[0], VariantResult("damage_left", np.array([1.0, 3.0]), "mirror of trained")]
     assert [r.seen for r in mirrored] == ["yes", "mirror"] and plain[1].seen == "no"
     assert [r.trained_on for r in mirrored] == [True, False]
+    from spikehebb.assess import SEEN
+    from spikehebb.envs.mirror import BODY_ROLES
+
+    assert set(SEEN) == set(BODY_ROLES)  # every role body_roles gives has its column text
     with pytest.raises(ValueError, match="role must be one of \\('trained', 'mirror of trained', 'unseen'\\), got 'seen'"):
         VariantResult("default", np.array([1.0]), "seen")
     table = format_table(mirrored, "Hebbian ABCD_lr_mirror", "ant", 960).splitlines()
