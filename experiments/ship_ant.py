@@ -144,16 +144,6 @@ def up_to_date(step: Step, log_dir: Path) -> bool:
             and all((ROOT / out).exists() for out in step.outputs) and record.read_text().strip() == digest(source))
 
 
-def made_from(model: Path) -> str | None:
-    """The name of the run file a model was selected from (None for a file that is no model)."""
-    from spikehebb.models import model_info
-
-    try:
-        return (model_info(model) or {}).get("source")
-    except OSError:
-        return None
-
-
 def from_root(path: str | Path) -> Path:
     """``path`` (relative to the working directory) as the steps name it: relative to the
     repository root, where they run, when it lies inside it."""
@@ -195,9 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     if select and args.command is None:
         parser.error(f"--command is needed for {args.run}: how it was trained, for the model card (the default is the "
                      f"per-synapse paper run's, {COMPARE[0]})")
+    from spikehebb import models  # here, not at the top: the plan and --dry-run need no h5py
+
     model_in_the_way = bool(select) and not args.dry_run and (args.force or not up_to_date(select, args.log_dir)) \
         and (ROOT / select.outputs[0]).exists()
-    if model_in_the_way and not (ROOT / select.outputs[1]).exists() and made_from(ROOT / select.outputs[0]) == args.run.name:
+    if model_in_the_way and models.model_without_card(ROOT / select.outputs[0], args.run):
         # a select stopped between the model and its card: `spikehebb select` makes the card
         print(f"{select.outputs[0]} exists without its card: the select step makes the card for the mean it holds")
     elif model_in_the_way:

@@ -554,7 +554,7 @@ def run_select(args: argparse.Namespace) -> Path:
     import os
 
     from spikehebb.assess import assess, format_table, load_run
-    from spikehebb.models import card, export, model_info, select, selection_figure
+    from spikehebb.models import card, export, model_without_card, select, selection_figure
     from spikehebb.report import paper_numbers
 
     for name in ("episodes", "test_episodes"):
@@ -564,12 +564,8 @@ def run_select(args: argparse.Namespace) -> Path:
     workers = args.workers or os.cpu_count() or 1
     if out.exists():
         # A select stopped after writing the model, before its card: make the card, keep the selection.
-        try:
-            info = model_info(out)
-        except OSError:
-            info = None
-        if (info is None or info.get("source") != Path(args.runfile).name or out.with_suffix(".md").exists()
-                or not args.test_episodes):
+        info = model_without_card(out, args.runfile) if args.test_episodes else None
+        if info is None:
             raise FileExistsError(f"{out} already exists; choose another name or remove it first")
         path = out
         print(f"{out} exists without its card: it keeps the mean it chose (generation {info['generation']}); "

@@ -207,6 +207,20 @@ def model_info(path: str | Path) -> dict | None:
     return None if text is None else json.loads(text if isinstance(text, str) else text.decode())
 
 
+def model_without_card(path: str | Path, run: str | Path) -> dict | None:
+    """The ``model`` record of ``path`` when it is a model selected from the run file ``run`` and
+    left without its card (``NAME.md``: a select stopped between the two), else None (no file, not
+    an HDF5 file, a plain run file, another run's model, or a card beside it)."""
+    path = Path(path)
+    try:
+        info = model_info(path)
+    except OSError:  # missing or not HDF5
+        return None
+    if info is None or info.get("source") != Path(run).name or path.with_suffix(".md").exists():
+        return None
+    return info
+
+
 def card(
     path: str | Path,
     results: Sequence,

@@ -82,8 +82,15 @@ def test_cli_select_writes_the_model_and_its_card(run, tmp_path, capsys):
         cli_main(["select", str(run), "-o", str(out)])
     assert exc.value.code == 2 and "already exists" in capsys.readouterr().err
     # a select stopped after the model, before its card: the same command makes the card, the model untouched
+    from spikehebb.models import model_without_card
+
+    assert model_without_card(out, run) is None  # its card is there
     model_bytes = out.read_bytes()
     out.with_suffix(".md").unlink()
+    assert model_without_card(out, run) == info and model_without_card(out, tmp_path / "other_run.h5") is None
+    assert model_without_card(run, run) is None  # a run file is no model
+    (tmp_path / "m" / "junk.h5").write_text("not HDF5")
+    assert model_without_card(tmp_path / "m" / "junk.h5", run) is None
     assert cli_main(["select", str(run), "-o", str(out), "--episodes", "1", "--test-episodes", "1", "--workers", "1",
                      "--command", "spikehebb train --rule A"]) == 0
     assert f"exists without its card: it keeps the mean it chose (generation {chosen})" in capsys.readouterr().out
