@@ -53,7 +53,7 @@ def arms(args: argparse.Namespace, base: TrainConfig, holdout: str) -> list[Arm]
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_train_arguments(parser, task="ant")
-    add_evaluate_arguments(parser)
+    add_evaluate_arguments(parser, first_input=False)
     g = parser.add_argument_group("leave-one-out")
     g.add_argument("--holdout", help=f"the variant left out of training (default: Palm et al.'s, {PALM_HOLDOUT})")
     g.add_argument("--agents", nargs="+", choices=AGENT_KINDS, default=["hebbian", "static", "lstm"],

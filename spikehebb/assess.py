@@ -195,6 +195,18 @@ def format_table(
     return "\n".join(lines)
 
 
+#: What the network sees at step 0, per :attr:`~spikehebb.tasks.EpisodeRules.first_input`.
+FIRST_INPUT_WORDS = {"settled": "the observation after the burn-in", "reset": "the one env.reset() returned before the burn-in"}
+
+
+def first_input_note(tested: str, trained: str) -> str:
+    """The line under a test table that says what the network saw first (``tested``) and what it
+    saw first in training (``trained``), each ``"settled"`` or ``"reset"``."""
+    if tested == trained:
+        return f"first input: {FIRST_INPUT_WORDS[tested]} ({tested}, as in training)."
+    return f"first input: {FIRST_INPUT_WORDS[tested]} (--first-input {tested}; the run trained with {trained})."
+
+
 def record_traces(
     path: str | Path,
     config: TrainConfig,

@@ -22,6 +22,7 @@ from typing import NoReturn
 from spikehebb.config import EVALUATOR_NAMES, STRATEGY_INITS, STRATEGY_NAMES, TrainConfig
 from spikehebb.rules import RULES
 from spikehebb.stopping import STOP_REQUEST
+from spikehebb.tasks import FIRST_INPUTS
 
 #: Najarro & Risi 2020's ant settings (``--paper``).
 PAPER = dict(popsize=500, generations=300, max_env_steps=1000, lr=0.2, sigma=0.1, train_variants=("default", "damage_right"))
@@ -69,7 +70,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
     g.add_argument("--fitness-floor", type=float, metavar="F",
                    help="raise each training lifetime's fitness to at least F before the mean over the bodies "
                         "(the authors' code until 2020-10-08: 0); tests are not floored (default: no floor)")
-    g.add_argument("--first-input", choices=("settled", "reset"),
+    g.add_argument("--first-input", choices=FIRST_INPUTS,
                    help="what the network sees at its first step: the observation after the burn-in (settled, "
                         "default) or the one env.reset() returned before it (reset), as the authors' code did")
     g.add_argument("--coefficient-rows", choices=("per_synapse", "i_plus_j", "mirror"),
@@ -269,10 +270,8 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     task = dataclasses.replace(b.task, name=name, train_variants=fields.get("train_variants", b.task.train_variants),
                                max_env_steps=fields.get("max_env_steps", b.task.max_env_steps))
     first_input = getattr(args, "first_input", None)
-    if first_input is not None:  # "settled" is the rules' default: no entry, as a run made without the flag
-        episode = {k: v for k, v in (task.episode or {}).items() if k != "first_input"}
-        episode.update({"first_input": first_input} if first_input != "settled" else {})
-        task = dataclasses.replace(task, episode=episode or None)
+    if first_input is not None:
+        task = task.with_first_input(first_input)
     floor = getattr(args, "fitness_floor", None)
     task = dataclasses.replace(task, fitness_floor=b.task.fitness_floor if floor is None else floor)
     agent = b.agent
@@ -369,7 +368,9 @@ def run_train(args: argparse.Namespace) -> Path:
     return train(config_from_args(args), progress=not args.no_progress)
 
 
-def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+def add_evaluate_arguments(parser: argparse.ArgumentParser, first_input: bool = True) -> None:
+    """``evaluate``'s flags; ``first_input=False`` leaves out ``--first-input`` for a parser that
+    has train's (the run it trains is tested with its own)."""
     g = parser.add_argument_group("evaluation")
     g.add_argument("--morphology", "--variant", nargs="+", dest="variants", metavar="VARIANT",
                    help="variants to test (default: all of the task's)")
@@ -381,6 +382,11 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-early-end", action="store_true",
                    help="run every test lifetime to the step limit: no early end after a fall or a run of negative "
                         "fitness terms (the authors' rules, kept by default); does the rule recover given the time?")
+    if first_input:
+        g.add_argument("--first-input", choices=FIRST_INPUTS,
+                       help="what the test lifetimes' network sees at its first step, whatever the run trained with: "
+                            "the observation after the burn-in (settled) or the one env.reset() returned before it "
+                            "(reset, as the authors' code did) (default: the run's own)")
     g.add_argument("--traces", action="store_true",
                    help="record per-step rates, actions, reward terms and weights of the first episode(s) of each variant "
                         "into the run file (plot them with `spikehebb plot RUNFILE --traces`)")
@@ -396,8 +402,11 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
     from spikehebb.store import RunStore
 
     config, params = load_run(path, args.which)
+    trained_first_input = config.task.make().episode.first_input
     if args.no_early_end:
         config = without_early_ends(config)
+    if getattr(args, "first_input", None) is not None:
+        config = dataclasses.replace(config, task=config.task.with_first_input(args.first_input))
     task = config.task.make()
     variants = args.variants or list(task.variants)
     if args.episodes < 1:
@@ -419,19 +428,21 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
     # The writer lock, taken before the test lifetimes: a run another process writes fails now, not after them.
     store = RunStore.open(path, "a") if args.traces else None
     try:
-        return _evaluate_and_trace(path, args, config, params, variants, store)
+        return _evaluate_and_trace(path, args, config, params, variants, store, trained_first_input)
     finally:
         if store is not None:
             store.close()
 
 
-def _evaluate_and_trace(path, args, config, params, variants, store) -> str:
+def _evaluate_and_trace(path, args, config, params, variants, store, trained_first_input: str) -> str:
     """run_evaluate's test table and traces, with the run's writer lock held (``store``) when
     ``--traces``; traces held already are replaced in the recording's own transaction, so they are
-    kept unless the new ones are written completely."""
+    kept unless the new ones are written completely. ``trained_first_input``: what the run's
+    network saw first in training (the table says so beside the tested one where either is
+    ``"reset"``)."""
     import os
 
-    from spikehebb.assess import assess, format_table, record_traces
+    from spikehebb.assess import assess, first_input_note, format_table, record_traces
     from spikehebb.tracefile import trace_names
 
     held = [n for n in trace_names(path) if n.split("/")[0] in variants] if args.traces else []
@@ -446,6 +457,8 @@ def _evaluate_and_trace(path, args, config, params, variants, store) -> str:
     rules = config.task.make(full_length=True).episode
     steps = rules.max_network_steps if args.eval_steps is None else args.eval_steps - rules.burn_in_steps
     table = format_table(results, label, config.task.name, steps, early_ends=not args.no_early_end)
+    if "reset" in (rules.first_input, trained_first_input):
+        table += "\n" + first_input_note(rules.first_input, trained_first_input)
     print(f"\n{path}: {args.which} parameters, seed {config.seed}")
     print(table)
     if args.traces:
@@ -610,7 +623,7 @@ def experiment_main(task: str, description: str, argv: list[str] | None = None, 
     evaluate the run on every variant (``episodes`` test lifetimes each unless ``--episodes``)."""
     parser = argparse.ArgumentParser(description=description)
     add_train_arguments(parser, task=task)
-    add_evaluate_arguments(parser)
+    add_evaluate_arguments(parser, first_input=False)
     parser.set_defaults(episodes=episodes)
     args = parser.parse_args(argv)
     try:

@@ -86,6 +86,15 @@ class TaskConfig:
         if self.fitness_floor is not None:
             _check_number("task", "fitness_floor", self.fitness_floor)
 
+    def with_first_input(self, first_input: str) -> "TaskConfig":
+        """This config with ``first_input`` as what the network sees at step 0 (``"settled"`` or
+        ``"reset"``: :attr:`~spikehebb.tasks.EpisodeRules.first_input`), the other episode fields
+        kept. ``"settled"``, the rules' default, is stored as no entry, as in a run made without
+        ``--first-input``."""
+        episode = {k: v for k, v in (self.episode or {}).items() if k != "first_input"}
+        episode.update({"first_input": first_input} if first_input != "settled" else {})
+        return dataclasses.replace(self, episode=episode or None)
+
     def overrides(self, full_length: bool = False) -> dict[str, Any]:
         """The fields this config replaces in the registered task (``full_length``: keep the
         task's own lifetime length)."""

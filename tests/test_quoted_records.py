@@ -117,6 +117,20 @@ def test_the_runs_to_the_step_limit_are_their_records():
     assert_quoted(f"`damage_left` gives {mirror['damage_left']} and `default` the same {mirror['default'].split(' ±')[0]}.")
 
 
+def test_the_first_input_checks_are_their_records():
+    """The 300-generation rule (git show 6756919:models/ant_abcd_lr.h5) tested with the reset
+    observation first and with the settled one, 20 lifetimes per body."""
+    logs = {first: (TRAINING / "ant_abcd_lr_300" / f"first_input_{first}.log").read_text() for first in ("reset", "settled")}
+    for first, log in logs.items():
+        assert log.startswith("$ git show 6756919:models/ant_abcd_lr.h5 > runs/ant_abcd_lr_300.h5 && spikehebb evaluate "
+                              f"runs/ant_abcd_lr_300.h5 --variant default damage_right damage_left --episodes 20 "
+                              f"--eval-workers 1 --first-input {first}\n")
+    reset, settled = (evaluated("ant_abcd_lr_300", f"first_input_{first}.log") for first in ("reset", "settled"))
+    assert_quoted(f"{reset['default']} / {reset['damage_right']} on the training bodies against "
+                  f"{settled['default'].split(' ±')[0]} / {settled['damage_right'].split(' ±')[0]} settled | "
+                  f"{reset['damage_left']} ({settled['damage_left']} settled) |")
+
+
 def test_the_weights_by_body_cosines_are_their_records():
     c = cosines("ant_abcd_lr")
     assert_quoted(f"| default (fitness by then {c['default']}) | {c['within default']} | {c['default vs damage_right']} | "

@@ -182,6 +182,47 @@ def test_cli_train_inspect_evaluate_plot(tmp_path, capsys):
     assert (tmp_path / "curve.png").stat().st_size > 1000
 
 
+def test_evaluate_first_input_tests_with_the_reset_observation_and_says_so(tmp_path, capsys):
+    """``evaluate --first-input reset`` scores the lifetimes a config with ``first_input="reset"``
+    scores (not the settled ones), and the table says what the network saw first and what it saw
+    in training; a run trained with reset is tested with it unless told otherwise."""
+    path = train(tiny(tmp_path, generations=1), progress=False)
+    config, params = load_run(path)
+    flags = ["--morphology", "default", "--episodes", "2", "--eval-steps", "120", "--eval-workers", "1"]
+
+    def table(run, *more):
+        assert cli_main(["evaluate", str(run), *flags, *more]) == 0
+        return capsys.readouterr().out
+
+    def mean(out):
+        return float(next(line for line in out.splitlines() if line.startswith("default")).split()[2])
+
+    reset_config = dataclasses.replace(config, task=config.task.with_first_input("reset"))
+    (settled,), (reset,) = (assess(c, params, ["default"], 2, 1, 120) for c in (config, reset_config))
+    assert settled.mean != reset.mean  # the first input reaches the scores
+    plain, told = table(path), table(path, "--first-input", "reset")
+    assert mean(plain) == round(settled.mean, 1) and mean(told) == round(reset.mean, 1)
+    assert "first input" not in plain and table(path, "--first-input", "settled") == plain
+    assert told.endswith("first input: the one env.reset() returned before the burn-in (--first-input reset; "
+                         "the run trained with settled).\n")
+    reset_run = tiny(tmp_path, generations=1, run_name="reset")
+    trained_reset = train(dataclasses.replace(reset_run, task=reset_run.task.with_first_input("reset")), progress=False)
+    own = table(trained_reset)
+    assert own.endswith("first input: the one env.reset() returned before the burn-in (reset, as in training).\n")
+    assert table(trained_reset, "--first-input", "settled").endswith(
+        "first input: the observation after the burn-in (--first-input settled; the run trained with reset).\n")
+
+
+def test_task_config_with_first_input_keeps_the_other_episode_fields():
+    task = TaskConfig("ant", episode={"grace_steps": 20})
+    reset = task.with_first_input("reset")
+    assert reset.episode == {"grace_steps": 20, "first_input": "reset"} and reset.make().episode.first_input == "reset"
+    assert reset.with_first_input("settled") == task  # settled is no entry, as without the flag
+    assert TaskConfig("ant").with_first_input("settled").episode is None
+    with pytest.raises(ValueError, match=r"first_input must be one of \('settled', 'reset'\), got 'raw'"):
+        task.with_first_input("raw")
+
+
 def test_bad_config_gives_clear_errors(tmp_path, capsys):
     with pytest.raises(ValueError, match="popsize must be even for OpenAI-ES, whose candidates come in mirrored pairs"):
         StrategyConfig(popsize=5)
