@@ -255,7 +255,8 @@ def record_traces(
                 v = task.variants.index(variant)
                 for e in range(episodes):
                     path_key = (EVALUATION_TAG, e, v)
-                    episode = writer.episode(variant, e, seed=lifetime_seeds(spec.seed, *path_key)[1], run_seed=spec.seed, **signs)
+                    episode = writer.episode(variant, e, seed=lifetime_seeds(spec.seed, *path_key)[1], run_seed=spec.seed,
+                                             first_input=task.episode.first_input, **signs)
                     recorder = _TraceRecorder(episode, task.reward_terms, worker.initial_weights(params, path_key), modulated)
                     fitness, _ = worker.lifetimes(params[None], variant, [path_key], recorder)
                     _write_spike_counts(episode, recorder.spikes)
