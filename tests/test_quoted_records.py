@@ -131,6 +131,24 @@ def test_the_first_input_checks_are_their_records():
                   f"{reset['damage_left']} ({settled['damage_left']} settled) |")
 
 
+def test_the_second_seeds_chosen_rule_is_its_record():
+    """Seed 1's rule, chosen by `spikehebb select` at 300 generations (models/training/ant_abcd_lr_s1/)."""
+    log = (TRAINING / "ant_abcd_lr_s1" / "select.log").read_text()
+    assert log.startswith("$ spikehebb select models/training/ant_ABCD_lr_paper_pop200_s1.h5 ")
+    chosen = re.search(r"the mean after generation (\d+) ", log)[1]
+    s1 = evaluated("ant_abcd_lr_s1", "select.log")
+    assert_quoted(f"| the same settings with `--seed 1`, 300 generations, chosen at generation {chosen} by `spikehebb "
+                  f"select`; 100 test lifetimes (`models/training/ant_abcd_lr_s1/`) | 109.6 M env steps, 5.5 h of "
+                  f"generations | {s1['default']} (solved) | {s1['damage_right']} (solved) | {s1['damage_left']} (unseen) |")
+    assert_quoted(f"its chosen rule {s1['damage_left']} (seed 0's after 300 generations: 51 ± 33)")
+    assert_quoted(f"behind on `default` ({s1['default']} against 640 ± 156; `damage_right` {s1['damage_right']} against")
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    said = (f"(`spikehebb select`: the mean after generation {chosen}, the best of its 30 stored means), over 100 test "
+            f"lifetimes per body walks on `damage_right` ({s1['damage_right']}) and `default` ({s1['default']}) and not "
+            f"on `damage_left` ({s1['damage_left']})")
+    assert said in readme, f"README.md should say {said!r}"
+
+
 def test_the_weights_by_body_cosines_are_their_records():
     c = cosines("ant_abcd_lr")
     assert_quoted(f"| default (fitness by then {c['default']}) | {c['within default']} | {c['default vs damage_right']} | "

@@ -144,8 +144,8 @@ def test_the_second_seeds_progress_is_quoted_as_its_file_holds_it(per_synapse):
     g = int(seed_1["g"])
     beside = {"s0": mean_at(per_synapse, g),
               "s0_steps": f"{per_synapse['history']['env_steps'][:g].sum() / 1e6:.1f}"}
-    said = quoted("README.md", r"A second seed of the per-synapse run \(`--seed 1`, the same settings\), (?P<g>\d+) generations "
-                               r"so far: population mean (?P<mean>\d+) against (?P<s0>\d+) for seed 0 at generation (?P<g2>\d+) "
+    said = quoted("README.md", r"A second seed of the per-synapse run \(`--seed 1`, the same settings\), (?:finished at )?"
+                               r"(?P<g>\d+) generations(?: so far)?: population mean (?P<mean>\d+) against (?P<s0>\d+) for seed 0 at generation (?P<g2>\d+) "
                                r"\((?P<steps>[\d.]+) M env steps against (?P<s0_steps>[\d.]+) M\)")
     assert said == {**{k: seed_1[k] for k in ("g", "steps", "mean")}, "g2": seed_1["g"], **beside}
     said = quoted("models/README.md", r"(?P<g>\d+) of 300 generations \((?P<steps>[\d.]+) M env steps, (?P<hours>[\d.]+) h of "
@@ -153,6 +153,18 @@ def test_the_second_seeds_progress_is_quoted_as_its_file_holds_it(per_synapse):
                                       r"at (?P<s0>\d+)\)")
     assert said == {**{k: seed_1[k] for k in ("g", "steps", "mean")}, "hours": as_quoted(seed_1["hours"], said["hours"]),
                     "g2": seed_1["g"], "s0": beside["s0"]}
+
+
+def test_the_second_seeds_damage_left_is_quoted_as_its_stored_means_scored(per_synapse):
+    """The highest `damage_left` score of each seed's stored means up to seed 1's last generation."""
+    g = int(run_facts(SEED_1)["g"])
+    best = {stem: max(int(by_body["damage_left"]) for at, by_body in stored_means(stem).items() if at <= g)
+            for stem in (SEED_1, PER_SYNAPSE)}
+    assert_said = lambda doc, said: quoted(doc, re.escape(said))  # noqa: E731
+    assert_said("README.md", f"Its stored means scored at most {best[SEED_1]} on `damage_left` at any generation to {g}, "
+                             f"seed 0's at most {best[PER_SYNAPSE]} (10 lifetimes each)")
+    assert_said("docs/results.md", f"| seed 1: at most {best[SEED_1]} at every stored mean to {g} (seed 0 at most "
+                                   f"{best[PER_SYNAPSE]});")
 
 
 BODIES = ("default", "damage_right", "damage_left", "palm_damage_right", "long_back", "long_front")
