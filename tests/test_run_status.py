@@ -21,6 +21,7 @@ TRAINING = ROOT / "models" / "training"
 PER_SYNAPSE = "ant_ABCD_lr_paper_pop200_s0"
 MIRROR = "ant_ABCD_lr_mirror_paper_pop200_s0"
 SEED_1 = "ant_ABCD_lr_paper_pop200_s1"
+FIRST_INPUT_RESET = "ant_ABCD_lr_reset_paper_pop200_s0"
 
 
 def text(doc: str) -> str:
@@ -139,20 +140,31 @@ def test_the_mirror_run_and_its_model_are_quoted_as_their_files_hold_them(per_sy
     assert said == table
 
 
-def test_the_second_seeds_progress_is_quoted_as_its_file_holds_it(per_synapse):
-    seed_1 = run_facts(SEED_1)
-    g = int(seed_1["g"])
+#: Runs beside seed 0's at the same settings: (file stem, how README.md's bullet on it begins).
+BESIDE_SEED_0 = {
+    SEED_1: r"A second seed of the per-synapse run \(`--seed 1`, the same settings\), ",
+    FIRST_INPUT_RESET: r"The per-synapse run with the authors' first input \(`--first-input reset`, seed 0, the same "
+                       r"settings\), ",
+}
+
+
+@pytest.mark.parametrize("stem", BESIDE_SEED_0)
+def test_a_run_beside_seed_0_is_quoted_as_its_file_holds_it(per_synapse, stem):
+    """Its length, env steps, hours and population mean, beside seed 0's at the same generation."""
+    run = run_facts(stem)
+    g = int(run["g"])
     beside = {"s0": mean_at(per_synapse, g),
               "s0_steps": f"{per_synapse['history']['env_steps'][:g].sum() / 1e6:.1f}"}
-    said = quoted("README.md", r"A second seed of the per-synapse run \(`--seed 1`, the same settings\), (?:finished at )?"
-                               r"(?P<g>\d+) generations(?: so far)?: population mean (?P<mean>\d+) against (?P<s0>\d+) for seed 0 at generation (?P<g2>\d+) "
+    said = quoted("README.md", BESIDE_SEED_0[stem] + r"(?:finished at )?(?P<g>\d+) generations(?: so far)?: population mean "
+                               r"(?P<mean>\d+) against (?P<s0>\d+) for seed 0 at generation (?P<g2>\d+) "
                                r"\((?P<steps>[\d.]+) M env steps against (?P<s0_steps>[\d.]+) M\)")
-    assert said == {**{k: seed_1[k] for k in ("g", "steps", "mean")}, "g2": seed_1["g"], **beside}
-    said = quoted("models/README.md", r"(?P<g>\d+) of 300 generations \((?P<steps>[\d.]+) M env steps, (?P<hours>[\d.]+) h of "
-                                      r"generations; population mean (?P<mean>\d+) at generation (?P<g2>\d+), where seed 0 stood "
-                                      r"at (?P<s0>\d+)\)")
-    assert said == {**{k: seed_1[k] for k in ("g", "steps", "mean")}, "hours": as_quoted(seed_1["hours"], said["hours"]),
-                    "g2": seed_1["g"], "s0": beside["s0"]}
+    assert said == {**{k: run[k] for k in ("g", "steps", "mean")}, "g2": run["g"], **beside}
+    paragraph = rf"`training/{stem}\.h5`:(?:(?!`training/).)*?"  # within its own paragraph
+    said = quoted("models/README.md", paragraph + r"(?P<g>\d+) of 300 generations \((?P<steps>[\d.]+) M env steps, "
+                                      r"(?P<hours>[\d.]+) h of generations; population mean (?P<mean>\d+) at generation "
+                                      r"(?P<g2>\d+), where seed 0 stood at (?P<s0>\d+)\)")
+    assert said == {**{k: run[k] for k in ("g", "steps", "mean")}, "hours": as_quoted(run["hours"], said["hours"]),
+                    "g2": run["g"], "s0": beside["s0"]}
 
 
 def test_the_second_seeds_damage_left_is_quoted_as_its_stored_means_scored(per_synapse):
