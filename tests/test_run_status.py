@@ -156,13 +156,13 @@ def test_a_run_beside_seed_0_is_quoted_as_its_file_holds_it(per_synapse, stem):
     beside = {"s0": mean_at(per_synapse, g),
               "s0_steps": f"{per_synapse['history']['env_steps'][:g].sum() / 1e6:.1f}"}
     said = quoted("README.md", BESIDE_SEED_0[stem] + r"(?:finished at )?(?P<g>\d+) generations(?: so far)?: population mean "
-                               r"(?P<mean>\d+) against (?P<s0>\d+) for seed 0 at generation (?P<g2>\d+) "
+                               r"(?P<mean>-?\d+) against (?P<s0>-?\d+) for seed 0 at generation (?P<g2>\d+) "
                                r"\((?P<steps>[\d.]+) M env steps against (?P<s0_steps>[\d.]+) M\)")
     assert said == {**{k: run[k] for k in ("g", "steps", "mean")}, "g2": run["g"], **beside}
     paragraph = rf"`training/{stem}\.h5`:(?:(?!`training/).)*?"  # within its own paragraph
     said = quoted("models/README.md", paragraph + r"(?P<g>\d+) of 300 generations \((?P<steps>[\d.]+) M env steps, "
-                                      r"(?P<hours>[\d.]+) h of generations; population mean (?P<mean>\d+) at generation "
-                                      r"(?P<g2>\d+), where seed 0 stood at (?P<s0>\d+)\)")
+                                      r"(?P<hours>[\d.]+) h of generations; population mean (?P<mean>-?\d+) at generation "
+                                      r"(?P<g2>\d+), where seed 0 stood at (?P<s0>-?\d+)\)")
     assert said == {**{k: run[k] for k in ("g", "steps", "mean")}, "hours": as_quoted(run["hours"], said["hours"]),
                     "g2": run["g"], "s0": beside["s0"]}
 
