@@ -142,6 +142,12 @@ def test_the_second_seeds_chosen_rule_is_its_record():
                   f"generations | {s1['default']} (solved) | {s1['damage_right']} (solved) | {s1['damage_left']} (unseen) |")
     assert_quoted(f"its chosen rule {s1['damage_left']} (seed 0's after 300 generations: 51 ± 33)")
     assert_quoted(f"behind on `default` ({s1['default']} against 640 ± 156; `damage_right` {s1['damage_right']} against")
+    table = json.loads((TRAINING / "ant_abcd_lr_s1" / "mirror_ant.json").read_text())["table"]
+    mirror = dict(re.findall(r"^\| `(\w+)` \| (-?\d+ ± \d+ \| -?\d+ ± \d+) \|", table, re.M))
+    plain = {body: row.split(" | ") for body, row in mirror.items()}
+    assert_quoted(f"`damage_left` {plain['damage_left'][0]} as itself and {plain['damage_left'][1]} through the mirror, "
+                  f"`damage_right` {plain['damage_right'][0]} and {plain['damage_right'][1]}, `default` "
+                  f"{plain['default'][0].split(' ±')[0]} and {plain['default'][1].split(' ±')[0]}.")
     readme = " ".join((ROOT / "README.md").read_text().split())
     said = (f"(`spikehebb select`: the mean after generation {chosen}, the best of its 30 stored means), over 100 test "
             f"lifetimes per body walks on `damage_right` ({s1['damage_right']}) and `default` ({s1['default']}) and not "
