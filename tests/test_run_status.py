@@ -155,7 +155,10 @@ def test_a_run_beside_seed_0_is_quoted_as_its_file_holds_it(per_synapse, stem):
     g = int(run["g"])
     beside = {"s0": mean_at(per_synapse, g),
               "s0_steps": f"{per_synapse['history']['env_steps'][:g].sum() / 1e6:.1f}"}
-    said = quoted("README.md", BESIDE_SEED_0[stem] + r"(?:finished at )?(?P<g>\d+) generations(?: so far)?: population mean "
+    with RunStore.open(TRAINING / f"{stem}.h5") as store:
+        finished = g >= int(store.config["generations"])
+    length = r"finished at (?P<g>\d+) generations" if finished else r"(?P<g>\d+) generations so far"
+    said = quoted("README.md", BESIDE_SEED_0[stem] + length + r": population mean "
                                r"(?P<mean>-?\d+) against (?P<s0>-?\d+) for seed 0 at generation (?P<g2>\d+) "
                                r"\((?P<steps>[\d.]+) M env steps against (?P<s0_steps>[\d.]+) M\)")
     assert said == {**{k: run[k] for k in ("g", "steps", "mean")}, "g2": run["g"], **beside}

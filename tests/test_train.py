@@ -206,9 +206,16 @@ def test_evaluate_first_input_tests_with_the_reset_observation_and_says_so(tmp_p
     assert "first input" not in plain and table(path, "--first-input", "settled") == plain
     assert told.endswith("first input: the one env.reset() returned before the burn-in (--first-input reset; "
                          "the run trained with settled).\n")
-    table(path, "--first-input", "reset", "--traces")  # the traces say what the network saw first
+    # Traces go into the run as its own lifetimes: another first input is refused before anything is written.
+    with pytest.raises(SystemExit):
+        cli_main(["evaluate", str(path), *flags, "--first-input", "reset", "--traces"])
+    assert "--traces records the run's own lifetimes into it, which trained with --first-input settled; drop " \
+           "--first-input reset to record them" in capsys.readouterr().err
     with h5py.File(path) as f:
-        assert f["traces/default/episode_0"].attrs["first_input"] == "reset"
+        assert "traces" not in f
+    table(path, "--first-input", "settled", "--traces")  # the run's own: the traces say what the network saw first
+    with h5py.File(path) as f:
+        assert f["traces/default/episode_0"].attrs["first_input"] == "settled"
     reset_run = tiny(tmp_path, generations=1, run_name="reset")
     trained_reset = train(dataclasses.replace(reset_run, task=reset_run.task.with_first_input("reset")), progress=False)
     own = table(trained_reset)
