@@ -419,12 +419,12 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
     if args.trace_synapses is not None and args.trace_synapses < 1:
         raise ValueError(f"--trace-synapses must be a positive count of synapses per layer (leave it out for all), "
                          f"got {args.trace_synapses}")
-    if args.traces and config.task.make().episode.first_input != trained_first_input:
-        raise ValueError(f"--traces records the run's own lifetimes into it, which trained with --first-input "
-                         f"{trained_first_input}; drop --first-input {args.first_input} to record them")
     if args.traces:
         from spikehebb.lifetimes import is_shipped_model
 
+        if task.episode.first_input != trained_first_input:
+            raise ValueError(f"--traces records the run's own lifetimes into it, which trained with --first-input "
+                             f"{trained_first_input}; drop --first-input {args.first_input} to record them")
         if is_shipped_model(path):
             raise ValueError(f"{path} is a shipped model and --traces would write into it; copy it first: "
                              f"cp {path} runs/ && spikehebb evaluate runs/{Path(path).name} --traces")
