@@ -26,6 +26,7 @@ from spikehebb.config import TrainConfig, WorkerSpec
 from spikehebb.envs.mirror import body_roles
 from spikehebb.evaluators import one_thread_per_library, sigusr1_blocked
 from spikehebb.store import RunStore, TraceWriter
+from spikehebb.tasks import FIRST_INPUT_WORDS
 from spikehebb.worker import EVALUATION_TAG, Worker, lifetime_seeds
 
 #: Mean fitness at which a variant counts as solved (Najarro & Risi 2020).
@@ -193,10 +194,6 @@ def format_table(
         else:
             lines.append(f"episodes: at most {max_network_steps:,} network steps, no early end by the task's rules (--no-early-end).")
     return "\n".join(lines)
-
-
-#: What the network sees at step 0, per :attr:`~spikehebb.tasks.EpisodeRules.first_input`.
-FIRST_INPUT_WORDS = {"settled": "the observation after the burn-in", "reset": "the one env.reset() returned before the burn-in"}
 
 
 def first_input_note(tested: str, trained: str) -> str:

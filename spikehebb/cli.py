@@ -22,7 +22,11 @@ from typing import NoReturn
 from spikehebb.config import EVALUATOR_NAMES, STRATEGY_INITS, STRATEGY_NAMES, TrainConfig
 from spikehebb.rules import RULES
 from spikehebb.stopping import STOP_REQUEST
-from spikehebb.tasks import FIRST_INPUTS
+from spikehebb.tasks import FIRST_INPUT_WORDS, FIRST_INPUTS
+
+#: The two --first-input choices in words, for train's and evaluate's help.
+_FIRST_INPUT_CHOICES = (f"{FIRST_INPUT_WORDS['settled']} (settled) or {FIRST_INPUT_WORDS['reset']} "
+                        f"(reset, as the authors' code did)")
 
 #: Najarro & Risi 2020's ant settings (``--paper``).
 PAPER = dict(popsize=500, generations=300, max_env_steps=1000, lr=0.2, sigma=0.1, train_variants=("default", "damage_right"))
@@ -71,8 +75,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
                    help="raise each training lifetime's fitness to at least F before the mean over the bodies "
                         "(the authors' code until 2020-10-08: 0); tests are not floored (default: no floor)")
     g.add_argument("--first-input", choices=FIRST_INPUTS,
-                   help="what the network sees at its first step: the observation after the burn-in (settled, "
-                        "default) or the one env.reset() returned before it (reset), as the authors' code did")
+                   help=f"what the network sees at its first step: {_FIRST_INPUT_CHOICES} (default: settled)")
     g.add_argument("--coefficient-rows", choices=("per_synapse", "i_plus_j", "mirror"),
                    help="which coefficient row of its layer synapse (i, j) reads: its own (per_synapse, the paper's "
                         "text, default); row i + j, as the authors' published code did before its fix of "
@@ -384,9 +387,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser, first_input: bool = 
                         "fitness terms (the authors' rules, kept by default); does the rule recover given the time?")
     if first_input:
         g.add_argument("--first-input", choices=FIRST_INPUTS,
-                       help="what the test lifetimes' network sees at its first step, whatever the run trained with: "
-                            "the observation after the burn-in (settled) or the one env.reset() returned before it "
-                            "(reset, as the authors' code did) (default: the run's own)")
+                       help=f"what the test lifetimes' network sees at its first step, whatever the run trained "
+                            f"with: {_FIRST_INPUT_CHOICES} (default: the run's own)")
     g.add_argument("--traces", action="store_true",
                    help="record per-step rates, actions, reward terms and weights of the first episode(s) of each variant "
                         "into the run file (plot them with `spikehebb plot RUNFILE --traces`)")

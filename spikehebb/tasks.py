@@ -29,8 +29,10 @@ NO_MODULATOR = "none"
 NO_EARLY_END = {"patience": 10**9, "end_on_terminated": False}
 
 
-#: What the network sees at step 0 (:attr:`EpisodeRules.first_input`).
-FIRST_INPUTS = ("settled", "reset")
+#: What the network sees at step 0 (:attr:`EpisodeRules.first_input`), in words.
+FIRST_INPUT_WORDS = {"settled": "the observation after the burn-in",
+                     "reset": "the one env.reset() returned before the burn-in"}
+FIRST_INPUTS = tuple(FIRST_INPUT_WORDS)
 
 
 @dataclass(frozen=True)

@@ -176,3 +176,27 @@ def test_the_weights_by_body_cosines_are_their_records():
     m = cosines("ant_abcd_lr_mirror")
     assert_quoted(f"(cosine {m['default vs damage_right']} with `damage_right`, {m['default vs damage_left']} with "
                   f"`damage_left`) and least alike between the two damaged ones ({m['damage_right vs damage_left']})")
+
+
+def test_the_default_commands_table_is_its_record():
+    """`python experiments/run_ant.py` with no flag but where its run file goes
+    (models/training/run_ant_default/run_ant.log: its output, then `spikehebb inspect`)."""
+    log = (TRAINING / "run_ant_default" / "run_ant.log").read_text()
+    command = log.splitlines()[0]
+    assert re.fullmatch(r"\$ python experiments/run_ant\.py --runs-dir \S+", command), command
+    table = evaluated("run_ant_default", "run_ant.log")
+    assert "(5 episodes)" in log and len(table) == 6
+    steps = int(re.search(r"^60 generations, ([\d,]+) env steps", log, re.M)[1].replace(",", ""))
+    wall = int(re.search(r"^wall: (\d+) s$", log, re.M)[1])
+    first, last = (re.search(rf"^ant ABCD_lr openai-es generation {g}/60: mean (-?[\d.]+),", log, re.M)[1] for g in (1, 60))
+    took = f"{steps / 1e6:.1f} M env steps, {wall // 60} min {wall % 60} s on 2 cores"
+    assert_quoted(f"| {took}, the whole command (`models/training/run_ant_default/`")
+    assert_quoted(f"| **{table['default']} (solved)** | {table['damage_right']} (unseen) | {table['damage_left']} (unseen) |")
+    assert_quoted(f"`palm_damage_right` solved ({table['palm_damage_right']}, unseen), `long_front` "
+                  f"{table['long_front']} and `long_back` {table['long_back']}. Its training curve rises from "
+                  f"{round(float(first))} to a population mean of {round(float(last))} by the last generation")
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    said = (f"(`python experiments/run_ant.py`, population 64, 60 generations, {took}): **{table['default']}** on "
+            f"`default` over 5 test lifetimes")
+    assert said in readme, f"README.md should say {said!r}"
+    assert f"of the unseen bodies `palm_damage_right` too ({table['palm_damage_right']})" in readme
