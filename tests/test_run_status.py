@@ -210,3 +210,26 @@ def test_every_range_of_the_per_synapse_runs_stored_means_is_their_lowest_and_hi
                 f"{max(window, default=None)}")
             checked += 1
     assert checked >= 14  # the sentences are still found (13 ranges at 636 and 712; 14 at 750, with the mirror section's)
+
+
+def test_the_first_input_runs_stored_means_are_quoted_as_scored():
+    """results.md's paragraph on the run with the authors' first input: its stored means (scored to the
+    committed file's last) on the training bodies and `damage_left`, beside seed 0's to the same generation."""
+    reset, seed_0 = stored_means(FIRST_INPUT_RESET), stored_means(PER_SYNAPSE)
+    g = int(run_facts(FIRST_INPUT_RESET)["g"])
+    last = max(reset)
+    assert g // 10 * 10 <= last <= g, f"the scores cache holds means to {last}, the run file {g} generations: score it again"
+    said = quoted("docs/results.md",
+                  r"to generation (?P<G>\d+) it learned to walk on one training body only\. On `damage_right` its stored "
+                  r"means reached (?P<W>-?\d+) \(seed 0's (?P<W0>-?\d+) by then\); on `default` none scored above "
+                  r"(?P<D>-?\d+) from generation (?P<after>\d+) on, where seed 0's reached 100 at generation (?P<first>\d+) "
+                  r"and (?P<D0>-?\d+) by then\. On `damage_left` at most (?P<L>-?\d+) \(seed 0's (?P<L0>-?\d+)\)")
+    after = int(said["after"])
+
+    def best(means, body, start=0):
+        return str(max(int(by_body[body]) for at, by_body in means.items() if start <= at <= last))
+
+    first = min(at for at, by_body in seed_0.items() if int(by_body["default"]) >= 100)
+    assert said == {"G": str(last), "W": best(reset, "damage_right"), "W0": best(seed_0, "damage_right"),
+                    "D": best(reset, "default", after), "after": str(after), "first": str(first),
+                    "D0": best(seed_0, "default"), "L": best(reset, "damage_left"), "L0": best(seed_0, "damage_left")}
