@@ -230,6 +230,8 @@ def test_the_first_input_runs_stored_means_are_quoted_as_scored():
         return str(max(int(by_body[body]) for at, by_body in means.items() if start <= at <= last))
 
     first = min(at for at, by_body in seed_0.items() if int(by_body["default"]) >= 100)
+    # "walks on one training body only": `damage_right` past 100 (solved), `default` never since `after`
+    assert int(best(reset, "default", after)) < 100 <= int(best(reset, "damage_right")), "rewrite the sentence"
     assert said == {"G": str(last), "W": best(reset, "damage_right"), "W0": best(seed_0, "damage_right"),
                     "D": best(reset, "default", after), "after": str(after), "first": str(first),
                     "D0": best(seed_0, "default"), "L": best(reset, "damage_left"), "L0": best(seed_0, "damage_left")}
