@@ -167,6 +167,44 @@ def test_the_second_seeds_chosen_rule_is_its_record():
     assert said in readme, f"README.md should say {said!r}"
 
 
+def test_the_first_input_runs_chosen_rule_is_its_record():
+    """The rule of the run trained with the authors' first input, chosen by `spikehebb select` at 300
+    generations (models/training/ant_abcd_lr_reset/), beside seed 0's after 300 generations."""
+    log = (TRAINING / "ant_abcd_lr_reset" / "select.log").read_text()
+    assert log.startswith("$ spikehebb select models/training/ant_ABCD_lr_reset_paper_pop200_s0.h5 ")
+    assert log.splitlines()[0].endswith('--command "spikehebb train --paper --popsize 200 --seed 0 --first-input reset"')
+    chosen = re.search(r"the mean after generation (\d+) ", log)[1]
+    stored = len(re.findall(r"^generation +\d+: selection fitness", log, re.M))
+    rule = evaluated("ant_abcd_lr_reset", "select.log")
+    card = (TRAINING / "ant_abcd_lr_reset" / "ant_abcd_lr_reset.md").read_text()
+    steps, hours = re.search(r"^- budget: 300 generations, ([\d,]+) env steps, ([\d.]+) h of wall time", card, re.M).groups()
+    assert_quoted(f"| the same settings with the authors' first input (`--first-input reset`), 300 generations, chosen at "
+                  f"generation {chosen} by `spikehebb select`; 100 test lifetimes, each with that first input "
+                  f"(`models/training/ant_abcd_lr_reset/`) | {int(steps.replace(',', '')) / 1e6:.1f} M env steps, {hours} h "
+                  f"of generations (")
+    assert_quoted(f"| {rule['default']} (solved) | {rule['damage_right']} (solved) | {rule['damage_left']} (unseen) |")
+    seed_0 = re.search(r"\| the same run's rule after 300 generations \(shipped before it\) \| [^|]+ \| (?P<default>[\d ±]+) "
+                       r"\(solved\) \| (?P<damage_right>[\d ±]+) \(solved\) \| (?P<damage_left>[\d ±]+) \(unseen\) \|", RESULTS)
+    assert seed_0, "results.md's row on the 300-generation rule is not found"
+    assert_quoted(f"its chosen rule {rule['damage_left']} (seed 0's after 300 generations: {seed_0['damage_left']}), and "
+                  f"behind on the training bodies")
+    assert_quoted(f"(`spikehebb select`: the mean after generation {chosen}, the best of its {stored} stored means; card and "
+                  f"log in `models/training/ant_abcd_lr_reset/`), over 100 test lifetimes per body, each with that first "
+                  f"input: `default` {rule['default']}, `damage_right` {rule['damage_right']}, `damage_left` "
+                  f"{rule['damage_left']} (seed 0's after 300 generations: {seed_0['default']}, {seed_0['damage_right']} and "
+                  f"{seed_0['damage_left']}).")
+    table = json.loads((TRAINING / "ant_abcd_lr_reset" / "mirror_ant.json").read_text())["table"]
+    mirror = {body: row.split(" | ") for body, row in re.findall(r"^\| `(\w+)` \| (-?\d+ ± \d+ \| -?\d+ ± \d+) \|", table, re.M)}
+    assert_quoted(f"Through the mirror it walks on `damage_left` ({mirror['damage_left'][1]} against "
+                  f"{mirror['damage_left'][0]} as itself; `damage_right` {mirror['damage_right'][0]}; 20 lifetimes")
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    said = (f"Its rule, chosen as seed 0's was (the mean after generation {chosen}), over 100 test lifetimes per body "
+            f"walks on `damage_right` ({rule['damage_right']}) and on `default` just past the paper's threshold of "
+            f"100 ({rule['default']}), and not on `damage_left` ({rule['damage_left']}; through the mirror "
+            f"{mirror['damage_left'][1]})")
+    assert said in readme, f"README.md should say {said!r}"
+
+
 def test_the_weights_by_body_cosines_are_their_records():
     c = cosines("ant_abcd_lr")
     assert_quoted(f"| default (fitness by then {c['default']}) | {c['within default']} | {c['default vs damage_right']} | "
