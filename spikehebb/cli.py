@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -42,6 +43,8 @@ CAR_SHORT = dict(popsize=16, generations=10, max_env_steps=200)
 
 #: Per task: ``{"short": ..., "paper": ...}`` TrainConfig fields (explicit flags win).
 SETTINGS = {"ant": {"short": SHORT, "paper": PAPER}, "car": {"short": CAR_SHORT, "paper": CAR_PAPER}}
+#: Where a new run's file goes unless --runs-dir says otherwise.
+DEFAULT_RUNS_DIR = TrainConfig.__dataclass_fields__["runs_dir"].default
 
 
 def task_settings(task: str, paper: bool) -> dict:
@@ -91,8 +94,10 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
     g.add_argument("--max-env-steps", type=int, help=f"env steps per lifetime{burn_in} (default {short['max_env_steps']}, --paper {paper['max_env_steps']})")
     g.add_argument("--train-variants", nargs="+", metavar="VARIANT", help=f"training variants (default: {' '.join(short.get('train_variants', t.train_variants))}, --paper "
                    f"{' '.join(paper.get('train_variants', t.train_variants))}; valid: {' '.join(t.variants)})")
-    g.add_argument("--lr", type=float, help="OpenAI-ES learning rate (default 0.2; the short default scales it to "
-                                            "the population, 0.072 at 64: see --scale-lr)")
+    reference = short.get("lr_reference_popsize")
+    scaled = (f"; the short default scales it to the population, {0.2 * math.sqrt(short['popsize'] / reference):.3g} at "
+              f"{short['popsize']}: see --scale-lr" if reference else "")
+    g.add_argument("--lr", type=float, help=f"OpenAI-ES learning rate (default 0.2{scaled})")
     g.add_argument("--shared-rules", type=int, metavar="M",
                    help="share M rules among the network's synapses (the genomic bottleneck; default: one rule per synapse)")
     g.add_argument("--rho", type=int, help="synapses per shared rule, M = N / rho (rho must divide N; 32 on the ant: 384 rules; Palm et al.'s "
@@ -114,7 +119,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
     g.add_argument("--scale-lr", type=int, metavar="POPSIZE", dest="lr_reference_popsize",
                    help="scale the learning rate with the population, lr * sqrt(popsize / POPSIZE), which keeps "
                         "the update's noise per coefficient at what lr gives at population POPSIZE (e.g. 500, the paper's); "
-                        "0: no scaling. The short default scales by 500 unless --lr or --scale-lr is given; --paper does not")
+                        "0: no scaling. " + (f"The short default scales by {reference} unless --lr or --scale-lr is given; "
+                                             "--paper does not" if reference else "Neither the short default nor --paper scales it"))
     g.add_argument("--init", choices=STRATEGY_INITS,
                    help="where the search starts: normal N(0, 1) per searched number (default; the authors' Hebbian "
                         "code), uniform U[-1, 1], zeros (evostrat's own start; Palm et al.'s code replaced it with N(0, 1)), or "
@@ -128,7 +134,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
     g.add_argument("--batch-size", type=int, help="members per lockstep batch in a worker, each with one env per training body (default: "
                         "popsize / workers in equal batches of at most 64, fewer where the envs would take over 60%% of the free memory: "
                         "an ant env takes about 32 MB)")
-    g.add_argument("--runs-dir", default="runs", help="where run files go (default: %(default)s)")
+    g.add_argument("--runs-dir", help=f"where a new run's file goes (default: {DEFAULT_RUNS_DIR})")
     g.add_argument("--resume", metavar="RUNFILE",
                    help="continue a run from its last generation with its own settings; only --generations "
                         "(to extend a finished run) and where it runs (--workers, --evaluator, --batch-size, --ray) may change")
@@ -325,6 +331,8 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
         **({} if getattr(args, "init", None) is None else {"init": args.init}),
     )
     name, address = args.evaluator or b.evaluator.name, b.evaluator.ray_address
+    if args.ray and args.evaluator not in (None, "ray"):
+        raise ValueError(f"--ray {args.ray} runs the lifetimes on Ray and --evaluator {args.evaluator} elsewhere: give one")
     if args.ray:
         name, address = "ray", None if args.ray == "local" else args.ray
     workers = args.workers if args.workers is not None else b.evaluator.workers
@@ -334,7 +342,7 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
         evaluator=EvaluatorConfig(name, workers, address if name == "ray" else None, batch),
         generations=fields.get("generations", b.generations),
         seed=args.seed if args.seed is not None else b.seed,
-        runs_dir=args.runs_dir if base is None else b.runs_dir, run_name=b.run_name, extra=b.extra,
+        runs_dir=(args.runs_dir or DEFAULT_RUNS_DIR) if base is None else b.runs_dir, run_name=b.run_name, extra=b.extra,
         snapshot_every=b.snapshot_every,
     )
 
@@ -359,9 +367,14 @@ def run_train(args: argparse.Namespace) -> Path:
     if args.resume:
         from spikehebb.store import RunStore
 
+        if args.runs_dir is not None:
+            raise ValueError(f"--runs-dir places a new run's file; a resumed run stays in {args.resume}: drop --runs-dir")
         with RunStore.open(args.resume) as store:
             stored = TrainConfig.from_dict(store.config)
             done = store.generations_completed
+        if args.generations is not None and args.generations < done:
+            raise ValueError(f"--generations {args.generations} is below the {done} generation(s) {args.resume} holds; "
+                             f"give N > {done} to extend it (a run is not shortened)")
         config = config_from_args(args, base=stored)
         path = train(config, resume=args.resume, progress=not args.no_progress)
         if done >= config.generations:  # said after train accepted the flags
@@ -394,7 +407,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser, first_input: bool = 
                         "into the run file (plot them with `spikehebb plot RUNFILE --traces`)")
     g.add_argument("--overwrite-traces", action="store_true",
                    help="with --traces: replace the traces the run file already holds for these variants")
-    g.add_argument("--trace-episodes", type=int, default=1, help="episodes per variant to record with --traces (default: %(default)s)")
+    g.add_argument("--trace-episodes", type=int, help="episodes per variant to record with --traces (default: 1)")
     g.add_argument("--trace-synapses", type=int, help="record this many randomly chosen synapses per layer (default: all)")
     g.add_argument("--eval-workers", type=int, help="processes for evaluation (default: one per core)")
 
@@ -410,17 +423,7 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
     if getattr(args, "first_input", None) is not None:
         config = dataclasses.replace(config, task=config.task.with_first_input(args.first_input))
     task = config.task.make()
-    variants = args.variants or list(task.variants)
-    if args.episodes < 1:
-        raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
-    if args.trace_episodes < 1:
-        raise ValueError(f"--trace-episodes must be at least 1, got {args.trace_episodes}")
-    if args.eval_workers is not None and args.eval_workers < 1:
-        raise ValueError(f"--eval-workers must be at least 1 (leave it out for one per core), got {args.eval_workers}")
-    check_eval_steps(args.eval_steps, task.episode.burn_in_steps)
-    if args.trace_synapses is not None and args.trace_synapses < 1:
-        raise ValueError(f"--trace-synapses must be a positive count of synapses per layer (leave it out for all), "
-                         f"got {args.trace_synapses}")
+    variants = check_evaluate_flags(args, task)
     if args.traces:
         from spikehebb.lifetimes import is_shipped_model
 
@@ -439,6 +442,43 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
             store.close()
 
 
+def check_evaluate_flags(args: argparse.Namespace, task) -> list[str]:
+    """``evaluate``'s flags against ``task`` (a :class:`~spikehebb.tasks.Task`): a one-line error
+    for a bad one, before any lifetime runs; returns the variants to test (default: all)."""
+    variants = list(task.check_variants(args.variants or task.variants))
+    twice = sorted({v for v in variants if variants.count(v) > 1})
+    if twice:
+        raise ValueError(f"--morphology names {', '.join(twice)} more than once; give each variant once")
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
+    if args.eval_workers is not None and args.eval_workers < 1:
+        raise ValueError(f"--eval-workers must be at least 1 (leave it out for one per core), got {args.eval_workers}")
+    check_eval_steps(args.eval_steps, task.episode.burn_in_steps)
+    given = [flag for flag, value in (("--overwrite-traces", args.overwrite_traces or None),
+                                      ("--trace-episodes", args.trace_episodes), ("--trace-synapses", args.trace_synapses))
+             if value is not None]
+    if given and not args.traces:
+        raise ValueError(f"{given[0]} is an option of --traces: add --traces, or drop {given[0]}")
+    if args.trace_episodes is not None and args.trace_episodes < 1:
+        raise ValueError(f"--trace-episodes must be at least 1, got {args.trace_episodes}")
+    if args.trace_synapses is not None and args.trace_synapses < 1:
+        raise ValueError(f"--trace-synapses must be a positive count of synapses per layer (leave it out for all), "
+                         f"got {args.trace_synapses}")
+    return variants
+
+
+def check_traces_not_held(path: str | Path, args: argparse.Namespace, variants: list[str]) -> list[str]:
+    """The traces ``path`` holds of ``variants`` (``--traces``): an error unless
+    ``--overwrite-traces`` says to replace them."""
+    from spikehebb.tracefile import trace_names
+
+    held = [n for n in trace_names(path) if n.split("/")[0] in variants] if args.traces else []
+    if held and not args.overwrite_traces:
+        raise ValueError(f"{path} already holds traces ({', '.join(held)}); add --overwrite-traces to record them "
+                         f"anew, or plot them with `spikehebb plot {path} --traces`")
+    return held
+
+
 def _evaluate_and_trace(path, args, config, params, variants, store, trained_first_input: str) -> str:
     """run_evaluate's test table and traces, with the run's writer lock held (``store``) when
     ``--traces``; traces held already are replaced in the recording's own transaction, so they are
@@ -448,12 +488,8 @@ def _evaluate_and_trace(path, args, config, params, variants, store, trained_fir
     import os
 
     from spikehebb.assess import assess, first_input_note, format_table, record_traces
-    from spikehebb.tracefile import trace_names
 
-    held = [n for n in trace_names(path) if n.split("/")[0] in variants] if args.traces else []
-    if held and not args.overwrite_traces:  # say so before the test lifetimes, not after
-        raise ValueError(f"{path} already holds traces ({', '.join(held)}); add --overwrite-traces to record them "
-                         f"anew, or plot them with `spikehebb plot {path} --traces`")
+    held = check_traces_not_held(path, args, variants)  # said before the test lifetimes, not after
     workers = args.eval_workers or os.cpu_count() or 1
     results = assess(config, params, variants, args.episodes, workers, args.eval_steps)
     label = config.agent.controller_label
@@ -467,9 +503,9 @@ def _evaluate_and_trace(path, args, config, params, variants, store, trained_fir
     print(f"\n{path}: {args.which} parameters, seed {config.seed}")
     print(table)
     if args.traces:
-        target = record_traces(path, config, params, variants, args.trace_episodes, args.trace_synapses, args.eval_steps,
+        target = record_traces(path, config, params, variants, args.trace_episodes or 1, args.trace_synapses, args.eval_steps,
                                overwrite=bool(held), store=store)
-        print(f"traces of {args.trace_episodes} episode(s) per variant written to {target} (see docs/run-file.md)")
+        print(f"traces of {args.trace_episodes or 1} episode(s) per variant written to {target} (see docs/run-file.md)")
     return table
 
 
@@ -484,12 +520,16 @@ def _refuse_to_write_beside_a_model(path: str | Path, command: str, suffix: str)
 
 def run_plot(args: argparse.Namespace) -> list[Path]:
     """Fitness curves to ``-o`` (default RUN.png); with ``--traces`` the trace figures too."""
-    from spikehebb.plots import plot_fitness, plot_traces, run_task
+    from spikehebb.plots import check_trace_names, plot_fitness, plot_traces, run_task
     from spikehebb.store import RunStore
 
     path = Path(args.runfile)
     with RunStore.open(path) as store:
         history = store.history()
+    if args.traces:
+        check_trace_names(path, args.episodes)
+    elif args.episodes or args.steps or args.out_dir:
+        raise ValueError("--episodes, --steps and --out-dir are options of --traces: add --traces, or drop them")
     out = Path(args.output) if args.output else path.with_suffix(".png")
     plot_fitness(history, path.name, run_task(path)).savefig(out, dpi=120)
     written = [out]
@@ -547,8 +587,16 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
                         help="recovery table of experiments/perturb_ant.py (default: RUN_recovery.json beside the run file, if there)")
 
 
+def check_workers(flag: str, workers: int | None) -> None:
+    """A process count: at least 1 (``None``: the command's default)."""
+    if workers is not None and workers < 1:
+        raise ValueError(f"{flag} must be at least 1 (leave it out for the default), got {workers}")
+
+
 def run_report(args: argparse.Namespace) -> Path:
     from spikehebb.report import build_report
+
+    check_workers("--eval-workers", args.eval_workers)
 
     return build_report(args.runfile, args.output, episodes=args.episodes, variants=args.variants,
                         workers=args.eval_workers, test=not args.no_test, videos=args.video, recovery=args.recovery)
@@ -578,6 +626,7 @@ def run_select(args: argparse.Namespace) -> Path:
     for name in ("episodes", "test_episodes"):
         if getattr(args, name) < (1 if name == "episodes" else 0):
             raise ValueError(f"--{name.replace('_', '-')} must be at least {1 if name == 'episodes' else 0}, got {getattr(args, name)}")
+    check_workers("--workers", args.workers)
     out = Path(args.output)
     workers = args.workers or os.cpu_count() or 1
     if out.exists():
@@ -623,6 +672,21 @@ def exit_interrupted(prog: str, err: KeyboardInterrupt) -> NoReturn:
     sys.exit(getattr(err, "exit_code", 130))
 
 
+def _check_test_before_training(args: argparse.Namespace) -> None:
+    """run_<task>.py's test flags, checked against the run it will train (or resume) before the
+    training: a bad one costs a one-line error, not the training's time."""
+    if args.resume:
+        from spikehebb.store import RunStore
+
+        with RunStore.open(args.resume) as store:
+            config = config_from_args(args, base=TrainConfig.from_dict(store.config))
+    else:
+        config = config_from_args(args)
+    variants = check_evaluate_flags(args, config.task.make())
+    if args.resume:
+        check_traces_not_held(args.resume, args, variants)
+
+
 def experiment_main(task: str, description: str, argv: list[str] | None = None, episodes: int = 5) -> None:
     """What ``experiments/run_<task>.py`` does: train with the task's defaults and flags, then
     evaluate the run on every variant (``episodes`` test lifetimes each unless ``--episodes``)."""
@@ -632,6 +696,7 @@ def experiment_main(task: str, description: str, argv: list[str] | None = None, 
     parser.set_defaults(episodes=episodes)
     args = parser.parse_args(argv)
     try:
+        _check_test_before_training(args)
         with STOP_REQUEST:  # SIGUSR1 in the tests lets them finish: the script ends with them anyway
             path = run_train(args)
             print(f"run file: {path}")

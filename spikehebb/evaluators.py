@@ -657,10 +657,13 @@ class RayEvaluator(_Evaluator):
         ray = self._ray
         # A sampler is shared by every chunk of a generation: into the object store once.
         shared: dict[int, Any] = {}
-        args = [
-            tuple(a if isinstance(a, (list, str, int)) else shared.setdefault(id(a), ray.put(a)) for a in chunk_args)
-            for chunk_args in args
-        ]
+
+        def stored(a):
+            if id(a) not in shared:
+                shared[id(a)] = ray.put(a)
+            return shared[id(a)]
+
+        args = [tuple(a if isinstance(a, (list, str, int)) else stored(a) for a in chunk_args) for chunk_args in args]
         results: list = [None] * len(args)
         failures = [0] * len(args)
         pending, idle = deque(range(len(args))), deque(range(self.workers))

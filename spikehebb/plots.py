@@ -173,6 +173,18 @@ PLOTTERS = {
 }
 
 
+def check_trace_names(path: str | Path, episodes: Sequence[str] | None = None) -> list[str]:
+    """The recorded lifetimes of a run file (``"variant/episode_k"``); a one-line error when it
+    holds none or ``episodes`` names one it does not hold."""
+    names = trace_names(path)
+    if not names:
+        raise ValueError(f"{path} holds no traces; record some with `spikehebb evaluate {path} --traces`")
+    unknown = [e for e in episodes or () if e not in names]
+    if unknown:
+        raise ValueError(f"no trace {unknown[0]!r} in {path}; recorded: {', '.join(names)}")
+    return names
+
+
 def plot_traces(
     path: str | Path,
     out_dir: str | Path | None = None,
@@ -183,12 +195,7 @@ def plot_traces(
     """Write the trace figures of each recorded episode (default: all) of a run file; returns the
     PNG paths. A subsampled episode gets no weight matrices (its other figures are written)."""
     path = Path(path)
-    names = trace_names(path)
-    if not names:
-        raise ValueError(f"{path} holds no traces; record some with `spikehebb evaluate {path} --traces`")
-    unknown = [e for e in episodes or () if e not in names]
-    if unknown:
-        raise ValueError(f"no trace {unknown[0]!r} in {path}; recorded: {', '.join(names)}")
+    names = check_trace_names(path, episodes)
     bad = [k for k in kinds if k not in PLOTTERS]
     if bad:
         raise ValueError(f"unknown trace figure {bad[0]!r}; valid: {', '.join(PLOTTERS)}")

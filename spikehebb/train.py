@@ -9,6 +9,7 @@ derive from the run seed, the continued run equals an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import signal
 import sys
@@ -108,6 +109,7 @@ def train(
               f"so that the envs (about {megabytes(config.n_workers * spec.batch_size * slot_mb)}) fit in the "
               f"{megabytes(available)} available (--batch-size sets it; the numbers do not depend on it)",
               file=sys.stderr)
+    created = store is None
     if store is None:
         path = config.default_path()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,22 +117,31 @@ def train(
             path, config.to_dict(), sizes=task.sizes, rule=config.agent.network_rule, popsize=config.strategy.popsize,
             layout=genome, snapshot_every=config.snapshot_every,
         )
-    with store:
-        checkpoint = store.load_checkpoint()
-        if checkpoint is not None:
-            strategy.load_state_dict(checkpoint.strategy_state)
-        start = store.generations_completed
-        end = config.generations if stop_after is None else min(config.generations, start + stop_after)
-        if start >= end:
+    empty = False  # a new run file that failed before its first generation: removed, not left behind
+    try:
+        with store:
+            checkpoint = store.load_checkpoint()
+            if checkpoint is not None:
+                strategy.load_state_dict(checkpoint.strategy_state)
+            start = store.generations_completed
+            end = config.generations if stop_after is None else min(config.generations, start + stop_after)
+            if start >= end:
+                return store.path
+            try:
+                _run_generations(config, spec, store, strategy, start, end, progress)
+            except KeyboardInterrupt as err:
+                # the signal may land after a generation's commit and before the store counted it: ask the file
+                raise TrainingInterrupted(
+                    store.path, store.generations_on_disk(), signum=getattr(err, "signum", signal.SIGINT)
+                ) from None
+            except Exception:  # e.g. workers that could not start: a file with nothing in it is no run to resume
+                with contextlib.suppress(Exception):  # the error to show is the one above
+                    empty = created and store.generations_on_disk() == 0
+                raise
             return store.path
-        try:
-            _run_generations(config, spec, store, strategy, start, end, progress)
-        except KeyboardInterrupt as err:
-            # the signal may land after a generation's commit and before the store counted it: ask the file
-            raise TrainingInterrupted(
-                store.path, store.generations_on_disk(), signum=getattr(err, "signum", signal.SIGINT)
-            ) from None
-        return store.path
+    finally:
+        if empty:
+            store.path.unlink(missing_ok=True)
 
 
 def _refuse_a_model(path: str | Path) -> None:

@@ -82,7 +82,16 @@ def test_resume_refuses_contradictory_flags_and_extends_with_generations(tmp_pat
     err = capsys.readouterr().err
     assert f"note: {path} already holds 2 generation(s), its length of 2; nothing to run (extend it with " \
            "--generations N, N > 2)" in err
+    # a shorter length, or a place for a new file, would be ignored: refused
+    for flags, message in ((["--generations", "1"], f"--generations 1 is below the 2 generation(s) {path} holds; give "
+                                                    f"N > 2 to extend it (a run is not shortened)"),
+                           (["--runs-dir", str(tmp_path / "elsewhere")],
+                            f"--runs-dir places a new run's file; a resumed run stays in {path}: drop --runs-dir")):
+        with pytest.raises(SystemExit) as exc:
+            cli_main(["train", "--resume", str(path), *flags])
+        assert exc.value.code == 2 and one_error_line(capsys) == f"spikehebb train: error: {message}"
     assert RunStore.open(path).generations_completed == 2
+    assert TrainConfig.from_dict(RunStore.open(path).config).generations == 2
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -103,6 +112,7 @@ def test_resume_refuses_contradictory_flags_and_extends_with_generations(tmp_pat
     (["--neuron", "lif", "--poisson-seed", "3"],
      "lif: poisson_seed seeds Poisson input spikes; with encoding 'current' nothing is drawn at random: "
      "add --spike-encoding poisson or drop --poisson-seed"),
+    (["--ray", "local"], "--ray local runs the lifetimes on Ray and --evaluator serial elsewhere: give one"),
     (["--shared-rules", "4", "--coefficient-rows", "i_plus_j"],
      "shared rules (gmm-M4) assign a rule to each synapse; --coefficient-rows i_plus_j makes "
      "synapses read other synapses' rows: drop one of the two"),
@@ -276,6 +286,26 @@ def test_a_script_read_from_standard_input_is_told_why_workers_cannot_start(tmp_
     assert run.returncode != 0
     assert "re-import the main script" in run.stderr and "'<stdin>'" in run.stderr
     assert "died 3 times" not in run.stderr
+    assert list(tmp_path.iterdir()) == []  # the new run file, with no generation in it, is not left behind
+
+
+def test_a_new_run_that_fails_before_its_first_generation_leaves_no_file_and_a_resumed_one_keeps_its(
+        tmp_path, capsys, monkeypatch):
+    runs = tmp_path / "runs"
+    assert cli_main(["train", *TINY, "--runs-dir", str(runs)]) == 0
+    (kept,) = runs.glob("*.h5")
+
+    def no_workers(*args, **kwargs):
+        raise RuntimeError("workers could not start")
+
+    monkeypatch.setattr("spikehebb.train.make_evaluator", no_workers)
+    capsys.readouterr()
+    for argv in ([*TINY, "--runs-dir", str(runs), "--seed", "1"], ["--resume", str(kept), "--generations", "2"]):
+        with pytest.raises(SystemExit) as exc:
+            cli_main(["train", *argv])
+        assert exc.value.code == 2
+        assert one_error_line(capsys) == "spikehebb train: error: workers could not start"
+    assert list(runs.iterdir()) == [kept] and RunStore.open(kept).generations_completed == 1
 
 
 def test_lower_variance_options(tmp_path):
@@ -329,6 +359,11 @@ def test_lower_variance_options(tmp_path):
     (["--eval-workers", "0"], "--eval-workers must be at least 1 (leave it out for one per core), got 0"),
     (["--eval-steps", "30"], "--eval-steps counts env steps with the 40 burn-in steps: give more than 40, got 30"),
     (["--episodes", "0"], "--episodes must be at least 1, got 0"),
+    (["--variant", "default", "default"], "--morphology names default more than once; give each variant once"),
+    (["--variant", "bogus"], "unknown ant variant(s) ['bogus']; valid: default, damage_left, damage_right, palm_damage_right, "
+                             "long_back, long_front"),
+    (["--trace-episodes", "2"], "--trace-episodes is an option of --traces: add --traces, or drop --trace-episodes"),
+    (["--overwrite-traces"], "--overwrite-traces is an option of --traces: add --traces, or drop --overwrite-traces"),
 ])
 def test_evaluate_checks_its_numbers_before_any_lifetime(capsys, monkeypatch, flags, message):
     def no_lifetimes(*args, **kwargs):
@@ -350,3 +385,44 @@ def test_plot_and_report_take_a_model_by_name_and_never_write_into_models(tmp_pa
                                                f"e.g. -o runs/ant_abcd_lr{suffix}")
     assert cli_main(["plot", "ant_abcd_lr", "-o", str(tmp_path / "curve.png")]) == 0
     assert (tmp_path / "curve.png").stat().st_size > 10_000
+
+
+def test_run_ant_checks_its_test_flags_before_the_training(tmp_path, capsys):
+    from spikehebb.cli import experiment_main
+
+    runs = tmp_path / "runs"
+    for flags, message in ((["--episodes", "0"], "--episodes must be at least 1, got 0"),
+                           (["--morphology", "bogus"], "unknown ant variant(s) ['bogus']; valid: "),
+                           (["--eval-steps", "10"], "--eval-steps counts env steps with the 40 burn-in steps")):
+        with pytest.raises(SystemExit) as exc:
+            experiment_main("ant", "run_ant", [*TINY, "--runs-dir", str(runs), *flags])
+        assert exc.value.code == 2
+        assert f": error: {message}" in one_error_line(capsys)
+        assert not runs.exists()  # nothing trained, nothing written
+
+
+def test_select_and_report_refuse_a_worker_count_below_one(tmp_path, capsys):
+    for argv, flag in ((["select", "ant_abcd_lr", "-o", str(tmp_path / "m.h5"), "--workers", "0"], "--workers"),
+                       (["report", "ant_abcd_lr", "-o", str(tmp_path / "r.html"), "--eval-workers", "-2"], "--eval-workers")):
+        with pytest.raises(SystemExit) as exc:
+            cli_main(argv)
+        assert exc.value.code == 2
+        given = argv[-1]
+        assert one_error_line(capsys) == (f"spikehebb {argv[0]}: error: {flag} must be at least 1 (leave it out for "
+                                          f"the default), got {given}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_lr_help_says_whether_the_tasks_short_default_scales_it():
+    import argparse
+
+    from spikehebb.cli import add_train_arguments
+
+    helps = {}
+    for task in ("ant", "car"):
+        parser = argparse.ArgumentParser()
+        add_train_arguments(parser, task=task)
+        helps[task] = " ".join(parser.format_help().split())
+    assert "OpenAI-ES learning rate (default 0.2; the short default scales it to the population, 0.0716 at 64" in helps["ant"]
+    assert "OpenAI-ES learning rate (default 0.2)" in helps["car"]
+    assert "Neither the short default nor --paper scales it" in helps["car"]

@@ -149,8 +149,16 @@ def test_cli_plot_traces(tmp_path, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "holds no traces; record some with `spikehebb evaluate" in err and err.count("\n") == 1
+    assert not (tmp_path / "cli.png").exists()  # the traces are checked before the fitness curves are written
     record_traces(path, *load_run(path), ["damage_left"], 1, None, 60)
     assert trace_names(path) == ["damage_left/episode_0"]
+    for flags, said in ((["--traces", "--episodes", "default/episode_7"], "no trace 'default/episode_7' in "),
+                        (["--steps", "0"], "--episodes, --steps and --out-dir are options of --traces")):
+        with pytest.raises(SystemExit) as exit_info:
+            cli_main(["plot", str(path), *flags])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and said in err and err.count("\n") == 1, err
+        assert not (tmp_path / "cli.png").exists()
     cli_main(["plot", str(path), "--traces", "--steps", "0", "19", "--out-dir", str(tmp_path / "figs")])
     assert (tmp_path / "cli.png").is_file()
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == sorted(
