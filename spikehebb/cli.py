@@ -128,7 +128,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
                         "Najarro & Risi's static baseline started (--static only)")
     g.add_argument("--seed", type=int,
                    help="run seed: candidates, initial weights and env starts all derive from it (default: 0)")
-    g.add_argument("--workers", type=int, help="worker processes or Ray actors (default: one per core)")
+    g.add_argument("--workers", type=int, help="worker processes or Ray actors (default: one per core of this machine, "
+                                               "with --ray ADDRESS too: give the cluster's count)")
     g.add_argument("--evaluator", choices=list(EVALUATOR_NAMES), help="where lifetimes run (default: processes)")
     g.add_argument("--ray", metavar="ADDRESS", help="run on Ray: 'local', 'auto' (existing cluster) or HOST:PORT")
     g.add_argument("--batch-size", type=int, help="members per lockstep batch in a worker, each with one env per training body (default: "
