@@ -22,6 +22,7 @@ PER_SYNAPSE = "ant_ABCD_lr_paper_pop200_s0"
 MIRROR = "ant_ABCD_lr_mirror_paper_pop200_s0"
 SEED_1 = "ant_ABCD_lr_paper_pop200_s1"
 FIRST_INPUT_RESET = "ant_ABCD_lr_reset_paper_pop200_s0"
+STATIC = "ant_static_fanin_paper_pop200_s0"
 
 
 def text(doc: str) -> str:
@@ -145,6 +146,8 @@ BESIDE_SEED_0 = {
     SEED_1: r"A second seed of the per-synapse run \(`--seed 1`, the same settings\), ",
     FIRST_INPUT_RESET: r"The per-synapse run with the authors' first input \(`--first-input reset`, seed 0, the same "
                        r"settings\), ",
+    STATIC: r"The static-weights baseline beside the per-synapse run \(\"seed 0\" here; `--static --init fan_in`, the "
+            r"authors' start, the same settings and seed\), ",
 }
 
 
@@ -237,3 +240,39 @@ def test_the_first_input_runs_stored_means_are_quoted_as_scored():
                     "before": best(reset, "default", after, first_r - 1), "after": str(after),
                     "first": str(first_solved(seed_0)), "G": str(last), "D": best(reset, "default"),
                     "D0": best(seed_0, "default"), "L": best(reset, "damage_left"), "L0": best(seed_0, "damage_left")}
+
+
+def test_the_static_baselines_progress_and_stored_means_are_quoted_as_scored(per_synapse):
+    """results.md's paragraph and row on the static baseline, and the README's bullet: its length,
+    budget and stored means on the bodies (scored to the committed file's last generation),
+    beside the per-synapse run's at the same generations."""
+    run = run_facts(STATIC)
+    g = int(run["g"])
+    static, seed_0 = stored_means(STATIC), stored_means(PER_SYNAPSE)
+    last = max(static)
+    assert g // 10 * 10 <= last <= g, f"the scores cache holds means to {last}, the run file {g} generations: score it again"
+    said = quoted("docs/results.md",
+                  r"was started on 2026-11-27 and holds (?P<g>\d+) of 300 generations \((?P<steps>[\d.]+) M env steps, "
+                  r"(?P<hours>[\d.]+) h of generations; population mean (?P<mean>-?\d+) at generation (?P<g2>\d+), where "
+                  r"the per-synapse Hebbian run stood at (?P<s0>-?\d+) after (?P<s0_steps>[\d.]+) M env steps;.*? at "
+                  r"generation (?P<g10>\d+) on `default` / `damage_right` (?P<D>-?\d+) / (?P<R>-?\d+), where the Hebbian "
+                  r"run's scored (?P<D0>-?\d+) / (?P<R0>-?\d+); on the unseen `damage_left` at most (?P<L>-?\d+) at every "
+                  r"stored mean to generation (?P<G>\d+), where the Hebbian run's scored at most (?P<L0>-?\d+)\.")
+    g10 = max(at for at in static if at % 10 == 0)
+    best = lambda means, body: str(max(int(by_body[body]) for at, by_body in means.items() if at <= last))  # noqa: E731
+    assert said == {"g": run["g"], "steps": run["steps"], "hours": as_quoted(run["hours"], said["hours"]),
+                    "mean": run["mean"], "g2": run["g"], "s0": mean_at(per_synapse, g),
+                    "s0_steps": f"{per_synapse['history']['env_steps'][:g].sum() / 1e6:.1f}", "g10": str(g10),
+                    "D": static[g10]["default"], "R": static[g10]["damage_right"], "D0": seed_0[g10]["default"],
+                    "R0": seed_0[g10]["damage_right"], "G": str(last), "L": best(static, "damage_left"),
+                    "L0": best(seed_0, "damage_left")}
+    row = quoted("docs/results.md", r"--static --init fan_in`, (?P<g>\d+) of 300 so far: its stored means on all six bodies "
+                                    r"\(10 lifetimes each\) \| at most (?P<L>-?\d+) to generation (?P<G>\d+) \(the Hebbian "
+                                    r"run's at most (?P<L0>-?\d+)\) \| open; so far the rule is ahead on it \|")
+    assert row == {k: said[k] for k in ("g", "L", "G", "L0")}
+    assert int(said["L"]) < int(said["L0"]), "the row says the rule is ahead on damage_left: it no longer is"
+    assert quoted("docs/results.md", r"for the static-weights baseline at the same settings \(in progress: (?P<g>\d+) of "
+                                     r"300\)") == {"g": run["g"]}
+    bullet = quoted("README.md", r"Its stored means on `damage_left` at most (?P<L>-?\d+) to generation (?P<G>\d+) \(the "
+                                 r"Hebbian run's at most (?P<L0>-?\d+); \[docs/results.md\]")
+    assert bullet == {k: said[k] for k in ("L", "G", "L0")}
