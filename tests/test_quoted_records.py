@@ -134,67 +134,69 @@ def test_the_first_input_checks_are_their_records():
                   f"{reset['damage_left']} ({settled['damage_left']} settled) |")
 
 
-def test_the_second_seeds_chosen_rule_is_its_record():
-    """Seed 1's rule, chosen by `spikehebb select` at 300 generations (models/training/ant_abcd_lr_s1/)."""
-    log = (TRAINING / "ant_abcd_lr_s1" / "select.log").read_text()
-    assert log.startswith("$ spikehebb select models/training/ant_ABCD_lr_paper_pop200_s1.h5 ")
-    chosen = re.search(r"the mean after generation (\d+) ", log)[1]
-    stored = len(re.findall(r"^generation +\d+: selection fitness", log, re.M))
-    s1 = evaluated("ant_abcd_lr_s1", "select.log")
-    card = (TRAINING / "ant_abcd_lr_s1" / "ant_abcd_lr_s1.md").read_text()
+def chosen_record(name: str, run: str) -> dict:
+    """A rule chosen by `spikehebb select` from a 300-generation run (models/training/NAME/: select.log,
+    which starts with its command, the card NAME.md and mirror_ant.json): the chosen generation, how
+    many means were stored, the test table (:func:`evaluated`), env steps (M, one decimal) and hours
+    from the card, and the mirror table as {body: [as itself, through the mirror]}."""
+    log = (TRAINING / name / "select.log").read_text()
+    assert log.startswith(f"$ spikehebb select models/training/{run}.h5 "), log.splitlines()[0]
+    card = (TRAINING / name / f"{name}.md").read_text()
     steps, hours = re.search(r"^- budget: 300 generations, ([\d,]+) env steps, ([\d.]+) h of wall time", card, re.M).groups()
-    assert_quoted(f"| the same settings with `--seed 1`, 300 generations, chosen at generation {chosen} by `spikehebb "
-                  f"select`; 100 test lifetimes (`models/training/ant_abcd_lr_s1/`) | {int(steps.replace(',', '')) / 1e6:.1f} "
-                  f"M env steps, {hours} h of generations (")
-    assert_quoted(f"| {s1['default']} (solved) | {s1['damage_right']} (solved) | {s1['damage_left']} (unseen) |")
-    # seed 0's rule after 300 generations, as results.md's table row on it says
+    table = json.loads((TRAINING / name / "mirror_ant.json").read_text())["table"]
+    return {"command": log.splitlines()[0], "chosen": re.search(r"the mean after generation (\d+) ", log)[1],
+            "stored": len(re.findall(r"^generation +\d+: selection fitness", log, re.M)),
+            "table": evaluated(name, "select.log"), "steps": f"{int(steps.replace(',', '')) / 1e6:.1f}", "hours": hours,
+            "mirror": {body: row.split(" | ") for body, row in
+                       re.findall(r"^\| `(\w+)` \| (-?\d+ ± \d+ \| -?\d+ ± \d+) \|", table, re.M)}}
+
+
+def seed_0_after_300() -> dict[str, str]:
+    """Seed 0's rule after 300 generations, as results.md's table row on it says."""
     seed_0 = re.search(r"\| the same run's rule after 300 generations \(shipped before it\) \| [^|]+ \| (?P<default>[\d ±]+) "
                        r"\(solved\) \| (?P<damage_right>[\d ±]+) \(solved\) \| (?P<damage_left>[\d ±]+) \(unseen\) \|", RESULTS)
     assert seed_0, "results.md's row on the 300-generation rule is not found"
+    return seed_0.groupdict()
+
+
+def test_the_second_seeds_chosen_rule_is_its_record():
+    """Seed 1's rule, chosen by `spikehebb select` at 300 generations (models/training/ant_abcd_lr_s1/)."""
+    r = chosen_record("ant_abcd_lr_s1", "ant_ABCD_lr_paper_pop200_s1")
+    chosen, s1, plain, seed_0 = r["chosen"], r["table"], r["mirror"], seed_0_after_300()
+    assert_quoted(f"| the same settings with `--seed 1`, 300 generations, chosen at generation {chosen} by `spikehebb "
+                  f"select`; 100 test lifetimes (`models/training/ant_abcd_lr_s1/`) | {r['steps']} M env steps, "
+                  f"{r['hours']} h of generations (")
+    assert_quoted(f"| {s1['default']} (solved) | {s1['damage_right']} (solved) | {s1['damage_left']} (unseen) |")
     assert_quoted(f"its chosen rule {s1['damage_left']} (seed 0's after 300 generations: {seed_0['damage_left']})")
     assert_quoted(f"behind on `default` ({s1['default']} against {seed_0['default']}; `damage_right` {s1['damage_right']} "
                   f"against {seed_0['damage_right']})")
-    table = json.loads((TRAINING / "ant_abcd_lr_s1" / "mirror_ant.json").read_text())["table"]
-    mirror = dict(re.findall(r"^\| `(\w+)` \| (-?\d+ ± \d+ \| -?\d+ ± \d+) \|", table, re.M))
-    plain = {body: row.split(" | ") for body, row in mirror.items()}
     assert_quoted(f"`damage_left` {plain['damage_left'][0]} as itself and {plain['damage_left'][1]} through the mirror, "
                   f"`damage_right` {plain['damage_right'][0]} and {plain['damage_right'][1]}, `default` "
                   f"{plain['default'][0].split(' ±')[0]} and {plain['default'][1].split(' ±')[0]}.")
     readme = " ".join((ROOT / "README.md").read_text().split())
-    said = (f"(`spikehebb select`: the mean after generation {chosen}, the best of its {stored} stored means), over 100 test "
-            f"lifetimes per body walks on `damage_right` ({s1['damage_right']}) and `default` ({s1['default']}) and not "
-            f"on `damage_left` ({s1['damage_left']})")
+    said = (f"(`spikehebb select`: the mean after generation {chosen}, the best of its {r['stored']} stored means), over "
+            f"100 test lifetimes per body walks on `damage_right` ({s1['damage_right']}) and `default` ({s1['default']}) "
+            f"and not on `damage_left` ({s1['damage_left']})")
     assert said in readme, f"README.md should say {said!r}"
 
 
 def test_the_first_input_runs_chosen_rule_is_its_record():
     """The rule of the run trained with the authors' first input, chosen by `spikehebb select` at 300
     generations (models/training/ant_abcd_lr_reset/), beside seed 0's after 300 generations."""
-    log = (TRAINING / "ant_abcd_lr_reset" / "select.log").read_text()
-    assert log.startswith("$ spikehebb select models/training/ant_ABCD_lr_reset_paper_pop200_s0.h5 ")
-    assert log.splitlines()[0].endswith('--command "spikehebb train --paper --popsize 200 --seed 0 --first-input reset"')
-    chosen = re.search(r"the mean after generation (\d+) ", log)[1]
-    stored = len(re.findall(r"^generation +\d+: selection fitness", log, re.M))
-    rule = evaluated("ant_abcd_lr_reset", "select.log")
-    card = (TRAINING / "ant_abcd_lr_reset" / "ant_abcd_lr_reset.md").read_text()
-    steps, hours = re.search(r"^- budget: 300 generations, ([\d,]+) env steps, ([\d.]+) h of wall time", card, re.M).groups()
+    r = chosen_record("ant_abcd_lr_reset", "ant_ABCD_lr_reset_paper_pop200_s0")
+    assert r["command"].endswith('--command "spikehebb train --paper --popsize 200 --seed 0 --first-input reset"')
+    chosen, rule, mirror, seed_0 = r["chosen"], r["table"], r["mirror"], seed_0_after_300()
     assert_quoted(f"| the same settings with the authors' first input (`--first-input reset`), 300 generations, chosen at "
                   f"generation {chosen} by `spikehebb select`; 100 test lifetimes, each with that first input "
-                  f"(`models/training/ant_abcd_lr_reset/`) | {int(steps.replace(',', '')) / 1e6:.1f} M env steps, {hours} h "
-                  f"of generations (")
+                  f"(`models/training/ant_abcd_lr_reset/`) | {r['steps']} M env steps, {r['hours']} h of generations (")
     assert_quoted(f"| {rule['default']} (solved) | {rule['damage_right']} (solved) | {rule['damage_left']} (unseen) |")
-    seed_0 = re.search(r"\| the same run's rule after 300 generations \(shipped before it\) \| [^|]+ \| (?P<default>[\d ±]+) "
-                       r"\(solved\) \| (?P<damage_right>[\d ±]+) \(solved\) \| (?P<damage_left>[\d ±]+) \(unseen\) \|", RESULTS)
-    assert seed_0, "results.md's row on the 300-generation rule is not found"
     assert_quoted(f"its chosen rule {rule['damage_left']} (seed 0's after 300 generations: {seed_0['damage_left']}), and "
                   f"behind on the training bodies")
-    assert_quoted(f"(`spikehebb select`: the mean after generation {chosen}, the best of its {stored} stored means; card and "
-                  f"log in `models/training/ant_abcd_lr_reset/`), over 100 test lifetimes per body, each with that first "
-                  f"input: `default` {rule['default']}, `damage_right` {rule['damage_right']}, `damage_left` "
+    assert_quoted(f"(`spikehebb select`: the mean after generation {chosen}, the best of its {r['stored']} stored means; "
+                  f"card and log in `models/training/ant_abcd_lr_reset/`), over 100 test lifetimes per body, each with "
+                  f"that first input: `default` {rule['default']}, `damage_right` {rule['damage_right']}, `damage_left` "
                   f"{rule['damage_left']} (seed 0's after 300 generations: {seed_0['default']}, {seed_0['damage_right']} and "
                   f"{seed_0['damage_left']}).")
-    table = json.loads((TRAINING / "ant_abcd_lr_reset" / "mirror_ant.json").read_text())["table"]
-    mirror = {body: row.split(" | ") for body, row in re.findall(r"^\| `(\w+)` \| (-?\d+ ± \d+ \| -?\d+ ± \d+) \|", table, re.M)}
     assert_quoted(f"Through the mirror it walks on `damage_left` ({mirror['damage_left'][1]} against "
                   f"{mirror['damage_left'][0]} as itself; `damage_right` {mirror['damage_right'][0]}; 20 lifetimes")
     readme = " ".join((ROOT / "README.md").read_text().split())

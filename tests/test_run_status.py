@@ -62,6 +62,14 @@ def stored_means(stem: str) -> dict[int, dict[str, str]]:
     return {int(g): {body: str(round(value)) for body, value in by_body.items()} for g, by_body in scores.items()}
 
 
+def scored_to_the_last(stem: str, facts: dict) -> dict[int, dict[str, str]]:
+    """:func:`stored_means`, checked to reach the run file's last stored mean (``facts``: :func:`run_facts`)."""
+    means, g = stored_means(stem), int(facts["g"])
+    last = max(means)
+    assert g // 10 * 10 <= last <= g, f"the scores cache holds means to {last}, the run file {g} generations: score it again"
+    return means
+
+
 @pytest.fixture(scope="module")
 def per_synapse():
     return run_facts(PER_SYNAPSE)
@@ -218,10 +226,8 @@ def test_every_range_of_the_per_synapse_runs_stored_means_is_their_lowest_and_hi
 def test_the_first_input_runs_stored_means_are_quoted_as_scored():
     """results.md's paragraph on the run with the authors' first input: its stored means (scored to the
     committed file's last) on the training bodies and `damage_left`, beside seed 0's to the same generation."""
-    reset, seed_0 = stored_means(FIRST_INPUT_RESET), stored_means(PER_SYNAPSE)
-    g = int(run_facts(FIRST_INPUT_RESET)["g"])
+    reset, seed_0 = scored_to_the_last(FIRST_INPUT_RESET, run_facts(FIRST_INPUT_RESET)), stored_means(PER_SYNAPSE)
     last = max(reset)
-    assert g // 10 * 10 <= last <= g, f"the scores cache holds means to {last}, the run file {g} generations: score it again"
     said = quoted("docs/results.md",
                   r"On `damage_right` its stored means reached (?P<W>-?\d+) \(seed 0's (?P<W0>-?\d+) by then\); on `default` "
                   r"none scored 100 or more until generation (?P<first_r>\d+) \(at most (?P<before>-?\d+) from generation "
@@ -248,9 +254,8 @@ def test_the_static_baselines_progress_and_stored_means_are_quoted_as_scored(per
     beside the per-synapse run's at the same generations."""
     run = run_facts(STATIC)
     g = int(run["g"])
-    static, seed_0 = stored_means(STATIC), stored_means(PER_SYNAPSE)
+    static, seed_0 = scored_to_the_last(STATIC, run), stored_means(PER_SYNAPSE)
     last = max(static)
-    assert g // 10 * 10 <= last <= g, f"the scores cache holds means to {last}, the run file {g} generations: score it again"
     said = quoted("docs/results.md",
                   r"was started on 2026-11-27 and holds (?P<g>\d+) of 300 generations \((?P<steps>[\d.]+) M env steps, "
                   r"(?P<hours>[\d.]+) h of generations; population mean (?P<mean>-?\d+) at generation (?P<g2>\d+), where "
