@@ -15,8 +15,9 @@ the car: 900, gymnasium's reward threshold for CarRacing).
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import multiprocessing
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -252,8 +253,10 @@ def record_traces(
                 v = task.variants.index(variant)
                 for e in range(episodes):
                     path_key = (EVALUATION_TAG, e, v)
+                    # the rules the lifetime ran under (--eval-steps, --no-early-end change them)
                     episode = writer.episode(variant, e, seed=lifetime_seeds(spec.seed, *path_key)[1], run_seed=spec.seed,
-                                             first_input=task.episode.first_input, **signs)
+                                             first_input=task.episode.first_input,
+                                             episode_rules=json.dumps(asdict(task.episode)), **signs)
                     recorder = _TraceRecorder(episode, task.reward_terms, worker.initial_weights(params, path_key), modulated)
                     fitness, _ = worker.lifetimes(params[None], variant, [path_key], recorder)
                     _write_spike_counts(episode, recorder.spikes)

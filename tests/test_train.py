@@ -1,6 +1,7 @@
 """Training runs end to end: train -> resume -> evaluate, kill -9 and resume, the CLI, bad config."""
 
 import dataclasses
+import json
 import signal
 import subprocess
 import sys
@@ -216,6 +217,12 @@ def test_evaluate_first_input_tests_with_the_reset_observation_and_says_so(tmp_p
     table(path, "--first-input", "settled", "--traces")  # the run's own: the traces say what the network saw first
     with h5py.File(path) as f:
         assert f["traces/default/episode_0"].attrs["first_input"] == "settled"
+        rules = json.loads(f["traces/default/episode_0"].attrs["episode_rules"])  # the lifetime's own, --eval-steps 120
+        assert (rules["max_env_steps"], rules["patience"], rules["end_on_terminated"]) == (120, 30, True)
+    table(path, "--first-input", "settled", "--traces", "--overwrite-traces", "--no-early-end")
+    with h5py.File(path) as f:
+        rules = json.loads(f["traces/default/episode_0"].attrs["episode_rules"])
+        assert rules["max_env_steps"] == 120 and not rules["end_on_terminated"] and rules["patience"] > 120
     reset_run = tiny(tmp_path, generations=1, run_name="reset")
     trained_reset = train(dataclasses.replace(reset_run, task=reset_run.task.with_first_input("reset")), progress=False)
     own = table(trained_reset)
