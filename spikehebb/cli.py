@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import sys
 from pathlib import Path
 from typing import NoReturn
 
-from spikehebb.config import EVALUATOR_NAMES, STRATEGY_INITS, STRATEGY_NAMES, TrainConfig
+from spikehebb.config import EVALUATOR_NAMES, STRATEGY_INITS, STRATEGY_NAMES, StrategyConfig, TrainConfig
 from spikehebb.rules import RULES
 from spikehebb.stopping import STOP_REQUEST
 from spikehebb.tasks import FIRST_INPUT_WORDS, FIRST_INPUTS
@@ -94,10 +93,10 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
     g.add_argument("--max-env-steps", type=int, help=f"env steps per lifetime{burn_in} (default {short['max_env_steps']}, --paper {paper['max_env_steps']})")
     g.add_argument("--train-variants", nargs="+", metavar="VARIANT", help=f"training variants (default: {' '.join(short.get('train_variants', t.train_variants))}, --paper "
                    f"{' '.join(paper.get('train_variants', t.train_variants))}; valid: {' '.join(t.variants)})")
-    reference = short.get("lr_reference_popsize")
-    scaled = (f"; the short default scales it to the population, {0.2 * math.sqrt(short['popsize'] / reference):.3g} at "
-              f"{short['popsize']}: see --scale-lr" if reference else "")
-    g.add_argument("--lr", type=float, help=f"OpenAI-ES learning rate (default 0.2{scaled})")
+    reference, lr = short.get("lr_reference_popsize"), StrategyConfig().lr
+    scaled = StrategyConfig(popsize=short["popsize"], lr_reference_popsize=reference).effective_lr
+    scaled = f"; the short default scales it to the population, {scaled:.3g} at {short['popsize']}: see --scale-lr" if reference else ""
+    g.add_argument("--lr", type=float, help=f"OpenAI-ES learning rate (default {lr:g}{scaled})")
     g.add_argument("--shared-rules", type=int, metavar="M",
                    help="share M rules among the network's synapses (the genomic bottleneck; default: one rule per synapse)")
     g.add_argument("--rho", type=int, help="synapses per shared rule, M = N / rho (rho must divide N; 32 on the ant: 384 rules; Palm et al.'s "
@@ -261,7 +260,7 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     """A :class:`TrainConfig` from parsed flags; explicit flags win over ``--paper``, which wins
     over the task's short default. With ``base`` (a resumed run's config), only the flags given
     change it."""
-    from spikehebb.config import AgentConfig, EvaluatorConfig, StrategyConfig, TaskConfig
+    from spikehebb.config import AgentConfig, EvaluatorConfig, TaskConfig
 
     if base is None:
         fields = task_settings(args.task, args.paper)
@@ -353,6 +352,22 @@ def parser_default_task(args: argparse.Namespace) -> str:
     return getattr(args, "_default_task", "ant")
 
 
+def resumed_config(args: argparse.Namespace) -> tuple[TrainConfig, int]:
+    """``--resume RUNFILE``'s config (the stored one with the flags that may change) and the
+    generations the file holds; a one-line error for a flag that a resumed run would ignore."""
+    from spikehebb.store import RunStore
+
+    if args.runs_dir is not None:
+        raise ValueError(f"--runs-dir places a new run's file; a resumed run stays in {args.resume}: drop --runs-dir")
+    with RunStore.open(args.resume) as store:
+        stored = TrainConfig.from_dict(store.config)
+        done = store.generations_completed
+    if args.generations is not None and args.generations < done:
+        raise ValueError(f"--generations {args.generations} is below the {done} generation(s) {args.resume} holds; "
+                         f"give N > {done} to extend it (a run is not shortened)")
+    return config_from_args(args, base=stored), done
+
+
 def run_train(args: argparse.Namespace) -> Path:
     from spikehebb.train import train
 
@@ -366,17 +381,7 @@ def run_train(args: argparse.Namespace) -> Path:
         print("note: the authors' network saw the observation from before the 40 burn-in steps first; "
               "add --first-input reset for it (without: the one after them)", file=sys.stderr)
     if args.resume:
-        from spikehebb.store import RunStore
-
-        if args.runs_dir is not None:
-            raise ValueError(f"--runs-dir places a new run's file; a resumed run stays in {args.resume}: drop --runs-dir")
-        with RunStore.open(args.resume) as store:
-            stored = TrainConfig.from_dict(store.config)
-            done = store.generations_completed
-        if args.generations is not None and args.generations < done:
-            raise ValueError(f"--generations {args.generations} is below the {done} generation(s) {args.resume} holds; "
-                             f"give N > {done} to extend it (a run is not shortened)")
-        config = config_from_args(args, base=stored)
+        config, done = resumed_config(args)
         path = train(config, resume=args.resume, progress=not args.no_progress)
         if done >= config.generations:  # said after train accepted the flags
             print(f"note: {args.resume} already holds {done} generation(s), its length of {config.generations}; "
@@ -452,8 +457,7 @@ def check_evaluate_flags(args: argparse.Namespace, task) -> list[str]:
         raise ValueError(f"--morphology names {', '.join(twice)} more than once; give each variant once")
     if args.episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
-    if args.eval_workers is not None and args.eval_workers < 1:
-        raise ValueError(f"--eval-workers must be at least 1 (leave it out for one per core), got {args.eval_workers}")
+    check_workers("--eval-workers", args.eval_workers, "one per core")
     check_eval_steps(args.eval_steps, task.episode.burn_in_steps)
     given = [flag for flag, value in (("--overwrite-traces", args.overwrite_traces or None),
                                       ("--trace-episodes", args.trace_episodes), ("--trace-synapses", args.trace_synapses))
@@ -504,9 +508,10 @@ def _evaluate_and_trace(path, args, config, params, variants, store, trained_fir
     print(f"\n{path}: {args.which} parameters, seed {config.seed}")
     print(table)
     if args.traces:
-        target = record_traces(path, config, params, variants, args.trace_episodes or 1, args.trace_synapses, args.eval_steps,
+        episodes = args.trace_episodes or 1  # the flag's default (None: refused without --traces)
+        target = record_traces(path, config, params, variants, episodes, args.trace_synapses, args.eval_steps,
                                overwrite=bool(held), store=store)
-        print(f"traces of {args.trace_episodes or 1} episode(s) per variant written to {target} (see docs/run-file.md)")
+        print(f"traces of {episodes} episode(s) per variant written to {target} (see docs/run-file.md)")
     return table
 
 
@@ -588,10 +593,10 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
                         help="recovery table of experiments/perturb_ant.py (default: RUN_recovery.json beside the run file, if there)")
 
 
-def check_workers(flag: str, workers: int | None) -> None:
-    """A process count: at least 1 (``None``: the command's default)."""
+def check_workers(flag: str, workers: int | None, default: str = "the default") -> None:
+    """A process count: at least 1 (``None``: the command's ``default``, as the error names it)."""
     if workers is not None and workers < 1:
-        raise ValueError(f"{flag} must be at least 1 (leave it out for the default), got {workers}")
+        raise ValueError(f"{flag} must be at least 1 (leave it out for {default}), got {workers}")
 
 
 def run_report(args: argparse.Namespace) -> Path:
@@ -676,13 +681,7 @@ def exit_interrupted(prog: str, err: KeyboardInterrupt) -> NoReturn:
 def _check_test_before_training(args: argparse.Namespace) -> None:
     """run_<task>.py's test flags, checked against the run it will train (or resume) before the
     training: a bad one costs a one-line error, not the training's time."""
-    if args.resume:
-        from spikehebb.store import RunStore
-
-        with RunStore.open(args.resume) as store:
-            config = config_from_args(args, base=TrainConfig.from_dict(store.config))
-    else:
-        config = config_from_args(args)
+    config = resumed_config(args)[0] if args.resume else config_from_args(args)
     variants = check_evaluate_flags(args, config.task.make())
     if args.resume:
         check_traces_not_held(args.resume, args, variants)
