@@ -25,7 +25,7 @@ import numpy as np
 
 from spikehebb.config import TrainConfig, WorkerSpec
 from spikehebb.envs.mirror import body_roles
-from spikehebb.evaluators import one_thread_per_library, sigusr1_blocked
+from spikehebb.evaluators import exit_with_parent, one_thread_per_library, sigusr1_blocked
 from spikehebb.store import RunStore, TraceWriter
 from spikehebb.tasks import FIRST_INPUT_WORDS
 from spikehebb.worker import EVALUATION_TAG, Worker, lifetime_seeds
@@ -147,8 +147,10 @@ def assess(
     else:
         ctx = multiprocessing.get_context("spawn")
         # One variant per process, each closing its envs when done (a worker pool would keep every
-        # variant's envs, ~30 MB each); one BLAS thread each, as the training workers.
-        with one_thread_per_library(), sigusr1_blocked(), concurrent.futures.ProcessPoolExecutor(min(workers, len(variants)), mp_context=ctx) as pool:
+        # variant's envs, ~30 MB each); one BLAS thread each, and gone with this process even when
+        # it is killed mid-variant, as the training workers.
+        pool = concurrent.futures.ProcessPoolExecutor(min(workers, len(variants)), mp_context=ctx, initializer=exit_with_parent)
+        with one_thread_per_library(), sigusr1_blocked(), pool:
             fitness = list(pool.map(_variant_job, *zip(*[(spec, params, v, episodes) for v in variants])))
     roles = body_roles(variants, task.train_variants, mirror_rule=config.agent.coefficient_rows == "mirror")
     solved_at = SOLVED_FITNESS if task.solved_fitness is None else task.solved_fitness

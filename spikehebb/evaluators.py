@@ -68,6 +68,13 @@ def checked_max_failures(value) -> int:
     return value
 
 
+def checked_workers(value) -> int:
+    """``value`` as a worker count, or ValueError if it is not a positive integer."""
+    if not (isinstance(value, (int, np.integer)) and value >= 1):
+        raise ValueError(f"workers must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def _chunk_sampler(sampler, keys: list):
     """The part of the generation's sampler a worker needs for ``keys``: a
     :class:`~spikehebb.es.PopulationSampler` sends only their rows, compact samplers go whole."""
@@ -86,12 +93,11 @@ class _Evaluator:
     ``Worker.<method>(*a)`` for each ``a`` in ``args`` somewhere, results in the order of ``args``."""
 
     name = ""
+    _closed = False  # close() before __init__ is done (a backend's start that failed) releases what there is
 
     def __init__(self, spec: WorkerSpec, workers: int):
-        if not (isinstance(workers, (int, np.integer)) and workers >= 1):
-            raise ValueError(f"workers must be a positive integer, got {workers!r}")
         self.spec = spec
-        self.workers = int(workers)
+        self.workers = checked_workers(workers)
         self._closed = False
 
     def evaluate(self, sampler, keys: Sequence) -> tuple[np.ndarray, int]:
@@ -201,7 +207,7 @@ def _serve(conn, spec: WorkerSpec, factory: WorkerFactory, counter=None) -> None
     # Ctrl-C reaches the whole process group; the parent decides what happens to its workers
     # (SIGUSR1 is blocked from birth: sigusr1_blocked).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _exit_with_parent()
+    exit_with_parent()
     try:
         worker = factory(spec)
         worker.counter = counter
@@ -230,7 +236,7 @@ def _serve(conn, spec: WorkerSpec, factory: WorkerFactory, counter=None) -> None
         worker.close()
 
 
-def _exit_with_parent() -> None:
+def exit_with_parent() -> None:
     """End this worker process as soon as its parent is gone. A parent killed by a signal (kill,
     SIGTERM from a scheduler) cannot close its workers, and a worker in the middle of a chunk does
     not read its pipe, so without this it would run on, orphaned, until its chunk was done."""
@@ -408,31 +414,33 @@ class ProcessEvaluator(_Evaluator):
         child.close()  # the child's end now lives only in the child: its death closes the pipe
         return _Process(process, parent)
 
-    def _await_ready(self, proc: _Process) -> bool:
-        """Wait until ``proc`` has built its worker: True, False if it died first; a build
-        error raised inside the worker is raised here."""
-        kind, payload = self._receive(proc)
-        if kind == "ready":
-            proc.pid = payload[0]
-            return True
-        if kind == "error":
-            self._stop(proc)
-            raise _remote_error(*payload, what="building a worker")
-        return False
-
     def _start_missing(self) -> None:
-        """Start a process in every empty slot (all at once: they build in parallel)."""
+        """Start a process in every empty slot (all at once: they build in parallel). Every new
+        process is heard from before this returns or raises: one that died or could not build is
+        stopped and its slot emptied, so no slot is left holding a stopped process or an unread
+        message; the first build error raised inside a worker is raised here after that."""
+        code = None
         for attempt in range(self.max_failures):
             missing = [i for i, p in enumerate(self._procs) if p is None]
             if not missing:
                 return
             for i in missing:
                 self._procs[i] = self._spawn()
+            build_error = None
             for i in missing:
-                if not self._await_ready(self._procs[i]):
-                    code = self._procs[i].process.exitcode
-                    self._stop(self._procs[i])
-                    self._procs[i] = None
+                proc = self._procs[i]
+                kind, payload = self._receive(proc)
+                if kind == "ready":
+                    proc.pid = payload[0]
+                    continue
+                self._stop(proc)
+                self._procs[i] = None
+                if kind == "error":
+                    build_error = build_error or _remote_error(*payload, what="building a worker")
+                else:
+                    code = proc.process.exitcode
+            if build_error is not None:
+                raise build_error
         if any(p is None for p in self._procs):
             raise WorkerCrashError(
                 f"worker processes died {self.max_failures} times in a row while building their "
@@ -597,7 +605,9 @@ class RayEvaluator(_Evaluator):
         max_failures: int = MAX_WORKER_FAILURES,
         **ray_init_kwargs,
     ):
-        max_failures = checked_max_failures(max_failures)  # before Ray starts
+        max_failures = checked_max_failures(max_failures)  # both before Ray starts
+        if workers is not None:
+            checked_workers(workers)
         try:
             import ray
         except ImportError:
@@ -625,17 +635,17 @@ class RayEvaluator(_Evaluator):
                 for name in niceness:
                     del os.environ[name]
             self._started_ray = True
-        if workers is None:
-            workers = os.cpu_count() if address is None else int(ray.cluster_resources().get("CPU", 1))
-        super().__init__(spec, workers)
-        self.max_failures = max_failures
-        self.restarts = 0
-        """Actors replaced after they died."""
-        self._factory = worker_factory
-        self._actor_class = ray.remote(num_cpus=1, max_restarts=0)(_RayWorker)
         self._actors: list = []
-        _OPEN.add(self)
         try:
+            if workers is None:
+                workers = os.cpu_count() if address is None else int(ray.cluster_resources().get("CPU", 1))
+            super().__init__(spec, workers)
+            self.max_failures = max_failures
+            self.restarts = 0
+            """Actors replaced after they died."""
+            self._factory = worker_factory
+            self._actor_class = ray.remote(num_cpus=1, max_restarts=0)(_RayWorker)
+            _OPEN.add(self)
             self._actors = [self._actor_class.remote(spec, worker_factory) for _ in range(self.workers)]
             ray.get([a.ready.remote() for a in self._actors])  # they build in parallel
         except BaseException:
@@ -668,29 +678,40 @@ class RayEvaluator(_Evaluator):
         failures = [0] * len(args)
         pending, idle = deque(range(len(args))), deque(range(self.workers))
         running: dict = {}  # object ref -> (slot, chunk)
-        while pending or running:
-            while pending and idle:
-                slot, chunk = idle.popleft(), pending.popleft()
-                running[self._actors[slot].call.remote(method, *args[chunk])] = (slot, chunk)
-            [ref], _ = ray.wait(list(running), num_returns=1)
-            slot, chunk = running.pop(ref)
-            try:
-                results[chunk] = ray.get(ref)
-            except ray.exceptions.RayActorError as err:
-                failures[chunk] += 1
-                if failures[chunk] >= self.max_failures:
-                    raise WorkerCrashError(
-                        f"{method}: a chunk of {len(args[chunk][-1])} candidates killed its Ray actor "
-                        f"{failures[chunk]} times in a row; giving up"
-                    ) from err
-                warnings.warn(
-                    f"spikehebb Ray actor died running {method}; replacing it and running its chunk again",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-                self._replace(slot)
-                pending.appendleft(chunk)
-            idle.append(slot)
+        try:
+            while pending or running:
+                while pending and idle:
+                    slot, chunk = idle.popleft(), pending.popleft()
+                    running[self._actors[slot].call.remote(method, *args[chunk])] = (slot, chunk)
+                [ref], _ = ray.wait(list(running), num_returns=1)
+                slot, chunk = running.pop(ref)
+                try:
+                    results[chunk] = ray.get(ref)
+                except ray.exceptions.RayActorError as err:
+                    failures[chunk] += 1
+                    if failures[chunk] >= self.max_failures:
+                        raise WorkerCrashError(
+                            f"{method}: a chunk of {len(args[chunk][-1])} candidates killed its Ray actor "
+                            f"{failures[chunk]} times in a row; giving up"
+                        ) from err
+                    warnings.warn(
+                        f"spikehebb Ray actor died running {method}; replacing it and running its chunk again",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
+                    self._replace(slot)
+                    pending.appendleft(chunk)
+                idle.append(slot)
+        except BaseException:
+            # An actor still busy would run on a chunk nobody waits for, and the next request would
+            # queue behind it (a running task of a plain actor cannot be cancelled): replace it.
+            for slot, _ in running.values():
+                try:
+                    self._ray.kill(self._actors[slot], no_restart=True)
+                    self._actors[slot] = self._actor_class.remote(self.spec, self._factory)
+                except Exception:  # Ray itself is going: close() will say so, not this
+                    pass
+            raise
         return results
 
     def _release(self) -> None:

@@ -19,6 +19,7 @@ Where workers run is :mod:`spikehebb.evaluators`' job.
 from __future__ import annotations
 
 import os
+import time
 from typing import Sequence
 
 import numpy as np
@@ -198,3 +199,42 @@ class CrashOnceWorker(Worker):
         return True
 
 
+
+
+class FaultyWorker(Worker):
+    """Test aid: a :class:`Worker` that misbehaves on cue, as a bug or a hung lifetime would.
+
+    - Its build raises ``RuntimeError("built while ...")`` while the file ``fail_build_while`` exists.
+    - It raises ``ValueError`` when it starts a lifetime of candidate ``raise_on = (generation,
+      index)``.
+    - It sleeps up to ``stall_s`` seconds (until the file ``stall_while`` is gone) when it starts
+      a lifetime of candidate ``stall_on``, as a chunk still running would.
+
+    Use it as ``worker_factory=functools.partial(FaultyWorker, raise_on=(0, 0))``.
+    """
+
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        fail_build_while: str | os.PathLike | None = None,
+        raise_on: tuple[int, int] | None = None,
+        stall_on: tuple[int, int] | None = None,
+        stall_while: str | os.PathLike | None = None,
+        stall_s: float = 60.0,
+    ):
+        if fail_build_while is not None and os.path.exists(fail_build_while):
+            raise RuntimeError(f"built while {fail_build_while} exists")
+        super().__init__(spec)
+        self.raise_on = None if raise_on is None else tuple(raise_on)
+        self.stall_on = None if stall_on is None else tuple(stall_on)
+        self.stall_while, self.stall_s = stall_while, stall_s
+
+    def training_lifetime(self, key, c: int, v: int, vector: np.ndarray) -> Lifetime:
+        candidate = (key.generation, key.index)
+        if candidate == self.raise_on:
+            raise ValueError(f"candidate {candidate} raises")
+        if candidate == self.stall_on:
+            deadline = time.monotonic() + self.stall_s
+            while os.path.exists(self.stall_while) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        return super().training_lifetime(key, c, v, vector)

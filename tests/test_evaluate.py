@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from spikehebb.evaluators import (
     make_evaluator,
     split_evenly,
 )
-from spikehebb.worker import CrashOnceWorker
+from spikehebb.worker import CrashOnceWorker, FaultyWorker
 
 pytestmark = pytest.mark.slow
 
@@ -177,6 +178,74 @@ def test_no_orphans_when_the_parent_goes(how, tmp_path):
         pytest.fail(f"worker {pid} outlived its parent ({how})")
 
 
+def test_no_orphans_when_a_test_tables_parent_goes(tmp_path):
+    """`assess`'s pool (one process per body, each running its 100 test lifetimes) goes with its
+    parent when the parent is killed by SIGTERM in the middle of the table."""
+    code = textwrap.dedent(f"""
+        import os, signal, threading, time
+        import numpy as np
+        from pathlib import Path
+        from spikehebb.assess import assess
+        from spikehebb.config import TaskConfig, TrainConfig
+        if __name__ == "__main__":
+            # full 1,000-step lifetimes that never end early: a body's 100 take a minute or more
+            config = TrainConfig(task=TaskConfig("ant", None, 1000, {{"grace_steps": 1000, "end_on_terminated": False}}))
+            params = np.zeros(config.worker_spec().genome().n_params)
+            args = (config, params, ["default", "damage_right"], 100, 2)
+            threading.Thread(target=assess, args=args, daemon=True).start()
+            me, children = str(os.getpid()), []
+            while len(children) < 2:  # the pool's two processes (not multiprocessing's resource tracker)
+                time.sleep(0.2)
+                children = [int(p.name) for p in Path("/proc").glob("[0-9]*")
+                            if (p / "stat").exists() and (p / "stat").read_text().rsplit(")", 1)[1].split()[1] == me
+                            and b"resource_tracker" not in (p / "cmdline").read_bytes()]
+            time.sleep(5)  # into their lifetimes
+            print(*children, flush=True)
+            os.kill(os.getpid(), signal.SIGTERM)
+    """)
+    if not os.path.isdir("/proc"):
+        pytest.skip("finds the pool's processes in /proc")
+    out, err = tmp_path / "out", tmp_path / "err"
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        subprocess.run([sys.executable, "-c", code], stdout=stdout, stderr=stderr, timeout=120)
+    pids = [int(p) for p in out.read_text().split()]
+    assert len(pids) == 2, err.read_text()
+    deadline = time.monotonic() + 10
+    while any(map(alive, pids)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in filter(alive, pids):
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail(f"test-table process {pid} outlived its parent")
+
+
+def test_a_worker_that_cannot_be_rebuilt_leaves_no_stale_slot(generations, tmp_path):
+    """A build error while replacing workers leaves every slot empty or holding a live worker with
+    nothing unread on its pipe, and the next request runs as if it had not happened."""
+    gens, _ = generations
+    sampler, keys, fitness, steps = gens[0]
+    armed = tmp_path / "armed"
+    factory = functools.partial(FaultyWorker, fail_build_while=str(armed))
+    with ProcessEvaluator(SPEC, workers=3, worker_factory=factory) as evaluator:
+        # every worker raises; the first answer is read, the two unread workers are replaced later
+        with pytest.raises(ValueError, match="key is from generation 0"):
+            evaluator.evaluate(gens[1][0], keys)
+        assert evaluator.pids.count(None) == 2
+        armed.touch()
+        with pytest.raises(RuntimeError, match="built while") as info:
+            evaluator.evaluate(sampler, keys)
+        assert any("building a worker" in note for note in info.value.__notes__)
+        for proc in evaluator._procs:
+            assert proc is None or (proc.process.is_alive() and not proc.conn.poll(1.0))
+        armed.unlink()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no worker taken for dead
+            got, got_steps = evaluator.evaluate(sampler, keys)
+        np.testing.assert_array_equal(got, fitness)
+        assert got_steps == steps and evaluator.restarts == 0
+        pids = evaluator.pids
+    assert None not in pids and not any(map(alive, pids))
+
+
 def test_ray_matches_serial_and_replaces_dead_actors(generations, tmp_path, processes):
     ray = pytest.importorskip("ray", reason='ray is not installed (pip install -e ".[test]" brings it)')
     gens, (params_fitness, _) = generations
@@ -208,6 +277,33 @@ def test_ray_matches_serial_and_replaces_dead_actors(generations, tmp_path, proc
         got, _ = evaluator.evaluate_params(sampler.params(keys[0]), "default", EPISODES)
         np.testing.assert_array_equal(got, params_fitness)
     assert not ray.is_initialized()  # it started Ray, so it shut it down
+
+
+def test_ray_replaces_an_actor_an_error_left_busy(generations, tmp_path):
+    """When one chunk raises, an actor still running another chunk is replaced, not left to run
+    on with the next request queued behind it."""
+    ray = pytest.importorskip("ray", reason='ray is not installed (pip install -e ".[test]" brings it)')
+    gens, _ = generations
+    stall = tmp_path / "stall"
+    stall.touch()
+    # chunk 0 (candidates 0-3) raises at once; chunk 1 (candidates 4-7) stalls for up to a minute
+    factory = functools.partial(FaultyWorker, raise_on=(0, 0), stall_on=(0, 4), stall_while=str(stall), stall_s=60.0)
+    with make_evaluator("ray", SPEC, workers=2, worker_factory=factory) as evaluator:
+        before = evaluator.pids
+        with pytest.raises(ValueError, match=r"candidate \(0, 0\) raises"):
+            evaluator.evaluate(*gens[0][:2])
+        started = time.monotonic()
+        after = evaluator.pids  # waits for the replacement's build, not for the stalled chunk
+        assert after[0] == before[0] and after[1] != before[1]
+        assert time.monotonic() - started < 30
+        deadline = time.monotonic() + 10
+        while alive(before[1]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(before[1])
+        np.testing.assert_array_equal(evaluator.evaluate(*gens[1][:2])[0], gens[1][2])
+        assert evaluator.restarts == 0  # nothing died on its own
+    stall.unlink()
+    assert not ray.is_initialized()
 
 
 def test_make_evaluator_refuses_bad_input():
@@ -250,11 +346,13 @@ def test_a_pool_that_could_never_run_a_request_is_refused():
             ProcessEvaluator(SPEC, workers=1, max_failures=bad)
 
 
-def test_ray_refuses_a_bad_max_failures_before_it_starts_ray():
+def test_ray_refuses_a_bad_max_failures_or_workers_before_it_starts_ray():
     ray = pytest.importorskip("ray")
     from spikehebb.evaluators import RayEvaluator
 
     before = ray.is_initialized()
     with pytest.raises(ValueError, match="max_failures must be a positive integer, got 0"):
         RayEvaluator(SPEC, workers=1, max_failures=0)
+    with pytest.raises(ValueError, match="workers must be a positive integer, got 0"):
+        RayEvaluator(SPEC, workers=0)
     assert ray.is_initialized() == before  # not started for a pool it would refuse
