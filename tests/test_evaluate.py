@@ -181,7 +181,7 @@ def test_no_orphans_when_the_parent_goes(how, tmp_path):
 def test_no_orphans_when_a_test_tables_parent_goes(tmp_path):
     """`assess`'s pool (one process per body, each running its 100 test lifetimes) goes with its
     parent when the parent is killed by SIGTERM in the middle of the table."""
-    code = textwrap.dedent(f"""
+    code = textwrap.dedent("""
         import os, signal, threading, time
         import numpy as np
         from pathlib import Path
@@ -189,7 +189,7 @@ def test_no_orphans_when_a_test_tables_parent_goes(tmp_path):
         from spikehebb.config import TaskConfig, TrainConfig
         if __name__ == "__main__":
             # full 1,000-step lifetimes that never end early: a body's 100 take a minute or more
-            config = TrainConfig(task=TaskConfig("ant", None, 1000, {{"grace_steps": 1000, "end_on_terminated": False}}))
+            config = TrainConfig(task=TaskConfig("ant", None, 1000, {"grace_steps": 1000, "end_on_terminated": False}))
             params = np.zeros(config.worker_spec().genome().n_params)
             args = (config, params, ["default", "damage_right"], 100, 2)
             threading.Thread(target=assess, args=args, daemon=True).start()
