@@ -127,8 +127,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
                         "Najarro & Risi's static baseline started (--static only)")
     g.add_argument("--seed", type=int,
                    help="run seed: candidates, initial weights and env starts all derive from it (default: 0)")
-    g.add_argument("--workers", type=int, help="worker processes or Ray actors (default: one per core of this machine, "
-                                               "with --ray ADDRESS too: give the cluster's count)")
+    g.add_argument("--workers", type=int, help="worker processes or Ray actors (default: one per core of this machine; "
+                                               "--ray ADDRESS needs it: the actors to start on the cluster)")
     g.add_argument("--evaluator", choices=list(EVALUATOR_NAMES), help="where lifetimes run (default: processes)")
     g.add_argument("--ray", metavar="ADDRESS", help="run on Ray: 'local', 'auto' (existing cluster) or HOST:PORT")
     g.add_argument("--batch-size", type=int, help="members per lockstep batch in a worker, each with one env per training body (default: "
@@ -336,6 +336,9 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     if args.ray:
         name, address = "ray", None if args.ray == "local" else args.ray
     workers = args.workers if args.workers is not None else b.evaluator.workers
+    if name == "ray" and address is not None and workers is None:
+        raise ValueError(f"--ray {address} needs --workers N, the number of actors (one CPU each) to start on the "
+                         f"cluster: the batches are sized for it before Ray is reached")
     batch = args.batch_size if args.batch_size is not None else b.evaluator.batch_size
     return TrainConfig(
         task=task, agent=agent, strategy=strategy,

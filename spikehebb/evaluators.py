@@ -738,16 +738,16 @@ DEFAULT_EVALUATOR = ProcessEvaluator.name
 
 def make_evaluator(name: str, spec: WorkerSpec, workers: int | None = None, address: str | None = None, **kwargs):
     """An evaluator by name ("serial", "processes" or "ray"); ``workers=None``: one per core
-    (``os.cpu_count()``); ``address`` is the Ray cluster to join (ray only); ``kwargs`` go to
-    the class (e.g. ``worker_factory``)."""
+    (``os.cpu_count()``), or one per CPU of the Ray cluster at ``address`` (the cluster to join,
+    ray only); ``kwargs`` go to the class (e.g. ``worker_factory``)."""
     if name not in EVALUATORS:
         raise ValueError(f"unknown evaluator {name!r}; expected one of {', '.join(EVALUATORS)}")
     if address is not None and name != RayEvaluator.name:
         raise ValueError(f"address={address!r} is for the ray evaluator only, not {name!r}")
-    if workers is None:
-        workers = os.cpu_count() or 1
     if name == RayEvaluator.name:
         return RayEvaluator(spec, workers, address, **kwargs)
+    if workers is None:
+        workers = os.cpu_count() or 1
     return EVALUATORS[name](spec, workers, **kwargs)
 
 

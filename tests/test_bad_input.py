@@ -426,3 +426,35 @@ def test_the_lr_help_says_whether_the_tasks_short_default_scales_it():
     assert "OpenAI-ES learning rate (default 0.2; the short default scales it to the population, 0.0716 at 64" in helps["ant"]
     assert "OpenAI-ES learning rate (default 0.2)" in helps["car"]
     assert "Neither the short default nor --paper scales it" in helps["car"]
+
+
+@pytest.mark.parametrize("address", ["auto", "10.0.0.5:6379"])
+def test_a_ray_cluster_without_a_worker_count_is_refused(tmp_path, capsys, address):
+    """The batches are sized for the worker count before Ray is reached: on a cluster, one per core
+    of this machine would be a silent guess."""
+    runs = tmp_path / "runs"
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["train", *TINY[:-5], "--batch-size", "4", "--no-progress", "--ray", address, "--runs-dir", str(runs)])
+    assert exc.value.code == 2
+    assert one_error_line(capsys) == (f"spikehebb train: error: --ray {address} needs --workers N, the number of actors "
+                                      "(one CPU each) to start on the cluster: the batches are sized for it before Ray is reached")
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_make_evaluator_leaves_a_clusters_count_to_ray(monkeypatch):
+    """``workers=None`` reaches RayEvaluator, which counts the cluster's CPUs (an address) or this
+    machine's cores (a local instance); the other backends get one per core."""
+    from spikehebb import evaluators
+
+    made = []
+
+    class Recorder:
+        name = "ray"
+
+        def __init__(self, spec, workers, address, **kwargs):
+            made.append((workers, address))
+
+    monkeypatch.setattr(evaluators, "RayEvaluator", Recorder)
+    evaluators.make_evaluator("ray", None, address="auto")
+    evaluators.make_evaluator("ray", None, workers=3)
+    assert made == [(None, "auto"), (3, None)]
