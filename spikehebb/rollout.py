@@ -86,6 +86,8 @@ class Rollout:
         env_kwargs: dict[str, Any] | None = None,
         **agent_kwargs,
     ):
+        if not (isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool) and batch_size >= 1):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.task = task
         self.batch_size = int(batch_size)
         self.agent = make_agent(agent, task, self.batch_size, **agent_kwargs)
@@ -130,6 +132,8 @@ class Rollout:
         n = len(env_seeds)
         if n < 1:
             raise ValueError(f"a rollout needs at least one lifetime, got {n}")
+        if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in env_seeds):
+            raise ValueError(f"env seeds must be integers, got {list(env_seeds)!r}")
         self.task.check_variants([variant])
         queue = iter(range(n))
 
@@ -181,8 +185,8 @@ class Rollout:
         compact = (self.compact_tail and on_step is None and not self._encoder_shapes
                    and getattr(self.agent, "can_compact", False))
         exhausted, prefix = len(first) < B, B
-        if compact:
-            self.agent.set_active(None)
+        if getattr(self.agent, "can_compact", False):
+            self.agent.set_active(None)  # every slot, whatever an earlier call that raised left
         observations = [settle(slot, lifetime) for slot, lifetime in enumerate(first)]
         obs_batch = np.zeros((B,) + np.shape(observations[0]), dtype=np.float64)
         obs_batch[: len(first)] = observations
@@ -217,14 +221,17 @@ class Rollout:
                 infos[b] = info
                 term = float(info[term_key] if term_key else reward)
                 state.record(b, int(local_t[b]), term, bool(terminated))
+                if terminated and not self.task.steps_after_terminated:
+                    state.alive[b] = False  # the env cannot go on, grace steps or not (the car off the playfield)
                 if state.alive[b] and not np.all(np.isfinite(obs)):
                     # a broken simulation goes on only as NaN (the ant reports terminated and steps
                     # on, inside the grace steps or without early ends): the lifetime fails, as
                     # one whose outputs blow up does, instead of the network refusing the input
                     state.fitness[b], state.alive[b] = float("nan"), False
-                signal[b] = term if self.task.modulator is None else float(
-                    reward if self.task.modulator == "reward" else info[self.task.modulator]
-                )
+                if self._modulated:
+                    signal[b] = term if self.task.modulator is None else float(
+                        reward if self.task.modulator == "reward" else info[self.task.modulator]
+                    )
                 local_t[b] += 1
                 if truncated:
                     state.alive[b] = False

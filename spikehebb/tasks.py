@@ -63,8 +63,11 @@ class EpisodeRules:
 
     def __post_init__(self) -> None:
         for name in ("burn_in_steps", "max_env_steps", "grace_steps", "patience"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        if not isinstance(self.end_on_terminated, bool):
+            raise ValueError(f"end_on_terminated must be True or False, got {self.end_on_terminated!r}")
         if self.first_input not in FIRST_INPUTS:
             raise ValueError(f"first_input must be one of {FIRST_INPUTS}, got {self.first_input!r}")
         if self.max_env_steps <= self.burn_in_steps:
@@ -208,6 +211,10 @@ class Task:
     def replace(self, **changes) -> "Task":
         """A copy with fields replaced; ``episode`` may be a dict of :class:`EpisodeRules` fields."""
         if isinstance(changes.get("episode"), dict):
+            fields = [f.name for f in dataclasses.fields(EpisodeRules)]
+            unknown = sorted(set(changes["episode"]) - set(fields))
+            if unknown:
+                raise ValueError(f"unknown episode field(s) {', '.join(unknown)}; valid: {', '.join(fields)}")
             changes["episode"] = dataclasses.replace(self.episode, **changes["episode"])
         return dataclasses.replace(self, **changes)
 

@@ -70,6 +70,9 @@ class Worker:
         seeding each lifetime's drawn parts and env (see :func:`lifetime_seeds`).
         """
         params = np.asarray(params)
+        if params.ndim != 2 or len(params) != len(seed_paths):
+            raise ValueError(f"params must be (n, n_params) with one row per seed path ({len(seed_paths)}), got "
+                             f"{params.shape}")
         seeds = [lifetime_seeds(self.spec.seed, *p) for p in seed_paths]
         result = self.rollout.run(variant, lambda i: self.lifetime_parts(params[i], seeds[i][0]),
                                   [s for _, s in seeds], on_step)
@@ -153,6 +156,9 @@ class Worker:
     def evaluate_params(self, params: np.ndarray, variant: str, episodes: Sequence[int]) -> tuple[np.ndarray, int]:
         """Fitness of one parameter vector over the given episode numbers on ``variant``."""
         v = self.task.variants.index(self.task.check_variants([variant])[0])
+        episodes = list(episodes)
+        if not all(isinstance(e, (int, np.integer)) and not isinstance(e, bool) and e >= 0 for e in episodes):
+            raise ValueError(f"episode numbers must be non-negative integers, got {episodes!r}")
         paths = [(EVALUATION_TAG, e, v) for e in episodes]
         return self.lifetimes(np.repeat(np.asarray(params)[None], len(episodes), axis=0), variant, paths)
 

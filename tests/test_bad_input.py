@@ -458,3 +458,33 @@ def test_make_evaluator_leaves_a_clusters_count_to_ray(monkeypatch):
     evaluators.make_evaluator("ray", None, address="auto")
     evaluators.make_evaluator("ray", None, workers=3)
     assert made == [(None, "auto"), (3, None)]
+
+
+def test_episode_rules_refuse_booleans_and_unknown_fields():
+    from spikehebb.config import TaskConfig
+    from spikehebb.tasks import EpisodeRules
+
+    with pytest.raises(ValueError, match="patience must be a non-negative integer, got True"):
+        EpisodeRules(patience=True)
+    with pytest.raises(ValueError, match="end_on_terminated must be True or False, got 'no'"):
+        EpisodeRules(end_on_terminated="no")
+    with pytest.raises(ValueError, match="unknown episode field.s. bogus; valid: burn_in_steps, max_env_steps, "
+                                         "grace_steps, patience, end_on_terminated, first_input"):
+        TaskConfig("ant", episode={"bogus": 1})
+
+
+def test_a_worker_refuses_rows_and_episodes_that_do_not_fit():
+    from spikehebb.config import TaskConfig, WorkerSpec
+    from spikehebb.worker import Worker
+
+    worker = Worker(WorkerSpec(TaskConfig("ant", ("default",), 60), batch_size=2))
+    try:
+        params = np.zeros((3, worker.genome.n_params))
+        with pytest.raises(ValueError, match=r"params must be \(n, n_params\) with one row per seed path \(2\), got "
+                                             rf"\(3, {worker.genome.n_params}\)"):
+            worker.lifetimes(params, "default", [(0, 0), (0, 1)])
+        for bad in (-1, 0.5):
+            with pytest.raises(ValueError, match=rf"episode numbers must be non-negative integers, got \[0, {bad}\]"):
+                worker.evaluate_params(params[0], "default", [0, bad])
+    finally:
+        worker.close()

@@ -77,6 +77,7 @@ SCRIPTED = Task(
     name="scripted", make_env=lambda variant, **kw: ScriptedEnv(variant, **kw), variants=("default",),
     train_variants=("default",), test_variants=("default",), sizes=SIZES, activation="tanh",
     encoder=lambda: RecordingEncoder(SIZES[0]), decoder=IdentityDecoder, fitness_term="term", episode=RULES,
+    steps_after_terminated=True,  # as the ant: a fall inside the grace steps does not end it
 )
 
 
@@ -310,6 +311,7 @@ ACTION_SCORED = Task(
     name="action_scored", make_env=lambda variant, **kw: ActionScoredEnv(variant, **kw), variants=("default",),
     train_variants=("default",), test_variants=("default",), sizes=SIZES, activation="tanh",
     encoder=lambda: RawEncoder(SIZES[0]), decoder=IdentityDecoder, fitness_term="term", episode=RULES,
+    steps_after_terminated=True,  # as the ant: a fall inside the grace steps does not end it
 )
 
 
@@ -448,3 +450,84 @@ def test_a_nan_observation_fails_its_lifetime_and_the_others_go_on():
     assert np.isnan(result.fitness[1]) and result.steps[1] == 3
     np.testing.assert_array_equal(result.fitness[[0, 2]], base.fitness[[0, 2]])
     np.testing.assert_array_equal(result.steps[[0, 2]], base.steps[[0, 2]])
+
+
+def test_an_env_that_cannot_go_on_ends_its_lifetime_at_terminated_grace_steps_or_not(scripted):
+    """The car cannot step after it reports terminated (off the playfield): its lifetime ends
+    there even inside the grace steps, which delay only what an env that goes on may ignore (the
+    ant's falls, negative progress). The scripted seed 1 reports terminated at t = 2 and t = 7."""
+    stops = replace(SCRIPTED, steps_after_terminated=False)
+    rollout = Rollout(stops, AgentConfig(rule="ABCD", backend="numpy", dtype="float64"), 5)
+    try:
+        ended = rollout.run("default", source(*arrays(4)), env_seeds=[0, 1, 2, 3])
+        goes_on = scripted.run("default", source(*arrays(4)), env_seeds=[0, 1, 2, 3])
+    finally:
+        rollout.close()
+    assert goes_on.steps[1] == 8 and ended.steps[1] == 3  # t = 7 (past the grace) against t = 2
+    assert ended.fitness[1] == 1.5  # three steps of 0.5
+    np.testing.assert_array_equal(ended.fitness[[0, 2, 3]], goes_on.fitness[[0, 2, 3]])
+
+
+def test_a_task_without_a_modulator_runs_agents_that_read_none(scripted):
+    """``modulator="none"`` (no per-step signal for three-factor rules): an unmodulated agent runs
+    as on any task; the task's info has no key of that name to read."""
+    plain = scripted.run("default", source(*arrays(4)), env_seeds=[0, 1, 2, 3])
+    rollout = Rollout(replace(SCRIPTED, modulator="none"), AgentConfig(rule="ABCD", backend="numpy", dtype="float64"), 5)
+    try:
+        np.testing.assert_array_equal(rollout.run("default", source(*arrays(4)), env_seeds=[0, 1, 2, 3]).fitness, plain.fitness)
+    finally:
+        rollout.close()
+
+
+class FailingEnv(ActionScoredEnv):
+    """The action-scored env that raises at network step 15 of its third lifetime of seed 0 while
+    ``ARMED`` holds True (after the rollout has compacted its tail)."""
+
+    ARMED = [False]
+    zeros = 0
+
+    def reset(self, *, seed=None, options=None):
+        if self.ARMED[0] and seed == 0:
+            FailingEnv.zeros += 1
+        self.doomed = self.ARMED[0] and seed == 0 and FailingEnv.zeros == 3
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        if self.doomed and self.k - BURN_IN == 15:
+            raise RuntimeError("the env failed")
+        return super().step(action)
+
+
+@pytest.mark.slow
+def test_a_rollout_that_raised_at_its_tail_steps_every_slot_next_time():
+    """An error after the tail was compacted (the network stepping only its first slots) does not
+    leave the network so: the next run, compacting or not, gives what it gave before the error."""
+    task = replace(ACTION_SCORED, make_env=lambda variant, **kw: FailingEnv(variant, **kw))
+    coefficients, weights = arrays(11, seed=5, rule="ABCD_lr")
+    seeds = [0, 3, 1, 2, 3, 0, 1, 3, 2, 0, 1]
+    rollout = Rollout(task, AgentConfig(rule="ABCD_lr", backend="brian2", dtype="float64"), 6)
+    hook = lambda *a: None  # noqa: E731 (a step hook: no compaction)
+    try:
+        before = rollout.run("default", source(coefficients, weights), seeds, on_step=hook)
+        FailingEnv.ARMED[0], FailingEnv.zeros = True, 0
+        with pytest.raises(RuntimeError, match="the env failed"):
+            rollout.run("default", source(coefficients, weights), seeds)
+        FailingEnv.ARMED[0] = False
+        after = rollout.run("default", source(coefficients, weights), seeds, on_step=hook)
+        np.testing.assert_array_equal(after.fitness, before.fitness)
+    finally:
+        FailingEnv.ARMED[0] = False
+        rollout.close()
+
+
+def test_bad_batch_sizes_and_env_seeds_are_refused():
+    agent = AgentConfig(rule="ABCD", backend="numpy", dtype="float64")
+    for bad in (2.7, 0, True):
+        with pytest.raises(ValueError, match=f"batch_size must be a positive integer, got {bad}"):
+            Rollout(SCRIPTED, agent, bad)
+    rollout = Rollout(SCRIPTED, agent, 2)
+    try:
+        with pytest.raises(ValueError, match=r"env seeds must be integers, got \[0, 1.9\]"):
+            rollout.run("default", source(*arrays(2)), env_seeds=[0, 1.9])
+    finally:
+        rollout.close()
