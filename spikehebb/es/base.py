@@ -42,12 +42,15 @@ class Strategy(abc.ABC):
     name: str = ""
 
     def __init__(self, n_params: int, popsize: int, seed: int, l2_coeff: float) -> None:
-        if int(n_params) < 1:
+        integer = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)  # noqa: E731
+        if not (integer(n_params) and n_params >= 1):
             raise ValueError(f"n_params must be a positive integer, got {n_params}")
-        if int(popsize) < 2:
-            raise ValueError(f"popsize must be at least 2, got {popsize}")
-        if l2_coeff < 0:
-            raise ValueError(f"l2_coeff must be >= 0, got {l2_coeff}")
+        if not (integer(popsize) and popsize >= 2):
+            raise ValueError(f"popsize must be an integer of at least 2, got {popsize}")
+        if not integer(seed):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+        if not (np.isfinite(l2_coeff) and l2_coeff >= 0):
+            raise ValueError(f"l2_coeff must be finite and >= 0, got {l2_coeff}")
         self.n_params = int(n_params)
         self.popsize = int(popsize)
         self.seed = int(seed)
@@ -169,6 +172,11 @@ class Strategy(abc.ABC):
             got = got.decode() if isinstance(got, bytes) else got
             if got != value:
                 raise ValueError(f"state_dict {field} must be {value!r}, got {got!r}")
+        missing = [f for f in ("generation", "nan_count", "best_fitness", "best_params", "strategy_state") if f not in state]
+        if missing:
+            raise ValueError(f"state_dict lacks {', '.join(missing)}: not a whole {self.name} state")
+        # the strategy's own part first: a state it refuses leaves this strategy as it was
+        self._load_state_dict(state["strategy_state"])
         self.generation = int(state["generation"])
         self.nan_count = int(state["nan_count"])
         self.best_fitness = float(state["best_fitness"])
@@ -176,7 +184,6 @@ class Strategy(abc.ABC):
         self.last = {}
         self._keys = None
         self._cached_sampler = None
-        self._load_state_dict(state["strategy_state"])
 
     def _require_asked(self, what: str) -> None:
         if self._keys is None:

@@ -77,8 +77,8 @@ class CMAES(Strategy):
         super().__init__(n_params, popsize, seed, l2_coeff)
         if diagonal not in ("auto", True, False):
             raise ValueError(f"diagonal must be 'auto', True or False, got {diagonal!r}")
-        if sigma0 <= 0:
-            raise ValueError(f"sigma0 must be > 0, got {sigma0}")
+        if not (np.isfinite(sigma0) and sigma0 > 0):
+            raise ValueError(f"sigma0 must be finite and > 0, got {sigma0}")
         owned = {"popsize", "seed", "CMA_diagonal", "randn"} & set(cma_options or {})
         if owned:
             raise ValueError(f"cma_options must not set {sorted(owned)}: use the constructor arguments")
@@ -90,6 +90,10 @@ class CMAES(Strategy):
         self._sigma0 = float(sigma0)
         self._options = options
         self._es = self._new_es()
+        if isinstance(self._es.adapt_sigma, cma.sigma_adaptation.CMAAdaptSigmaTPA) and self.popsize < 3:
+            # two-point step-size adaptation injects two candidates a generation, besides one to sample
+            raise ValueError(f"separable CMA-ES with {self.n_params} parameters adapts its step size with two "
+                             f"injected candidates a generation: popsize must be at least 3, got {self.popsize}")
         self._population: np.ndarray | None = None
         self._diagonal_sampler: DiagonalSampler | None = None
 

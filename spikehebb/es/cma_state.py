@@ -77,6 +77,8 @@ def _encode_leaf(value: Any) -> tuple[str, Any] | None:
         return f"numpy:{value.dtype.str}", value.copy()
     if value is None:
         return "none", ""
+    if isinstance(value, range):  # cma's selective mirrors at small populations
+        return "range", np.array([value.start, value.stop, value.step])
     if type(value) in _SCALAR_KINDS:
         return _SCALAR_KINDS[type(value)], value
     if isinstance(value, dict) and value and all(isinstance(k, str) and "/" not in k for k in value):
@@ -132,6 +134,8 @@ def _decode(kind: str, value: Any) -> Any:
         return items if kind == "list_of_arrays" else tuple(items)
     if kind.startswith("numpy:"):
         return np.asarray(value, dtype=np.dtype(kind[len("numpy:"):]))[()]
+    if kind == "range":
+        return range(*np.asarray(value).tolist())
     if kind == "none":
         return None
     if kind == "bool":

@@ -147,11 +147,13 @@ class EvolveMerge(Strategy):
         final = self.n_synapses if final_rules is None else int(final_rules)
         if not 1 <= final <= self.n_synapses:
             raise ValueError(f"final_rules must be in [1, {self.n_synapses}] (the synapse count), got {final_rules}")
-        if int(merge_every) < 1:
+        if not (isinstance(merge_every, (int, np.integer)) and merge_every >= 1):
             raise ValueError(f"merge_every must be a positive number of generations, got {merge_every}")
+        if not (isinstance(kmeans_iterations, (int, np.integer)) and kmeans_iterations >= 1):
+            raise ValueError(f"kmeans_iterations must be a positive integer, got {kmeans_iterations}")
         if not 0 < merge_fraction < 1:
             raise ValueError(f"merge_fraction (the share of rules a merge removes) must be in (0, 1), got {merge_fraction}")
-        check_search_settings(self.popsize, antithetic, optimizer, sigma, lr)
+        check_search_settings(self.popsize, antithetic, optimizer, sigma, lr, lr_decay, lr_floor, sigma_decay, sigma_floor)
         self.final_rules, self.merge_every, self.merge_fraction = final, int(merge_every), float(merge_fraction)
         self.kmeans_iterations = int(kmeans_iterations)
         self.lr, self.lr_decay, self.lr_floor = float(lr), float(lr_decay), float(lr_floor)

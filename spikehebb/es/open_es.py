@@ -16,6 +16,8 @@ One generation, with n = popsize and pairs sharing one noise stream eps_p:
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import numpy as np
@@ -59,14 +61,24 @@ def initial_mean(init: str | np.ndarray, n_params: int, seed: int) -> np.ndarray
     return mean
 
 
-def check_search_settings(popsize: int, antithetic: bool, optimizer: str, sigma: float, lr: float) -> None:
-    """The checks every OpenAI-ES-style strategy makes of its settings (one-line ValueErrors)."""
+def check_search_settings(
+    popsize: int, antithetic: bool, optimizer: str, sigma: float, lr: float,
+    lr_decay: float = 1.0, lr_floor: float = 0.0, sigma_decay: float = 1.0, sigma_floor: float = 0.0,
+) -> None:
+    """The checks every OpenAI-ES-style strategy makes of its settings (one-line ValueErrors):
+    sigma and lr finite and > 0, decays in (0, 1], floors finite and >= 0."""
     if antithetic and popsize % 2:
         raise ValueError(f"population must be even for antithetic sampling, got {popsize}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
-    if sigma <= 0 or lr <= 0:
-        raise ValueError(f"sigma and lr must be > 0, got sigma={sigma}, lr={lr}")
+    if not (math.isfinite(sigma) and math.isfinite(lr) and sigma > 0 and lr > 0):
+        raise ValueError(f"sigma and lr must be finite and > 0, got sigma={sigma}, lr={lr}")
+    for name, decay in (("lr_decay", lr_decay), ("sigma_decay", sigma_decay)):
+        if not 0 < decay <= 1:
+            raise ValueError(f"{name} must be in (0, 1] (a factor per generation), got {decay}")
+    for name, floor in (("lr_floor", lr_floor), ("sigma_floor", sigma_floor)):
+        if not (math.isfinite(floor) and floor >= 0):
+            raise ValueError(f"{name} must be finite and >= 0, got {floor}")
 
 
 def fan_in_mean(layer_shapes, seed: int) -> np.ndarray:
@@ -126,7 +138,7 @@ class OpenAIES(Strategy):
         optimizer: str = "sgd",  # Najarro & Risi 2020
     ) -> None:
         super().__init__(n_params, popsize, seed, l2_coeff)
-        check_search_settings(self.popsize, antithetic, optimizer, sigma, lr)
+        check_search_settings(self.popsize, antithetic, optimizer, sigma, lr, lr_decay, lr_floor, sigma_decay, sigma_floor)
         self.lr = float(lr)
         self.lr_decay = float(lr_decay)
         self.lr_floor = float(lr_floor)

@@ -327,7 +327,7 @@ class SharedRules(Strategy):
             raise ValueError(f"assign must be one of {ASSIGNMENTS}, got {assign!r}")
         if noise not in NOISE:
             raise ValueError(f"noise must be one of {NOISE}, got {noise!r}")
-        check_search_settings(self.popsize, False, optimizer, sigma, lr)
+        check_search_settings(self.popsize, False, optimizer, sigma, lr, lr_decay, lr_floor, sigma_decay, sigma_floor)
         self.k = int(n_fields)
         self.n_synapses = self.n_params // self.k
         self.n_rules = n_rules_for(self.n_synapses, rho, n_rules)

@@ -132,6 +132,42 @@ def test_resume_separable_cma_with_tpa_is_bit_identical(tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(pops_straight[4:], pops_resumed))
 
 
+@pytest.mark.parametrize("diagonal, popsize", [(False, 4), (True, 5), (False, 3)])
+def test_cma_resume_at_a_small_population_is_bit_identical(diagonal, popsize, tmp_path):
+    """Below population 6 cma mirrors some candidates and records which (a ``range``): the
+    checkpoint keeps it, or a resumed run would mirror a mirror and part from the straight one."""
+    kwargs = {"diagonal": diagonal, "sigma0": 1.0}
+    straight = make("cma", 12, popsize=popsize, seed=5, **kwargs)
+    pops_straight = run_generations(straight, neg_rastrigin, 12)
+    first = make("cma", 12, popsize=popsize, seed=5, **kwargs)
+    run_generations(first, neg_rastrigin, 6)
+    assert isinstance(first._es._indices_of_selective_mirrors, range)
+    resumed = make("cma", 12, popsize=popsize, seed=5, **kwargs)
+    resumed.load_state_dict(h5_roundtrip(first.state_dict(), tmp_path / "state.h5"))
+    pops_resumed = run_generations(resumed, neg_rastrigin, 6)
+    assert all(np.array_equal(a, b) for a, b in zip(pops_straight[6:], pops_resumed))
+    assert np.array_equal(resumed.mean, straight.mean)
+
+
+def test_separable_cma_refuses_a_population_its_step_size_rule_cannot_fit():
+    with pytest.raises(ValueError, match="popsize must be at least 3, got 2"):
+        make("cma", 2000, popsize=2, diagonal=True)
+    make("cma", 12, popsize=2, diagonal=True)  # no injections below cma's threshold: fine
+
+
+def test_a_refused_state_leaves_the_strategy_as_it_was():
+    adam = make("openai-es", 3, popsize=4, optimizer="adam")
+    run_generations(adam, neg_rastrigin, 3)
+    sgd = make("openai-es", 3, popsize=4)
+    with pytest.raises(ValueError, match="optimizer must be 'sgd', got 'adam'"):
+        sgd.load_state_dict(adam.state_dict())
+    assert sgd.generation == 0 and sgd.best_fitness == -np.inf
+    state = adam.state_dict()
+    del state["nan_count"]
+    with pytest.raises(ValueError, match="state_dict lacks nan_count: not a whole openai-es state"):
+        make("openai-es", 3, popsize=4, optimizer="adam").load_state_dict(state)
+
+
 def test_state_dict_is_plain_data(variant):
     name, kwargs = variant
     strategy = make(name, 6, popsize=6, **kwargs)
@@ -295,3 +331,29 @@ def test_cma_writes_no_files(tmp_path, monkeypatch):
 
 def test_registry_kwargs_cover_every_strategy():
     assert set(TEST_KWARGS) == set(STRATEGIES)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"sigma": float("nan")}, "sigma and lr must be finite and > 0, got sigma=nan, lr=0.02"),
+    ({"lr": float("inf")}, "sigma and lr must be finite and > 0, got sigma=0.1, lr=inf"),
+    ({"sigma_decay": 0.0}, r"sigma_decay must be in \(0, 1\] \(a factor per generation\), got 0.0"),
+    ({"lr_decay": -1.0}, r"lr_decay must be in \(0, 1\]"),
+    ({"lr_floor": float("nan")}, "lr_floor must be finite and >= 0, got nan"),
+    ({"l2_coeff": float("nan")}, "l2_coeff must be finite and >= 0, got nan"),
+    ({"seed": 1.7}, "seed must be an integer, got 1.7"),
+])
+def test_search_settings_that_would_run_wrong_are_refused(kwargs, message):
+    """Each of these ran before: a NaN or infinite mean, a negative lr, or the penalty silently off."""
+    with pytest.raises(ValueError, match=message):
+        make("openai-es", 3, popsize=4, **kwargs)
+
+
+def test_counts_are_integers():
+    with pytest.raises(ValueError, match="popsize must be an integer of at least 2, got 4.5"):
+        make("openai-es", 3, popsize=4.5)
+    with pytest.raises(ValueError, match="n_params must be a positive integer, got 10.9"):
+        make("openai-es", 10.9, popsize=4)
+    with pytest.raises(ValueError, match="sigma0 must be finite and > 0, got nan"):
+        make("cma", 3, popsize=4, sigma0=float("nan"))
+    with pytest.raises(ValueError, match="kmeans_iterations must be a positive integer, got 0"):
+        make("merge", 12, popsize=4, kmeans_iterations=0)
