@@ -35,7 +35,12 @@ SHARED_ASSIGNMENTS = ("gmm", "random", "merge")
 EVALUATOR_NAMES = ("serial", "processes", "ray")
 
 
-def _check_number(owner: str, name: str, value, *, positive: bool = False, integer: bool = False, minimum=None) -> None:
+#: The largest run seed: it is stored as a 64-bit integer in the run file's checkpoint.
+MAX_SEED = 2**63 - 1
+
+
+def _check_number(owner: str, name: str, value, *, positive: bool = False, integer: bool = False, minimum=None,
+                  maximum=None) -> None:
     """One-line errors for numeric settings: finite, an integer where needed, in range."""
     ok_type = isinstance(value, (int,)) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type or (not integer and not math.isfinite(value)):
@@ -45,6 +50,8 @@ def _check_number(owner: str, name: str, value, *, positive: bool = False, integ
         raise ValueError(f"{owner}: {name} must be positive, got {value!r}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{owner}: {name} must be at least {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{owner}: {name} must be at most {maximum}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -439,7 +446,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_number("train", "generations", self.generations, integer=True, minimum=1)
         _check_number("train", "snapshot_every", self.snapshot_every, integer=True, minimum=0)
-        _check_number("train", "seed", self.seed, integer=True, minimum=0)
+        _check_number("train", "seed", self.seed, integer=True, minimum=0, maximum=MAX_SEED)
         from spikehebb.biology import check_agent_task
 
         check_agent_task(self.agent, self.task.make())

@@ -52,7 +52,11 @@ def open_checked(path: Path, expected: tuple[str, ...] = (FORMAT,)) -> Iterator[
         fmt = attr_str(f.attrs["format"])
         if fmt not in expected:
             raise RunFileError(f"{path} is a {fmt!r} file, expected format {' or '.join(map(repr, expected))}")
-        version = int(f.attrs.get("format_version", -1))
+        try:
+            version = int(f.attrs.get("format_version", -1))
+        except (TypeError, ValueError):
+            raise RunFileError(f"{path} is damaged: its format_version is {f.attrs['format_version']!r}, not a "
+                               "number") from None
         if version != FORMAT_VERSION:
             raise RunFileError(
                 f"{path} was written by format version {version}, this spikehebb ({__version__}) reads "

@@ -39,6 +39,7 @@ a checkpoint equal to the last one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -55,9 +56,11 @@ from spikehebb.genome import GenomeMap
 from spikehebb.rules import coefficient_shapes
 from spikehebb.rules import get_rule
 from spikehebb.store.fileformat import FORMAT, FORMAT_VERSION, RunFileError, attr_str, open_checked
-from spikehebb.store.state import read_state, state_nbytes, write_state
+from spikehebb.store.state import _set_str_attr, read_state, state_nbytes, write_state
 from spikehebb.store.traces import TraceWriter
-from spikehebb.store.transaction import RunFileBusyError, WriterLock, lock_path, remove_leftovers, tmp_path, transaction
+from spikehebb.store.transaction import (
+    RunFileBusyError, WriterLock, lock_path, real_path, remove_leftovers, tmp_path, transaction,
+)
 
 #: Datasets of ``/generations``, one row per generation: name -> (dtype, unit / meaning).
 GENERATION_FIELDS = {
@@ -147,6 +150,20 @@ class Checkpoint:
     best_fitness: float
 
 
+@contextlib.contextmanager
+def damaged_as_one_line(path: Path):
+    """A run file with its format attributes but a member or attribute missing or unreadable (cut
+    short by hand, written by a broken tool) raises :class:`RunFileError` naming what is wrong."""
+    try:
+        yield
+    except KeyError as e:
+        raise RunFileError(f"{path} is damaged or incomplete: {e.args[0] if e.args else e} is missing") from None
+    except (TypeError, ValueError) as e:  # json.JSONDecodeError is a ValueError
+        if isinstance(e, RunFileError):
+            raise
+        raise RunFileError(f"{path} is damaged or incomplete: {e}") from None
+
+
 class RunStore:
     """One run's HDF5 file. Build with :meth:`create` or :meth:`open`, not the constructor.
 
@@ -157,7 +174,7 @@ class RunStore:
 
     def __init__(self, path: Path, mode: str, lock: WriterLock | None, fsync: bool) -> None:
         self.path, self.mode, self._lock, self.fsync = path, mode, lock, fsync
-        with open_checked(path) as f:
+        with open_checked(path) as f, damaged_as_one_line(path):
             #: The config exactly as stored (JSON text), and parsed.
             self.config_json = attr_str(f.attrs["config"])
             self.config: dict[str, Any] = json.loads(self.config_json)
@@ -202,7 +219,7 @@ class RunStore:
         Refuses to overwrite anything: an existing ``path`` raises FileExistsError. A directory
         that cannot be written or has no room raises :class:`RunFileWriteError` (one line).
         """
-        path = Path(path)
+        path = real_path(path)
         if not (isinstance(snapshot_every, (int, np.integer)) and snapshot_every >= 0):
             raise ValueError(f"snapshot_every must be a non-negative integer, got {snapshot_every!r}")
         if int(popsize) < 1:
@@ -269,7 +286,7 @@ class RunStore:
         :class:`RunFileWriteError` (a read-only directory). Reading takes no lock and writes
         nothing, so it works in a read-only directory.
         """
-        path = Path(path)
+        path = real_path(path)
         if mode not in ("r", "a"):
             raise ValueError(f"mode must be 'r' or 'a', got {mode!r}")
         if mode == "r":
@@ -336,8 +353,9 @@ class RunStore:
     def set_target(self, generations: int) -> None:
         """Record ``generations`` as the run's length in its stored config: a run extended with a
         larger ``--generations`` says so, and a later ``--resume`` without it goes on to there."""
-        if self.mode == "r":
-            raise RuntimeError(f"{self.path} is open read-only; open it with mode 'a' to change its target")
+        if self.mode != "a":
+            raise RuntimeError(f"{self.path} is {'closed' if self.mode == 'closed' else 'open read-only'}; open it with "
+                               "mode 'a' to change its target")
         if self.config.get("generations") == int(generations):
             return
         config = {**self.config, "generations": int(generations)}
@@ -458,7 +476,7 @@ class RunStore:
         for name in ("rules", "assignment"):
             if name in grp:
                 del grp[name]
-        grp.create_dataset("rules", data=rules).attrs["fields"] = ",".join(get_rule(self.rule).fields) if self.rule else ""
+        _set_str_attr(grp.create_dataset("rules", data=rules), "fields", ",".join(get_rule(self.rule).fields) if self.rule else "")
         start = 0
         for l, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), 1):
             grp.create_dataset(f"assignment/layer_{l}", data=assignment[start : start + a * b].reshape(a, b))
@@ -498,7 +516,7 @@ class RunStore:
 
     def load_checkpoint(self) -> Checkpoint | None:
         """The state after the last stored generation, or None if none is stored yet."""
-        with open_checked(self.path) as f:
+        with open_checked(self.path) as f, damaged_as_one_line(self.path):
             g = int(f.attrs["generations_completed"])
             if g == 0:
                 return None

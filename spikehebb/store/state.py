@@ -21,7 +21,9 @@ def write_state(group: h5py.Group, state: Mapping[str, Any]) -> None:
     dict -> subgroup; str -> attribute of the group; None -> empty attribute; bool, int, float ->
     scalar dataset tagged with its Python type; NumPy scalars and numeric/bool arrays (any shape,
     0-d included) -> datasets, read back with their dtype; lists and tuples of numbers -> 1-d+
-    datasets, read back as list / tuple. Existing members that ``state`` lacks are deleted;
+    datasets, read back as list / tuple (of one number type, as NumPy makes them one array: [1,
+    2.5] comes back [1.0, 2.5], and a nested tuple as a tuple of lists; no strategy's state holds
+    either). Existing members that ``state`` lacks are deleted;
     arrays are stored resizable and rewritten in place when only their shape changes. Space freed
     by deleted members is not reused by HDF5 across sessions, so a state whose STRUCTURE changes
     every generation grows the file; strategies' states keep their structure (tested).

@@ -16,7 +16,7 @@ import numpy as np
 
 from spikehebb import __version__
 from spikehebb.store.fileformat import FORMAT, FORMAT_VERSION, TRACES_FORMAT, open_checked
-from spikehebb.store.transaction import Transaction, WriterLock, _raise_translated, is_no_space, write_error
+from spikehebb.store.transaction import Transaction, WriterLock, _raise_translated, is_no_space, real_path, write_error
 
 
 class TraceWriter:
@@ -60,7 +60,7 @@ class TraceWriter:
         replace: Sequence[str] = (),
         _lock: WriterLock | None = None,
     ) -> None:
-        self.path = Path(path)
+        self.path = real_path(path)
         self.sizes = tuple(int(s) for s in sizes)
         if len(self.sizes) < 2 or min(self.sizes) < 1:
             raise ValueError(f"sizes must list at least two positive layer sizes, got {sizes}")

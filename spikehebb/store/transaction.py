@@ -66,6 +66,13 @@ class RunFileWriteError(OSError):
         self.path = path
 
 
+def real_path(path: str | os.PathLike) -> Path:
+    """``path``, or the file a symbolic link at it names: the lock and the atomic rename act on the
+    file itself (through the link they would lock the link's name and replace the link by a copy)."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def tmp_path(path: Path) -> Path:
     return path.with_name(path.name + ".tmp")
 
@@ -219,6 +226,34 @@ def _open_image(image: bytes, name: str) -> h5py.File:
     return h5py.File(h5py.h5f.open(name.encode(), h5py.h5f.ACC_RDWR, fapl=fapl))
 
 
+class _Hooked:
+    """The on-disk transactions open now, the latest last, and the unraisable hook that was in
+    place before the first: each closing one hands the hook to the latest still open, the last
+    one back to that hook (restoring only one's own predecessor would leave a closed one's behind)."""
+
+    def __init__(self) -> None:
+        self.open: list = []
+        self.before = sys.unraisablehook
+
+
+_HOOKED = _Hooked()
+
+
+def _hook_in(txn: "Transaction") -> None:
+    if not _HOOKED.open:
+        _HOOKED.before = sys.unraisablehook
+    _HOOKED.open.append(txn)
+    sys.unraisablehook = txn._unraisable
+
+
+def _hook_out(txn: "Transaction") -> None:
+    ours = sys.unraisablehook in [t._unraisable for t in _HOOKED.open]  # not replaced by someone else since
+    if txn in _HOOKED.open:
+        _HOOKED.open.remove(txn)
+    if ours:
+        sys.unraisablehook = _HOOKED.open[-1]._unraisable if _HOOKED.open else _HOOKED.before
+
+
 class Transaction:
     """Edit a copy of the file (or a new, empty one), then rename it over ``path``.
 
@@ -243,9 +278,8 @@ class Transaction:
         self.file: h5py.File | None = None
         self.need = (0 if new else path.stat().st_size) + int(reserve) + MARGIN
         self._failed: BaseException | None = None  # a full disk HDF5 met where it cannot raise
-        self._hook = sys.unraisablehook
         if not in_memory:
-            sys.unraisablehook = self._unraisable
+            _hook_in(self)
         try:
             if free_bytes(path) < self.need:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -274,11 +308,10 @@ class Transaction:
         if info.exc_value is not None and is_no_space(info.exc_value):
             self._failed = self._failed or info.exc_value
             return
-        self._hook(info)
+        _HOOKED.before(info)
 
     def _restore_hook(self) -> None:
-        if sys.unraisablehook == self._unraisable:
-            sys.unraisablehook = self._hook
+        _hook_out(self)
 
     def commit(self) -> None:
         need = None

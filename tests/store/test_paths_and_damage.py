@@ -1,0 +1,123 @@
+"""The run file through a symbolic link, damaged files, the rule table's size over generations, a
+closed store, the unraisable hook of several trace writers, the largest seed (a review's findings)."""
+
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from spikehebb.store import RunFileError, RunStore, TraceWriter
+from spikehebb.store.transaction import RunFileBusyError
+
+P, SIZES = 4, (2, 1)
+
+
+def generation(store, g, value=0.0, **extra):
+    n = store.n_params
+    store.append_generation(g, fitness_raw=np.arange(P) + value, fitness_shaped=np.zeros(P), sigma=0.1, lr=0.1,
+                            wall_time_s=1.0, env_steps=1, mean=np.full(n, value), best_params=np.zeros(n),
+                            best_fitness=value, strategy_state={"g": g}, **extra)
+
+
+def new_run(path, **kwargs):
+    RunStore.create(path, {"generations": 5}, sizes=SIZES, rule="ABCD_lr", popsize=P, fsync=False, **kwargs).close()
+    return path
+
+
+def test_a_run_opened_through_a_symbolic_link_locks_and_writes_the_file_itself(tmp_path):
+    run = new_run(tmp_path / "run.h5")
+    (tmp_path / "latest.h5").symlink_to("run.h5")
+    with RunStore.open(run, "a"):
+        with pytest.raises(RunFileBusyError):
+            RunStore.open(tmp_path / "latest.h5", "a")  # the same file: one writer
+    with RunStore.open(tmp_path / "latest.h5", "a") as store:
+        generation(store, 0, 7.0)
+    assert (tmp_path / "latest.h5").is_symlink()  # the link was not replaced by a copy
+    assert RunStore.open(run).history()["fitness_raw"][0, 0] == 7.0
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: f.attrs.__delitem__("config"), "is damaged or incomplete: .*config.* is missing"),
+    (lambda f: f.__delitem__("generations"), "is damaged or incomplete: .*generations.* is missing"),
+    (lambda f: f.attrs.__setitem__("layout", "{not json"), "is damaged or incomplete: Expecting property name"),
+    (lambda f: f.attrs.__setitem__("format_version", "abc"), "is damaged: its format_version is 'abc', not a number"),
+])
+def test_a_damaged_run_file_is_one_line(tmp_path, damage, message):
+    run = new_run(tmp_path / "run.h5")
+    with h5py.File(run, "a") as f:
+        damage(f)
+    with pytest.raises(RunFileError, match=message):
+        RunStore.open(run)
+
+
+def test_a_missing_checkpoint_is_one_line(tmp_path):
+    run = new_run(tmp_path / "run.h5")
+    with RunStore.open(run, "a") as store:
+        generation(store, 0)
+    with h5py.File(run, "a") as f:
+        del f["best"]
+    with pytest.raises(RunFileError, match="is damaged or incomplete: .*best.* is missing"):
+        RunStore.open(run).load_checkpoint()
+
+
+def test_the_cli_reports_a_damaged_file_in_one_line(tmp_path, capsys):
+    from spikehebb.cli import main
+
+    run = new_run(tmp_path / "run.h5")
+    with h5py.File(run, "a") as f:
+        del f.attrs["config"]
+    with pytest.raises(SystemExit) as exc:
+        main(["inspect", str(run)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "is damaged or incomplete" in err, err
+
+
+def test_a_shared_rule_table_does_not_grow_the_file_each_generation(tmp_path):
+    """The table is rewritten every generation; a variable-length attribute on it would leak a
+    4 KB heap collection each time."""
+    run = tmp_path / "run.h5"
+    RunStore.create(run, {}, sizes=(28, 128, 64, 8), rule="ABCD_lr", popsize=8, fsync=False, snapshot_every=0).close()
+    rng = np.random.default_rng(0)
+    sizes = []
+    with RunStore.open(run, "a") as store:
+        n, synapses = store.n_params, store.n_params // 5
+        for g in range(30):
+            store.append_generation(g, fitness_raw=rng.normal(size=8), fitness_shaped=np.zeros(8), sigma=0.1, lr=0.1,
+                                    wall_time_s=1.0, env_steps=1, mean=np.zeros(n), best_params=np.zeros(n),
+                                    best_fitness=1.0, strategy_state={"m": np.zeros(64 * 5)},
+                                    rule_table=(rng.normal(size=(64, 5)), rng.integers(0, 64, synapses)))
+            sizes.append(run.stat().st_size)
+    assert sizes[-1] - sizes[10] < 19 * 1024, np.diff(sizes)  # 4 KB a generation before
+    with h5py.File(run) as f:
+        assert f["shared_rules/rules"].attrs["fields"].decode() == "eta,A,B,C,D"
+
+
+def test_a_closed_store_refuses_to_change_its_target(tmp_path):
+    run = new_run(tmp_path / "run.h5")
+    store = RunStore.open(run, "a")
+    store.close()
+    with RunStore.open(run, "a"):  # another writer holds the lock now
+        with pytest.raises(RuntimeError, match="is closed; open it with mode 'a' to change its target"):
+            store.set_target(50)
+    assert RunStore.open(run).config["generations"] == 5
+
+
+def test_trace_writers_closed_in_any_order_give_the_unraisable_hook_back(tmp_path):
+    before = sys.unraisablehook
+    kwargs = dict(sizes=(2, 1), n_actions=1, reward_terms=["r"], fsync=False)
+    a, b = TraceWriter(tmp_path / "a.h5", **kwargs), TraceWriter(tmp_path / "b.h5", **kwargs)
+    assert a._txn is not None and b._txn is not None  # each holds an on-disk transaction
+    a.close()
+    assert sys.unraisablehook == b._txn._unraisable
+    b.close()
+    assert sys.unraisablehook is before
+
+
+def test_a_seed_beyond_64_bits_is_refused_before_training():
+    from spikehebb.config import MAX_SEED, TrainConfig
+
+    with pytest.raises(ValueError, match=f"train: seed must be at most {MAX_SEED}, got {MAX_SEED + 1}"):
+        TrainConfig(seed=MAX_SEED + 1)
+    assert TrainConfig(seed=MAX_SEED).seed == MAX_SEED
