@@ -160,6 +160,12 @@ class NetworkAgent:
     def reset(self, parts: Mapping[str, Sequence[np.ndarray]], members: Sequence[int] | None = None) -> None:
         coefficients = parts.get("coefficients")
         if self._rows is not None and coefficients is not None:  # each synapse reads its row of the layer
+            # the genome's layout, checked here: the gather would take any array with enough rows
+            shapes = [s[1:] for s in self.network.coefficient_shapes]
+            got = [np.shape(c)[1:] for c in coefficients]
+            if len(got) != len(shapes) or got != shapes:
+                raise ValueError(f"coefficients must be per layer (P, n_pre, n_post, k) with (n_pre, n_post, k) = "
+                                 f"{shapes}, got {got}")
             coefficients = [_read_rows(c, rows, factors) for c, (rows, factors) in zip(coefficients, self._rows)]
         self.network.reset(coefficients, parts["weights"], members)
 

@@ -484,9 +484,15 @@ class AntBulletEnv(gym.Env):
 
     def close(self) -> None:
         """Disconnect this env's pyBullet client; safe to call more than once."""
-        if self._client >= 0:
+        if getattr(self, "_client", -1) >= 0:
             pybullet.disconnect(physicsClientId=self._client)
             self._client = -1
+
+    def __del__(self) -> None:  # an env dropped without close() frees its client, as pybullet's own does
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: pybullet may be gone already
+            pass
 
     # ----------------------------------------------------------------------------- internals
 
@@ -497,6 +503,8 @@ class AntBulletEnv(gym.Env):
     def _check_action(self, action: Any) -> tuple[np.ndarray, list[float]]:
         """The action as a float array (8,) and as a list; a ValueError says what was wrong."""
         self._check_open()
+        if self._n_resets == 0:  # the progress would be measured from a potential never set
+            raise RuntimeError("call reset() before step(): this AntBulletEnv has not been reset")
         a = np.asarray(action)
         if a.shape != (N_JOINTS,):
             raise ValueError(f"action must have shape ({N_JOINTS},), got shape {a.shape}")

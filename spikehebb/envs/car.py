@@ -352,6 +352,17 @@ class CarRacingEnv(CarRacing):
         """The tyre dynamics this env simulates."""
         return self._variation
 
+    def step(self, action):
+        """CarRacing.step, after a check of the action: continuous (steer, gas, brake) finite
+        numbers (gymnasium's own step would cut a longer action short, and a NaN would corrupt the
+        physics and fail later in the renderer), or one of the five discrete actions."""
+        if action is not None and self.continuous:
+            a = np.asarray(action, dtype=np.float64) if not np.iscomplexobj(action) else None
+            if a is None or a.shape != (3,) or not np.all(np.isfinite(a)):
+                raise ValueError(f"action must be 3 finite numbers (steer, gas, brake), got {action!r}")
+            action = a
+        return super().step(action)
+
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:

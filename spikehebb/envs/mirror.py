@@ -80,12 +80,16 @@ OBSERVATION_SIGN = np.concatenate([
 def mirror_observation(observation: np.ndarray) -> np.ndarray:
     """The Ant's observation ``(..., 28)`` as its mirror image would sense it."""
     observation = np.asarray(observation)
+    if observation.shape[-1:] != OBSERVATION_SIGN.shape:
+        raise ValueError(f"observation must have shape (..., {OBSERVATION_SIGN.size}), got {observation.shape}")
     return (OBSERVATION_SIGN * observation[..., OBSERVATION_SOURCE]).astype(observation.dtype, copy=False)
 
 
 def mirror_action(action: np.ndarray) -> np.ndarray:
     """The torques ``(..., 8)`` that play the mirror image of ``action``."""
     action = np.asarray(action)
+    if action.shape[-1:] != ACTION_SIGN.shape:
+        raise ValueError(f"action must have shape (..., {ACTION_SIGN.size}), got {action.shape}")
     return (ACTION_SIGN * action[..., ACTION_SOURCE]).astype(action.dtype, copy=False)
 
 

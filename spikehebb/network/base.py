@@ -94,11 +94,14 @@ def sample_weights(
     """
     if init not in WEIGHT_INITS:
         raise ValueError(f"unknown weight init {init!r}; expected one of {WEIGHT_INITS}")
-    if not scale > 0:
-        raise ValueError(f"weight scale must be positive, got {scale}")
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"weight scale must be finite and positive, got {scale}")
+    if not (isinstance(population, (int, np.integer)) and not isinstance(population, bool) and population >= 1):
+        raise ValueError(f"population must be a positive integer, got {population!r}")
     rng = np.random.default_rng(rng)
     shapes = [(population, a, b) for a, b in zip(sizes[:-1], sizes[1:])]
-    if signs is not None and (len(signs) != len(sizes) or any(len(s) != n for s, n in zip(signs, sizes))):
+    if signs is not None and (len(signs) != len(sizes) or any(len(s) != n for s, n in zip(signs, sizes))
+                              or not all(set(np.asarray(s).tolist()) <= {1, -1} for s in signs)):
         raise ValueError(f"signs must list one +1/-1 per unit of every layer {tuple(sizes)}")
     if init == "uniform":
         layers = [rng.uniform(-scale, scale, s) for s in shapes]
@@ -178,8 +181,12 @@ class PlasticNetwork:
         baseline_tau: float | None = None,
         eligibility_tau: float = 50.0,
     ):
+        if isinstance(sizes, (str, bytes)) or not all(
+            isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in sizes
+        ):
+            raise ValueError(f"sizes must list at least two positive integer layer sizes, got {sizes!r}")
         self.sizes = tuple(int(n) for n in sizes)
-        if len(self.sizes) < 2 or any(n < 1 for n in self.sizes) or len(self.sizes) != len(sizes):
+        if len(self.sizes) < 2 or any(n < 1 for n in self.sizes):
             raise ValueError(
                 f"sizes must list at least two positive layer sizes, got {tuple(sizes)}"
             )
@@ -206,7 +213,9 @@ class PlasticNetwork:
             raise ValueError(f"rule_every must be a positive integer, got {rule_every!r}")
         self.rule_every = int(rule_every)
         for name, tau in (("rate_tau", rate_tau), ("baseline_tau", baseline_tau), ("eligibility_tau", eligibility_tau)):
-            if tau is not None and not (isinstance(tau, (int, float)) and math.isfinite(tau) and tau >= 1):
+            if (tau is not None or name == "eligibility_tau") and not (
+                isinstance(tau, (int, float)) and not isinstance(tau, bool) and math.isfinite(tau) and tau >= 1
+            ):
                 raise ValueError(f"{name} must be a number of steps >= 1, got {tau!r}")
         if (self.rule_every > 1 or rate_tau is not None) and not self.plastic:
             raise ValueError("rule_every and rate_tau need a rule: a static network has none")
@@ -459,9 +468,10 @@ class PlasticNetwork:
         self._move_members(src, dst)
 
     def set_active(self, n: int | None) -> None:
-        """Step only the first ``n`` slots from now on (None: all P). The outputs and state of the
-        other slots are left as they are; only live lifetimes may be in them while none of their
-        outputs is read (the rollout moves its live lifetimes into the prefix first)."""
+        """Step only the first ``n`` slots from now on (None: all P). The other slots' weights and
+        rule state are left as they are, but their input rates are overwritten and their step
+        counts and modulator baselines go on, so they must hold ended lifetimes (re-armed before
+        use): the rollout moves its live lifetimes into the prefix first."""
         k = active_slots(n, self.population)
         if not self.can_compact:
             raise NotImplementedError(f"the {self.backend} backend cannot step a prefix of its slots")
@@ -492,6 +502,8 @@ class PlasticNetwork:
 
     def _check_inputs(self, inputs, what: str = "inputs") -> np.ndarray:
         expected = (self.population, self.sizes[0])
+        if np.iscomplexobj(inputs):
+            raise ValueError(f"{what} must be real numbers, got complex ones")
         arr = np.asarray(inputs, dtype=self.dtype)
         if arr.shape != expected:
             raise ValueError(f"{what} must be (P, n_in) = {expected}, got {np.shape(inputs)}")
@@ -524,8 +536,8 @@ class PlasticNetwork:
                 else:
                     dims = f"(P, n_pre, n_post) = {tuple(shape)}"
                 raise ValueError(f"{what} for layer {layer} must be {dims}, got {arr.shape}")
-            if not np.issubdtype(arr.dtype, np.number):
-                raise ValueError(f"{what} for layer {layer} must be numeric, got dtype {arr.dtype}")
+            if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+                raise ValueError(f"{what} for layer {layer} must be real numbers, got dtype {arr.dtype}")
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"{what} for layer {layer} contain NaN or inf")
             checked.append(arr.astype(np.float64, copy=False))

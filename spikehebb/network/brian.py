@@ -345,7 +345,11 @@ class BrianPlasticNetwork(PlasticNetwork):
         return self._outputs()
 
     # ---------------------------------------------------------------------- compaction
-    can_compact = True
+    @property
+    def can_compact(self) -> bool:
+        """Compiled code loops to the ``N`` it reads at each call; Brian2's numpy target works on
+        whole arrays and cannot step a prefix (the fallback without a C++ compiler)."""
+        return self.target == "cython"
 
     def _move_members(self, sources, targets):
         for array in self._member_arrays:

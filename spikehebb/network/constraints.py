@@ -301,4 +301,7 @@ def make_constraint(spec: "str | dict | WeightConstraint") -> WeightConstraint:
     name = spec.pop("name", None)
     if name not in CONSTRAINTS:
         raise ValueError(f"unknown weight constraint {name!r}; expected one of {tuple(CONSTRAINTS)}")
-    return CONSTRAINTS[name](**spec)
+    try:
+        return CONSTRAINTS[name](**spec)
+    except TypeError as e:  # a field missing, unknown or of the wrong kind
+        raise ValueError(f"weight constraint {name!r}: {e}") from None

@@ -318,3 +318,26 @@ def test_numpy_sum_is_numpys_reduction_bit_for_bit():
             assert numpy_sum(values) == float(np.add.reduce(np.array(values))), (n, values)
     for zeros in ([-0.0], [-0.0, -0.0], [-0.0] * 9, [0.0, -0.0]):
         assert str(numpy_sum(zeros)) == str(float(np.add.reduce(np.array(zeros))))
+
+
+def test_a_step_before_the_first_reset_is_refused():
+    """Its progress would be measured from a potential never set (about -60,000 in one step)."""
+    env = AntBulletEnv()
+    try:
+        with pytest.raises(RuntimeError, match=r"call reset\(\) before step\(\)"):
+            env.step(np.zeros(8))
+        env.reset(seed=0)
+        env.step(np.zeros(8))
+    finally:
+        env.close()
+
+
+def test_an_env_dropped_without_close_frees_its_client():
+    env = AntBulletEnv()
+    client = env._client
+    assert pybullet.getConnectionInfo(client)["isConnected"]
+    del env
+    import gc
+
+    gc.collect()
+    assert not pybullet.getConnectionInfo(client)["isConnected"]

@@ -257,3 +257,17 @@ def test_variation_of_wrong_type():
 def test_bad_render_mode():
     with pytest.raises(ValueError, match="render_mode must be None or one of"):
         CarRacingEnv(render_mode="window")
+
+
+@pytest.mark.parametrize("action", [np.zeros(2), np.zeros(4), np.array([np.nan, 0.5, 0.0]), np.array([0.0, np.inf, 0.0])])
+def test_a_bad_continuous_action_is_one_line(action):
+    """gymnasium's step would cut a longer action short, fail on a shorter one with an IndexError,
+    and a NaN would corrupt the car's physics and fail later in the renderer."""
+    env = CarRacingEnv()
+    try:
+        env.reset(seed=0)
+        with pytest.raises(ValueError, match=r"action must be 3 finite numbers \(steer, gas, brake\)"):
+            env.step(action)
+        assert env.step([0.0, 0.5, 0.0])[0].shape == (96, 96, 3)  # a list is a fine action too
+    finally:
+        env.close()

@@ -99,3 +99,15 @@ def test_body_roles_name_the_mirror_of_a_training_body_only_for_a_mirror_rule():
         "default": "trained", "damage_left": "mirror of trained", "damage_right": "trained",
         "palm_damage_right": "unseen", "long_back": "unseen", "long_front": "unseen"}
     assert body_roles(("long_front", "long_back"), ("default", "long_back"), mirror_rule=True)["long_front"] == "mirror of trained"
+
+
+@pytest.mark.parametrize("shape", [(9,), (7,), ()])
+def test_the_mirror_refuses_an_action_or_observation_of_another_shape(shape):
+    with pytest.raises(ValueError, match=rf"action must have shape \(\.\.\., 8\), got {re_shape(shape)}"):
+        mirror_action(np.zeros(shape))
+    with pytest.raises(ValueError, match=r"observation must have shape \(\.\.\., 28\)"):
+        mirror_observation(np.zeros(shape))
+
+
+def re_shape(shape):
+    return str(shape).replace("(", r"\(").replace(")", r"\)")

@@ -263,3 +263,66 @@ def test_batched_matvec_sums_in_index_order(shape):
     assert got.dtype == np.float32 and got.shape == (B, m)
     np.testing.assert_array_equal(got, sequential)
     np.testing.assert_allclose(got, np.matmul(x[:, None, :], w)[:, 0], rtol=1e-4, atol=1e-4)
+
+
+def test_brian2s_numpy_target_does_not_claim_to_step_a_prefix():
+    """Compaction lowers the loop bound compiled code reads at each call; Brian2's numpy target (the
+    fallback without a C++ compiler) works on whole arrays and would fail on its next step."""
+    cython = make_network((3, 4, 2), "ABCD_lr", 4, backend="brian2", target="cython")
+    numpy_target = make_network((3, 4, 2), "ABCD_lr", 4, backend="brian2", target="numpy")
+    assert cython.can_compact and not numpy_target.can_compact
+    with pytest.raises(NotImplementedError, match="cannot step a prefix"):
+        numpy_target.set_active(2)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"sizes": (2, 2.7, 1)}, r"sizes must list at least two positive integer layer sizes, got \(2, 2.7, 1\)"),
+    ({"sizes": "23"}, "sizes must list at least two positive integer layer sizes, got '23'"),
+    ({"rule": "ABCD_lr+mod", "eligibility_tau": None}, "eligibility_tau must be a number of steps >= 1, got None"),
+])
+def test_network_settings_that_were_truncated_or_a_traceback(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make_network(**{"sizes": (2, 3), "rule": "ABCD_lr", "backend": "numpy", **kwargs})
+
+
+def test_complex_numbers_are_refused():
+    net = make_network((2, 2), "ABCD", 1, backend="numpy", dtype="float64")
+    with pytest.raises(ValueError, match="coefficients for layer 1 must be real numbers, got dtype complex128"):
+        net.reset([np.ones((1, 2, 2, 4)) * (1 + 1j)], sample_weights((2, 2), 1, rng=0))
+    net.reset([np.zeros((1, 2, 2, 4))], sample_weights((2, 2), 1, rng=0))
+    with pytest.raises(ValueError, match="inputs must be real numbers, got complex ones"):
+        net.step(np.ones((1, 2)) * (1 + 1j))
+
+
+def test_sample_weights_refuses_what_it_cannot_draw():
+    with pytest.raises(ValueError, match=r"signs must list one \+1/-1 per unit of every layer \(2, 3\)"):
+        sample_weights((2, 3), 1, signs=[[1, 0], [1, 1, 1]], rng=0)
+    with pytest.raises(ValueError, match="population must be a positive integer, got 0"):
+        sample_weights((2, 3), 0, rng=0)
+    with pytest.raises(ValueError, match="weight scale must be finite and positive, got inf"):
+        sample_weights((2, 3), 1, scale=float("inf"), rng=0)
+
+
+def test_a_malformed_constraint_spec_is_one_line():
+    from spikehebb.network.constraints import make_constraint
+
+    with pytest.raises(ValueError, match="weight constraint 'dale_clip': .*signs"):
+        make_constraint("dale_clip")
+    with pytest.raises(ValueError, match="weight constraint 'max_abs': .*layer"):
+        make_constraint({"name": "max_abs", "layer": [0]})
+
+
+def test_tied_rows_check_the_genomes_shape():
+    """With the authors' rows the agent gathers row i + j of each layer: any array with enough rows
+    would do, so it checks the genome's (n_pre, n_post, k) first, as per-synapse rows do."""
+    from spikehebb.agents import AgentConfig, make_agent
+    from spikehebb.tasks import get_task
+
+    task = get_task("ant")
+    agent = make_agent(AgentConfig(rule="ABCD_lr", backend="numpy", coefficient_rows="i_plus_j"), task, 1)
+    weights = sample_weights(task.sizes, 1, rng=0)
+    transposed = [np.zeros((1, b, a, 5)) for a, b in zip(task.sizes[:-1], task.sizes[1:])]
+    with pytest.raises(ValueError, match=r"coefficients must be per layer \(P, n_pre, n_post, k\) with"):
+        agent.reset({"coefficients": transposed, "weights": weights})
+    agent.reset({"coefficients": [np.zeros((1, a, b, 5)) for a, b in zip(task.sizes[:-1], task.sizes[1:])],
+                 "weights": weights})
