@@ -272,10 +272,10 @@ class RunStore:
                 f["best"].attrs["generation"] = -1
                 f.create_group("checkpoint").attrs["generation"] = 0
                 f.attrs["generations_completed"] = 0
+            return cls(path, "a", lock, fsync)
         except BaseException:
             lock.release()
             raise
-        return cls(path, "a", lock, fsync)
 
     @classmethod
     def open(cls, path: str | os.PathLike, mode: str = "r", *, fsync: bool = True) -> "RunStore":

@@ -121,3 +121,15 @@ def test_a_seed_beyond_64_bits_is_refused_before_training():
     with pytest.raises(ValueError, match=f"train: seed must be at most {MAX_SEED}, got {MAX_SEED + 1}"):
         TrainConfig(seed=MAX_SEED + 1)
     assert TrainConfig(seed=MAX_SEED).seed == MAX_SEED
+
+
+def test_a_creation_that_fails_to_read_back_its_file_releases_the_lock(tmp_path, monkeypatch):
+    def unreadable(self, *args):
+        raise RunFileError("cannot read it back")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(RunStore, "__init__", unreadable)
+        with pytest.raises(RunFileError, match="cannot read it back"):
+            RunStore.create(tmp_path / "run.h5", {}, sizes=SIZES, rule="ABCD_lr", popsize=P, fsync=False)
+    with RunStore.open(tmp_path / "run.h5", "a") as store:  # no lock left held by this process
+        generation(store, 0)
