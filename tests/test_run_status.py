@@ -248,16 +248,16 @@ def test_the_first_input_runs_stored_means_are_quoted_as_scored():
                     "D0": best(seed_0, "default"), "L": best(reset, "damage_left"), "L0": best(seed_0, "damage_left")}
 
 
-def test_the_static_baselines_progress_and_stored_means_are_quoted_as_scored(per_synapse):
-    """results.md's paragraph and row on the static baseline, and the README's bullet: its length,
-    budget and stored means on the bodies (scored to the committed file's last generation),
-    beside the per-synapse run's at the same generations."""
+def test_the_static_baseline_and_its_rule_are_quoted_as_their_files_hold_them(per_synapse):
+    """results.md's paragraph, rows and main-table row on the static baseline, the README's bullet and
+    models/README's row: its length, budget, stored means on the bodies (scored to its last
+    generation) beside the per-synapse run's, and its rule's card and mirror test."""
     run = run_facts(STATIC)
     g = int(run["g"])
     static, seed_0 = scored_to_the_last(STATIC, run), stored_means(PER_SYNAPSE)
     last = max(static)
     said = quoted("docs/results.md",
-                  r"was started on 2026-11-27 and holds (?P<g>\d+) of 300 generations \((?P<steps>[\d.]+) M env steps, "
+                  r"was started on 2026-11-27 and finished at (?P<g>\d+) generations \((?P<steps>[\d.]+) M env steps, "
                   r"(?P<hours>[\d.]+) h of generations; population mean (?P<mean>-?\d+) at generation (?P<g2>\d+), where "
                   r"the per-synapse Hebbian run stood at (?P<s0>-?\d+) after (?P<s0_steps>[\d.]+) M env steps;.*? at "
                   r"generation (?P<g10>\d+) on `default` / `damage_right` (?P<D>-?\d+) / (?P<R>-?\d+), where the Hebbian "
@@ -271,13 +271,46 @@ def test_the_static_baselines_progress_and_stored_means_are_quoted_as_scored(per
                     "D": static[g10]["default"], "R": static[g10]["damage_right"], "D0": seed_0[g10]["default"],
                     "R0": seed_0[g10]["damage_right"], "G": str(last), "L": best(static, "damage_left"),
                     "L0": best(seed_0, "damage_left")}
-    row = quoted("docs/results.md", r"--static --init fan_in`, (?P<g>\d+) of 300 so far: its stored means on all six bodies "
-                                    r"\(10 lifetimes each\) \| at most (?P<L>-?\d+) to generation (?P<G>\d+) \(the Hebbian "
-                                    r"run's at most (?P<L0>-?\d+)\) \| open; so far the rule is ahead on it \|")
-    assert row == {k: said[k] for k in ("g", "L", "G", "L0")}
-    assert int(said["L"]) < int(said["L0"]), "the row says the rule is ahead on damage_left: it no longer is"
-    assert quoted("docs/results.md", r"for the static-weights baseline at the same settings \(in progress: (?P<g>\d+) of "
-                                     r"300\)") == {"g": run["g"]}
-    bullet = quoted("README.md", r"Its stored means on `damage_left` at most (?P<L>-?\d+) to generation (?P<G>\d+) \(the "
+    assert quoted("docs/results.md", r"for the static-weights baseline at the same settings \(finished at (?P<g>\d+)\)") == {"g": run["g"]}
+
+    chosen = str(model_info(ROOT / "models" / "ant_static.h5")["generation"])
+    rule = card_table("ant_static")
+    card = (ROOT / "models" / "ant_static.md").read_text()
+    steps, hours = re.search(r"^- budget: 300 generations, ([\d,]+) env steps, ([\d.]+) h of wall time", card, re.M).groups()
+    stored = len(model_info(ROOT / "models" / "ant_static.h5")["selection"]["scores"])
+    mirror = {body: row.split(" | ") for body, row in re.findall(
+        r"^\| `(\w+)` \| (-?\d+ ± \d+ \| -?\d+ ± \d+) \|", json.loads((TRAINING / "mirror_ant_static.json").read_text())["table"], re.M)}
+    hebbian = quoted("docs/results.md", r"\| the same run's rule after 300 generations \(shipped before it\) \| [^|]+ \| "
+                                        r"(?P<d>[\d ±]+) \(solved\) \| (?P<r>[\d ±]+) \(solved\) \| (?P<l>[\d ±]+) \(unseen\) \|")
+    d, r, l = rule["default"], rule["damage_right"], rule["damage_left"]
+    cell = r"-?\d+ ± \d+"
+    said = quoted("docs/results.md",
+                  rf"Its rule, chosen as the Hebbian ones were \(`spikehebb select`: the mean after generation (?P<chosen>\d+), "
+                  rf"the best of its (?P<stored>\d+) stored means; `models/ant_static.h5`, card `models/ant_static.md`\), over "
+                  rf"100 test lifetimes per body: `default` (?P<d>{cell}), `damage_right` (?P<r>{cell}), `damage_left` "
+                  rf"(?P<l>{cell}) \(the per-synapse Hebbian rule after 300 generations: (?P<d0>[\d ±]+), (?P<r0>[\d ±]+) "
+                  rf"and (?P<l0>[\d ±]+);.*?Through the mirror \(`mirror_ant.py`, 20 lifetimes\) it scores (?P<ml>{cell}) "
+                  rf"on `damage_left`, against (?P<il>{cell}) as itself \(`damage_right` (?P<ir>{cell}) as itself\)")
+    assert said == {"chosen": chosen, "stored": str(stored), "d": d, "r": r, "l": l, "d0": hebbian["d"], "r0": hebbian["r"],
+                    "l0": hebbian["l"], "ml": mirror["damage_left"][1], "il": mirror["damage_left"][0],
+                    "ir": mirror["damage_right"][0]}
+    solved = lambda c: rf"{c} \(solved\)" if int(c.split(" ±")[0]) >= 100 else c  # noqa: E731
+    assert re.search(rf"\| \*\*`models/ant_static.h5`\*\*: .*?chosen at generation {chosen} by `spikehebb select`; 100 test "
+                     rf"lifetimes \(Najarro & Risi's static network: 1604 ± 171, 1431 ± 54, 68 ± 56\) \| "
+                     rf"{int(steps.replace(',', '')) / 1e6:.1f} M env steps, {hours} h of generations \| {solved(d)} \| "
+                     rf"{solved(r)} \| {l} \(unseen\) \|", text("docs/results.md")), "results.md's main-table row on ant_static"
+    row = quoted("docs/results.md", r"--static --init fan_in`, finished at (?P<g>\d+): its rule chosen at (?P<chosen>\d+) "
+                                    r"\(`models/ant_static.h5`, 100 test lifetimes\) and its stored means on all six bodies "
+                                    r"\(10 lifetimes each\) \| its rule (?P<l>-?[\d]+ ± [\d]+) \(the Hebbian rule after 300 "
+                                    r"generations: (?P<l0>[\d ±]+)\); its stored means at most (?P<L>-?\d+) to generation "
+                                    r"(?P<G>\d+) \(the Hebbian run's at most (?P<L0>-?\d+)\) \|")
+    assert row == {"g": run["g"], "chosen": chosen, "l": l, "l0": hebbian["l"], "L": best(static, "damage_left"),
+                   "G": str(last), "L0": best(seed_0, "damage_left")}
+    bullet = quoted("README.md", r"Its rule, shipped as `models/ant_static.h5` \(\[card\]\(models/ant_static.md\), the search "
+                                 r"mean after generation (?P<chosen>\d+)\), over 100 test lifetimes per body: `default` "
+                                 r"(?P<d>-?\d+ ± \d+), `damage_right` (?P<r>-?\d+ ± \d+), `damage_left` (?P<l>-?\d+ ± \d+) \(.*?"
+                                 r"Its stored means on `damage_left` at most (?P<L>-?\d+) to generation (?P<G>\d+) \(the "
                                  r"Hebbian run's at most (?P<L0>-?\d+); \[docs/results.md\]")
-    assert bullet == {k: said[k] for k in ("L", "G", "L0")}
+    assert bullet == {"chosen": chosen, "d": d, "r": r, "l": l, **{k: row[k] for k in ("L", "G", "L0")}}
+    assert re.search(rf"\| `ant_static.h5` \(\[card\]\(ant_static.md\)\) \| .*?chosen at generation {chosen} \| {d} \| {r} \| "
+                     rf"{l} \|", text("models/README.md")), "models/README.md's row on ant_static.h5"
