@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from spikehebb.agents import AgentConfig, make_agent
+from spikehebb.checks import is_integer
 from spikehebb.tasks import EpisodeState, Task
 
 #: ``on_step(t, agent, actions (B, ...), infos)`` is called after every step of the batch (t counts
@@ -86,7 +87,7 @@ class Rollout:
         env_kwargs: dict[str, Any] | None = None,
         **agent_kwargs,
     ):
-        if not (isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool) and batch_size >= 1):
+        if not (is_integer(batch_size) and batch_size >= 1):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.task = task
         self.batch_size = int(batch_size)
@@ -132,7 +133,7 @@ class Rollout:
         n = len(env_seeds)
         if n < 1:
             raise ValueError(f"a rollout needs at least one lifetime, got {n}")
-        if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in env_seeds):
+        if not all(is_integer(s) for s in env_seeds):
             raise ValueError(f"env seeds must be integers, got {list(env_seeds)!r}")
         self.task.check_variants([variant])
         queue = iter(range(n))

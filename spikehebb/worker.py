@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from spikehebb.agents import agent_class, genome_parts
+from spikehebb.checks import is_integer
 from spikehebb.config import WorkerSpec
 from spikehebb.genome import GenomeMap
 from spikehebb.rollout import Lifetime, Rollout, StepHook
@@ -157,7 +158,7 @@ class Worker:
         """Fitness of one parameter vector over the given episode numbers on ``variant``."""
         v = self.task.variants.index(self.task.check_variants([variant])[0])
         episodes = list(episodes)
-        if not all(isinstance(e, (int, np.integer)) and not isinstance(e, bool) and e >= 0 for e in episodes):
+        if not all(is_integer(e) and e >= 0 for e in episodes):
             raise ValueError(f"episode numbers must be non-negative integers, got {episodes!r}")
         paths = [(EVALUATION_TAG, e, v) for e in episodes]
         return self.lifetimes(np.repeat(np.asarray(params)[None], len(episodes), axis=0), variant, paths)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from spikehebb.checks import is_integer
 from spikehebb.es.candidates import CandidateKey, DiagonalSampler, NoiseSampler, PopulationSampler
 from spikehebb.es.shaping import l2_penalty
 
@@ -42,12 +43,11 @@ class Strategy(abc.ABC):
     name: str = ""
 
     def __init__(self, n_params: int, popsize: int, seed: int, l2_coeff: float) -> None:
-        integer = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)  # noqa: E731
-        if not (integer(n_params) and n_params >= 1):
+        if not (is_integer(n_params) and n_params >= 1):
             raise ValueError(f"n_params must be a positive integer, got {n_params}")
-        if not (integer(popsize) and popsize >= 2):
+        if not (is_integer(popsize) and popsize >= 2):
             raise ValueError(f"popsize must be an integer of at least 2, got {popsize}")
-        if not integer(seed):
+        if not is_integer(seed):
             raise ValueError(f"seed must be an integer, got {seed!r}")
         if not (np.isfinite(l2_coeff) and l2_coeff >= 0):
             raise ValueError(f"l2_coeff must be finite and >= 0, got {l2_coeff}")

@@ -42,6 +42,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from spikehebb.checks import is_integer
 from spikehebb.network.constraints import WeightConstraint, make_constraint
 from spikehebb.rules import RuleSpec, get_rule
 
@@ -96,7 +97,7 @@ def sample_weights(
         raise ValueError(f"unknown weight init {init!r}; expected one of {WEIGHT_INITS}")
     if not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"weight scale must be finite and positive, got {scale}")
-    if not (isinstance(population, (int, np.integer)) and not isinstance(population, bool) and population >= 1):
+    if not (is_integer(population) and population >= 1):
         raise ValueError(f"population must be a positive integer, got {population!r}")
     rng = np.random.default_rng(rng)
     shapes = [(population, a, b) for a, b in zip(sizes[:-1], sizes[1:])]
@@ -181,9 +182,7 @@ class PlasticNetwork:
         baseline_tau: float | None = None,
         eligibility_tau: float = 50.0,
     ):
-        if isinstance(sizes, (str, bytes)) or not all(
-            isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in sizes
-        ):
+        if isinstance(sizes, (str, bytes)) or not all(is_integer(n) for n in sizes):
             raise ValueError(f"sizes must list at least two positive integer layer sizes, got {sizes!r}")
         self.sizes = tuple(int(n) for n in sizes)
         if len(self.sizes) < 2 or any(n < 1 for n in self.sizes):
