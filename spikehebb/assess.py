@@ -2,7 +2,8 @@
 paper's Table 1, and synapse traces of chosen lifetimes.
 
 Every lifetime starts from fresh random weights (seeded by (run seed, episode, variant), never
-a training seed), runs the task's episode rules, and scores the task's fitness
+a training seed; agents whose weights are all evolved start from those and from the task's
+seeded random start), runs the task's episode rules, and scores the task's fitness
 (:data:`FITNESS_UNITS`). The ant's fitness is the summed ``reward_progress`` term of pybullet's
 Ant: each step's decrease of the body centre's distance to the walk target (1 km along +x)
 divided by the step length 0.0165 s, i.e. a potential difference, not metres; summed over a
@@ -172,11 +173,13 @@ def format_table(
     task: str | None = None,
     max_network_steps: int | None = None,
     early_ends: bool = True,
+    start: str = "fresh random weights",
 ) -> str:
     """The paper's Table 1 layout: variant, seen in training, mean ± std over the episodes,
     solved; then what the columns mean (the fitness in words when ``task`` is given, the episode
     length when ``max_network_steps`` is; ``early_ends=False``: lifetimes ran to the step limit,
-    :func:`without_early_ends`)."""
+    :func:`without_early_ends`; ``start``: what each lifetime starts from,
+    :func:`spikehebb.agents.lifetime_start` of the run's agent)."""
     n = len(results[0].fitness) if results else 0
     episodes = f"{n} episode" + "s" * (n != 1)
     head = label + f" ({episodes})"
@@ -189,7 +192,7 @@ def format_table(
             f"{'yes' if r.solved else 'no'}"
         )
     solved_at = results[0].solved_at if results else SOLVED_FITNESS
-    lines.append(f"{seen_note(results)} mean ± std over {n} lifetimes, each from fresh random weights.")
+    lines.append(f"{seen_note(results)} mean ± std over {n} lifetimes, each from {start}.")
     lines.append(f"solved: mean fitness >= {solved_at:g}." + (f" fitness: {FITNESS_UNITS[task]}." if task in FITNESS_UNITS else ""))
     if max_network_steps is not None:
         if early_ends:

@@ -495,6 +495,7 @@ def _evaluate_and_trace(path, args, config, params, variants, store, trained_fir
     ``"reset"``)."""
     import os
 
+    from spikehebb.agents import lifetime_start
     from spikehebb.assess import assess, first_input_note, format_table, record_traces
 
     held = check_traces_not_held(path, args, variants)  # said before the test lifetimes, not after
@@ -505,7 +506,8 @@ def _evaluate_and_trace(path, args, config, params, variants, store, trained_fir
         label += f", shared rules {config.strategy.label}"
     rules = config.task.make(full_length=True).episode
     steps = rules.max_network_steps if args.eval_steps is None else args.eval_steps - rules.burn_in_steps
-    table = format_table(results, label, config.task.name, steps, early_ends=not args.no_early_end)
+    table = format_table(results, label, config.task.name, steps, early_ends=not args.no_early_end,
+                         start=lifetime_start(config.agent, config.task.make()))
     if "reset" in (rules.first_input, trained_first_input):
         table += "\n" + first_input_note(rules.first_input, trained_first_input)
     print(f"\n{path}: {args.which} parameters, seed {config.seed}")
@@ -628,6 +630,7 @@ def run_select(args: argparse.Namespace) -> Path:
     """Score the run's stored means, write the best as a model, then its card (``NAME.md``)."""
     import os
 
+    from spikehebb.agents import lifetime_start
     from spikehebb.assess import assess, format_table, load_run
     from spikehebb.models import card, export, model_without_card, select, selection_figure
     from spikehebb.report import paper_numbers
@@ -656,7 +659,8 @@ def run_select(args: argparse.Namespace) -> Path:
         task = config.task.make()
         results = assess(config, params, list(task.variants), args.test_episodes, workers)
         label = config.agent.controller_label
-        print(format_table(results, label, config.task.name, task.episode.max_network_steps))
+        print(format_table(results, label, config.task.name, task.episode.max_network_steps,
+                           start=lifetime_start(config.agent, task)))
         curve = path.with_name(path.stem + "_curve.png")
         selection_figure(path).savefig(curve, dpi=100)
         paper = paper_numbers(config)
@@ -721,7 +725,7 @@ def main(argv: list[str] | None = None) -> int:
     add_train_arguments(p)
     p = sub.add_parser("evaluate", help="test a run's parameters on variants (the paper's Table 1)",
                        description="Test a run's parameters on variants, as the paper's Table 1: mean ± std "
-                                   f"fitness over fresh random initial weights; the ant counts as solved at a mean of "
+                                   f"fitness over test lifetimes (a Hebbian rule's each from fresh random weights); the ant counts as solved at a mean of "
                                    f"{SOLVED_FITNESS:g}. Fitness, per task: {fitness}.")
     p.add_argument("runfile", metavar="RUNFILE_OR_MODEL",
                    help="run file (.h5) written by `spikehebb train`, or the name of a model in models/")

@@ -234,6 +234,7 @@ def card(
     relative to the card) and its test table from ``results`` (:class:`~spikehebb.assess.VariantResult`
     per variant) with ``paper``'s numbers beside it ({variant: (mean, std)}, e.g. Najarro & Risi's
     Table 1)."""
+    from spikehebb.agents import lifetime_start
     from spikehebb.assess import FITNESS_UNITS, seen_note
 
     info = model_info(path) or {}
@@ -272,7 +273,7 @@ def card(
             row += " {} ± {} |".format(*paper[r.variant]) if r.variant in paper else " - |"
         lines.append(row)
     solved_at = results[0].solved_at if results else 0
-    lines += ["", f"Each lifetime starts from fresh random weights (test episodes 0 to {n - 1}). "
+    lines += ["", f"Each lifetime starts from {lifetime_start(config.agent, config.task.make())} (test episodes 0 to {n - 1}). "
               f"{seen_note(results)} solved: mean fitness >= {solved_at:g}. fitness: "
               f"{FITNESS_UNITS.get(config.task.name, 'the summed env reward')}."
               + (" paper: Najarro & Risi 2020, Table 1 (100 lifetimes)." if paper else "")]

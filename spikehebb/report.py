@@ -104,6 +104,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 def test_section(path: Path, episodes: int, variants: Sequence[str] | None, workers: int) -> str:
     """Fresh test lifetimes of the run's search mean, with the paper's numbers beside them."""
+    from spikehebb.agents import lifetime_start
     from spikehebb.assess import FITNESS_UNITS, assess, load_run, seen_note
     from spikehebb.lifetimes import run_label
     from spikehebb.plots import run_task
@@ -123,7 +124,7 @@ def test_section(path: Path, episodes: int, variants: Sequence[str] | None, work
     solved_at = results[0].solved_at
     note = (
         f"{label}, the search mean after {_generations(path)} generations; mean ± std over {episodes} lifetimes "
-        f"per variant, each from fresh random weights. {seen_note(results)} "
+        f"per variant, each from {lifetime_start(config.agent, config.task.make())}. {seen_note(results)} "
         f"solved: mean fitness >= {solved_at:g}. fitness: {FITNESS_UNITS.get(name, 'the summed env reward')}."
     )
     if paper:  # the paper's row for this agent (PAPER)

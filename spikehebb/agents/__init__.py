@@ -33,6 +33,26 @@ def genome_parts(config: AgentConfig, task) -> tuple[GenomePart, ...]:
     return tuple(task.genome_parts()) + tuple(agent_class(config).genome_parts(config, task.sizes))
 
 
+def lifetime_start(config: AgentConfig, task) -> str:
+    """What every lifetime of this agent on ``task`` starts from, in words for tables and cards
+    ("... lifetimes, each from <this>."): the parts drawn afresh per lifetime (a Hebbian
+    network's random weights, a Poisson spiking network's input noise), or the evolved weights
+    when everything is searched (static, LSTM, GRU, co-evolved initial weights); then the
+    lifetimes differ only in the task's random start (the ant's initial pose, the car's track)."""
+    parts = genome_parts(config, task)
+    drawn = {p.name for p in parts if not p.searched}
+    if "weights" in drawn:
+        words = "fresh random weights"
+    else:
+        initial = " initial" if any(p.name == "coefficients" for p in parts) else ""
+        words = f"the evolved{initial} weights"
+    if "noise_seed" in drawn:
+        words += " and fresh input noise"
+    if not drawn:
+        words += "; the lifetimes differ only in the task's random start"
+    return words
+
+
 def make_agent(config: AgentConfig, task, batch_size: int, **kwargs):
     """An agent of ``config.kind`` for ``task``'s network, B = ``batch_size`` slots."""
     cls = agent_class(config)
@@ -42,4 +62,4 @@ def make_agent(config: AgentConfig, task, batch_size: int, **kwargs):
 
 
 __all__ = ["AGENTS", "Agent", "AgentConfig", "GenomePart", "GRUAgent", "HebbianAgent", "LSTMAgent", "NetworkAgent", "StaticAgent",
-           "agent_class", "genome_parts", "make_agent"]
+           "agent_class", "genome_parts", "lifetime_start", "make_agent"]
