@@ -112,10 +112,19 @@ class Rollout:
         return envs[:n]
 
     def close(self, variant: str | None = None) -> None:
-        """Close the envs of one variant (all when None); they are made again when needed."""
+        """Close the envs of one variant (all when None); they are made again when needed.
+
+        Every env is closed even when one's ``close`` raises (an env left open would hold its
+        physics client); the first error is raised after the last env is closed."""
+        error = None
         for name in [variant] if variant is not None else list(self._envs):
             for env in self._envs.pop(name, []):
-                env.close()
+                try:
+                    env.close()
+                except Exception as exc:
+                    error = error or exc
+        if error is not None:
+            raise error
 
     def run(
         self,

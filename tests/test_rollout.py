@@ -531,3 +531,20 @@ def test_bad_batch_sizes_and_env_seeds_are_refused():
             rollout.run("default", source(*arrays(2)), env_seeds=[0, 1.9])
     finally:
         rollout.close()
+
+
+def test_close_closes_every_env_when_one_raises_and_raises_the_first_error():
+    closed = []
+
+    class Env(ScriptedEnv):
+        def close(self):
+            closed.append(self)
+            if len(closed) in (1, 3):
+                raise OSError(f"close {len(closed)} failed")
+
+    task = replace(SCRIPTED, make_env=lambda variant, **kw: Env(variant), variants=("default", "other"))
+    rollout = Rollout(task, AgentConfig(rule="ABCD", backend="numpy", dtype="float64"), 2)
+    made = rollout.envs("default") + rollout.envs("other")
+    with pytest.raises(OSError, match="close 1 failed"):
+        rollout.close()
+    assert closed == made and not rollout._envs  # all four closed, none kept to close again

@@ -36,7 +36,7 @@ class Strategy(abc.ABC):
     is a search device, not part of the task's score).
 
     After each :meth:`tell`, :attr:`last` holds that generation's ``raw`` fitness as told,
-    ``penalty``, ``fitness`` (raw with NaN replaced by -inf, plus penalty) and the strategy's own
+    ``penalty``, ``fitness`` (raw with NaN and infinities replaced by -inf, plus penalty) and the strategy's own
     ``shaped`` values, all (popsize,) float64.
     """
 
@@ -99,16 +99,17 @@ class Strategy(abc.ABC):
     def tell(self, fitness) -> dict[str, Any]:
         """Update the distribution from the fitness of the asked candidates (larger is better).
 
-        fitness: (popsize,) float, in the order of :meth:`ask`. NaN marks a failed evaluation: it is
-        counted in :attr:`nan_count` and treated as the worst possible value (-inf) so a failed
-        episode never wins and never crashes the run.
+        fitness: (popsize,) float, in the order of :meth:`ask`. NaN (or an infinity: a fitness that
+        overflowed, a simulation that blew up) marks a failed evaluation: it is counted in
+        :attr:`nan_count` and treated as the worst possible value (-inf) so a failed episode never
+        wins (+inf would have ranked first and become the best parameters) and never crashes the run.
         Returns the generation's stats (also kept in :attr:`last`).
         """
         self._require_asked("tell")
         raw = np.array(fitness, dtype=np.float64, copy=True)
         if raw.shape != (self.popsize,):
             raise ValueError(f"fitness must have shape ({self.popsize},), got {raw.shape}")
-        nan = np.isnan(raw)
+        nan = ~np.isfinite(raw)
         n_nan = int(nan.sum())
         self.nan_count += n_nan
         total = np.where(nan, -np.inf, raw)

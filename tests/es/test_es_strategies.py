@@ -255,6 +255,18 @@ def test_nan_fitness_is_worst_and_counted(variant):
     assert np.all(np.isfinite(strategy.mean))
 
 
+def test_an_infinite_fitness_is_a_failed_evaluation_not_the_best(variant):
+    name, kwargs = variant
+    strategy = make(name, 5, popsize=6, **kwargs)
+    third = strategy.candidate_params(strategy.ask()[2])
+    stats = strategy.tell([1.0, np.inf, 3.0, 2.0, -np.inf, 0.5])
+    assert stats["nan_count"] == 2 and stats["fitness"][1] == stats["fitness"][4] == -np.inf
+    assert stats["raw"][1] == np.inf  # the record keeps what the evaluation said
+    assert strategy.best_fitness == 3.0
+    np.testing.assert_array_equal(strategy.best_params, third)
+    assert np.all(np.isfinite(strategy.mean))
+
+
 def test_unknown_strategy_lists_valid_names():
     with pytest.raises(ValueError, match=r"unknown strategy 'pso'; valid names: \['cma', 'gmm', 'merge', 'openai-es'\]"):
         get_strategy("pso", n_params=3, popsize=4)
