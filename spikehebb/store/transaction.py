@@ -34,6 +34,7 @@ import errno
 import fcntl
 import os
 import shutil
+import stat
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -217,6 +218,16 @@ def _write_image(path: Path, image: bytes, fsync: bool) -> None:
         os.close(fd)
 
 
+def _keep_mode(path: Path, copy: Path) -> None:
+    """Give ``copy`` the permission bits of ``path`` (when it exists), so that replacing the file
+    by its edited copy keeps the mode its owner gave it (a run shared with a group, a read-only one)."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return
+    os.chmod(copy, mode)
+
+
 def _open_image(image: bytes, name: str) -> h5py.File:
     """An HDF5 file held in memory (core driver, no backing store), opened read-write from ``image``."""
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
@@ -337,6 +348,7 @@ class Transaction:
             _raise_translated(e, self.path, self.what, need, self.after)
         self._restore_hook()
         try:
+            _keep_mode(self.path, self.tmp)
             os.replace(self.tmp, self.path)
         except OSError as e:  # the old file stays as it was; the finished copy is not left beside it
             self.tmp.unlink(missing_ok=True)

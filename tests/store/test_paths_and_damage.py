@@ -37,6 +37,16 @@ def test_a_run_opened_through_a_symbolic_link_locks_and_writes_the_file_itself(t
     assert RunStore.open(run).history()["fitness_raw"][0, 0] == 7.0
 
 
+@pytest.mark.parametrize("mode", [0o600, 0o664, 0o444])
+def test_a_write_keeps_the_mode_the_owner_gave_the_run_file(tmp_path, mode):
+    run = new_run(tmp_path / "run.h5")
+    run.chmod(mode)
+    with RunStore.open(run, "a") as store:  # each generation replaces the file by an edited copy
+        generation(store, 0, 7.0)
+    assert run.stat().st_mode & 0o777 == mode
+    assert RunStore.open(run).history()["fitness_raw"][0, 0] == 7.0
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda f: f.attrs.__delitem__("config"), "is damaged or incomplete: .*config.* is missing"),
     (lambda f: f.__delitem__("generations"), "is damaged or incomplete: .*generations.* is missing"),
