@@ -281,8 +281,7 @@ def _write_spike_counts(episode, spikes: list) -> None:
     if not spikes:
         return
     for l, counts in enumerate(zip(*spikes)):
-        episode.group.create_dataset(f"spikes/layer_{l}", data=np.asarray(counts, dtype=np.int16),
-                                     compression="gzip", shuffle=True)
+        episode.write(f"spikes/layer_{l}", np.asarray(counts, dtype=np.int16))
 
 
 class _TraceRecorder:

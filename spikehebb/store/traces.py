@@ -287,6 +287,17 @@ class EpisodeTrace:
             ds[n:] = self._buffers[name][: self._fill]
         self._fill = 0
 
+    def write(self, name: str, data: np.ndarray) -> None:
+        """Write a whole dataset ``name`` (under the episode's group) at once, compressed as the
+        per-step ones, after checking there is room for it uncompressed (HDF5 must never meet a
+        full disk): a recording with a shape of its own, such as a spiking agent's spike counts."""
+        if self.group is None:
+            raise RuntimeError("this episode has ended")
+        data = np.asarray(data)
+        self.writer._txn.ensure_room(data.nbytes)
+        kw = {"compression": self.writer.compression, "shuffle": self.writer.compression is not None}
+        self.group.create_dataset(name, data=data, **kw)
+
     def end(self, fitness: float | None = None, **meta: Any) -> None:
         """Finish the episode: write the buffered steps and the metadata (fitness, steps, ...)."""
         if self.group is None:

@@ -1,5 +1,5 @@
 """The run file through a symbolic link, damaged files, the rule table's size over generations, a
-closed store, the unraisable hook of several trace writers, the largest seed (a review's findings)."""
+closed store, the unraisable hook of several trace writers, the largest seed, file modes, room for spike counts (a review's findings)."""
 
 import sys
 
@@ -143,3 +143,28 @@ def test_a_creation_that_fails_to_read_back_its_file_releases_the_lock(tmp_path,
             RunStore.create(tmp_path / "run.h5", {}, sizes=SIZES, rule="ABCD_lr", popsize=P, fsync=False)
     with RunStore.open(tmp_path / "run.h5", "a") as store:  # no lock left held by this process
         generation(store, 0)
+
+
+def test_spike_counts_are_written_only_when_there_is_room_for_them(tmp_path, monkeypatch):
+    import errno
+
+    import spikehebb.store.transaction as transaction_module
+    from spikehebb.assess import _write_spike_counts
+
+    counts = [[np.full((3, 2), t, np.int16), np.ones((2, 2), np.int16)] for t in range(5)]  # 5 steps, 2 layers
+    with TraceWriter(tmp_path / "traces.h5", sizes=(3, 2), n_actions=1, reward_terms=("r",), fsync=False) as writer:
+        episode = writer.episode("default", 0)
+        _write_spike_counts(episode, counts)
+        episode.end(1.0)
+        full = writer.episode("default", 1)
+        monkeypatch.setattr(transaction_module, "free_bytes", lambda path: 0)
+        with pytest.raises(OSError) as err:  # said before HDF5 writes a byte, not met by it
+            _write_spike_counts(full, counts)
+        assert err.value.errno == errno.ENOSPC and "checked before writing 60 bytes" in str(err.value)
+        monkeypatch.undo()
+        full.end()
+    with h5py.File(tmp_path / "traces.h5") as f:
+        spikes = f["traces/default/episode_0/spikes/layer_0"]
+        assert spikes.shape == (5, 3, 2) and spikes.compression == "gzip"
+        np.testing.assert_array_equal(spikes[:, 0, 0], np.arange(5))
+        assert "spikes" not in f["traces/default/episode_1"]
