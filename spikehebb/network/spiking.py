@@ -31,7 +31,8 @@ What stands for the rate o of a unit:
   ``r_on - r_off`` in [-1, 1]): ``dw_ij = eta * (A xs_i xs_j + B xs_i + C xs_j + D)``, generated
   from the rule's term table (:func:`trace_rule_code`), once per
   env step after its S substeps (``rule_every="env_step"``), or at every substep with the
-  coefficients divided by S (``rule_every="substep"``);
+  coefficients divided by S (``rule_every="substep"``); weight constraints run once per env
+  step, after the step's learning (after all S updates with ``"substep"``);
 - the outputs (and :meth:`activations`) are exponentially filtered spike counts: per env step
   of S substeps, ``y = a * y + (1 - a) * count * t_ref / (S dt)`` with ``a = exp(-S dt /
   tau_readout)``, and a unit's output is ``y_on - y_off`` (agonist minus antagonist), in [-1, 1].
