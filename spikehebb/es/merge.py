@@ -55,17 +55,22 @@ MERGE_STREAM = 6
 def merge_rules(rules: np.ndarray, n_clusters: int, seed: int, generation: int, max_iter: int = 100) -> tuple[np.ndarray, np.ndarray]:
     """One merge: rules (M, k) -> (centres (M', k), labels (M,) in [0, M')), M' <= n_clusters.
 
-    k-means (k-means++ start, one run, seeded from (seed, generation)); every centre is then set
+    k-means (k-means++ start, one run on one thread, seeded from (seed, generation)); every centre is then set
     to the exact mean of its member rules, and clusters k-means left empty are dropped (labels
     renumbered in order), so ``centres[j] == rules[labels == j].mean(axis=0)`` for every j.
     """
     from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
 
     rules = np.asarray(rules, dtype=np.float64)
     if rules.ndim != 2 or not 1 <= n_clusters <= rules.shape[0]:
         raise ValueError(f"merge needs rules (M, k) and 1 <= n_clusters <= M, got {rules.shape} and {n_clusters}")
     state = int(np.random.SeedSequence(seed, spawn_key=(MERGE_STREAM, generation)).generate_state(1)[0])
-    with warnings.catch_warnings():
+    # One OpenMP thread: scikit-learn's k-means adds its threads' partial sums in the order they
+    # take a lock, so with more than 256 rules (more than one chunk) the centres' last bits, and
+    # at a near tie the labels, would depend on thread timing and count, and a resumed run would
+    # not repeat. The work is small (M rules of k coefficients).
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="openmp"):
         # fewer distinct rules than clusters (duplicates): k-means says so; the empty ones are dropped below
         warnings.simplefilter("ignore")
         labels = KMeans(n_clusters, n_init=1, max_iter=max_iter, random_state=state).fit_predict(rules)

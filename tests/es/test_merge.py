@@ -124,3 +124,24 @@ def test_before_the_first_merge_it_is_openai_es_bit_for_bit():
 def test_bad_schedules_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         EvolveMerge(20, popsize=4, n_fields=2, **kwargs)
+
+
+def test_k_means_runs_on_one_thread_so_a_merge_repeats_bit_for_bit(monkeypatch):
+    # its threads' partial sums are added in lock order: more than one thread makes the last bits vary
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    fit_predict = KMeans.fit_predict
+
+    def recording(self, *args, **kwargs):
+        seen.append({i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"})
+        return fit_predict(self, *args, **kwargs)
+
+    monkeypatch.setattr(KMeans, "fit_predict", recording)
+    rules = np.random.default_rng(3).standard_normal((1000, 5))  # four chunks of 256
+    first = merge_rules(rules, 7, seed=4, generation=2)
+    assert seen == [{1}]  # scikit-learn's OpenMP pool, limited while k-means runs
+    second = merge_rules(rules, 7, seed=4, generation=2)
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
