@@ -38,6 +38,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from spikehebb.checks import is_integer
 from spikehebb.config import WorkerSpec
 from spikehebb.stopping import STOP_AFTER_GENERATION
 from spikehebb.worker import Worker, mean_over_variants
@@ -63,14 +64,14 @@ WorkerFactory = Callable[[WorkerSpec], Worker]
 def checked_max_failures(value) -> int:
     """``max_failures`` of a pool (deaths in a row of one request before giving up), checked: a
     pool that may never run a request again is refused in one line."""
-    if not (isinstance(value, int) and value >= 1):
+    if not (is_integer(value) and value >= 1):
         raise ValueError(f"max_failures must be a positive integer, got {value!r}")
     return value
 
 
 def checked_workers(value) -> int:
     """``value`` as a worker count, or ValueError if it is not a positive integer."""
-    if not (isinstance(value, (int, np.integer)) and value >= 1):
+    if not (is_integer(value) and value >= 1):
         raise ValueError(f"workers must be a positive integer, got {value!r}")
     return int(value)
 

@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 import h5py
 import numpy as np
 
+from spikehebb.checks import is_integer
 from spikehebb.config import TrainConfig, WorkerSpec
 from spikehebb.store import RunStore
 
@@ -86,7 +87,7 @@ def score_means(
     ``variants`` order)."""
     from spikehebb.evaluators import make_evaluator
 
-    if not (isinstance(episodes, int) and episodes >= 1):
+    if not (is_integer(episodes) and episodes >= 1):
         raise ValueError(f"selection episodes must be a positive integer, got {episodes!r}")
     with RunStore.open(path) as store:
         config = TrainConfig.from_dict(store.config)

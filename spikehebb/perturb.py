@@ -34,6 +34,8 @@ from typing import Sequence
 
 import numpy as np
 
+from spikehebb.checks import is_integer
+
 #: Perturbations by name, in table order.
 PERTURBATIONS = ("none", "redraw", "motor", "freeze")
 #: Window (network steps) over which speed is averaged, and the fraction of the level before the
@@ -79,7 +81,7 @@ def recovery(speed: np.ndarray, t0: int, window: int = WINDOW, fraction: float =
     speed = np.asarray(speed, dtype=np.float64)
     if speed.ndim != 1:
         raise ValueError(f"speed must be one lifetime's (T,) steps, got shape {speed.shape}")
-    if not (isinstance(window, (int, np.integer)) and window >= 1):
+    if not (is_integer(window) and window >= 1):
         raise ValueError(f"window must be a positive number of steps, got {window!r}")
     if not window <= t0 <= len(speed):
         raise ValueError(f"t0 must leave a whole window before it: {window} <= t0 <= {len(speed)}, got {t0}")

@@ -488,3 +488,40 @@ def test_a_worker_refuses_rows_and_episodes_that_do_not_fit():
                 worker.evaluate_params(params[0], "default", [0, bad])
     finally:
         worker.close()
+
+
+
+def _network(**kwargs):
+    from spikehebb.network import make_network
+
+    return make_network((2, 1), "ABCD", **{"population": 1, "backend": "numpy", **kwargs})
+
+
+def _bool_counts():
+    from spikehebb.es import EvolveMerge
+    from spikehebb.evaluators import checked_max_failures, checked_workers
+    from spikehebb.network.base import active_slots
+    from spikehebb.perturb import recovery
+
+    return {
+        "recovery window": (lambda: recovery(np.ones(10), 5, window=True), "window must be a positive number of steps, got True"),
+        "merge_every": (lambda: EvolveMerge(4 * 2, popsize=4, n_fields=2, merge_every=True), "merge_every must be a positive number of generations, got True"),
+        "kmeans_iterations": (lambda: EvolveMerge(4 * 2, popsize=4, n_fields=2, kmeans_iterations=True),
+                              "kmeans_iterations must be a positive integer, got True"),
+        "population": (lambda: _network(population=True), "population must be a positive integer, got True"),
+        "rule_every": (lambda: _network(rule_every=True), "rule_every must be a positive integer, got True"),
+        "set_active": (lambda: active_slots(True, 4), "set_active needs a slot count in 1..4 or None, got True"),
+        "workers": (lambda: checked_workers(True), "workers must be a positive integer, got True"),
+        "max_failures": (lambda: checked_max_failures(True), "max_failures must be a positive integer, got True"),
+        "snapshot_every": (lambda: RunStore.create("never.h5", {}, sizes=(2, 1), rule="ABCD", popsize=4, snapshot_every=True),
+                           "snapshot_every must be a non-negative integer, got True"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_bool_counts()))
+def test_a_bool_is_not_taken_for_a_count(name, tmp_path, monkeypatch):
+    call, message = _bool_counts()[name]
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        call()
+    assert not list(tmp_path.iterdir())  # refused before anything was written

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from spikehebb.checks import is_integer
 from spikehebb.es.base import Strategy
 from spikehebb.es.candidates import CandidateKey, NoiseSampler, noise_vector
 from spikehebb.es.open_es import check_search_settings, initial_mean
@@ -152,9 +153,9 @@ class EvolveMerge(Strategy):
         final = self.n_synapses if final_rules is None else int(final_rules)
         if not 1 <= final <= self.n_synapses:
             raise ValueError(f"final_rules must be in [1, {self.n_synapses}] (the synapse count), got {final_rules}")
-        if not (isinstance(merge_every, (int, np.integer)) and merge_every >= 1):
+        if not (is_integer(merge_every) and merge_every >= 1):
             raise ValueError(f"merge_every must be a positive number of generations, got {merge_every}")
-        if not (isinstance(kmeans_iterations, (int, np.integer)) and kmeans_iterations >= 1):
+        if not (is_integer(kmeans_iterations) and kmeans_iterations >= 1):
             raise ValueError(f"kmeans_iterations must be a positive integer, got {kmeans_iterations}")
         if not 0 < merge_fraction < 1:
             raise ValueError(f"merge_fraction (the share of rules a merge removes) must be in (0, 1), got {merge_fraction}")

@@ -140,7 +140,7 @@ def batched_matvec(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 def active_slots(n: int | None, size: int) -> int:
     """The slot count of ``set_active(n)`` on ``size`` slots (None: all), or a one-line error."""
-    if n is not None and not (isinstance(n, (int, np.integer)) and 1 <= n <= size):
+    if n is not None and not (is_integer(n) and 1 <= n <= size):
         raise ValueError(f"set_active needs a slot count in 1..{size} or None, got {n!r}")
     return size if n is None else int(n)
 
@@ -190,7 +190,7 @@ class PlasticNetwork:
                 f"sizes must list at least two positive layer sizes, got {tuple(sizes)}"
             )
         self.rule = None if rule is None else get_rule(rule)
-        if not (isinstance(population, (int, np.integer)) and population >= 1):
+        if not (is_integer(population) and population >= 1):
             raise ValueError(f"population must be a positive integer, got {population!r}")
         self.population = int(population)
         if dtype not in DTYPES:
@@ -208,7 +208,7 @@ class PlasticNetwork:
                 )
         self.activation = tuple(names)
         self.constraints = self._check_constraints(constraints)
-        if not (isinstance(rule_every, (int, np.integer)) and rule_every >= 1):
+        if not (is_integer(rule_every) and rule_every >= 1):
             raise ValueError(f"rule_every must be a positive integer, got {rule_every!r}")
         self.rule_every = int(rule_every)
         for name, tau in (("rate_tau", rate_tau), ("baseline_tau", baseline_tau), ("eligibility_tau", eligibility_tau)):
@@ -364,7 +364,7 @@ class PlasticNetwork:
         """
         self._check_armed()
         inputs = self._check_inputs(inputs)
-        if not (isinstance(n_steps, (int, np.integer)) and n_steps >= 0):
+        if not (is_integer(n_steps) and n_steps >= 0):
             raise ValueError(f"n_steps must be a non-negative integer, got {n_steps!r}")
         if not callable(callback):
             raise TypeError(f"callback must be callable as callback(t, outputs), got {callback!r}")

@@ -52,6 +52,7 @@ import numpy as np
 
 from spikehebb import __version__
 from spikehebb.agents.base import GenomePart
+from spikehebb.checks import is_integer
 from spikehebb.genome import GenomeMap
 from spikehebb.rules import coefficient_shapes
 from spikehebb.rules import get_rule
@@ -220,7 +221,7 @@ class RunStore:
         that cannot be written or has no room raises :class:`RunFileWriteError` (one line).
         """
         path = real_path(path)
-        if not (isinstance(snapshot_every, (int, np.integer)) and snapshot_every >= 0):
+        if not (is_integer(snapshot_every) and snapshot_every >= 0):
             raise ValueError(f"snapshot_every must be a non-negative integer, got {snapshot_every!r}")
         if int(popsize) < 1:
             raise ValueError(f"popsize must be a positive integer, got {popsize}")
