@@ -70,10 +70,10 @@ def main(argv: list[str] | None = None) -> None:
             if args.init is not None:
                 raise ValueError("--init does not apply: the Hebbian arm starts N(0, 1) as Palm et al.'s did; "
                                  "--baseline-init sets where the static, LSTM and GRU arms start")
-            for flag in ("train_variants", "resume", "static", "agent", "variants", "traces", "no_early_end"):
+            for flag in ("train_variants", "resume", "run_name", "static", "agent", "variants", "traces", "no_early_end"):
                 if getattr(args, flag, None):
                     raise ValueError(f"--{flag.replace('_', '-')} does not apply: the study picks the variants, the agents "
-                                     "(--agents) and resumes by itself")
+                                     "(--agents) and the run files' names, and resumes by itself")
             holdout = args.holdout or PALM_HOLDOUT.get(args.task)
             if holdout is None:
                 raise ValueError(f"give --holdout for the {args.task}: one of {', '.join(PALM_VARIANTS.get(args.task, ()))}")

@@ -135,6 +135,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
                         "popsize / workers in equal batches of at most 64, fewer where the envs would take over 60%% of the free memory: "
                         "an ant env takes about 32 MB)")
     g.add_argument("--runs-dir", help=f"where a new run's file goes (default: {DEFAULT_RUNS_DIR})")
+    g.add_argument("--run-name", metavar="NAME",
+                   help="a new run's file is RUNS_DIR/NAME.h5 (default: task, agent, strategy, seed and the start time)")
     g.add_argument("--resume", metavar="RUNFILE",
                    help="continue a run from its last generation with its own settings; only --generations "
                         "(to extend a finished run) and where it runs (--workers, --evaluator, --batch-size, --ray) may change")
@@ -345,7 +347,8 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
         evaluator=EvaluatorConfig(name, workers, address if name == "ray" else None, batch),
         generations=fields.get("generations", b.generations),
         seed=args.seed if args.seed is not None else b.seed,
-        runs_dir=(args.runs_dir or DEFAULT_RUNS_DIR) if base is None else b.runs_dir, run_name=b.run_name, extra=b.extra,
+        runs_dir=(args.runs_dir or DEFAULT_RUNS_DIR) if base is None else b.runs_dir,
+        run_name=getattr(args, "run_name", None) if base is None else b.run_name, extra=b.extra,
         snapshot_every=b.snapshot_every,
     )
 
@@ -362,6 +365,8 @@ def resumed_config(args: argparse.Namespace) -> tuple[TrainConfig, int]:
 
     if args.runs_dir is not None:
         raise ValueError(f"--runs-dir places a new run's file; a resumed run stays in {args.resume}: drop --runs-dir")
+    if getattr(args, "run_name", None) is not None:
+        raise ValueError(f"--run-name names a new run's file; a resumed run keeps {args.resume}: drop --run-name")
     with RunStore.open(args.resume) as store:
         stored = TrainConfig.from_dict(store.config)
         done = store.generations_completed

@@ -39,6 +39,18 @@ EVALUATOR_NAMES = ("serial", "processes", "ray")
 MAX_SEED = 2**63 - 1
 
 
+def check_run_name(name) -> None:
+    """A one-line error unless ``name`` can be a run file's name in the runs directory: a non-empty
+    string without a path separator, not starting with a dot, without the ``.h5`` (added)."""
+    if not isinstance(name, str) or not name or name.strip() != name:
+        raise ValueError(f"train: run_name must be a non-empty name without surrounding spaces, got {name!r}")
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise ValueError(f"train: run_name must be a file name in the runs directory (no '/', not starting with '.'), "
+                         f"got {name!r}; --runs-dir says where it goes")
+    if name.lower().endswith(".h5"):
+        raise ValueError(f"train: run_name is given without .h5 (the file is NAME.h5), got {name!r}")
+
+
 def _check_number(owner: str, name: str, value, *, positive: bool = False, integer: bool = False, minimum=None,
                   maximum=None) -> None:
     """One-line errors for numeric settings: finite, an integer where needed, in range."""
@@ -447,6 +459,8 @@ class TrainConfig:
         _check_number("train", "generations", self.generations, integer=True, minimum=1)
         _check_number("train", "snapshot_every", self.snapshot_every, integer=True, minimum=0)
         _check_number("train", "seed", self.seed, integer=True, minimum=0, maximum=MAX_SEED)
+        if self.run_name is not None:
+            check_run_name(self.run_name)
         from spikehebb.biology import check_agent_task
 
         check_agent_task(self.agent, self.task.make())

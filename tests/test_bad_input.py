@@ -86,7 +86,9 @@ def test_resume_refuses_contradictory_flags_and_extends_with_generations(tmp_pat
     for flags, message in ((["--generations", "1"], f"--generations 1 is below the 2 generation(s) {path} holds; give "
                                                     f"N > 2 to extend it (a run is not shortened)"),
                            (["--runs-dir", str(tmp_path / "elsewhere")],
-                            f"--runs-dir places a new run's file; a resumed run stays in {path}: drop --runs-dir")):
+                            f"--runs-dir places a new run's file; a resumed run stays in {path}: drop --runs-dir"),
+                           (["--run-name", "other"],
+                            f"--run-name names a new run's file; a resumed run keeps {path}: drop --run-name")):
         with pytest.raises(SystemExit) as exc:
             cli_main(["train", "--resume", str(path), *flags])
         assert exc.value.code == 2 and one_error_line(capsys) == f"spikehebb train: error: {message}"
@@ -116,6 +118,12 @@ def test_resume_refuses_contradictory_flags_and_extends_with_generations(tmp_pat
     (["--shared-rules", "4", "--coefficient-rows", "i_plus_j"],
      "shared rules (gmm-M4) assign a rule to each synapse; --coefficient-rows i_plus_j makes "
      "synapses read other synapses' rows: drop one of the two"),
+    (["--run-name", "a/b"], "train: run_name must be a file name in the runs directory (no '/', not starting with '.'), "
+                            "got 'a/b'; --runs-dir says where it goes"),
+    (["--run-name", ".hidden"], "train: run_name must be a file name in the runs directory (no '/', not starting with "
+                                "'.'), got '.hidden'; --runs-dir says where it goes"),
+    (["--run-name", "mine.h5"], "train: run_name is given without .h5 (the file is NAME.h5), got 'mine.h5'"),
+    (["--run-name", ""], "train: run_name must be a non-empty name without surrounding spaces, got ''"),
 ])
 def test_bad_or_ignored_flags_are_refused_before_anything_is_written(tmp_path, capsys, flags, message):
     runs = tmp_path / "runs"
@@ -525,3 +533,18 @@ def test_a_bool_is_not_taken_for_a_count(name, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=message):
         call()
     assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_run_name_names_the_new_runs_file_and_an_existing_one_is_kept(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert cli_main(["train", *TINY, "--runs-dir", str(runs), "--run-name", "pop500_s0"]) == 0
+    path = runs / "pop500_s0.h5"
+    assert [p.name for p in runs.iterdir()] == ["pop500_s0.h5"] and RunStore.open(path).generations_completed == 1
+    before = path.read_bytes()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:  # the same name again: the run is not overwritten
+        cli_main(["train", *TINY, "--runs-dir", str(runs), "--run-name", "pop500_s0"])
+    assert exc.value.code == 2
+    assert one_error_line(capsys) == (f"spikehebb train: error: {path} already exists; continue that run with "
+                                      f"--resume {path}, or choose a new path")
+    assert path.read_bytes() == before

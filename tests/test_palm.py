@@ -69,6 +69,7 @@ def test_run_palm_trains_on_four_tests_on_five_and_resumes(tmp_path, capsys, exp
         (["--task", "car"], "give --holdout for the car: one of default, friction_half"),
         (["--train-variants", "default"], "--train-variants does not apply"),
         (["--no-early-end"], "--no-early-end does not apply"),
+        (["--run-name", "mine"], "--run-name does not apply: the study picks the variants, the agents (--agents) and the run files' names"),
         (["--init", "zeros"], "--init does not apply: the Hebbian arm starts N(0, 1)"),
         (["--rho", "100"], "rho=100 must divide the network's 12,288 synapses"),
     ],
