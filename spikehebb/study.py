@@ -18,7 +18,8 @@ Each entry also records the arm's settings (:func:`arm_settings`: the config les
 and what its file is called); an arm whose config no longer matches them (a run renamed to the
 old run_name, its old file deleted) reuses neither the cached run nor its tests: it is trained
 (or its run file read) and tested anew, with one line on stderr naming the differences. Entries
-written before the settings were recorded are trusted as they are. Test lifetimes are those of
+written before the settings were recorded are checked on what they hold: the population and the
+searched parameter count (:func:`legacy_differences`). Test lifetimes are those of
 :func:`spikehebb.assess.assess` (fresh random weights, seeded by episode and variant, the search
 mean of the last generation).
 """
@@ -113,6 +114,22 @@ def settings_differences(config: TrainConfig, recorded: dict) -> list[str]:
     return cached.differences(config)
 
 
+def legacy_differences(config: TrainConfig, recorded: dict) -> list[str]:
+    """For a cache entry written before the settings were recorded (no ``config``): the
+    differences that what it does record shows, the population and the searched parameter count
+    (the agent), as :func:`settings_differences` words them."""
+    from spikehebb.agents import genome_parts
+
+    changed = []
+    if "popsize" in recorded and recorded["popsize"] != config.strategy.popsize:
+        changed.append(f"strategy.popsize: {recorded['popsize']} -> {config.strategy.popsize}")
+    if "n_params" in recorded and not config.strategy.shares_rules:
+        n = sum(p.size for p in genome_parts(config.agent, config.task.make()) if p.searched)
+        if recorded["n_params"] != n:
+            changed.append(f"searched parameters: {recorded['n_params']:,} -> {n:,}")
+    return changed
+
+
 def train_arm(arm: Arm, progress: bool = True) -> Path:
     """Train the arm to its config's generations: start, resume or leave a finished run alone."""
     from spikehebb.train import train
@@ -157,8 +174,10 @@ def run_arm(
     entry = _load_cache(cache).get(arm.name, {})
     recorded = entry.get("record", {})
     path = arm.path
-    # entries written before the settings were recorded have none: trusted as they are
-    changed = settings_differences(arm.config, recorded["config"]) if "config" in recorded else []
+    if "config" in recorded:
+        changed = settings_differences(arm.config, recorded["config"])
+    else:  # written before the settings were recorded: what it does hold must match
+        changed = legacy_differences(arm.config, recorded)
     if changed:
         redo = (f"its run file {path} is resumed and tested anew (a run file of the other settings is refused: move "
                 f"it away to train anew)" if path.exists() else "it is trained and tested anew")

@@ -131,6 +131,15 @@ def test_a_record_written_before_configs_were_recorded_still_reports(tmp_path, c
     for a, b in zip(first, again):
         assert (a.env_steps, a.n_params, a.popsize) == (b.env_steps, b.n_params, b.popsize)
         np.testing.assert_array_equal(a.fitness["default"], b.fitness["default"])
+    # what such an entry does hold is checked: another population or agent is not given its results
+    monkeypatch.undo()
+    calls = _counting_assess(monkeypatch)
+    bigger = Arm("a", arms[0].config.replace(strategy=dataclasses.replace(arms[0].config.strategy, popsize=4)))
+    static = Arm("b", arms[1].config.replace(agent=dataclasses.replace(arms[1].config.agent, kind="static", rule=None)))
+    (p4, st) = run_study([bigger, static], ["default"], 2, cache, max_env_steps=45, progress=False)
+    err = capsys.readouterr().err
+    assert "arm 'a':" in err and "strategy.popsize: 2 -> 4" in err and "searched parameters: 61,440 -> 12,288" in err
+    assert p4.popsize == 4 and st.n_params == 12_288 and len(calls) == 2  # both trained and tested anew
 
 
 @pytest.mark.parametrize("where", ["tests", "last generation"])
