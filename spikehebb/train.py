@@ -84,6 +84,10 @@ def train(
                         f"flags that change {'; '.join(differences)} (only --generations, where lifetimes "
                         f"run and the run's name may change)"
                     )
+                done = store.generations_completed
+                if config.generations < done:
+                    raise ValueError(f"{resume} holds {done} generation(s) and a run is not shortened: ask for "
+                                     f"generations >= {done}, not {config.generations}")
                 stored = stored.replace(generations=config.generations, evaluator=config.evaluator)
             config = stored
         config = config or TrainConfig()

@@ -84,6 +84,12 @@ def test_a_run_file_copied_under_another_name_resumes_with_a_config_naming_the_c
     np.testing.assert_array_equal(h["fitness_raw"], history(train(tiny(tmp_path / "straight", generations=2), progress=False))[0]["fitness_raw"])
     with pytest.raises(ValueError, match="seed: 0 -> 1"):
         train(tiny(tmp_path / "study", run_name="arm_s0", generations=2, seed=1), resume=copy, progress=False)
+    # fewer generations than the file holds: refused, not ignored (a study would report the longer run)
+    before = copy.read_bytes()
+    with pytest.raises(ValueError, match=f"{copy} holds 2 generation\\(s\\) and a run is not shortened: ask for "
+                                         "generations >= 2, not 1"):
+        train(tiny(tmp_path / "study", run_name="arm_s0", generations=1), resume=copy, progress=False)
+    assert copy.read_bytes() == before
 
 
 def test_static_and_coevolve_runs(tmp_path):
