@@ -645,7 +645,14 @@ def run_select(args: argparse.Namespace) -> Path:
             raise ValueError(f"--{name.replace('_', '-')} must be at least {1 if name == 'episodes' else 0}, got {getattr(args, name)}")
     check_workers("--workers", args.workers)
     out = Path(args.output)
+    if out.suffix != ".h5":
+        raise ValueError(f"-o names the model's run file, NAME.h5 (its card is NAME.md beside it), got {out}")
     workers = args.workers or os.cpu_count() or 1
+    if args.test_episodes and not out.exists():  # before any scoring: the card and curve never replace a file
+        taken = [p for p in (out.with_suffix(".md"), out.with_name(out.stem + "_curve.png")) if p.exists()]
+        if taken:
+            raise FileExistsError(f"{taken[0]} already exists and would be replaced by the new model's "
+                                  f"{'card' if taken[0].suffix == '.md' else 'curve'}; choose another name or move it away")
     if out.exists():
         # A select stopped after writing the model, before its card: make the card, keep the selection.
         info = model_without_card(out, args.runfile) if args.test_episodes else None
@@ -661,9 +668,11 @@ def run_select(args: argparse.Namespace) -> Path:
               f"(selection fitness {selection.scores[selection.best]:.1f})")
     if args.test_episodes:
         config, params = load_run(path)
-        task = config.task.make()
+        task = config.task.make(full_length=True)  # the test lifetimes' length, not the training's
         results = assess(config, params, list(task.variants), args.test_episodes, workers)
         label = config.agent.controller_label
+        if config.strategy.shares_rules:
+            label += f", shared rules {config.strategy.label}"
         print(format_table(results, label, config.task.name, task.episode.max_network_steps,
                            start=lifetime_start(config.agent, task)))
         curve = path.with_name(path.stem + "_curve.png")

@@ -246,8 +246,8 @@ def card(
         f"# {Path(path).stem}",
         "",
         f"- made by: `{command}`, seed {config.seed}",
-        f"- agent: {config.agent.kind}, rule {config.agent.rule}; strategy {config.strategy.name}, population "
-        f"{config.strategy.popsize}, lr {config.strategy.lr}, sigma {config.strategy.sigma}",
+        f"- agent: {_agent_words(config.agent)}; strategy {config.strategy.label}, population "
+        f"{config.strategy.popsize}, lr {_lr_words(config.strategy)}, sigma {config.strategy.sigma}",
         f"- task: {config.task.name}, trained on {', '.join(config.task.make().train_variants)}",
         f"- budget: {len(h['generation'])} generations, {int(h['env_steps'].sum()):,} env steps, "
         f"{h['wall_time'].sum() / 3600:.1f} h of wall time on {machine}",
@@ -280,6 +280,21 @@ def card(
               + (" paper: Najarro & Risi 2020, Table 1 (100 lifetimes)." if paper else "")]
     lines += ["", f"Reproduce: `spikehebb evaluate {Path(path).as_posix()} --episodes {n}`."]
     return "\n".join(lines) + "\n"
+
+
+def _agent_words(agent) -> str:
+    """``hebbian, rule ABCD_lr`` (with ``, coefficient rows mirror`` for tied rows), ``static, no rule``."""
+    words = f"{agent.kind}, " + (f"rule {agent.rule}" if agent.rule else "no rule")
+    rows = getattr(agent, "coefficient_rows", "per_synapse")
+    return words + (f", coefficient rows {rows}" if rows != "per_synapse" else "")
+
+
+def _lr_words(strategy) -> str:
+    """The learning rate the run started with: ``0.2``, or ``0.0716 (0.2 x sqrt(64 / 500))`` when
+    it was scaled with the population."""
+    if strategy.lr_reference_popsize is None:
+        return f"{strategy.lr}"
+    return f"{strategy.effective_lr:.4g} ({strategy.lr} x sqrt({strategy.popsize} / {strategy.lr_reference_popsize}))"
 
 
 def selection_figure(path: str | Path):

@@ -61,6 +61,8 @@ def test_cli_select_writes_the_model_and_its_card(run, tmp_path, capsys):
     out = tmp_path / "m" / "ant_a.h5"
     assert cli_main(["select", str(run), "-o", str(out), "--episodes", "1", "--test-episodes", "1", "--workers", "1",
                      "--command", "spikehebb train --rule A"]) == 0
+    # the tests ran full length (the run trained on 60-step lifetimes), and the table says so
+    assert "episodes: at most 960 network steps" in capsys.readouterr().out
     text = out.with_suffix(".md").read_text()
     assert "`spikehebb train --rule A`, seed 0" in text and "5 generations" in text and "damage_left" in text
     assert "best of 3 stored means on 1 selection lifetimes per training variant" in text
@@ -95,6 +97,26 @@ def test_cli_select_writes_the_model_and_its_card(run, tmp_path, capsys):
                      "--command", "spikehebb train --rule A"]) == 0
     assert f"exists without its card: it keeps the mean it chose (generation {chosen})" in capsys.readouterr().out
     assert out.read_bytes() == model_bytes and out.with_suffix(".md").read_text() == text
+
+
+@pytest.mark.parametrize("taken, message", [
+    ("notes.md", "notes.md already exists and would be replaced by the new model's card"),
+    ("notes_curve.png", "notes_curve.png already exists and would be replaced by the new model's curve"),
+    (None, "-o names the model's run file, NAME.h5 (its card is NAME.md beside it), got "),
+])
+def test_select_never_replaces_a_file_and_says_so_before_scoring(run, tmp_path, capsys, monkeypatch, taken, message):
+    import spikehebb.models
+
+    monkeypatch.setattr(spikehebb.models, "select", lambda *a, **k: pytest.fail("scored before the check"))
+    out = tmp_path / ("notes.h5" if taken else "notes.md")
+    if taken:
+        (tmp_path / taken).write_text("mine")
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["select", str(run), "-o", str(out), "--workers", "1"])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([taken] if taken else [])
+    if taken:
+        assert (tmp_path / taken).read_text() == "mine"
 
 
 def test_a_report_of_a_model_names_the_generation_of_its_chosen_mean(run, tmp_path):
@@ -434,3 +456,14 @@ def test_bench_train_times_the_generation_a_resumed_run_trains_next(run, tmp_pat
         np.testing.assert_array_equal(store.history()["fitness_raw"][5], fitness)
     with pytest.raises(SystemExit, match="--popsize must be 1 to the run's population 4, got 5"):
         script.next_generation(str(copy), 5, 2)
+
+
+def test_a_card_states_the_learning_rate_the_run_used_and_the_agent_as_configured():
+    from spikehebb.agents import AgentConfig
+    from spikehebb.config import StrategyConfig
+    from spikehebb.models import _agent_words, _lr_words
+
+    assert _lr_words(StrategyConfig(popsize=64, lr_reference_popsize=500)) == "0.07155 (0.2 x sqrt(64 / 500))"
+    assert _lr_words(StrategyConfig(popsize=200)) == "0.2"
+    assert _agent_words(AgentConfig(kind="static", rule=None)) == "static, no rule"
+    assert _agent_words(AgentConfig(coefficient_rows="i_plus_j")) == "hebbian, rule ABCD_lr, coefficient rows i_plus_j"
