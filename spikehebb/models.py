@@ -139,7 +139,9 @@ def export(path: str | Path, out: str | Path, selection: Selection) -> Path:
     ``/snapshots`` keep only that mean's row (none when the chosen one is the run's final mean and
     not a stored snapshot), with the choice recorded in the root attribute ``model``. A shared-rules
     run's ``/shared_rules`` (the last generation's rules and assignment) is left out unless the
-    final mean was chosen: it expands to that mean, not to an earlier one. Refuses to overwrite."""
+    final mean was chosen: it expands to that mean, not to an earlier one; so are the run's
+    ``/traces`` (lifetimes of the final mean; ``evaluate --traces`` records the model's own).
+    Refuses to overwrite."""
     path, out = Path(path), Path(out)
     if out.exists():
         raise FileExistsError(f"{out} already exists; choose another name or remove it first")
@@ -151,8 +153,9 @@ def export(path: str | Path, out: str | Path, selection: Selection) -> Path:
     tmp = out.with_name(out.name + ".tmp")
     try:
         final = selection.best == len(generations) - 1  # candidate_means ends with the final mean
+        # the run's traces and shared rules are of its final mean: kept only when that one was chosen
         _copy_keeping_one_snapshot(path, tmp, int(selection.generations[selection.best]),
-                                   leave_out=() if final else ("shared_rules",))
+                                   leave_out=() if final else ("shared_rules", "traces"))
         with RunStore.open(tmp) as store:
             layout = store.layout
         with h5py.File(tmp, "r+") as f:

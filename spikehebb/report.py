@@ -10,8 +10,8 @@ Sections, each present when there is something to show:
    (``evaluate --traces``; :mod:`spikehebb.plots`);
 5. recovery from perturbations: the JSON and PNG ``experiments/perturb_ant.py`` writes
    (by default ``<run>_recovery.json`` and ``.png`` beside the run file);
-6. videos: ``.mp4`` / ``.gif`` files made by ``spikehebb video`` (by default ``<run>.mp4``,
-   ``<run>_*.mp4`` and the same ``.gif`` beside the run file).
+6. videos: ``.mp4`` / ``.gif`` files made by ``spikehebb video`` (by default ``<run>.mp4`` and
+   ``<run>_<variant>.mp4`` for the task's variants, and the same ``.gif``, beside the run file).
 
 Every image and video is embedded as a base64 ``data:`` URI and the page has no scripts, style
 sheets or links to other files: it is one file that opens anywhere.
@@ -61,7 +61,10 @@ def paper_numbers(config: TrainConfig) -> dict[str, tuple[int, int]]:
     would be no match."""
     task, agent = config.task, config.agent
     numbers = PAPER.get((task.name, agent.kind, agent.rule), {})
-    if (not numbers or task.positive or task.episode is not None or task.fitness_floor is not None
+    # the paper's episode rules, with either first input ("reset" is the authors' code's, design.md);
+    # the lifetime length is a budget, as the population and generations are
+    if (not numbers or task.positive or task.episode not in (None, {"first_input": "reset"})
+            or task.fitness_floor is not None
             or config.strategy.shares_rules or set(task.make().train_variants) != {"default", "damage_right"}):
         return {}
     reference = AgentConfig(kind=agent.kind, rule=agent.rule, backend=agent.backend, dtype=agent.dtype,
@@ -112,8 +115,10 @@ def test_section(path: Path, episodes: int, variants: Sequence[str] | None, work
 
     name, label = run_task(path), run_label(path)
     task = get_task(name)
-    variants = list(variants or dict.fromkeys(task.train_variants + task.test_variants))
     config, params = load_run(path)
+    # the run's own training bodies first (a run may train on others than the task's defaults)
+    trained = config.task.make().train_variants
+    variants = list(variants or dict.fromkeys(trained + task.train_variants + task.test_variants))
     paper = paper_numbers(config)
     results = assess(config, params, variants, episodes, workers)
     rows = [
@@ -148,12 +153,22 @@ def trace_section(path: Path) -> str:
     return "".join(parts)
 
 
-def recovery_section(recovery: Path) -> str:
-    from spikehebb.perturb import TABLE_COLUMNS, rows_from_json, table_cells
+def read_recovery(recovery: Path) -> tuple[list, dict]:
+    """The rows and settings of a recovery table (the JSON ``experiments/perturb_ant.py`` writes),
+    or a one-line ValueError saying it is not one."""
+    from spikehebb.perturb import rows_from_json
 
-    data = json.loads(recovery.read_text())
-    rows = rows_from_json(data["rows"])
-    s = data.get("settings", {})
+    try:
+        data = json.loads(recovery.read_text())
+        return rows_from_json(data["rows"]), dict(data.get("settings", {}))
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"{recovery} is not a recovery table of experiments/perturb_ant.py "
+                         f"({type(err).__name__}: {err})") from None
+
+
+def recovery_section(recovery: Path, rows: list, s: dict) -> str:
+    from spikehebb.perturb import TABLE_COLUMNS, table_cells
+
     body = table(list(TABLE_COLUMNS), [table_cells(r) for r in rows])
     note = (f"Perturbation at network step {s.get('t0', '?')} on the {s.get('variant', 'default')} body "
             "(spikehebb/perturb.py): recovery = steps until the 50-step mean speed regains 80% of its level "
@@ -164,11 +179,11 @@ def recovery_section(recovery: Path) -> str:
     return body + f'<p class="note">{html.escape(note)}</p>' + (file_media(png) if png.is_file() else "")
 
 
-def default_videos(path: Path) -> list[Path]:
-    found = []
-    for suffix in VIDEO_TYPES:
-        found += sorted(path.parent.glob(f"{path.stem}{suffix}")) + sorted(path.parent.glob(f"{path.stem}_*{suffix}"))
-    return found
+def default_videos(path: Path, variants: Sequence[str]) -> list[Path]:
+    """The videos beside the run named for it: ``RUN.mp4`` and ``RUN_<variant>.mp4`` (or .gif) for
+    the task's ``variants`` (not ``RUN_mirror.mp4``: that is another model's)."""
+    names = [path.stem] + [f"{path.stem}_{v}" for v in variants]
+    return [path.parent / (n + suffix) for suffix in VIDEO_TYPES for n in names if (path.parent / (n + suffix)).is_file()]
 
 
 def build_report(
@@ -197,7 +212,17 @@ def build_report(
         raise ValueError(f"episodes must be at least 1, got {episodes}")
     with RunStore.open(path) as store:
         summary, history = store.summary(), store.history()
-    videos = default_videos(path) if videos is None else [Path(v) for v in videos]
+    from spikehebb.tasks import get_task
+
+    task = get_task(run_task(path))
+    if variants is not None:
+        task.check_variants(variants)
+        if len(set(variants)) != len(variants):
+            raise ValueError(f"variants must be distinct, got {list(variants)}")
+    out = Path(output) if output is not None else path.with_suffix(".html")
+    if not out.parent.is_dir():  # said now, not after the test lifetimes
+        raise FileNotFoundError(f"the report's folder {out.parent} does not exist; create it or choose another -o")
+    videos = default_videos(path, task.variants) if videos is None else [Path(v) for v in videos]
     for v in videos:
         if v.suffix.lower() not in VIDEO_TYPES:
             raise ValueError(f"videos must be .mp4 or .gif, got {v}")
@@ -207,6 +232,7 @@ def build_report(
     recovery = Path(recovery) if recovery is not None else (default_recovery if default_recovery.is_file() else None)
     if recovery is not None and not recovery.is_file():
         raise FileNotFoundError(f"recovery table {recovery} does not exist (experiments/perturb_ant.py writes it)")
+    recovery_rows = read_recovery(recovery) if recovery is not None else None
 
     sections = [("The run", f"<pre>{html.escape(summary)}</pre>")]
     if len(history["generation"]):
@@ -217,7 +243,7 @@ def build_report(
     if traces:
         sections.append(("What the rule does (recorded lifetimes)", traces))
     if recovery is not None:
-        sections.append(("Recovery from perturbations", recovery_section(recovery)))
+        sections.append(("Recovery from perturbations", recovery_section(recovery, *recovery_rows)))
     if videos:
         sections.append(("Videos", "".join(f"<h3>{html.escape(v.name)}</h3>{file_media(v)}" for v in videos)))
 
@@ -230,7 +256,6 @@ def build_report(
         f'<p class="note">spikehebb {__version__} report, {created}. Everything on this page is embedded in it.</p>\n'
         f"{body}</body>\n</html>\n"
     )
-    out = Path(output) if output is not None else path.with_suffix(".html")
     out.write_text(page, encoding="utf-8")
     return out
 

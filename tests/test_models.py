@@ -467,3 +467,20 @@ def test_a_card_states_the_learning_rate_the_run_used_and_the_agent_as_configure
     assert _lr_words(StrategyConfig(popsize=200)) == "0.2"
     assert _agent_words(AgentConfig(kind="static", rule=None)) == "static, no rule"
     assert _agent_words(AgentConfig(coefficient_rows="i_plus_j")) == "hebbian, rule ABCD_lr, coefficient rows i_plus_j"
+
+
+@pytest.mark.parametrize("chosen, kept", [(0, False), (2, True)])
+def test_a_model_keeps_the_runs_traces_only_when_they_are_of_its_mean(run, tmp_path, chosen, kept):
+    import shutil
+
+    from spikehebb.models import Selection
+
+    copy = tmp_path / "run.h5"
+    shutil.copy(run, copy)
+    with h5py.File(copy, "a") as f:  # what `evaluate --traces` leaves: lifetimes of the run's final mean
+        f.create_group("traces/default/episode_0").attrs["fitness"] = 1.0
+    generations, _ = candidate_means(copy)
+    scores = np.where(np.arange(len(generations)) == chosen, 1.0, 0.0)
+    model = export(copy, tmp_path / "m.h5", Selection(generations, scores, 1, ("default",)))
+    with h5py.File(model) as f:
+        assert ("traces" in f) == kept

@@ -5,6 +5,7 @@ import base64
 import json
 from html.parser import HTMLParser
 
+import numpy as np
 import pytest
 
 from spikehebb.assess import load_run, record_traces
@@ -104,18 +105,26 @@ def test_a_bare_report_and_mp4(run, tmp_path):
     assert mp4.startswith("data:video/mp4;base64,") and base64.b64decode(mp4.split(",", 1)[1])[4:8] == b"ftyp"
 
 
-def test_cli_report_and_bad_input(run, tmp_path, capsys):
+def test_cli_report_and_bad_input(run, tmp_path, capsys, monkeypatch):
+    import spikehebb.assess
+
+    not_a_table = tmp_path / "x.json"
+    not_a_table.write_text('{"table": "x"}')
     cli_main(["report", str(run), "--no-test", "-o", str(tmp_path / "r.html")])
     assert (tmp_path / "r.html").is_file() and "wrote" in capsys.readouterr().out
     for args, message in [
         (["--video", str(tmp_path / "x.avi")], "videos must be .mp4 or .gif"),
         (["--recovery", str(tmp_path / "none.json")], "recovery table"),
         (["--episodes", "0"], "episodes must be at least 1"),
+        (["--variant", "default", "default"], "variants must be distinct, got ['default', 'default']"),
+        (["--recovery", str(not_a_table)], f"{not_a_table} is not a recovery table of experiments/perturb_ant.py (KeyError"),
+        (["-o", str(tmp_path / "no_such_dir" / "r.html")], "the report's folder"),
     ]:
         with pytest.raises(SystemExit) as exit_info:
             cli_main(["report", str(run), "-o", str(tmp_path / "r.html"), *args])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and message in err and err.count("\n") == 1
+        monkeypatch.setattr(spikehebb.assess, "assess", lambda *a, **k: pytest.fail("tested before the check"))
 
 
 def test_only_the_papers_hebbian_ABCD_lr_and_static_ants_get_its_numbers():
@@ -130,6 +139,7 @@ def test_only_the_papers_hebbian_ABCD_lr_and_static_ants_get_its_numbers():
     assert numbers(TaskConfig("ant", ("damage_right", "default"), 1000), AgentConfig(backend="numpy", dtype="float64")) == paper
     assert numbers(agent=AgentConfig(coefficient_rows="i_plus_j")) == paper
     assert numbers(agent=AgentConfig(dale_seed=3, eligibility_tau=7.0)) == paper  # settings of options not taken
+    assert numbers(TaskConfig("ant", episode={"first_input": "reset"})) == paper  # the authors' code's first input
     assert numbers(agent=AgentConfig(kind="static", rule=None)) == {
         "default": (1604, 171), "damage_right": (1431, 54), "damage_left": (68, 56)}
     ant = TaskConfig("ant")
@@ -149,3 +159,26 @@ def test_only_the_papers_hebbian_ABCD_lr_and_static_ants_get_its_numbers():
     assert numbers(strategy=StrategyConfig(rho=128)) == {}  # shared rules (Palm et al.'s bottleneck)
 
 
+
+
+def test_the_report_tests_the_runs_own_training_bodies_and_embeds_only_its_own_videos(tmp_path, monkeypatch):
+    import spikehebb.assess
+    from spikehebb.assess import VariantResult
+    from spikehebb.report import default_videos, test_section
+
+    config = TrainConfig.from_dict(dict(popsize=2, generations=1, max_env_steps=45, train_variants=("long_back",),
+                                        batch_size=2, evaluator="serial", runs_dir=str(tmp_path), run_name="ant", backend="numpy"))
+    path = train(config, progress=False)
+    tested = []
+
+    def fake(config, params, variants, *args, **kwargs):
+        tested.extend(variants)
+        return [VariantResult(v, np.zeros(1), "trained" if v == "long_back" else "unseen") for v in variants]
+
+    monkeypatch.setattr(spikehebb.assess, "assess", fake)
+    test_section(path, 1, None, 1)
+    assert tested == ["long_back", "default", "damage_right", "damage_left"]
+    for name in ("ant.mp4", "ant_damage_left.gif", "ant_mirror.mp4", "ant_mirror_default.gif", "antelope.mp4"):
+        (tmp_path / name).write_bytes(b"")
+    found = default_videos(path, ("default", "damage_right", "damage_left"))
+    assert sorted(v.name for v in found) == ["ant.mp4", "ant_damage_left.gif"]
