@@ -12,6 +12,7 @@ real time by default (the ant: 60 frames per second of 0.0165 s steps; the car: 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,20 +105,34 @@ def record_video(
                 fps = min(fps, GIF_MAX_FPS)
         if output.suffix == ".gif":
             fps = 100 / max(100 / GIF_MAX_FPS, round(100 / fps))  # whole hundredths of a second per frame
-        label = lives.label
-        fitness, frames = 0.0, 0
         output.parent.mkdir(parents=True, exist_ok=True)
-        with _writer(output, fps) as writer:
+        # Written beside the output and renamed over it once whole: an error or Ctrl-C midway leaves
+        # neither a truncated video nor an earlier one lost.
+        partial = output.with_name(f".{output.stem}.partial{output.suffix}")
+        try:
+            fitness, steps, frames = _render(lives, variant, episode, every, fps, partial)
+            os.replace(partial, output)
+        finally:
+            partial.unlink(missing_ok=True)
+    return VideoInfo(output, frames, steps, fitness, float(fps), variant)
 
-            def on_step(t, controller, actions, infos):
-                nonlocal fitness, frames
-                if infos[0] is None:
-                    return
-                fitness += lives.fitness_term(infos[0])
-                if t % every == 0:
-                    text = f"{variant}  {label}  step {t + 1}  fitness {fitness:.1f}"
-                    writer.append_data(annotate(lives.frame(variant), text))
-                    frames += 1
 
-            result = lives.run(variant, [episode], on_step)
-    return VideoInfo(output, frames, int(result.steps[0]), float(result.fitness[0]), float(fps), variant)
+def _render(lives, variant: str, episode: int, every: int, fps: float, path: Path):
+    """Render the lifetime into ``path``; returns (fitness, network steps, frames written)."""
+    label = lives.label
+    fitness, frames = 0.0, 0
+    with _writer(path, fps) as writer:
+
+
+        def on_step(t, controller, actions, infos):
+            nonlocal fitness, frames
+            if infos[0] is None:
+                return
+            fitness += lives.fitness_term(infos[0])
+            if t % every == 0:
+                text = f"{variant}  {label}  step {t + 1}  fitness {fitness:.1f}"
+                writer.append_data(annotate(lives.frame(variant), text))
+                frames += 1
+
+        result = lives.run(variant, [episode], on_step)
+    return float(result.fitness[0]), int(result.steps[0]), frames

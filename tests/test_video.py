@@ -62,6 +62,27 @@ def test_gif_takes_every_third_step_and_plays_in_real_time(ant_run, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_video_stopped_midway_leaves_the_earlier_one_whole_and_no_partial_file(ant_run, tmp_path, monkeypatch):
+    import spikehebb.video
+
+    out = tmp_path / "ant.gif"
+    record_video(ant_run, out, max_env_steps=50)
+    before = out.read_bytes()
+    calls = []
+    real = spikehebb.video.annotate
+
+    def interrupted(frame, text):
+        calls.append(text)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(frame, text)
+
+    monkeypatch.setattr(spikehebb.video, "annotate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        record_video(ant_run, out, max_env_steps=50)
+    assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["ant.gif"]
+
+
 def test_car_video(tmp_path):
     info = record_video(tiny_run(tmp_path, "car"), tmp_path / "car.mp4", "push_left", max_env_steps=12)
     frames = iio.imread(info.path)
