@@ -23,6 +23,8 @@ the normalised rate ``r = f * t_ref`` (``1/t_ref`` is the LIF's maximal rate) th
 ``gain * sum_i w_ij r_i``, the rate network's summed input in mV. The input layer's drive is
 ``gain * u`` for the encoded observation u (deterministic current injection), or its neurons
 fire Poisson spikes at ``clip(sgn * u, 0, 1) / t_ref`` (``encoding="poisson"``, seeded).
+Here t_ref is the refractory period as run: ``refractory_ms`` rounded to whole substeps, since
+Brian2 counts it in steps (the ant's 2 ms at dt = 16.5 / 16 ms runs as 2 substeps, 2.06 ms).
 
 What stands for the rate o of a unit:
 
@@ -118,7 +120,8 @@ class LIFParams:
     v_reset_mV: float = -65.0
     """Potential after a spike; must lie below the threshold."""
     refractory_ms: float = 2.0
-    """Absolute refractory period t_ref; 1/t_ref is the maximal rate, the rate read as 1."""
+    """Absolute refractory period t_ref, run rounded to whole substeps (at least one; Brian2
+    counts it in steps): 1/t_ref of the period as run is the maximal rate, the rate read as 1."""
     tau_syn_ms: float = 2.0
     """Decay of the synaptic drive g."""
     gain_mV: float = 40.0
@@ -318,6 +321,12 @@ class SpikingPlasticNetwork(PlasticNetwork):
         self.control_period = float(control_period)
         self.substeps = self.params.n_substeps(self.control_period)
         self.dt = self.control_period / self.substeps
+        # Brian2 counts a refractory period in whole steps (rounding down), so t_ref = 2 ms at the
+        # ant's dt = 1.03 ms would let a neuron fire every substep, at twice the rate read as 1:
+        # the period is t_ref rounded to whole substeps (at least one), and every normalisation
+        # (drive, traces, counts, Poisson input) uses that period.
+        self.t_ref = max(1, round(self.params.refractory_ms * 1e-3 / self.dt)) * self.dt
+        """The refractory period as run, s: ``refractory_ms`` rounded to whole substeps."""
         self.fold_eta = bool(fold_eta)
         self._codeobj_class = _code_object_class(target)
         self.target = "cython" if self._codeobj_class.__name__.startswith("Cython") else "numpy"
@@ -333,13 +342,13 @@ class SpikingPlasticNetwork(PlasticNetwork):
         ms, mV = b2.ms, b2.mV
         clock = b2.Clock(dt=self.dt * b2.second, name="spikehebb_lif_clock")
         shared = {
-            "tau_trace": p.tau_trace_ms * ms, "trace_norm": p.refractory_ms / p.tau_trace_ms,
+            "tau_trace": p.tau_trace_ms * ms, "trace_norm": self.t_ref * 1e3 / p.tau_trace_ms,
             "y_decay": math.exp(-self.control_period * 1e3 / p.tau_readout_ms) if p.tau_readout_ms > 0 else 0.0,
-            "count_norm": p.refractory_ms * 1e-3 / self.control_period,
+            "count_norm": self.t_ref / self.control_period,
         }
         lif_shared = {
             "v_rest": p.v_rest_mV * mV, "v_threshold": p.v_threshold_mV * mV, "v_reset": p.v_reset_mV * mV,
-            "bias": p.bias_mV * mV, "tau_m": p.tau_m_ms * ms, "t_ref": p.refractory_ms * ms,
+            "bias": p.bias_mV * mV, "tau_m": p.tau_m_ms * ms, "t_ref": self.t_ref * b2.second,
         }
         if p.dendrites:
             lif_shared.update(tau_d=p.tau_dendrite_ms * ms, coupling=p.dendrite_coupling, v_sat=p.dendrite_saturation_mV * mV)
@@ -431,7 +440,7 @@ class SpikingPlasticNetwork(PlasticNetwork):
             syn.connect(i=pre, j=post)
             if not (np.array_equal(syn.i[:], pre) and np.array_equal(syn.j[:], post)):
                 raise RuntimeError("Brian2 reordered the synapses; the (member, pre, sign, post) layout is broken")
-            _write(syn, "J", p.gain_mV * p.refractory_ms / p.tau_syn_ms * mV)
+            _write(syn, "J", p.gain_mV * self.t_ref * 1e3 / p.tau_syn_ms * mV)
             if self.plastic:
                 # xs_pre: the pre neuron's copy of its unit's signed trace; xs_post: the post unit's.
                 rules.append(syn.run_regularly(rule_code, when="end", order=2, name=f"{syn.name}_rule"))
@@ -530,7 +539,7 @@ class SpikingPlasticNetwork(PlasticNetwork):
         probability ``clip(sgn * u, 0, 1) * dt / t_ref`` per substep, from its slot's generator."""
         P, n, S = self.population, self.sizes[0], self.substeps
         rate = np.clip(np.stack([inputs, -inputs], axis=-1), 0, 1).reshape(P, n * 2)
-        p = np.minimum(rate * (self.dt / (self.params.refractory_ms * 1e-3)), 1.0)
+        p = np.minimum(rate * (self.dt / self.t_ref), 1.0)
         spikes = np.zeros((S, P, n * 2), dtype=self.dtype)
         for b, rng in enumerate(self._noise):
             if rng is not None:

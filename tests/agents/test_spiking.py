@@ -84,7 +84,7 @@ def test_rule_on_traces_is_the_abcd_rule_with_traces_for_rates():
     # hand-computed signed traces from the on/off neurons' x
     for layer, n in enumerate(net.sizes):
         x = net._x[layer].reshape(2, n, 2)
-        np.testing.assert_allclose(traces[layer], (x[..., 0] - x[..., 1]) * 2 / 10, rtol=1e-12)
+        np.testing.assert_allclose(traces[layer], (x[..., 0] - x[..., 1]) * net.t_ref * 1e3 / 10, rtol=1e-12)
     assert any(np.abs(t).max() > 0.05 for t in traces[1:])  # the network spikes
     for layer in range(2):
         expected = reference_update(before[layer], traces[layer], traces[layer + 1], coefficients[layer], "ABCD_lr")
@@ -92,6 +92,33 @@ def test_rule_on_traces_is_the_abcd_rule_with_traces_for_rates():
         # the two Brian2 synapses of a weight (from the on and the off neuron) store w and -w
         w = net._w[layer].reshape(2, net.sizes[layer], 2, net.sizes[layer + 1])
         np.testing.assert_array_equal(w[:, :, 1], -w[:, :, 0])
+
+
+@pytest.mark.parametrize("period, substeps, t_ref_steps, max_spikes", [
+    (0.0165, None, 2, 8),   # the ant: dt = 1.03 ms, t_ref 2 ms runs as 2 substeps (Brian2 would floor it to 1)
+    (0.020, None, 2, 10),   # the car: dt = 1 ms, 2 substeps exactly
+    (0.0165, 8, 1, 8),      # dt = 2.06 ms: t_ref rounds to one substep
+])
+def test_a_saturated_unit_fires_at_the_rate_read_as_one(period, substeps, t_ref_steps, max_spikes):
+    """At the strongest drive every neuron fires once per refractory period as run: the outputs
+    and activations read 1, the traces the rule reads their hand-computed peak."""
+    net = SpikingPlasticNetwork((3, 4, 2), "ABCD_lr", 1, control_period=period, neuron={"substeps": substeps},
+                                dtype="float64")
+    assert net.t_ref == pytest.approx(t_ref_steps * net.dt, rel=1e-12)
+    net.reset([np.zeros((1, 3, 4, 5)), np.zeros((1, 4, 2, 5))], [np.full((1, 3, 4), 2.0), np.full((1, 4, 2), 2.0)])
+    for _ in range(30):
+        outputs = net.step(np.full((1, 3), 3.0))
+    assert [int(c[..., 0].max()) for c in net.spike_counts()] == [max_spikes] * 3
+    np.testing.assert_allclose(outputs, 1.0, rtol=1e-12)
+    for values in net.activations:
+        assert np.abs(values).max() <= 1 + 1e-12
+    # the normalised trace of a spike train of period T = t_ref lies between its value just before
+    # a spike and just after, (T / tau) exp(-T / tau) / (1 - exp(-T / tau)) and (T / tau) / (1 -
+    # exp(-T / tau)), the mean 1 between them (with t_ref floored to one substep it reached ~2)
+    ratio = net.t_ref / 0.010
+    peak = ratio / (1 - math.exp(-ratio))
+    for values in net.traces()[1:]:
+        assert peak * math.exp(-ratio) - 1e-9 <= values.min() and values.max() <= peak + 1e-9
 
 
 @pytest.mark.parametrize("fold_eta, every", [(True, "env_step"), (False, "substep")], ids=["folded", "eta-apart"])
