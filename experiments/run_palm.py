@@ -22,9 +22,11 @@ import os
 import sys
 from pathlib import Path
 
+from spikehebb.agents import AGENTS
 from spikehebb.cli import add_evaluate_arguments, add_train_arguments, config_from_args, exit_interrupted
 from spikehebb.config import AgentConfig, TrainConfig
 from spikehebb.palm import PALM_HOLDOUT, PALM_NAMES, PALM_VARIANTS, leave_one_out, reference
+from spikehebb.report import papers_protocol
 from spikehebb.stopping import STOP_REQUEST
 from spikehebb.study import Arm, format_study, run_study
 
@@ -35,10 +37,11 @@ def arms(args: argparse.Namespace, base: TrainConfig, holdout: str) -> list[Arm]
     """One arm per agent: the base config with the agent, the four training variants, a run name."""
     out = []
     for kind in args.agents:
-        if kind == "hebbian":
-            agent = base.agent if base.agent.kind == "hebbian" else AgentConfig()
+        if kind == "hebbian":  # the flags' plastic agent: a rate network, or LIF neurons (--neuron lif)
+            agent = base.agent if AGENTS[base.agent.kind].takes_rule else AgentConfig()
             strategy = base.strategy
-            label = f"hebbian {agent.rule}" + (f" {strategy.label}" if strategy.shares_rules else "")
+            label = (f"hebbian {agent.label}" if agent.kind == "hebbian" else f"{agent.kind} {agent.rule}") + (
+                f" {strategy.label}" if strategy.shares_rules else "")
         else:
             agent = AgentConfig(kind=kind, rule=None, backend=base.agent.backend, dtype=base.agent.dtype)
             init = args.baseline_init
@@ -48,6 +51,20 @@ def arms(args: argparse.Namespace, base: TrainConfig, holdout: str) -> list[Arm]
         config = base.replace(agent=agent, strategy=strategy, run_name=name)
         out.append(Arm(label, config))
     return out
+
+
+def palm_references(study_arms: list[Arm], task: str, holdout: str) -> dict:
+    """Palm et al.'s Table 1 row per arm name, for the arms that are their setting: their agent
+    kinds (the Hebbian one with ABCD_lr), one rule per synapse, and none of the biology options or
+    other protocols (:func:`spikehebb.report.papers_protocol`)."""
+    refs = {}
+    for arm in study_arms:
+        kind = arm.config.agent.kind
+        plain = not arm.config.strategy.shares_rules and papers_protocol(arm.config)
+        ref = reference(task, holdout, kind) if plain else None
+        if ref is not None and (kind != "hebbian" or arm.config.agent.rule == "ABCD_lr"):
+            refs[arm.name] = ref
+    return refs
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -89,12 +106,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.exit(2, f"{parser.prog}: error: {err}\n")
         except KeyboardInterrupt as err:
             exit_interrupted(parser.prog, err)
-        refs = {}
-        for arm in study_arms:
-            kind = arm.config.agent.kind
-            ref = reference(args.task, holdout, kind) if not arm.config.strategy.shares_rules else None
-            if ref is not None and (kind != "hebbian" or arm.config.agent.rule == "ABCD_lr"):
-                refs[arm.name] = ref
+        refs = palm_references(study_arms, args.task, holdout)
         print(f"\nLeave-one-out on the {args.task}: trained on {', '.join(leave_one_out(args.task, holdout))}; "
               f"* = held out. mean ± std over {args.episodes} test lifetimes" + (" (Palm et al. 2021, Table 1, 100 lifetimes)" if refs else ""))
         print(format_study(results, variants, refs, {holdout: "*"}))

@@ -61,20 +61,30 @@ def paper_numbers(config: TrainConfig) -> dict[str, tuple[int, int]]:
     would be no match."""
     task, agent = config.task, config.agent
     numbers = PAPER.get((task.name, agent.kind, agent.rule), {})
-    # the paper's episode rules, with either first input ("reset" is the authors' code's, design.md);
-    # the lifetime length is a budget, as the population and generations are
-    if (not numbers or task.positive or task.episode not in (None, {"first_input": "reset"})
-            or task.fitness_floor is not None
-            or config.strategy.shares_rules or set(task.make().train_variants) != {"default", "damage_right"}):
+    if not numbers or config.strategy.shares_rules or set(task.make().train_variants) != {"default", "damage_right"}:
         return {}
+    return numbers if papers_protocol(config, allow_rows=("i_plus_j",)) else {}
+
+
+def papers_protocol(config: TrainConfig, allow_rows: Sequence[str] = ()) -> bool:
+    """Whether a run is the papers' network and protocol, whatever its bodies, budget and
+    strategy: the task's episode rules (either first input: "reset" is the authors' code's,
+    design.md) and fitness, rates of either sign, one rule per synapse (or rows in
+    ``allow_rows``), none of the biology options; backend and dtype aside. Najarro & Risi's
+    and Palm et al.'s numbers are shown only beside such runs."""
+    task, agent = config.task, config.agent
+    # the lifetime length is a budget, as the population and generations are
+    if task.positive or task.episode not in (None, {"first_input": "reset"}) or task.fitness_floor is not None:
+        return False
+    rows = agent.coefficient_rows if agent.coefficient_rows in allow_rows else "per_synapse"
     reference = AgentConfig(kind=agent.kind, rule=agent.rule, backend=agent.backend, dtype=agent.dtype,
-                            coefficient_rows="i_plus_j" if agent.coefficient_rows == "i_plus_j" else "per_synapse")
+                            coefficient_rows=rows)
     unused = {}  # settings that do nothing without their option
     if agent.dale is None:
         unused.update(dale_mode=reference.dale_mode, dale_seed=reference.dale_seed, dale_balance=reference.dale_balance)
     if not agent.modulated:
         unused.update(eligibility_tau=reference.eligibility_tau, baseline_tau=reference.baseline_tau)
-    return numbers if replace(agent, **unused) == reference else {}
+    return replace(agent, **unused) == reference
 
 
 def data_uri(data: bytes, mime: str) -> str:

@@ -166,3 +166,23 @@ def test_baseline_init_zeros_starts_the_static_and_recurrent_arms_at_zero_under_
         assert [a.name for a in study_arms] == names
         assert [a.config.strategy.init for a in study_arms] == ["normal", init, init]
     assert study_arms[1].config.run_name == "palm_ant_long_front_static_init-zeros_s0"
+
+
+def test_the_plastic_arm_keeps_the_flags_agent_and_palms_numbers_stand_only_beside_their_setting(experiment_script):
+    import argparse
+
+    from spikehebb.agents import AgentConfig
+    from spikehebb.config import TaskConfig, TrainConfig
+
+    run_palm = experiment_script("run_palm")
+    args = argparse.Namespace(agents=["hebbian", "static"], baseline_init="normal")
+    lif = TrainConfig(agent=AgentConfig(kind="lif", options={"substeps": 8}))
+    (spiking, static) = run_palm.arms(args, lif, "long_front")
+    assert spiking.name == "lif ABCD_lr" and spiking.config.agent == lif.agent  # not a rate network
+    assert set(run_palm.palm_references([spiking, static], "ant", "long_front")) == {"static"}
+    for changed in (TrainConfig(agent=AgentConfig(dale=0.8)), TrainConfig(agent=AgentConfig(modulated=True)),
+                    TrainConfig(task=TaskConfig("ant", positive=True)), TrainConfig(task=TaskConfig("ant", fitness_floor=0.0))):
+        arm = run_palm.arms(argparse.Namespace(agents=["hebbian"], baseline_init="normal"), changed, "long_front")
+        assert run_palm.palm_references(arm, "ant", "long_front") == {}
+    plain = run_palm.arms(argparse.Namespace(agents=["hebbian"], baseline_init="normal"), TrainConfig(), "long_front")
+    assert run_palm.palm_references(plain, "ant", "long_front") == {"hebbian ABCD_lr": reference("ant", "long_front", "hebbian")}
