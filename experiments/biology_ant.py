@@ -85,32 +85,38 @@ def train_one(config, path: Path) -> None:
         train(config, progress=False)
 
 
-def cached_result(path: Path, generations: int, episodes: int) -> dict | None:
-    """The cached test of a run finished at ``generations`` with ``episodes`` lifetimes, or None."""
+def cached_result(path: Path, config, episodes: int) -> dict | None:
+    """The cached test of the run of ``config`` finished at its generations with ``episodes``
+    lifetimes, or None: a cache of other settings (a run of another population under the same
+    name, its file since deleted) is not this run's (:func:`spikehebb.study.settings_differences`)."""
+    from spikehebb.study import settings_differences
+
     cache = path.with_suffix(".json")
     if not cache.exists():
         return None
     cached = json.loads(cache.read_text())
-    if cached.get("generations") == generations and cached.get("episodes") == episodes:
+    if (cached.get("generations") == config.generations and cached.get("episodes") == episodes
+            and "settings" in cached and not settings_differences(config, cached["settings"])):
         return cached
     return None
 
 
-def test_one(path: Path, episodes: int, workers: int) -> dict:
+def test_one(path: Path, config, episodes: int, workers: int) -> dict:
     """Test results of one run, cached next to it: {variant: mean fitness}, env steps, curve."""
     from spikehebb.assess import assess, load_run
     from spikehebb.store import RunStore
+    from spikehebb.study import arm_settings
 
     cache = path.with_suffix(".json")
     with RunStore.open(path) as store:
         history, generations = store.history(), store.generations_completed
-    cached = cached_result(path, generations, episodes)
+    cached = cached_result(path, config, episodes)
     if cached is not None:
         return cached
-    config, params = load_run(path, "mean")
-    results = assess(config, params, VARIANTS, episodes, workers)
+    run_config, params = load_run(path, "mean")
+    results = assess(run_config, params, VARIANTS, episodes, workers)
     out = {
-        "generations": generations, "episodes": episodes,
+        "generations": generations, "episodes": episodes, "settings": arm_settings(config),
         "test": {r.variant: r.mean for r in results},
         "env_steps": int(history["env_steps"].sum()),
         "curve_steps": np.cumsum(history["env_steps"]).tolist(),
@@ -169,14 +175,15 @@ def main(argv=None) -> None:
     parser.add_argument("--backend", choices=("brian2", "numpy"), default="brian2", help="(default: %(default)s)")
     parser.add_argument("--workers", type=int, help="training workers (default: one per core)")
     args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.exit(2, f"{parser.prog}: error: --seeds must be at least 1\n")
-    args.out.mkdir(parents=True, exist_ok=True)
+    for name in ("seeds", "episodes"):
+        if getattr(args, name) < 1:
+            parser.exit(2, f"{parser.prog}: error: --{name} must be at least 1, got {getattr(args, name)}\n")
     seeds = list(range(args.seeds))
     try:
         configs = {(arm, seed): run_config(arm, seed, args) for seed in seeds for arm in args.arms}
     except ValueError as err:  # every setting is checked before any run starts
         parser.exit(2, f"{parser.prog}: error: {err}\n")
+    args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[dict]] = {arm: [] for arm in args.arms}
     from spikehebb.cli import exit_interrupted
     from spikehebb.stopping import STOP_REQUEST
@@ -185,12 +192,14 @@ def main(argv=None) -> None:
         for i, ((arm, seed), config) in enumerate(configs.items()):
             path = args.out / f"{arm}_s{seed}.h5"
             print(f"{arm} seed {seed}: {path}", file=sys.stderr, flush=True)
-            cached = cached_result(path, args.generations, args.episodes)
+            cached = cached_result(path, config, args.episodes)
             try:
                 if cached is None or path.exists():  # a finished run's file may be gone: its cache reports it
                     train_one(config, path)
-                    cached = test_one(path, args.episodes, args.workers or 1)
+                    cached = test_one(path, config, args.episodes, args.workers or 1)
                 STOP_REQUEST.stop_after(f"{arm} seed {seed} and its tests", last=i + 1 == len(configs))
+            except (ValueError, OSError, RuntimeError) as err:
+                parser.exit(2, f"{parser.prog}: error: {err}\n")
             except KeyboardInterrupt as err:
                 exit_interrupted(parser.prog, err)
             results[arm].append(cached)

@@ -28,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from spikehebb.cli import exit_interrupted
+from spikehebb.cli import check_eval_steps, exit_interrupted
 from spikehebb.config import AgentConfig, EvaluatorConfig, StrategyConfig, TaskConfig, TrainConfig
 from spikehebb.stopping import STOP_REQUEST
 from spikehebb.study import Arm, format_study, run_study
+from spikehebb.tasks import get_task
 
 N_SYNAPSES = 28 * 128 + 128 * 64 + 64 * 8
 """The ant network's synapses (12,288)."""
@@ -158,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             if len(args.seeds) < 1 or args.episodes < 1:
                 raise ValueError("give at least one seed and one test episode")
+            check_eval_steps(args.eval_steps, get_task("ant").episode.burn_in_steps)  # before any training
             arms = study_arms(args)  # every config is checked here (rho must divide 12,288), before a file
             cache = Path(args.study_dir) / f"bottleneck_rho{args.rho}_p{args.popsize}_g{args.generations}.json"
             results = run_study(arms, ["default"], args.episodes, cache, 1, args.eval_steps, args.progress)

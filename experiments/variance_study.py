@@ -98,7 +98,12 @@ def main() -> None:
     args = parser.parse_args()
     with STOP_REQUEST:  # the outputs too: a request after the last arm's tests waits for them
         try:
+            for name in ("seeds", "episodes"):
+                if getattr(args, name) < 1:
+                    raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}")
             results = run_study(arms(args), ["default"], args.episodes, args.dir / "tests.json", args.workers)
+        except (ValueError, OSError, RuntimeError) as err:
+            parser.exit(2, f"{parser.prog}: error: {err}\n")
         except KeyboardInterrupt as err:
             exit_interrupted(parser.prog, err)
         write_outputs(args, results)

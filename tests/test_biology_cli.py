@@ -107,6 +107,16 @@ def test_the_study_script_runs_and_resumes_at_a_tiny_budget(tmp_path):
     assert cached.returncode == 0, cached.stderr
     assert cached.stdout == again.stdout and not list(tmp_path.glob("*.h5"))
     assert (tmp_path / "curves.png").exists() and (tmp_path / "table.md").exists()
+    # a cache of other settings under the same name is not this run's: it trains and tests anew
+    wider = subprocess.run(cmd[:-4] + ["--generations", "2", "--popsize", "6", "--backend", "numpy", "--workers", "1"],
+                           capture_output=True, text=True, timeout=600)
+    assert wider.returncode == 0, wider.stderr
+    assert "| dale+positive | 600 | 0 |" in wider.stdout  # 2 generations x 6 candidates x 50 steps
+    # a mistake in the flags is one line, not a traceback (here: the run file of other settings)
+    refused = subprocess.run(cmd[:-4] + ["--generations", "2", "--popsize", "8", "--backend", "numpy", "--workers", "1"],
+                             capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "was started with other settings" in refused.stderr.splitlines()[-1]
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")

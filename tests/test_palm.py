@@ -148,6 +148,10 @@ def test_bottleneck_study_runs_at_a_tiny_budget_and_resumes(tmp_path, capsys, ex
     with pytest.raises(SystemExit, match="rho=100 must divide"):
         bottleneck.main([*argv[:-3], "--rho", "100", "--study-dir", str(tmp_path / "c")])
     assert not (tmp_path / "c").exists()
+    # a test length without a network step is refused before any training, in the flag's words
+    with pytest.raises(SystemExit, match="--eval-steps counts env steps with the 40 burn-in steps: give more than 40, got 40"):
+        bottleneck.main([*argv[:9], "40", *argv[10:-3], "--study-dir", str(tmp_path / "d")])
+    assert not (tmp_path / "d").exists()
 
 
 def test_baseline_init_zeros_starts_the_static_and_recurrent_arms_at_zero_under_their_own_names(experiment_script):
