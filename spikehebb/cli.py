@@ -316,8 +316,8 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
                "paired_seeds")}
     # --scale-lr N (0: off), else the short default's scaling unless --lr is given, else unchanged
     lr_reference = getattr(args, "lr_reference_popsize", None)
-    if lr_reference is None and args.lr is None:
-        lr_reference = fields.get("lr_reference_popsize")
+    if lr_reference is None and args.lr is None and (args.strategy or b.strategy.name) != "cma":
+        lr_reference = fields.get("lr_reference_popsize")  # CMA-ES has no learning rate to scale
     if shared["shared_rules"] is not None or shared["rho"] is not None:
         if shared["shared_rules"] is not None and shared["rho"] is not None:
             raise ValueError("give --shared-rules M or --rho R, not both")
@@ -342,6 +342,8 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
         raise ValueError(f"--ray {address} needs --workers N, the number of actors (one CPU each) to start on the "
                          f"cluster: the batches are sized for it before Ray is reached")
     batch = args.batch_size if args.batch_size is not None else b.evaluator.batch_size
+    if base is None:
+        _refuse_ignored_flags(args, agent, task, strategy, name, workers)
     return TrainConfig(
         task=task, agent=agent, strategy=strategy,
         evaluator=EvaluatorConfig(name, workers, address if name == "ray" else None, batch),
@@ -351,6 +353,36 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
         run_name=getattr(args, "run_name", None) if base is None else b.run_name, extra=b.extra,
         snapshot_every=b.snapshot_every,
     )
+
+
+def _refuse_ignored_flags(args, agent, task, strategy, evaluator: str, workers) -> None:
+    """A one-line error for a flag the new run would accept and then ignore (design.md: flags that
+    would be ignored are refused)."""
+    from spikehebb.agents import genome_parts
+
+    given = lambda name: getattr(args, name, None) is not None  # noqa: E731
+    if strategy.name == "cma" and (given("lr") or given("lr_reference_popsize")):
+        raise ValueError("CMA-ES has no learning rate (--sigma sets its first step size): drop --lr/--scale-lr")
+    if given("noise") and (not strategy.shares_rules or strategy.assign == "merge"):
+        raise ValueError("--noise sets how gmm and random shared rules are perturbed: it needs --shared-rules M or "
+                         "--rho R with --assign gmm or random")
+    if (given("merge_every") or given("merge_fraction")) and strategy.assign != "merge":
+        raise ValueError("--merge-every and --merge-fraction set Evolve & Merge: they need --assign merge")
+    if evaluator == "serial" and isinstance(workers, int) and workers > 1:  # (below 1: EvaluatorConfig says so)
+        raise ValueError(f"--evaluator serial runs every lifetime in this process: drop --workers {workers} "
+                         "(or use --evaluator processes)")
+    if given("weight_init") and not any(p.name == "weights" and not p.searched for p in genome_parts(agent, task.make())):
+        raise ValueError(f"--weight-init draws a lifetime's random initial weights; this {agent.kind} run evolves its "
+                         "weights" + (" (--coevolve)" if agent.evolve_initial_weights else "") + ": drop --weight-init")
+    if given("backend") and agent.kind in ("lstm", "gru"):
+        raise ValueError(f"--backend chooses how a rate network runs; the {agent.kind} agent runs in NumPy "
+                         "whatever it says: drop --backend")
+    bodies = task.train_variants or ()
+    if len(set(bodies)) != len(bodies):
+        raise ValueError(f"--train-variants names a body twice: {' '.join(bodies)}")
+    if given("first_input") and task.make().episode.burn_in_steps == 0:
+        raise ValueError(f"--first-input chooses what the network sees first after the burn-in; the {task.name} "
+                         "has none: drop --first-input")
 
 
 def parser_default_task(args: argparse.Namespace) -> str:

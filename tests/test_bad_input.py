@@ -118,6 +118,23 @@ def test_resume_refuses_contradictory_flags_and_extends_with_generations(tmp_pat
     (["--shared-rules", "4", "--coefficient-rows", "i_plus_j"],
      "shared rules (gmm-M4) assign a rule to each synapse; --coefficient-rows i_plus_j makes "
      "synapses read other synapses' rows: drop one of the two"),
+    # flags the run would accept and then ignore
+    (["--strategy", "cma", "--lr", "0.5"], "CMA-ES has no learning rate (--sigma sets its first step size): drop --lr/--scale-lr"),
+    (["--strategy", "cma", "--scale-lr", "500"], "CMA-ES has no learning rate (--sigma sets its first step size): drop --lr/--scale-lr"),
+    (["--noise", "synapse"], "--noise sets how gmm and random shared rules are perturbed: it needs --shared-rules M or "
+                             "--rho R with --assign gmm or random"),
+    (["--rho", "128", "--assign", "merge", "--noise", "rule"], "--noise sets how gmm and random shared rules are perturbed: "
+                                                               "it needs --shared-rules M or --rho R with --assign gmm or random"),
+    (["--rho", "128", "--merge-every", "5"], "--merge-every and --merge-fraction set Evolve & Merge: they need --assign merge"),
+    (["--workers", "2"], "--evaluator serial runs every lifetime in this process: drop --workers 2 (or use --evaluator processes)"),
+    (["--static", "--weight-init", "lognormal"], "--weight-init draws a lifetime's random initial weights; this static run "
+                                                 "evolves its weights: drop --weight-init"),
+    (["--coevolve", "--weight-init", "normal"], "--weight-init draws a lifetime's random initial weights; this hebbian run "
+                                                "evolves its weights (--coevolve): drop --weight-init"),
+    (["--agent", "lstm", "--backend", "numpy"], "--backend chooses how a rate network runs; the lstm agent runs in NumPy "
+                                                "whatever it says: drop --backend"),
+    (["--neuron", "lif", "--backend", "numpy"], "the lif network runs on Brian2 only, not the 'numpy' backend: drop --backend"),
+    (["--train-variants", "default", "default"], "--train-variants names a body twice: default default"),
     (["--run-name", "a/b"], "train: run_name must be a file name in the runs directory (no '/', not starting with '.'), "
                             "got 'a/b'; --runs-dir says where it goes"),
     (["--run-name", ".hidden"], "train: run_name must be a file name in the runs directory (no '/', not starting with "

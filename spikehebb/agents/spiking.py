@@ -64,6 +64,10 @@ class SpikingAgent(HebbianAgent):
         for name, neutral in UNSUPPORTED.items():
             if getattr(config, name, neutral) != neutral:
                 raise ValueError(f"the lif agent does not run {name}={getattr(config, name)!r} (rate networks only)")
+        if config.backend != "brian2":
+            raise ValueError(f"the lif network runs on Brian2 only, not the {config.backend!r} backend: drop --backend")
+        if options is not None and not isinstance(options, Mapping):
+            raise ValueError(f"lif: options must be a mapping of neuron options, got {options!r}")
         return LIFParams.of(options).to_dict()
 
     @staticmethod
