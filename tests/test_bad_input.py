@@ -565,3 +565,22 @@ def test_run_name_names_the_new_runs_file_and_an_existing_one_is_kept(tmp_path, 
     assert one_error_line(capsys) == (f"spikehebb train: error: {path} already exists; continue that run with "
                                       f"--resume {path}, or choose a new path")
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"modulated": "no"}, "agent: modulated must be True or False, got 'no'"),
+    ({"evolve_initial_weights": "no"}, "agent: evolve_initial_weights must be True or False, got 'no'"),
+    ({"weight_scale": True}, "weight scale must be a positive finite number, got True"),
+    ({"weight_scale": "0.1"}, "weight scale must be a positive finite number, got '0.1'"),
+    ({"weight_scale": float("inf")}, "weight scale must be a positive finite number, got inf"),
+    ({"kind": ["lif"]}, "agent: kind must be a name (a string), got ['lif']"),
+    ({"coefficient_rows": ["mirror"]}, "agent: coefficient_rows must be a name (a string), got ['mirror']"),
+    ({"rule": ["A"]}, "agent: rule must be a rule's name (a string) or None, got ['A']"),
+    ({"kind": "lif", "options": [1, 2]}, "lif: options must be a mapping of neuron options, got [1, 2]"),
+])
+def test_agent_settings_of_the_wrong_type_are_one_line_errors(fields, message):
+    from spikehebb.agents import AgentConfig
+
+    with pytest.raises(ValueError) as info:
+        AgentConfig(**fields)
+    assert str(info.value) == message

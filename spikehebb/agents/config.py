@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from spikehebb.network import BACKENDS, DTYPES, WEIGHT_INITS
 from spikehebb.rules import get_rule
 
@@ -63,6 +65,15 @@ class AgentConfig:
     def __post_init__(self) -> None:
         from spikehebb.agents import AGENTS
 
+        # names are compared with lists of choices below: a list or a number is a one-line error there
+        for name in ("kind", "backend", "dtype", "weight_init", "dale_mode", "coefficient_rows"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"agent: {name} must be a name (a string), got {getattr(self, name)!r}")
+        if self.rule is not None and not isinstance(self.rule, str):
+            raise ValueError(f"agent: rule must be a rule's name (a string) or None, got {self.rule!r}")
+        for name in ("modulated", "evolve_initial_weights"):  # "no" would switch the feature on
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"agent: {name} must be True or False, got {getattr(self, name)!r}")
         if self.kind not in AGENTS:
             raise ValueError(f"unknown agent kind {self.kind!r}; expected one of {tuple(AGENTS)}")
         takes_rule = AGENTS[self.kind].takes_rule
@@ -83,8 +94,9 @@ class AgentConfig:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
         if self.weight_init not in WEIGHT_INITS:
             raise ValueError(f"unknown weight init {self.weight_init!r}; expected one of {WEIGHT_INITS}")
-        if not (self.weight_scale > 0):
-            raise ValueError(f"weight scale must be positive, got {self.weight_scale}")
+        if (isinstance(self.weight_scale, bool) or not isinstance(self.weight_scale, (int, float, np.floating, np.integer))
+                or not 0 < self.weight_scale < float("inf")):
+            raise ValueError(f"weight scale must be a positive finite number, got {self.weight_scale!r}")
         check = getattr(AGENTS[self.kind], "check_options", None)
         if check is not None:
             object.__setattr__(self, "options", check(self, self.options))

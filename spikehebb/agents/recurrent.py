@@ -57,6 +57,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from spikehebb.agents.base import GenomePart
+from spikehebb.checks import is_integer
 from spikehebb.network.base import active_slots, batched_matvec, check_move
 
 GATES = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
@@ -172,8 +173,8 @@ class RecurrentAgent:
         self.config = config
         dtype = "float64" if config is None else config.dtype
         self.sizes = _check_sizes(sizes)
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        if not (is_integer(batch_size) and batch_size >= 1):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if np.dtype(dtype) not in (np.dtype("float64"), np.dtype("float32")):
             raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
         n_layers = len(self.sizes) - 1
@@ -267,7 +268,10 @@ class RecurrentAgent:
     def _slots(self, members: Sequence[int] | None) -> np.ndarray:
         if members is None:
             return np.arange(self.batch_size)
-        slots = np.asarray(members, dtype=np.int64).reshape(-1)
+        given = np.asarray(members)
+        if given.ndim != 1 or (given.size and not np.issubdtype(given.dtype, np.integer)):  # True or 0.7 is no slot
+            raise ValueError(f"members must be a list of slot indices (integers), got {np.atleast_1d(given).tolist()}")
+        slots = given.astype(np.int64)
         if slots.size and (slots.min() < 0 or slots.max() >= self.batch_size):
             raise ValueError(f"members must be slot indices in [0, {self.batch_size}), got {slots.tolist()}")
         if np.unique(slots).size != slots.size:

@@ -275,6 +275,13 @@ def test_bad_shapes_give_one_line_errors_naming_the_expected_shapes(kind):
     assert error(parts=random_parts(kind, SIZES, 1, np.random.default_rng(6)), members=[2]) == (
         "members must be slot indices in [0, 2), got [2]"
     )
+    one = random_parts(kind, SIZES, 1, np.random.default_rng(6))
+    for members in ([True], [0.7]):  # not slot 1 and slot 0
+        assert error(parts=one, members=members) == (
+            f"members must be a list of slot indices (integers), got {members}")
+    for batch in (True, 2.9):
+        with pytest.raises(ValueError, match=re.escape(f"batch_size must be a positive integer, got {batch!r}")):
+            AGENTS[kind].build(SIZES, batch)
     nan = dict(parts, weights=[parts["weights"][0], np.full((2, 4, 3), np.nan)])
     assert error(parts=nan) == "parts['weights'][1] must be finite, got NaN or inf"
     with pytest.raises(RuntimeError, match=re.escape("call reset(parts) first")):
