@@ -45,16 +45,20 @@ def main(argv=None) -> None:
             raise ValueError(f"--static {args.static} is a {labels['static']} run, not a static-weights one")
         if labels["hebbian"] == "static":
             raise ValueError(f"--hebbian {args.hebbian} is a static-weights run; give it as --static and a rule run as --hebbian")
+        if labels["hebbian"] in ("lstm", "gru"):
+            raise ValueError(f"--hebbian {args.hebbian} is a {labels['hebbian']} run, with no plasticity rule: give a rule run")
+        hebbian = resolve_run(args.hebbian)
+        prefix = Path(args.out) if args.out else hebbian.with_name(hebbian.stem + "_recovery")
+        if not args.out and is_shipped_model(hebbian):  # not into models/
+            prefix = Path("runs") / prefix.name
+            prefix.parent.mkdir(exist_ok=True)
+        if not prefix.parent.is_dir():  # said now, not after the lifetimes
+            raise FileNotFoundError(f"--out {prefix}: its folder {prefix.parent} does not exist")
         models = {labels[role]: path for role, path in models.items()}
         rows, speeds = run_experiment(models, args.perturbations, args.episodes, args.t0, variant=args.variant,
                                       leg=args.leg, which=args.which, max_env_steps=args.eval_steps)
     except (ValueError, OSError, RuntimeError) as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
-    hebbian = resolve_run(args.hebbian)
-    prefix = Path(args.out) if args.out else hebbian.with_name(hebbian.stem + "_recovery")
-    if not args.out and is_shipped_model(hebbian):  # not into models/
-        prefix = Path("runs") / prefix.name
-        prefix.parent.mkdir(exist_ok=True)
     json_path, png_path = (prefix.with_name(prefix.name + suffix) for suffix in (".json", ".png"))  # "lr0.2" keeps its dot
     table = markdown_table(rows)
     print(table)

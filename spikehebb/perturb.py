@@ -238,6 +238,9 @@ def perturbed_speeds(
     with Lifetimes(run, which, batch_size=episodes, max_env_steps=max_env_steps, early_ends=False, decoder=wrap) as lives:
         if lives.task.name != "ant":
             raise ValueError(f"perturbation experiments need an ant run, got task {lives.task.name!r}")
+        if perturbation in ("redraw", "freeze") and not hasattr(lives.controller, "set_weights"):
+            raise ValueError(f"the {perturbation} perturbation acts on a network's weights and rule; a "
+                             f"{lives.agent.kind} agent has no such weights (motor and none apply to it)")
         T = lives.task.episode.max_network_steps
         if not WINDOW <= t0 < T:
             raise ValueError(f"t0 must lie in [{WINDOW}, {T - 1}] (a whole window before it), got {t0}")

@@ -169,8 +169,19 @@ def test_the_script_refuses_runs_of_the_wrong_kind_and_keeps_dots_in_its_prefix(
     import spikehebb.perturb as perturb
 
     script = experiment_script("perturb_ant")
+    from spikehebb.agents import AgentConfig
+
+    tiny = TrainConfig.from_dict(dict(popsize=2, generations=1, max_env_steps=45, train_variants=("default",),
+                                      batch_size=2, evaluator="serial", runs_dir=str(tmp_path / "lstm"), run_name="lstm"))
+    lstm = train(tiny.replace(agent=AgentConfig(kind="lstm", rule=None)), progress=False)
+    # the perturbations of a network's weights and rule are refused for an agent without them
+    with pytest.raises(ValueError, match="the freeze perturbation acts on a network's weights and rule; a lstm agent"):
+        perturb.perturbed_speeds(lstm, "freeze", episodes=1, t0=50, max_env_steps=200)
     for flags, message in ((["--hebbian", str(ant_run), "--static", str(ant_run)],
-                            f"--static {ant_run} is a Hebbian ABCD_lr run, not a static-weights one"),):
+                            f"--static {ant_run} is a Hebbian ABCD_lr run, not a static-weights one"),
+                           (["--hebbian", str(lstm)], f"--hebbian {lstm} is a lstm run, with no plasticity rule: give a rule run"),
+                           (["--hebbian", str(ant_run), "--out", str(tmp_path / "nowhere" / "rec")],
+                            f"its folder {tmp_path / 'nowhere'} does not exist")):
         with pytest.raises(SystemExit) as info:
             script.main(flags)
         assert info.value.code == 2 and message in capsys.readouterr().err
@@ -179,4 +190,4 @@ def test_the_script_refuses_runs_of_the_wrong_kind_and_keeps_dots_in_its_prefix(
     monkeypatch.setattr(script, "run_experiment", perturb.run_experiment)
     script.main(["--hebbian", str(ant_run), "--perturbations", "none", "--episodes", "1", "--t0", "60",
                  "--out", str(tmp_path / "rec_lr0.2")])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec_lr0.2.json", "rec_lr0.2.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lstm", "rec_lr0.2.json", "rec_lr0.2.png"]
