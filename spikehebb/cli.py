@@ -568,14 +568,15 @@ def _refuse_to_write_beside_a_model(path: str | Path, command: str, suffix: str)
 
 def run_plot(args: argparse.Namespace) -> list[Path]:
     """Fitness curves to ``-o`` (default RUN.png); with ``--traces`` the trace figures too."""
-    from spikehebb.plots import check_trace_names, plot_fitness, plot_traces, run_task
+    from spikehebb.plots import check_trace_names, check_trace_steps, plot_fitness, plot_traces, run_task
     from spikehebb.store import RunStore
 
     path = Path(args.runfile)
     with RunStore.open(path) as store:
         history = store.history()
-    if args.traces:
-        check_trace_names(path, args.episodes)
+    if args.traces:  # every trace problem is said before the fitness figure is written
+        names = check_trace_names(path, args.episodes)
+        check_trace_steps(path, args.episodes or names, args.steps)
     elif args.episodes or args.steps or args.out_dir:
         raise ValueError("--episodes, --steps and --out-dir are options of --traces: add --traces, or drop them")
     out = Path(args.output) if args.output else path.with_suffix(".png")

@@ -185,6 +185,26 @@ def check_trace_names(path: str | Path, episodes: Sequence[str] | None = None) -
     return names
 
 
+def check_trace_steps(path: str | Path, names: Sequence[str], steps: Sequence[int] | None) -> None:
+    """A one-line error, before any figure is written, for ``steps`` (of the weight matrices)
+    outside an episode of ``names`` that records every synapse, or given where every one of them
+    records a subsample (which gets no matrices: the steps would go unused)."""
+    import h5py
+
+    if steps is None:
+        return
+    with h5py.File(path, "r") as f:
+        lengths = {name: int(f[f"traces/{name}"].attrs["steps"]) for name in names
+                   if int(f[f"traces/{name}"]["weights"].attrs["subsample"]) < 0}
+    if not lengths:
+        raise ValueError("--steps chooses the weight matrices' steps; every chosen episode recorded a subsample of "
+                         "synapses and gets no matrices: drop --steps")
+    for name, T in lengths.items():
+        bad = [s for s in steps if not 0 <= s < T]
+        if bad or not steps:
+            raise ValueError(f"steps must lie in [0, {T - 1}] ({name} holds {T} steps), got {list(steps)}")
+
+
 def plot_traces(
     path: str | Path,
     out_dir: str | Path | None = None,
@@ -199,6 +219,7 @@ def plot_traces(
     bad = [k for k in kinds if k not in PLOTTERS]
     if bad:
         raise ValueError(f"unknown trace figure {bad[0]!r}; valid: {', '.join(PLOTTERS)}")
+    check_trace_steps(path, episodes or names, steps)
     out_dir = path.parent if out_dir is None else Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -245,9 +266,17 @@ def plot_fitness(history: dict[str, np.ndarray], title: str, task: str = "ant") 
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
     g = history["generation"] + 1  # counted from 1, as the training log and the model card count them
+    if not len(g):
+        raise ValueError(f"{title} holds no generation yet: nothing to plot")
+    marker = "o" if len(g) < 2 else None  # one generation: a line of one point shows nothing
     ax.fill_between(g, history["fitness_min"], history["fitness_max"], alpha=0.2, label="min-max")
-    ax.plot(g, history["fitness_mean"], label="mean")
-    ax.plot(g, history["best_fitness"], label="best so far")
+    ax.plot(g, history["fitness_mean"], marker=marker, label="mean")
+    ax.plot(g, history["best_fitness"], marker=marker, label="best so far")
+    if len(g) < 2:
+        ax.errorbar(g, history["fitness_mean"], yerr=[history["fitness_mean"] - history["fitness_min"],
+                                                     history["fitness_max"] - history["fitness_mean"]],
+                    fmt="none", color="C0", alpha=0.4, capsize=4)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("generation")
     units = "\n".join(textwrap.wrap(f"({FITNESS_UNITS[task]})", 45)) if task in FITNESS_UNITS else "(raw)"
     ax.set_ylabel(f"fitness\n{units}", fontsize=8)

@@ -131,6 +131,10 @@ def test_subsampled_traces_skip_the_matrices(tmp_path):
     with pytest.raises(ValueError, match="subsample"):
         plot_weight_matrices(trace)
     assert [p.stem.split("_")[-1] for p in plot_traces(path)] == ["norms", "activity", "pca"]
+    with pytest.raises(ValueError, match="every chosen episode recorded a subsample of synapses and gets no matrices: "
+                                         "drop --steps"):
+        plot_traces(path, tmp_path / "none", steps=[0])  # the steps would go unused
+    assert not (tmp_path / "none").exists()
     assert "5 sampled synapses" in plot_weight_norms(trace).axes[0].lines[0].get_label()
 
 
@@ -138,6 +142,15 @@ def test_fitness_curves_say_the_units():
     h = {k: np.arange(3.0) for k in ("generation", "fitness_min", "fitness_mean", "fitness_max", "best_fitness")}
     (ax,) = plot_fitness(h, "run", "ant").axes
     assert "reward_progress" in ax.get_ylabel() and [l.get_label() for l in ax.lines] == ["mean", "best so far"]
+
+
+def test_a_run_of_one_generation_shows_its_point_and_one_of_none_is_refused():
+    h = {k: np.array([v]) for k, v in (("generation", 0.0), ("fitness_min", -3.0), ("fitness_mean", 1.0),
+                                        ("fitness_max", 4.0), ("best_fitness", 4.0))}
+    (ax,) = plot_fitness(h, "run", "ant").axes
+    assert [l.get_marker() for l in ax.lines[:2]] == ["o", "o"] and list(ax.lines[0].get_xdata()) == [1.0]
+    with pytest.raises(ValueError, match="run holds no generation yet: nothing to plot"):
+        plot_fitness({k: v[:0] for k, v in h.items()}, "run", "ant")
 
 
 def test_cli_plot_traces(tmp_path, capsys):
@@ -153,7 +166,9 @@ def test_cli_plot_traces(tmp_path, capsys):
     record_traces(path, *load_run(path), ["damage_left"], 1, None, 60)
     assert trace_names(path) == ["damage_left/episode_0"]
     for flags, said in ((["--traces", "--episodes", "default/episode_7"], "no trace 'default/episode_7' in "),
-                        (["--steps", "0"], "--episodes, --steps and --out-dir are options of --traces")):
+                        (["--steps", "0"], "--episodes, --steps and --out-dir are options of --traces"),
+                        (["--traces", "--steps", "0", "20"],  # 60 env steps less the 40 burn-in: 20 network steps
+                         "steps must lie in [0, 19] (damage_left/episode_0 holds 20 steps), got [0, 20]")):
         with pytest.raises(SystemExit) as exit_info:
             cli_main(["plot", str(path), *flags])
         err = capsys.readouterr().err
