@@ -807,6 +807,12 @@ def main(argv: list[str] | None = None) -> int:
             args.runfile = str(resolve_run(args.runfile))
         if args.command in ("plot", "report") and not args.output:
             _refuse_to_write_beside_a_model(args.runfile, args.command, ".png" if args.command == "plot" else ".html")
+        if args.command == "plot" and args.traces and not args.out_dir:  # the trace figures' default place too
+            from spikehebb.lifetimes import is_shipped_model
+
+            if is_shipped_model(args.runfile):
+                raise ValueError(f"{args.runfile} is a shipped model and plot --traces would write its figures beside "
+                                 f"it; give --out-dir, e.g. --out-dir runs/{Path(args.runfile).stem}")
         if args.command == "train":
             print(f"run file: {run_train(args)}")
         elif args.command == "evaluate":

@@ -410,6 +410,12 @@ def test_plot_and_report_take_a_model_by_name_and_never_write_into_models(tmp_pa
                                                f"e.g. -o runs/ant_abcd_lr{suffix}")
     assert cli_main(["plot", "ant_abcd_lr", "-o", str(tmp_path / "curve.png")]) == 0
     assert (tmp_path / "curve.png").stat().st_size > 10_000
+    with pytest.raises(SystemExit) as exc:  # the trace figures' default place is beside the model too
+        cli_main(["plot", "ant_abcd_lr", "-o", str(tmp_path / "curve2.png"), "--traces"])
+    assert exc.value.code == 2 and one_error_line(capsys).endswith(
+        "is a shipped model and plot --traces would write its figures beside it; give --out-dir, e.g. "
+        "--out-dir runs/ant_abcd_lr")
+    assert not (tmp_path / "curve2.png").exists()
 
 
 def test_run_ant_checks_its_test_flags_before_the_training(tmp_path, capsys):
