@@ -40,7 +40,15 @@ from spikehebb.envs.mirror import body_roles
 from spikehebb.lifetimes import is_shipped_model
 from spikehebb.models import SELECTION_EPISODE0, candidate_means, score_means
 from spikehebb.store import RunStore
-from spikehebb.study import save_cache
+from spikehebb.study import arm_settings, save_cache
+
+
+def cache_key(run: Path, episodes: int) -> dict:
+    """What a cache's scores are of: the run (its file name and its settings, so that a run trained
+    anew under the same name with others is not given the old scores) and the protocol."""
+    with RunStore.open(run) as store:
+        settings = arm_settings(TrainConfig.from_dict(store.config))
+    return {"run": run.name, "settings": settings, "episodes": episodes, "first_episode": SELECTION_EPISODE0}
 
 
 def load_cache(path: Path, run: Path, episodes: int) -> dict[str, dict[str, float]]:
@@ -48,10 +56,11 @@ def load_cache(path: Path, run: Path, episodes: int) -> dict[str, dict[str, floa
     if not path.exists():
         return {}
     cached = json.loads(path.read_text())
-    ours = {"run": run.name, "episodes": episodes, "first_episode": SELECTION_EPISODE0}
+    ours = cache_key(run, episodes)
     theirs = {k: cached.get(k) for k in ours}
     if theirs != ours:
-        raise ValueError(f"{path} holds scores of another run or protocol ({theirs}, not {ours}); "
+        changed = [k for k in ours if theirs[k] != ours[k]]
+        raise ValueError(f"{path} holds scores of another run or protocol (its {', '.join(changed)} differ); "
                          "pass another --cache or remove it")
     return cached["scores"]
 
@@ -72,8 +81,7 @@ def body_scores(run: Path, variants, episodes: int, workers: int, cache: Path) -
 
         def keep(generation: int, row: np.ndarray, bodies=missing) -> None:  # cached as we go
             scores.setdefault(str(generation), {}).update(zip(bodies, map(float, row)))
-            save_cache(cache, {"run": run.name, "episodes": episodes, "first_episode": SELECTION_EPISODE0,
-                               "scores": scores})
+            save_cache(cache, {**cache_key(run, episodes), "scores": scores})
             print(f"generation {generation:4d}: " + ", ".join(f"{v} {x:.1f}" for v, x in zip(bodies, row)), flush=True)
 
         score_means(run, missing, episodes, workers, generations=means, report=keep)
@@ -137,19 +145,21 @@ def main(argv: list[str] | None = None) -> None:
                              f"--out, or score the run it was chosen from (models/training/)")
         if args.cache and len(runs) > 1:
             raise ValueError("--cache names the cache of one run; with several, each keeps RUN_bodies.json beside it")
+        for run in runs:  # every run's task first: runs of different tasks are refused before any scoring
+            with RunStore.open(run) as store:
+                tasks.add(TrainConfig.from_dict(store.config).task.name)
+        if len(tasks) > 1:
+            raise ValueError(f"the runs are of different tasks ({', '.join(sorted(tasks))}); draw them apart")
         for run in runs:
             with RunStore.open(run) as store:
                 config = TrainConfig.from_dict(store.config)
                 history = store.history()
             task = config.task.make()
-            tasks.add(config.task.name)
             variants = tuple(args.variants or task.variants)
             cache = Path(args.cache) if args.cache else run.with_name(f"{run.stem}_bodies.json")
             generations, table = body_scores(run, variants, args.episodes, args.workers, cache)
             roles = body_roles(variants, task.train_variants, config.agent.coefficient_rows == "mirror")
             panels.append((run.stem, generations, variants, table, roles, history))
-        if len(tasks) > 1:
-            raise ValueError(f"the runs are of different tasks ({', '.join(sorted(tasks))}); draw them apart")
     except (ValueError, OSError) as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     if args.markdown:

@@ -262,7 +262,14 @@ def test_bodies_over_training_caches_scores_and_scores_only_new_means(run, tmp_p
         script.main([str(run), "--episodes", "2", *flags[2:]])
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "holds scores of another run or protocol" in err
+    assert "\n" not in err and "holds scores of another run or protocol (its episodes differ)" in err
+    # a run trained anew under the same name with other settings is not given the old scores
+    kept = json.loads(cache.read_text())
+    json.dump({**kept, "settings": {**kept["settings"], "seed": 99}}, cache.open("w"))
+    with pytest.raises(SystemExit) as exit_:
+        script.main([str(run), *flags])
+    assert exit_.value.code == 2 and "(its settings differ)" in capsys.readouterr().err
+    json.dump(kept, cache.open("w"))
     # two runs side by side: each scored into its own cache beside it, one figure
     import shutil
 
