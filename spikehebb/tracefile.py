@@ -15,8 +15,9 @@ import h5py
 import numpy as np
 
 from spikehebb.store import RunStore
+from spikehebb.store.fileformat import FORMAT, TRACES_FORMAT, open_checked
 from spikehebb.store.traces import copy_without_traces
-from spikehebb.store.transaction import transaction
+from spikehebb.store.transaction import WriterLock, real_path, transaction
 
 
 @dataclass
@@ -78,19 +79,29 @@ def load_trace(path: str | Path, name: str) -> Trace:
 
 
 def drop_traces(path: str | Path, variants: Sequence[str] | None = None) -> list[str]:
-    """Remove the recorded lifetimes of ``variants`` (None: all) from a run file, so that they can
-    be recorded again; returns the dropped ``<variant>/episode_<k>`` names.
+    """Remove the recorded lifetimes of ``variants`` (None: all) from a run or traces file, so
+    that they can be recorded again; returns the dropped ``<variant>/episode_<k>`` names.
 
     The file is rewritten without them (HDF5 does not give back the space of deleted objects)
-    under the run's writer lock, by the store's copy-and-rename transaction: a crash leaves the
+    under the file's writer lock, by the store's copy-and-rename transaction: a crash leaves the
     file as it was.
     """
     path = Path(path)
+    with open_checked(path, (FORMAT, TRACES_FORMAT)) as f:
+        traces_only = f.attrs["format"] == TRACES_FORMAT
     dropped = [n for n in trace_names(path) if variants is None or n.split("/")[0] in variants]
     if not dropped:
         return []
     gone = {n.split("/")[0] for n in dropped}
+    if traces_only:  # no run to open: the writer lock alone
+        lock = WriterLock(real_path(path), "drop traces from")
+        try:
+            with transaction(real_path(path), True, new=True, what="drop traces from") as dst:
+                copy_without_traces(path, dst, gone)
+        finally:
+            lock.release()
+        return dropped
     with RunStore.open(path, "a") as store:
-        with transaction(path, store.fsync, new=True, what="drop traces from") as dst:
+        with transaction(real_path(path), store.fsync, new=True, what="drop traces from") as dst:
             copy_without_traces(path, dst, gone)
     return dropped

@@ -172,6 +172,25 @@ def test_traces_again_need_overwrite_traces(tmp_path, capsys):
     cli_main(["inspect", str(path)])  # still a whole run file
 
 
+def test_drop_traces_takes_a_traces_file_as_well_as_a_run_file(tmp_path):
+    import h5py
+
+    from spikehebb.store import TraceWriter
+
+    path = tmp_path / "traces.h5"
+    (tmp_path / "latest.h5").symlink_to("traces.h5")
+    with TraceWriter(path, sizes=(2, 1), n_actions=1, reward_terms=("r",), fsync=False) as writer:
+        for variant in ("default", "damage_left"):
+            with writer.episode(variant, 0) as episode:
+                episode.step([np.zeros(2), np.zeros(1)], np.zeros(1), {"r": 1.0}, [np.zeros((2, 1))])
+    assert drop_traces(tmp_path / "latest.h5", ["default"]) == ["default/episode_0"]
+    assert (tmp_path / "latest.h5").is_symlink() and trace_names(path) == ["damage_left/episode_0"]
+    with h5py.File(path) as f:
+        assert f.attrs["format"] == "spikehebb-traces"
+    with TraceWriter(path, sizes=(2, 1), n_actions=1, reward_terms=("r",), fsync=False):  # the lock was let go
+        pass
+
+
 def _traced_run(tmp_path, capsys):
     """A tiny run holding traces of default/episode_0; the evaluate command line; the file's bytes."""
     path = tiny_run(tmp_path)
