@@ -104,6 +104,10 @@ RULE_TIMINGS = ("env_step", "substep")
 DEFAULT_DT_S = 1e-3
 
 
+#: LIFParams fields read only by two-compartment neurons (``dendrites=True``).
+DENDRITE_FIELDS = ("tau_dendrite_ms", "dendrite_coupling", "dendrite_saturation_mV")
+
+
 @dataclass(frozen=True)
 class LIFParams:
     """The spiking network's neuron model, encoding and rule timing (stored in the run file).
@@ -184,6 +188,12 @@ class LIFParams:
             raise ValueError(f"lif: rule_every must be one of {RULE_TIMINGS}, got {self.rule_every!r}")
         if not isinstance(self.dendrites, bool):
             raise ValueError(f"lif: dendrites must be True or False, got {self.dendrites!r}")
+        if not self.dendrites:  # as poisson_seed without Poisson input: a setting that would do nothing
+            unused = [f.name for f in dataclasses.fields(self) if f.name in DENDRITE_FIELDS
+                      and getattr(self, f.name) != f.default]
+            if unused:
+                raise ValueError(f"lif: {', '.join(unused)} shape the dendrite of two-compartment neurons; without "
+                                 "dendrites nothing reads them: add --dendrites (dendrites=True) or drop them")
 
     @classmethod
     def of(cls, spec: "LIFParams | Mapping[str, Any] | None") -> "LIFParams":

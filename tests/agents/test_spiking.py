@@ -306,6 +306,8 @@ def test_filtered_rates_follow_the_rate_network_with_the_same_weights():
     ({"encoding": "poisson"}, "Poisson encoding needs a seed"),
     ({"tau_m_ms": -1.0}, "tau_m_ms must be a positive number"),
     ({"taum": 1.0}, "unknown neuron options ['taum']"),
+    ({"dendrite_coupling": 2.0}, "lif: dendrite_coupling shape the dendrite of two-compartment neurons; without "
+                                 "dendrites nothing reads them"),
 ])
 def test_bad_neuron_options_fail_in_one_line(options, message):
     from spikehebb.agents import AgentConfig
