@@ -221,7 +221,7 @@ def test_more_workers_than_candidates_are_capped_with_a_note(tmp_path, capsys):
     add_train_arguments(parser)
     config = config_from_args(parser.parse_args(["--popsize", "4", "--workers", "100"]))
     assert config.n_workers == 4 and config.worker_spec().batch_size == 1
-    args = [*TINY, "--runs-dir", str(tmp_path), "--workers", "100"]
+    args = [*TINY, "--runs-dir", str(tmp_path), "--evaluator", "processes", "--workers", "100"]  # (serial takes none)
     assert cli_main(["train", *args]) == 0
     assert "note: 100 workers for 4 candidates: starting 4" in capsys.readouterr().err
 
