@@ -245,6 +245,7 @@ def card(
     with RunStore.open(path) as store:
         config = TrainConfig.from_dict(store.config)
         h = store.history()
+        settings = store.config_line()
     lines = [
         f"# {Path(path).stem}",
         "",
@@ -252,6 +253,7 @@ def card(
         f"- agent: {_agent_words(config.agent)}; strategy {config.strategy.label}, population "
         f"{config.strategy.popsize}, lr {_lr_words(config.strategy)}, sigma {config.strategy.sigma}",
         f"- task: {config.task.name}, trained on {', '.join(config.task.make().train_variants)}",
+        f"- settings: {settings}",
         f"- budget: {len(h['generation'])} generations, {int(h['env_steps'].sum()):,} env steps, "
         f"{h['wall_time'].sum() / 3600:.1f} h of wall time on {machine}",
     ]

@@ -189,6 +189,8 @@ def test_card_puts_the_papers_numbers_beside_ours_where_the_paper_has_the_varian
     assert "| long_back | no | 70.0 ± 20.0 | no | - |" in text
     assert "Najarro & Risi 2020, Table 1" in text and "## Selection" not in text  # a plain run: nothing chosen
     assert "## Training curve" not in text and "5 generations" in text and "a test machine" in text
+    assert ("- settings: task ant on default, agent hebbian A, openai-es population 4, seed 0, 5 generations; also "
+            in text and "task.max_env_steps 60" in text)  # every setting not the default, as inspect says them
 
 
 def test_evaluate_and_inspect_find_a_shipped_model_by_name(run, tmp_path, monkeypatch, capsys):

@@ -10,6 +10,7 @@ from spikehebb.agents import lifetime_start
 from spikehebb.assess import load_run
 from spikehebb.lifetimes import MODELS_DIR, resolve_run
 from spikehebb.models import _agent_words, _lr_words, candidate_means, model_info
+from spikehebb.store import RunStore
 
 SHIPPED = sorted(MODELS_DIR.glob("*.h5"))
 
@@ -32,6 +33,8 @@ def test_a_shipped_model_holds_the_mean_its_card_names(model: Path):
         assert f"| {variant} | " in card
     assert f"- agent: {_agent_words(config.agent)}; strategy {config.strategy.label}, population " \
            f"{config.strategy.popsize}, lr {_lr_words(config.strategy)}, sigma {config.strategy.sigma}\n" in card
+    with RunStore.open(model) as store:  # every setting that is not the default, in inspect's words
+        assert f"\n- settings: {store.config_line()}\n" in card
     # what a lifetime starts from is said of this agent: a static model's weights are not drawn
     assert f"Each lifetime starts from {lifetime_start(config.agent, config.task.make())} (test episodes" in card
     assert (model.parent / f"{model.stem}_curve.png").is_file()

@@ -567,7 +567,7 @@ class RunStore:
             g = int(f.attrs["generations_completed"])
             return {name: f["generations"][name][:g] for name in GENERATION_FIELDS}
 
-    def _config_line(self) -> str:
+    def config_line(self) -> str:
         """The run's settings in one line: task, agent, strategy, seed, length, then every other
         setting that is not the default (where lifetimes ran and the file's name left out)."""
         from spikehebb.config import TrainConfig  # the store does not import the configs at load
@@ -619,7 +619,7 @@ class RunStore:
             change = f"; M per generation {counts[0]:,} -> {counts[-1]:,}" if counts.size and counts[0] != counts[-1] else ""
             lines.append(f"shared rules: {m:,} rules of {k} coefficients for {n_syn:,} synapses "
                          f"(rho {n_syn / m:.4g}, {m * k:,} coefficients){change}")
-        lines.append("config: " + self._config_line())
+        lines.append("config: " + self.config_line())
         if g:
             lines.append(
                 f"{g} generations, {h['env_steps'].sum():,} env steps, {h['wall_time'].sum() / 3600:.2f} h; "
