@@ -314,3 +314,20 @@ def test_the_static_baseline_and_its_rule_are_quoted_as_their_files_hold_them(pe
     assert bullet == {"chosen": chosen, "d": d, "r": r, "l": l, **{k: row[k] for k in ("L", "G", "L0")}}
     assert re.search(rf"\| `ant_static.h5` \(\[card\]\(ant_static.md\)\) \| .*?chosen at generation {chosen} \| {d} \| {r} \| "
                      rf"{l} \|", text("models/README.md")), "models/README.md's row on ant_static.h5"
+
+
+POP500 = "ant_ABCD_lr_paper_pop500_s0"
+
+
+def test_the_population_500_run_is_quoted_as_its_file_holds_it(per_synapse):
+    """Its length, env steps, hours and population mean, beside the population-200 run's mean
+    after as many env steps (the first generation whose env steps reach the population-500 run's)."""
+    run = run_facts(POP500)
+    steps_200 = np.cumsum(per_synapse["history"]["env_steps"])
+    g200 = int(np.searchsorted(steps_200, run["history"]["env_steps"].sum())) + 1
+    said = quoted("docs/results.md", r"\| population 500 instead of 200 \|(?:(?!\n).)*?(?P<g>\d+) of 300 generations so far "
+                                     r"\((?P<steps>[\d.]+) M env steps, (?P<hours>[\d.]+) h of generations\): population "
+                                     r"mean (?P<mean>-?\d+), where the population-200 run stood at (?P<s200>-?\d+) after "
+                                     r"as many env steps \(generation (?P<g200>\d+)\)")
+    assert said == {**{k: run[k] for k in ("g", "steps", "mean")}, "hours": as_quoted(run["hours"], said["hours"]),
+                    "s200": mean_at(per_synapse, g200), "g200": str(g200)}
