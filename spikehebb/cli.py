@@ -631,7 +631,7 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-test", action="store_true", help="leave out the test table (no lifetimes are run)")
     parser.add_argument("--eval-workers", type=int, default=1, help="processes for the test lifetimes (default: %(default)s)")
     parser.add_argument("--video", nargs="+", metavar="FILE",
-                        help="videos to embed, .mp4 or .gif (default: RUN.mp4, RUN_*.mp4 and the same .gif beside the run file)")
+                        help="videos to embed, .mp4 or .gif (default: RUN.mp4 and RUN_<variant>.mp4 for the task's variants, and the same .gif, beside the run file)")
     parser.add_argument("--recovery", metavar="JSON",
                         help="recovery table of experiments/perturb_ant.py (default: RUN_recovery.json beside the run file, if there)")
 

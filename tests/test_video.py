@@ -83,6 +83,7 @@ def test_a_video_stopped_midway_leaves_the_earlier_one_whole_and_no_partial_file
     assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["ant.gif"]
 
 
+@pytest.mark.slow
 def test_car_video(tmp_path):
     info = record_video(tiny_run(tmp_path, "car"), tmp_path / "car.mp4", "push_left", max_env_steps=12)
     frames = iio.imread(info.path)
