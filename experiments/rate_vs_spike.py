@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from spikehebb.network import make_network, sample_weights
-from spikehebb.network.spiking import SpikingPlasticNetwork
+from spikehebb.network.spiking import LIFParams, SpikingPlasticNetwork
 
 SIZES = (28, 128, 64, 8)
 CONTROL_PERIOD = 0.0165
@@ -51,10 +52,27 @@ def ou_inputs(steps: int, population: int, tau: float, seed: int) -> np.ndarray:
     return x
 
 
+#: How the LIF refractory period runs now (LIFParams.refractory); results cached under another
+#: (or none: written before 2026-11-29, when the period was floored) are measured again.
+REFRACTORY = LIFParams().refractory
+
+
+def cached(path: Path) -> dict | None:
+    """A cached result of this script measured with today's refractory period, else None."""
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    if data.get("refractory") != REFRACTORY:
+        print(f"{path}: measured with another refractory period than today's {REFRACTORY!r}; measured again",
+              file=sys.stderr)
+        return None
+    return data
+
+
 def error_curve(args) -> dict:
     """{"S,rate": mean abs error} for every substep count and maximal rate."""
     path = args.out / "error.json"
-    done = json.loads(path.read_text()) if path.exists() else {}
+    done = (cached(path) or {}).get("errors", {})
     P = args.population
     weights = sample_weights(SIZES, P, scale=args.weight_scale, rng=args.seed)
     inputs = ou_inputs(args.steps, P, args.input_tau, args.seed)
@@ -71,7 +89,7 @@ def error_curve(args) -> dict:
             net.reset(None, weights)
             out = np.array([net.step(u) for u in inputs])
             done[key] = float(np.abs(out - target)[10:].mean())
-            path.write_text(json.dumps(done, indent=1))
+            path.write_text(json.dumps({"refractory": REFRACTORY, "errors": done}, indent=1))
             print(f"error S={S:<3} max rate {max_rate:g} Hz: {done[key]:.4f}", flush=True)
     return done
 
@@ -124,13 +142,13 @@ def transfer(args) -> dict:
     from spikehebb.assess import load_run
 
     path = args.out / "transfer.json"
-    if path.exists():
-        return json.loads(path.read_text())
+    if (result := cached(path)) is not None:
+        return result
     run = Path(args.rate_run) if args.rate_run else trained(args, "rate", AgentConfig())
     config, params = load_run(run)
     lif = dataclasses.replace(config, agent=AgentConfig(**{**config.agent.__dict__, "kind": "lif", "options": None}))
     rate, spiking = test_fitness(args, config, params), test_fitness(args, lif, params)
-    result = {"run": str(run), "rate": rate, "lif": spiking,
+    result = {"refractory": REFRACTORY, "run": str(run), "rate": rate, "lif": spiking,
               "kept_percent": {v: 100 * spiking[v] / rate[v] if rate[v] else float("nan") for v in rate}}
     path.write_text(json.dumps(result, indent=1))
     return result
@@ -142,13 +160,14 @@ def spiking_evolution(args) -> dict:
     from spikehebb.store import RunStore
 
     path = args.out / "spiking.json"
-    if path.exists():
-        return json.loads(path.read_text())
+    if (result := cached(path)) is not None:
+        return result
     run = trained(args, "lif", AgentConfig(kind="lif"))
     config, params = load_run(run)
     with RunStore.open(run) as store:
         curve = store.history()["fitness_raw"].mean(axis=1).tolist()
-    result = {"run": str(run), "test": test_fitness(args, config, params), "train_mean_per_generation": curve}
+    result = {"refractory": REFRACTORY, "run": str(run), "test": test_fitness(args, config, params),
+              "train_mean_per_generation": curve}
     path.write_text(json.dumps(result, indent=1))
     return result
 

@@ -104,6 +104,9 @@ RULE_TIMINGS = ("env_step", "substep")
 DEFAULT_DT_S = 1e-3
 
 
+#: How the refractory period runs (:attr:`LIFParams.refractory`).
+REFRACTORY_RULES = ("rounded", "floored")
+
 #: LIFParams fields read only by two-compartment neurons (``dendrites=True``).
 DENDRITE_FIELDS = ("tau_dendrite_ms", "dendrite_coupling", "dendrite_saturation_mV")
 
@@ -154,6 +157,11 @@ class LIFParams:
     """Strength of the dendrite -> soma current (with dendrites, dimensionless)."""
     dendrite_saturation_mV: float = 30.0
     """v_sat: the dendritic current saturates at coupling * v_sat (with dendrites)."""
+    refractory: str = "rounded"
+    """How the refractory period runs: ``"rounded"`` (t_ref rounded to whole substeps, at least
+    one, every normalisation by that period) or ``"floored"`` (Brian2's own flooring to whole
+    steps, the normalisations by the nominal t_ref: how every run made before 2026-11-29 ran,
+    kept so that their files resume and test as they ran; see :meth:`of`)."""
 
     def __post_init__(self) -> None:
         for name in ("tau_m_ms", "refractory_ms", "tau_syn_ms", "tau_trace_ms", "tau_dendrite_ms",
@@ -184,6 +192,8 @@ class LIFParams:
                              "drawn at random: add --spike-encoding poisson or drop --poisson-seed")
         if self.poisson_seed is not None and (isinstance(self.poisson_seed, bool) or not isinstance(self.poisson_seed, (int, np.integer)) or self.poisson_seed < 0):
             raise ValueError(f"lif: poisson_seed must be a non-negative integer, got {self.poisson_seed!r}")
+        if self.refractory not in REFRACTORY_RULES:
+            raise ValueError(f"lif: refractory must be one of {REFRACTORY_RULES}, got {self.refractory!r}")
         if self.rule_every not in RULE_TIMINGS:
             raise ValueError(f"lif: rule_every must be one of {RULE_TIMINGS}, got {self.rule_every!r}")
         if not isinstance(self.dendrites, bool):
@@ -197,10 +207,16 @@ class LIFParams:
 
     @classmethod
     def of(cls, spec: "LIFParams | Mapping[str, Any] | None") -> "LIFParams":
-        """Parameters from themselves, a dict of fields (unknown names are an error) or None."""
+        """Parameters from themselves, a dict of fields (unknown names are an error) or None.
+
+        A run file records every field (:meth:`to_dict`); one recorded before ``refractory``
+        existed (every other field there, that one missing) ran with the floored period, and is
+        read so, so that it resumes and tests as it ran."""
         if isinstance(spec, cls):
             return spec
         spec = dict(spec or {})
+        if "refractory" not in spec and set(spec) >= RECORDED_BEFORE_REFRACTORY:
+            spec["refractory"] = "floored"
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(spec) - known)
         if unknown:
@@ -213,6 +229,10 @@ class LIFParams:
     def n_substeps(self, control_period: float) -> int:
         """S for an env step of ``control_period`` seconds."""
         return self.substeps if self.substeps is not None else max(1, round(control_period / DEFAULT_DT_S))
+
+
+#: The fields a run file recorded before :attr:`LIFParams.refractory` existed (2026-11-29).
+RECORDED_BEFORE_REFRACTORY = frozenset(f.name for f in dataclasses.fields(LIFParams)) - {"refractory"}
 
 
 def neuron_model(params: LIFParams, poisson_input: bool = False) -> tuple[str, str, str, str | None]:
@@ -335,8 +355,11 @@ class SpikingPlasticNetwork(PlasticNetwork):
         # ant's dt = 1.03 ms would let a neuron fire every substep, at twice the rate read as 1:
         # the period is t_ref rounded to whole substeps (at least one), and every normalisation
         # (drive, traces, counts, Poisson input) uses that period.
-        self.t_ref = max(1, round(self.params.refractory_ms * 1e-3 / self.dt)) * self.dt
-        """The refractory period as run, s: ``refractory_ms`` rounded to whole substeps."""
+        if self.params.refractory == "rounded":
+            self.t_ref = max(1, round(self.params.refractory_ms * 1e-3 / self.dt)) * self.dt
+        else:  # "floored": Brian2 floors the nominal period itself; the normalisations use the nominal one
+            self.t_ref = self.params.refractory_ms * 1e-3
+        """The refractory period the normalisations use and Brian2 is given, s (``refractory``)."""
         self.fold_eta = bool(fold_eta)
         self._codeobj_class = _code_object_class(target)
         self.target = "cython" if self._codeobj_class.__name__.startswith("Cython") else "numpy"

@@ -121,6 +121,29 @@ def test_a_saturated_unit_fires_at_the_rate_read_as_one(period, substeps, t_ref_
         assert peak * math.exp(-ratio) - 1e-9 <= values.min() and values.max() <= peak + 1e-9
 
 
+def test_a_run_recorded_before_the_rounded_period_reads_and_runs_as_it_ran():
+    """A run file's neuron record without ``refractory`` (written before 2026-11-29) is read as
+    "floored", Brian2's flooring of the nominal period, so the run resumes and tests as it ran
+    (bit for bit against the code of that day, checked when the option was added); new runs
+    record "rounded"."""
+    from spikehebb.agents import AgentConfig
+
+    old = LIFParams().to_dict()
+    del old["refractory"]
+    assert LIFParams.of(old).refractory == "floored" and LIFParams.of({"substeps": 8}).refractory == "rounded"
+    assert AgentConfig(kind="lif", options=old).options["refractory"] == "floored"
+    assert AgentConfig(kind="lif").options["refractory"] == "rounded"
+    net = SpikingPlasticNetwork((3, 4, 2), "ABCD_lr", 1, control_period=0.0165, neuron=old, dtype="float64")
+    assert net.t_ref == 0.002
+    net.reset([np.zeros((1, 3, 4, 5)), np.zeros((1, 4, 2, 5))], [np.full((1, 3, 4), 2.0), np.full((1, 4, 2), 2.0)])
+    for _ in range(30):
+        outputs = net.step(np.full((1, 3), 3.0))
+    assert [int(c[..., 0].max()) for c in net.spike_counts()] == [16] * 3  # a spike every substep, as it was
+    np.testing.assert_allclose(outputs, 16 * 0.002 / 0.0165, rtol=1e-9)  # 1.94: the old reading
+    with pytest.raises(ValueError, match="lif: refractory must be one of"):
+        LIFParams(refractory="ceil")
+
+
 @pytest.mark.parametrize("fold_eta, every", [(True, "env_step"), (False, "substep")], ids=["folded", "eta-apart"])
 def test_off_copies_stay_the_on_copies_negated_bit_for_bit(fold_eta, every):
     """The off copy of a weight stores -w and the coefficients dw is linear in negated (eta when
