@@ -40,7 +40,7 @@ from spikehebb.envs.mirror import body_roles
 from spikehebb.lifetimes import is_shipped_model
 from spikehebb.models import SELECTION_EPISODE0, candidate_means, score_means
 from spikehebb.store import RunStore
-from spikehebb.study import arm_settings, save_cache
+from spikehebb.study import arm_settings, save_cache, settings_differences
 
 
 def cache_key(run: Path, episodes: int) -> dict:
@@ -58,8 +58,12 @@ def load_cache(path: Path, run: Path, episodes: int) -> dict[str, dict[str, floa
     cached = json.loads(path.read_text())
     ours = cache_key(run, episodes)
     theirs = {k: cached.get(k) for k in ours}
-    if theirs != ours:
-        changed = [k for k in ours if theirs[k] != ours[k]]
+    changed = [k for k in ours if k != "settings" and theirs[k] != ours[k]]
+    with RunStore.open(run) as store:  # a field added since reads as its default, as a resumed run's does
+        if not isinstance(theirs["settings"], dict) or settings_differences(TrainConfig.from_dict(store.config),
+                                                                             theirs["settings"]):
+            changed.append("settings")
+    if changed:
         raise ValueError(f"{path} holds scores of another run or protocol (its {', '.join(changed)} differ); "
                          "pass another --cache or remove it")
     return cached["scores"]

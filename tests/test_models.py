@@ -271,6 +271,12 @@ def test_bodies_over_training_caches_scores_and_scores_only_new_means(run, tmp_p
     with pytest.raises(SystemExit) as exit_:
         script.main([str(run), *flags])
     assert exit_.value.code == 2 and "(its settings differ)" in capsys.readouterr().err
+    # a setting added since the cache was written reads as its default: the cache still serves
+    older = json.loads(json.dumps(kept))
+    del older["settings"]["agent"]["rule_every"]
+    json.dump(older, cache.open("w"))
+    script.main([str(run), *flags])
+    assert "scoring" not in capsys.readouterr().out
     json.dump(kept, cache.open("w"))
     # two runs side by side: each scored into its own cache beside it, one figure
     import shutil
