@@ -299,7 +299,8 @@ class CarEncoder:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-x))
+    with np.errstate(over="ignore"):  # exp(-x) = inf below x = -709 gives the right 0, not a warning per step
+        return 1 / (1 + np.exp(-x))
 
 
 class CarDecoder:

@@ -199,3 +199,14 @@ def test_car_decoder():
     np.testing.assert_allclose(out[1], [np.tanh(1.0), 1 / (1 + np.exp(2.0)), 1 / (1 + np.exp(-3.0))])
     with pytest.raises(ValueError, match=r"\(B, 3\)"):
         CarDecoder()(np.zeros((2, 4)))
+
+
+def test_the_car_decoder_saturates_without_an_overflow_warning():
+    import warnings
+
+    from spikehebb.coding import CarDecoder
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow warning would fail here
+        actions = CarDecoder()(np.array([[1e3, -1e3, 1e3]]))
+    np.testing.assert_array_equal(actions, [[1.0, 0.0, 1.0]])

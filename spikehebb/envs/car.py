@@ -321,6 +321,12 @@ class CarRacingEnv(CarRacing):
                 f"render_mode must be None or one of {self.metadata['render_modes']}, "
                 f"got {render_mode!r}"
             )
+        for name, value in (("verbose", verbose), ("domain_randomize", domain_randomize), ("continuous", continuous)):
+            if not isinstance(value, (bool, np.bool_)):  # "no" would read as True
+                raise ValueError(f"{name} must be True or False, got {value!r}")
+        if (isinstance(lap_complete_percent, bool) or not isinstance(lap_complete_percent, (int, float, np.number))
+                or not 0 <= lap_complete_percent <= 1):  # else it fails in Box2D's contact callback at reset
+            raise ValueError(f"lap_complete_percent must be a number in [0, 1], got {lap_complete_percent!r}")
         super().__init__(
             render_mode=render_mode,
             verbose=verbose,
@@ -356,11 +362,19 @@ class CarRacingEnv(CarRacing):
         """CarRacing.step, after a check of the action: continuous (steer, gas, brake) finite
         numbers (gymnasium's own step would cut a longer action short, and a NaN would corrupt the
         physics and fail later in the renderer), or one of the five discrete actions."""
+        if not hasattr(self, "t"):  # gymnasium's own check is a bare assert
+            raise RuntimeError("call reset() before step(): this CarRacingEnv has not been reset")
         if action is not None and self.continuous:
-            a = np.asarray(action, dtype=np.float64) if not np.iscomplexobj(action) else None
+            try:
+                a = np.asarray(action, dtype=np.float64) if not np.iscomplexobj(action) else None
+            except (TypeError, ValueError):
+                a = None
             if a is None or a.shape != (3,) or not np.all(np.isfinite(a)):
                 raise ValueError(f"action must be 3 finite numbers (steer, gas, brake), got {action!r}")
             action = a
+        elif action is not None and not self.action_space.contains(action):
+            raise ValueError(f"action must be one of the discrete actions 0-4 (nothing, right, left, gas, "
+                             f"brake), got {action!r}")
         return super().step(action)
 
     def reset(

@@ -271,3 +271,31 @@ def test_a_bad_continuous_action_is_one_line(action):
         assert env.step([0.0, 0.5, 0.0])[0].shape == (96, 96, 3)  # a list is a fine action too
     finally:
         env.close()
+
+
+def test_bad_settings_actions_and_a_step_before_reset_are_one_line_errors():
+    """gymnasium's CarRacing takes these and fails later (a bad lap share inside Box2D's contact
+    callback at reset), reads "no" as True, raises InvalidAction or a bare AssertionError."""
+    for kwargs, message in ((dict(lap_complete_percent="x"), "lap_complete_percent must be a number in [0, 1], got 'x'"),
+                            (dict(lap_complete_percent=1.5), "lap_complete_percent must be a number in [0, 1], got 1.5"),
+                            (dict(continuous="no"), "continuous must be True or False, got 'no'"),
+                            (dict(domain_randomize="no"), "domain_randomize must be True or False, got 'no'")):
+        with pytest.raises(ValueError) as info:
+            CarRacingEnv(**kwargs)
+        assert str(info.value) == message
+    env = CarRacingEnv()
+    discrete = CarRacingEnv(continuous=False)
+    try:
+        with pytest.raises(RuntimeError, match=r"call reset\(\) before step\(\)"):
+            env.step(np.zeros(3))
+        env.reset(seed=0)
+        with pytest.raises(ValueError, match=r"action must be 3 finite numbers \(steer, gas, brake\), got \{'a': 1\}"):
+            env.step({"a": 1})
+        discrete.reset(seed=0)
+        for action in (7, 1.0, "x", -1):
+            with pytest.raises(ValueError, match="action must be one of the discrete actions 0-4"):
+                discrete.step(action)
+        assert discrete.step(3)[0].shape == (96, 96, 3) and discrete.step(np.int64(1))[0].shape == (96, 96, 3)
+    finally:
+        env.close()
+        discrete.close()
