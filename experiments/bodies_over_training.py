@@ -43,26 +43,24 @@ from spikehebb.store import RunStore
 from spikehebb.study import arm_settings, save_cache, settings_differences
 
 
-def cache_key(run: Path, episodes: int) -> dict:
+def cache_key(run: Path, config: TrainConfig, episodes: int) -> dict:
     """What a cache's scores are of: the run (its file name and its settings, so that a run trained
     anew under the same name with others is not given the old scores) and the protocol."""
-    with RunStore.open(run) as store:
-        settings = arm_settings(TrainConfig.from_dict(store.config))
-    return {"run": run.name, "settings": settings, "episodes": episodes, "first_episode": SELECTION_EPISODE0}
+    return {"run": run.name, "settings": arm_settings(config), "episodes": episodes, "first_episode": SELECTION_EPISODE0}
 
 
-def load_cache(path: Path, run: Path, episodes: int) -> dict[str, dict[str, float]]:
-    """{generation: {body: mean fitness}} from an earlier call on the same run and protocol."""
+def load_cache(path: Path, run: Path, config: TrainConfig, episodes: int) -> dict[str, dict[str, float]]:
+    """{generation: {body: mean fitness}} from an earlier call on the same run (``config``: its
+    settings) and protocol."""
     if not path.exists():
         return {}
     cached = json.loads(path.read_text())
-    ours = cache_key(run, episodes)
+    ours = cache_key(run, config, episodes)
     theirs = {k: cached.get(k) for k in ours}
     changed = [k for k in ours if k != "settings" and theirs[k] != ours[k]]
-    with RunStore.open(run) as store:  # a field added since reads as its default, as a resumed run's does
-        if not isinstance(theirs["settings"], dict) or settings_differences(TrainConfig.from_dict(store.config),
-                                                                             theirs["settings"]):
-            changed.append("settings")
+    # a field added since reads as its default, as a resumed run's does
+    if not isinstance(theirs["settings"], dict) or settings_differences(config, theirs["settings"]):
+        changed.append("settings")
     if changed:
         raise ValueError(f"{path} holds scores of another run or protocol (its {', '.join(changed)} differ); "
                          "pass another --cache or remove it")
@@ -72,7 +70,10 @@ def load_cache(path: Path, run: Path, episodes: int) -> dict[str, dict[str, floa
 def body_scores(run: Path, variants, episodes: int, workers: int, cache: Path) -> tuple[np.ndarray, np.ndarray]:
     """(generations ``(S,)`` of the stored means of ``run``, mean fitness ``(S, V)`` on
     ``variants``), read from ``cache`` where it has them, the rest scored and cached as they come."""
-    scores = load_cache(cache, run, episodes)
+    with RunStore.open(run) as store:
+        config = TrainConfig.from_dict(store.config)
+    key = cache_key(run, config, episodes)
+    scores = load_cache(cache, run, config, episodes)
     generations, _ = candidate_means(run)
     todo: dict[tuple[str, ...], list[int]] = {}  # the bodies a mean lacks -> those means
     for g in generations:
@@ -85,7 +86,7 @@ def body_scores(run: Path, variants, episodes: int, workers: int, cache: Path) -
 
         def keep(generation: int, row: np.ndarray, bodies=missing) -> None:  # cached as we go
             scores.setdefault(str(generation), {}).update(zip(bodies, map(float, row)))
-            save_cache(cache, {**cache_key(run, episodes), "scores": scores})
+            save_cache(cache, {**key, "scores": scores})
             print(f"generation {generation:4d}: " + ", ".join(f"{v} {x:.1f}" for v, x in zip(bodies, row)), flush=True)
 
         score_means(run, missing, episodes, workers, generations=means, report=keep)

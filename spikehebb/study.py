@@ -118,13 +118,13 @@ def legacy_differences(config: TrainConfig, recorded: dict) -> list[str]:
     """For a cache entry written before the settings were recorded (no ``config``): the
     differences that what it does record shows, the population and the searched parameter count
     (the agent), as :func:`settings_differences` words them."""
-    from spikehebb.agents import genome_parts
+    from spikehebb.train import run_genome
 
     changed = []
     if "popsize" in recorded and recorded["popsize"] != config.strategy.popsize:
         changed.append(f"strategy.popsize: {recorded['popsize']} -> {config.strategy.popsize}")
     if "n_params" in recorded and not config.strategy.shares_rules:
-        n = sum(p.size for p in genome_parts(config.agent, config.task.make()) if p.searched)
+        n = run_genome(config).n_params
         if recorded["n_params"] != n:
             changed.append(f"searched parameters: {recorded['n_params']:,} -> {n:,}")
     return changed
