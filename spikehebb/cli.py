@@ -358,7 +358,7 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
 def _refuse_ignored_flags(args, agent, task, strategy, evaluator: str, workers) -> None:
     """A one-line error for a flag the new run would accept and then ignore (design.md: flags that
     would be ignored are refused)."""
-    from spikehebb.agents import genome_parts
+    from spikehebb.agents import draws_weights
 
     given = lambda name: getattr(args, name, None) is not None  # noqa: E731
     if strategy.name == "cma" and (given("lr") or given("lr_reference_popsize")):
@@ -371,7 +371,7 @@ def _refuse_ignored_flags(args, agent, task, strategy, evaluator: str, workers) 
     if evaluator == "serial" and isinstance(workers, int) and workers > 1:  # (below 1: EvaluatorConfig says so)
         raise ValueError(f"--evaluator serial runs every lifetime in this process: drop --workers {workers} "
                          "(or use --evaluator processes)")
-    if given("weight_init") and not any(p.name == "weights" and not p.searched for p in genome_parts(agent, task.make())):
+    if given("weight_init") and not draws_weights(agent, task.make()):
         raise ValueError(f"--weight-init draws a lifetime's random initial weights; this {agent.kind} run evolves its "
                          "weights" + (" (--coevolve)" if agent.evolve_initial_weights else "") + ": drop --weight-init")
     if given("backend") and agent.kind in ("lstm", "gru"):

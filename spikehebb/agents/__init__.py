@@ -33,6 +33,12 @@ def genome_parts(config: AgentConfig, task) -> tuple[GenomePart, ...]:
     return tuple(task.genome_parts()) + tuple(agent_class(config).genome_parts(config, task.sizes))
 
 
+def draws_weights(config: AgentConfig, task) -> bool:
+    """Whether every lifetime of this agent on ``task`` starts from freshly drawn random weights
+    (a Hebbian network's), rather than from evolved ones (static, LSTM, GRU, ``--coevolve``)."""
+    return any(p.name == "weights" and not p.searched for p in genome_parts(config, task))
+
+
 def lifetime_start(config: AgentConfig, task) -> str:
     """What every lifetime of this agent on ``task`` starts from, in words for tables and cards
     ("... lifetimes, each from <this>."): the parts drawn afresh per lifetime (a Hebbian
@@ -41,7 +47,7 @@ def lifetime_start(config: AgentConfig, task) -> str:
     lifetimes differ only in the task's random start (the ant's initial pose, the car's track)."""
     parts = genome_parts(config, task)
     drawn = {p.name for p in parts if not p.searched}
-    if "weights" in drawn:
+    if draws_weights(config, task):
         words = "fresh random weights"
     else:
         initial = " initial" if any(p.name == "coefficients" for p in parts) else ""
@@ -62,4 +68,4 @@ def make_agent(config: AgentConfig, task, batch_size: int, **kwargs):
 
 
 __all__ = ["AGENTS", "Agent", "AgentConfig", "GenomePart", "GRUAgent", "HebbianAgent", "LSTMAgent", "NetworkAgent", "StaticAgent",
-           "agent_class", "genome_parts", "lifetime_start", "make_agent"]
+           "agent_class", "draws_weights", "genome_parts", "lifetime_start", "make_agent"]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spikehebb.agents import AgentConfig, lifetime_start
+from spikehebb.agents import AgentConfig, draws_weights, lifetime_start
 from spikehebb.assess import VariantResult, format_table
 from spikehebb.tasks import get_task
 
@@ -23,6 +23,8 @@ EVOLVED = "the evolved weights; the lifetimes differ only in the task's random s
 ], ids=["hebbian", "static", "lstm", "gru", "coevolved", "poisson_lif"])
 def test_a_lifetime_starts_from_what_the_agent_draws_per_lifetime(config, words):
     assert lifetime_start(config, ANT) == words
+    # the same decision --weight-init is refused by (cli._refuse_ignored_flags)
+    assert draws_weights(config, ANT) == words.startswith("fresh random weights")
 
 
 def test_the_test_table_says_what_the_lifetimes_start_from():
