@@ -13,8 +13,9 @@
 from __future__ import annotations
 
 import signal
-import sys
 import threading
+
+from spikehebb import unraisable
 
 
 def _in_main_thread() -> bool:
@@ -139,19 +140,16 @@ class StopSignals:
         if STOP_REQUEST.received and not done:
             raise AfterGeneration()
 
-    def _unraisable(self, info) -> None:
+    def _unraisable(self, info) -> bool:
         """Where the handler's exception was swallowed (a weakref callback, a ``__del__``), Python
         prints "Exception ignored"; :meth:`check` raises it after the generation, so say nothing."""
-        if isinstance(info.exc_value, (Terminated, KeyboardInterrupt)) and self.received is not None:
-            return
-        self._previous_hook(info)
+        return isinstance(info.exc_value, (Terminated, KeyboardInterrupt)) and self.received is not None
 
     def __enter__(self):
         if _in_main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._previous[signum] = signal.signal(signum, self._handle)
-            self._previous_hook = sys.unraisablehook
-            sys.unraisablehook = self._unraisable
+            unraisable.hold(self._unraisable)
         STOP_REQUEST.__enter__()
         return self
 
@@ -159,6 +157,4 @@ class StopSignals:
         STOP_REQUEST.__exit__(*exc)
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
-        if getattr(self, "_previous_hook", None) is not None and sys.unraisablehook == self._unraisable:
-            sys.unraisablehook = self._previous_hook
-        self._previous_hook = None
+        unraisable.release(self._unraisable)

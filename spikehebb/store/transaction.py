@@ -35,12 +35,13 @@ import fcntl
 import os
 import shutil
 import stat
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 import h5py
+
+from spikehebb import unraisable
 
 #: Free space kept beyond the copy and the announced growth (HDF5 metadata, rounding to chunks).
 MARGIN = 1 << 20
@@ -237,34 +238,6 @@ def _open_image(image: bytes, name: str) -> h5py.File:
     return h5py.File(h5py.h5f.open(name.encode(), h5py.h5f.ACC_RDWR, fapl=fapl))
 
 
-class _Hooked:
-    """The on-disk transactions open now, the latest last, and the unraisable hook that was in
-    place before the first: each closing one hands the hook to the latest still open, the last
-    one back to that hook (restoring only one's own predecessor would leave a closed one's behind)."""
-
-    def __init__(self) -> None:
-        self.open: list = []
-        self.before = sys.unraisablehook
-
-
-_HOOKED = _Hooked()
-
-
-def _hook_in(txn: "Transaction") -> None:
-    if not _HOOKED.open:
-        _HOOKED.before = sys.unraisablehook
-    _HOOKED.open.append(txn)
-    sys.unraisablehook = txn._unraisable
-
-
-def _hook_out(txn: "Transaction") -> None:
-    ours = sys.unraisablehook in [t._unraisable for t in _HOOKED.open]  # not replaced by someone else since
-    if txn in _HOOKED.open:
-        _HOOKED.open.remove(txn)
-    if ours:
-        sys.unraisablehook = _HOOKED.open[-1]._unraisable if _HOOKED.open else _HOOKED.before
-
-
 class Transaction:
     """Edit a copy of the file (or a new, empty one), then rename it over ``path``.
 
@@ -290,7 +263,7 @@ class Transaction:
         self.need = (0 if new else path.stat().st_size) + int(reserve) + MARGIN
         self._failed: BaseException | None = None  # a full disk HDF5 met where it cannot raise
         if not in_memory:
-            _hook_in(self)
+            unraisable.hold(self._unraisable)
         try:
             if free_bytes(path) < self.need:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -313,16 +286,16 @@ class Transaction:
         if not self.in_memory and free_bytes(self.path) < int(nbytes) + MARGIN:
             raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (checked before writing {int(nbytes):,} bytes)")
 
-    def _unraisable(self, info: Any) -> None:
+    def _unraisable(self, info: Any) -> bool:
         """h5py closes a dataset when its Python object is collected and can only print what
         failed then; a full disk there is remembered and fails the commit instead."""
         if info.exc_value is not None and is_no_space(info.exc_value):
             self._failed = self._failed or info.exc_value
-            return
-        _HOOKED.before(info)
+            return True
+        return False
 
     def _restore_hook(self) -> None:
-        _hook_out(self)
+        unraisable.release(self._unraisable)
 
     def commit(self) -> None:
         need = None

@@ -7,6 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
+from spikehebb import unraisable
 from spikehebb.store import RunFileError, RunStore, TraceWriter
 from spikehebb.store.transaction import RunFileBusyError
 
@@ -119,10 +120,11 @@ def test_trace_writers_closed_in_any_order_give_the_unraisable_hook_back(tmp_pat
     kwargs = dict(sizes=(2, 1), n_actions=1, reward_terms=["r"], fsync=False)
     a, b = TraceWriter(tmp_path / "a.h5", **kwargs), TraceWriter(tmp_path / "b.h5", **kwargs)
     assert a._txn is not None and b._txn is not None  # each holds an on-disk transaction
+    assert unraisable.held() == (a._txn._unraisable, b._txn._unraisable)
     a.close()
-    assert sys.unraisablehook == b._txn._unraisable
+    assert unraisable.held() == (b._txn._unraisable,) and sys.unraisablehook is unraisable._hook
     b.close()
-    assert sys.unraisablehook is before
+    assert unraisable.held() == () and sys.unraisablehook is before
 
 
 def test_a_seed_beyond_64_bits_is_refused_before_training():
