@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from spikehebb.agents import AgentConfig
+from spikehebb.checks import MAX_SEED  # the largest run seed (config's users import it from here)
 from spikehebb.tasks import Task, get_task
 
 STRATEGY_NAMES = ("openai-es", "cma")
@@ -33,10 +34,6 @@ STRATEGY_INITS = ("normal", "uniform", "zeros", "fan_in")
 SHARED_ASSIGNMENTS = ("gmm", "random", "merge")
 """How shared rules are assigned to synapses (``StrategyConfig.assign``)."""
 EVALUATOR_NAMES = ("serial", "processes", "ray")
-
-
-#: The largest run seed: it is stored as a 64-bit integer in the run file's checkpoint.
-MAX_SEED = 2**63 - 1
 
 
 def check_run_name(name) -> None:
@@ -146,7 +143,8 @@ class StrategyConfig:
     popsize: candidates per generation (even for OpenAI-ES, whose candidates come in mirrored
     pairs); lr: OpenAI-ES learning rate, decays x0.995 per generation (0.2 in the paper);
     sigma: noise scale / CMA's sigma0 (0.1 in the paper; OpenAI-ES decays it x0.999); l2_coeff:
-    OpenAI-ES fitness penalty -l2_coeff * mean(h^2) (0.01, the authors' code).
+    OpenAI-ES (and shared-rule) fitness penalty -l2_coeff * mean(h^2) (0.01, the authors' code);
+    CMA-ES runs without a penalty (its record keeps the default, which it refuses to change).
 
     Shared rules (the genomic bottleneck; a Hebbian agent whose genome is its coefficients alone):
     shared_rules: M rules for the network's N synapses, or rho: synapses per rule (M = N / rho,
@@ -229,6 +227,9 @@ class StrategyConfig:
         if self.shares_rules and self.name != "openai-es":
             raise ValueError(f"shared rules are searched by their own evolution strategy (assign={self.assign!r}), "
                              f"not by {self.name!r}: drop the strategy or the shared rules")
+        if self.name == "cma" and self.l2_coeff != StrategyConfig.l2_coeff:
+            raise ValueError(f"strategy: l2_coeff is the fitness penalty of OpenAI-ES and shared rules; CMA-ES runs "
+                             f"without one: leave it at its default (got {self.l2_coeff})")
         if self.name == "cma" and self.optimizer != "sgd":
             raise ValueError(f"optimizer={self.optimizer!r} is for OpenAI-ES and shared rules; CMA-ES has its own update")
         if not self.shares_rules and self.assign != "gmm":

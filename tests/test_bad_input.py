@@ -356,6 +356,11 @@ def test_lower_variance_options(tmp_path):
     assert config_from_args(parser.parse_args(["--lr", "0.1"])).strategy.effective_lr == 0.1
     with pytest.raises(ValueError, match="paired_seeds pairs the mirrored candidates of OpenAI-ES"):
         StrategyConfig("cma", paired_seeds=True)
+    # CMA-ES ran without the penalty while its record said l2_coeff 0.01 and took any value
+    with pytest.raises(ValueError, match=r"strategy: l2_coeff is the fitness penalty of OpenAI-ES and shared rules; "
+                                         r"CMA-ES runs without one: leave it at its default \(got 0.05\)"):
+        StrategyConfig("cma", l2_coeff=0.05)
+    assert StrategyConfig("cma").make(5, 0).l2_coeff == 0
 
     from spikehebb.es import CandidateKey
 

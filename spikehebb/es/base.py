@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from spikehebb.checks import is_integer
+from spikehebb.checks import MAX_SEED, is_finite_real, is_integer
 from spikehebb.es.candidates import CandidateKey, DiagonalSampler, NoiseSampler, PopulationSampler
 from spikehebb.es.shaping import l2_penalty
+from spikehebb.es.state_checks import state_count, state_field, state_vector
 
 STATE_VERSION = 1
 """Bumped whenever the layout of ``state_dict()`` changes."""
@@ -47,10 +48,10 @@ class Strategy(abc.ABC):
             raise ValueError(f"n_params must be a positive integer, got {n_params}")
         if not (is_integer(popsize) and popsize >= 2):
             raise ValueError(f"popsize must be an integer of at least 2, got {popsize}")
-        if not is_integer(seed):
-            raise ValueError(f"seed must be an integer, got {seed!r}")
-        if not (np.isfinite(l2_coeff) and l2_coeff >= 0):
-            raise ValueError(f"l2_coeff must be finite and >= 0, got {l2_coeff}")
+        if not (is_integer(seed) and 0 <= seed <= MAX_SEED):
+            raise ValueError(f"seed must be an integer from 0 to 2**63 - 1 (it is stored as one), got {seed!r}")
+        if not (is_finite_real(l2_coeff) and l2_coeff >= 0):
+            raise ValueError(f"l2_coeff must be a finite number >= 0, got {l2_coeff!r}")
         self.n_params = int(n_params)
         self.popsize = int(popsize)
         self.seed = int(seed)
@@ -58,10 +59,15 @@ class Strategy(abc.ABC):
         self.generation = 0
         self.nan_count = 0
         self.best_fitness = -np.inf
-        self.best_params = np.full(self.n_params, np.nan)
+        self._best_params = np.full(self.n_params, np.nan)
         self.last: dict[str, Any] = {}
         self._keys: list[CandidateKey] | None = None
         self._cached_sampler: Sampler | None = None
+
+    @property
+    def best_params(self) -> np.ndarray:
+        """The candidate of :attr:`best_fitness`: (n_params,) float64 (a copy; NaN before any)."""
+        return self._best_params.copy()
 
     @property
     @abc.abstractmethod
@@ -155,7 +161,7 @@ class Strategy(abc.ABC):
             "generation": self.generation,
             "nan_count": self.nan_count,
             "best_fitness": float(self.best_fitness),
-            "best_params": self.best_params.copy(),
+            "best_params": self._best_params.copy(),
             "strategy_state": self._state_dict(),
         }
 
@@ -176,12 +182,21 @@ class Strategy(abc.ABC):
         missing = [f for f in ("generation", "nan_count", "best_fitness", "best_params", "strategy_state") if f not in state]
         if missing:
             raise ValueError(f"state_dict lacks {', '.join(missing)}: not a whole {self.name} state")
-        # the strategy's own part first: a state it refuses leaves this strategy as it was
+        # Everything is read and checked before anything changes: a refused state leaves this
+        # strategy as it was (the subclass's part checks its own, then swaps it in).
+        generation = state_count(state, "generation")
+        nan_count = state_count(state, "nan_count")
+        best_fitness = state_field(state, "best_fitness")
+        best_fitness = best_fitness.item() if isinstance(best_fitness, np.ndarray) and best_fitness.shape == () else best_fitness
+        if not (is_finite_real(best_fitness) or best_fitness == -np.inf):
+            raise ValueError(f"state_dict best_fitness must be a finite number or -inf, got {best_fitness!r}")
+        # NaN until a first candidate is told
+        best_params = state_vector(state, "best_params", self.n_params, finite=False)
         self._load_state_dict(state["strategy_state"])
-        self.generation = int(state["generation"])
-        self.nan_count = int(state["nan_count"])
-        self.best_fitness = float(state["best_fitness"])
-        self.best_params = np.array(state["best_params"], dtype=np.float64)
+        self.generation = generation
+        self.nan_count = nan_count
+        self.best_fitness = float(best_fitness)
+        self._best_params = best_params
         self.last = {}
         self._keys = None
         self._cached_sampler = None
@@ -196,7 +211,7 @@ class Strategy(abc.ABC):
         i = int(np.argmax(raw))
         if raw[i] > self.best_fitness:
             self.best_fitness = float(raw[i])
-            self.best_params = self.candidate_params(self._keys[i])
+            self._best_params = self.candidate_params(self._keys[i])
 
     def _mean_squares(self) -> np.ndarray:
         """``mean(params_i**2)`` of every candidate: (popsize,) float64."""

@@ -33,6 +33,7 @@ from spikehebb.es.base import Strategy
 from spikehebb.es.candidates import CandidateKey, DiagonalSampler, PopulationSampler, cma_row
 from spikehebb.es.cma_state import capture, restore
 from spikehebb.es.open_es import initial_mean
+from spikehebb.es.state_checks import state_field, state_text
 
 _QUIET = {
     "verbose": -9,  # no printing
@@ -55,7 +56,11 @@ class CMAES(Strategy):
         diagonal: ``"auto"`` (separable iff n_params > diagonal_threshold), True or False.
         diagonal_threshold: dimension above which ``"auto"`` picks the separable variant.
         l2_coeff: optional fitness penalty ``-l2_coeff * mean(h_i**2)``; off by default (the paper's
-            penalty belongs to its OpenAI-ES).
+            penalty belongs to its OpenAI-ES; :class:`~spikehebb.config.StrategyConfig` runs CMA-ES
+            without it).
+
+    A generation in which every candidate failed (NaN fitness) moves nothing: the search stays
+    where it was before that generation's ask.
         cma_options: further ``cma`` options, merged over the quiet defaults (not over popsize,
             seed, CMA_diagonal or randn, which this class owns).
     """
@@ -96,6 +101,7 @@ class CMAES(Strategy):
                              f"injected candidates a generation: popsize must be at least 3, got {self.popsize}")
         self._population: np.ndarray | None = None
         self._diagonal_sampler: DiagonalSampler | None = None
+        self._before_ask: dict[str, Any] | None = None
 
     def _new_es(self) -> cma.CMAEvolutionStrategy:
         return cma.CMAEvolutionStrategy(self._x0, self._sigma0, dict(self._options))
@@ -119,6 +125,7 @@ class CMAES(Strategy):
         return float(self._es.sigma)
 
     def _ask(self) -> None:
+        self._before_ask = capture(self._es)  # what an all-failed generation goes back to
         self._randn_calls = []
         mean, sigma = self.mean, self._es.sigma
         scaling = None if self._es.sigma_vec.is_identity else np.array(self._es.sigma_vec.scaling)
@@ -167,26 +174,62 @@ class CMAES(Strategy):
         )
 
     def _tell(self, fitness: np.ndarray) -> np.ndarray:
-        cost = -fitness
-        self._es.tell(list(self._population), cost.tolist())
+        """``fitness``: (popsize,), larger is better, -inf for failed candidates; returns cma's
+        cost, ``-fitness`` (the run file's ``fitness_shaped`` for CMA-ES, docs/run-file.md)."""
+        if np.isfinite(fitness).any():
+            self._es.tell(list(self._population), (-fitness).tolist())
+        else:
+            # Every candidate failed: no information. cma would rank the tied candidates in index
+            # order (its injected TPA pair first) and move anyway; instead the search stays where
+            # it was before this generation's ask (as OpenAI-ES takes no step), and the next
+            # generation draws fresh candidates (its normals are keyed by the generation).
+            self._es = self._restored(self._before_ask)
         self._population = None
         self._diagonal_sampler = None
-        return cost
+        self._before_ask = None
+        return -fitness
 
     def _state_dict(self) -> dict[str, Any]:
         return {
             "diagonal": self.diagonal,
+            "cma_version": cma.__version__,
             "cma": capture(self._es),
         }
 
-    def _load_state_dict(self, state: dict[str, Any]) -> None:
-        if bool(state["diagonal"]) != self.diagonal:
-            raise ValueError(f"state_dict diagonal must be {self.diagonal}, got {bool(state['diagonal'])}")
-        self._es = self._new_es()
-        restore(self._es, state["cma"])
-        if not hasattr(self._es, "timer"):
+    def _restored(self, cma_state: dict[str, Any]) -> cma.CMAEvolutionStrategy:
+        """A fresh cma strategy with ``cma_state`` (a :func:`capture`) written into it."""
+        es = self._new_es()
+        restore(es, cma_state)
+        if not hasattr(es, "timer"):
             # cma creates its wall-clock timer in the first ask(); a resumed run has already had that
-            self._es.timer = cma.utilities.utils.ElapsedWCTime()
+            es.timer = cma.utilities.utils.ElapsedWCTime()
+        return es
+
+    def _load_state_dict(self, state: dict[str, Any]) -> None:
+        diagonal = bool(state_field(state, "diagonal"))
+        if diagonal != self.diagonal:
+            raise ValueError(f"state_dict diagonal must be {self.diagonal}, got {diagonal}")
+        written_by = state_text(state, "cma_version") if "cma_version" in state else None
+        versions = f"cma {written_by}" if written_by else "an earlier cma (its version unrecorded)"
+        try:
+            es = self._restored(state_field(state, "cma"))
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"state_dict cma state does not fit cma {cma.__version__} (written by {versions}; "
+                             f"{type(e).__name__}: {e})") from None
+        mean, sigma = np.asarray(es.mean, dtype=np.float64), es.sigma
+        if mean.shape != (self.n_params,) or not np.all(np.isfinite(mean)):
+            raise ValueError(f"state_dict cma mean must be finite of shape ({self.n_params},), got shape {mean.shape}")
+        if not (np.isfinite(sigma) and sigma > 0):
+            raise ValueError(f"state_dict cma sigma must be finite and > 0, got {sigma!r}")
+        if written_by is not None and written_by != cma.__version__:
+            warnings.warn(
+                f"this run's CMA-ES state was written by cma {written_by}; cma {cma.__version__} is installed: "
+                f"the resumed search may differ from an uninterrupted one (install cma=={written_by} to continue it exactly)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        self._es = es
         self._population = None
         self._diagonal_sampler = None
+        self._before_ask = None
 

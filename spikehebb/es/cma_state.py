@@ -163,7 +163,8 @@ def _resolve(root: Any, path: str) -> Any:
 
 
 def restore(es: Any, state: dict[str, dict[str, Any]]) -> None:
-    """Write a :func:`capture` result into a fresh ``es`` built with the same arguments."""
+    """Write a :func:`capture` result into a fresh ``es`` built with the same arguments. An array
+    whose shape differs from the fresh strategy's (non-empty, not scalar) one is refused with a ValueError."""
     kinds = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in state["kinds"].items()}
     values = state["values"]
     restored: dict[str, Any] = {}
@@ -183,5 +184,9 @@ def restore(es: Any, state: dict[str, dict[str, Any]]) -> None:
             value = restored[target] if target in restored else _resolve(es, target)
         else:
             value = _decode(kind, values[path])
+            fresh = getattr(parent, name, None)
+            if (isinstance(value, np.ndarray) and isinstance(fresh, np.ndarray) and fresh.size and fresh.ndim
+                    and value.shape != fresh.shape):  # a damaged state, or another cma's layout
+                raise ValueError(f"{path} has shape {value.shape} where cma keeps {fresh.shape}")
         restored[path] = value
         setattr(parent, name, value)

@@ -48,6 +48,7 @@ from spikehebb.es.open_es import check_search_settings, initial_mean
 from spikehebb.es.optim import OPTIMIZERS
 from spikehebb.es.shaping import centred_ranks, standardise
 from spikehebb.es.shared_rules import _index_dtype, expand
+from spikehebb.es.state_checks import state_field, state_indices, state_number, state_text, state_vector
 
 MERGE_STREAM = 6
 """First spawn-key entry of the k-means seed of a merge: (6, generation)."""
@@ -261,25 +262,23 @@ class EvolveMerge(Strategy):
 
     def _load_state_dict(self, state: dict[str, Any]) -> None:
         for name in ("final_rules", "merge_every", "merge_fraction", "antithetic"):
-            mine, got = getattr(self, name), state[name]
+            mine, got = getattr(self, name), state_field(state, name)
             if type(mine)(got) != mine:
                 raise ValueError(f"state_dict {name} must be {mine!r}, got {got!r}")
-        opt = state["optimizer"]["name"]
-        opt = opt.decode() if isinstance(opt, bytes) else str(opt)
+        opt = state_text(state, "optimizer.name")
         if opt != self._optimizer_name:
             raise ValueError(f"state_dict optimizer must be {self._optimizer_name!r}, got {opt!r}")
-        rules = np.array(state["rules"], dtype=np.float64)
-        assignment = np.asarray(state["assignment"])
-        if rules.ndim != 2 or rules.shape[1] != self.k or assignment.shape != (self.n_synapses,):
-            raise ValueError(
-                f"state_dict rules must be (M, {self.k}) and assignment ({self.n_synapses},), got {rules.shape} and {assignment.shape}"
-            )
-        if assignment.min() < 0 or assignment.max() >= rules.shape[0]:
-            raise ValueError(f"state_dict assignment must index the {rules.shape[0]} rules")
+        rules = np.array(state_field(state, "rules"), dtype=np.float64)
+        if rules.ndim != 2 or rules.shape[1] != self.k or not 1 <= rules.shape[0] <= self.n_synapses:
+            raise ValueError(f"state_dict rules must be (M, {self.k}) with 1 <= M <= {self.n_synapses}, got {rules.shape}")
+        rules = state_vector(state, "rules", rules.shape)  # finite
+        assignment = state_indices(state, "assignment", self.n_synapses, rules.shape[0])
+        merges = np.array(state_field(state, "merges"), dtype=np.int64).reshape(-1, 3)
+        sigma = state_number(state, "sigma", positive=True)
+        lr = state_number(state, "lr", positive=True)
+        optimizer = OPTIMIZERS[self._optimizer_name](rules.size)
+        optimizer.load_state_dict(state["optimizer"])
+        # all checked: now change
         self._rules = rules
         self._assignment = assignment.astype(_index_dtype(rules.shape[0]))
-        self.merges = np.array(state["merges"], dtype=np.int64).reshape(-1, 3)
-        self._sigma = float(state["sigma"])
-        self.lr = float(state["lr"])
-        self.optimizer = OPTIMIZERS[self._optimizer_name](self._rules.size)
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.merges, self._sigma, self.lr, self.optimizer = merges, sigma, lr, optimizer

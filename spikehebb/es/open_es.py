@@ -16,16 +16,17 @@ One generation, with n = popsize and pairs sharing one noise stream eps_p:
 
 from __future__ import annotations
 
-import math
 
 from typing import Any
 
 import numpy as np
 
+from spikehebb.checks import is_finite_real
 from spikehebb.es.base import Strategy
 from spikehebb.es.candidates import NoiseSampler, noise_vector
 from spikehebb.es.optim import OPTIMIZERS
 from spikehebb.es.shaping import centred_ranks, standardise
+from spikehebb.es.state_checks import state_field, state_number, state_vector
 
 INIT_STREAM = 1
 """Spawn-key entry of the initial-mean stream (noise streams use ``candidates.NOISE_STREAM``)."""
@@ -71,14 +72,14 @@ def check_search_settings(
         raise ValueError(f"population must be even for antithetic sampling, got {popsize}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
-    if not (math.isfinite(sigma) and math.isfinite(lr) and sigma > 0 and lr > 0):
-        raise ValueError(f"sigma and lr must be finite and > 0, got sigma={sigma}, lr={lr}")
+    if not (is_finite_real(sigma) and is_finite_real(lr) and sigma > 0 and lr > 0):
+        raise ValueError(f"sigma and lr must be finite numbers > 0, got sigma={sigma!r}, lr={lr!r}")
     for name, decay in (("lr_decay", lr_decay), ("sigma_decay", sigma_decay)):
-        if not 0 < decay <= 1:
-            raise ValueError(f"{name} must be in (0, 1] (a factor per generation), got {decay}")
+        if not (is_finite_real(decay) and 0 < decay <= 1):
+            raise ValueError(f"{name} must be a number in (0, 1] (a factor per generation), got {decay!r}")
     for name, floor in (("lr_floor", lr_floor), ("sigma_floor", sigma_floor)):
-        if not (math.isfinite(floor) and floor >= 0):
-            raise ValueError(f"{name} must be finite and >= 0, got {floor}")
+        if not (is_finite_real(floor) and floor >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {floor!r}")
 
 
 def fan_in_mean(layer_shapes, seed: int) -> np.ndarray:
@@ -216,18 +217,16 @@ class OpenAIES(Strategy):
         }
 
     def _load_state_dict(self, state: dict[str, Any]) -> None:
-        if bool(state["antithetic"]) != self.antithetic:
-            raise ValueError(
-                f"state_dict antithetic must be {self.antithetic}, got {bool(state['antithetic'])}"
-            )
-        name = state["optimizer"]["name"]
+        antithetic = bool(state_field(state, "antithetic"))
+        if antithetic != self.antithetic:
+            raise ValueError(f"state_dict antithetic must be {self.antithetic}, got {antithetic}")
+        name = state_field(state, "optimizer.name")
         name = name.decode() if isinstance(name, bytes) else name
         if name != self.optimizer.name:
             raise ValueError(f"state_dict optimizer must be {self.optimizer.name!r}, got {name!r}")
-        mean = np.array(state["mean"], dtype=np.float64)
-        if mean.shape != (self.n_params,):
-            raise ValueError(f"state_dict mean must have shape ({self.n_params},), got {mean.shape}")
-        self._mean = mean
-        self._sigma = float(state["sigma"])
-        self.lr = float(state["lr"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        mean = state_vector(state, "mean", self.n_params)
+        sigma = state_number(state, "sigma", positive=True)
+        lr = state_number(state, "lr", positive=True)
+        optimizer = OPTIMIZERS[name](self.n_params)
+        optimizer.load_state_dict(state["optimizer"])  # checks its own fields before we change anything
+        self._mean, self._sigma, self.lr, self.optimizer = mean, sigma, lr, optimizer

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from spikehebb.es.state_checks import state_count, state_vector
+
 
 class SGD:
     """``update = lr * grad``: the authors' ``coeffs += lr/(n*sigma) * sum(F_i*eps_i)``."""
@@ -30,7 +32,10 @@ class SGD:
 
 
 class Adam:
-    """Adam (Kingma & Ba 2015) on the ES gradient estimate, as Salimans et al. 2017 use it.
+    """Adam (Kingma & Ba 2015, in its usual form: eps added to the bias-corrected sqrt(v)) on the
+    ES gradient estimate, as Palm et al.'s shared-rule runs used it (torch.optim.Adam). Salimans et
+    al.'s own optimizer differs in small ways (eps on the uncorrected sqrt(v), an L2 decay term in
+    the gradient).
 
     m: (n_params,) float64 first moment; v: (n_params,) float64 second moment; t: steps taken.
     """
@@ -62,9 +67,13 @@ class Adam:
         return {"name": self.name, "m": self.m.copy(), "v": self.v.copy(), "t": self.t}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.m = np.array(state["m"], dtype=np.float64)
-        self.v = np.array(state["v"], dtype=np.float64)
-        self.t = int(state["t"])
+        """Checks every field (one-line ValueError) before changing anything."""
+        n = len(self.m)
+        m = state_vector(state, "m", n)
+        v = state_vector(state, "v", n)
+        if np.any(v < 0):
+            raise ValueError("state_dict v (Adam's second moment) must be >= 0")
+        self.m, self.v, self.t = m, v, state_count(state, "t")
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

@@ -79,6 +79,7 @@ from spikehebb.es.candidates import CandidateKey, _check_generation, _readonly, 
 from spikehebb.es.open_es import check_search_settings
 from spikehebb.es.optim import OPTIMIZERS
 from spikehebb.es.shaping import centred_ranks, standardise
+from spikehebb.es.state_checks import state_count, state_indices, state_number, state_text, state_vector
 
 ASSIGN_STREAM = 3
 """First spawn-key entry of a candidate's assignment uniforms: (3, generation, index) -> (N,)."""
@@ -540,33 +541,34 @@ class SharedRules(Strategy):
         return state
 
     def _load_state_dict(self, state: dict[str, Any]) -> None:
-        def text(value):
-            return value.decode() if isinstance(value, bytes) else str(value)
-
-        for field, value in (("assign", self.assign), ("noise", self.noise), ("n_fields", self.k), ("n_rules", self.n_rules)):
-            got = state[field]
-            got = text(got) if isinstance(value, str) else int(got)
-            if got != value:
-                raise ValueError(f"state_dict {field} must be {value!r}, got {got!r}")
-        means = np.array(state["means"], dtype=np.float64)
-        if means.shape != self._means.shape:
-            raise ValueError(f"state_dict means must have shape {self._means.shape}, got {means.shape}")
-        opt = text(state["means_optimizer"]["name"])
+        for field, value in (("assign", self.assign), ("noise", self.noise)):
+            if state_text(state, field) != value:
+                raise ValueError(f"state_dict {field} must be {value!r}, got {state_text(state, field)!r}")
+        for field, value in (("n_fields", self.k), ("n_rules", self.n_rules)):
+            if state_count(state, field) != value:
+                raise ValueError(f"state_dict {field} must be {value!r}, got {state_count(state, field)!r}")
+        means = state_vector(state, "means", self._means.shape)
+        opt = state_text(state, "means_optimizer.name")
         if opt != self._means_opt.name:
             raise ValueError(f"state_dict optimizer must be {self._means_opt.name!r}, got {opt!r}")
+        means_opt = OPTIMIZERS[opt](self._means.size)
+        means_opt.load_state_dict(state["means_optimizer"])
+        logits = logits_opt = None
+        fixed = self._fixed
         if self._logits is not None:
-            logits = np.array(state["logits"], dtype=np.float64)
-            if logits.shape != self._logits.shape:
-                raise ValueError(f"state_dict logits must have shape {self._logits.shape}, got {logits.shape}")
-            self._logits = logits
-            self._logits_opt.load_state_dict(state["logits_optimizer"])
+            logits = state_vector(state, "logits", self._logits.shape)
+            if state_text(state, "logits_optimizer.name") != opt:
+                raise ValueError(f"state_dict logits_optimizer must be {opt!r}, got {state_text(state, 'logits_optimizer.name')!r}")
+            logits_opt = OPTIMIZERS[opt](self._logits.size)
+            logits_opt.load_state_dict(state["logits_optimizer"])
         else:
-            fixed = np.asarray(state["assignment"])
-            if fixed.shape != self._fixed.shape:
-                raise ValueError(f"state_dict assignment must have shape {self._fixed.shape}, got {fixed.shape}")
-            self._fixed = fixed.astype(self._fixed.dtype)
-        self._means = means
-        self._means_opt.load_state_dict(state["means_optimizer"])
-        self._sigma = float(state["sigma"])
-        self.lr = float(state["lr"])
+            fixed = state_indices(state, "assignment", len(self._fixed), self.n_rules).astype(self._fixed.dtype)
+        sigma = state_number(state, "sigma", positive=True)
+        lr = state_number(state, "lr", positive=True)
+        # all checked: now change
+        self._means, self._means_opt = means, means_opt
+        if logits is not None:
+            self._logits, self._logits_opt = logits, logits_opt
+        self._fixed = fixed
+        self._sigma, self.lr = sigma, lr
         self._assignments = None
