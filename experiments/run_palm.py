@@ -6,7 +6,8 @@ five track variations likewise. Each agent (``--agents``: hebbian, static, lstm,
 training run on the four training variants (fitness: their mean) followed by test lifetimes on
 all five; the table prints in Palm's layout, their number in brackets beside ours where the
 protocol is theirs (the ant with long_front held out). Shared-rule flags (``--rho 128 --assign
-random``) apply to the Hebbian row. Resumable: run files and test results live in
+random``) apply to the Hebbian row. ``--paper`` is Palm et al.'s budget: the paper's population, lr
+and sigma, 500 generations for the ant (300 for the car). Resumable: run files and test results live in
 ``--study-dir``; run the same command again to continue a killed study.
 
     python experiments/run_palm.py --task ant --holdout long_front            # short budget
@@ -23,9 +24,10 @@ import sys
 from pathlib import Path
 
 from spikehebb.agents import AGENTS
-from spikehebb.cli import add_evaluate_arguments, add_train_arguments, config_from_args, exit_interrupted
-from spikehebb.config import AgentConfig, TrainConfig
-from spikehebb.palm import PALM_HOLDOUT, PALM_NAMES, PALM_VARIANTS, leave_one_out, reference
+from spikehebb.cli import (add_evaluate_arguments, add_train_arguments, check_eval_steps, check_workers, config_from_args,
+                           exit_interrupted)
+from spikehebb.config import AgentConfig, StrategyConfig, TrainConfig
+from spikehebb.palm import PALM_GENERATIONS, PALM_HOLDOUT, PALM_NAMES, PALM_VARIANTS, leave_one_out, reference
 from spikehebb.report import papers_protocol
 from spikehebb.stopping import STOP_REQUEST
 from spikehebb.study import Arm, format_study, run_study
@@ -45,8 +47,14 @@ def arms(args: argparse.Namespace, base: TrainConfig, holdout: str) -> list[Arm]
         else:
             agent = AgentConfig(kind=kind, rule=None, backend=base.agent.backend, dtype=base.agent.dtype)
             init = args.baseline_init
-            strategy = dataclasses.replace(base.strategy, shared_rules=None, rho=None, assign="gmm", init=init)
+            # The shared-rule settings are the Hebbian arm's alone; a baseline keeps the rest of the
+            # search (population, lr, sigma, optimizer), and its name says where that is not the default.
+            plain = StrategyConfig()
+            strategy = dataclasses.replace(base.strategy, shared_rules=None, rho=None, assign=plain.assign, noise=plain.noise,
+                                           merge_every=plain.merge_every, merge_fraction=plain.merge_fraction, init=init)
             label = kind if init == "normal" else f"{kind} init-{init}"
+            if strategy.optimizer != plain.optimizer:
+                label += f" {strategy.optimizer}"
         name = f"palm_{base.task.name}_{holdout}_{label.replace(' ', '_')}_s{base.seed}"
         config = base.replace(agent=agent, strategy=strategy, run_name=name)
         out.append(Arm(label, config))
@@ -87,16 +95,28 @@ def main(argv: list[str] | None = None) -> None:
             if args.init is not None:
                 raise ValueError("--init does not apply: the Hebbian arm starts N(0, 1) as Palm et al.'s did; "
                                  "--baseline-init sets where the static, LSTM and GRU arms start")
-            for flag in ("train_variants", "resume", "run_name", "static", "agent", "variants", "traces", "no_early_end"):
+            for flag in ("train_variants", "resume", "run_name", "static", "agent", "variants", "no_early_end"):
                 if getattr(args, flag, None):
                     raise ValueError(f"--{flag.replace('_', '-')} does not apply: the study picks the variants, the agents "
                                      "(--agents) and the run files' names, and resumes by itself")
+            for flag in ("traces", "overwrite_traces", "trace_episodes", "trace_synapses"):
+                if getattr(args, flag, None):
+                    raise ValueError(f"--{flag.replace('_', '-')} does not apply: the study records no traces "
+                                     "(`spikehebb evaluate RUN --traces` on one of its run files does)")
+            if args.which != "mean":
+                raise ValueError("--which does not apply: the study tests each run's final search mean, as the papers did")
+            if args.episodes < 1:
+                raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
+            check_workers("--eval-workers", args.eval_workers, "one per core")
             holdout = args.holdout or PALM_HOLDOUT.get(args.task)
             if holdout is None:
                 raise ValueError(f"give --holdout for the {args.task}: one of {', '.join(PALM_VARIANTS.get(args.task, ()))}")
             args.train_variants = list(leave_one_out(args.task, holdout))
+            if args.paper and args.generations is None:  # Palm et al. ran the ant 500 generations, not Najarro's 300
+                args.generations = PALM_GENERATIONS[args.task]
             args.runs_dir = args.study_dir
             base = config_from_args(args)
+            check_eval_steps(args.eval_steps, base.task.make().episode.burn_in_steps)
             study_arms = arms(args, base, holdout)  # every config is checked here, before a file is written
             variants = PALM_VARIANTS[args.task]
             workers = args.eval_workers or os.cpu_count() or 1

@@ -19,6 +19,11 @@ PALM_VARIANTS: dict[str, tuple[str, ...]] = {
     "car": ("default", "friction_half", "friction_double", "push_left", "push_right"),
 }
 
+#: Generations of [1]'s runs per task (their ``iterations``: 500 for every ant run, e.g.
+#: hebbian-evolution 2ae317d and 18dd880; 300 for the car, dc2d0ba), at their population (500 for
+#: the ant, 200 for the car, as ``--paper``'s). ``run_palm.py --paper`` trains this long.
+PALM_GENERATIONS: dict[str, int] = {"ant": 500, "car": 300}
+
 #: [1]'s held-out variant per task where they name one (the ant's Table 1: long front legs).
 PALM_HOLDOUT: dict[str, str] = {"ant": "long_front"}
 

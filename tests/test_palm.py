@@ -72,6 +72,14 @@ def test_run_palm_trains_on_four_tests_on_five_and_resumes(tmp_path, capsys, exp
         (["--run-name", "mine"], "--run-name does not apply: the study picks the variants, the agents (--agents) and the run files' names"),
         (["--init", "zeros"], "--init does not apply: the Hebbian arm starts N(0, 1)"),
         (["--rho", "100"], "rho=100 must divide the network's 12,288 synapses"),
+        # test flags: checked before the first arm trains (they failed after it, or were ignored)
+        (["--episodes", "0"], "--episodes must be at least 1, got 0"),
+        (["--eval-workers", "-1"], "--eval-workers must be at least 1 (leave it out for one per core), got -1"),
+        (["--eval-workers", "0"], "--eval-workers must be at least 1"),
+        (["--eval-steps", "0"], "--eval-steps counts env steps with the 40 burn-in steps: give more than 40, got 0"),
+        (["--which", "best"], "--which does not apply: the study tests each run's final search mean"),
+        (["--trace-episodes", "2"], "--trace-episodes does not apply: the study records no traces"),
+        (["--traces"], "--traces does not apply: the study records no traces"),
     ],
 )
 def test_run_palm_bad_input_fails_before_a_file(tmp_path, capsys, flags, message, experiment_script):
@@ -170,6 +178,48 @@ def test_baseline_init_zeros_starts_the_static_and_recurrent_arms_at_zero_under_
         assert [a.name for a in study_arms] == names
         assert [a.config.strategy.init for a in study_arms] == ["normal", init, init]
     assert study_arms[1].config.run_name == "palm_ant_long_front_static_init-zeros_s0"
+
+
+def test_baselines_take_none_of_the_hebbian_arms_shared_rule_settings(experiment_script):
+    """--rho/--assign merge/--noise/--merge-every set the Hebbian arm's shared rules; the static,
+    LSTM and GRU arms took the merge and noise settings along, so a second study with other
+    shared-rule flags found their (same-named) run files 'started with other settings'. A
+    non-default optimizer does carry over, and is in the arm's name."""
+    import argparse
+    import dataclasses
+
+    from spikehebb.config import StrategyConfig, TrainConfig
+
+    run_palm = experiment_script("run_palm")
+    args = argparse.Namespace(agents=["hebbian", "static", "lstm"], baseline_init="normal")
+    plain = run_palm.arms(args, TrainConfig(), "long_front")
+    merged = TrainConfig(strategy=StrategyConfig(rho=128, assign="merge", merge_every=10, merge_fraction=0.3, noise="synapse"))
+    shared = run_palm.arms(args, merged, "long_front")
+    assert shared[0].config.strategy == merged.strategy
+    for a, b in zip(plain[1:], shared[1:]):
+        assert (a.name, a.config.run_name, a.config.strategy) == (b.name, b.config.run_name, b.config.strategy)
+    adam = run_palm.arms(args, TrainConfig(strategy=StrategyConfig(optimizer="adam")), "long_front")
+    assert [a.name for a in adam] == ["hebbian ABCD_lr", "static adam", "lstm adam"]
+    assert adam[1].config.strategy == dataclasses.replace(plain[1].config.strategy, optimizer="adam")
+    assert adam[1].config.run_name == "palm_ant_long_front_static_adam_s0"
+
+
+def test_paper_is_palms_budget(experiment_script, monkeypatch, tmp_path):
+    """--paper trains the ant 500 generations, as every Palm et al. ant run did (Najarro's 300
+    otherwise); --generations still wins."""
+    run_palm = experiment_script("run_palm")
+    seen = []
+
+    def stub(arms, *rest):
+        seen.append([(a.config.generations, a.config.strategy.popsize) for a in arms])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_palm, "run_study", stub)
+    for flags, expected in ((["--paper"], (500, 500)), (["--paper", "--generations", "40"], (40, 500)),
+                            (["--task", "car", "--holdout", "push_right", "--paper"], (300, 200))):
+        with pytest.raises(SystemExit):
+            run_palm.main([*flags, "--agents", "hebbian", "--study-dir", str(tmp_path)])
+        assert seen[-1] == [expected], flags
 
 
 def test_the_plastic_arm_keeps_the_flags_agent_and_palms_numbers_stand_only_beside_their_setting(experiment_script):
