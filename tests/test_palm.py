@@ -66,7 +66,6 @@ def test_run_palm_trains_on_four_tests_on_five_and_resumes(tmp_path, capsys, exp
     "flags, message",
     [
         (["--holdout", "long_middle"], "unknown holdout 'long_middle' for the ant"),
-        (["--task", "car"], "give --holdout for the car: one of default, friction_half"),
         (["--train-variants", "default"], "--train-variants does not apply"),
         (["--no-early-end"], "--no-early-end does not apply"),
         (["--run-name", "mine"], "--run-name does not apply: the study picks the variants, the agents (--agents) and the run files' names"),
@@ -211,12 +210,14 @@ def test_paper_is_palms_budget(experiment_script, monkeypatch, tmp_path):
     seen = []
 
     def stub(arms, *rest):
-        seen.append([(a.config.generations, a.config.strategy.popsize) for a in arms])
+        seen.append([(a.config.generations, a.config.strategy.popsize, a.config.task.train_variants) for a in arms])
         raise KeyboardInterrupt
 
     monkeypatch.setattr(run_palm, "run_study", stub)
-    for flags, expected in ((["--paper"], (500, 500)), (["--paper", "--generations", "40"], (40, 500)),
-                            (["--task", "car", "--holdout", "push_right", "--paper"], (300, 200))):
+    ant = ("default", "damage_left", "palm_damage_right", "long_back")
+    car = ("default", "friction_half", "friction_double", "push_left")  # Palm's car held out the push right
+    for flags, expected in ((["--paper"], (500, 500, ant)), (["--paper", "--generations", "40"], (40, 500, ant)),
+                            (["--task", "car", "--paper"], (300, 200, car))):
         with pytest.raises(SystemExit):
             run_palm.main([*flags, "--agents", "hebbian", "--study-dir", str(tmp_path)])
         assert seen[-1] == [expected], flags
