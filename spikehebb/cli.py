@@ -108,6 +108,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
                    help="gmm/random noise: one draw per rule, every candidate is M rules (default), or per synapse "
                         "as Palm et al.'s code")
     g.add_argument("--optimizer", choices=("sgd", "adam"), help="ES update of OpenAI-ES and shared rules (default: sgd)")
+    g.add_argument("--lr-decay", type=float, metavar="FACTOR",
+                   help="the learning rate's factor per generation (default 0.995, both papers'; Palm et al.'s best "
+                        "shared-rule ant: --optimizer adam --lr 1.0 --lr-decay 0.99309, x0.5 per 100 generations)")
     g.add_argument("--merge-every", type=int, metavar="K", help="with --assign merge: generations between merges (default 20)")
     g.add_argument("--merge-fraction", type=float, metavar="F",
                    help="with --assign merge: share of the rules one merge removes (default 0.5)")
@@ -312,7 +315,7 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
             raise ValueError(f"--coefficient-rows is an option of Hebbian rate networks, not of a {agent.kind} agent")
         agent = dataclasses.replace(agent, coefficient_rows=args.coefficient_rows)
     shared = {name: getattr(args, name, None) for name in
-              ("shared_rules", "rho", "assign", "noise", "optimizer", "merge_every", "merge_fraction",
+              ("shared_rules", "rho", "assign", "noise", "optimizer", "lr_decay", "merge_every", "merge_fraction",
                "paired_seeds")}
     # --scale-lr N (0: off), else the short default's scaling unless --lr is given, else unchanged
     lr_reference = getattr(args, "lr_reference_popsize", None)

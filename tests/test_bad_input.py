@@ -121,6 +121,10 @@ def test_resume_refuses_contradictory_flags_and_extends_with_generations(tmp_pat
     # flags the run would accept and then ignore
     (["--strategy", "cma", "--lr", "0.5"], "CMA-ES has no learning rate (--sigma sets its first step size): drop --lr/--scale-lr"),
     (["--strategy", "cma", "--scale-lr", "500"], "CMA-ES has no learning rate (--sigma sets its first step size): drop --lr/--scale-lr"),
+    (["--strategy", "cma", "--lr-decay", "0.99"], "strategy: CMA-ES has no learning rate to decay: leave lr_decay at its "
+                                                   "default (got 0.99)"),
+    (["--lr-decay", "1.5"], "strategy: lr_decay must be at most 1, got 1.5"),
+    (["--lr-decay", "0"], "strategy: lr_decay must be positive, got 0.0"),
     (["--noise", "synapse"], "--noise sets how gmm and random shared rules are perturbed: it needs --shared-rules M or "
                              "--rho R with --assign gmm or random"),
     (["--rho", "128", "--assign", "merge", "--noise", "rule"], "--noise sets how gmm and random shared rules are perturbed: "
@@ -361,6 +365,12 @@ def test_lower_variance_options(tmp_path):
                                          r"CMA-ES runs without one: leave it at its default \(got 0.05\)"):
         StrategyConfig("cma", l2_coeff=0.05)
     assert StrategyConfig("cma").make(5, 0).l2_coeff == 0
+    # Palm et al.'s best shared-rule ant: Adam, lr 1.0 halved every 100 generations
+    palm = config_from_args(parser.parse_args(["--rho", "128", "--optimizer", "adam", "--lr", "1.0", "--lr-decay", "0.99309"]))
+    assert palm.strategy.lr_decay == 0.99309
+    strategy = palm.strategy.make(12288 * 5, 0, n_fields=5)  # the ant's 12,288 synapses, ABCD_lr's 5 coefficients
+    assert (strategy.lr, strategy.lr_decay, strategy._means_opt.name) == (1.0, 0.99309, "adam")
+    assert config_from_args(parser.parse_args([])).strategy.make(12, 0).lr_decay == 0.995  # the default, as before
 
     from spikehebb.es import CandidateKey
 
