@@ -102,19 +102,13 @@ def study_arms(args: Args) -> list[Arm]:
     return arms
 
 
-def searched_rule_parameters(result) -> int:
-    """Parameters of the final agent: M * k rule coefficients for shared rules (M as the run file
-    holds it: Evolve & Merge reaches N / rho only with enough generations), else the genome."""
-    return result.n_params if result.final_rules is None else result.final_rules
-
-
 def summary(args: Args, arms: list[Arm], results) -> str:
     """One row per arm: final parameters, budget, test fitness per seed, mean over seeds, ratio to
     per-synapse rules."""
     rows = {}
     for arm, r in zip(arms, results):
         name = arm.name.rsplit(" s", 1)[0]
-        rows.setdefault(name, {"params": searched_rule_parameters(r), "runs": []})["runs"].append(r)
+        rows.setdefault(name, {"params": r.final_parameters, "runs": []})["runs"].append(r)
     base = rows.get("per-synapse")
     base_mean = np.mean([r.mean("default") for r in base["runs"]]) if base else None
     seeds = " ".join(f"{'s' + str(s):>8}" for s in args.seeds)

@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> None:
         print(format_study(results, variants, refs, {holdout: "*"}))
         if args.task == "ant":
             print("Palm's names: " + ", ".join(f"{v} = {PALM_NAMES[v]}" for v in variants)
-                  + ". Their shared rules at rho = 128: about 0 on every body.")
+                  + ". Their shared rules at rho = 128 (480 rules: their ant code divided the 5N coefficients; "
+                  "ours: --shared-rules 480): about 0 on every body.")
         print(f"run files and results: {args.study_dir}")
 
 

@@ -73,6 +73,13 @@ class ArmResult:
     """Shared-rule runs: coefficients of the final rule table (M x k), else None."""
 
     @property
+    def final_parameters(self) -> int:
+        """Parameters of the final agent: M * k rule coefficients for shared rules (M as the run
+        file holds it: Evolve & Merge reaches N / rho only with enough generations), else the
+        genome's searched numbers."""
+        return self.n_params if self.final_rules is None else self.final_rules
+
+    @property
     def lifetimes(self) -> int:
         """Training lifetimes: generations x popsize x training variants are counted in env_steps;
         this is generations x popsize (candidates evaluated)."""
@@ -243,7 +250,7 @@ def run_study(arms: Sequence[Arm], variants: Sequence[str], episodes: int, cache
 
 def format_study(results: Sequence[ArmResult], variants: Sequence[str], reference: dict[str, dict[str, float]] | None = None,
                  marks: dict[str, str] | None = None) -> str:
-    """One row per arm: searched parameters, budget (generations x popsize, env steps, hours),
+    """One row per arm: the final agent's parameters (:attr:`ArmResult.final_parameters`), budget (generations x popsize, env steps, hours),
     then mean ± std per variant; ``reference``: per arm name, per variant a published number shown
     beside ours in brackets; ``marks``: per variant a suffix for its header (e.g. "*" held out)."""
     marks = marks or {}
@@ -251,7 +258,7 @@ def format_study(results: Sequence[ArmResult], variants: Sequence[str], referenc
     cols = [f"{v + marks.get(v, ''):>22}" for v in variants]
     lines = [head + " " + " ".join(cols)]
     for r in results:
-        row = f"{r.name:<24} {r.n_params:>8,} {f'{r.generations}x{r.popsize}':>11} {r.env_steps:>11,} {r.wall_s / 3600:>6.2f}"
+        row = f"{r.name:<24} {r.final_parameters:>8,} {f'{r.generations}x{r.popsize}':>11} {r.env_steps:>11,} {r.wall_s / 3600:>6.2f}"
         cells = []
         for v in variants:
             cell = f"{r.mean(v):.0f} ± {r.std(v):.0f}"

@@ -184,3 +184,16 @@ def test_sigusr1_while_the_last_arm_is_tested_lets_the_study_end(tmp_path, sigus
     (result,) = run_study([_arm(tmp_path, "a")], ["default"], 2, tmp_path / "cache.json", max_env_steps=45,
                           progress=False)
     assert result.fitness["default"].shape == (2,)
+
+
+def test_the_study_table_gives_a_shared_rule_arm_its_rule_tables_size():
+    """The params column showed a shared-rule arm's per-synapse genome (61,440) where the agent is
+    M x k rule coefficients (480 x 5 = 2,400)."""
+    from spikehebb.study import ArmResult, format_study
+
+    fitness = {"default": np.array([10.0, 20.0])}
+    per_synapse = ArmResult("hebbian", "a.h5", 3, 4, 100, 36.0, 61440, fitness)
+    shared = ArmResult("hebbian gmm-M480", "b.h5", 3, 4, 100, 36.0, 61440, fitness, final_rules=2400)
+    rows = format_study([per_synapse, shared], ["default"]).splitlines()[1:]
+    assert rows[0].split()[1] == "61,440" and rows[1].split()[2] == "2,400"
+    assert shared.final_parameters == 2400 and per_synapse.final_parameters == 61440

@@ -147,10 +147,12 @@ class EvolveMerge(Strategy):
         optimizer: str = "sgd",
     ) -> None:
         super().__init__(n_params, popsize, seed, l2_coeff)
-        if int(n_fields) < 1 or self.n_params % int(n_fields):
-            raise ValueError(f"n_params ({self.n_params}) must be a multiple of n_fields, got n_fields={n_fields}")
+        if not (is_integer(n_fields) and n_fields >= 1) or self.n_params % int(n_fields):
+            raise ValueError(f"n_params ({self.n_params}) must be a multiple of n_fields, a positive integer, got n_fields={n_fields!r}")
         self.k = int(n_fields)
         self.n_synapses = self.n_params // self.k
+        if final_rules is not None and not is_integer(final_rules):
+            raise ValueError(f"final_rules must be an integer count of rules, got {final_rules!r}")
         final = self.n_synapses if final_rules is None else int(final_rules)
         if not 1 <= final <= self.n_synapses:
             raise ValueError(f"final_rules must be in [1, {self.n_synapses}] (the synapse count), got {final_rules}")

@@ -74,6 +74,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from spikehebb.checks import is_integer
 from spikehebb.es.base import Strategy
 from spikehebb.es.candidates import CandidateKey, _check_generation, _readonly, normal_stream
 from spikehebb.es.open_es import check_search_settings
@@ -107,6 +108,8 @@ def n_rules_for(n_synapses: int, rho: float | None = None, n_rules: int | None =
         if not 1 <= rho <= n_synapses:
             raise ValueError(f"rho must be in [1, {n_synapses}] (the synapse count), got {rho}")
         return int(n_synapses / rho)
+    if n_rules is not None and not is_integer(n_rules):
+        raise ValueError(f"n_rules must be an integer count of rules, got {n_rules!r}")
     m = n_synapses if n_rules is None else int(n_rules)
     if not 1 <= m <= n_synapses:
         raise ValueError(f"n_rules must be in [1, {n_synapses}] (the synapse count), got {n_rules}")
@@ -322,8 +325,10 @@ class SharedRules(Strategy):
         block: int = BLOCK,
     ) -> None:
         super().__init__(n_params, popsize, seed, l2_coeff)
-        if int(n_fields) < 1 or self.n_params % int(n_fields):
-            raise ValueError(f"n_params ({self.n_params}) must be a multiple of n_fields, got n_fields={n_fields}")
+        if not (is_integer(n_fields) and n_fields >= 1) or self.n_params % int(n_fields):
+            raise ValueError(f"n_params ({self.n_params}) must be a multiple of n_fields, a positive integer, got n_fields={n_fields!r}")
+        if not (is_integer(block) and block >= 1):
+            raise ValueError(f"block must be a positive integer, got {block!r}")
         if assign not in ASSIGNMENTS:
             raise ValueError(f"assign must be one of {ASSIGNMENTS}, got {assign!r}")
         if noise not in NOISE:

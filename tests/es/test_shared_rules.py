@@ -276,7 +276,10 @@ def test_layouts_and_helpers():
         ({"n_rules": 7}, r"n_rules must be in \[1, 6\] \(the synapse count\), got 7"),
         ({"rho": 7}, r"rho must be in \[1, 6\] \(the synapse count\), got 7"),
         ({"rho": 2, "n_rules": 3}, "give rho or n_rules, not both"),
-        ({"n_fields": 5}, r"n_params \(12\) must be a multiple of n_fields, got n_fields=5"),
+        ({"n_fields": 5}, r"n_params \(12\) must be a multiple of n_fields, a positive integer, got n_fields=5"),
+        # counts that int() cut silently: 2.5 fields ran as 2, 2.5 rules as 2
+        ({"n_fields": 2.5}, r"must be a multiple of n_fields, a positive integer, got n_fields=2.5"),
+        ({"n_rules": 2.5}, r"n_rules must be an integer count of rules, got 2.5"),
         ({"assign": "merge"}, r"assign must be one of \('gmm', 'random'\), got 'merge'"),
         ({"noise": "layer"}, r"noise must be one of \('rule', 'synapse'\), got 'layer'"),
         ({"init": np.zeros((2, 2))}, r"initial means must be \(3, 2\) \(n_rules, n_fields\), got \(2, 2\)"),
