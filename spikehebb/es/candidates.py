@@ -66,8 +66,9 @@ def cma_row(seed: int, generation: int, call: int, row: int, n_params: int) -> n
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
-    """A read-only float64 view (no copy): strategies replace their arrays, never write into them."""
-    out = np.asarray(array, dtype=np.float64).view()
+    """A read-only float64 copy: a sampler's arrays cannot be written, and what a caller does to
+    them (even after ``setflags(write=True)``) cannot reach the strategy's own."""
+    out = np.array(array, dtype=np.float64, copy=True)
     out.setflags(write=False)
     return out
 

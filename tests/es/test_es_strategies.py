@@ -501,3 +501,18 @@ def test_a_cma_state_from_another_cma_version_resumes_with_a_warning(tmp_path):
     assert np.array_equal(target.mean, source.mean)
     del state["strategy_state"]["cma_version"]  # a checkpoint from before the field: as it was, no word
     make("cma", 5, popsize=6).load_state_dict(state)
+
+
+@pytest.mark.parametrize("name", ["openai-es", "cma"])
+def test_a_samplers_arrays_do_not_reach_the_strategy(name):
+    """The sampler held read-only VIEWS of the strategy's mean; setflags(write=True) on one wrote
+    through into the strategy."""
+    strategy = make(name, 4, popsize=4)
+    strategy.ask()
+    sampler = strategy.sampler()
+    array = sampler.mean if hasattr(sampler, "mean") else sampler.population
+    assert not array.flags.writeable
+    before = strategy.mean
+    array.setflags(write=True)
+    array[...] = 123.0
+    np.testing.assert_array_equal(strategy.mean, before)
