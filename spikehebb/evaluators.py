@@ -43,6 +43,7 @@ from spikehebb.config import WorkerSpec
 from spikehebb.stopping import STOP_AFTER_GENERATION
 from spikehebb.worker import Worker, mean_over_variants
 
+
 def split_evenly(items: Sequence, n_chunks: int) -> list[list]:
     """Consecutive chunks of near-equal size (no empty chunk)."""
     n_chunks = max(1, min(n_chunks, len(items)))
@@ -117,6 +118,9 @@ class _Evaluator:
     def evaluate_params(self, params: np.ndarray, variant: str, episodes: Sequence[int]) -> tuple[np.ndarray, int]:
         """Fitness of one parameter vector ``(n_params,)`` over episode numbers on ``variant``
         (evaluation lifetimes, seeded by episode number), and the env steps they took."""
+        episodes = list(episodes)
+        if not all(is_integer(e) and e >= 0 for e in episodes):  # int() cut 1.5 to 1 without a word
+            raise ValueError(f"episode numbers must be non-negative integers, got {episodes}")
         episodes = [int(e) for e in episodes]
         if not episodes:
             return np.empty(0), 0
@@ -515,8 +519,8 @@ class ProcessEvaluator(_Evaluator):
                         self.restarts += 1
                         if failures[chunk] >= self.max_failures:
                             raise WorkerCrashError(
-                                f"{method}: a chunk of {len(args[chunk][-1])} candidates killed its "
-                                f"worker {failures[chunk]} times in a row (last: {reason}); giving up"
+                                f"{method}: the same share of the work killed its worker {failures[chunk]} times "
+                                f"in a row (last: {reason}); giving up"
                             )
                         warnings.warn(
                             f"spikehebb worker pid {proc.pid} died ({reason}) running {method}; "
@@ -692,8 +696,8 @@ class RayEvaluator(_Evaluator):
                     failures[chunk] += 1
                     if failures[chunk] >= self.max_failures:
                         raise WorkerCrashError(
-                            f"{method}: a chunk of {len(args[chunk][-1])} candidates killed its Ray actor "
-                            f"{failures[chunk]} times in a row; giving up"
+                            f"{method}: the same share of the work killed its Ray actor {failures[chunk]} times "
+                            f"in a row; giving up"
                         ) from err
                     warnings.warn(
                         f"spikehebb Ray actor died running {method}; replacing it and running its chunk again",
@@ -747,6 +751,9 @@ def make_evaluator(name: str, spec: WorkerSpec, workers: int | None = None, addr
         raise ValueError(f"address={address!r} is for the ray evaluator only, not {name!r}")
     if name == RayEvaluator.name:
         return RayEvaluator(spec, workers, address, **kwargs)
+    if name == SerialEvaluator.name and workers is not None and workers != 1:
+        raise ValueError(f"the serial evaluator runs one worker, in this process: workers must be 1 (or None), got {workers!r}"
+                         " (use the processes evaluator for more)")
     if workers is None:
         workers = os.cpu_count() or 1
     return EVALUATORS[name](spec, workers, **kwargs)

@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 import gymnasium
 import numpy as np
 
+from spikehebb.checks import is_integer
 from spikehebb.assess import load_run, without_early_ends
 from spikehebb.agents import agent_class, genome_parts
 from spikehebb.genome import GenomeMap
@@ -94,6 +95,10 @@ class Lifetimes:
         decoder: Callable[[Callable], Callable] | None = None,
         wrap_env: Callable[[gymnasium.Env], gymnasium.Env] | None = None,
     ):
+        if not (is_integer(batch_size) and batch_size >= 1):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if max_env_steps is not None and not (is_integer(max_env_steps) and max_env_steps >= 1):
+            raise ValueError(f"max_env_steps must be a positive integer (env steps, burn-in included), got {max_env_steps!r}")
         self.path = resolve_run(run)
         self.config, self.params = load_run(self.path, which)
         if not early_ends:
@@ -187,6 +192,8 @@ class Lifetimes:
         self.close()
 
     def _path(self, variant: str, episode: int) -> tuple[int, int, int]:
+        if not (is_integer(episode) and episode >= 0):  # int() cut 1.5 to episode 1
+            raise ValueError(f"episode numbers must be non-negative integers, got {episode!r}")
         return (EVALUATION_TAG, int(episode), self.task.variants.index(variant))
 
 

@@ -24,6 +24,7 @@ the network's float type) ends there with fitness NaN, which strategies rank las
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -239,9 +240,14 @@ class Rollout:
                     # one whose outputs blow up does, instead of the network refusing the input
                     state.fitness[b], state.alive[b] = float("nan"), False
                 if self._modulated:
-                    signal[b] = term if self.task.modulator is None else float(
+                    value = term if self.task.modulator is None else float(
                         reward if self.task.modulator == "reward" else info[self.task.modulator]
                     )
+                    if state.alive[b] and not math.isfinite(value):
+                        # a broken simulation's NaN term would be the next step's modulator: the
+                        # lifetime fails, as one with a NaN observation does (not the whole batch)
+                        state.fitness[b], state.alive[b] = float("nan"), False
+                    signal[b] = value if state.alive[b] else 0.0  # an ended slot's stays 0 until refilled
                 local_t[b] += 1
                 if truncated:
                     state.alive[b] = False
@@ -264,7 +270,7 @@ class Rollout:
                     state.start(b)
                 else:
                     exhausted = True
-                    obs_batch[b] = 0
+                    obs_batch[b], signal[b] = 0, 0.0
             if compact and exhausted:
                 prefix = self._compact(prefix, live, local_t, state, signal, obs_batch, infos)
         if compact:
@@ -289,7 +295,7 @@ class Rollout:
             envs[i], envs[j] = envs[j], envs[i]
             live[i], live[j] = live[j], None
             local_t[i], signal[i], obs_batch[i], infos[i] = local_t[j], signal[j], obs_batch[j], infos[j]
-            obs_batch[j], infos[j] = 0, None
+            obs_batch[j], infos[j], signal[j] = 0, None, 0.0
             state.move(j, i)
         self.agent.set_active(k)
         return k

@@ -17,6 +17,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from spikehebb.checks import is_integer
 from spikehebb.agents.base import GenomePart
 from spikehebb.coding import (
     CarDecoder, CarEncoder, Decoder, Encoder, IdentityDecoder, OnOffEncoder, PairDecoder, RawEncoder,
@@ -64,8 +65,9 @@ class EpisodeRules:
     def __post_init__(self) -> None:
         for name in ("burn_in_steps", "max_env_steps", "grace_steps", "patience"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            if not is_integer(value) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+            object.__setattr__(self, name, int(value))  # a NumPy integer is stored as the int it is
         if not isinstance(self.end_on_terminated, bool):
             raise ValueError(f"end_on_terminated must be True or False, got {self.end_on_terminated!r}")
         if self.first_input not in FIRST_INPUTS:

@@ -126,8 +126,11 @@ class Worker:
         candidate ``i // n_variants`` on training variant ``i % n_variants``, seeded by (run seed,
         generation, candidate index, variant). Returns ({(candidate, variant): fitness}, env steps)."""
         variants = self.task.train_variants
-        params: dict[int, np.ndarray] = {}  # a candidate's vector, kept while it has lifetimes to start
-        uses: dict[int, int] = {}
+        # The last claimed candidate's vector: the next claim is often its next variant. Only
+        # that one is kept (with shared claims a candidate's other variant often goes to another
+        # worker, and every vector kept for it stayed until the generation ended: ~0.5 MB each on
+        # the ant); an older one is expanded again from its key if it comes back.
+        last: list = [None, None]
 
         def next_lifetime():
             i = claim()
@@ -135,13 +138,9 @@ class Worker:
                 return None
             c, v = divmod(int(i), len(variants))
             key = keys[c]
-            if c not in params:
-                params[c], uses[c] = sampler.params(key), 0
-            vector = params[c]
-            uses[c] += 1
-            if uses[c] == len(variants):
-                del params[c], uses[c]
-            return self.training_lifetime(key, c, v, vector)
+            if last[0] != c:
+                last[:] = [c, sampler.params(key)]
+            return self.training_lifetime(key, c, v, last[1])
 
         done, env_steps = self.rollout.run_queue(next_lifetime)
         floor = self.spec.task.fitness_floor  # `fitness < floor` is False for NaN: a failed lifetime stays NaN

@@ -514,6 +514,11 @@ def test_episode_rules_refuse_booleans_and_unknown_fields():
         EpisodeRules(patience=True)
     with pytest.raises(ValueError, match="end_on_terminated must be True or False, got 'no'"):
         EpisodeRules(end_on_terminated="no")
+    # a NumPy integer is the count it is (it was refused as "not an integer"), stored as an int
+    rules = EpisodeRules(burn_in_steps=np.int64(40))
+    assert rules.burn_in_steps == 40 and type(rules.burn_in_steps) is int
+    with pytest.raises(ValueError, match="grace_steps must be a non-negative integer, got 2.5"):
+        EpisodeRules(grace_steps=2.5)
     with pytest.raises(ValueError, match="unknown episode field.s. bogus; valid: burn_in_steps, max_env_steps, "
                                          "grace_steps, patience, end_on_terminated, first_input"):
         TaskConfig("ant", episode={"bogus": 1})

@@ -313,7 +313,21 @@ def test_make_evaluator_refuses_bad_input():
         make_evaluator("processes", SPEC, address="auto")
     with pytest.raises(ValueError, match="workers must be a positive integer, got 0"):
         make_evaluator("processes", SPEC, workers=0)
+    # the serial evaluator took workers=8 and ran one, without a word
+    with pytest.raises(ValueError, match=r"the serial evaluator runs one worker, in this process: workers must be 1 "
+                                         r"\(or None\), got 8 \(use the processes evaluator for more\)"):
+        make_evaluator("serial", SPEC, workers=8)
     assert set(EVALUATORS) == {"serial", "processes", "ray"}
+
+
+def test_fractional_episode_numbers_are_refused_not_cut(generations):
+    """evaluate_params cut [0.9, 1.5] to episodes 0 and 1 (what Worker.evaluate_params refuses)."""
+    (sampler, keys, _, _), _ = generations[0][0], None
+    with make_evaluator("serial", SPEC, workers=None) as serial:
+        with pytest.raises(ValueError, match=r"episode numbers must be non-negative integers, got \[0.9, 1.5\]"):
+            serial.evaluate_params(sampler.params(keys[0]), "default", [0.9, 1.5])
+        with pytest.raises(ValueError, match=r"got \[-1\]"):
+            serial.evaluate_params(sampler.params(keys[0]), "default", [-1])
 
 
 def test_a_worker_that_cannot_build_reports_why():

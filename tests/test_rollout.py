@@ -452,6 +452,50 @@ def test_a_nan_observation_fails_its_lifetime_and_the_others_go_on():
     np.testing.assert_array_equal(result.steps[[0, 2]], base.steps[[0, 2]])
 
 
+class NaNTermEnv(ScriptedEnv):
+    """The scripted env whose fitness term turns NaN at network step 2 for seed 1: with the
+    observation too (a blown-up ant: its position, so its progress, is NaN) or alone."""
+
+    obs_too = True
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        if self.seed_ == 1 and self.k - BURN_IN == 3:
+            info = {**info, "term": float("nan")}
+            return (np.full_like(obs, np.nan) if self.obs_too else obs), reward, self.obs_too, truncated, info
+        return obs, reward, terminated, truncated, info
+
+
+@pytest.mark.parametrize("obs_too", [True, False], ids=["nan_observation_and_term", "nan_term"])
+def test_a_modulated_lifetime_whose_term_turns_nan_fails_alone(obs_too):
+    """A modulated rule reads the last term as the next step's modulator: a NaN term reached the
+    network, which refused the whole batch (the generation, and the run, ended). Now that lifetime
+    fails (fitness NaN) and the others give what they give beside a healthy one; with two slots and
+    three lifetimes the failed slot is refilled, and at the tail it is left empty."""
+    env = type("Env", (NaNTermEnv,), {"obs_too": obs_too})
+    task = replace(SCRIPTED, make_env=lambda variant, **kw: env(variant, **kw))
+    agent = AgentConfig(rule="ABCD_lr", backend="numpy", dtype="float64", modulated=True)
+    from spikehebb.agents import agent_class, genome_parts
+
+    def parts(i):  # the agent's own parts (a modulated rule has more coefficients), drawn per lifetime
+        rng = np.random.default_rng(i)
+        out = {p.name: [rng.normal(0, 0.1, (1,) + shape) for shape in p.shapes]
+               for p in genome_parts(agent, SCRIPTED) if p.searched}
+        out["weights"] = agent_class(agent).draw_part(agent, SCRIPTED.sizes, "weights", rng)
+        return out
+
+    for slots in (2, 3):
+        rollout, plain = Rollout(task, agent, slots), Rollout(SCRIPTED, agent, slots)
+        try:
+            result = rollout.run("default", parts, env_seeds=[0, 1, 2])
+            base = plain.run("default", parts, env_seeds=[0, 1, 2])
+        finally:
+            rollout.close(), plain.close()
+        assert np.isnan(result.fitness[1]) and result.steps[1] == 3, slots
+        np.testing.assert_array_equal(result.fitness[[0, 2]], base.fitness[[0, 2]])
+        np.testing.assert_array_equal(result.steps[[0, 2]], base.steps[[0, 2]])
+
+
 def test_an_env_that_cannot_go_on_ends_its_lifetime_at_terminated_grace_steps_or_not(scripted):
     """The car cannot step after it reports terminated (off the playfield): its lifetime ends
     there even inside the grace steps, which delay only what an env that goes on may ignore (the
