@@ -673,7 +673,8 @@ def run_select(args: argparse.Namespace) -> Path:
 
     from spikehebb.agents import lifetime_start
     from spikehebb.assess import assess, format_table, load_run
-    from spikehebb.models import card, export, model_without_card, select, selection_figure
+    from spikehebb.models import (card, check_model_output, export, model_without_card, select, selection_figure,
+                                  write_atomically)
     from spikehebb.report import paper_numbers
 
     for name in ("episodes", "test_episodes"):
@@ -698,6 +699,7 @@ def run_select(args: argparse.Namespace) -> Path:
         print(f"{out} exists without its card: it keeps the mean it chose (generation {info['generation']}); "
               f"its card is made")
     else:
+        check_model_output(out, Path(args.runfile).stat().st_size)
         selection = select(args.runfile, args.episodes, workers)
         path = export(args.runfile, out, selection)
         print(f"wrote {path}: the mean after generation {selection.generations[selection.best]} "
@@ -712,11 +714,12 @@ def run_select(args: argparse.Namespace) -> Path:
         print(format_table(results, label, config.task.name, task.episode.max_network_steps,
                            start=lifetime_start(config.agent, task)))
         curve = path.with_name(path.stem + "_curve.png")
-        selection_figure(path).savefig(curve, dpi=100)
+        figure = selection_figure(path)
+        write_atomically(curve, lambda tmp: figure.savefig(tmp, dpi=100, format="png"), "write the curve")
         paper = paper_numbers(config)
         text = card(path, results, args.made_by or f"spikehebb train ... (see {Path(args.runfile).name})",
                     args.machine, paper, curve.name)
-        path.with_suffix(".md").write_text(text)
+        write_atomically(path.with_suffix(".md"), lambda tmp: tmp.write_text(text), "write the card")
         print(f"wrote {curve} and {path.with_suffix('.md')}")
     return path
 

@@ -18,7 +18,9 @@ curve, ``spikehebb video NAME`` films it.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -29,6 +31,7 @@ import numpy as np
 from spikehebb.checks import is_integer
 from spikehebb.config import TrainConfig, WorkerSpec
 from spikehebb.store import RunStore
+from spikehebb.store.transaction import MARGIN, free_bytes, transaction, write_error
 
 #: First episode number of selection lifetimes (test lifetimes are numbered from 0).
 SELECTION_EPISODE0 = 1_000_000
@@ -150,44 +153,40 @@ def export(path: str | Path, out: str | Path, selection: Selection) -> Path:
         raise ValueError(f"the selection was made on other snapshots than {path} holds now")
     chosen = means[selection.best]
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    try:
-        final = selection.best == len(generations) - 1  # candidate_means ends with the final mean
+    with RunStore.open(path) as store:
+        layout = store.layout
+    final = selection.best == len(generations) - 1  # candidate_means ends with the final mean
+    # Written as run files are (in memory, then <out>.tmp, fsync, rename): room is checked first, a
+    # full disk is one line, and no .tmp is left.
+    with transaction(out, fsync=True, new=True, reserve=path.stat().st_size, what="write the model") as f:
         # the run's traces and shared rules are of its final mean: kept only when that one was chosen
-        _copy_keeping_one_snapshot(path, tmp, int(selection.generations[selection.best]),
+        _copy_keeping_one_snapshot(path, f, int(selection.generations[selection.best]),
                                    leave_out=() if final else ("shared_rules", "traces"))
-        with RunStore.open(tmp) as store:
-            layout = store.layout
-        with h5py.File(tmp, "r+") as f:
-            for part, layers in layout.split(chosen).items():
-                for l, array in enumerate(layers, 1):
-                    f["mean"][part][f"layer_{l}"][...] = array[0]
-            f.attrs["model"] = json.dumps({
-                "source": path.name,
-                "generation": int(selection.generations[selection.best]),
-                "selection": {
-                    "episodes_per_variant": selection.episodes, "variants": list(selection.variants),
-                    "first_episode": SELECTION_EPISODE0,
-                    "scores": {str(int(g)): float(s) for g, s in zip(selection.generations, selection.scores)},
-                },
-            })
-        tmp.replace(out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        for part, layers in layout.split(chosen).items():
+            for l, array in enumerate(layers, 1):
+                f["mean"][part][f"layer_{l}"][...] = array[0]
+        f.attrs["model"] = json.dumps({
+            "source": path.name,
+            "generation": int(selection.generations[selection.best]),
+            "selection": {
+                "episodes_per_variant": selection.episodes, "variants": list(selection.variants),
+                "first_episode": SELECTION_EPISODE0,
+                "scores": {str(int(g)): float(s) for g, s in zip(selection.generations, selection.scores)},
+            },
+        })
     return out
 
 
-def _copy_keeping_one_snapshot(path: Path, out: Path, generation: int, leave_out: Sequence[str] = ()) -> None:
-    """Copy the run file ``path`` to ``out`` (attributes with their stored types, groups and
-    datasets as they are, but the root groups named in ``leave_out``), with only the rows of
-    ``/snapshots`` taken after ``generation`` (the last of them, if there is one)."""
+def _copy_keeping_one_snapshot(path: Path, dst: h5py.File, generation: int, leave_out: Sequence[str] = ()) -> None:
+    """Copy the run file ``path`` into the empty open file ``dst`` (attributes with their stored
+    types, groups and datasets as they are, but the root groups named in ``leave_out``), with only
+    the rows of ``/snapshots`` taken after ``generation`` (the last of them, if there is one)."""
 
     def copy_attrs(src, dst) -> None:
         for key in src.attrs:
             dst.attrs.create(key, src.attrs[key], dtype=src.attrs.get_id(key).dtype)
 
-    with h5py.File(path, "r") as src, h5py.File(out, "w") as dst:
+    with h5py.File(path, "r") as src:
         copy_attrs(src, dst)
         for name in src:
             if name != "snapshots" and name not in leave_out:
@@ -202,6 +201,40 @@ def _copy_keeping_one_snapshot(path: Path, out: Path, generation: int, leave_out
             kept = copy.create_dataset(name, data=ds[()][keep], maxshape=ds.maxshape, chunks=ds.chunks,
                                        compression=ds.compression, fillvalue=ds.fillvalue)
             copy_attrs(ds, kept)
+
+
+def check_model_output(out: Path, need: int) -> None:
+    """Before any scoring (hours for a long run): the model's folder can be made and written, and
+    ``need`` bytes (the run file's size: the model is at most that) plus a margin are free; a
+    one-line error otherwise. Makes the folder."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.with_name(f".{out.name}.probe-{os.getpid()}")
+        probe.touch()
+        probe.unlink()
+        if free_bytes(out) < need + MARGIN:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    except OSError as e:
+        err = write_error(out, e, "write the model", need + MARGIN, "nothing was written; free some space and try again")
+        if err is e:
+            raise ValueError(f"cannot write the model {out}: {e.strerror or e} ({e.filename or out.parent})") from None
+        raise err from None
+
+
+def write_atomically(path: Path, write: Callable[[Path], None], what: str) -> None:
+    """``write(tmp)`` to ``<path>.tmp``, then rename it over ``path``: a crash or a full disk
+    leaves ``path`` as it was (a card half written made a rerun of ``select`` take the model for
+    one with its card). ``what`` names the file in a full disk's one-line error."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        err = write_error(path, e, what)
+        if err is e:
+            raise
+        raise err from None
 
 
 def model_info(path: str | Path) -> dict | None:

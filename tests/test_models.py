@@ -119,6 +119,50 @@ def test_select_never_replaces_a_file_and_says_so_before_scoring(run, tmp_path, 
         assert (tmp_path / taken).read_text() == "mine"
 
 
+def test_select_checks_where_the_model_goes_before_scoring(run, tmp_path, capsys, monkeypatch):
+    """A folder that cannot be made, or too little room, failed only after every stored mean was
+    scored (hours on a long run)."""
+    import spikehebb.models
+
+    monkeypatch.setattr(spikehebb.models, "select", lambda *a, **k: pytest.fail("scored before the check"))
+    (tmp_path / "a_file").write_text("mine")
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["select", str(run), "-o", str(tmp_path / "a_file" / "m.h5"), "--workers", "1"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"cannot write the model {tmp_path / 'a_file' / 'm.h5'}: " in err and err.count("\n") == 1
+    monkeypatch.setattr(spikehebb.models, "free_bytes", lambda path: 1000)
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["select", str(run), "-o", str(tmp_path / "new" / "m.h5"), "--workers", "1"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1
+    assert f"no space left to write the model {tmp_path / 'new' / 'm.h5'}: it needs " in err and "nothing was written" in err
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == []  # no probe left behind
+
+
+def test_a_card_that_cannot_be_written_leaves_none_and_the_rerun_makes_it(run, tmp_path, capsys, monkeypatch):
+    """The card was written in place: a full disk (or a kill) left an empty NAME.md, which made the
+    rerun take the model for one with its card and refuse."""
+    import errno
+    import pathlib
+
+    out = tmp_path / "ant_a.h5"
+    real = pathlib.Path.write_text
+
+    def full_disk(self, text, *args, **kwargs):
+        real(self, text[:10], *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pathlib.Path, "write_text", full_disk)
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["select", str(run), "-o", str(out), "--episodes", "1", "--test-episodes", "1", "--workers", "1"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"no space left to write the card {out.with_suffix('.md')}" in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ant_a.h5", "ant_a_curve.png"]  # no card, no .tmp
+    monkeypatch.setattr(pathlib.Path, "write_text", real)
+    assert cli_main(["select", str(run), "-o", str(out), "--episodes", "1", "--test-episodes", "1", "--workers", "1"]) == 0
+    assert "exists without its card" in capsys.readouterr().out and "## Test table" in out.with_suffix(".md").read_text()
+
+
 def test_a_report_of_a_model_names_the_generation_of_its_chosen_mean(run, tmp_path):
     from spikehebb.models import Selection
     from spikehebb.report import _generations

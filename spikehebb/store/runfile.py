@@ -44,6 +44,7 @@ import dataclasses
 import datetime
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -158,7 +159,12 @@ def damaged_as_one_line(path: Path):
     try:
         yield
     except KeyError as e:
-        raise RunFileError(f"{path} is damaged or incomplete: {e.args[0] if e.args else e} is missing") from None
+        text = str(e.args[0] if e.args else e)
+        # h5py says "Unable to synchronously open object (object 'best' doesn't exist)": name the member
+        found = re.search(r"object '([^']+)' doesn't exist", text) or re.search(r"attribute: '([^']+)'", text)
+        what = text if found is None else (f"the member {found.group(1)!r}" if "object" in found.re.pattern
+                                           else f"the attribute {found.group(1)!r}")
+        raise RunFileError(f"{path} is damaged or incomplete: {what} is missing") from None
     except (TypeError, ValueError) as e:  # json.JSONDecodeError is a ValueError
         if isinstance(e, RunFileError):
             raise
@@ -589,7 +595,7 @@ class RunStore:
     def summary(self) -> str:
         """A few lines for ``spikehebb inspect``."""
         h = self.history()
-        with open_checked(self.path) as f:
+        with open_checked(self.path) as f, damaged_as_one_line(self.path):
             created = attr_str(f.attrs.get("created", "?"))
             best_gen = int(f["best"].attrs["generation"])
             best = float(f["best"].attrs["fitness"])

@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from spikehebb import __version__
+from spikehebb.checks import is_integer
 from spikehebb.store.fileformat import FORMAT, FORMAT_VERSION, TRACES_FORMAT, open_checked
 from spikehebb.store.transaction import Transaction, WriterLock, _raise_translated, is_no_space, real_path, write_error
 
@@ -64,18 +65,24 @@ class TraceWriter:
         self.sizes = tuple(int(s) for s in sizes)
         if len(self.sizes) < 2 or min(self.sizes) < 1:
             raise ValueError(f"sizes must list at least two positive layer sizes, got {sizes}")
+        for name, value in (("n_actions", n_actions), ("block", block), ("sample_seed", sample_seed)):
+            if not (is_integer(value) and value >= (0 if name == "sample_seed" else 1)):
+                raise ValueError(f"{name} must be {'a non-negative' if name == 'sample_seed' else 'a positive'} "
+                                 f"integer, got {value!r}")
         self.n_actions = int(n_actions)
         self.reward_terms = tuple(reward_terms)
         if len(set(self.reward_terms)) != len(self.reward_terms) or any("/" in t or not t for t in self.reward_terms):
             raise ValueError(f"reward_terms must be unique names without '/', got {reward_terms}")
-        if synapses is not None and int(synapses) < 1:
-            raise ValueError(f"synapses must be None (all) or a positive count, got {synapses}")
+        if synapses is not None and not (is_integer(synapses) and synapses >= 1):
+            raise ValueError(f"synapses must be None (all) or a positive count, got {synapses!r}")
         self.synapses, self.sample_seed = synapses, int(sample_seed)
         self.block = int(block)
         self.compression = compression
         self.replace = tuple(replace)
         if any(not v or "/" in v for v in self.replace):
             raise ValueError(f"replace must list morphology names without '/', got {replace}")
+        # drawn before the lock is taken: a draw that fails leaves nothing held or on disk
+        self._samples = [self._sample(l, a * b) for l, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), 1)]
         self._own_lock = _lock is None
         self._lock = _lock or WriterLock(self.path, "record traces into")
         self._txn: Transaction | None = None
@@ -101,7 +108,6 @@ class TraceWriter:
             finally:
                 if self._own_lock:
                     self._lock.release()
-        self._samples = [self._sample(l, a * b) for l, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), 1)]
         self._open_episode: EpisodeTrace | None = None
 
     def _sample(self, layer: int, n: int) -> np.ndarray | None:
