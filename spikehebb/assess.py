@@ -104,6 +104,12 @@ def load_run(path: str | Path, which: str = "mean") -> tuple[TrainConfig, np.nda
         checkpoint = store.load_checkpoint()
     if checkpoint is None:
         raise ValueError(f"{path} holds no finished generation yet, so no parameters to evaluate")
+    from spikehebb.models import model_info
+
+    if which == "best" and model_info(path) is not None:
+        # a model's /best is its source run's, from any generation: not what the model ships
+        raise ValueError(f"{path} is a model: it holds the search mean it chose; the best candidate "
+                         "of its run is in the run file (evaluate that with --which best)")
     return config, checkpoint.best_params if which == "best" else checkpoint.mean
 
 

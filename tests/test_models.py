@@ -550,3 +550,16 @@ def test_a_model_keeps_the_runs_traces_only_when_they_are_of_its_mean(run, tmp_p
     model = export(copy, tmp_path / "m.h5", Selection(generations, scores, 1, ("default",)))
     with h5py.File(model) as f:
         assert ("traces" in f) == kept
+
+
+def test_a_model_refuses_its_runs_best_candidate(run, tmp_path):
+    """A model keeps its source run's /best (the run's best candidate, from any generation, maybe
+    after the chosen mean): `evaluate --which best` on it tested something the model does not ship."""
+    from spikehebb.models import Selection
+
+    generations, _ = candidate_means(run)
+    model = export(run, tmp_path / "m.h5", Selection(generations, np.array([3.0, 1.0, 2.0]), 1, ("default",)))
+    with pytest.raises(ValueError, match=r"m.h5 is a model: it holds the search mean it chose; the best candidate of its run "
+                                         r"is in the run file \(evaluate that with --which best\)"):
+        load_run(model, "best")
+    assert load_run(run, "best")[1].shape == load_run(model)[1].shape  # the run file still gives it

@@ -629,7 +629,9 @@ class RunStore:
         if g:
             lines.append(
                 f"{g} generations, {h['env_steps'].sum():,} env steps, {h['wall_time'].sum() / 3600:.2f} h; "
-                f"best fitness {best:.2f} (in generation {best_gen + 1}, counting from 1 as the log does); last generation mean "
+                + (f"best fitness {best:.2f} (in generation {best_gen + 1}, counting from 1 as the log does)"
+                   if np.isfinite(best) else "no finite fitness yet (every lifetime so far failed)")
+                + f"; last generation mean "
                 f"{h['fitness_mean'][-1]:.2f}, max {h['fitness_max'][-1]:.2f}, sigma {h['sigma'][-1]:.4g}"
             )
         else:

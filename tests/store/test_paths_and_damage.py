@@ -188,3 +188,19 @@ def test_a_trace_writer_whose_sample_draw_fails_holds_nothing(tmp_path):
             TraceWriter(tmp_path / "t.h5", **{**kwargs, **bad})
     assert list(tmp_path.iterdir()) == [] and unraisable.held() == ()
     TraceWriter(tmp_path / "t.h5", **kwargs).close()  # the file is free
+
+
+def test_inspect_says_when_no_lifetime_has_a_finite_fitness_yet(tmp_path):
+    """It printed "best fitness -inf (in generation 1, ...)" after a generation of failures."""
+    run = tmp_path / "run.h5"
+    RunStore.create(run, {"generations": 5}, sizes=(2, 3, 1), rule="ABCD_lr", popsize=P, fsync=False).close()
+    with RunStore.open(run, "a") as store:
+        n = store.n_params
+        store.append_generation(0, fitness_raw=np.full(P, np.nan), fitness_shaped=np.zeros(P), sigma=0.1, lr=0.1,
+                                wall_time_s=1.0, env_steps=1, mean=np.zeros(n), best_params=np.full(n, np.nan),
+                                best_fitness=-np.inf, strategy_state={"g": 0})
+    summary = RunStore.open(run).summary()
+    assert "no finite fitness yet (every lifetime so far failed); last generation mean" in summary and "-inf (in" not in summary
+    with RunStore.open(run, "a") as store:
+        generation(store, 1, 3.0)
+    assert "best fitness 3.00 (in generation 2, counting from 1" in RunStore.open(run).summary()
