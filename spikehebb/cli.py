@@ -276,6 +276,8 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
             fields[name] = getattr(args, name)
     if args.train_variants:
         fields["train_variants"] = tuple(args.train_variants)
+        if len(set(fields["train_variants"])) != len(fields["train_variants"]):
+            raise ValueError(f"--train-variants names a body twice: {' '.join(fields['train_variants'])}")
     b = base or TrainConfig(
         task=TaskConfig(args.task), strategy=StrategyConfig(), agent=AgentConfig(), evaluator=EvaluatorConfig()
     )
@@ -380,9 +382,6 @@ def _refuse_ignored_flags(args, agent, task, strategy, evaluator: str, workers) 
     if given("backend") and agent.kind in ("lstm", "gru"):
         raise ValueError(f"--backend chooses how a rate network runs; the {agent.kind} agent runs in NumPy "
                          "whatever it says: drop --backend")
-    bodies = task.train_variants or ()
-    if len(set(bodies)) != len(bodies):
-        raise ValueError(f"--train-variants names a body twice: {' '.join(bodies)}")
     if given("first_input") and task.make().episode.burn_in_steps == 0:
         raise ValueError(f"--first-input chooses what the network sees first after the burn-in; the {task.name} "
                          "has none: drop --first-input")

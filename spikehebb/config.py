@@ -93,6 +93,10 @@ class TaskConfig:
         task = get_task(self.name)
         if self.train_variants is not None:
             object.__setattr__(self, "train_variants", task.check_variants(tuple(self.train_variants)))
+            twice = sorted({v for v in self.train_variants if self.train_variants.count(v) > 1})
+            if twice:  # lifetimes are seeded by the variant's position: a repeat would weigh that body double
+                raise ValueError(f"task: train_variants names {', '.join(twice)} more than once; give each training "
+                                 f"variant once (got {' '.join(self.train_variants)})")
         if self.episode is not None and "max_env_steps" in self.episode:
             raise ValueError("task: give the lifetime length as max_env_steps, not inside episode")
         task = self.make()  # bad episode fields fail here, with EpisodeRules' message

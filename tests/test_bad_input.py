@@ -522,6 +522,10 @@ def test_episode_rules_refuse_booleans_and_unknown_fields():
     with pytest.raises(ValueError, match="unknown episode field.s. bogus; valid: burn_in_steps, max_env_steps, "
                                          "grace_steps, patience, end_on_terminated, first_input"):
         TaskConfig("ant", episode={"bogus": 1})
+    # through the Python API a body given twice trained on two lifetimes of it (only the CLI refused it)
+    with pytest.raises(ValueError, match="task: train_variants names default more than once; give each training variant "
+                                         "once .got default damage_right default."):
+        TaskConfig("ant", ("default", "damage_right", "default"))
 
 
 def test_a_worker_refuses_rows_and_episodes_that_do_not_fit():
