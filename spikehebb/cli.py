@@ -174,7 +174,8 @@ def add_biology_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--baseline-tau", type=float, metavar="STEPS",
                    help="with --modulated: the modulator baseline's time constant (default 100)")
     g.add_argument("--weight-init", choices=WEIGHT_INITS,
-                   help="initial weights: uniform U[-0.1, 0.1] (the paper, default), normal, or lognormal magnitudes")
+                   help="initial weights: uniform U[-0.1, 0.1] (the paper, default), normal N(0, 0.1) (not the authors' "
+                        "'normal' option, N(0, 0.024)), or lognormal magnitudes")
     g.add_argument("--rule-every", type=int, metavar="K", help="apply the rule every K env steps (default 1)")
     g.add_argument("--rate-average", type=float, metavar="TAU",
                    help="the rule reads moving averages of the rates with this time constant in steps (default: the rates)")
