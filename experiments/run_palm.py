@@ -48,13 +48,15 @@ def arms(args: argparse.Namespace, base: TrainConfig, holdout: str) -> list[Arm]
             agent = AgentConfig(kind=kind, rule=None, backend=base.agent.backend, dtype=base.agent.dtype)
             init = args.baseline_init
             # The shared-rule settings are the Hebbian arm's alone; a baseline keeps the rest of the
-            # search (population, lr, sigma, optimizer), and its name says where that is not the default.
+            # search (population, lr, sigma, optimizer, lr decay); its name says where the last two are not the default.
             plain = StrategyConfig()
             strategy = dataclasses.replace(base.strategy, shared_rules=None, rho=None, assign=plain.assign, noise=plain.noise,
                                            merge_every=plain.merge_every, merge_fraction=plain.merge_fraction, init=init)
             label = kind if init == "normal" else f"{kind} init-{init}"
             if strategy.optimizer != plain.optimizer:
                 label += f" {strategy.optimizer}"
+            if strategy.lr_decay != plain.lr_decay:
+                label += f" lr-decay-{strategy.lr_decay:g}"
         name = f"palm_{base.task.name}_{holdout}_{label.replace(' ', '_')}_s{base.seed}"
         config = base.replace(agent=agent, strategy=strategy, run_name=name)
         out.append(Arm(label, config))

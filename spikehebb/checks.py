@@ -17,5 +17,18 @@ def is_integer(value) -> bool:
 
 def is_finite_real(value) -> bool:
     """A finite int, float or NumPy real number, not a bool or a string."""
-    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-            and math.isfinite(value))
+    if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, (bool, np.bool_)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float's range (10**400)
+        return False
+
+
+def check_episodes(episodes) -> list[int]:
+    """Episode numbers as a list of ints, or a one-line ValueError unless each is an integer >= 0
+    (``int()`` would cut 1.5 to episode 1 without a word)."""
+    episodes = list(episodes)
+    if not all(is_integer(e) and e >= 0 for e in episodes):
+        raise ValueError(f"episode numbers must be non-negative integers, got {episodes!r}")
+    return [int(e) for e in episodes]

@@ -93,10 +93,7 @@ class TaskConfig:
         task = get_task(self.name)
         if self.train_variants is not None:
             object.__setattr__(self, "train_variants", task.check_variants(tuple(self.train_variants)))
-            twice = sorted({v for v in self.train_variants if self.train_variants.count(v) > 1})
-            if twice:  # lifetimes are seeded by the variant's position: a repeat would weigh that body double
-                raise ValueError(f"task: train_variants names {', '.join(twice)} more than once; give each training "
-                                 f"variant once (got {' '.join(self.train_variants)})")
+
         if self.episode is not None and "max_env_steps" in self.episode:
             raise ValueError("task: give the lifetime length as max_env_steps, not inside episode")
         task = self.make()  # bad episode fields fail here, with EpisodeRules' message
@@ -239,9 +236,6 @@ class StrategyConfig:
         _check_number("strategy", "lr_decay", self.lr_decay, positive=True, maximum=1)
         if self.name == "cma" and self.lr_decay != StrategyConfig.lr_decay:
             raise ValueError(f"strategy: CMA-ES has no learning rate to decay: leave lr_decay at its default (got {self.lr_decay})")
-        if self.name == "cma" and self.l2_coeff != StrategyConfig.l2_coeff:
-            raise ValueError(f"strategy: l2_coeff is the fitness penalty of OpenAI-ES and shared rules; CMA-ES runs "
-                             f"without one: leave it at its default (got {self.l2_coeff})")
         if self.name == "cma" and self.optimizer != "sgd":
             raise ValueError(f"optimizer={self.optimizer!r} is for OpenAI-ES and shared rules; CMA-ES has its own update")
         if not self.shares_rules and self.assign != "gmm":
@@ -543,6 +537,20 @@ class TrainConfig:
     @property
     def n_workers(self) -> int:
         return self.evaluator.n_workers(self.strategy.popsize)
+
+    def check_new_run(self) -> None:
+        """Settings a NEW run refuses (one-line ValueError) that a stored config may hold from before
+        they were refused (it still opens, and resumes as it ran): a training variant named twice
+        (lifetimes are seeded by the variant's position, so a repeat weighs that body double), and
+        an l2_coeff for CMA-ES, which runs without the penalty whatever it says."""
+        bodies = self.task.train_variants or ()
+        twice = sorted({v for v in bodies if bodies.count(v) > 1})
+        if twice:
+            raise ValueError(f"task: train_variants names {', '.join(twice)} more than once; give each training "
+                             f"variant once (got {' '.join(bodies)})")
+        if self.strategy.name == "cma" and self.strategy.l2_coeff != StrategyConfig.l2_coeff:
+            raise ValueError(f"strategy: l2_coeff is the fitness penalty of OpenAI-ES and shared rules; CMA-ES runs "
+                             f"without one: leave it at its default (got {self.strategy.l2_coeff})")
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

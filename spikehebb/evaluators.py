@@ -38,7 +38,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from spikehebb.checks import is_integer
+from spikehebb.checks import check_episodes, is_integer
 from spikehebb.config import WorkerSpec
 from spikehebb.stopping import STOP_AFTER_GENERATION
 from spikehebb.worker import Worker, mean_over_variants
@@ -118,10 +118,7 @@ class _Evaluator:
     def evaluate_params(self, params: np.ndarray, variant: str, episodes: Sequence[int]) -> tuple[np.ndarray, int]:
         """Fitness of one parameter vector ``(n_params,)`` over episode numbers on ``variant``
         (evaluation lifetimes, seeded by episode number), and the env steps they took."""
-        episodes = list(episodes)
-        if not all(is_integer(e) and e >= 0 for e in episodes):  # int() cut 1.5 to 1 without a word
-            raise ValueError(f"episode numbers must be non-negative integers, got {episodes}")
-        episodes = [int(e) for e in episodes]
+        episodes = check_episodes(episodes)
         if not episodes:
             return np.empty(0), 0
         params = np.asarray(params, dtype=np.float64)

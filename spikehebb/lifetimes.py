@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import gymnasium
 import numpy as np
 
-from spikehebb.checks import is_integer
+from spikehebb.checks import check_episodes, is_integer
 from spikehebb.assess import load_run, without_early_ends
 from spikehebb.agents import agent_class, genome_parts
 from spikehebb.genome import GenomeMap
@@ -192,9 +192,7 @@ class Lifetimes:
         self.close()
 
     def _path(self, variant: str, episode: int) -> tuple[int, int, int]:
-        if not (is_integer(episode) and episode >= 0):  # int() cut 1.5 to episode 1
-            raise ValueError(f"episode numbers must be non-negative integers, got {episode!r}")
-        return (EVALUATION_TAG, int(episode), self.task.variants.index(variant))
+        return (EVALUATION_TAG, check_episodes([episode])[0], self.task.variants.index(variant))
 
 
 # ------------------------------------------------------------------ the controller, in one place

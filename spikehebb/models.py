@@ -158,7 +158,8 @@ def export(path: str | Path, out: str | Path, selection: Selection) -> Path:
     final = selection.best == len(generations) - 1  # candidate_means ends with the final mean
     # Written as run files are (in memory, then <out>.tmp, fsync, rename): room is checked first, a
     # full disk is one line, and no .tmp is left.
-    with transaction(out, fsync=True, new=True, reserve=path.stat().st_size, what="write the model") as f:
+    with transaction(out, fsync=True, new=True, reserve=path.stat().st_size, what="write the model",
+                     after="nothing was written (no .tmp left); free some space and select again") as f:
         # the run's traces and shared rules are of its final mean: kept only when that one was chosen
         _copy_keeping_one_snapshot(path, f, int(selection.generations[selection.best]),
                                    leave_out=() if final else ("shared_rules", "traces"))

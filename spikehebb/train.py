@@ -91,6 +91,8 @@ def train(
                 stored = stored.replace(generations=config.generations, evaluator=config.evaluator)
             config = stored
         config = config or TrainConfig()
+        if store is None:
+            config.check_new_run()
         if config.evaluator.name == "ray" and importlib.util.find_spec("ray") is None:
             raise ValueError('the "ray" evaluator needs Ray: pip install "spikehebb[ray]" (or drop --ray / --evaluator ray)')
         # a remote Ray cluster's memory is not this machine's

@@ -30,10 +30,11 @@ def _hook(info: Any) -> None:
 
 
 def hold(filter_: Filter) -> None:
-    """Add ``filter_``, installing this module's hook unless it is in place (what was there before
-    it gets what no filter takes)."""
+    """Add ``filter_``. The first one held installs this module's hook (what was there before it
+    gets what no filter takes). A hook someone installs while filters are held is left in place
+    (it may hand on to this one); the hook from before the first filter is never lost."""
     global _before
-    if sys.unraisablehook is not _hook:
+    if not _held and sys.unraisablehook is not _hook:
         _before = sys.unraisablehook
         sys.unraisablehook = _hook
     _held.append(filter_)

@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from spikehebb.agents import agent_class, genome_parts
-from spikehebb.checks import is_integer
+from spikehebb.checks import check_episodes
 from spikehebb.config import WorkerSpec
 from spikehebb.genome import GenomeMap
 from spikehebb.rollout import Lifetime, Rollout, StepHook
@@ -156,9 +156,7 @@ class Worker:
     def evaluate_params(self, params: np.ndarray, variant: str, episodes: Sequence[int]) -> tuple[np.ndarray, int]:
         """Fitness of one parameter vector over the given episode numbers on ``variant``."""
         v = self.task.variants.index(self.task.check_variants([variant])[0])
-        episodes = list(episodes)
-        if not all(is_integer(e) and e >= 0 for e in episodes):
-            raise ValueError(f"episode numbers must be non-negative integers, got {episodes!r}")
+        episodes = check_episodes(episodes)
         paths = [(EVALUATION_TAG, e, v) for e in episodes]
         return self.lifetimes(np.repeat(np.asarray(params)[None], len(episodes), axis=0), variant, paths)
 

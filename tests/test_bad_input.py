@@ -361,9 +361,15 @@ def test_lower_variance_options(tmp_path):
     with pytest.raises(ValueError, match="paired_seeds pairs the mirrored candidates of OpenAI-ES"):
         StrategyConfig("cma", paired_seeds=True)
     # CMA-ES ran without the penalty while its record said l2_coeff 0.01 and took any value
+    from spikehebb.config import TrainConfig
+    from spikehebb.train import train
+
+    cma = TrainConfig(strategy=StrategyConfig("cma", l2_coeff=0.05), runs_dir=str(tmp_path / "cma_runs"))
     with pytest.raises(ValueError, match=r"strategy: l2_coeff is the fitness penalty of OpenAI-ES and shared rules; "
                                          r"CMA-ES runs without one: leave it at its default \(got 0.05\)"):
-        StrategyConfig("cma", l2_coeff=0.05)
+        train(cma, progress=False)  # a new run refuses it; a stored config with it still opens
+    assert not (tmp_path / "cma_runs").exists()
+    assert TrainConfig.from_dict(cma.to_dict()) == cma
     assert StrategyConfig("cma").make(5, 0).l2_coeff == 0
     # Palm et al.'s best shared-rule ant: Adam, lr 1.0 halved every 100 generations
     palm = config_from_args(parser.parse_args(["--rho", "128", "--optimizer", "adam", "--lr", "1.0", "--lr-decay", "0.99309"]))
@@ -523,9 +529,12 @@ def test_episode_rules_refuse_booleans_and_unknown_fields():
                                          "grace_steps, patience, end_on_terminated, first_input"):
         TaskConfig("ant", episode={"bogus": 1})
     # through the Python API a body given twice trained on two lifetimes of it (only the CLI refused it)
+    from spikehebb.config import TrainConfig
+
+    twice = TrainConfig(task=TaskConfig("ant", ("default", "damage_right", "default")))
     with pytest.raises(ValueError, match="task: train_variants names default more than once; give each training variant "
                                          "once .got default damage_right default."):
-        TaskConfig("ant", ("default", "damage_right", "default"))
+        twice.check_new_run()
 
 
 def test_a_worker_refuses_rows_and_episodes_that_do_not_fit():

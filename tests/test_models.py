@@ -441,7 +441,7 @@ def test_weights_by_body_takes_the_weights_the_traces_record(run, tmp_path, caps
         Lifetimes(run, batch_size=2.5)
     with pytest.raises(ValueError, match=r"max_env_steps must be a positive integer \(env steps, burn-in included\), got 99.7"):
         Lifetimes(run, max_env_steps=99.7)
-    with Lifetimes(run, batch_size=1) as lives, pytest.raises(ValueError, match="episode numbers must be non-negative integers, got 1.5"):
+    with Lifetimes(run, batch_size=1) as lives, pytest.raises(ValueError, match=r"episode numbers must be non-negative integers, got \[1.5\]"):
         lives._path("long_back", 1.5)
     for e in range(2):
         recorded = load_trace(traces, f"long_back/episode_{e}")

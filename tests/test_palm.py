@@ -201,6 +201,8 @@ def test_baselines_take_none_of_the_hebbian_arms_shared_rule_settings(experiment
     assert [a.name for a in adam] == ["hebbian ABCD_lr", "static adam", "lstm adam"]
     assert adam[1].config.strategy == dataclasses.replace(plain[1].config.strategy, optimizer="adam")
     assert adam[1].config.run_name == "palm_ant_long_front_static_adam_s0"
+    decayed = run_palm.arms(args, TrainConfig(strategy=StrategyConfig(lr_decay=0.99)), "long_front")
+    assert [a.name for a in decayed] == ["hebbian ABCD_lr", "static lr-decay-0.99", "lstm lr-decay-0.99"]
 
 
 def test_paper_is_palms_budget(experiment_script, monkeypatch, tmp_path):

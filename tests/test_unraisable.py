@@ -42,19 +42,36 @@ def test_filters_are_asked_latest_first_and_the_rest_goes_to_the_earlier_hook(se
     unraisable.release(second)  # twice: nothing more
 
 
-def test_a_hook_someone_else_installed_meanwhile_is_kept_and_then_served(seen):
+def test_a_hook_someone_else_installs_meanwhile_is_left_alone_and_nothing_loops(seen):
+    """A framework installs its own hook while a filter is held, one that hands on to the hook it
+    replaced (ours): holding another filter then took that hook as 'the hook before', so every
+    unraisable went ours -> theirs -> ours ... until RecursionError, for good."""
     theirs = []
-    keep = lambda i: True  # noqa: E731
-    unraisable.hold(keep)
-    sys.unraisablehook = theirs.append  # say, a test framework's
+    previous = sys.unraisablehook
+
+    def framework(info):
+        theirs.append(info)
+        previous(info)
+
+    unraisable.hold(keep := (lambda i: isinstance(i.exc_value, KeyError)))
+    assert sys.unraisablehook is unraisable._hook
+    previous = sys.unraisablehook
+    sys.unraisablehook = framework
     unraisable.hold(drop := (lambda i: False))
-    sys.unraisablehook(e := info(OSError()))
-    assert theirs == []  # taken by `keep`
+    assert sys.unraisablehook is framework  # left in place
+    sys.unraisablehook(taken := info(KeyError()))
+    sys.unraisablehook(passed := info(OSError()))
+    assert theirs == [taken, passed] and seen == [passed]  # through ours to the original, once
     unraisable.release(keep)
-    sys.unraisablehook(e)
-    assert theirs == [e] and seen == []
     unraisable.release(drop)
-    assert sys.unraisablehook == theirs.append
+    assert sys.unraisablehook is framework  # not ours to take away
+    sys.unraisablehook(late := info(OSError()))
+    assert seen == [passed, late]
+    sys.unraisablehook = seen.append
+    unraisable.hold(keep)  # the original comes back as 'before' once nothing is held
+    sys.unraisablehook(info(KeyError()))
+    unraisable.release(keep)
+    assert sys.unraisablehook == seen.append and len(seen) == 2
 
 
 def test_a_run_drops_only_its_own_signal_exception_while_it_is_active(seen):

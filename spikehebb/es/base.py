@@ -15,7 +15,7 @@ import numpy as np
 from spikehebb.checks import MAX_SEED, is_finite_real, is_integer
 from spikehebb.es.candidates import CandidateKey, DiagonalSampler, NoiseSampler, PopulationSampler
 from spikehebb.es.shaping import l2_penalty
-from spikehebb.es.state_checks import state_count, state_field, state_vector
+from spikehebb.es.state_checks import scalar, state_count, state_field, state_vector
 
 STATE_VERSION = 1
 """Bumped whenever the layout of ``state_dict()`` changes."""
@@ -186,8 +186,7 @@ class Strategy(abc.ABC):
         # strategy as it was (the subclass's part checks its own, then swaps it in).
         generation = state_count(state, "generation")
         nan_count = state_count(state, "nan_count")
-        best_fitness = state_field(state, "best_fitness")
-        best_fitness = best_fitness.item() if isinstance(best_fitness, np.ndarray) and best_fitness.shape == () else best_fitness
+        best_fitness = scalar(state_field(state, "best_fitness"))
         if not (is_finite_real(best_fitness) or best_fitness == -np.inf):
             raise ValueError(f"state_dict best_fitness must be a finite number or -inf, got {best_fitness!r}")
         # NaN until a first candidate is told

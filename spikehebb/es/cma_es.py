@@ -58,11 +58,11 @@ class CMAES(Strategy):
         l2_coeff: optional fitness penalty ``-l2_coeff * mean(h_i**2)``; off by default (the paper's
             penalty belongs to its OpenAI-ES; :class:`~spikehebb.config.StrategyConfig` runs CMA-ES
             without it).
+        cma_options: further ``cma`` options, merged over the quiet defaults (not over popsize,
+            seed, CMA_diagonal or randn, which this class owns).
 
     A generation in which every candidate failed (NaN fitness) moves nothing: the search stays
     where it was before that generation's ask.
-        cma_options: further ``cma`` options, merged over the quiet defaults (not over popsize,
-            seed, CMA_diagonal or randn, which this class owns).
     """
 
     name = "cma"
@@ -211,8 +211,9 @@ class CMAES(Strategy):
             raise ValueError(f"state_dict diagonal must be {self.diagonal}, got {diagonal}")
         written_by = state_text(state, "cma_version") if "cma_version" in state else None
         versions = f"cma {written_by}" if written_by else "an earlier cma (its version unrecorded)"
+        cma_state = state_field(state, "cma")
         try:
-            es = self._restored(state_field(state, "cma"))
+            es = self._restored(cma_state)
         except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise ValueError(f"state_dict cma state does not fit cma {cma.__version__} (written by {versions}; "
                              f"{type(e).__name__}: {e})") from None

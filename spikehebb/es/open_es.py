@@ -16,7 +16,6 @@ One generation, with n = popsize and pairs sharing one noise stream eps_p:
 
 from __future__ import annotations
 
-
 from typing import Any
 
 import numpy as np

@@ -211,7 +211,7 @@ class SharedRuleSampler:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "means", _readonly(self.means))
-        table = np.asarray(self.assignments).view()
+        table = np.array(self.assignments, copy=True)  # a copy, as _readonly's: writes cannot reach the strategy
         table.setflags(write=False)
         object.__setattr__(self, "assignments", table)
         if self.indices is not None:

@@ -43,10 +43,14 @@ def state_vector(state: dict[str, Any], path: str, n: int | tuple[int, ...], fin
     return value
 
 
+def scalar(value: Any) -> Any:
+    """A 0-d array (what HDF5 gives back for a stored scalar) as its Python scalar; else as is."""
+    return value.item() if isinstance(value, np.ndarray) and value.shape == () else value
+
+
 def state_number(state: dict[str, Any], path: str, positive: bool = False) -> float:
     """A state's finite number (> 0 if ``positive``) as a float."""
-    value = state_field(state, path)
-    value = value.item() if isinstance(value, np.ndarray) and value.shape == () else value
+    value = scalar(state_field(state, path))
     if not is_finite_real(value) or (positive and not value > 0):
         raise ValueError(f"state_dict {path} must be a finite number{' > 0' if positive else ''}, got {value!r}")
     return float(value)
@@ -54,8 +58,7 @@ def state_number(state: dict[str, Any], path: str, positive: bool = False) -> fl
 
 def state_count(state: dict[str, Any], path: str) -> int:
     """A state's integer >= 0."""
-    value = state_field(state, path)
-    value = value.item() if isinstance(value, np.ndarray) and value.shape == () else value
+    value = scalar(state_field(state, path))
     if not (is_integer(value) and value >= 0):
         raise ValueError(f"state_dict {path} must be an integer >= 0, got {value!r}")
     return int(value)

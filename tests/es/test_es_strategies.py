@@ -349,6 +349,7 @@ def test_registry_kwargs_cover_every_strategy():
     ({"sigma": float("nan")}, "sigma and lr must be finite numbers > 0, got sigma=nan, lr=0.02"),
     ({"lr": float("inf")}, "sigma and lr must be finite numbers > 0, got sigma=0.1, lr=inf"),
     ({"sigma": "0.1"}, "sigma and lr must be finite numbers > 0, got sigma='0.1', lr=0.02"),
+    ({"lr": 10**400}, "sigma and lr must be finite numbers > 0, got sigma=0.1, lr=1000"),  # an int beyond float: no OverflowError
     ({"sigma_decay": 0.0}, r"sigma_decay must be a number in \(0, 1\] \(a factor per generation\), got 0.0"),
     ({"lr_decay": -1.0}, r"lr_decay must be a number in \(0, 1\]"),
     ({"lr_decay": "0.9"}, r"lr_decay must be a number in \(0, 1\] \(a factor per generation\), got '0.9'"),
@@ -508,11 +509,14 @@ def test_a_samplers_arrays_do_not_reach_the_strategy(name):
     """The sampler held read-only VIEWS of the strategy's mean; setflags(write=True) on one wrote
     through into the strategy."""
     strategy = make(name, 4, popsize=4)
-    strategy.ask()
+    keys = strategy.ask()
     sampler = strategy.sampler()
     array = sampler.mean if hasattr(sampler, "mean") else sampler.population
     assert not array.flags.writeable
-    before = strategy.mean
+    before = strategy.mean, strategy._population.copy() if name == "cma" else None
     array.setflags(write=True)
     array[...] = 123.0
-    np.testing.assert_array_equal(strategy.mean, before)
+    np.testing.assert_array_equal(strategy.mean, before[0])
+    if name == "cma":  # what cma is told at tell() is the strategy's own population, untouched
+        np.testing.assert_array_equal(strategy._population, before[1])
+    assert not np.any(strategy._sampler().params(keys[0]) == 123.0)

@@ -213,6 +213,14 @@ def test_random_assignment_stays_fixed_and_only_the_rules_move():
     np.testing.assert_array_equal(strategy.mode_assignment(), fixed)
     assert not np.array_equal(strategy.rule_means, means_before)
     assert "logits" not in strategy.state_dict()["strategy_state"]
+    # the sampler's table was a read-only VIEW of the fixed assignment: setflags(write=True) on it
+    # rewrote the strategy's (and so its checkpoint)
+    strategy.ask()
+    table = strategy.sampler().assignments
+    assert not table.flags.writeable
+    table.setflags(write=True)
+    table[...] = 0
+    np.testing.assert_array_equal(strategy.mode_assignment(), fixed)
 
 
 def test_a_bottlenecked_target_is_learned(mode):

@@ -175,9 +175,10 @@ def test_spike_counts_are_written_only_when_there_is_room_for_them(tmp_path, mon
         assert "spikes" not in f["traces/default/episode_1"]
 
 
-def test_a_trace_writer_whose_sample_draw_fails_holds_nothing(tmp_path):
+def test_a_trace_writer_refuses_bad_counts_before_it_holds_anything(tmp_path):
     """The synapse sample was drawn after the lock and the on-disk copy were taken: a bad seed left
-    the lock held (the next writer was told another process had it: its own pid) and a .tmp."""
+    the lock held (the next writer was told another process had it: its own pid) and a .tmp. Bad
+    counts are now refused up front (and the draw comes before the lock)."""
     kwargs = dict(sizes=(2, 3), n_actions=1, reward_terms=["r"], fsync=False, synapses=2)
     with pytest.raises(ValueError, match="sample_seed must be a non-negative integer, got -1"):
         TraceWriter(tmp_path / "t.h5", sample_seed=-1, **kwargs)
