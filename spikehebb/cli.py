@@ -673,8 +673,8 @@ def run_select(args: argparse.Namespace) -> Path:
 
     from spikehebb.agents import lifetime_start
     from spikehebb.assess import assess, format_table, load_run
-    from spikehebb.models import (card, check_model_output, export, model_without_card, select, selection_figure,
-                                  write_atomically)
+    from spikehebb.models import (card, check_model_output, check_not_training, export, model_without_card, select,
+                                  selection_figure, write_atomically)
     from spikehebb.report import paper_numbers
 
     for name in ("episodes", "test_episodes"):
@@ -699,6 +699,7 @@ def run_select(args: argparse.Namespace) -> Path:
         print(f"{out} exists without its card: it keeps the mean it chose (generation {info['generation']}); "
               f"its card is made")
     else:
+        check_not_training(Path(args.runfile))
         check_model_output(out, Path(args.runfile).stat().st_size)
         selection = select(args.runfile, args.episodes, workers)
         path = export(args.runfile, out, selection)

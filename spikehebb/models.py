@@ -31,7 +31,7 @@ import numpy as np
 from spikehebb.checks import is_integer
 from spikehebb.config import TrainConfig, WorkerSpec
 from spikehebb.store import RunStore
-from spikehebb.store.transaction import MARGIN, free_bytes, transaction, write_error
+from spikehebb.store.transaction import MARGIN, free_bytes, transaction, write_error, writer_pid
 
 #: First episode number of selection lifetimes (test lifetimes are numbered from 0).
 SELECTION_EPISODE0 = 1_000_000
@@ -163,6 +163,9 @@ def export(path: str | Path, out: str | Path, selection: Selection) -> Path:
         # the run's traces and shared rules are of its final mean: kept only when that one was chosen
         _copy_keeping_one_snapshot(path, f, int(selection.generations[selection.best]),
                                    leave_out=() if final else ("shared_rules", "traces"))
+        if int(f.attrs["generations_completed"]) != int(generations[-1]):  # a generation stored meanwhile
+            raise ValueError(f"{path} moved on to generation {int(f.attrs['generations_completed'])} while its model "
+                             "was written; select once its training stops")
         for part, layers in layout.split(chosen).items():
             for l, array in enumerate(layers, 1):
                 f["mean"][part][f"layer_{l}"][...] = array[0]
@@ -202,6 +205,15 @@ def _copy_keeping_one_snapshot(path: Path, dst: h5py.File, generation: int, leav
             kept = copy.create_dataset(name, data=ds[()][keep], maxshape=ds.maxshape, chunks=ds.chunks,
                                        compression=ds.compression, fillvalue=ds.fillvalue)
             copy_attrs(ds, kept)
+
+
+def check_not_training(run: Path) -> None:
+    """A one-line error while ``run`` is being written: its final mean (a candidate) changes every
+    generation, so a selection would be refused after scoring (or could copy a later state)."""
+    pid = writer_pid(run)
+    if pid is not None:
+        raise ValueError(f"{run} is being written by another process (pid {pid}, a training run?): select once it stops "
+                         "(stop it after its generation with kill -USR1), or select from a copy of the file")
 
 
 def check_model_output(out: Path, need: int) -> None:

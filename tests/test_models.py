@@ -563,3 +563,38 @@ def test_a_model_refuses_its_runs_best_candidate(run, tmp_path):
                                          r"is in the run file \(evaluate that with --which best\)"):
         load_run(model, "best")
     assert load_run(run, "best")[1].shape == load_run(model)[1].shape  # the run file still gives it
+
+
+def test_select_refuses_a_run_that_is_being_written_before_scoring(run, tmp_path, capsys, monkeypatch):
+    """Its final mean changes every generation: the selection was refused only after scoring
+    ("made on other snapshots"), or export could copy a later state than the one it chose."""
+    import os
+
+    import spikehebb.models
+    from spikehebb.store import RunStore
+    from spikehebb.store.transaction import writer_pid
+
+    monkeypatch.setattr(spikehebb.models, "select", lambda *a, **k: pytest.fail("scored before the check"))
+    assert writer_pid(run) is None
+    with RunStore.open(run, "a"):  # a training run holds the writer lock
+        assert writer_pid(run) == str(os.getpid())
+        with pytest.raises(SystemExit) as exc:
+            cli_main(["select", str(run), "-o", str(tmp_path / "m.h5"), "--workers", "1"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"{run} is being written by another process (pid {os.getpid()}, a training run?)" in err
+    assert err.count("\n") == 1 and not (tmp_path / "m.h5").exists()
+    assert writer_pid(run) is None  # the probe took nothing
+
+
+def test_export_refuses_a_run_that_moved_on_while_it_was_copied(run, tmp_path, monkeypatch):
+    import spikehebb.models
+    from spikehebb.models import Selection
+
+    generations, means = candidate_means(run)
+    earlier = generations.copy()
+    earlier[-1] -= 1  # as read one generation before the copy was made
+    monkeypatch.setattr(spikehebb.models, "candidate_means", lambda path: (earlier, means))
+    with pytest.raises(ValueError, match=r"run.h5 moved on to generation 5 while its model was written; select once its "
+                                         r"training stops"):
+        export(run, tmp_path / "m.h5", Selection(earlier, np.array([1.0, 2.0, 3.0]), 1, ("default",)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -178,6 +178,25 @@ class WriterLock:
             self._fd = None
 
 
+def writer_pid(path: Path) -> str | None:
+    """The pid (as its lock file says it, or "unknown") of the process holding ``path``'s writer
+    lock now, None when nobody holds it; creates and changes nothing (a shared ``flock`` probe on
+    a read-only descriptor)."""
+    try:
+        fd = os.open(lock_path(Path(path)), os.O_RDONLY)
+    except OSError:  # no lock file: no writer
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 def _fallocate(fd: int, size: int) -> None:
     """Reserve ``size`` bytes for ``fd``: a full disk fails here, before any data is written."""
     try:
