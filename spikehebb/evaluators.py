@@ -359,8 +359,10 @@ class ProcessEvaluator(_Evaluator):
         self._ctx = multiprocessing.get_context("spawn")
         # The generation's next training lifetime, shared by every worker (see evaluate). Its lock
         # may start multiprocessing's resource tracker, a process of this group too.
+        # A plain Lock, not Value's default RLock: any process may release it, so one left held by
+        # a worker that died inside a claim is freed by the parent (_free_counter).
         with sigusr1_blocked():
-            self._counter = self._ctx.Value("q", 0)
+            self._counter = self._ctx.Value("q", 0, lock=self._ctx.Lock())
         self._procs: list[_Process | None] = [None] * self.workers
         _OPEN.add(self)
         try:
@@ -386,8 +388,7 @@ class ProcessEvaluator(_Evaluator):
             raise RuntimeError(f"this {self.name} evaluator is closed")
         n_variants = len(self.spec.make_task().train_variants)
         n_items = len(keys) * n_variants
-        with self._counter.get_lock():
-            self._counter.value = 0
+        self._counter.value = 0  # the setter takes the counter's (non-recursive) lock itself
         done, env_steps = {}, 0
         for part, steps in self._map("evaluate_claims", [(sampler, keys)] * self.workers):
             done.update(part)
@@ -398,6 +399,19 @@ class ProcessEvaluator(_Evaluator):
                 done.update(part)
                 env_steps += steps
         return mean_over_variants(done, len(keys), n_variants), env_steps
+
+    #: Seconds a claim may hold the counter's lock before a dead worker is taken to hold it (a
+    #: claim holds it for microseconds).
+    COUNTER_STUCK_S = 5.0
+
+    def _free_counter(self) -> None:
+        """After a worker died: release the counter's lock if it died holding it (killed inside a
+        claim), or every other worker, and its replacement, would wait on it for ever."""
+        lock = self._counter.get_lock()
+        if lock.acquire(timeout=self.COUNTER_STUCK_S):
+            lock.release()
+        else:
+            lock.release()  # multiprocessing.Lock: any process may release it
 
     @property
     def pids(self) -> list[int | None]:
@@ -512,6 +526,7 @@ class ProcessEvaluator(_Evaluator):
                         failures[chunk] += 1
                         reason = _exit_reason(payload[0])
                         self._stop(proc)
+                        self._free_counter()
                         self._procs[slot] = None
                         self.restarts += 1
                         if failures[chunk] >= self.max_failures:

@@ -108,9 +108,10 @@ class Worker:
         counter, n_items = self.counter, len(keys) * len(self.task.train_variants)
 
         def claim():
-            with counter.get_lock():
-                i = counter.value
-                counter.value = i + 1
+            with counter.get_lock():  # a plain Lock: read and write the raw value inside it
+                raw = counter.get_obj()
+                i = raw.value
+                raw.value = i + 1
             return i if i < n_items else None
 
         return self.train_lifetimes(sampler, keys, claim)
@@ -183,13 +184,17 @@ class CrashOnceWorker(Worker):
     Use it as ``worker_factory=functools.partial(CrashOnceWorker, crash_on=(0, 5), marker=path)``.
     """
 
-    def __init__(self, spec: WorkerSpec, crash_on: tuple[int, int], marker: str | os.PathLike | None):
+    def __init__(self, spec: WorkerSpec, crash_on: tuple[int, int], marker: str | os.PathLike | None,
+                 holding_counter: bool = False):
         super().__init__(spec)
         self.crash_on = tuple(crash_on)
         self.marker = marker
+        self.holding_counter = holding_counter  # die with the shared counter's lock held (inside a claim)
 
     def training_lifetime(self, key, c: int, v: int, vector: np.ndarray) -> Lifetime:
         if (key.generation, key.index) == self.crash_on and self._first_time():
+            if self.holding_counter and self.counter is not None:
+                self.counter.get_lock().acquire()
             os._exit(1)
         return super().training_lifetime(key, c, v, vector)
 

@@ -125,6 +125,32 @@ def test_dead_worker_is_replaced_and_its_chunk_rerun(generations, tmp_path):
         assert got_steps == steps
 
 
+def test_a_worker_that_dies_inside_a_claim_does_not_hang_the_others(generations, tmp_path):
+    """Killed while it held the shared counter's lock (an OOM kill can land anywhere): the lock
+    (an RLock owned by the dead process) was never released, so the other worker and the
+    replacement waited on it for ever. The parent frees it."""
+    gens, _ = generations
+    sampler, keys, fitness, steps = gens[0]
+    factory = functools.partial(CrashOnceWorker, crash_on=(0, 5), marker=str(tmp_path / "crashed"), holding_counter=True)
+
+    def hung(signum, frame):
+        raise TimeoutError("the evaluator hung on the counter's lock")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(120)
+    try:
+        with ProcessEvaluator(SPEC, workers=2, worker_factory=factory) as evaluator:
+            with pytest.warns(RuntimeWarning, match=r"died \(exit code 1\)"):
+                got, got_steps = evaluator.evaluate(sampler, keys)
+            assert evaluator.restarts == 1
+            np.testing.assert_array_equal(got, fitness)
+            assert got_steps == steps
+            np.testing.assert_array_equal(evaluator.evaluate(sampler, keys)[0], fitness)  # and it goes on
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_gives_up_on_a_candidate_that_always_kills_its_worker(generations):
     gens, _ = generations
     sampler, keys, _, _ = gens[0]
