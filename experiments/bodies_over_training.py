@@ -49,13 +49,12 @@ def cache_key(run: Path, config: TrainConfig, episodes: int) -> dict:
     return {"run": run.name, "settings": arm_settings(config), "episodes": episodes, "first_episode": SELECTION_EPISODE0}
 
 
-def load_cache(path: Path, run: Path, config: TrainConfig, episodes: int) -> dict[str, dict[str, float]]:
-    """{generation: {body: mean fitness}} from an earlier call on the same run (``config``: its
-    settings) and protocol."""
+def load_cache(path: Path, ours: dict, config: TrainConfig) -> dict[str, dict[str, float]]:
+    """{generation: {body: mean fitness}} from an earlier call on the same run and protocol
+    (``ours``: its :func:`cache_key`; ``config``: the run's settings)."""
     if not path.exists():
         return {}
     cached = json.loads(path.read_text())
-    ours = cache_key(run, config, episodes)
     theirs = {k: cached.get(k) for k in ours}
     changed = [k for k in ours if k != "settings" and theirs[k] != ours[k]]
     # a field added since reads as its default, as a resumed run's does
@@ -73,7 +72,7 @@ def body_scores(run: Path, variants, episodes: int, workers: int, cache: Path) -
     with RunStore.open(run) as store:
         config = TrainConfig.from_dict(store.config)
     key = cache_key(run, config, episodes)
-    scores = load_cache(cache, run, config, episodes)
+    scores = load_cache(cache, key, config)
     generations, _ = candidate_means(run)
     todo: dict[tuple[str, ...], list[int]] = {}  # the bodies a mean lacks -> those means
     for g in generations:

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from spikehebb.agents import AGENTS
-from spikehebb.cli import (add_evaluate_arguments, add_train_arguments, check_eval_steps, check_workers, config_from_args,
+from spikehebb.cli import (add_evaluate_arguments, add_train_arguments, check_evaluate_flags, config_from_args,
                            exit_interrupted)
 from spikehebb.config import AgentConfig, StrategyConfig, TrainConfig
 from spikehebb.palm import PALM_GENERATIONS, PALM_HOLDOUT, PALM_NAMES, PALM_VARIANTS, leave_one_out, reference
@@ -107,9 +107,6 @@ def main(argv: list[str] | None = None) -> None:
                                      "(`spikehebb evaluate RUN --traces` on one of its run files does)")
             if args.which != "mean":
                 raise ValueError("--which does not apply: the study tests each run's final search mean, as the papers did")
-            if args.episodes < 1:
-                raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
-            check_workers("--eval-workers", args.eval_workers, "one per core")
             holdout = args.holdout or PALM_HOLDOUT.get(args.task)
             if holdout is None:
                 raise ValueError(f"give --holdout for the {args.task}: one of {', '.join(PALM_VARIANTS.get(args.task, ()))}")
@@ -118,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.generations = PALM_GENERATIONS[args.task]
             args.runs_dir = args.study_dir
             base = config_from_args(args)
-            check_eval_steps(args.eval_steps, base.task.make().episode.burn_in_steps)
+            check_evaluate_flags(args, base.task.make())  # --episodes, --eval-workers, --eval-steps
             study_arms = arms(args, base, holdout)  # every config is checked here, before a file is written
             variants = PALM_VARIANTS[args.task]
             workers = args.eval_workers or os.cpu_count() or 1

@@ -25,6 +25,12 @@ def is_finite_real(value) -> bool:
         return False
 
 
+def repeated(items) -> list:
+    """The items that occur more than once in ``items``, sorted (empty when all are distinct)."""
+    items = list(items)
+    return sorted({item for item in items if items.count(item) > 1})
+
+
 def check_episodes(episodes) -> list[int]:
     """Episode numbers as a list of ints, or a one-line ValueError unless each is an integer >= 0
     (``int()`` would cut 1.5 to episode 1 without a word)."""

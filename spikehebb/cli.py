@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from spikehebb.checks import repeated
 from spikehebb.config import EVALUATOR_NAMES, STRATEGY_INITS, STRATEGY_NAMES, StrategyConfig, TrainConfig
 from spikehebb.rules import RULES
 from spikehebb.stopping import STOP_REQUEST
@@ -495,7 +496,7 @@ def check_evaluate_flags(args: argparse.Namespace, task) -> list[str]:
     """``evaluate``'s flags against ``task`` (a :class:`~spikehebb.tasks.Task`): a one-line error
     for a bad one, before any lifetime runs; returns the variants to test (default: all)."""
     variants = list(task.check_variants(args.variants or task.variants))
-    twice = sorted({v for v in variants if variants.count(v) > 1})
+    twice = repeated(variants)
     if twice:
         raise ValueError(f"--morphology names {', '.join(twice)} more than once; give each variant once")
     if args.episodes < 1:
@@ -674,7 +675,8 @@ def run_select(args: argparse.Namespace) -> Path:
     from spikehebb.agents import lifetime_start
     from spikehebb.assess import assess, format_table, load_run
     from spikehebb.models import (card, check_model_output, check_not_training, export, model_without_card, select,
-                                  selection_figure, write_atomically)
+                                  selection_figure)
+    from spikehebb.store.transaction import whole_file
     from spikehebb.report import paper_numbers
 
     for name in ("episodes", "test_episodes"):
@@ -715,12 +717,13 @@ def run_select(args: argparse.Namespace) -> Path:
         print(format_table(results, label, config.task.name, task.episode.max_network_steps,
                            start=lifetime_start(config.agent, task)))
         curve = path.with_name(path.stem + "_curve.png")
-        figure = selection_figure(path)
-        write_atomically(curve, lambda tmp: figure.savefig(tmp, dpi=100, format="png"), "write the curve")
+        with whole_file(curve, "write the curve") as tmp:
+            selection_figure(path).savefig(tmp, dpi=100)
         paper = paper_numbers(config)
         text = card(path, results, args.made_by or f"spikehebb train ... (see {Path(args.runfile).name})",
                     args.machine, paper, curve.name)
-        write_atomically(path.with_suffix(".md"), lambda tmp: tmp.write_text(text), "write the card")
+        with whole_file(path.with_suffix(".md"), "write the card") as tmp:
+            tmp.write_text(text)
         print(f"wrote {curve} and {path.with_suffix('.md')}")
     return path
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from spikehebb.agents import AgentConfig
-from spikehebb.checks import MAX_SEED  # the largest run seed (config's users import it from here)
+from spikehebb.checks import MAX_SEED, repeated  # MAX_SEED: the largest run seed (config's users import it here)
 from spikehebb.tasks import Task, get_task
 
 STRATEGY_NAMES = ("openai-es", "cma")
@@ -93,7 +93,6 @@ class TaskConfig:
         task = get_task(self.name)
         if self.train_variants is not None:
             object.__setattr__(self, "train_variants", task.check_variants(tuple(self.train_variants)))
-
         if self.episode is not None and "max_env_steps" in self.episode:
             raise ValueError("task: give the lifetime length as max_env_steps, not inside episode")
         task = self.make()  # bad episode fields fail here, with EpisodeRules' message
@@ -544,7 +543,7 @@ class TrainConfig:
         (lifetimes are seeded by the variant's position, so a repeat weighs that body double), and
         an l2_coeff for CMA-ES, which runs without the penalty whatever it says."""
         bodies = self.task.train_variants or ()
-        twice = sorted({v for v in bodies if bodies.count(v) > 1})
+        twice = repeated(bodies)
         if twice:
             raise ValueError(f"task: train_variants names {', '.join(twice)} more than once; give each training "
                              f"variant once (got {' '.join(bodies)})")

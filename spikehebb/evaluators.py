@@ -408,10 +408,8 @@ class ProcessEvaluator(_Evaluator):
         """After a worker died: release the counter's lock if it died holding it (killed inside a
         claim), or every other worker, and its replacement, would wait on it for ever."""
         lock = self._counter.get_lock()
-        if lock.acquire(timeout=self.COUNTER_STUCK_S):
-            lock.release()
-        else:
-            lock.release()  # multiprocessing.Lock: any process may release it
+        lock.acquire(timeout=self.COUNTER_STUCK_S)  # ours when free; else still the dead worker's
+        lock.release()  # either way: a multiprocessing.Lock may be released by any process
 
     @property
     def pids(self) -> list[int | None]:

@@ -234,22 +234,6 @@ def check_model_output(out: Path, need: int) -> None:
         raise err from None
 
 
-def write_atomically(path: Path, write: Callable[[Path], None], what: str) -> None:
-    """``write(tmp)`` to ``<path>.tmp``, then rename it over ``path``: a crash or a full disk
-    leaves ``path`` as it was (a card half written made a rerun of ``select`` take the model for
-    one with its card). ``what`` names the file in a full disk's one-line error."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        err = write_error(path, e, what)
-        if err is e:
-            raise
-        raise err from None
-
-
 def model_info(path: str | Path) -> dict | None:
     """The ``model`` record of a model file (None for a plain run file)."""
     with h5py.File(path, "r") as f:

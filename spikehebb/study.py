@@ -27,7 +27,6 @@ mean of the last generation).
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 
 from spikehebb.config import TrainConfig
 from spikehebb.stopping import STOP_REQUEST
+from spikehebb.store.transaction import whole_file
 
 
 @dataclass(frozen=True)
@@ -157,11 +157,10 @@ def _load_cache(cache: Path) -> dict:
 
 
 def save_cache(cache: Path, data: dict) -> None:
-    """Write ``data`` as JSON to ``cache`` whole: to a ``.tmp`` beside it, then renamed over it."""
+    """Write ``data`` as JSON to ``cache`` whole: beside it, then renamed over it."""
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, cache)
+    with whole_file(cache, "write the study cache") as tmp:
+        tmp.write_text(json.dumps(data, indent=1))
 
 
 def run_arm(

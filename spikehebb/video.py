@@ -12,13 +12,13 @@ real time by default (the ant: 60 frames per second of 0.0165 s steps; the car: 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from spikehebb.lifetimes import Lifetimes
+from spikehebb.store.transaction import whole_file
 
 #: Output formats by suffix.
 FORMATS = (".mp4", ".gif")
@@ -108,12 +108,8 @@ def record_video(
         output.parent.mkdir(parents=True, exist_ok=True)
         # Written beside the output and renamed over it once whole: an error or Ctrl-C midway leaves
         # neither a truncated video nor an earlier one lost.
-        partial = output.with_name(f".{output.stem}.partial{output.suffix}")
-        try:
+        with whole_file(output, "write the video") as partial:
             fitness, steps, frames = _render(lives, variant, episode, every, fps, partial)
-            os.replace(partial, output)
-        finally:
-            partial.unlink(missing_ok=True)
     return VideoInfo(output, frames, steps, fitness, float(fps), variant)
 
 

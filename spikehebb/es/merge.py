@@ -45,10 +45,10 @@ from spikehebb.checks import is_integer
 from spikehebb.es.base import Strategy
 from spikehebb.es.candidates import CandidateKey, NoiseSampler, noise_vector
 from spikehebb.es.open_es import check_search_settings, initial_mean
-from spikehebb.es.optim import OPTIMIZERS
+from spikehebb.es.optim import OPTIMIZERS, loaded_optimizer
 from spikehebb.es.shaping import centred_ranks, standardise
 from spikehebb.es.shared_rules import _index_dtype, expand
-from spikehebb.es.state_checks import state_field, state_indices, state_number, state_text, state_vector
+from spikehebb.es.state_checks import state_field, state_indices, state_number, state_vector
 
 MERGE_STREAM = 6
 """First spawn-key entry of the k-means seed of a merge: (6, generation)."""
@@ -267,9 +267,6 @@ class EvolveMerge(Strategy):
             mine, got = getattr(self, name), state_field(state, name)
             if type(mine)(got) != mine:
                 raise ValueError(f"state_dict {name} must be {mine!r}, got {got!r}")
-        opt = state_text(state, "optimizer.name")
-        if opt != self._optimizer_name:
-            raise ValueError(f"state_dict optimizer must be {self._optimizer_name!r}, got {opt!r}")
         rules = np.array(state_field(state, "rules"), dtype=np.float64)
         if rules.ndim != 2 or rules.shape[1] != self.k or not 1 <= rules.shape[0] <= self.n_synapses:
             raise ValueError(f"state_dict rules must be (M, {self.k}) with 1 <= M <= {self.n_synapses}, got {rules.shape}")
@@ -278,8 +275,7 @@ class EvolveMerge(Strategy):
         merges = np.array(state_field(state, "merges"), dtype=np.int64).reshape(-1, 3)
         sigma = state_number(state, "sigma", positive=True)
         lr = state_number(state, "lr", positive=True)
-        optimizer = OPTIMIZERS[self._optimizer_name](rules.size)
-        optimizer.load_state_dict(state["optimizer"])
+        optimizer = loaded_optimizer(state, "optimizer", self._optimizer_name, rules.size)
         # all checked: now change
         self._rules = rules
         self._assignment = assignment.astype(_index_dtype(rules.shape[0]))

@@ -23,7 +23,7 @@ import numpy as np
 from spikehebb.checks import is_finite_real
 from spikehebb.es.base import Strategy
 from spikehebb.es.candidates import NoiseSampler, noise_vector
-from spikehebb.es.optim import OPTIMIZERS
+from spikehebb.es.optim import OPTIMIZERS, loaded_optimizer
 from spikehebb.es.shaping import centred_ranks, standardise
 from spikehebb.es.state_checks import state_field, state_number, state_vector
 
@@ -219,13 +219,8 @@ class OpenAIES(Strategy):
         antithetic = bool(state_field(state, "antithetic"))
         if antithetic != self.antithetic:
             raise ValueError(f"state_dict antithetic must be {self.antithetic}, got {antithetic}")
-        name = state_field(state, "optimizer.name")
-        name = name.decode() if isinstance(name, bytes) else name
-        if name != self.optimizer.name:
-            raise ValueError(f"state_dict optimizer must be {self.optimizer.name!r}, got {name!r}")
+        optimizer = loaded_optimizer(state, "optimizer", self.optimizer.name, self.n_params)
         mean = state_vector(state, "mean", self.n_params)
         sigma = state_number(state, "sigma", positive=True)
         lr = state_number(state, "lr", positive=True)
-        optimizer = OPTIMIZERS[name](self.n_params)
-        optimizer.load_state_dict(state["optimizer"])  # checks its own fields before we change anything
         self._mean, self._sigma, self.lr, self.optimizer = mean, sigma, lr, optimizer

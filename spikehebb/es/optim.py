@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from spikehebb.es.state_checks import state_count, state_vector
+from spikehebb.es.state_checks import state_count, state_field, state_text, state_vector
 
 
 class SGD:
@@ -77,3 +77,15 @@ class Adam:
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+
+
+def loaded_optimizer(state: dict[str, Any], path: str, name: str, n_params: int, what: str | None = None):
+    """A new ``name`` optimizer over ``n_params`` numbers with the saved state at ``path`` of a
+    strategy's state, checked whole (a one-line ValueError, ``what``, default ``path``, naming
+    the field) before the caller changes anything."""
+    got = state_text(state, f"{path}.name")
+    if got != name:
+        raise ValueError(f"state_dict {what or path} must be {name!r}, got {got!r}")
+    optimizer = OPTIMIZERS[name](n_params)
+    optimizer.load_state_dict(state_field(state, path))
+    return optimizer

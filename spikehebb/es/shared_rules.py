@@ -78,7 +78,7 @@ from spikehebb.checks import is_integer
 from spikehebb.es.base import Strategy
 from spikehebb.es.candidates import CandidateKey, _check_generation, _readonly, normal_stream
 from spikehebb.es.open_es import check_search_settings
-from spikehebb.es.optim import OPTIMIZERS
+from spikehebb.es.optim import OPTIMIZERS, loaded_optimizer
 from spikehebb.es.shaping import centred_ranks, standardise
 from spikehebb.es.state_checks import state_count, state_indices, state_number, state_text, state_vector
 
@@ -546,26 +546,19 @@ class SharedRules(Strategy):
         return state
 
     def _load_state_dict(self, state: dict[str, Any]) -> None:
-        for field, value in (("assign", self.assign), ("noise", self.noise)):
-            if state_text(state, field) != value:
-                raise ValueError(f"state_dict {field} must be {value!r}, got {state_text(state, field)!r}")
-        for field, value in (("n_fields", self.k), ("n_rules", self.n_rules)):
-            if state_count(state, field) != value:
-                raise ValueError(f"state_dict {field} must be {value!r}, got {state_count(state, field)!r}")
+        for field, value, read in (("assign", self.assign, state_text), ("noise", self.noise, state_text),
+                                   ("n_fields", self.k, state_count), ("n_rules", self.n_rules, state_count)):
+            got = read(state, field)
+            if got != value:
+                raise ValueError(f"state_dict {field} must be {value!r}, got {got!r}")
         means = state_vector(state, "means", self._means.shape)
-        opt = state_text(state, "means_optimizer.name")
-        if opt != self._means_opt.name:
-            raise ValueError(f"state_dict optimizer must be {self._means_opt.name!r}, got {opt!r}")
-        means_opt = OPTIMIZERS[opt](self._means.size)
-        means_opt.load_state_dict(state["means_optimizer"])
+        opt = self._means_opt.name
+        means_opt = loaded_optimizer(state, "means_optimizer", opt, self._means.size, what="optimizer")
         logits = logits_opt = None
         fixed = self._fixed
         if self._logits is not None:
             logits = state_vector(state, "logits", self._logits.shape)
-            if state_text(state, "logits_optimizer.name") != opt:
-                raise ValueError(f"state_dict logits_optimizer must be {opt!r}, got {state_text(state, 'logits_optimizer.name')!r}")
-            logits_opt = OPTIMIZERS[opt](self._logits.size)
-            logits_opt.load_state_dict(state["logits_optimizer"])
+            logits_opt = loaded_optimizer(state, "logits_optimizer", opt, self._logits.size)
         else:
             fixed = state_indices(state, "assignment", len(self._fixed), self.n_rules).astype(self._fixed.dtype)
         sigma = state_number(state, "sigma", positive=True)

@@ -161,9 +161,9 @@ def damaged_as_one_line(path: Path):
     except KeyError as e:
         text = str(e.args[0] if e.args else e)
         # h5py says "Unable to synchronously open object (object 'best' doesn't exist)": name the member
-        found = re.search(r"object '([^']+)' doesn't exist", text) or re.search(r"attribute: '([^']+)'", text)
-        what = text if found is None else (f"the member {found.group(1)!r}" if "object" in found.re.pattern
-                                           else f"the attribute {found.group(1)!r}")
+        member = re.search(r"object '([^']+)' doesn't exist", text)
+        attribute = re.search(r"attribute: '([^']+)'", text)
+        what = (f"the member {member[1]!r}" if member else f"the attribute {attribute[1]!r}" if attribute else text)
         raise RunFileError(f"{path} is damaged or incomplete: {what} is missing") from None
     except (TypeError, ValueError) as e:  # json.JSONDecodeError is a ValueError
         if isinstance(e, RunFileError):

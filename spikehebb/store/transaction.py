@@ -178,6 +178,24 @@ class WriterLock:
             self._fd = None
 
 
+@contextmanager
+def whole_file(path: Path, what: str) -> Iterator[Path]:
+    """``with whole_file(path, "write the card") as tmp:`` write ``tmp`` (beside ``path``, its
+    suffix kept, so writers that pick a format by extension work); on leaving the block it is
+    renamed over ``path``. An error or Ctrl-C midway removes it and leaves ``path`` as it was; a
+    full disk or an unwritable folder is a one-line :class:`RunFileWriteError` naming ``path``
+    (``what`` says what was being done). For files other than HDF5 run files (cards, curves,
+    videos, caches)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        _raise_translated(e, path, what, None, None)
+
+
 def writer_pid(path: Path) -> str | None:
     """The pid (as its lock file says it, or "unknown") of the process holding ``path``'s writer
     lock now, None when nobody holds it; creates and changes nothing (a shared ``flock`` probe on
