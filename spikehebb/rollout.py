@@ -96,7 +96,10 @@ class Rollout:
         self.encoder = task.encoder()
         self.decoder = task.decoder()
         self._encoder_shapes = tuple(getattr(self.encoder, "param_shapes", ()))
-        self._modulated = bool(getattr(getattr(self.agent, "network", None), "modulated", False))
+        network = getattr(self.agent, "network", None)
+        self._modulated = bool(getattr(network, "modulated", False))
+        # the network's own float type: a term finite in float64 but beyond float32 is inf there
+        self._modulator_max = float(np.finfo(getattr(network, "dtype", np.float64)).max)
         self._env_kwargs = dict(env_kwargs or {})
         self.compact_tail = True
         """Step only the live lifetimes at a generation's tail when the agent can (same numbers;
@@ -243,9 +246,10 @@ class Rollout:
                     value = term if self.task.modulator is None else float(
                         reward if self.task.modulator == "reward" else info[self.task.modulator]
                     )
-                    if state.alive[b] and not math.isfinite(value):
-                        # a broken simulation's NaN term would be the next step's modulator: the
-                        # lifetime fails, as one with a NaN observation does (not the whole batch)
+                    if state.alive[b] and not (math.isfinite(value) and abs(value) <= self._modulator_max):
+                        # a broken simulation's NaN term (or one a float32 network holds only as
+                        # inf) would be the next step's modulator: the lifetime fails, as one with
+                        # a NaN observation does (not the whole batch)
                         state.fitness[b], state.alive[b] = float("nan"), False
                     signal[b] = value if state.alive[b] else 0.0  # an ended slot's stays 0 until refilled
                 local_t[b] += 1

@@ -453,28 +453,31 @@ def test_a_nan_observation_fails_its_lifetime_and_the_others_go_on():
 
 
 class NaNTermEnv(ScriptedEnv):
-    """The scripted env whose fitness term turns NaN at network step 2 for seed 1: with the
-    observation too (a blown-up ant: its position, so its progress, is NaN) or alone."""
+    """The scripted env whose fitness term turns NaN (or ``bad_term``) at network step 2 for seed
+    1: with the observation too (a blown-up ant: its position, so its progress, is NaN) or alone."""
 
-    obs_too = True
+    obs_too, bad_term = True, float("nan")
 
     def step(self, action):
         obs, reward, terminated, truncated, info = super().step(action)
         if self.seed_ == 1 and self.k - BURN_IN == 3:
-            info = {**info, "term": float("nan")}
+            info = {**info, "term": self.bad_term}
             return (np.full_like(obs, np.nan) if self.obs_too else obs), reward, self.obs_too, truncated, info
         return obs, reward, terminated, truncated, info
 
 
-@pytest.mark.parametrize("obs_too", [True, False], ids=["nan_observation_and_term", "nan_term"])
-def test_a_modulated_lifetime_whose_term_turns_nan_fails_alone(obs_too):
+@pytest.mark.parametrize("obs_too, bad_term, dtype", [
+    (True, float("nan"), "float64"), (False, float("nan"), "float64"), (False, 1e39, "float32"),
+], ids=["nan_observation_and_term", "nan_term", "term_beyond_float32"])
+def test_a_modulated_lifetime_whose_term_turns_nan_fails_alone(obs_too, bad_term, dtype):
     """A modulated rule reads the last term as the next step's modulator: a NaN term reached the
     network, which refused the whole batch (the generation, and the run, ended). Now that lifetime
     fails (fitness NaN) and the others give what they give beside a healthy one; with two slots and
-    three lifetimes the failed slot is refilled, and at the tail it is left empty."""
-    env = type("Env", (NaNTermEnv,), {"obs_too": obs_too})
+    three lifetimes the failed slot is refilled, and at the tail it is left empty. A term finite in
+    float64 but beyond float32 is inf to a float32 network: it fails the same way."""
+    env = type("Env", (NaNTermEnv,), {"obs_too": obs_too, "bad_term": bad_term})
     task = replace(SCRIPTED, make_env=lambda variant, **kw: env(variant, **kw))
-    agent = AgentConfig(rule="ABCD_lr", backend="numpy", dtype="float64", modulated=True)
+    agent = AgentConfig(rule="ABCD_lr", backend="numpy", dtype=dtype, modulated=True)
     from spikehebb.agents import agent_class, genome_parts
 
     def parts(i):  # the agent's own parts (a modulated rule has more coefficients), drawn per lifetime
