@@ -41,7 +41,7 @@ import numpy as np
 from spikehebb.checks import check_episodes, is_integer
 from spikehebb.config import WorkerSpec
 from spikehebb.stopping import STOP_AFTER_GENERATION
-from spikehebb.worker import Worker, mean_over_variants
+from spikehebb.worker import Worker, mean_over_variants, random_streams_digest
 
 
 def split_evenly(items: Sequence, n_chunks: int) -> list[list]:
@@ -575,8 +575,11 @@ class _RayWorker:
     def __init__(self, spec: WorkerSpec, factory: WorkerFactory):
         self.worker = factory(spec)
 
-    def ready(self) -> int:
-        return os.getpid()
+    def ready(self) -> tuple[int, str, str, str]:
+        """(pid, node address, NumPy version, :func:`random_streams_digest` of its worker)."""
+        import ray
+
+        return os.getpid(), ray.util.get_node_ip_address(), np.__version__, self.worker.random_streams_digest()
 
     def call(self, method: str, *args):
         return getattr(self.worker, method)(*args)
@@ -605,7 +608,9 @@ class RayEvaluator(_Evaluator):
     An actor that dies (``RayActorError``) is replaced and its chunk run again; :meth:`close`
     kills the actors and shuts Ray down only if this evaluator started it. The actors of a local
     instance it starts run at nice 0 (Ray's default is 15) unless ``RAY_worker_niceness`` is set,
-    and its processes have SIGUSR1 blocked (a cluster's are its own).
+    and its processes have SIGUSR1 blocked (a cluster's are its own). Each actor, before it gets
+    work, must draw the same random numbers as this process (:func:`random_streams_digest`: the
+    same NumPy on every node), or the evaluator refuses it with a RuntimeError.
     """
 
     name = "ray"
@@ -651,6 +656,7 @@ class RayEvaluator(_Evaluator):
                     del os.environ[name]
             self._started_ray = True
         self._actors: list = []
+        self._unchecked: set[int] = set()  # slots of actors started but not yet checked by _check_ready
         try:
             if workers is None:
                 workers = os.cpu_count() if address is None else int(ray.cluster_resources().get("CPU", 1))
@@ -662,7 +668,7 @@ class RayEvaluator(_Evaluator):
             self._actor_class = ray.remote(num_cpus=1, max_restarts=0)(_RayWorker)
             _OPEN.add(self)
             self._actors = [self._actor_class.remote(spec, worker_factory) for _ in range(self.workers)]
-            ray.get([a.ready.remote() for a in self._actors])  # they build in parallel
+            self._check_ready(ray.get([a.ready.remote() for a in self._actors]))  # they build in parallel
         except BaseException:
             self.close()
             raise
@@ -670,16 +676,31 @@ class RayEvaluator(_Evaluator):
     @property
     def pids(self) -> list[int]:
         """Process ids of the actors (on their nodes)."""
-        return self._ray.get([a.ready.remote() for a in self._actors])
+        return [reply[0] for reply in self._ray.get([a.ready.remote() for a in self._actors])]
+
+    @staticmethod
+    def _check_ready(replies: list[tuple[int, str, str, str]]) -> None:
+        """Refuse actors that draw other random numbers than this process: they would expand a
+        candidate key into another vector than the one ``tell`` credits with its fitness."""
+        here = random_streams_digest()
+        for pid, node, version, digest in replies:
+            if digest != here:
+                raise RuntimeError(
+                    f"the Ray actor on {node} (pid {pid}) draws other random numbers than this process "
+                    f"(NumPy {version} there, {np.__version__} here): every node needs the same NumPy"
+                )
 
     def _replace(self, slot: int) -> None:
         self._ray.kill(self._actors[slot], no_restart=True)
         self._actors[slot] = self._actor_class.remote(self.spec, self._factory)
-        self._ray.get(self._actors[slot].ready.remote())
+        self._check_ready([self._ray.get(self._actors[slot].ready.remote())])
         self.restarts += 1
 
     def _map(self, method, args):
         ray = self._ray
+        if self._unchecked:
+            self._check_ready(ray.get([self._actors[slot].ready.remote() for slot in sorted(self._unchecked)]))
+            self._unchecked.clear()
         # A sampler is shared by every chunk of a generation: into the object store once.
         shared: dict[int, Any] = {}
 
@@ -724,6 +745,7 @@ class RayEvaluator(_Evaluator):
                 try:
                     self._ray.kill(self._actors[slot], no_restart=True)
                     self._actors[slot] = self._actor_class.remote(self.spec, self._factory)
+                    self._unchecked.add(slot)  # checked before it is sent work (not waited for here)
                 except Exception:  # Ray itself is going: close() will say so, not this
                     pass
             raise

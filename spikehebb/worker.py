@@ -18,6 +18,7 @@ Where workers run is :mod:`spikehebb.evaluators`' job.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from typing import Sequence
@@ -27,6 +28,7 @@ import numpy as np
 from spikehebb.agents import agent_class, genome_parts
 from spikehebb.checks import check_episodes
 from spikehebb.config import WorkerSpec
+from spikehebb.es.candidates import NOISE_STREAM, normal_stream
 from spikehebb.genome import GenomeMap
 from spikehebb.rollout import Lifetime, Rollout, StepHook
 
@@ -39,6 +41,20 @@ def lifetime_seeds(seed: int, *path: int) -> tuple[np.random.Generator, int]:
     seq = np.random.SeedSequence([seed, *path])
     weights_seq, env_seq = seq.spawn(2)
     return np.random.default_rng(weights_seq), int(env_seq.generate_state(1)[0])
+
+
+def random_streams_digest() -> str:
+    """A digest of what this process's NumPy draws for fixed seeds: the ES noise streams
+    (Philox normals), the weights' and the env seeds' streams (PCG64 uniforms, normals,
+    SeedSequence words). Processes whose digests differ would expand the same candidate key into
+    different vectors (``tell`` would credit noise no worker ran) or draw other initial weights."""
+    rng = np.random.default_rng(np.random.SeedSequence(0, spawn_key=(1,)))
+    draws = [
+        normal_stream(0, (NOISE_STREAM, 0, 0), 64),
+        rng.uniform(-1.0, 1.0, 16), rng.normal(0.0, 0.1, 16), rng.standard_normal(16),
+        np.random.SeedSequence(0, spawn_key=(2,)).generate_state(4).astype(np.float64),
+    ]
+    return hashlib.sha256(b"".join(d.tobytes() for d in draws)).hexdigest()[:16]
 
 
 class Worker:
@@ -57,6 +73,11 @@ class Worker:
         self.rollout = Rollout(self.task, spec.agent, spec.batch_size, env_kwargs=env_kwargs)
         self.counter = None
         """The evaluator's shared lifetime counter (a ``multiprocessing.Value``), set in worker processes."""
+
+    def random_streams_digest(self) -> str:
+        """:func:`random_streams_digest` in this worker's process (an evaluator on other machines
+        compares it with its own)."""
+        return random_streams_digest()
 
     def lifetimes(
         self,
@@ -218,6 +239,8 @@ class FaultyWorker(Worker):
       index)``.
     - It sleeps up to ``stall_s`` seconds (until the file ``stall_while`` is gone) when it starts
       a lifetime of candidate ``stall_on``, as a chunk still running would.
+    - It reports ``streams_digest`` as its :func:`random_streams_digest`, as a process with
+      another NumPy would.
 
     Use it as ``worker_factory=functools.partial(FaultyWorker, raise_on=(0, 0))``.
     """
@@ -230,6 +253,7 @@ class FaultyWorker(Worker):
         stall_on: tuple[int, int] | None = None,
         stall_while: str | os.PathLike | None = None,
         stall_s: float = 60.0,
+        streams_digest: str | None = None,
     ):
         if fail_build_while is not None and os.path.exists(fail_build_while):
             raise RuntimeError(f"built while {fail_build_while} exists")
@@ -237,6 +261,10 @@ class FaultyWorker(Worker):
         self.raise_on = None if raise_on is None else tuple(raise_on)
         self.stall_on = None if stall_on is None else tuple(stall_on)
         self.stall_while, self.stall_s = stall_while, stall_s
+        self.streams_digest = streams_digest
+
+    def random_streams_digest(self) -> str:
+        return super().random_streams_digest() if self.streams_digest is None else self.streams_digest
 
     def training_lifetime(self, key, c: int, v: int, vector: np.ndarray) -> Lifetime:
         candidate = (key.generation, key.index)

@@ -332,6 +332,18 @@ def test_ray_replaces_an_actor_an_error_left_busy(generations, tmp_path):
     assert not ray.is_initialized()
 
 
+def test_ray_refuses_an_actor_that_draws_other_random_numbers():
+    """An actor on a node with another NumPy would expand a key into another vector than the one
+    ``tell`` credits with its fitness: refused when it starts, and Ray is shut down again."""
+    ray = pytest.importorskip("ray", reason='ray is not installed (pip install -e ".[test]" brings it)')
+    factory = functools.partial(FaultyWorker, streams_digest="0123456789abcdef")
+    with pytest.raises(RuntimeError, match=r"^the Ray actor on \S+ \(pid \d+\) draws other random numbers than this "
+                                           rf"process \(NumPy {np.__version__} there, {np.__version__} here\): every "
+                                           r"node needs the same NumPy$"):
+        make_evaluator("ray", SPEC, workers=1, worker_factory=factory)
+    assert not ray.is_initialized()
+
+
 def test_make_evaluator_refuses_bad_input():
     with pytest.raises(ValueError, match="unknown evaluator 'threads'; expected one of serial, processes, ray"):
         make_evaluator("threads", SPEC)
