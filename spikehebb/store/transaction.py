@@ -184,13 +184,16 @@ def whole_file(path: Path, what: str) -> Iterator[Path]:
     suffix kept, so writers that pick a format by extension work); on leaving the block it is
     renamed over ``path``. An error or Ctrl-C midway removes it and leaves ``path`` as it was; a
     full disk or an unwritable folder is a one-line :class:`RunFileWriteError` naming ``path``
-    (``what`` says what was being done). For files other than HDF5 run files (cards, curves,
-    videos, caches)."""
+    (``what`` says what was being done). ``tmp`` is fsynced before the rename and the folder
+    after it, so a power cut leaves the old file or the new one, never an empty one. For files
+    other than HDF5 run files (cards, curves, videos, caches)."""
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
     try:
         yield tmp
+        fsync_path(tmp)
         os.replace(tmp, path)
+        fsync_path(path.parent)
     except BaseException as e:
         tmp.unlink(missing_ok=True)
         _raise_translated(e, path, what, None, None)

@@ -262,3 +262,28 @@ def test_a_failed_final_rename_keeps_the_old_file_and_leaves_no_copy(tmp_path, m
     append(store, 1)  # the run goes on
     assert_generations(path, 2)
     store.close()
+
+
+def test_a_whole_file_is_synced_before_its_rename_and_its_folder_after(tmp_path, monkeypatch):
+    """Cards, curves, videos and caches: the new content reaches the disk before it replaces the
+    old file, and the rename reaches it before the writer reports success."""
+    path = tmp_path / "card.md"
+    path.write_text("old")
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", str(src), str(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(transaction_module.os, "fsync", fsync)
+    monkeypatch.setattr(transaction_module.os, "replace", replace)
+    with transaction_module.whole_file(path, "write the card") as tmp:
+        tmp.write_text("new")
+    tmp = str(tmp_path / ".card.partial.md")
+    assert events == [("fsync", tmp), ("replace", tmp, str(path)), ("fsync", str(tmp_path))]
+    assert path.read_text() == "new"
