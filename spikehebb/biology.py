@@ -5,8 +5,9 @@ agent's options to its task (Burns 2021, J Neurophysiol 125:1234, on Najarro & R
   :func:`dale_signs` draws the assignment from a seed (``AgentConfig.dale_seed``, stored in the
   run file with the fraction, so ``spikehebb evaluate`` rebuilds the same signs). The
   constraints that keep each unit's outgoing weights on its side are
-  :class:`~spikehebb.network.constraints.DaleClip` and
-  :class:`~spikehebb.network.constraints.DaleSmooth`; initial weights take the signs
+  :class:`~spikehebb.network.constraints.DaleClip`,
+  :class:`~spikehebb.network.constraints.DaleSmooth` and
+  :class:`~spikehebb.network.constraints.DaleSquareplus`; initial weights take the signs
   (:func:`~spikehebb.network.sample_weights`).
 - Non-negative rates: :func:`spikehebb.tasks.positive_task` (on/off inputs, agonist/antagonist
   outputs, rectified tanh), selected by ``TaskConfig.positive``.

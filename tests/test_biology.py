@@ -388,3 +388,11 @@ def test_option_combinations_that_would_misbehave_are_refused_in_one_line():
         SpikingPlasticNetwork(sizes, "ABCD_lr", 1, constraints=[DaleSmooth(signs)])
     with pytest.raises(ValueError, match=r"dale_clip scales inputs \(balance\)"):
         SpikingPlasticNetwork(sizes, "ABCD_lr", 1, constraints=[DaleClip(signs, balance=True)])
+    # unbalanced clipping built, and every excitatory unit's off neuron inhibited through -w
+    with pytest.raises(ValueError, match=r"^the lif network cannot keep Dale's law \(dale_clip\): every unit's off "
+                                         r"neuron carries -w, so an excitatory unit would inhibit through it$"):
+        SpikingPlasticNetwork(sizes, "ABCD_lr", 1, constraints=[DaleClip(signs)])
+    # signs are checked before the cast to int8, which cut 1.5 to 1 and -1.7 to -1
+    for bad in ([1.5, -1.7], [True, False]):
+        with pytest.raises(ValueError, match=r"dale_clip: signs must be sequences of \+1 and -1 per layer"):
+            DaleClip([bad, [1, 1, 1], [1, 1]])

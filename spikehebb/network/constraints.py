@@ -5,7 +5,8 @@ every layer (step order: forward pass, rule on every layer, constraints). Each c
 the layers it acts on and says how each backend applies it:
 
 - :meth:`WeightConstraint.apply`: NumPy, in place on one layer's weights ``(P, n_pre, n_post)``
-  (C-contiguous). The NumPy backend always calls it.
+  (C-contiguous). The NumPy backend always calls it, but for a latent constraint (below), whose
+  weights it sets through :meth:`~WeightConstraint.from_latent` instead.
 - :meth:`WeightConstraint.brian_code`: Brian2 synaptic code run after the rule (compiled), or
   None when Brian2's code cannot express it (a reduction over a member's synapses); the Brian2
   backend then runs :meth:`apply` in a ``NetworkOperation`` on the arrays its compiled code
@@ -158,10 +159,11 @@ class _Dale(WeightConstraint):
 
     def __init__(self, signs: Sequence[Sequence[int]], layers: Sequence[int] | None = None, balance: bool = False):
         super().__init__(layers)
-        self.signs = tuple(np.asarray(s, dtype=np.int8).copy() for s in signs)
-        for s in self.signs:
-            if s.ndim != 1 or not np.all(np.abs(s) == 1):
+        given = [np.asarray(s) for s in signs]
+        for s in given:  # checked before the cast: int8 would cut 1.5 to 1
+            if s.ndim != 1 or s.dtype.kind not in "iuf" or not np.all(np.abs(s) == 1):
                 raise ValueError(f"{self.name}: signs must be sequences of +1 and -1 per layer, got {s!r}")
+        self.signs = tuple(s.astype(np.int8) for s in given)
         if not isinstance(balance, bool):
             raise ValueError(f"{self.name}: balance must be True or False, got {balance!r}")
         self.balance = balance
@@ -229,7 +231,8 @@ class DaleSmooth(_Dale):
     name = "dale_smooth"
     latent = "v"
     MIN_MAGNITUDE = 1e-6
-    """Initial |w| below this is raised to it (softplus never reaches 0: v would be -inf)."""
+    """Initial |w| below this is raised to it (softplus reaches 0 only at v = -inf; in floating
+    point it rounds to 0 beyond |v| of about 37 in float64, 17 in float32, which keeps the sign)."""
 
     def apply(self, w: np.ndarray, layer: int) -> None:
         raise RuntimeError("dale_smooth maps the latent to the weights: backends call from_latent")

@@ -324,7 +324,8 @@ class SpikingPlasticNetwork(PlasticNetwork):
         fold_eta: store eta*A, ... (as the rate backend).
 
     ``step`` takes inputs ``(P, n_0)`` (the encoded observation u) and returns ``(P, n_L)``
-    outputs in [-1, 1]; ``activations`` are every layer's filtered signed rates ``(P, n_l)``;
+    outputs in [-1, 1] (NaN for a member a non-finite weight has reached: a blown-up candidate,
+    as the rate network's NaN outputs); ``activations`` are every layer's filtered signed rates ``(P, n_l)``;
     :meth:`spike_counts` the spikes of the last env step, per layer ``(P, n_l, 2)`` (on, off).
     """
 
@@ -340,13 +341,17 @@ class SpikingPlasticNetwork(PlasticNetwork):
             if c.latent or any(c.input_gain(l) is not None for l in range(self.n_layers) if c.acts_on(l)):
                 raise ValueError(f"the lif network runs constraints on w alone; {c.name} "
                                  f"{'reparametrises the weights' if c.latent else 'scales inputs (balance)'}")
+            if getattr(c, "signs", None) is not None:
+                raise ValueError(f"the lif network cannot keep Dale's law ({c.name}): every unit's off neuron "
+                                 "carries -w, so an excitatory unit would inhibit through it")
         self.params = LIFParams.of(neuron)
         if self.rule is not None and getattr(self.rule, "state", ()):
             raise ValueError(
                 f"the lif network runs rules without synaptic state; rule {self.rule.name!r} keeps "
                 f"{[s.name for s in self.rule.state]}"
             )
-        if not (isinstance(control_period, (int, float)) and control_period > 0):
+        if (isinstance(control_period, bool) or not isinstance(control_period, (int, float))
+                or not 0 < control_period < math.inf):
             raise ValueError(f"control_period must be a positive number of seconds, got {control_period!r}")
         self.control_period = float(control_period)
         self.substeps = self.params.n_substeps(self.control_period)
@@ -534,11 +539,21 @@ class SpikingPlasticNetwork(PlasticNetwork):
             self._resets = getattr(self, "_resets", 0) + 1
             noise_seeds = [[int(b), self._resets] for b in slots]
         else:
-            noise_seeds = np.asarray(noise_seeds, dtype=np.int64).reshape(len(slots), -1).tolist()
+            seeds = np.asarray(noise_seeds)
+            if (seeds.shape != (len(slots),) or seeds.dtype.kind not in "iu" or (seeds < 0).any()):
+                raise ValueError(f"noise_seeds must be one non-negative integer per armed slot ({len(slots)}), "
+                                 f"got {noise_seeds!r}")
+            noise_seeds = [[int(seed)] for seed in seeds]
         for b, seed in zip(slots, noise_seeds):
-            self._noise[int(b)] = np.random.default_rng([self.params.poisson_seed, *[int(abs(s)) for s in seed]])
+            self._noise[int(b)] = np.random.default_rng([self.params.poisson_seed, *seed])
 
     def _arm(self, coefficients, weights, members):
+        # as the rate backend: coefficients or weights beyond the float type arm as inf, and the
+        # member fails at its first step (_blown), not with a warning here
+        with np.errstate(over="ignore"):
+            self._arm_values(coefficients, weights, members)
+
+    def _arm_values(self, coefficients, weights, members):
         P, where = self.population, slice(None) if members is None else members
         scale = 1.0 / self.substeps if self.params.rule_every == "substep" else 1.0
         for layer, w in enumerate(weights):
@@ -609,7 +624,19 @@ class SpikingPlasticNetwork(PlasticNetwork):
                 for call in self._learn_calls:
                     call()
             self._apply_constraints_to_copies()
-        return self._outputs()
+        outputs = self._outputs()
+        outputs[self._blown()] = np.nan
+        return outputs
+
+    def _blown(self) -> np.ndarray:
+        """``(P,)`` members a non-finite weight has reached: a spike through a NaN or infinite w
+        leaves its unit's drive g non-finite for the rest of the lifetime. Their outputs are NaN,
+        the rate network's sign of a blown-up candidate (the rollout fails the lifetime), where
+        the filtered spike counts would stay finite (a NaN drive silences its neurons)."""
+        P, blown = self.population, np.zeros(self.population, dtype=bool)
+        for g in self._g[1:]:
+            blown |= ~np.isfinite(g.reshape(P, -1)).all(axis=1)
+        return blown
 
     def _apply_constraints_to_copies(self) -> None:
         """Run the constraints in NumPy on each layer's weights and write both copies back."""

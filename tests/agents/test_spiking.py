@@ -305,6 +305,45 @@ def test_slots_are_independent_and_rearmed_lifetimes_repeat():
     np.testing.assert_array_equal(np.array(again)[:, 2], np.array(first)[:, 0])
 
 
+def test_a_blown_up_member_gives_nan_outputs_and_its_neighbours_run_on():
+    """Coefficients of 1e30 make member 1's float32 weights non-finite at its first step; its filtered
+    counts stayed finite (a NaN drive silences its neurons) and the rollout ranked the dead
+    network by a zero-action fitness. Its outputs are now NaN, as the rate network's, from the
+    step its drive went non-finite; member 0 runs as it does alone; no overflow warning."""
+    import warnings
+
+    pair, alone = network((3, 4, 2), "ABCD_lr", 2, dtype="float32"), network((3, 4, 2), "ABCD_lr", 1, dtype="float32")
+    rng = np.random.default_rng(3)
+    coefficients = [rng.normal(0, 0.01, (1,) + s[1:]) for s in pair.coefficient_shapes]
+    weights = sample_weights(pair.sizes, 1, scale=1.0, rng=4)
+    inputs = rng.uniform(-1, 1, (10, 1, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pair.reset([np.concatenate([c, np.full_like(c, 1e30)]) for c in coefficients],
+                   [np.concatenate([w, w]) for w in weights])
+        both = np.array([pair.step(np.concatenate([u, u])) for u in inputs])
+    alone.reset(coefficients, weights)
+    single = np.array([alone.step(u) for u in inputs])
+    np.testing.assert_array_equal(both[:, 0], single[:, 0])
+    assert np.isfinite(both[0, 1]).all() and np.isnan(both[2:, 1]).all()
+    assert not np.isfinite(np.concatenate([w[1].ravel() for w in pair.weights])).all()
+
+
+def test_the_network_refuses_bad_periods_and_noise_seeds_in_one_line():
+    for period in (math.inf, True, 0.0, "0.02"):
+        with pytest.raises(ValueError, match=r"^control_period must be a positive number of seconds, got "):
+            SpikingPlasticNetwork((3, 2), None, 1, control_period=period)
+    net = network((3, 4, 2), "ABCD_lr", 2, encoding="poisson", poisson_seed=7)
+    coefficients = [np.zeros(s) for s in net.coefficient_shapes]
+    weights = sample_weights(net.sizes, 2, scale=1.0, rng=1)
+    # three seeds for two slots (numpy's reshape error), four (regrouped into pairs), fractional
+    # (cut), negative (5 and -5 gave the same stream)
+    for seeds in ([1, 2, 3], [1, 2, 3, 4], [1.7, 2.0], [5, -5]):
+        with pytest.raises(ValueError, match=r"^noise_seeds must be one non-negative integer per armed slot \(2\), got "):
+            net.reset(coefficients, weights, noise_seeds=seeds)
+    net.reset(coefficients, weights, noise_seeds=np.array([5, 6], dtype=np.uint64))
+
+
 def test_filtered_rates_follow_the_rate_network_with_the_same_weights():
     """Steady input, same weights: the spiking outputs come close to tanh network outputs."""
     from spikehebb.network import make_network
