@@ -131,3 +131,40 @@ def test_cli_uses_the_car_settings():
     paper = config_from_args(parser.parse_args(["--paper", "--generations", "7"]))
     assert (paper.strategy.popsize, paper.generations, paper.task.max_env_steps, paper.task.train_variants) == (
         200, 7, 1000, CAR_PAPER["train_variants"])
+
+
+KINDS = (("hebbian", "ABCD_lr"), ("static", None), ("lstm", None), ("gru", None))
+
+
+def genome_lengths(task):
+    """Each kind's genome length on ``task``, from the genome map a run of it searches."""
+    return {kind: WorkerSpec(TaskConfig(task), AgentConfig(kind, rule=rule)).genome().n_params for kind, rule in KINDS}
+
+
+def test_inspect_compares_the_whole_genome_of_every_agent_kind(tmp_path, capsys):
+    """Every car agent also evolves the encoder's 1,362 convolution weights: the comparison line
+    of ``spikehebb inspect`` counts them for each kind, as the genome maps do (Palm et al.'s LSTM
+    car has 408,082 parameters); the ant's task adds none."""
+    car, ant = genome_lengths("car"), genome_lengths("ant")
+    assert car == {"hebbian": 458_002, "static": 92_690, "lstm": 408_082, "gru": 308_498}
+    assert ant == {"hebbian": 61_440, "static": 12_288, "lstm": 89_600, "gru": 69_376}
+    also = " (each including the task's encoder, 1,362 parameters)"
+    for task, kind, counts, note in (("car", "lstm", car, also), ("car", "hebbian", car, also), ("ant", "gru", ant, "")):
+        rule = "ABCD_lr" if kind == "hebbian" else None
+        config = TrainConfig(task=TaskConfig(task), agent=AgentConfig(kind, rule=rule))
+        path = tmp_path / f"{task}_{kind}.h5"
+        RunStore.create(path, config, sizes=get_task(task).sizes, rule=rule, popsize=4,
+                        layout=WorkerSpec(config.task, config.agent).genome(), fsync=False).close()
+        assert cli_main(["inspect", str(path)]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert f"{counts[kind]:,} parameters, popsize 4" in lines[1]  # the run's own genome
+        assert lines[2] == (f"parameters of each agent on this network{note}: hebbian ABCD_lr {counts['hebbian']:,}, "
+                            f"static {counts['static']:,}, lstm {counts['lstm']:,}, gru {counts['gru']:,}")
+    # a config this version cannot read: the encoder is taken from the stored genome map
+    path = tmp_path / "unreadable.h5"
+    RunStore.create(path, {"task": {"name": "car"}, "no_such_setting": 1}, sizes=get_task("car").sizes, rule=None,
+                    popsize=4, layout=WorkerSpec(TaskConfig("car"), AgentConfig("static", rule=None)).genome(),
+                    fsync=False).close()
+    assert RunStore.open(path).summary().splitlines()[2] == (
+        f"parameters of each agent on this network{also}: hebbian ABCD_lr 458,002, static 92,690, lstm 408,082, "
+        "gru 308,498")

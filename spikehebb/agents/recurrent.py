@@ -70,13 +70,18 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
-    sizes = tuple(int(s) for s in sizes)
-    if len(sizes) < 3 or min(sizes) < 1:
+    """Layer sizes as a tuple of ints, or a one-line ValueError (``int()`` would cut 28.9 to 28
+    and read True as 1)."""
+    try:
+        given = tuple(sizes)
+    except TypeError:
+        given = None
+    if given is None or len(given) < 3 or not all(is_integer(s) and s >= 1 for s in given):
         raise ValueError(
-            "sizes must be (n_in, hidden, ..., n_out) with at least 3 positive entries, "
-            f"e.g. (28, 128, 64, 8), got {sizes}"
+            "sizes must be (n_in, hidden, ..., n_out), at least 3 positive integers, "
+            f"e.g. (28, 128, 64, 8), got {sizes!r}"
         )
-    return sizes
+    return tuple(int(s) for s in given)
 
 
 def genome_parts(kind: str, sizes: Sequence[int]) -> tuple[GenomePart, ...]:
@@ -92,28 +97,37 @@ def genome_parts(kind: str, sizes: Sequence[int]) -> tuple[GenomePart, ...]:
     )
 
 
-def parameter_count(kind: str, sizes: Sequence[int], rule: str | None = None) -> int:
+def parameter_count(kind: str, sizes: Sequence[int], rule: str | None = None,
+                    task_parts: Sequence[GenomePart] = ()) -> int:
     """Searched parameters of one agent of ``kind``, for printing the baselines side by side.
 
     kind: ``"lstm"``, ``"gru"`` (:func:`genome_parts`), ``"static"`` (every dense layer's
     weights, no biases: 12,288 for the ant) or ``"hebbian"`` (the rule's coefficients, per synapse
     ``k`` fields: 61,440 for the ant with ``rule="ABCD_lr"``).
-    Ant (28, 128, 64, 8): lstm 89,600 (4*128*28 + 4*128*128 + 2*4*128 + 128*64 + 64*8), gru 69,376.
+    task_parts: the task's searched genome parts (:meth:`~spikehebb.tasks.Task.genome_parts`),
+    which every kind searches besides its own; counted in, so the total is the genome's length.
+    Ant (28, 128, 64, 8), no task parts: lstm 89,600 (4*128*28 + 4*128*128 + 2*4*128 + 128*64 +
+    64*8), gru 69,376. Car (648, 128, 64, 3) with its encoder (1,362 convolution weights):
+    hebbian ABCD_lr 458,002, static 92,690, lstm 408,082 (Palm et al.'s LSTM car), gru 308,498.
     """
+    task_parts = tuple(task_parts)
+    if not all(isinstance(p, GenomePart) for p in task_parts):
+        raise ValueError(f"task_parts must be GenomeParts (Task.genome_parts()), got {task_parts!r}")
+    extra = sum(p.size for p in task_parts if p.searched)
     if kind == "static":
         sizes = _check_sizes(sizes)
-        return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+        return extra + sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     if kind == "hebbian":
         if rule is None:
             raise ValueError("parameter_count('hebbian', ...) needs rule=, e.g. rule='ABCD_lr'")
         from spikehebb.rules import n_coefficients
 
-        return n_coefficients(_check_sizes(sizes), rule)
+        return extra + n_coefficients(_check_sizes(sizes), rule)
     if kind not in GATES:
         raise ValueError(
             f"kind must be one of {sorted(GATES) + ['hebbian', 'static']}, got {kind!r}"
         )
-    return sum(part.size for part in genome_parts(kind, sizes))
+    return extra + sum(part.size for part in genome_parts(kind, sizes))
 
 
 def parts_from_torch(
@@ -348,7 +362,8 @@ class RecurrentAgent:
 
     def activations(self) -> list[np.ndarray]:
         """Last step's activations per layer ``(B, n_l)``, inputs first: the inputs, the recurrent
-        layer's hidden state h, then each dense layer's tanh output (copies)."""
+        layer's hidden state h, then each dense layer's output after its activation (copies): tanh
+        on the ant; on the car tanh, then the last layer linear (its decoder squashes)."""
         return [a.copy() for a in self._activations]
 
     def state(self) -> dict[str, np.ndarray]:

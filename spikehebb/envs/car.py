@@ -51,6 +51,7 @@ except ImportError as e:  # pragma: no cover - gymnasium[box2d] brings pygame-ce
         'pygame is not installed, run `pip install "gymnasium[box2d]"`'
     ) from e
 
+from spikehebb.checks import is_finite_real
 from spikehebb.envs.car_render import INDICATOR_ROWS, CarPainter, TrackRenderer
 
 # --- Variations (Palm et al. 2021, hebbian-evolution main.py / eval.py) ---
@@ -96,13 +97,12 @@ class CarVariation:
     def __post_init__(self) -> None:
         for attr in ("friction", "side_force"):
             value = getattr(self, attr)
-            try:
-                number = float(value)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"CarVariation.{attr} must be a number, got {value!r}") from exc
-            if not math.isfinite(number):
+            # float() would read "10" as 10 and True as 1: a typo in a config would run unnoticed
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise ValueError(f"CarVariation.{attr} must be a number (int or float), got {value!r}")
+            if not is_finite_real(value):
                 raise ValueError(f"CarVariation.{attr} must be finite, got {value!r}")
-            object.__setattr__(self, attr, number)
+            object.__setattr__(self, attr, float(value))
         if self.friction <= 0:
             raise ValueError(f"CarVariation.friction must be > 0, got {self.friction!r}")
 
@@ -366,13 +366,16 @@ class CarRacingEnv(CarRacing):
             raise RuntimeError("call reset() before step(): this CarRacingEnv has not been reset")
         if action is not None and self.continuous:
             try:
-                a = np.asarray(action, dtype=np.float64) if not np.iscomplexobj(action) else None
-            except (TypeError, ValueError):
+                a = np.asarray(action)
+            except (TypeError, ValueError):  # a ragged nest of lists
                 a = None
-            if a is None or a.shape != (3,) or not np.all(np.isfinite(a)):
+            # the dtype kind keeps out what float() would convert: strings ("1"), bools, objects
+            if (a is None or a.dtype.kind not in "iuf" or a.shape != (3,)
+                    or not np.all(np.isfinite(a.astype(np.float64)))):
                 raise ValueError(f"action must be 3 finite numbers (steer, gas, brake), got {action!r}")
-            action = a
-        elif action is not None and not self.action_space.contains(action):
+            action = a.astype(np.float64)
+        elif action is not None and (isinstance(action, (bool, np.bool_))  # Discrete takes True as 1
+                                     or not self.action_space.contains(action)):
             raise ValueError(f"action must be one of the discrete actions 0-4 (nothing, right, left, gas, "
                              f"brake), got {action!r}")
         return super().step(action)
@@ -417,16 +420,29 @@ class CarRacingEnv(CarRacing):
 
     def _score_text(self) -> pygame.Surface:
         """The score as CarRacing._render writes it; rendered once per distinct string."""
-        if self._score_font is None:
-            self._score_font = pygame.font.Font(pygame.font.get_default_font(), SCORE_FONT_SIZE)
         text = f"{self.reward:04.0f}"
         surface = self._score_texts.get(text)
         if surface is None:
             if len(self._score_texts) >= SCORE_TEXT_CACHE:
                 self._score_texts.clear()
-            surface = self._score_font.render(text, True, (255, 255, 255), (0, 0, 0))
+            try:
+                surface = self._font().render(text, True, (255, 255, 255), (0, 0, 0))
+            except pygame.error:
+                # Another env's close() ran pygame.quit() (gymnasium does when a human-mode window
+                # is open) and a later render re-initialised the font module: our font is dead,
+                # and pygame offers no way to ask. A new one renders the same pixels.
+                self._score_font = None
+                surface = self._font().render(text, True, (255, 255, 255), (0, 0, 0))
             self._score_texts[text] = surface
         return surface
+
+    def _font(self) -> pygame.font.Font:
+        """The score's font, made on first use (with the font module initialised)."""
+        if self._score_font is None:
+            if not pygame.font.get_init():
+                pygame.font.init()
+            self._score_font = pygame.font.Font(pygame.font.get_default_font(), SCORE_FONT_SIZE)
+        return self._score_font
 
     def _indicators_fit_bar(self) -> bool:
         """Whether every indicator stays inside the black bar (the bottom INDICATOR_ROWS rows).

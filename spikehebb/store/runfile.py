@@ -128,13 +128,18 @@ def config_to_json(config: Any) -> str:
     return json.dumps(config, default=_jsonable, indent=1)
 
 
-def _parameter_counts(sizes: Sequence[int], rule: str | None) -> str:
-    """Searched parameters of every agent kind on this network, for comparing baselines."""
+def _parameter_counts(sizes: Sequence[int], rule: str | None, task_parts: Sequence[GenomePart] = ()) -> str:
+    """Searched parameters of every agent kind on this network, for comparing baselines: each
+    kind's genome length, its own parts plus ``task_parts``, the task's searched parts that every
+    kind evolves alike (the car's encoder, 1,362 convolution weights)."""
     from spikehebb.agents.recurrent import parameter_count
 
-    counts = [f"hebbian {rule or 'ABCD_lr'} {parameter_count('hebbian', sizes, rule or 'ABCD_lr'):,}"]
-    counts += [f"{kind} {parameter_count(kind, sizes):,}" for kind in ("static", "lstm", "gru")]
-    return "parameters of each agent on this network: " + ", ".join(counts)
+    hebbian = parameter_count("hebbian", sizes, rule or "ABCD_lr", task_parts)
+    counts = [f"hebbian {rule or 'ABCD_lr'} {hebbian:,}"]
+    counts += [f"{kind} {parameter_count(kind, sizes, task_parts=task_parts):,}" for kind in ("static", "lstm", "gru")]
+    shared = sum(p.size for p in task_parts)
+    also = f" (each including the task's {', '.join(p.name for p in task_parts)}, {shared:,} parameters)" if shared else ""
+    return f"parameters of each agent on this network{also}: " + ", ".join(counts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -592,6 +597,17 @@ class RunStore:
                  if key not in fixed and not key.startswith("evaluator.")]
         return head + ("; also " + ", ".join(other) if other else "")
 
+    def _task_parts(self) -> tuple[GenomePart, ...]:
+        """The searched parts the run's task adds to every agent's genome (the car's encoder), as
+        its config's task makes them; from a config this version cannot read, the stored layout's
+        ``"encoder"`` part, the one part a task adds (:meth:`spikehebb.tasks.Task.genome_parts`)."""
+        from spikehebb.config import TrainConfig  # the store does not import the configs at load
+
+        try:
+            return tuple(p for p in TrainConfig.from_dict(self.config).task.make().genome_parts() if p.searched)
+        except (ValueError, TypeError):
+            return tuple(p for p in self.layout.parts if p.name == "encoder")
+
     def summary(self) -> str:
         """A few lines for ``spikehebb inspect``."""
         h = self.history()
@@ -607,7 +623,7 @@ class RunStore:
         lines = [
             f"{self.path}: spikehebb run (format {FORMAT_VERSION}), created {created}",
             f"network {'-'.join(map(str, self.sizes))}, {what}, {self.n_params:,} parameters, popsize {self.popsize}",
-            _parameter_counts(self.sizes, self.rule),
+            _parameter_counts(self.sizes, self.rule, self._task_parts()),
         ]
         rows = agent.get("coefficient_rows", "per_synapse")
         if rows != "per_synapse" and self.rule:

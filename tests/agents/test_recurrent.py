@@ -5,6 +5,8 @@ import re
 import numpy as np
 import pytest
 
+from spikehebb.agents import AgentConfig, make_agent
+from spikehebb.agents import genome_parts as agent_genome_parts
 from spikehebb.agents.recurrent import (
     AGENTS,
     GRUAgent,
@@ -13,6 +15,8 @@ from spikehebb.agents.recurrent import (
     parameter_count,
     parts_from_torch,
 )
+from spikehebb.genome import GenomeMap
+from spikehebb.tasks import get_task
 
 SIZES = (5, 6, 4, 3)
 
@@ -34,12 +38,19 @@ def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def reference_step(kind, member, x, h, c):
+SQUASH = {"tanh": np.tanh, "linear": lambda v: v}
+
+
+def reference_step(kind, member, x, h, c, activation="tanh"):
     """One step of ONE member, written from torch's LSTMCell / GRUCell equations.
 
     member: that member's parts {"recurrent": [W_ih, W_hh, b_ih, b_hh], "weights": [...]};
-    x (n_in,), h (H,), c (H,). Returns (output, h, c, activations).
+    x (n_in,), h (H,), c (H,); activation: one name for every layer or one per layer, the
+    recurrent layer's first (its output is h whatever it says). Returns (output, h, c, activations).
     """
+    n_dense = len(member["weights"])
+    names = [activation] * (n_dense + 1) if isinstance(activation, str) else list(activation)
+    assert len(names) == n_dense + 1
     w_ih, w_hh, b_ih, b_hh = member["recurrent"]
     H = h.size
     gate = {}
@@ -59,8 +70,8 @@ def reference_step(kind, member, x, h, c):
         h = (1 - z) * n + z * h
     acts = [x, h]
     out = h
-    for w in member["weights"]:
-        out = np.tanh(out @ w)
+    for w, name in zip(member["weights"], names[1:]):
+        out = SQUASH[name](out @ w)
         acts.append(out)
     return out, h, c, acts
 
@@ -89,6 +100,65 @@ def test_batched_steps_match_a_per_member_loop_over_50_steps(kind):
     if kind == "lstm":
         np.testing.assert_allclose(agent.state()["c"], c, rtol=0, atol=1e-13)
     # the state really carries information across steps: h is far from its first-step value
+    assert np.abs(h).max() > 0.1
+
+
+@pytest.mark.parametrize("activation", [("tanh", "tanh", "linear"), ("linear", "linear", "tanh")])
+def test_batched_steps_follow_each_layers_activation(kind, activation):
+    """The dense layers use their own activation (the car: tanh, then a linear last layer)."""
+    rng = np.random.default_rng(10)
+    B = 3
+    agent = AGENTS[kind].build(SIZES, B, activation=activation)
+    parts = random_parts(kind, SIZES, B, rng, scale=1.5)
+    agent.reset(parts)
+    h, c = np.zeros((B, SIZES[1])), np.zeros((B, SIZES[1]))
+    for t in range(10):
+        x = rng.standard_normal((B, SIZES[0]))
+        out = agent.step(x)
+        for b in range(B):
+            ref, h[b], c[b], acts = reference_step(kind, member_of(parts, b), x[b], h[b], c[b], activation)
+            np.testing.assert_allclose(out[b], ref, rtol=0, atol=1e-13)
+            for got, want in zip(agent.activations(), acts):
+                np.testing.assert_allclose(got[b], want, rtol=0, atol=1e-13)
+    if activation[-1] == "linear":
+        assert np.abs(out).max() > 1  # not squashed
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_a_car_lifetime_matches_the_reference_with_a_linear_last_layer(kind):
+    """A few steps of two car lifetimes from one genome map ("encoder", "recurrent", "weights"):
+    the agent made for the car task runs its layers with the task's ("tanh", "tanh", "linear"), so
+    its raw outputs, which the decoder squashes into actions, leave [-1, 1]."""
+    task = get_task("car")
+    config = AgentConfig(kind, rule=None, dtype="float64")
+    genome = GenomeMap.of(agent_genome_parts(config, task))
+    assert genome.names == ("encoder", "recurrent", "weights")
+    B = 2
+    parts = genome.split(0.5 * np.random.default_rng(11).standard_normal((B, genome.n_params)))
+    encoder, decoder = task.encoder(), task.decoder()
+    encoder.set_params(parts.pop("encoder"))
+    agent = make_agent(config, task, B)
+    assert agent.activation == ("tanh", "tanh", "linear")
+    agent.reset(parts)
+    envs = [task.make_env("default") for _ in range(B)]
+    try:
+        obs = np.stack([env.reset(seed=b)[0] for b, env in enumerate(envs)])
+        h, c = np.zeros((B, 128)), np.zeros((B, 128))
+        for t in range(4):
+            x = encoder(obs)
+            out = agent.step(x)
+            for b in range(B):
+                ref, h[b], c[b], acts = reference_step(kind, member_of(parts, b), x[b].astype(np.float64), h[b], c[b],
+                                                       task.activation)
+                np.testing.assert_allclose(out[b], ref, rtol=0, atol=1e-12, err_msg=f"step {t} member {b}")
+                for got, want in zip(agent.activations(), acts):
+                    np.testing.assert_allclose(got[b], want, rtol=0, atol=1e-12)
+            assert np.abs(out).max() > 1  # the last layer is linear
+            actions = decoder(out)
+            obs = np.stack([env.step(a)[0] for env, a in zip(envs, actions)])
+    finally:
+        for env in envs:
+            env.close()
     assert np.abs(h).max() > 0.1
 
 
@@ -248,6 +318,38 @@ def test_parameter_counts_by_hand():
     assert GRUAgent.genome_parts(None, ant)[1].shapes == ((128, 64), (64, 8))
     with pytest.raises(ValueError, match=r"kind must be one of \['gru', 'lstm', 'hebbian', 'static'\], got 'rnn'"):
         parameter_count("rnn", ant)
+
+
+def test_parameter_counts_include_the_tasks_searched_parts():
+    """Every car agent also evolves the encoder's 1,362 convolution weights: with the task's parts
+    the counts are the genome maps' lengths (Palm et al.'s LSTM car: 408,082); the ant adds none."""
+    for name, want in (("car", {"hebbian": 458_002, "static": 92_690, "lstm": 408_082, "gru": 308_498}),
+                       ("ant", {"hebbian": 61_440, "static": 12_288, "lstm": 89_600, "gru": 69_376})):
+        task = get_task(name)
+        for kind, count in want.items():
+            rule = "ABCD_lr" if kind == "hebbian" else None
+            genome = GenomeMap.of(agent_genome_parts(AgentConfig(kind, rule=rule), task))
+            assert parameter_count(kind, task.sizes, rule, task_parts=task.genome_parts()) == genome.n_params == count
+    car = get_task("car").sizes
+    assert parameter_count("lstm", car) == 408_082 - 1362  # the agent's own parts alone
+    with pytest.raises(ValueError) as info:
+        parameter_count("lstm", car, task_parts=[(6, 3, 3, 3)])
+    assert str(info.value) == "task_parts must be GenomeParts (Task.genome_parts()), got ((6, 3, 3, 3),)"
+
+
+@pytest.mark.parametrize("sizes", [(28.9, 128.5, 64, 8), (28.0, 128, 64, 8), (True, 3, 2), (28, 0, 8), (28, -4, 8),
+                                   ("28", 128, 8), 28])
+def test_sizes_must_be_positive_integers(kind, sizes):
+    """int() would cut 28.9 to 28 and read True as 1: a wrong network without a word."""
+    message = ("sizes must be (n_in, hidden, ..., n_out), at least 3 positive integers, e.g. (28, 128, 64, 8), "
+               f"got {sizes!r}")
+    for call in (lambda: AGENTS[kind].build(sizes, 2), lambda: parameter_count(kind, sizes),
+                 lambda: parameter_count("static", sizes), lambda: parameter_count("hebbian", sizes, "ABCD_lr"),
+                 lambda: genome_parts(kind, sizes)):
+        with pytest.raises(ValueError) as info:
+            call()
+        assert str(info.value) == message
+    assert AGENTS[kind].build(np.array([5, 6, 3]), 1).sizes == (5, 6, 3)  # NumPy integers are fine
 
 
 def test_bad_shapes_give_one_line_errors_naming_the_expected_shapes(kind):

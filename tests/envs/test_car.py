@@ -242,6 +242,9 @@ def test_unknown_variation_lists_presets():
         ({"friction": math.nan}, "friction must be finite"),
         ({"side_force": math.inf}, "side_force must be finite"),
         ({"side_force": "left"}, "side_force must be a number"),
+        ({"side_force": "10"}, r"^CarVariation.side_force must be a number \(int or float\), got '10'$"),
+        ({"friction": True}, r"^CarVariation.friction must be a number \(int or float\), got True$"),
+        ({"friction": np.bool_(True)}, r"^CarVariation.friction must be a number \(int or float\), got np.True_$"),
     ],
 )
 def test_bad_variation_values(kwargs, message):
@@ -259,10 +262,12 @@ def test_bad_render_mode():
         CarRacingEnv(render_mode="window")
 
 
-@pytest.mark.parametrize("action", [np.zeros(2), np.zeros(4), np.array([np.nan, 0.5, 0.0]), np.array([0.0, np.inf, 0.0])])
+@pytest.mark.parametrize("action", [np.zeros(2), np.zeros(4), np.array([np.nan, 0.5, 0.0]), np.array([0.0, np.inf, 0.0]),
+                                    ["0", "1", "0"], [True, False, False], np.array([0.0, 1.0, 0.0], dtype=object)])
 def test_a_bad_continuous_action_is_one_line(action):
     """gymnasium's step would cut a longer action short, fail on a shorter one with an IndexError,
-    and a NaN would corrupt the car's physics and fail later in the renderer."""
+    and a NaN would corrupt the car's physics and fail later in the renderer; strings and bools
+    would pass through float() as numbers."""
     env = CarRacingEnv()
     try:
         env.reset(seed=0)
@@ -292,10 +297,49 @@ def test_bad_settings_actions_and_a_step_before_reset_are_one_line_errors():
         with pytest.raises(ValueError, match=r"action must be 3 finite numbers \(steer, gas, brake\), got \{'a': 1\}"):
             env.step({"a": 1})
         discrete.reset(seed=0)
-        for action in (7, 1.0, "x", -1):
-            with pytest.raises(ValueError, match="action must be one of the discrete actions 0-4"):
+        for action in (7, 1.0, "x", -1, True, np.bool_(True)):  # gymnasium's Discrete takes True as 1
+            with pytest.raises(ValueError) as info:
                 discrete.step(action)
+            assert str(info.value) == ("action must be one of the discrete actions 0-4 (nothing, right, left, gas, "
+                                       f"brake), got {action!r}")
         assert discrete.step(3)[0].shape == (96, 96, 3) and discrete.step(np.int64(1))[0].shape == (96, 96, 3)
     finally:
         env.close()
         discrete.close()
+
+
+# ----------------------------------------------------------------------------- several envs
+
+
+def test_envs_render_on_after_another_env_closes_its_window():
+    """gymnasium's close() runs pygame.quit() when a human-mode window is open: every font made
+    before is dead, and the next render of one env re-initialises the font module, so the others
+    cannot see it. Each env must still draw its score, the same pixels as a fresh env."""
+    window, b, c = CarRacingEnv(render_mode="human"), CarRacingEnv(), CarRacingEnv()
+    fresh = None
+    try:
+        for env in (window, b, c):
+            env.reset(seed=0)
+        action = np.array([0.0, 1.0, 0.0])
+        for _ in range(3):
+            for env in (window, b, c):
+                env.step(action)
+        scores_before = {f"{b.reward:04.0f}"}
+        window.close()
+        fresh = CarRacingEnv()
+        fresh.reset(seed=0)
+        for _ in range(3):
+            fresh.step(action)
+        scores = []
+        for k in range(12):
+            want = fresh.step(action)
+            for env in (b, c):
+                got = env.step(action)
+                np.testing.assert_array_equal(got[0], want[0], err_msg=f"step {k}")
+                assert got[1:] == want[1:]
+            scores.append(f"{b.reward:04.0f}")
+        assert set(scores) - scores_before  # a score never rendered before: the font was needed
+    finally:
+        for env in (window, b, c, fresh):
+            if env is not None:
+                env.close()
