@@ -52,18 +52,20 @@ def ou_inputs(steps: int, population: int, tau: float, seed: int) -> np.ndarray:
     return x
 
 
-#: How the LIF refractory period runs now (LIFParams.refractory); results cached under another
-#: (or none: written before 2026-11-29, when the period was floored) are measured again.
-REFRACTORY = LIFParams().refractory
+#: How the LIF network runs now: its refractory period (LIFParams.refractory) and the drive's
+#: jump per spike (LIFParams.drive). Results cached under another (or none: written before
+#: 2026-11-29, when the period was floored, or before the drive was exact) are measured again.
+NEURON = {"refractory": LIFParams().refractory, "drive": LIFParams().drive}
 
 
 def cached(path: Path) -> dict | None:
-    """A cached result of this script measured with today's refractory period, else None."""
+    """A cached result of this script measured with today's neuron model, else None."""
     if not path.exists():
         return None
     data = json.loads(path.read_text())
-    if data.get("refractory") != REFRACTORY:
-        print(f"{path}: measured with another refractory period than today's {REFRACTORY!r}; measured again",
+    then = {"refractory": data.get("refractory"), "drive": data.get("drive", "continuous")}
+    if then != NEURON:
+        print(f"{path}: measured with another neuron model ({then}) than today's {NEURON}; measured again",
               file=sys.stderr)
         return None
     return data
@@ -89,7 +91,7 @@ def error_curve(args) -> dict:
             net.reset(None, weights)
             out = np.array([net.step(u) for u in inputs])
             done[key] = float(np.abs(out - target)[10:].mean())
-            path.write_text(json.dumps({"refractory": REFRACTORY, "errors": done}, indent=1))
+            path.write_text(json.dumps({**NEURON, "errors": done}, indent=1))
             print(f"error S={S:<3} max rate {max_rate:g} Hz: {done[key]:.4f}", flush=True)
     return done
 
@@ -148,7 +150,7 @@ def transfer(args) -> dict:
     config, params = load_run(run)
     lif = dataclasses.replace(config, agent=AgentConfig(**{**config.agent.__dict__, "kind": "lif", "options": None}))
     rate, spiking = test_fitness(args, config, params), test_fitness(args, lif, params)
-    result = {"refractory": REFRACTORY, "run": str(run), "rate": rate, "lif": spiking,
+    result = {**NEURON, "run": str(run), "rate": rate, "lif": spiking,
               "kept_percent": {v: 100 * spiking[v] / rate[v] if rate[v] else float("nan") for v in rate}}
     path.write_text(json.dumps(result, indent=1))
     return result
@@ -166,7 +168,7 @@ def spiking_evolution(args) -> dict:
     config, params = load_run(run)
     with RunStore.open(run) as store:
         curve = store.history()["fitness_raw"].mean(axis=1).tolist()
-    result = {"refractory": REFRACTORY, "run": str(run), "test": test_fitness(args, config, params),
+    result = {**NEURON, "run": str(run), "test": test_fitness(args, config, params),
               "train_mean_per_generation": curve}
     path.write_text(json.dumps(result, indent=1))
     return result

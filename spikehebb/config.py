@@ -541,7 +541,8 @@ class TrainConfig:
         """Settings a NEW run refuses (one-line ValueError) that a stored config may hold from before
         they were refused (it still opens, and resumes as it ran): a training variant named twice
         (lifetimes are seeded by the variant's position, so a repeat weighs that body double), and
-        an l2_coeff for CMA-ES, which runs without the penalty whatever it says."""
+        an l2_coeff for CMA-ES, which runs without the penalty whatever it says; a lif agent whose
+        refractory period does not divide the env step's substeps (its outputs would leave [-1, 1])."""
         bodies = self.task.train_variants or ()
         twice = repeated(bodies)
         if twice:
@@ -550,6 +551,10 @@ class TrainConfig:
         if self.strategy.name == "cma" and self.strategy.l2_coeff != StrategyConfig.l2_coeff:
             raise ValueError(f"strategy: l2_coeff is the fitness penalty of OpenAI-ES and shared rules; CMA-ES runs "
                              f"without one: leave it at its default (got {self.strategy.l2_coeff})")
+        if self.agent.kind == "lif":
+            from spikehebb.network.spiking import LIFParams
+
+            LIFParams.of(self.agent.options).check_outputs_in_range(self.task.make().control_period)
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

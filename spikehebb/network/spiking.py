@@ -16,11 +16,16 @@ and per unit j of a layer l >= 1 (its synaptic drive, event-driven, current-base
 
     dg_j/dt = -g_j / tau_syn
     on a spike of the on/off neuron of pre unit i:  g_j += J * (sgn_pre * w_ij)
-    J = gain * t_ref / tau_syn
+    J = gain * t_ref * (exp(dt / tau_syn) - 1) / dt
 
-so that a pre neuron firing steadily at rate f gives the drive ``gain * w * f * t_ref``: with
-the normalised rate ``r = f * t_ref`` (``1/t_ref`` is the LIF's maximal rate) the drive is
-``gain * sum_i w_ij r_i``, the rate network's summed input in mV. The input layer's drive is
+so that a pre neuron firing steadily at rate f gives the mean drive ``gain * w * f * t_ref`` the
+neurons read: with the normalised rate ``r = f * t_ref`` (``1/t_ref`` is the LIF's maximal
+rate) the drive is ``gain * sum_i w_ij r_i``, the rate network's summed input in mV, at any dt.
+(Each substep g decays before the neurons read it and a spike's jump lands after, so a jump J
+is read as ``J * e^-a / (1 - e^-a)`` summed over the substeps, a = dt / tau_syn; the
+continuous-time ``J = gain * t_ref / tau_syn`` gives ``a e^-a / (1 - e^-a)`` of the drive: 0.76
+at the ant's dt, ~0 at dt >> tau_syn. Runs recorded before :attr:`LIFParams.drive` existed ran
+with it, ``drive="continuous"``.) The input layer's drive is
 ``gain * u`` for the encoded observation u (deterministic current injection), or its neurons
 fire Poisson spikes at ``clip(sgn * u, 0, 1) / t_ref`` (``encoding="poisson"``, seeded).
 Here t_ref is the refractory period as run: ``refractory_ms`` rounded to whole substeps, since
@@ -37,7 +42,9 @@ What stands for the rate o of a unit:
   step, after the step's learning (after all S updates with ``"substep"``);
 - the outputs (and :meth:`activations`) are exponentially filtered spike counts: per env step
   of S substeps, ``y = a * y + (1 - a) * count * t_ref / (S dt)`` with ``a = exp(-S dt /
-  tau_readout)``, and a unit's output is ``y_on - y_off`` (agonist minus antagonist), in [-1, 1].
+  tau_readout)``, and a unit's output is ``y_on - y_off`` (agonist minus antagonist), in [-1, 1]
+  where the refractory period's substeps divide S (new runs are held to it:
+  :meth:`LIFParams.check_outputs_in_range`).
 
 With ``dendrites=True`` the drive lands on a dendritic compartment coupled to the soma through a
 saturating nonlinearity (a two-compartment neuron)::
@@ -107,6 +114,9 @@ DEFAULT_DT_S = 1e-3
 #: How the refractory period runs (:attr:`LIFParams.refractory`).
 REFRACTORY_RULES = ("rounded", "floored")
 
+#: How the synaptic drive's jump per spike is set (:attr:`LIFParams.drive`).
+DRIVE_RULES = ("exact", "continuous")
+
 #: LIFParams fields read only by two-compartment neurons (``dendrites=True``).
 DENDRITE_FIELDS = ("tau_dendrite_ms", "dendrite_coupling", "dendrite_saturation_mV")
 
@@ -157,6 +167,12 @@ class LIFParams:
     """Strength of the dendrite -> soma current (with dendrites, dimensionless)."""
     dendrite_saturation_mV: float = 30.0
     """v_sat: the dendritic current saturates at coupling * v_sat (with dendrites)."""
+    drive: str = "exact"
+    """The jump J of the synaptic drive per spike: ``"exact"`` (``gain * t_ref * (exp(dt /
+    tau_syn) - 1) / dt``: the neurons read ``gain * w * r`` on average at any dt) or
+    ``"continuous"`` (``gain * t_ref / tau_syn``, the continuous-time value, read as 0.76 of it at
+    the ant's dt: how every run made before this field existed ran, kept so that their files
+    resume and test as they ran; see :meth:`of`)."""
     refractory: str = "rounded"
     """How the refractory period runs: ``"rounded"`` (t_ref rounded to whole substeps, at least
     one, every normalisation by that period) or ``"floored"`` (Brian2's own flooring to whole
@@ -192,6 +208,8 @@ class LIFParams:
                              "drawn at random: add --spike-encoding poisson or drop --poisson-seed")
         if self.poisson_seed is not None and (isinstance(self.poisson_seed, bool) or not isinstance(self.poisson_seed, (int, np.integer)) or self.poisson_seed < 0):
             raise ValueError(f"lif: poisson_seed must be a non-negative integer, got {self.poisson_seed!r}")
+        if self.drive not in DRIVE_RULES:
+            raise ValueError(f"lif: drive must be one of {DRIVE_RULES}, got {self.drive!r}")
         if self.refractory not in REFRACTORY_RULES:
             raise ValueError(f"lif: refractory must be one of {REFRACTORY_RULES}, got {self.refractory!r}")
         if self.rule_every not in RULE_TIMINGS:
@@ -209,14 +227,16 @@ class LIFParams:
     def of(cls, spec: "LIFParams | Mapping[str, Any] | None") -> "LIFParams":
         """Parameters from themselves, a dict of fields (unknown names are an error) or None.
 
-        A run file records every field (:meth:`to_dict`); one recorded before ``refractory``
-        existed (every other field there, that one missing) ran with the floored period, and is
-        read so, so that it resumes and tests as it ran."""
+        A run file records every field (:meth:`to_dict`); one recorded before ``drive`` existed
+        (every other field there, or every other but ``refractory`` too) ran with the
+        continuous-time drive, and one recorded before ``refractory`` existed with the floored
+        period: each is read so, so that it resumes and tests as it ran."""
         if isinstance(spec, cls):
             return spec
         spec = dict(spec or {})
-        if "refractory" not in spec and set(spec) >= RECORDED_BEFORE_REFRACTORY:
-            spec["refractory"] = "floored"
+        if "drive" not in spec and set(spec) >= RECORDED_BEFORE_REFRACTORY:
+            spec["drive"] = "continuous"
+            spec.setdefault("refractory", "floored")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(spec) - known)
         if unknown:
@@ -230,9 +250,46 @@ class LIFParams:
         """S for an env step of ``control_period`` seconds."""
         return self.substeps if self.substeps is not None else max(1, round(control_period / DEFAULT_DT_S))
 
+    def timing(self, control_period: float) -> tuple[int, float, float, float]:
+        """(S, dt in s, t_ref as run in s, J in V per unit of weight) for an env step of
+        ``control_period`` seconds."""
+        S = self.n_substeps(control_period)
+        dt = control_period / S
+        # Brian2 counts a refractory period in whole steps (rounding down), so t_ref = 2 ms at the
+        # ant's dt = 1.03 ms would let a neuron fire every substep, at twice the rate read as 1:
+        # the period is t_ref rounded to whole substeps (at least one), and every normalisation
+        # (drive, traces, counts, Poisson input) uses that period.
+        if self.refractory == "rounded":
+            t_ref = max(1, round(self.refractory_ms * 1e-3 / dt)) * dt
+        else:  # "floored": Brian2 floors the nominal period itself; the normalisations use the nominal one
+            t_ref = self.refractory_ms * 1e-3
+        if self.drive == "exact":
+            jump = self.gain_mV * 1e-3 * t_ref * math.expm1(dt / (self.tau_syn_ms * 1e-3)) / dt
+        else:  # the expression (and so the rounding) of the runs recorded before drive existed
+            jump = self.gain_mV * t_ref * 1e3 / self.tau_syn_ms * 1e-3
+        return S, dt, t_ref, jump
 
-#: The fields a run file recorded before :attr:`LIFParams.refractory` existed (2026-11-29).
-RECORDED_BEFORE_REFRACTORY = frozenset(f.name for f in dataclasses.fields(LIFParams)) - {"refractory"}
+    def check_outputs_in_range(self, control_period: float) -> None:
+        """A one-line error where a unit could fire more often in one env step of
+        ``control_period`` seconds than the rate read as 1, so that outputs (actions) would leave
+        [-1, 1]: the refractory period's k substeps must divide S (a step holds up to ceil(S / k)
+        spikes, read as ceil(S / k) k / S). New runs are checked (``TrainConfig.check_new_run``);
+        the network itself runs any period (single-neuron studies at one substep per step)."""
+        S, dt, t_ref, _ = self.timing(control_period)
+        k = round(t_ref / dt)
+        if self.refractory == "rounded" and S % k:
+            most = -(-S // k)
+            raise ValueError(
+                f"lif: the refractory period of {self.refractory_ms:g} ms runs as {k} substeps of {dt * 1e3:.4g} ms, "
+                f"which do not divide the {S} substeps of an env step: a unit could fire {most} times in a step "
+                f"({most * k / S:.3g} of the rate read as 1): choose substeps (--substeps) or refractory_ms so "
+                "that the period's substeps divide S"
+            )
+
+
+#: The fields a run file recorded before :attr:`LIFParams.refractory` existed (2026-11-29); one
+#: recorded before :attr:`LIFParams.drive` (added after it) has these and ``refractory``.
+RECORDED_BEFORE_REFRACTORY = frozenset(f.name for f in dataclasses.fields(LIFParams)) - {"refractory", "drive"}
 
 
 def neuron_model(params: LIFParams, poisson_input: bool = False) -> tuple[str, str, str, str | None]:
@@ -324,8 +381,9 @@ class SpikingPlasticNetwork(PlasticNetwork):
         fold_eta: store eta*A, ... (as the rate backend).
 
     ``step`` takes inputs ``(P, n_0)`` (the encoded observation u) and returns ``(P, n_L)``
-    outputs in [-1, 1] (NaN for a member a non-finite weight has reached: a blown-up candidate,
-    as the rate network's NaN outputs); ``activations`` are every layer's filtered signed rates ``(P, n_l)``;
+    outputs in [-1, 1] (where the refractory period divides S, see the module docstring; NaN for
+    a member a non-finite weight has reached: a blown-up candidate, as the rate network's NaN
+    outputs); ``activations`` are every layer's filtered signed rates ``(P, n_l)``;
     :meth:`spike_counts` the spikes of the last env step, per layer ``(P, n_l, 2)`` (on, off).
     """
 
@@ -354,17 +412,9 @@ class SpikingPlasticNetwork(PlasticNetwork):
                 or not 0 < control_period < math.inf):
             raise ValueError(f"control_period must be a positive number of seconds, got {control_period!r}")
         self.control_period = float(control_period)
-        self.substeps = self.params.n_substeps(self.control_period)
-        self.dt = self.control_period / self.substeps
-        # Brian2 counts a refractory period in whole steps (rounding down), so t_ref = 2 ms at the
-        # ant's dt = 1.03 ms would let a neuron fire every substep, at twice the rate read as 1:
-        # the period is t_ref rounded to whole substeps (at least one), and every normalisation
-        # (drive, traces, counts, Poisson input) uses that period.
-        if self.params.refractory == "rounded":
-            self.t_ref = max(1, round(self.params.refractory_ms * 1e-3 / self.dt)) * self.dt
-        else:  # "floored": Brian2 floors the nominal period itself; the normalisations use the nominal one
-            self.t_ref = self.params.refractory_ms * 1e-3
-        """The refractory period the normalisations use and Brian2 is given, s (``refractory``)."""
+        self.substeps, self.dt, self.t_ref, self.drive_jump = self.params.timing(self.control_period)
+        """S; the substep dt, s; the refractory period the normalisations use and Brian2 is
+        given, s (``refractory``); J, V per unit of weight, the drive's jump per spike (``drive``)."""
         self.fold_eta = bool(fold_eta)
         self._codeobj_class = _code_object_class(target)
         self.target = "cython" if self._codeobj_class.__name__.startswith("Cython") else "numpy"
@@ -452,7 +502,7 @@ class SpikingPlasticNetwork(PlasticNetwork):
         # One Synapses object per pre group, its layers one after the other, each in (member,
         # pre unit, sign, post) order; syn_slices[l - 1]: (object, slice) of layer l.
         lines = ["w : 1  # weight times the pre neuron's sign (w on, -w off)",
-                 "J : volt (shared, constant)  # gain * t_ref / tau_syn"]
+                 "J : volt (shared, constant)  # the drive's jump per spike (drive_jump)"]
         if self.plastic:
             lines += brian_model_lines(self.rule, self.fold_eta)
         rule_code = trace_rule_code(self.rule, self.fold_eta) if self.plastic else None
@@ -478,7 +528,7 @@ class SpikingPlasticNetwork(PlasticNetwork):
             syn.connect(i=pre, j=post)
             if not (np.array_equal(syn.i[:], pre) and np.array_equal(syn.j[:], post)):
                 raise RuntimeError("Brian2 reordered the synapses; the (member, pre, sign, post) layout is broken")
-            _write(syn, "J", p.gain_mV * self.t_ref * 1e3 / p.tau_syn_ms * mV)
+            _write(syn, "J", self.drive_jump * b2.volt)
             if self.plastic:
                 # xs_pre: the pre neuron's copy of its unit's signed trace; xs_post: the post unit's.
                 rules.append(syn.run_regularly(rule_code, when="end", order=2, name=f"{syn.name}_rule"))

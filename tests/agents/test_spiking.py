@@ -129,8 +129,9 @@ def test_a_run_recorded_before_the_rounded_period_reads_and_runs_as_it_ran():
     from spikehebb.agents import AgentConfig
 
     old = LIFParams().to_dict()
-    del old["refractory"]
+    del old["refractory"], old["drive"]  # neither existed then
     assert LIFParams.of(old).refractory == "floored" and LIFParams.of({"substeps": 8}).refractory == "rounded"
+    assert LIFParams.of(old).drive == "continuous"
     assert AgentConfig(kind="lif", options=old).options["refractory"] == "floored"
     assert AgentConfig(kind="lif").options["refractory"] == "rounded"
     net = SpikingPlasticNetwork((3, 4, 2), "ABCD_lr", 1, control_period=0.0165, neuron=old, dtype="float64")
@@ -142,6 +143,48 @@ def test_a_run_recorded_before_the_rounded_period_reads_and_runs_as_it_ran():
     np.testing.assert_allclose(outputs, 16 * 0.002 / 0.0165, rtol=1e-9)  # 1.94: the old reading
     with pytest.raises(ValueError, match="lif: refractory must be one of"):
         LIFParams(refractory="ceil")
+
+
+@pytest.mark.parametrize("drive", ["exact", "continuous"])
+def test_a_pre_neuron_at_the_rate_read_as_one_drives_gain_times_w(drive):
+    """The rate network's summed input in mV: a pre neuron firing at 1/t_ref through w = 0.1
+    gives the post unit a mean drive of gain * w = 4 mV as its neurons read it (after each
+    substep's decay, before its jumps), at the ant's dt = 1.03 ms. With the continuous-time jump
+    (runs recorded before ``drive``) it read a e^-a / (1 - e^-a) = 0.764 of that, a = dt / tau_syn.
+    One substep per step, so the drive can be read after every substep."""
+    net = SpikingPlasticNetwork((1, 1), None, 1, control_period=0.0165 / 16, neuron={"substeps": 1, "drive": drive},
+                                dtype="float64")
+    net.reset(None, [np.full((1, 1, 1), 0.1)])
+    ends = []
+    for _ in range(400):
+        net.step(np.full((1, 1), 100.0))  # the input's on neuron fires whenever it is not refractory
+        ends.append(net._g[1][0])
+    a = net.dt / 2e-3
+    read = math.exp(-a) * np.array(ends[199:399])  # what the neurons read in the next substep
+    fraction = 1.0 if drive == "exact" else a * math.exp(-a) / -math.expm1(-a)
+    assert fraction == pytest.approx(0.764, abs=1e-3) or drive == "exact"
+    np.testing.assert_allclose(read.mean(), 0.040 * 0.1 * fraction, rtol=1e-12)
+
+
+def test_a_new_run_whose_refractory_period_does_not_divide_the_step_is_refused():
+    """At 15 substeps of the ant's step (dt = 1.1 ms) the 2 ms period runs as 2 substeps: a unit
+    could fire 8 times in a step, read as 1.07, and its outputs (actions) would leave [-1, 1]. A
+    new run is refused in one line; the network itself still runs it (a stored run resumes)."""
+    from spikehebb.agents import AgentConfig
+    from spikehebb.config import TaskConfig, TrainConfig
+
+    config = TrainConfig(task=TaskConfig("ant"), agent=AgentConfig(kind="lif", options={"substeps": 15}))
+    with pytest.raises(ValueError, match=r"^lif: the refractory period of 2 ms runs as 2 substeps of 1.1 ms, which do "
+                                         r"not divide the 15 substeps of an env step: a unit could fire 8 times in a step "
+                                         r"\(1.07 of the rate read as 1\)"):
+        config.check_new_run()
+    TrainConfig(task=TaskConfig("ant"), agent=AgentConfig(kind="lif", options={"substeps": 16})).check_new_run()
+    TrainConfig(task=TaskConfig("car"), agent=AgentConfig(kind="lif")).check_new_run()  # 20 substeps, 2 each
+    net = SpikingPlasticNetwork((3, 2), None, 1, neuron={"substeps": 15}, dtype="float64")
+    net.reset(None, [np.full((1, 3, 2), 2.0)])
+    for _ in range(10):
+        outputs = net.step(np.full((1, 3), 3.0))
+    assert net.spike_counts()[-1][..., 0].max() == 8 and outputs.max() > 1
 
 
 @pytest.mark.parametrize("fold_eta, every", [(True, "env_step"), (False, "substep")], ids=["folded", "eta-apart"])
