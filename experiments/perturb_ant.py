@@ -13,12 +13,14 @@ around T), PREFIX defaulting to the Hebbian run's path + "_recovery".
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from spikehebb.lifetimes import is_shipped_model, resolve_run, run_label
 from spikehebb.perturb import PERTURBATIONS, markdown_table, rows_to_json, run_experiment
 from spikehebb.plots import plot_recovery
+from spikehebb.store.transaction import whole_file
 
 
 def main(argv=None) -> None:
@@ -52,20 +54,38 @@ def main(argv=None) -> None:
         if not args.out and is_shipped_model(hebbian):  # not into models/
             prefix = Path("runs") / prefix.name
             prefix.parent.mkdir(exist_ok=True)
-        if not prefix.parent.is_dir():  # said now, not after the lifetimes
-            raise FileNotFoundError(f"--out {prefix}: its folder {prefix.parent} does not exist")
+        json_path, png_path = (prefix.with_name(prefix.name + suffix) for suffix in (".json", ".png"))  # "lr0.2" keeps its dot
+        check_outputs(prefix, [json_path, png_path])  # said now, not after the lifetimes
         models = {labels[role]: path for role, path in models.items()}
         rows, speeds = run_experiment(models, args.perturbations, args.episodes, args.t0, variant=args.variant,
                                       leg=args.leg, which=args.which, max_env_steps=args.eval_steps)
+        table = markdown_table(rows)
+        print(table)  # the results are on the screen whatever happens to the files
+        settings = {k: v for k, v in vars(args).items() if k not in ("out",)}
+        with whole_file(json_path, "write the recovery table") as tmp:
+            tmp.write_text(json.dumps({"settings": settings, "rows": rows_to_json(rows), "table": table}, indent=1))
+        with whole_file(png_path, "write the recovery figure") as tmp:
+            plot_recovery(speeds, args.t0).savefig(tmp, dpi=100)
     except (ValueError, OSError, RuntimeError) as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
-    json_path, png_path = (prefix.with_name(prefix.name + suffix) for suffix in (".json", ".png"))  # "lr0.2" keeps its dot
-    table = markdown_table(rows)
-    print(table)
-    settings = {k: v for k, v in vars(args).items() if k not in ("out",)}
-    json_path.write_text(json.dumps({"settings": settings, "rows": rows_to_json(rows), "table": table}, indent=1))
-    plot_recovery(speeds, args.t0).savefig(png_path, dpi=100)
     print(f"wrote {json_path} and {png_path}", file=sys.stderr)
+
+
+def check_outputs(prefix: Path, paths: list[Path]) -> None:
+    """A one-line error unless the folder of ``--out PREFIX`` exists and can be written and none
+    of ``paths`` (PREFIX.json, PREFIX.png) is a folder: said before the lifetimes, not after."""
+    folder = prefix.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--out {prefix}: its folder {folder} does not exist")
+    for path in paths:
+        if path.is_dir():
+            raise IsADirectoryError(f"--out {prefix}: {path} is a folder; choose another --out")
+    probe = folder / f".{prefix.name}.probe-{os.getpid()}"
+    try:  # a real write: permission bits say nothing to root or to a read-only mount
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise OSError(f"--out {prefix}: cannot write in {folder} ({e.strerror or e}); choose another --out") from None
 
 
 if __name__ == "__main__":

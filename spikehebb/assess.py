@@ -34,6 +34,10 @@ from spikehebb.worker import EVALUATION_TAG, Worker, lifetime_seeds
 #: Mean fitness at which a variant counts as solved (Najarro & Risi 2020).
 SOLVED_FITNESS = 100.0
 
+#: The legend line of a table with failed lifetimes (:attr:`VariantResult.failed`).
+FAILED_NOTE = ("failed: the lifetime's network outputs turned non-finite and it ended with fitness NaN; a row "
+               "with failures gives mean ± std over the others and applies the solved criterion to their mean.")
+
 #: The tables' "seen" column for each body role (:data:`~spikehebb.envs.mirror.BODY_ROLES`).
 SEEN = {"trained": "yes", "mirror of trained": "mirror", "unseen": "no"}
 
@@ -83,6 +87,7 @@ class VariantResult:
 
     @property
     def mean(self) -> float:
+        """Mean fitness over every lifetime: NaN when one failed (:attr:`failed`)."""
         return float(np.mean(self.fitness))
 
     @property
@@ -92,6 +97,38 @@ class VariantResult:
     @property
     def solved(self) -> bool:
         return self.mean >= self.solved_at
+
+    @property
+    def failed(self) -> int:
+        """Lifetimes that failed: their network's outputs turned non-finite and they ended with
+        fitness NaN (:mod:`spikehebb.rollout`)."""
+        return int(np.count_nonzero(~np.isfinite(self.fitness)))
+
+    @property
+    def finite_mean(self) -> float:
+        """Mean fitness over the lifetimes that did not fail (NaN when all did)."""
+        finite = self.fitness[np.isfinite(self.fitness)]
+        return float(np.mean(finite)) if finite.size else float("nan")
+
+    @property
+    def finite_std(self) -> float:
+        finite = self.fitness[np.isfinite(self.fitness)]
+        return float(np.std(finite)) if finite.size else float("nan")
+
+    @property
+    def solved_finite(self) -> bool:
+        """The solved criterion on :attr:`finite_mean` (the tables say so in a row with failures)."""
+        return self.finite_mean >= self.solved_at
+
+    def failed_note(self) -> str:
+        """What a table row adds when lifetimes failed: ``" (1 of 100 failed: mean, std and solved over
+        the other 99)"``; ``""`` when none did."""
+        n = len(self.fitness)
+        if not self.failed:
+            return ""
+        if self.failed == n:
+            return f" ({n} of {n} failed)"
+        return f" ({self.failed} of {n} failed: mean, std and solved over the other {n - self.failed})"
 
 
 def load_run(path: str | Path, which: str = "mean") -> tuple[TrainConfig, np.ndarray]:
@@ -185,7 +222,8 @@ def format_table(
     solved; then what the columns mean (the fitness in words when ``task`` is given, the episode
     length when ``max_network_steps`` is; ``early_ends=False``: lifetimes ran to the step limit,
     :func:`without_early_ends`; ``start``: what each lifetime starts from,
-    :func:`spikehebb.agents.lifetime_start` of the run's agent)."""
+    :func:`spikehebb.agents.lifetime_start` of the run's agent). A row whose lifetimes failed
+    gives mean ± std over the others and says how many failed (:meth:`VariantResult.failed_note`)."""
     n = len(results[0].fitness) if results else 0
     episodes = f"{n} episode" + "s" * (n != 1)
     head = label + f" ({episodes})"
@@ -193,13 +231,16 @@ def format_table(
     seen_width = max([5, *(len(r.seen) + 1 for r in results)])  # 5 unless a row says "mirror"
     lines = [f"{'variant':<20} {'seen':<{seen_width}} {head:>{width}}  solved"]
     for r in results:
+        mean, std = (f"{r.finite_mean:.1f}", f"{r.finite_std:.1f}") if r.failed < n else ("-", "-")
         lines.append(
-            f"{r.variant:<20} {r.seen:<{seen_width}} {r.mean:>{width - 9}.1f} ± {r.std:<6.1f}  "
-            f"{'yes' if r.solved else 'no'}"
+            f"{r.variant:<20} {r.seen:<{seen_width}} {mean:>{width - 9}} ± {std:<6}  "
+            f"{'yes' if r.solved_finite else 'no'}{r.failed_note()}"
         )
     solved_at = results[0].solved_at if results else SOLVED_FITNESS
     lines.append(f"{seen_note(results)} mean ± std over {n} lifetimes, each from {start}.")
     lines.append(f"solved: mean fitness >= {solved_at:g}." + (f" fitness: {FITNESS_UNITS[task]}." if task in FITNESS_UNITS else ""))
+    if any(r.failed for r in results):
+        lines.append(FAILED_NOTE)
     if max_network_steps is not None:
         if early_ends:
             lines.append(f"episodes: at most {max_network_steps:,} network steps (fewer when the task's rules end one early).")
@@ -214,6 +255,21 @@ def first_input_note(tested: str, trained: str) -> str:
     if tested == trained:
         return f"first input: {FIRST_INPUT_WORDS[tested]} ({tested}, as in training)."
     return f"first input: {FIRST_INPUT_WORDS[tested]} (--first-input {tested}; the run trained with {trained})."
+
+
+def check_traceable(agent, what: str = "record_traces") -> None:
+    """A one-line error unless lifetimes of ``agent`` (an :class:`~spikehebb.agents.AgentConfig`)
+    can be traced. A trace holds per step each layer's rates and each weight layer's
+    ``(n_pre, n_post)`` matrix (:class:`spikehebb.store.TraceWriter`'s layout): what the network
+    agents (Hebbian, spiking, static) have; an LSTM's or GRU's gates and recurrent state do not
+    fit it. ``what`` names the caller in the message (``"--traces"``)."""
+    from spikehebb.agents import AGENTS, NetworkAgent
+
+    if not issubclass(AGENTS[agent.kind], NetworkAgent):
+        kinds = ", ".join(k for k, cls in AGENTS.items() if issubclass(cls, NetworkAgent))
+        raise ValueError(f"{what} records the rates and weight matrices of Hebbian (plastic-weight) networks and "
+                         f"their static and spiking kin (agent kinds {kinds}); a {agent.kind} run's recurrent "
+                         "layer does not fit them, so it records no traces")
 
 
 def record_traces(
@@ -241,6 +297,7 @@ def record_traces(
         raise ValueError(f"synapses must be None (all) or a positive count, got {synapses}")
     if into is not None and store is not None:
         raise ValueError("record_traces writes into the run file through store, or into a traces file: give store or into, not both")
+    check_traceable(config.agent)
     target = Path(into) if into is not None else Path(path)
     own_store = into is None and store is None
     if own_store:

@@ -473,7 +473,7 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
     if getattr(args, "first_input", None) is not None:
         config = dataclasses.replace(config, task=config.task.with_first_input(args.first_input))
     task = config.task.make()
-    variants = check_evaluate_flags(args, task)
+    variants = check_evaluate_flags(args, task, config.agent)
     if args.traces:
         from spikehebb.lifetimes import is_shipped_model
 
@@ -492,9 +492,11 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
             store.close()
 
 
-def check_evaluate_flags(args: argparse.Namespace, task) -> list[str]:
-    """``evaluate``'s flags against ``task`` (a :class:`~spikehebb.tasks.Task`): a one-line error
-    for a bad one, before any lifetime runs; returns the variants to test (default: all)."""
+def check_evaluate_flags(args: argparse.Namespace, task, agent=None) -> list[str]:
+    """``evaluate``'s flags against ``task`` (a :class:`~spikehebb.tasks.Task`) and, given, the
+    run's ``agent`` (an :class:`~spikehebb.agents.AgentConfig`: whether ``--traces`` can record
+    it): a one-line error for a bad one, before any lifetime runs; returns the variants to test
+    (default: all)."""
     variants = list(task.check_variants(args.variants or task.variants))
     twice = repeated(variants)
     if twice:
@@ -513,6 +515,10 @@ def check_evaluate_flags(args: argparse.Namespace, task) -> list[str]:
     if args.trace_synapses is not None and args.trace_synapses < 1:
         raise ValueError(f"--trace-synapses must be a positive count of synapses per layer (leave it out for all), "
                          f"got {args.trace_synapses}")
+    if args.traces and agent is not None:
+        from spikehebb.assess import check_traceable
+
+        check_traceable(agent, "--traces")
     return variants
 
 
@@ -571,11 +577,18 @@ def _refuse_to_write_beside_a_model(path: str | Path, command: str, suffix: str)
 
 
 def run_plot(args: argparse.Namespace) -> list[Path]:
-    """Fitness curves to ``-o`` (default RUN.png); with ``--traces`` the trace figures too."""
+    """Fitness curves to ``-o`` (default RUN.png); with ``--traces`` the trace figures too. A
+    traces-only file (``record_traces(into=...)``) has no training to show: its trace figures alone."""
     from spikehebb.plots import check_trace_names, check_trace_steps, plot_fitness, plot_traces, run_task
     from spikehebb.store import RunStore
+    from spikehebb.tracefile import is_traces_file
 
     path = Path(args.runfile)
+    if is_traces_file(path):
+        if args.output:
+            raise ValueError(f"-o names the fitness-curve PNG, and {path} is a traces file with no training to plot: "
+                             "drop -o (its trace figures go beside it, or to --out-dir)")
+        return plot_traces(path, args.out_dir, args.episodes, args.steps)  # checks everything before writing
     with RunStore.open(path) as store:
         history = store.history()
     if args.traces:  # every trace problem is said before the fitness figure is written
@@ -746,7 +759,7 @@ def _check_test_before_training(args: argparse.Namespace) -> None:
     """run_<task>.py's test flags, checked against the run it will train (or resume) before the
     training: a bad one costs a one-line error, not the training's time."""
     config = resumed_config(args)[0] if args.resume else config_from_args(args)
-    variants = check_evaluate_flags(args, config.task.make())
+    variants = check_evaluate_flags(args, config.task.make(), config.agent)
     if args.resume:
         check_traces_not_held(args.resume, args, variants)
 
@@ -790,7 +803,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("inspect", help="summary of a run file")
     p.add_argument("runfile", metavar="RUNFILE_OR_MODEL", help="run file (.h5), or the name of a model in models/")
     p = sub.add_parser("plot", help="fitness curves of a run to PNG; --traces: what the rule does in recorded lifetimes")
-    p.add_argument("runfile", metavar="RUNFILE_OR_MODEL", help="run file (.h5), or the name of a model in models/")
+    p.add_argument("runfile", metavar="RUNFILE_OR_MODEL",
+                   help="run file (.h5), or the name of a model in models/; a traces file (record_traces(into=...)) "
+                        "gets its trace figures only")
     p.add_argument("-o", "--output", help="fitness-curve PNG (default: the run file's name with .png)")
     p.add_argument("--traces", action="store_true",
                    help="also plot each recorded lifetime (`evaluate --traces`): weight matrices at chosen steps, "

@@ -19,10 +19,15 @@ speed over the lifetime's last 100 steps (or those after ``t0``, if fewer), what
 at.
 
 The lifetimes run without the task's early ends (falls and 30 steps without progress end
-nothing), so every lifetime has the same horizon and a censored one really did not recover in
-it; with one censoring time for all, the median with censored lifetimes counted as never
-recovered (:func:`summarise`: the first step count by which half had recovered) is the
-Kaplan-Meier median.
+nothing), so a lifetime ends early only when its network's outputs turn non-finite (a failed
+lifetime, NaN speed from then on). One that failed at or before ``t0`` has no step after the
+perturbation to assess and counts as not walking when it came. One that failed after ``t0``,
+before recovering, is censored at its failure and counted as never recovered. The median
+(:func:`summarise`: the first step count by which half had recovered, censored lifetimes counted
+as never) is therefore the Kaplan-Meier median when every lifetime ran to the horizon (one
+censoring time for all); with failures after ``t0`` it can exceed Kaplan-Meier's, which would
+drop a failed lifetime from those at risk at its failure instead of counting it never recovered
+(never below it: the conservative side).
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ class Recovery:
     censored: bool
     """True when the lifetime ended before the speed came back."""
     end: float = math.nan
-    """Mean speed (m/s) over the last :data:`END_STEPS` steps, those after t0 only (NaN if none)."""
+    """Mean speed (m/s) over the last :data:`END_STEPS` steps, those after t0 only (NaN: not measured)."""
 
     @property
     def walking(self) -> bool:
@@ -76,20 +81,21 @@ class Recovery:
 
 def recovery(speed: np.ndarray, t0: int, window: int = WINDOW, fraction: float = FRACTION) -> Recovery:
     """Recovery of one lifetime from its per-step speed ``(T,)`` (m/s) and the perturbation step
-    ``t0`` (the first step run perturbed): the smallest ``k - t0`` with ``k >= t0 + window`` and
-    ``mean(speed[k - window:k]) >= fraction * mean(speed[t0 - window:t0])``."""
+    ``t0`` (the first step run perturbed, which ``speed`` must hold): the smallest ``k - t0`` with
+    ``k >= t0 + window`` and ``mean(speed[k - window:k]) >= fraction * mean(speed[t0 - window:t0])``."""
     speed = np.asarray(speed, dtype=np.float64)
     if speed.ndim != 1:
         raise ValueError(f"speed must be one lifetime's (T,) steps, got shape {speed.shape}")
     if not (is_integer(window) and window >= 1):
         raise ValueError(f"window must be a positive number of steps, got {window!r}")
-    if not window <= t0 <= len(speed):
-        raise ValueError(f"t0 must leave a whole window before it: {window} <= t0 <= {len(speed)}, got {t0}")
+    if not window <= t0 < len(speed):
+        raise ValueError(f"t0 must leave a whole window before it and a step after it: {window} <= t0 < {len(speed)}, "
+                         f"got {t0}")
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
     before = float(speed[t0 - window : t0].mean())
     after = speed[t0:]
-    end = float(after[-END_STEPS:].mean()) if len(after) else math.nan
+    end = float(after[-END_STEPS:].mean())
     if not before > 0:
         return Recovery(before, math.nan, False, end)
     if len(after) >= window:
@@ -108,7 +114,8 @@ class Summary:
     perturbation: str
     lifetimes: int
     walking: int
-    """Lifetimes walking forwards before t0 (the others have no level to regain)."""
+    """Lifetimes walking forwards before t0 and running on after it (the others have no level to
+    regain, or failed by t0: see the module docstring)."""
     speed_before: float
     """Mean over the walking lifetimes of their speed before t0 (m/s); NaN if none."""
     speed_end: float
@@ -129,7 +136,8 @@ def summarise(model: str, perturbation: str, recoveries: Sequence[Recovery], hor
     """Table row of a set of lifetimes (see :class:`Summary`)."""
     walking = [r for r in recoveries if r.walking]
     times = np.sort([r.steps if r.recovered else np.inf for r in walking])
-    # Kaplan-Meier's median: the first time by which at least half have recovered
+    # the first time by which at least half have recovered (Kaplan-Meier's median when no lifetime
+    # was censored before the horizon: see the module docstring)
     median = float(times[(len(times) + 1) // 2 - 1]) if len(times) else math.nan
     return Summary(
         model=model,
@@ -289,8 +297,9 @@ def run_experiment(
             s = perturbed_speeds(run, name, episodes, t0, **kwargs)
             speeds[label, name] = s
             ends = [int(np.isfinite(row).sum()) for row in s]
-            # a lifetime that failed (non-finite outputs) before t0 was not walking when it was hit
-            recoveries = [recovery(row[:end], t0) if end >= t0 else Recovery(math.nan, math.nan, False)
+            # a lifetime that failed (non-finite outputs) at or before t0 has no step after it to assess:
+            # it was not walking when the perturbation came
+            recoveries = [recovery(row[:end], t0) if end > t0 else Recovery(math.nan, math.nan, False)
                           for row, end in zip(s, ends)]
             rows.append(summarise(label, name, recoveries, max(ends) - t0))
     return rows, speeds

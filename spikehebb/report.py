@@ -24,6 +24,7 @@ import datetime
 import html
 import io
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -32,6 +33,8 @@ from matplotlib.figure import Figure
 
 from spikehebb import __version__
 from spikehebb.config import AgentConfig, TrainConfig
+from spikehebb.store.transaction import whole_file
+from spikehebb.tracefile import is_traces_file
 
 #: Najarro & Risi 2020, Table 1 (100 rollouts each): mean ± std per morphology, keyed by the
 #: (task, agent kind, rule) they were measured with; README.md and docs/results.md quote the same numbers.
@@ -118,7 +121,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def test_section(path: Path, episodes: int, variants: Sequence[str] | None, workers: int) -> str:
     """Fresh test lifetimes of the run's search mean, with the paper's numbers beside them."""
     from spikehebb.agents import lifetime_start
-    from spikehebb.assess import FITNESS_UNITS, assess, load_run, seen_note
+    from spikehebb.assess import FAILED_NOTE, FITNESS_UNITS, assess, load_run, seen_note
     from spikehebb.lifetimes import run_label
     from spikehebb.plots import run_task
     from spikehebb.tasks import get_task
@@ -132,7 +135,8 @@ def test_section(path: Path, episodes: int, variants: Sequence[str] | None, work
     paper = paper_numbers(config)
     results = assess(config, params, variants, episodes, workers)
     rows = [
-        (r.variant, r.seen, f"{r.mean:.1f} ± {r.std:.1f}", "yes" if r.solved else "no",
+        (r.variant, r.seen, f"{r.finite_mean:.1f} ± {r.finite_std:.1f}" if r.failed < episodes else "-",
+         ("yes" if r.solved_finite else "no") + r.failed_note(),
          "{} ± {}".format(*paper[r.variant]) if r.variant in paper else "-")
         for r in results
     ]
@@ -142,6 +146,8 @@ def test_section(path: Path, episodes: int, variants: Sequence[str] | None, work
         f"per variant, each from {lifetime_start(config.agent, config.task.make())}. {seen_note(results)} "
         f"solved: mean fitness >= {solved_at:g}. fitness: {FITNESS_UNITS.get(name, 'the summed env reward')}."
     )
+    if any(r.failed for r in results):
+        note += f" {FAILED_NOTE}"
     if paper:  # the paper's row for this agent (PAPER)
         which = "static-weights" if config.agent.kind == "static" else f"Hebbian {config.agent.rule}"
         note += f" Paper: Najarro & Risi 2020, Table 1, 100 lifetimes of their {which} {name}."
@@ -220,6 +226,11 @@ def build_report(
     path = Path(run)
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
+    if is_traces_file(path):
+        raise ValueError(f"{path} is a traces file: it holds recorded lifetimes, not a run; give the run file to "
+                         f"report it (plot these traces with `spikehebb plot {path}`)")
+    out = Path(output) if output is not None else path.with_suffix(".html")
+    check_output(out, path)
     with RunStore.open(path) as store:
         summary, history = store.summary(), store.history()
     from spikehebb.tasks import get_task
@@ -229,9 +240,6 @@ def build_report(
         task.check_variants(variants)
         if len(set(variants)) != len(variants):
             raise ValueError(f"variants must be distinct, got {list(variants)}")
-    out = Path(output) if output is not None else path.with_suffix(".html")
-    if not out.parent.is_dir():  # said now, not after the test lifetimes
-        raise FileNotFoundError(f"the report's folder {out.parent} does not exist; create it or choose another -o")
     videos = default_videos(path, task.variants) if videos is None else [Path(v) for v in videos]
     for v in videos:
         if v.suffix.lower() not in VIDEO_TYPES:
@@ -266,8 +274,24 @@ def build_report(
         f'<p class="note">spikehebb {__version__} report, {created}. Everything on this page is embedded in it.</p>\n'
         f"{body}</body>\n</html>\n"
     )
-    out.write_text(page, encoding="utf-8")
+    with whole_file(out, "write the report") as tmp:
+        tmp.write_text(page, encoding="utf-8")
     return out
+
+
+def check_output(out: Path, run: Path) -> None:
+    """A one-line error, said before any lifetime runs, unless ``out`` can take the report of
+    ``run``: an .html or .htm file in an existing folder, not a folder, not the run file itself
+    (by any name: a link to it too)."""
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"the report is an HTML page: -o must end in .html or .htm, got {out}")
+    if out.resolve() == run.resolve() or (out.exists() and run.exists() and os.path.samefile(out, run)):
+        raise ValueError(f"-o {out} is the run file {run} itself; the report goes to another file, e.g. "
+                         f"{run.with_suffix('.html')}")
+    if out.is_dir():
+        raise IsADirectoryError(f"-o {out} is a folder; name the report's file, e.g. {out / run.with_suffix('.html').name}")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"the report's folder {out.parent} does not exist; create it or choose another -o")
 
 
 def _generations(path: Path) -> int:

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 
 from spikehebb.store import RunStore
-from spikehebb.store.fileformat import FORMAT, TRACES_FORMAT, open_checked
+from spikehebb.store.fileformat import FORMAT, TRACES_FORMAT, attr_str, open_checked
 from spikehebb.store.traces import copy_without_traces
 from spikehebb.store.transaction import WriterLock, real_path, transaction
 
@@ -57,11 +57,27 @@ def trace_names(path: str | Path) -> list[str]:
         return [f"{v}/{e}" for v in f["traces"] for e in sorted(f["traces"][v], key=lambda n: int(n.split("_")[-1]))]
 
 
+def is_traces_file(path: str | Path) -> bool:
+    """Whether ``path`` is a traces-only file (``record_traces(into=...)``, a ``TraceWriter`` of
+    its own): recorded lifetimes and no run. False for anything else, a missing file included
+    (opening it as a run then says what is wrong)."""
+    path = Path(path)
+    if not path.is_file() or not h5py.is_hdf5(path):
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return attr_str(f.attrs.get("format", "")) == TRACES_FORMAT
+    except OSError:  # truncated or corrupt: not readable as a traces file either
+        return False
+
+
 def load_trace(path: str | Path, name: str) -> Trace:
     """Read episode ``name`` (``<variant>/episode_<k>``) of a run or traces file."""
+    names = trace_names(path)
+    if name not in names:  # a variant alone is a group too: it would pass a membership test in the file
+        raise ValueError(f"{path} holds no trace {name!r}: expected '<variant>/episode_<k>', one of: "
+                         f"{', '.join(names) or 'none recorded'}")
     with h5py.File(path, "r") as f:
-        if f"traces/{name}" not in f:
-            raise ValueError(f"{path} holds no trace {name!r}; recorded: {', '.join(trace_names(path)) or 'none'}")
         g = f[f"traces/{name}"]
         n_rates = len(g["rates"])
         sub = int(g["weights"].attrs["subsample"])

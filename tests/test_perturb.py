@@ -126,9 +126,12 @@ def test_perturbations_act_on_a_real_lifetime(ant_run):
     kw = dict(episodes=3, t0=60, max_env_steps=200)  # 160 network steps, no early end
     base = perturbed_speeds(ant_run, "none", **kw)
     assert base.shape == (3, 160) and np.all(np.isfinite(base))
-    for name in ("redraw", "motor", "freeze"):
+    # redraw and motor act on step t0 itself (its weights, its actions); freeze stops the rule's update
+    # after step t0, so the first weights it keeps from changing are step t0 + 1's
+    for name, first in (("redraw", 60), ("motor", 60), ("freeze", 61)):
         speed = perturbed_speeds(ant_run, name, **kw)
-        np.testing.assert_array_equal(speed[:, :60], base[:, :60])  # the same lifetimes up to t0
+        differs = np.flatnonzero(np.any(speed != base, axis=0))
+        assert differs[0] == first, name  # the same lifetimes until the perturbation acts, not a step later
         assert not np.allclose(speed[:, 61:], base[:, 61:]), name  # and different after it
     # nothing is left perturbed: the next lifetimes are the unperturbed ones again
     np.testing.assert_array_equal(perturbed_speeds(ant_run, "none", **kw), base)
