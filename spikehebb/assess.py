@@ -120,6 +120,12 @@ class VariantResult:
         """The solved criterion on :attr:`finite_mean` (the tables say so in a row with failures)."""
         return self.finite_mean >= self.solved_at
 
+    def cells(self) -> tuple[str, str]:
+        """("mean ± std", "solved") as a table's cells: over the lifetimes that did not fail, the
+        solved cell saying how many did (``"-"`` for the mean when all failed)."""
+        spread = "-" if self.failed == len(self.fitness) else f"{self.finite_mean:.1f} ± {self.finite_std:.1f}"
+        return spread, ("yes" if self.solved_finite else "no") + self.failed_note()
+
     def failed_note(self) -> str:
         """What a table row adds when lifetimes failed: ``" (1 of 100 failed: mean, std and solved over
         the other 99)"``; ``""`` when none did."""

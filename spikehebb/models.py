@@ -269,7 +269,7 @@ def card(
     per variant) with ``paper``'s numbers beside it ({variant: (mean, std)}, e.g. Najarro & Risi's
     Table 1)."""
     from spikehebb.agents import lifetime_start
-    from spikehebb.assess import FITNESS_UNITS, seen_note
+    from spikehebb.assess import FAILED_NOTE, FITNESS_UNITS, seen_note
 
     info = model_info(path) or {}
     with RunStore.open(path) as store:
@@ -304,7 +304,7 @@ def card(
               f"| variant | seen | mean ± std ({n} lifetimes) | solved |" + (" paper |" if paper else ""),
               "| --- | --- | ---: | --- |" + (" ---: |" if paper else "")]
     for r in results:
-        row = f"| {r.variant} | {r.seen} | {r.mean:.1f} ± {r.std:.1f} | {'yes' if r.solved else 'no'} |"
+        row = "| {} | {} | {} | {} |".format(r.variant, r.seen, *r.cells())
         if paper:
             row += " {} ± {} |".format(*paper[r.variant]) if r.variant in paper else " - |"
         lines.append(row)
@@ -312,7 +312,8 @@ def card(
     lines += ["", f"Each lifetime starts from {lifetime_start(config.agent, config.task.make())} (test episodes 0 to {n - 1}). "
               f"{seen_note(results)} solved: mean fitness >= {solved_at:g}. fitness: "
               f"{FITNESS_UNITS.get(config.task.name, 'the summed env reward')}."
-              + (" paper: Najarro & Risi 2020, Table 1 (100 lifetimes)." if paper else "")]
+              + (" paper: Najarro & Risi 2020, Table 1 (100 lifetimes)." if paper else "")
+              + (f" {FAILED_NOTE}" if any(r.failed for r in results) else "")]
     lines += ["", f"Reproduce: `spikehebb evaluate {Path(path).as_posix()} --episodes {n}`."]
     return "\n".join(lines) + "\n"
 

@@ -135,9 +135,7 @@ def test_section(path: Path, episodes: int, variants: Sequence[str] | None, work
     paper = paper_numbers(config)
     results = assess(config, params, variants, episodes, workers)
     rows = [
-        (r.variant, r.seen, f"{r.finite_mean:.1f} ± {r.finite_std:.1f}" if r.failed < episodes else "-",
-         ("yes" if r.solved_finite else "no") + r.failed_note(),
-         "{} ± {}".format(*paper[r.variant]) if r.variant in paper else "-")
+        (r.variant, r.seen, *r.cells(), "{} ± {}".format(*paper[r.variant]) if r.variant in paper else "-")
         for r in results
     ]
     solved_at = results[0].solved_at

@@ -235,6 +235,15 @@ def test_card_puts_the_papers_numbers_beside_ours_where_the_paper_has_the_varian
     assert "## Training curve" not in text and "5 generations" in text and "a test machine" in text
     assert ("- settings: task ant on default, agent hebbian A, openai-es population 4, seed 0, 5 generations; also "
             in text and "task.max_env_steps 60" in text)  # every setting not the default, as inspect says them
+    assert "failed" not in text
+    # a failed lifetime (NaN) made the row "nan ± nan | no": the others are summarised, the failures counted
+    results = [VariantResult("default", np.array([400.0, np.nan, 600.0]), "trained"),
+               VariantResult("long_back", np.array([np.nan, np.nan, np.nan]), "unseen")]
+    text = card(run, results, "spikehebb train --paper", "a test machine", {"default": (1051, 113)})
+    assert ("| default | yes | 500.0 ± 100.0 | yes (1 of 3 failed: mean, std and solved over the other 2) | "
+            "1051 ± 113 |") in text
+    assert "| long_back | no | - | no (3 of 3 failed) | - |" in text and "nan" not in text
+    assert "failed: the lifetime's network outputs turned non-finite" in text
 
 
 def test_evaluate_and_inspect_find_a_shipped_model_by_name(run, tmp_path, monkeypatch, capsys):
