@@ -126,6 +126,12 @@ def test_one(path: Path, config, episodes: int, workers: int) -> dict:
     return out
 
 
+def seed_spread(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """The sample standard deviation over seeds (ddof 1: three seeds' population std would
+    understate it by a fifth); 0 for one seed."""
+    return np.std(values, axis=axis, ddof=1) if np.shape(values)[axis] > 1 else np.zeros_like(np.mean(values, axis=axis))
+
+
 def table(results: dict[str, list[dict]], seeds: list[int]) -> str:
     lines = ["| arm | budget (env steps per run) | seeds | " + " | ".join(VARIANTS) + " |",
              "| --- | --- | --- | " + " | ".join("---" for _ in VARIANTS) + " |"]
@@ -133,7 +139,7 @@ def table(results: dict[str, list[dict]], seeds: list[int]) -> str:
         cells = []
         for v in VARIANTS:
             values = np.array([r["test"][v] for r in runs])
-            cells.append(f"{values.mean():.0f} ± {values.std():.0f}")
+            cells.append(f"{values.mean():.0f} ± {seed_spread(values):.0f}")
         budget = int(np.mean([r["env_steps"] for r in runs]))
         lines.append(f"| {arm} | {budget:,} | {','.join(map(str, seeds))} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -150,12 +156,15 @@ def plot(results: dict[str, list[dict]], path: Path) -> None:
         n = min(len(r["curve_fitness"]) for r in runs)
         steps = np.mean([r["curve_steps"][:n] for r in runs], axis=0)
         fitness = np.array([r["curve_fitness"][:n] for r in runs])
-        mean, std = fitness.mean(axis=0), fitness.std(axis=0)
+        mean, std = fitness.mean(axis=0), seed_spread(fitness)
         ax.plot(steps, mean, label=arm)
         ax.fill_between(steps, mean - std, mean + std, alpha=0.15)
     ax.set_xlabel("env steps")
-    ax.set_ylabel("mean training fitness (distance walked)")
-    ax.set_title("biology-minded Hebbian ants, mean ± std over seeds")
+    from spikehebb.assess import FITNESS_UNITS
+
+    ax.set_ylabel("population mean training fitness")
+    ax.set_title("biology-minded Hebbian ants, mean ± sample std over seeds")
+    fig.text(0.01, 0.01, f"fitness: {FITNESS_UNITS['ant']}", fontsize=6)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

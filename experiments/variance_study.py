@@ -134,7 +134,7 @@ def write_outputs(args: argparse.Namespace, results) -> None:
             cells.append(f"{np.median(reached) / 1e6:.2f} M ({len(reached)}/{len(steps)})" if reached else "-")
         means = [r.mean("default") for r in rows]
         print(f"{name:<18} {np.mean([r.env_steps for r in rows]) / 1e6:>15.2f} M " + " ".join(f"{c:>12}" for c in cells)
-              + f" {np.mean(means):>7.0f} ± {np.std(means):<5.0f}")
+              + f" {np.mean(means):>7.0f} ± {np.std(means, ddof=1) if len(means) > 1 else 0:<5.0f}")
     table = markdown_table(args, results)
     print(table)
     (args.dir / "table.md").write_text(table + "\n")
