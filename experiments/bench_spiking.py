@@ -5,6 +5,9 @@ Times, in one process and interleaved, for the ant's network (28-128-64-8, ABCD_
 - ``lif``: the spiking network (:mod:`spikehebb.network.spiking`): S substeps of the LIF on/off
   pairs with event-driven synapses, then the rule on the spike traces (default S: 16 for the
   ant's 16.5 ms control period); ``--dendrites`` adds the two-compartment variant;
+- ``lif continuous``: the same with the continuous-time jump of the drive per spike
+  (``LIFParams.drive = "continuous"``, how runs before the exact drive ran: 0.76 of the drive at
+  16 substeps, so fewer spikes);
 - ``lif 250 Hz`` (``--max-rates``): the same with a longer refractory period (maximal rate
   1/t_ref 250 Hz instead of 500): half the spikes, so half the synaptic events;
 - ``rate``: the Brian2 rate network (one step per env step), the default backend;
@@ -90,6 +93,9 @@ def main(argv=None) -> None:
     if args.dendrites:
         variants["lif dendrites"] = SpikingPlasticNetwork(SIZES, RULE, P, neuron={**neuron, "dendrites": True},
                                                           control_period=CONTROL_PERIOD)
+    # the drive's jump as runs made before LIFParams.drive ran it (0.76 of the drive: fewer spikes)
+    variants["lif continuous"] = SpikingPlasticNetwork(SIZES, RULE, P, neuron={**neuron, "drive": "continuous"},
+                                                       control_period=CONTROL_PERIOD)
     for rate in args.max_rates:
         variants[f"lif {rate:g} Hz"] = SpikingPlasticNetwork(SIZES, RULE, P, neuron={**neuron, "refractory_ms": 1e3 / rate},
                                                              control_period=CONTROL_PERIOD)
