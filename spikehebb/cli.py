@@ -52,6 +52,15 @@ def task_settings(task: str, paper: bool) -> dict:
     return dict(SETTINGS.get(task, SETTINGS["ant"])["paper" if paper else "short"])
 
 
+class _TypedTask(argparse.Action):
+    """``--task``: stores the name and that it was typed (``args._task_given``), so that a resumed
+    run tells ``--task ant`` from the parser's default ``ant`` (:func:`task_given`)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace._task_given = True
+
+
 def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> None:
     """Flags shared by ``spikehebb train`` and ``experiments/run_*.py``; the help shows the
     defaults of ``task`` (``--task`` may pick another, whose own defaults then apply)."""
@@ -61,8 +70,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
     t = get_task(task)
     burn_in = f" incl. the {t.episode.burn_in_steps} burn-in steps" if t.episode.burn_in_steps else ""
     g = parser.add_argument_group("training")
-    parser.set_defaults(_default_task=task)
-    g.add_argument("--task", default=task, help="registered task (default: %(default)s)")
+    parser.set_defaults(_default_task=task, _task_given=False)
+    g.add_argument("--task", default=task, action=_TypedTask, help="registered task (default: %(default)s)")
     g.add_argument(
         "--paper", action="store_true",
         help=f"the paper's settings: population {paper['popsize']}, {paper['generations']} generations, "
@@ -266,13 +275,18 @@ WHERE_FLAGS = ("workers", "evaluator", "ray", "batch_size")
 def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
     """A :class:`TrainConfig` from parsed flags; explicit flags win over ``--paper``, which wins
     over the task's short default. With ``base`` (a resumed run's config), only the flags given
-    change it."""
+    change it: ``--paper`` there is the stored task's paper settings less its length (only an
+    explicit ``--generations`` changes a resumed run's length)."""
+    from spikehebb.agents import AGENTS
     from spikehebb.config import AgentConfig, EvaluatorConfig, TaskConfig
 
+    # a resumed run keeps its task unless --task is typed (which resumed_config refuses where it differs)
+    task_name = args.task if base is None or task_given(args) else base.task.name
     if base is None:
-        fields = task_settings(args.task, args.paper)
+        fields = task_settings(task_name, args.paper)
     else:
-        fields = task_settings(args.task, True) if args.paper else {}
+        fields = task_settings(task_name, True) if args.paper else {}
+        fields.pop("generations", None)
     for name in ("popsize", "generations", "max_env_steps", "lr", "sigma"):
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
@@ -283,9 +297,8 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     b = base or TrainConfig(
         task=TaskConfig(args.task), strategy=StrategyConfig(), agent=AgentConfig(), evaluator=EvaluatorConfig()
     )
-    name = b.task.name if base is not None and args.task == parser_default_task(args) else args.task
     # a resumed run keeps the rest of its task (rates, episode rules set through the Python API)
-    task = dataclasses.replace(b.task, name=name, train_variants=fields.get("train_variants", b.task.train_variants),
+    task = dataclasses.replace(b.task, name=task_name, train_variants=fields.get("train_variants", b.task.train_variants),
                                max_env_steps=fields.get("max_env_steps", b.task.max_env_steps))
     first_input = getattr(args, "first_input", None)
     if first_input is not None:
@@ -303,13 +316,14 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
         agent = AgentConfig(kind=kind, rule=None, backend=agent.backend, dtype=agent.dtype)
     elif args.static or kind == "static":
         agent = AgentConfig(kind="static", rule=None, backend=agent.backend, dtype=agent.dtype)
-    elif kind == "hebbian" and agent.kind != "hebbian":
-        agent = AgentConfig(kind="hebbian", rule=args.rule or "ABCD_lr", evolve_initial_weights=args.coevolve,
-                            backend=agent.backend, dtype=agent.dtype)
-    elif args.rule is not None or args.coevolve:
-        agent = AgentConfig(kind="hebbian", rule=args.rule or agent.rule or "ABCD_lr",
-                            evolve_initial_weights=args.coevolve or agent.evolve_initial_weights,
-                            backend=agent.backend, dtype=agent.dtype)
+    elif (kind == "hebbian" and agent.kind != "hebbian") or args.rule is not None or args.coevolve:
+        # the stored agent with what was typed changed (a resumed run's Dale's law, weight init, ... kept);
+        # --rule/--coevolve keep a kind with a rule (lif), make any other Hebbian
+        keep = kind is None and AGENTS[agent.kind].takes_rule
+        agent = dataclasses.replace(agent, kind=agent.kind if keep else "hebbian",
+                                    rule=args.rule or agent.rule or "ABCD_lr",
+                                    evolve_initial_weights=args.coevolve or agent.evolve_initial_weights,
+                                    **({} if keep else {"options": None}))
     if args.backend is not None:
         agent = AgentConfig(**{**agent.__dict__, "backend": args.backend})
     agent = _neuron(args, agent)
@@ -349,8 +363,7 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
         raise ValueError(f"--ray {address} needs --workers N, the number of actors (one CPU each) to start on the "
                          f"cluster: the batches are sized for it before Ray is reached")
     batch = args.batch_size if args.batch_size is not None else b.evaluator.batch_size
-    if base is None:
-        _refuse_ignored_flags(args, agent, task, strategy, name, workers)
+    _refuse_ignored_flags(args, agent, task, strategy, name)  # a resumed run's too: against its config
     return TrainConfig(
         task=task, agent=agent, strategy=strategy,
         evaluator=EvaluatorConfig(name, workers, address if name == "ray" else None, batch),
@@ -362,9 +375,10 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     )
 
 
-def _refuse_ignored_flags(args, agent, task, strategy, evaluator: str, workers) -> None:
-    """A one-line error for a flag the new run would accept and then ignore (design.md: flags that
-    would be ignored are refused)."""
+def _refuse_ignored_flags(args, agent, task, strategy, evaluator: str) -> None:
+    """A one-line error for a flag the run (new, or resumed: its stored config with the flags
+    applied) would accept and then ignore (design.md: flags that would be ignored are refused),
+    whatever the value it gives."""
     from spikehebb.agents import draws_weights
 
     given = lambda name: getattr(args, name, None) is not None  # noqa: E731
@@ -375,6 +389,7 @@ def _refuse_ignored_flags(args, agent, task, strategy, evaluator: str, workers) 
                          "--rho R with --assign gmm or random")
     if (given("merge_every") or given("merge_fraction")) and strategy.assign != "merge":
         raise ValueError("--merge-every and --merge-fraction set Evolve & Merge: they need --assign merge")
+    workers = args.workers  # as typed (a resumed run's stored count is not the user's to drop)
     if evaluator == "serial" and isinstance(workers, int) and workers > 1:  # (below 1: EvaluatorConfig says so)
         raise ValueError(f"--evaluator serial runs every lifetime in this process: drop --workers {workers} "
                          "(or use --evaluator processes)")
@@ -394,6 +409,27 @@ def parser_default_task(args: argparse.Namespace) -> str:
     return getattr(args, "_default_task", "ant")
 
 
+def task_given(args: argparse.Namespace) -> bool:
+    """Whether --task was typed (not the parser's default, even where it names the same task);
+    for flags not made by :func:`add_train_arguments`, whether it differs from the default."""
+    typed = getattr(args, "_task_given", None)
+    return args.task != parser_default_task(args) if typed is None else typed
+
+
+def check_runs_dir(runs_dir: str | None) -> None:
+    """``--runs-dir``: a directory, or one to be made (under one): a one-line error otherwise,
+    before anything starts."""
+    if runs_dir is None:
+        return
+    path = Path(runs_dir)
+    for there in (path, *path.parents):
+        if there.exists() or there.is_symlink():  # (a dangling link is no directory either)
+            if not there.is_dir():
+                under = "" if there == path else f", under {there}"
+                raise ValueError(f"--runs-dir must be a directory (got {runs_dir}{under}, which is not one)")
+            return
+
+
 def resumed_config(args: argparse.Namespace) -> tuple[TrainConfig, int]:
     """``--resume RUNFILE``'s config (the stored one with the flags that may change) and the
     generations the file holds; a one-line error for a flag that a resumed run would ignore."""
@@ -406,32 +442,50 @@ def resumed_config(args: argparse.Namespace) -> tuple[TrainConfig, int]:
     with RunStore.open(args.resume) as store:
         stored = TrainConfig.from_dict(store.config)
         done = store.generations_completed
+    if task_given(args) and args.task != stored.task.name:
+        raise ValueError(f"--task {args.task} differs from the task of {args.resume}, {stored.task.name}; a resumed "
+                         "run keeps its task: drop --task")
     if args.generations is not None and args.generations < done:
         raise ValueError(f"--generations {args.generations} is below the {done} generation(s) {args.resume} holds; "
                          f"give N > {done} to extend it (a run is not shortened)")
     return config_from_args(args, base=stored), done
 
 
+def train_notes(args: argparse.Namespace) -> list[str]:
+    """What ``train`` notes about its flags (without "note: "), said once the run starts."""
+    notes = []
+    if args.workers is not None and args.workers > 0 and args.popsize is not None and args.workers > args.popsize:
+        notes.append(f"{args.workers} workers for {args.popsize} candidates: starting {args.popsize} "
+                     "(a worker without candidates would only cost memory)")
+    if args.paper and (args.static or args.agent == "static") and args.init is None and not args.resume:
+        notes.append("the authors' static baseline (enajx/ES) started its search at torch's default weights, "
+                     "U(+-1/sqrt(n_pre)) per layer; add --init fan_in for it (without: N(0, 1))")
+    if args.paper and args.task == "ant" and getattr(args, "first_input", None) is None and not args.resume:
+        notes.append("the authors' network saw the observation from before the 40 burn-in steps first; "
+                     "add --first-input reset for it (without: the one after them)")
+    return notes
+
+
 def run_train(args: argparse.Namespace) -> Path:
+    """Train (or resume) the run the flags say. Once every check passed and the run starts, its
+    notes and ``run file: PATH`` go to stderr, so that an error is one line alone and the log of a
+    run killed without a word (SIGKILL) still names the file to ``--resume``."""
     from spikehebb.train import train
 
-    if args.workers is not None and args.workers > 0 and args.popsize is not None and args.workers > args.popsize:
-        print(f"note: {args.workers} workers for {args.popsize} candidates: starting {args.popsize} "
-              "(a worker without candidates would only cost memory)", file=sys.stderr)
-    if args.paper and (args.static or args.agent == "static") and args.init is None and not args.resume:
-        print("note: the authors' static baseline (enajx/ES) started its search at torch's default weights, "
-              "U(+-1/sqrt(n_pre)) per layer; add --init fan_in for it (without: N(0, 1))", file=sys.stderr)
-    if args.paper and args.task == "ant" and getattr(args, "first_input", None) is None and not args.resume:
-        print("note: the authors' network saw the observation from before the 40 burn-in steps first; "
-              "add --first-input reset for it (without: the one after them)", file=sys.stderr)
+    def started(path: Path) -> None:
+        for note in train_notes(args):
+            print(f"note: {note}", file=sys.stderr)
+        print(f"run file: {path}", file=sys.stderr, flush=True)
+
     if args.resume:
         config, done = resumed_config(args)
-        path = train(config, resume=args.resume, progress=not args.no_progress)
+        path = train(config, resume=args.resume, progress=not args.no_progress, started=started)
         if done >= config.generations:  # said after train accepted the flags
             print(f"note: {args.resume} already holds {done} generation(s), its length of {config.generations}; "
                   f"nothing to run (extend it with --generations N, N > {done})", file=sys.stderr)
         return path
-    return train(config_from_args(args), progress=not args.no_progress)
+    check_runs_dir(args.runs_dir)
+    return train(config_from_args(args), progress=not args.no_progress, started=started)
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser, first_input: bool = True) -> None:
@@ -464,7 +518,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser, first_input: bool = 
 
 def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
     from spikehebb.assess import load_run, without_early_ends
-    from spikehebb.store import RunStore
+    from spikehebb.store import RunFileBusyError, RunStore
 
     config, params = load_run(path, args.which)
     trained_first_input = config.task.make().episode.first_input
@@ -484,7 +538,11 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
             raise ValueError(f"{path} is a shipped model and --traces would write into it; copy it first: "
                              f"cp {path} runs/ && spikehebb evaluate runs/{Path(path).name} --traces")
     # The writer lock, taken before the test lifetimes: a run another process writes fails now, not after them.
-    store = RunStore.open(path, "a") if args.traces else None
+    try:
+        store = RunStore.open(path, "a") if args.traces else None
+    except RunFileBusyError as err:
+        raise RunFileBusyError(f"{err}, or record the traces into a separate file "
+                               "(spikehebb.assess.record_traces(..., into=FILE))") from None
     try:
         return _evaluate_and_trace(path, args, config, params, variants, store, trained_first_input)
     finally:

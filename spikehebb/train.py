@@ -14,6 +14,7 @@ import importlib.util
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,7 @@ def train(
     resume: str | Path | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    started: Callable[[Path], None] | None = None,
 ) -> Path:
     """Run (or continue) a training run; returns the run file's path.
 
@@ -67,6 +69,10 @@ def train(
     stop_after: end after this many generations in this call (tests, time-boxed sessions).
     progress: show progress on stderr: a bar on a terminal, one line per generation otherwise
         (``nohup``, a log file); False shows nothing.
+    started: called with the run file's path once the run is under way: every check passed, the
+        file created (or opened to resume) and the workers started, before the first generation
+        of this call (the command line says its notes and the file's name there); not called
+        when there is no generation to run.
     """
     store = RunStore.open(resume, "a") if resume is not None else None
     try:
@@ -134,7 +140,7 @@ def train(
             if start >= end:
                 return store.path
             try:
-                _run_generations(config, spec, store, strategy, start, end, progress)
+                _run_generations(config, spec, store, strategy, start, end, progress, started)
             except KeyboardInterrupt as err:
                 # the signal may land after a generation's commit and before the store counted it: ask the file
                 raise TrainingInterrupted(
@@ -180,28 +186,31 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 def _run_generations(config: TrainConfig, spec: WorkerSpec, store: RunStore, strategy, start: int, end: int,
-                     progress: bool) -> None:
-    """Generations ``start`` to ``end - 1``: ask, evaluate, tell, store each."""
+                     progress: bool, started: Callable[[Path], None] | None = None) -> None:
+    """Generations ``start`` to ``end - 1``: ask, evaluate, tell, store each (``started(path)``
+    first, once the workers are up: see :func:`train`)."""
     ev = config.evaluator
     with (StopSignals() as stop,
-          make_evaluator(ev.name, spec, workers=config.n_workers, address=ev.ray_address) as evaluator,
-          _Progress(config, start, progress) as shown):
-        for generation in range(start, end):
-            t0 = time.perf_counter()
-            keys = strategy.ask()
-            fitness, env_steps = evaluator.evaluate(strategy.sampler(), keys)
-            lr = getattr(strategy, "lr", None)
-            stats = strategy.tell(fitness)
-            wall = time.perf_counter() - t0
-            store.append_generation(
-                generation, fitness_raw=stats["raw"], fitness_shaped=stats["shaped"],
-                sigma=stats["sigma"], lr=lr, wall_time_s=wall, env_steps=env_steps,
-                mean=strategy.mean, best_params=strategy.best_params,
-                best_fitness=strategy.best_fitness, strategy_state=strategy.state_dict(),
-                rule_table=strategy.rule_table() if hasattr(strategy, "rule_table") else None,
-            )
-            shown.update(generation, stats["raw"], strategy.best_fitness, env_steps, wall, end)
-            stop.check(done=generation + 1 == end)
+          make_evaluator(ev.name, spec, workers=config.n_workers, address=ev.ray_address) as evaluator):
+        if started is not None:
+            started(store.path)  # before a progress bar is drawn
+        with _Progress(config, start, progress) as shown:
+            for generation in range(start, end):
+                t0 = time.perf_counter()
+                keys = strategy.ask()
+                fitness, env_steps = evaluator.evaluate(strategy.sampler(), keys)
+                lr = getattr(strategy, "lr", None)
+                stats = strategy.tell(fitness)
+                wall = time.perf_counter() - t0
+                store.append_generation(
+                    generation, fitness_raw=stats["raw"], fitness_shaped=stats["shaped"],
+                    sigma=stats["sigma"], lr=lr, wall_time_s=wall, env_steps=env_steps,
+                    mean=strategy.mean, best_params=strategy.best_params,
+                    best_fitness=strategy.best_fitness, strategy_state=strategy.state_dict(),
+                    rule_table=strategy.rule_table() if hasattr(strategy, "rule_table") else None,
+                )
+                shown.update(generation, stats["raw"], strategy.best_fitness, env_steps, wall, end)
+                stop.check(done=generation + 1 == end)
 
 
 class _Progress:

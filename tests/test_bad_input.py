@@ -273,8 +273,9 @@ def test_ctrl_c_and_sigterm_say_in_one_line_how_to_resume(tmp_path, first_genera
     run_file = first_generation(tmp_path)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    lines = stderr_lines(err)
+    run_file_line, *lines = stderr_lines(err)  # the file is named once the run starts
     assert proc.returncode == code, err
+    assert run_file_line == f"run file: {run_file}", err
     assert len(lines) == 1 and lines[0].startswith(f"spikehebb train: {said}: "), err
     assert "finished generation(s); continue with --resume" in lines[0], err
     done = RunStore.open(run_file).generations_completed
@@ -301,7 +302,8 @@ def test_sigusr1_to_the_process_group_keeps_the_generation_in_flight_and_spares_
     assert proc.returncode == 128 + signal.SIGUSR1, err
     done = RunStore.open(run_file).generations_completed
     assert done >= 2, err
-    assert lines == [f"spikehebb train: stopped by SIGUSR1 after the generation in flight: {run_file} holds {done} "
+    assert lines == [f"run file: {run_file}",
+                     f"spikehebb train: stopped by SIGUSR1 after the generation in flight: {run_file} holds {done} "
                      f"finished generation(s); continue with --resume {run_file}"], err
 
 

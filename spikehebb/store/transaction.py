@@ -150,9 +150,10 @@ class WriterLock:
             except BlockingIOError:
                 owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
                 os.close(fd)
+                # the advice fits the caller: only a trace recording can go to a file of its own
+                elsewhere = ", or record traces into a separate file" if what == "record traces into" else ""
                 raise RunFileBusyError(
-                    f"{path} is open for writing by another process (pid {owner}); wait for it to "
-                    "finish, or record traces into a separate file"
+                    f"{path} is open for writing by another process (pid {owner}); wait for it to finish{elsewhere}"
                 ) from None
             try:  # the previous holder may have unlinked the file we opened: retry on the new one
                 current = os.stat(self.lock_path).st_ino
