@@ -126,20 +126,16 @@ def test_one(path: Path, config, episodes: int, workers: int) -> dict:
     return out
 
 
-def seed_spread(values: np.ndarray, axis: int = 0) -> np.ndarray:
-    """The sample standard deviation over seeds (ddof 1: three seeds' population std would
-    understate it by a fifth); 0 for one seed."""
-    return np.std(values, axis=axis, ddof=1) if np.shape(values)[axis] > 1 else np.zeros_like(np.mean(values, axis=axis))
-
-
 def table(results: dict[str, list[dict]], seeds: list[int]) -> str:
+    from spikehebb.study import across_seeds_std
+
     lines = ["| arm | budget (env steps per run) | seeds | " + " | ".join(VARIANTS) + " |",
              "| --- | --- | --- | " + " | ".join("---" for _ in VARIANTS) + " |"]
     for arm, runs in results.items():
         cells = []
         for v in VARIANTS:
             values = np.array([r["test"][v] for r in runs])
-            cells.append(f"{values.mean():.0f} ± {seed_spread(values):.0f}")
+            cells.append(f"{values.mean():.0f} ± {across_seeds_std(values):.0f}")
         budget = int(np.mean([r["env_steps"] for r in runs]))
         lines.append(f"| {arm} | {budget:,} | {','.join(map(str, seeds))} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -151,17 +147,18 @@ def plot(results: dict[str, list[dict]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from spikehebb.assess import FITNESS_UNITS
+    from spikehebb.study import across_seeds_std
+
     fig, ax = plt.subplots(figsize=(7, 4))
     for arm, runs in results.items():
         n = min(len(r["curve_fitness"]) for r in runs)
         steps = np.mean([r["curve_steps"][:n] for r in runs], axis=0)
         fitness = np.array([r["curve_fitness"][:n] for r in runs])
-        mean, std = fitness.mean(axis=0), seed_spread(fitness)
+        mean, std = fitness.mean(axis=0), across_seeds_std(fitness)
         ax.plot(steps, mean, label=arm)
         ax.fill_between(steps, mean - std, mean + std, alpha=0.15)
     ax.set_xlabel("env steps")
-    from spikehebb.assess import FITNESS_UNITS
-
     ax.set_ylabel("population mean training fitness")
     ax.set_title("biology-minded Hebbian ants, mean ± sample std over seeds")
     fig.text(0.01, 0.01, f"fitness: {FITNESS_UNITS['ant']}", fontsize=6)

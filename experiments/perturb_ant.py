@@ -13,14 +13,13 @@ around T), PREFIX defaulting to the Hebbian run's path + "_recovery".
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from spikehebb.lifetimes import is_shipped_model, resolve_run, run_label
 from spikehebb.perturb import PERTURBATIONS, markdown_table, rows_to_json, run_experiment
 from spikehebb.plots import plot_recovery
-from spikehebb.store.transaction import whole_file
+from spikehebb.store.transaction import check_can_write, whole_file
 
 
 def main(argv=None) -> None:
@@ -55,7 +54,7 @@ def main(argv=None) -> None:
             prefix = Path("runs") / prefix.name
             prefix.parent.mkdir(exist_ok=True)
         json_path, png_path = (prefix.with_name(prefix.name + suffix) for suffix in (".json", ".png"))  # "lr0.2" keeps its dot
-        check_outputs(prefix, [json_path, png_path])  # said now, not after the lifetimes
+        check_can_write([json_path, png_path], "--out", prefix)  # said now, not after the lifetimes
         models = {labels[role]: path for role, path in models.items()}
         rows, speeds = run_experiment(models, args.perturbations, args.episodes, args.t0, variant=args.variant,
                                       leg=args.leg, which=args.which, max_env_steps=args.eval_steps)
@@ -69,23 +68,6 @@ def main(argv=None) -> None:
     except (ValueError, OSError, RuntimeError) as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     print(f"wrote {json_path} and {png_path}", file=sys.stderr)
-
-
-def check_outputs(prefix: Path, paths: list[Path]) -> None:
-    """A one-line error unless the folder of ``--out PREFIX`` exists and can be written and none
-    of ``paths`` (PREFIX.json, PREFIX.png) is a folder: said before the lifetimes, not after."""
-    folder = prefix.parent
-    if not folder.is_dir():
-        raise FileNotFoundError(f"--out {prefix}: its folder {folder} does not exist")
-    for path in paths:
-        if path.is_dir():
-            raise IsADirectoryError(f"--out {prefix}: {path} is a folder; choose another --out")
-    probe = folder / f".{prefix.name}.probe-{os.getpid()}"
-    try:  # a real write: permission bits say nothing to root or to a read-only mount
-        probe.touch()
-        probe.unlink()
-    except OSError as e:
-        raise OSError(f"--out {prefix}: cannot write in {folder} ({e.strerror or e}); choose another --out") from None
 
 
 if __name__ == "__main__":

@@ -127,6 +127,14 @@ def trained(args, name: str, agent) -> Path:
         generations=args.generations, seed=args.seed, runs_dir=str(args.out), run_name=name,
     )
     path = args.out / f"{name}.h5"
+    if path.exists():
+        from spikehebb.store import RunStore
+
+        with RunStore.open(path) as store:
+            stored = TrainConfig.from_dict(store.config).agent
+        if stored != config.agent:  # e.g. a lif run recorded before the exact drive
+            raise ValueError(f"{path} was trained with another agent ({stored.kind}, {stored.options}) than this "
+                             f"script's today ({config.agent.kind}, {config.agent.options}); move it away to train again")
     return train(config, resume=str(path) if path.exists() else None, progress=False)
 
 
@@ -197,6 +205,14 @@ def main(argv=None) -> None:
     if min(args.substeps) < 1 or min(args.max_rates) <= 0 or args.steps <= 10:
         p.error("--substeps >= 1, --max-rates > 0 and --steps > 10 are needed")
     args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        run_parts(args)
+    except (ValueError, OSError, RuntimeError) as err:  # one line: a file or setting to change, said as such
+        p.exit(2, f"{p.prog}: error: {err}\n")
+
+
+def run_parts(args) -> None:
+    """The three parts not skipped, each printed as it is done."""
     if "error" not in args.skip:
         errors = error_curve(args)
         plot_error(errors, args.out)

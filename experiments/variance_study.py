@@ -31,7 +31,7 @@ import numpy as np
 from spikehebb.cli import exit_interrupted
 from spikehebb.config import EvaluatorConfig, StrategyConfig, TaskConfig, TrainConfig
 from spikehebb.stopping import STOP_REQUEST
-from spikehebb.study import Arm, run_study
+from spikehebb.study import Arm, across_seeds_std, run_study
 
 #: arm name -> StrategyConfig fields beyond the paper's.
 ARMS = {
@@ -134,7 +134,7 @@ def write_outputs(args: argparse.Namespace, results) -> None:
             cells.append(f"{np.median(reached) / 1e6:.2f} M ({len(reached)}/{len(steps)})" if reached else "-")
         means = [r.mean("default") for r in rows]
         print(f"{name:<18} {np.mean([r.env_steps for r in rows]) / 1e6:>15.2f} M " + " ".join(f"{c:>12}" for c in cells)
-              + f" {np.mean(means):>7.0f} ± {np.std(means, ddof=1) if len(means) > 1 else 0:<5.0f}")
+              + f" {np.mean(means):>7.0f} ± {across_seeds_std(means):<5.0f}")
     table = markdown_table(args, results)
     print(table)
     (args.dir / "table.md").write_text(table + "\n")

@@ -105,26 +105,35 @@ class VariantResult:
         return int(np.count_nonzero(~np.isfinite(self.fitness)))
 
     @property
+    def finite(self) -> np.ndarray:
+        """The fitness of the lifetimes that did not fail."""
+        return self.fitness[np.isfinite(self.fitness)]
+
+    @property
     def finite_mean(self) -> float:
         """Mean fitness over the lifetimes that did not fail (NaN when all did)."""
-        finite = self.fitness[np.isfinite(self.fitness)]
-        return float(np.mean(finite)) if finite.size else float("nan")
+        return float(np.mean(self.finite)) if self.finite.size else float("nan")
 
     @property
     def finite_std(self) -> float:
-        finite = self.fitness[np.isfinite(self.fitness)]
-        return float(np.std(finite)) if finite.size else float("nan")
+        """Their standard deviation (ddof 0, as the paper's tables; NaN when all failed)."""
+        return float(np.std(self.finite)) if self.finite.size else float("nan")
 
     @property
     def solved_finite(self) -> bool:
         """The solved criterion on :attr:`finite_mean` (the tables say so in a row with failures)."""
         return self.finite_mean >= self.solved_at
 
+    def spread(self) -> tuple[str, str]:
+        """(mean, std) over the lifetimes that did not fail, as a table writes them ("-" when all did)."""
+        if self.failed == len(self.fitness):
+            return "-", "-"
+        return f"{self.finite_mean:.1f}", f"{self.finite_std:.1f}"
+
     def cells(self) -> tuple[str, str]:
-        """("mean ± std", "solved") as a table's cells: over the lifetimes that did not fail, the
-        solved cell saying how many did (``"-"`` for the mean when all failed)."""
-        spread = "-" if self.failed == len(self.fitness) else f"{self.finite_mean:.1f} ± {self.finite_std:.1f}"
-        return spread, ("yes" if self.solved_finite else "no") + self.failed_note()
+        """("mean ± std", "solved") as a table's cells (:meth:`spread`), the solved cell saying how
+        many lifetimes failed."""
+        return " ± ".join(self.spread()), ("yes" if self.solved_finite else "no") + self.failed_note()
 
     def failed_note(self) -> str:
         """What a table row adds when lifetimes failed: ``" (1 of 100 failed: mean, std and solved over
@@ -237,7 +246,7 @@ def format_table(
     seen_width = max([5, *(len(r.seen) + 1 for r in results)])  # 5 unless a row says "mirror"
     lines = [f"{'variant':<20} {'seen':<{seen_width}} {head:>{width}}  solved"]
     for r in results:
-        mean, std = (f"{r.finite_mean:.1f}", f"{r.finite_std:.1f}") if r.failed < n else ("-", "-")
+        mean, std = r.spread()
         lines.append(
             f"{r.variant:<20} {r.seen:<{seen_width}} {mean:>{width - 9}} ± {std:<6}  "
             f"{'yes' if r.solved_finite else 'no'}{r.failed_note()}"
@@ -274,8 +283,8 @@ def check_traceable(agent, what: str = "record_traces") -> None:
     if not issubclass(AGENTS[agent.kind], NetworkAgent):
         kinds = ", ".join(k for k, cls in AGENTS.items() if issubclass(cls, NetworkAgent))
         raise ValueError(f"{what} records the rates and weight matrices of Hebbian (plastic-weight) networks and "
-                         f"their static and spiking kin (agent kinds {kinds}); a {agent.kind} run's recurrent "
-                         "layer does not fit them, so it records no traces")
+                         f"their static and spiking kin (agent kinds {kinds}); the recurrent layer of "
+                         f"this {agent.kind} run does not fit them, so it records no traces")
 
 
 def record_traces(

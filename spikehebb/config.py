@@ -551,10 +551,11 @@ class TrainConfig:
         if self.strategy.name == "cma" and self.strategy.l2_coeff != StrategyConfig.l2_coeff:
             raise ValueError(f"strategy: l2_coeff is the fitness penalty of OpenAI-ES and shared rules; CMA-ES runs "
                              f"without one: leave it at its default (got {self.strategy.l2_coeff})")
-        if self.agent.kind == "lif":
+        period = self.task.make().control_period if self.agent.kind == "lif" else None
+        if period is not None:  # (a task without one: the agent says so when it is built)
             from spikehebb.network.spiking import LIFParams
 
-            LIFParams.of(self.agent.options).check_outputs_in_range(self.task.make().control_period)
+            LIFParams.of(self.agent.options).check_outputs_in_range(period)
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

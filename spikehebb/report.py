@@ -33,7 +33,7 @@ from matplotlib.figure import Figure
 
 from spikehebb import __version__
 from spikehebb.config import AgentConfig, TrainConfig
-from spikehebb.store.transaction import whole_file
+from spikehebb.store.transaction import check_can_write, whole_file
 from spikehebb.tracefile import is_traces_file
 
 #: Najarro & Risi 2020, Table 1 (100 rollouts each): mean ± std per morphology, keyed by the
@@ -279,17 +279,14 @@ def build_report(
 
 def check_output(out: Path, run: Path) -> None:
     """A one-line error, said before any lifetime runs, unless ``out`` can take the report of
-    ``run``: an .html or .htm file in an existing folder, not a folder, not the run file itself
-    (by any name: a link to it too)."""
+    ``run``: an .html or .htm file in a folder that takes it, not a folder, not the run file
+    itself (by any name: a link to it too)."""
     if out.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"the report is an HTML page: -o must end in .html or .htm, got {out}")
     if out.resolve() == run.resolve() or (out.exists() and run.exists() and os.path.samefile(out, run)):
         raise ValueError(f"-o {out} is the run file {run} itself; the report goes to another file, e.g. "
                          f"{run.with_suffix('.html')}")
-    if out.is_dir():
-        raise IsADirectoryError(f"-o {out} is a folder; name the report's file, e.g. {out / run.with_suffix('.html').name}")
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"the report's folder {out.parent} does not exist; create it or choose another -o")
+    check_can_write([out], "-o", out)
 
 
 def _generations(path: Path) -> int:

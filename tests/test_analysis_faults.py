@@ -40,7 +40,7 @@ def test_report_refuses_to_write_over_its_run_file_and_writes_the_page_whole(run
     for out, message in (
         (victim, f"the report is an HTML page: -o must end in .html or .htm, got {victim}"),
         (tmp_path / "link.html", f"-o {tmp_path / 'link.html'} is the run file {victim} itself"),
-        (tmp_path / "folder.html", f"-o {tmp_path / 'folder.html'} is a folder; name the report's file"),
+        (tmp_path / "folder.html", f"-o {tmp_path / 'folder.html'}: {tmp_path / 'folder.html'} is a folder; choose another -o"),
     ):
         with pytest.raises(SystemExit) as exc:
             cli_main(["report", str(victim), "--no-test", "-o", str(out)])
@@ -78,7 +78,7 @@ def test_traces_are_refused_up_front_for_recurrent_agents(tmp_path, capsys, monk
     from spikehebb.cli import experiment_main
 
     for kind in ("lstm", "gru"):
-        with pytest.raises(ValueError, match=f"a {kind} run's recurrent layer does not fit them"):
+        with pytest.raises(ValueError, match=f"the recurrent layer of this {kind} run does not fit them"):
             check_traceable(AgentConfig(kind=kind, rule=None))
     for agent in (AgentConfig(), AgentConfig(kind="static", rule=None), AgentConfig(kind="lif")):
         check_traceable(agent)  # the network agents record traces
@@ -91,9 +91,9 @@ def test_traces_are_refused_up_front_for_recurrent_agents(tmp_path, capsys, monk
         cli_main(["evaluate", str(lstm), "--traces", "--episodes", "1", "--variant", "default"])
     assert exc.value.code == 2 and one_error_line(capsys) == (
         "spikehebb evaluate: error: --traces records the rates and weight matrices of Hebbian (plastic-weight) "
-        "networks and their static and spiking kin (agent kinds hebbian, static, lif); a lstm run's recurrent "
-        "layer does not fit them, so it records no traces")
-    with pytest.raises(ValueError, match="^record_traces records the rates .* a lstm run's recurrent layer"):
+        "networks and their static and spiking kin (agent kinds hebbian, static, lif); the recurrent layer of "
+        "this lstm run does not fit them, so it records no traces")
+    with pytest.raises(ValueError, match="^record_traces records the rates .* the recurrent layer of this lstm run"):
         record_traces(lstm, *load_run(lstm), ["default"], into=tmp_path / "t.h5")
     assert lstm.read_bytes() == before and not (tmp_path / "t.h5").exists()
 
@@ -220,7 +220,7 @@ def test_perturb_ant_checks_its_outputs_before_the_lifetimes(run, tmp_path, monk
     real_touch = Path.touch
 
     def refused(self, *a, **k):
-        if ".probe-" in self.name:
+        if "-probe-" in self.name:
             raise PermissionError(13, "Permission denied", str(self))
         return real_touch(self, *a, **k)
 

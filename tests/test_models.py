@@ -242,7 +242,7 @@ def test_card_puts_the_papers_numbers_beside_ours_where_the_paper_has_the_varian
     text = card(run, results, "spikehebb train --paper", "a test machine", {"default": (1051, 113)})
     assert ("| default | yes | 500.0 ± 100.0 | yes (1 of 3 failed: mean, std and solved over the other 2) | "
             "1051 ± 113 |") in text
-    assert "| long_back | no | - | no (3 of 3 failed) | - |" in text and "nan" not in text
+    assert "| long_back | no | - ± - | no (3 of 3 failed) | - |" in text and "nan" not in text
     assert "failed: the lifetime's network outputs turned non-finite" in text
 
 

@@ -118,7 +118,7 @@ def test_cli_report_and_bad_input(run, tmp_path, capsys, monkeypatch):
         (["--episodes", "0"], "episodes must be at least 1"),
         (["--variant", "default", "default"], "variants must be distinct, got ['default', 'default']"),
         (["--recovery", str(not_a_table)], f"{not_a_table} is not a recovery table of experiments/perturb_ant.py (KeyError"),
-        (["-o", str(tmp_path / "no_such_dir" / "r.html")], "the report's folder"),
+        (["-o", str(tmp_path / "no_such_dir" / "r.html")], f"its folder {tmp_path / 'no_such_dir'} does not exist"),
     ]:
         with pytest.raises(SystemExit) as exit_info:
             cli_main(["report", str(run), "-o", str(tmp_path / "r.html"), *args])

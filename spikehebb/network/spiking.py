@@ -275,9 +275,12 @@ class LIFParams:
         [-1, 1]: the refractory period's k substeps must divide S (a step holds up to ceil(S / k)
         spikes, read as ceil(S / k) k / S). New runs are checked (``TrainConfig.check_new_run``);
         the network itself runs any period (single-neuron studies at one substep per step)."""
+        if self.refractory == "floored":  # Brian2 floors the nominal period: the ant's 2 ms ran as one substep
+            raise ValueError("lif: refractory='floored' is how run files recorded before 2026-11-29 ran (units firing "
+                             "at up to twice the rate read as 1); a new run runs 'rounded': drop it")
         S, dt, t_ref, _ = self.timing(control_period)
         k = round(t_ref / dt)
-        if self.refractory == "rounded" and S % k:
+        if S % k:
             most = -(-S // k)
             raise ValueError(
                 f"lif: the refractory period of {self.refractory_ms:g} ms runs as {k} substeps of {dt * 1e3:.4g} ms, "
@@ -581,19 +584,19 @@ class SpikingPlasticNetwork(PlasticNetwork):
         """As :meth:`PlasticNetwork.reset`; ``noise_seeds``: one integer per armed slot mixed with
         ``poisson_seed`` to seed that slot's Poisson input (None: the slot index and a count of
         resets, for direct use outside a rollout)."""
-        super().reset(coefficients, weights, members)
-        if not self._poisson:
-            return
         slots = np.arange(self.population) if members is None else np.asarray(members)
-        if noise_seeds is None:
-            self._resets = getattr(self, "_resets", 0) + 1
-            noise_seeds = [[int(b), self._resets] for b in slots]
-        else:
+        if noise_seeds is not None:  # checked before anything is armed
             seeds = np.asarray(noise_seeds)
             if (seeds.shape != (len(slots),) or seeds.dtype.kind not in "iu" or (seeds < 0).any()):
                 raise ValueError(f"noise_seeds must be one non-negative integer per armed slot ({len(slots)}), "
                                  f"got {noise_seeds!r}")
             noise_seeds = [[int(seed)] for seed in seeds]
+        super().reset(coefficients, weights, members)
+        if not self._poisson:
+            return
+        if noise_seeds is None:
+            self._resets = getattr(self, "_resets", 0) + 1
+            noise_seeds = [[int(b), self._resets] for b in slots]
         for b, seed in zip(slots, noise_seeds):
             self._noise[int(b)] = np.random.default_rng([self.params.poisson_seed, *seed])
 

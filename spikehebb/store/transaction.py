@@ -37,7 +37,7 @@ import shutil
 import stat
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import h5py
 
@@ -198,6 +198,27 @@ def whole_file(path: Path, what: str) -> Iterator[Path]:
     except BaseException as e:
         tmp.unlink(missing_ok=True)
         _raise_translated(e, path, what, None, None)
+
+
+def check_can_write(paths: Sequence[Path], flag: str, value: object) -> None:
+    """A one-line error, said before the work whose results go to ``paths``, unless each can be
+    written: its folder exists and takes a new file (a real write: permission bits say nothing
+    to root or to a read-only mount) and it is no folder. ``flag`` and ``value`` (``"-o"``,
+    ``out``) say in the message which option to change."""
+    paths = [Path(p) for p in paths]
+    for path in paths:
+        if not path.parent.is_dir():
+            raise FileNotFoundError(f"{flag} {value}: its folder {path.parent} does not exist; create it or choose "
+                                    f"another {flag}")
+        if path.is_dir():
+            raise IsADirectoryError(f"{flag} {value}: {path} is a folder; choose another {flag}")
+    for folder in dict.fromkeys(path.parent for path in paths):
+        probe = folder / f".spikehebb-probe-{os.getpid()}"
+        try:
+            probe.touch()
+            probe.unlink()
+        except OSError as e:
+            raise OSError(f"{flag} {value}: cannot write in {folder} ({e.strerror or e}); choose another {flag}") from None
 
 
 def writer_pid(path: Path) -> str | None:

@@ -148,22 +148,26 @@ def test_a_run_recorded_before_the_rounded_period_reads_and_runs_as_it_ran():
 @pytest.mark.parametrize("drive", ["exact", "continuous"])
 def test_a_pre_neuron_at_the_rate_read_as_one_drives_gain_times_w(drive):
     """The rate network's summed input in mV: a pre neuron firing at 1/t_ref through w = 0.1
-    gives the post unit a mean drive of gain * w = 4 mV as its neurons read it (after each
-    substep's decay, before its jumps), at the ant's dt = 1.03 ms. With the continuous-time jump
-    (runs recorded before ``drive``) it read a e^-a / (1 - e^-a) = 0.764 of that, a = dt / tau_syn.
-    One substep per step, so the drive can be read after every substep."""
-    net = SpikingPlasticNetwork((1, 1), None, 1, control_period=0.0165 / 16, neuron={"substeps": 1, "drive": drive},
-                                dtype="float64")
+    gives the post unit a mean drive of gain * w = 4 mV as its neurons read it, at the ant's
+    dt = 1.03 ms. With the continuous-time jump (runs recorded before ``drive``) they read
+    a e^-a / (1 - e^-a) = 0.764 of that, a = dt / tau_syn. One substep per step; the drive each
+    substep's update read is recovered from the post neuron's exact membrane update (held below
+    a far threshold): v' = v_inf + (v - v_inf) e^-b, v_inf = v_rest + bias + g, b = dt / tau_m."""
+    neuron = {"substeps": 1, "drive": drive, "v_threshold_mV": 1000.0}
+    net = SpikingPlasticNetwork((1, 1), None, 1, control_period=0.0165 / 16, neuron=neuron, dtype="float64")
     net.reset(None, [np.full((1, 1, 1), 0.1)])
-    ends = []
+    v = []
     for _ in range(400):
-        net.step(np.full((1, 1), 100.0))  # the input's on neuron fires whenever it is not refractory
-        ends.append(net._g[1][0])
+        net.step(np.full((1, 1), 1000.0))  # the input's on neuron fires whenever it is not refractory
+        v.append(net._v[1][0])  # the post unit's on neuron
+    p, decay = net.params, math.exp(-net.dt / 5e-3)
+    v = np.array(v)
+    read = (v[1:] - v[:-1] * decay) / (1 - decay) - (p.v_rest_mV + p.bias_mV) * 1e-3
+    assert np.all(np.diff(read[198:]) != 0)  # the drive comes in jumps (a spike every second substep)
     a = net.dt / 2e-3
-    read = math.exp(-a) * np.array(ends[199:399])  # what the neurons read in the next substep
     fraction = 1.0 if drive == "exact" else a * math.exp(-a) / -math.expm1(-a)
-    assert fraction == pytest.approx(0.764, abs=1e-3) or drive == "exact"
-    np.testing.assert_allclose(read.mean(), 0.040 * 0.1 * fraction, rtol=1e-12)
+    assert drive == "exact" or fraction == pytest.approx(0.764, abs=1e-3)
+    np.testing.assert_allclose(read[198:398].mean(), 0.040 * 0.1 * fraction, rtol=1e-9)
 
 
 def test_a_new_run_whose_refractory_period_does_not_divide_the_step_is_refused():
@@ -180,6 +184,9 @@ def test_a_new_run_whose_refractory_period_does_not_divide_the_step_is_refused()
         config.check_new_run()
     TrainConfig(task=TaskConfig("ant"), agent=AgentConfig(kind="lif", options={"substeps": 16})).check_new_run()
     TrainConfig(task=TaskConfig("car"), agent=AgentConfig(kind="lif")).check_new_run()  # 20 substeps, 2 each
+    floored = TrainConfig(task=TaskConfig("ant"), agent=AgentConfig(kind="lif", options={"refractory": "floored"}))
+    with pytest.raises(ValueError, match=r"^lif: refractory='floored' is how run files recorded before 2026-11-29 ran"):
+        floored.check_new_run()  # its units fire every substep at the ant's dt: outputs up to 1.94
     net = SpikingPlasticNetwork((3, 2), None, 1, neuron={"substeps": 15}, dtype="float64")
     net.reset(None, [np.full((1, 3, 2), 2.0)])
     for _ in range(10):
@@ -381,9 +388,13 @@ def test_the_network_refuses_bad_periods_and_noise_seeds_in_one_line():
     weights = sample_weights(net.sizes, 2, scale=1.0, rng=1)
     # three seeds for two slots (numpy's reshape error), four (regrouped into pairs), fractional
     # (cut), negative (5 and -5 gave the same stream)
+    net.reset(coefficients, weights, noise_seeds=[1, 2])
+    before = [w.copy() for w in net.weights]
     for seeds in ([1, 2, 3], [1, 2, 3, 4], [1.7, 2.0], [5, -5]):
         with pytest.raises(ValueError, match=r"^noise_seeds must be one non-negative integer per armed slot \(2\), got "):
-            net.reset(coefficients, weights, noise_seeds=seeds)
+            net.reset(coefficients, [-w for w in weights], noise_seeds=seeds)
+        for w, b in zip(net.weights, before):  # refused before anything was armed
+            np.testing.assert_array_equal(w, b)
     net.reset(coefficients, weights, noise_seeds=np.array([5, 6], dtype=np.uint64))
 
 
