@@ -130,10 +130,13 @@ class VariantResult:
             return "-", "-"
         return f"{self.finite_mean:.1f}", f"{self.finite_std:.1f}"
 
+    def solved_cell(self) -> str:
+        """"yes" or "no", and how many lifetimes failed (:meth:`failed_note`)."""
+        return ("yes" if self.solved_finite else "no") + self.failed_note()
+
     def cells(self) -> tuple[str, str]:
-        """("mean ± std", "solved") as a table's cells (:meth:`spread`), the solved cell saying how
-        many lifetimes failed."""
-        return " ± ".join(self.spread()), ("yes" if self.solved_finite else "no") + self.failed_note()
+        """("mean ± std", "solved") as a table's cells (:meth:`spread`, :meth:`solved_cell`)."""
+        return " ± ".join(self.spread()), self.solved_cell()
 
     def failed_note(self) -> str:
         """What a table row adds when lifetimes failed: ``" (1 of 100 failed: mean, std and solved over
@@ -249,7 +252,7 @@ def format_table(
         mean, std = r.spread()
         lines.append(
             f"{r.variant:<20} {r.seen:<{seen_width}} {mean:>{width - 9}} ± {std:<6}  "
-            f"{'yes' if r.solved_finite else 'no'}{r.failed_note()}"
+            f"{r.solved_cell()}"
         )
     solved_at = results[0].solved_at if results else SOLVED_FITNESS
     lines.append(f"{seen_note(results)} mean ± std over {n} lifetimes, each from {start}.")

@@ -31,7 +31,7 @@ import numpy as np
 from spikehebb.checks import is_integer
 from spikehebb.config import TrainConfig, WorkerSpec
 from spikehebb.store import RunStore
-from spikehebb.store.transaction import MARGIN, free_bytes, transaction, write_error, writer_pid
+from spikehebb.store.transaction import MARGIN, free_bytes, probe_write, transaction, write_error, writer_pid
 
 #: First episode number of selection lifetimes (test lifetimes are numbered from 0).
 SELECTION_EPISODE0 = 1_000_000
@@ -222,9 +222,7 @@ def check_model_output(out: Path, need: int) -> None:
     one-line error otherwise. Makes the folder."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        probe = out.with_name(f".{out.name}.probe-{os.getpid()}")
-        probe.touch()
-        probe.unlink()
+        probe_write(out.parent)
         if free_bytes(out) < need + MARGIN:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     except OSError as e:

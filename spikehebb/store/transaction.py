@@ -148,7 +148,7 @@ class WriterLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                owner = _owner(fd)
                 os.close(fd)
                 # the advice fits the caller: only a trace recording can go to a file of its own
                 elsewhere = ", or record traces into a separate file" if what == "record traces into" else ""
@@ -200,6 +200,19 @@ def whole_file(path: Path, what: str) -> Iterator[Path]:
         _raise_translated(e, path, what, None, None)
 
 
+def probe_write(folder: Path) -> None:
+    """Create and remove a file in ``folder``: an OSError where it takes none (a real write:
+    permission bits say nothing to root or to a read-only mount)."""
+    probe = Path(folder) / f".spikehebb-probe-{os.getpid()}"
+    probe.touch()
+    probe.unlink()
+
+
+def _owner(fd: int) -> str:
+    """The pid a lock file (open at ``fd``) names, or "unknown"."""
+    return os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+
+
 def check_can_write(paths: Sequence[Path], flag: str, value: object) -> None:
     """A one-line error, said before the work whose results go to ``paths``, unless each can be
     written: its folder exists and takes a new file (a real write: permission bits say nothing
@@ -213,10 +226,8 @@ def check_can_write(paths: Sequence[Path], flag: str, value: object) -> None:
         if path.is_dir():
             raise IsADirectoryError(f"{flag} {value}: {path} is a folder; choose another {flag}")
     for folder in dict.fromkeys(path.parent for path in paths):
-        probe = folder / f".spikehebb-probe-{os.getpid()}"
         try:
-            probe.touch()
-            probe.unlink()
+            probe_write(folder)
         except OSError as e:
             raise OSError(f"{flag} {value}: cannot write in {folder} ({e.strerror or e}); choose another {flag}") from None
 
@@ -233,7 +244,7 @@ def writer_pid(path: Path) -> str | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            return _owner(fd)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
