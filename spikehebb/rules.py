@@ -2,16 +2,18 @@
 
 After every forward pass each synapse from presynaptic unit i to postsynaptic unit j changes by
 
-    dw_ij = eta_ij * sum over the rule's terms of  coefficient_ij * (product of the term's factors)
+    dw_ij = eta_ij * sum over the rule's eta-scaled terms of  coefficient_ij * (product of the term's factors)
+          +          sum over its other terms (``Term.eta_scaled`` False) of the same
 
-The paper's family is built from four terms, ``A*o_i*o_j + B*o_i + C*o_j + D``; a rule names
-which terms it evolves, and the ``_lr`` rules also evolve a per-synapse learning rate eta (eta = 1
-otherwise). A term declares the factors it reads (:data:`FACTORS`): the presynaptic rate
-``pre`` (o_i), the postsynaptic rate ``post`` (o_j) and the member's modulator ``mod`` (m(t), a
-third factor the env supplies every step; no rule of the paper reads it) and a rule's own
-per-synapse state (:class:`SynapticState`, e.g. the eligibility trace ``elig`` of the
-three-factor rules, :func:`three_factor`). Everything that applies a rule is generated from
-this one table:
+The paper's family is built from four terms, ``A*o_i*o_j + B*o_i + C*o_j + D``, all scaled by
+eta; a rule names which terms it evolves, and the ``_lr`` rules also evolve a per-synapse
+learning rate eta (eta = 1 otherwise). The authors' code adds two variants with a drift outside
+eta, ``D_out`` (:data:`DRIFT_OUT`): ``ABCD_lr_D_out`` and ``ABCD_lr_D_in_and_out``. A term
+declares the factors it reads (:data:`FACTORS`): the presynaptic rate ``pre`` (o_i), the
+postsynaptic rate ``post`` (o_j) and the member's modulator ``mod`` (m(t), a third factor the
+env supplies every step; no rule of the paper reads it) and a rule's own per-synapse state
+(:class:`SynapticState`, e.g. the eligibility trace ``elig`` of the three-factor rules,
+:func:`three_factor`). Everything that applies a rule is generated from this one table:
 
 - :func:`reference_update`: the paper's form in NumPy, the truth of the tests;
 - :func:`numpy_delta`: the NumPy backend's update (terms that read ``pre`` grouped as
@@ -110,6 +112,10 @@ HEBBIAN = Term("A", ("pre", "post"), "correlation o_i*o_j")
 PRESYNAPTIC = Term("B", ("pre",), "presynaptic rate o_i")
 POSTSYNAPTIC = Term("C", ("post",), "postsynaptic rate o_j")
 DRIFT = Term("D", (), "constant drift")
+#: The drift outside the learning rate of the authors' code's two variants (enajx/
+#: HebbianMetaLearning, hebbian_weights_update.py, ``hebbian_update_ABCD_lr_D_out``:
+#: ``w += lr*(A*o0*o1 + B*o0 + C*o1) + D``): it adds D_out per step whatever eta is.
+DRIFT_OUT = Term("D_out", (), "constant drift, not scaled by eta", eta_scaled=False)
 
 
 @dataclass(frozen=True)
@@ -133,7 +139,8 @@ class SynapticState:
 
 #: Eligibility trace of a three-factor rule (Fremaux & Gerstner 2016, Front. Neural Circuits
 #: 9:85, eq. 2 discretised at one env step): e_ij(t) = decay_e * e_ij(t-1) + dw_local(t), with
-#: decay_e = exp(-1/tau_e), tau_e in env steps, dw_local = eta * (ABCD term) of step t.
+#: decay_e = exp(-1/tau_e), tau_e in env steps, dw_local = eta * (ABCD term) of step t (plus
+#: the unscaled drift D_out of the rules that have one: every term that reads no state).
 ELIGIBILITY = SynapticState(
     "elig", "decay_e * elig + dw_local", ("decay_e",),
     "eligibility trace e_ij: the low-passed eta*(ABCD term), decay_e = exp(-1/tau_e) per env step",
@@ -226,7 +233,16 @@ def _paper_rule(name: str, *terms: Term, lr: bool = False) -> RuleSpec:
     return RuleSpec(name, terms, lr, doc="Najarro & Risi 2020, Table 2")
 
 
-#: Every rule by name: the paper's ablation (Najarro & Risi 2020, Table 2).
+def _authors_rule(name: str, *terms: Term) -> RuleSpec:
+    return RuleSpec(name, terms, True, doc="Najarro & Risi's code (enajx/HebbianMetaLearning, --hebb_rule), "
+                                           "not in the paper's Table 2")
+
+
+#: Every rule by name: the paper's ablation (Najarro & Risi 2020, Table 2), then the authors'
+#: code's two variants with the drift (partly) outside eta: ``ABCD_lr_D_out``, ``dw = eta*(A*o_i*o_j
+#: + B*o_i + C*o_j) + D_out`` (fields eta, A, B, C, D_out), and ``ABCD_lr_D_in_and_out``,
+#: ``dw = eta*(A*o_i*o_j + B*o_i + C*o_j + D) + D_out`` (eta, A, B, C, D, D_out). The authors'
+#: code stores them as ``[A, B, C, eta, D_out]`` and ``[A, B, C, eta, D_in, D_out]``.
 RULES: dict[str, RuleSpec] = {
     r.name: r
     for r in (
@@ -237,6 +253,8 @@ RULES: dict[str, RuleSpec] = {
         _paper_rule("ABC_lr", HEBBIAN, PRESYNAPTIC, POSTSYNAPTIC, lr=True),
         _paper_rule("ABCD", HEBBIAN, PRESYNAPTIC, POSTSYNAPTIC, DRIFT),
         _paper_rule("ABCD_lr", HEBBIAN, PRESYNAPTIC, POSTSYNAPTIC, DRIFT, lr=True),
+        _authors_rule("ABCD_lr_D_out", HEBBIAN, PRESYNAPTIC, POSTSYNAPTIC, DRIFT_OUT),
+        _authors_rule("ABCD_lr_D_in_and_out", HEBBIAN, PRESYNAPTIC, POSTSYNAPTIC, DRIFT, DRIFT_OUT),
     )
 }
 
@@ -254,6 +272,10 @@ def three_factor(rule: str | RuleSpec) -> RuleSpec:
         dw_local(t) = eta_ij * (A_ij*o_i*o_j + B_ij*o_i + C_ij*o_j + D_ij)     (the rule's terms)
         e_ij(t)     = decay_e * e_ij(t-1) + dw_local(t)                        decay_e = exp(-1/tau_e)
         dw_ij(t)    = dw_local(t) + eta_m_ij * m(t) * e_ij(t)
+
+    dw_local is the whole change of the rule's own terms: with an unscaled drift
+    (``ABCD_lr_D_out+mod``) it is ``eta*(A*o_i*o_j + B*o_i + C*o_j) + D_out``, so the trace
+    low-passes the drift too, as it does the paper's D.
 
     The extra coefficient ``eta_m`` is the last field of the same per-synapse layout
     (``ABCD_lr+mod``: eta, A, B, C, D, eta_m). m(t) is the task's per-step signal minus a
@@ -387,7 +409,8 @@ def reference_update(
 
 
 def fold_eta(coefficients: np.ndarray, rule: str | RuleSpec) -> dict[str, np.ndarray]:
-    """The rule's term coefficients with the learning rate multiplied in (``eta*A``, ...).
+    """The rule's term coefficients with the learning rate multiplied in (``eta*A``, ...; a term
+    eta does not scale, ``D_out``, as it is).
 
     coefficients: ``(..., k)`` in ``rule.fields`` order. Returns each term's coefficient by
     name, each ``(...)``. Fast backends store these so each step reads four arrays, not five; the
@@ -473,10 +496,17 @@ def brian_update(rule: RuleSpec, fold_eta: bool = True, target: str = "w", rate:
         dw_local = A * r_pre * r_post + B * r_pre + C * r_post + D
         elig = decay_e * elig + dw_local
         w += dw_local + eta_m * m_post * elig
+
+    With ``fold_eta=False`` eta multiplies the eta-scaled terms only, the others follow in
+    table order: ``w += eta * (A * r_pre * r_post + B * r_pre + C * r_post) + D_out``
+    (``ABCD_lr_D_out``).
     """
-    def joined(terms, eta_scaled=True):
-        text = " + ".join(t.brian_code(rate) for t in terms)
-        return f"eta * ({text})" if rule.has_eta and not fold_eta and eta_scaled else text
+    def joined(terms):
+        if not (rule.has_eta and not fold_eta):
+            return " + ".join(t.brian_code(rate) for t in terms)
+        scaled = " + ".join(t.brian_code(rate) for t in terms if t.eta_scaled)
+        parts = [f"eta * ({scaled})"] if scaled else []
+        return " + ".join(parts + [t.brian_code(rate) for t in terms if not t.eta_scaled])
 
     if not rule.state:
         terms = joined(rule.terms)

@@ -79,14 +79,14 @@ so the numbers are those of per-layer groups (``experiments/profile_lif.py`` che
 Two Brian2 synapses (from the on and the off neuron) carry each weight, the on
 neuron's stores ``w`` and the off neuron's ``-w``: the sign is folded into the stored copy, so a
 spike adds ``J * w`` (``g_post += J * w``) and reads no sign of its pre neuron. The off copy also
-stores its coefficients negated (those the update is linear in: eta when it is stored apart,
-else every coefficient), so the rule's unchanged code gives it exactly ``-dw``: every IEEE
-operation commutes with a sign flip, and ``(-w) + (-dw) = -(w + dw)``; the copies stay exact
-negatives, and the numbers are those of equal copies read through ``sgn_pre``. The compiled code
-objects are run directly per substep as in :mod:`spikehebb.network.brian` (no ``Network.run`` per
-step; for the Cython target their compiled ``main`` on their namespace, without the Python calls
-around it); every parameter is a shared constant of its group, so one compiled code serves every
-parameter set.
+stores its coefficients negated (those the update is linear in: eta and the unscaled drift
+D_out when eta is stored apart, else every coefficient), so the rule's unchanged code gives it
+exactly ``-dw``: every IEEE operation commutes with a sign flip, and ``(-w) + (-dw) = -(w +
+dw)``; the copies stay exact negatives, and the numbers are those of equal copies read through
+``sgn_pre``. The compiled code objects are run directly per substep as in
+:mod:`spikehebb.network.brian` (no ``Network.run`` per step; for the Cython target their
+compiled ``main`` on their namespace, without the Python calls around it); every parameter is a
+shared constant of its group, so one compiled code serves every parameter set.
 """
 
 from __future__ import annotations
@@ -615,9 +615,11 @@ class SpikingPlasticNetwork(PlasticNetwork):
         for layer, c in enumerate(coefficients):
             n_pre, n_post = self.sizes[layer], self.sizes[layer + 1]
             values = fold_eta(c, self.rule) if self.fold_eta else {f: c[..., self.rule.index(f)] for f in self.rule.fields}
-            # The coefficients dw is linear in: eta when it is stored apart, else every one. They
-            # carry the per-substep rule's 1/S, and the off copy's sign (see the module docstring).
-            linear = ("eta",) if "eta" in self._coef[layer] else tuple(self._coef[layer])
+            # The coefficients dw is linear in: eta and the terms it does not scale (D_out) when
+            # it is stored apart, else every one. They carry the per-substep rule's 1/S, and the
+            # off copy's sign (see the module docstring).
+            linear = (("eta",) + tuple(t.coefficient for t in self.rule.terms if not t.eta_scaled)
+                      if "eta" in self._coef[layer] else tuple(self._coef[layer]))
             for field, array in self._coef[layer].items():
                 v = values[field] * (scale if field in linear else 1.0)
                 array.reshape(P, n_pre, 2, n_post)[where] = np.stack([v, -v if field in linear else v], axis=2)

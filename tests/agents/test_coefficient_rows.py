@@ -11,12 +11,22 @@ from spikehebb.cli import add_train_arguments, config_from_args
 SIZES = (3, 5, 2)
 
 
-def authors_lifetime(coefficients, weights, inputs):
-    """Their fitness loop for a Bullet env, rule ABCD_lr_D_in, at commit 6991484, in NumPy:
-    forward (tanh layers, the rule seeing tanh of the output), then per synapse
-    ``w[:, i][j] += c[3] * (c[0]*o_i*o_j + c[1]*o_i + c[2]*o_j + c[4])`` with
-    ``c = heb_coeffs[heb_offset + i + j]``. Their weights are (n_post, n_pre) torch matrices; here
-    (n_pre, n_post). coefficients: their heb_coeffs, (sum of n_pre * n_post, 5)."""
+#: Their per-synapse update of a --hebb_rule (hebbian_weights_update.py at commit 6991484), c a
+#: heb_coeffs row: ABCD_lr runs hebbian_update_ABCD_lr_D_in; the two variants with D outside lr.
+AUTHORS_UPDATE = {
+    "ABCD_lr": lambda c, o_i, o_j: c[3] * (c[0] * o_i * o_j + c[1] * o_i + c[2] * o_j + c[4]),
+    "ABCD_lr_D_out": lambda c, o_i, o_j: c[3] * (c[0] * o_i * o_j + c[1] * o_i + c[2] * o_j) + c[4],
+    "ABCD_lr_D_in_and_out": lambda c, o_i, o_j: c[3] * (c[0] * o_i * o_j + c[1] * o_i + c[2] * o_j + c[4]) + c[5],
+}
+
+
+def authors_lifetime(coefficients, weights, inputs, rule="ABCD_lr"):
+    """Their fitness loop for a Bullet env, rule ABCD_lr (their ABCD_lr_D_in) unless told, at
+    commit 6991484, in NumPy: forward (tanh layers, the rule seeing tanh of the output), then per
+    synapse ``w[:, i][j] += c[3] * (c[0]*o_i*o_j + c[1]*o_i + c[2]*o_j + c[4])`` with
+    ``c = heb_coeffs[heb_offset + i + j]`` (:data:`AUTHORS_UPDATE`). Their weights are (n_post,
+    n_pre) torch matrices; here (n_pre, n_post). coefficients: their heb_coeffs, (sum of
+    n_pre * n_post, k)."""
     weights = [w.copy() for w in weights]
     outputs = []
     for x in inputs:
@@ -30,7 +40,7 @@ def authors_lifetime(coefficients, weights, inputs):
             for i in range(w.shape[0]):
                 for j in range(w.shape[1]):
                     c = coefficients[offset + i + j]
-                    w[i, j] += c[3] * (c[0] * pre[i] * post[j] + c[1] * pre[i] + c[2] * post[j] + c[4])
+                    w[i, j] += AUTHORS_UPDATE[rule](c, pre[i], post[j])
             offset += w.shape[0] * w.shape[1]
     return np.array(outputs), weights
 
@@ -54,6 +64,28 @@ def test_i_plus_j_rows_reproduce_the_authors_loop(backend):
     want, want_weights = authors_lifetime(theirs, [w[0] for w in weights], inputs)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     for mine, ref in zip(agent.weights(), want_weights):
+        np.testing.assert_allclose(mine[0], ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("rule, order", [("ABCD_lr_D_out", [3, 0, 1, 2, 4]), ("ABCD_lr_D_in_and_out", [3, 0, 1, 2, 4, 5])])
+def test_the_authors_drift_outside_eta_variants_load_permuted(rule, order):
+    """Their --hebb_rule ABCD_lr_D_out, [A, B, C, eta, D_out], and ABCD_lr_D_in_and_out, [A, B, C,
+    eta, D_in, D_out], are ours with the fields permuted: the same lifetime as their loop."""
+    rng = np.random.default_rng(5)
+    theirs = rng.normal(0, 0.3, (sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:])), len(order)))
+    ours, offset = [], 0
+    for a, b in zip(SIZES[:-1], SIZES[1:]):
+        ours.append(theirs[offset:offset + a * b][:, order].reshape(1, a, b, len(order)))
+        offset += a * b
+    weights = [rng.uniform(-0.1, 0.1, (1, a, b)) for a, b in zip(SIZES[:-1], SIZES[1:])]
+    inputs = rng.normal(0, 1, (6, SIZES[0]))
+    agent = HebbianAgent(AgentConfig(rule=rule, backend="numpy", dtype="float64", coefficient_rows="i_plus_j"), SIZES, "tanh", 1)
+    agent.reset({"coefficients": ours, "weights": weights})
+    got = np.array([agent.step(x[None])[0] for x in inputs])
+    want, want_weights = authors_lifetime(theirs, [w[0] for w in weights], inputs, rule)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    for mine, ref, start in zip(agent.weights(), want_weights, weights):
+        assert np.abs(ref - start[0]).max() > 0.01  # the rule moved them
         np.testing.assert_allclose(mine[0], ref, rtol=1e-12, atol=1e-12)
 
 

@@ -27,6 +27,7 @@ def lifetimes(config, coefficients, weights, inputs, modulators):
 @pytest.mark.parametrize("rule, modulated, backend", [
     ("ABCD_lr", False, "numpy"), ("ABCD_lr", False, "brian2"), ("ABC", False, "numpy"), ("AD_lr", False, "numpy"),
     ("ABCD_lr", True, "numpy"), ("ABCD_lr", True, "brian2"),
+    ("ABCD_lr_D_in_and_out", False, "numpy"), ("ABCD_lr_D_out", True, "numpy"),  # the drift D_out outside eta
 ])
 def test_the_mirror_of_a_lifetime_is_the_lifetime_of_the_mirror(rule, modulated, backend):
     rng = np.random.default_rng(7)
@@ -62,6 +63,8 @@ def test_each_rule_is_read_by_a_synapse_and_its_mirror_with_the_signs_of_its_fac
     # eta, A (pre*post): no sign; B (pre): s_j; C (post): s_i; D: s_i s_j; the gated eta_m (mod*elig): none
     assert field_parities("ABCD_lr") == [(0, 0), (0, 0), (0, 1), (1, 0), (1, 1)]
     assert field_parities("ABCD_lr+mod")[-1] == (0, 0)
+    # the authors' code's drift outside eta, D_out, reads no rate: s_i s_j, as D
+    assert field_parities("ABCD_lr_D_in_and_out") == [(0, 0), (0, 0), (0, 1), (1, 0), (1, 1), (1, 1)]
     # input 1 (sin of the angle to the target, s = -1) to hidden unit 7, whose mirror unit is 1
     rows, factors = mirror_rows(SIZES, "ABCD_lr")[0]
     assert rows[1, 7] == 12 * 1 + 1 and factors[1, 7].tolist() == [1, 1, 1, -1, -1]

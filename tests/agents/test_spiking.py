@@ -94,6 +94,52 @@ def test_rule_on_traces_is_the_abcd_rule_with_traces_for_rates():
         np.testing.assert_array_equal(w[:, :, 1], -w[:, :, 0])
 
 
+@pytest.mark.parametrize("fold_eta", [True, False], ids=["folded", "eta-apart"])
+def test_drift_outside_eta_on_traces_is_the_reference_rule(fold_eta):
+    """The authors' code's ABCD_lr_D_in_and_out, dw = eta*(A xs_i xs_j + B xs_i + C xs_j + D) +
+    D_out, on the traces: one env step against reference_update, and the off copies, which store
+    eta and D_out negated when eta is apart (else every coefficient), stay exact negatives."""
+    rule = "ABCD_lr_D_in_and_out"
+    code = "A * xs_pre * xs_post + B * xs_pre + C * xs_post + D"
+    assert trace_rule_code(get_rule(rule), fold_eta) == (f"w += {code} + D_out" if fold_eta else f"w += eta * ({code}) + D_out")
+    net = SpikingPlasticNetwork((3, 4, 2), rule, 2, fold_eta=fold_eta, dtype="float64")
+    coefficients, weights = arm(net, seed=1, coef=0.05)
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        net.step(rng.uniform(-1, 1, (2, 3)))
+    before = net.weights
+    net.step(rng.uniform(-1, 1, (2, 3)))
+    traces = net.traces()
+    assert any(np.abs(t).max() > 0.05 for t in traces[1:])  # the network spikes
+    for layer in range(2):
+        expected = reference_update(before[layer], traces[layer], traces[layer + 1], coefficients[layer], rule)
+        np.testing.assert_allclose(net.weights[layer], expected, rtol=1e-10, atol=1e-12)
+        w = net._w[layer].reshape(2, net.sizes[layer], 2, net.sizes[layer + 1])
+        np.testing.assert_array_equal(w[:, :, 1], -w[:, :, 0])
+        for field, c in net._coef[layer].items():
+            c = c.reshape(2, net.sizes[layer], 2, net.sizes[layer + 1])
+            sign = -1 if fold_eta or field in ("eta", "D_out") else 1
+            np.testing.assert_array_equal(c[:, :, 1], sign * c[:, :, 0])
+
+
+@pytest.mark.parametrize("fold_eta", [True, False], ids=["folded", "eta-apart"])
+def test_rule_per_substep_spreads_the_drift_outside_eta_too(fold_eta):
+    """eta = 0.5, D = 0.02, D_out = 0.01 (ABCD_lr_D_in_and_out): every env step adds 0.5 * 0.02 +
+    0.01 = 0.02 to every weight, also as S updates of dw / S (D_out carries 1/S as eta does)."""
+    coefficients = [np.zeros((1, 2, 2, 6)), np.zeros((1, 2, 1, 6))]
+    for c in coefficients:
+        c[..., 0], c[..., 4], c[..., 5] = 0.5, 0.02, 0.01  # eta, D, D_out
+    net = SpikingPlasticNetwork((2, 2, 1), "ABCD_lr_D_in_and_out", 1, neuron={"rule_every": "substep"},
+                                fold_eta=fold_eta, dtype="float64")
+    net.reset(coefficients, [np.zeros((1, 2, 2)), np.zeros((1, 2, 1))])
+    for _ in range(3):
+        net.step(np.zeros((1, 2)))
+    for w, copies in zip(net.weights, net._w):
+        np.testing.assert_allclose(w, 0.06, rtol=1e-9)
+        copies = copies.reshape(w.shape[1], 2, w.shape[2])
+        np.testing.assert_array_equal(copies[:, 1], -copies[:, 0])
+
+
 @pytest.mark.parametrize("period, substeps, t_ref_steps, max_spikes", [
     (0.0165, None, 2, 8),   # the ant: dt = 1.03 ms, t_ref 2 ms runs as 2 substeps (Brian2 would floor it to 1)
     (0.020, None, 2, 10),   # the car: dt = 1 ms, 2 substeps exactly

@@ -315,3 +315,16 @@ def test_generic_strategy_contract():
     with pytest.raises(ValueError, match="key is from generation 0, this sampler expands generation 2"):
         strategy.ask()
         strategy.candidate_params(keys[0])
+
+
+@pytest.mark.parametrize("rule, k", [("ABCD_lr_D_out", 5), ("ABCD_lr_D_in_and_out", 6)])
+def test_shared_rules_have_the_rules_fields(rule, k):
+    """A shared rule holds the agent's rule's fields: the authors' code's variants with the drift
+    D_out outside eta share rules of 5 and 6 coefficients (one more, eta_m, when modulated)."""
+    from spikehebb.agents import AgentConfig
+    from spikehebb.config import StrategyConfig, TrainConfig
+
+    for modulated in (False, True):
+        config = TrainConfig(agent=AgentConfig(rule=rule, modulated=modulated), strategy=StrategyConfig(rho=128))
+        assert config.shared_rule_fields() == k + modulated
+        assert config.make_strategy(12_288 * (k + modulated)).n_rules == 96  # the ant's 12,288 synapses

@@ -35,7 +35,7 @@ def reference():
 
 
 def random_lifetime(sizes, rule, population, n_steps, seed):
-    """Coefficients N(0, 0.005) (eta U[-1, 1]; N(0, 0.0025) without eta; D at half that), weights U[-0.1, 0.1], inputs N(0, 1): (coefficients, weights, inputs)."""
+    """Coefficients N(0, 0.005) (eta U[-1, 1]; N(0, 0.0025) without eta; D at half that, D_out at a quarter), weights U[-0.1, 0.1], inputs N(0, 1): (coefficients, weights, inputs)."""
     rng = np.random.default_rng(seed)
     spec = get_rule(rule)
     # Rules without eta get half the scale so every rule moves the weights by a similar amount
@@ -46,6 +46,9 @@ def random_lifetime(sizes, rule, population, n_steps, seed):
     if "D" in spec.fields:  # the drift D moves weights linearly in time: keep it smaller
         for c in coefficients:
             c[..., spec.index("D")] *= 0.5
+    if "D_out" in spec.fields:  # the same outside eta: a quarter, as eta*D with mean |eta| 0.5
+        for c in coefficients:
+            c[..., spec.index("D_out")] *= 0.25
     if spec.has_eta:
         for c in coefficients:
             c[..., spec.index("eta")] = rng.uniform(-1, 1, c.shape[:-1])

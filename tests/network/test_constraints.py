@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from spikehebb.network import ACTIVATIONS, MaxAbsNormalisation, make_network
+from spikehebb.biology import dale_signs
+from spikehebb.network import ACTIVATIONS, DaleSmooth, MaxAbsNormalisation, make_network, sample_weights
 from spikehebb.rules import reference_update
 
 BACKENDS = ["brian2", "numpy"]
@@ -83,6 +84,37 @@ def test_matches_reference_and_step_equals_run(network, lifetime, backend, const
     np.testing.assert_array_equal(np.array(seen), outputs)
     for a, b in zip(net.weights, stepped):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("backend, fold_eta", [("numpy", None), ("brian2", True), ("brian2", False)],
+                         ids=["numpy", "brian2-folded", "brian2-eta-apart"])
+def test_dale_latent_and_rule_every_with_the_drift_outside_eta(network, lifetime, backend, fold_eta):
+    """The authors' code's ABCD_lr_D_in_and_out (dw = eta*(A*o_i*o_j + B*o_i + C*o_j + D) +
+    D_out) on Dale's smooth latent v (w = s * softplus(s * v)), every 2nd step: reference_update
+    on v, float64."""
+    sizes, rule, population = (6, 5, 4), "ABCD_lr_D_in_and_out", 2
+    signs = dale_signs(sizes, 0.7, 0)
+    dale = DaleSmooth(signs)
+    coefficients, _, inputs = lifetime(sizes, rule, population, 30, seed=21)
+    coefficients = [c * 10 for c in coefficients]  # large updates: the link must bend
+    weights = sample_weights(sizes, population, rng=3, signs=signs)
+    options = {} if fold_eta is None else {"fold_eta": fold_eta}
+    net = network(backend, rule, population, "float64", sizes, constraints=(dale,), rule_every=2, **options)
+    net.reset(coefficients, weights)
+    v = [dale.to_latent(w, l) for l, w in enumerate(weights)]
+    w = [dale.from_latent(x, l) for l, x in enumerate(v)]
+    for t, x in enumerate(inputs):
+        net.step(x)
+        rates = [x]
+        for layer in w:
+            rates.append(np.tanh(np.einsum("pi,pij->pj", rates[-1], layer)))
+        if (t + 1) % 2 == 0:
+            v = [reference_update(v[l], rates[l], rates[l + 1], coefficients[l], rule) for l in range(len(v))]
+            w = [dale.from_latent(x, l) for l, x in enumerate(v)]
+        for got, want in zip(net.weights, w):
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    assert all(np.abs(a - b).max() > 0.05 for a, b in zip(w, weights))  # the rule moved every layer
+    assert all(np.all(a * s[None, :, None] >= 0) for a, s in zip(net.weights, signs))
 
 
 def test_backends_agree_in_float64(network, lifetime):

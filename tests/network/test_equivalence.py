@@ -1,9 +1,11 @@
 """Both backends against the reference loop: every rule, P = 1 and 5, float64 and float32."""
 
+import math
+
 import numpy as np
 import pytest
 
-from spikehebb.rules import RULES
+from spikehebb.rules import RULES, reference_update
 
 
 ANT = (28, 128, 64, 8)
@@ -95,11 +97,40 @@ def test_brian2_numpy_target_matches_reference(network, lifetime, reference):
     assert max_error(net.weights, ref_weights) < 1e-10
 
 
-def test_unfolded_eta_matches_reference(network, lifetime, reference):
-    coefficients, weights, inputs = lifetime(ANT, "AD_lr", 2, 50, seed=5)
-    _, ref_weights, _ = reference(coefficients, weights, inputs, "AD_lr")
-    net = network("brian2", "AD_lr", 2, "float64", fold_eta=False)
+@pytest.mark.parametrize("rule", ["AD_lr", "ABCD_lr_D_out", "ABCD_lr_D_in_and_out"])
+def test_unfolded_eta_matches_reference(network, lifetime, reference, rule):
+    """eta stored apart: ``w += eta * (...)`` over the eta-scaled terms, the authors' code's
+    drift D_out outside it."""
+    coefficients, weights, inputs = lifetime(ANT, rule, 2, 50, seed=5)
+    _, ref_weights, _ = reference(coefficients, weights, inputs, rule)
+    net = network("brian2", rule, 2, "float64", fold_eta=False)
     net.reset(coefficients, weights)
     for x in inputs:
         net.step(x)
     assert max_error(net.weights, ref_weights) < 1e-10
+
+
+@pytest.mark.parametrize("rule", ["ABCD_lr_D_out+mod", "ABCD_lr_D_in_and_out+mod"])
+@pytest.mark.parametrize("backend, fold_eta", [("numpy", None), ("brian2", True), ("brian2", False)],
+                         ids=["numpy", "brian2-folded", "brian2-eta-apart"])
+def test_three_factor_drift_outside_eta_matches_reference(network, lifetime, rule, backend, fold_eta):
+    """The three-factor version of the authors' code's variants: dw_local (the rule's terms, the
+    unscaled D_out included) feeds the eligibility trace, the modulator gates it; every backend
+    against reference_update with the trace, a modulator each step, float64."""
+    sizes, population, n_steps, tau = (6, 5, 4), 2, 40, 7.0
+    coefficients, weights, inputs = lifetime(sizes, rule, population, n_steps, seed=13)
+    modulators = np.random.default_rng(14).normal(0, 1, (n_steps, population))
+    options = {} if fold_eta is None else {"fold_eta": fold_eta}
+    net = network(backend, rule, population, "float64", sizes, eligibility_tau=tau, **options)
+    net.reset(coefficients, weights)
+    w = [x.copy() for x in weights]
+    state = [{"elig": np.zeros_like(x)} for x in weights]
+    for x, m in zip(inputs, modulators):
+        net.step(x, m)
+        rates = [x]
+        for layer in w:
+            rates.append(np.tanh(np.einsum("pi,pij->pj", rates[-1], layer)))
+        w = [reference_update(w[l], rates[l], rates[l + 1], coefficients[l], rule, m, state[l],
+                              {"decay_e": math.exp(-1 / tau)}) for l in range(len(w))]
+    assert max(np.abs(a - b).max() for a, b in zip(w, weights)) > 0.1  # the rule moved the weights
+    assert max_error(net.weights, w) < 1e-10
