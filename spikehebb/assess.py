@@ -319,7 +319,8 @@ def record_traces(
     target = Path(into) if into is not None else Path(path)
     own_store = into is None and store is None
     if own_store:
-        store = RunStore.open(path, "a")  # the writer lock, taken before any lifetime runs
+        # the writer lock, taken before any lifetime runs
+        store = RunStore.open(path, "a", advice="record the traces into a separate file (record_traces(..., into=FILE))")
     worker = None
     try:
         spec = _test_spec(config, 1, max_env_steps)

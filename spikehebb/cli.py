@@ -469,7 +469,8 @@ def train_notes(args: argparse.Namespace) -> list[str]:
 def run_train(args: argparse.Namespace) -> Path:
     """Train (or resume) the run the flags say. Once every check passed and the run starts, its
     notes and ``run file: PATH`` go to stderr, so that an error is one line alone and the log of a
-    run killed without a word (SIGKILL) still names the file to ``--resume``."""
+    run killed without a word (SIGKILL) still names the file to ``--resume``; that line is where
+    a script finds the file. A run that ends well ends with :func:`trained_line` on stdout."""
     from spikehebb.train import train
 
     def started(path: Path) -> None:
@@ -486,6 +487,16 @@ def run_train(args: argparse.Namespace) -> Path:
         return path
     check_runs_dir(args.runs_dir)
     return train(config_from_args(args), progress=not args.no_progress, started=started)
+
+
+def trained_line(path: Path) -> str:
+    """What ``train`` and ``run_<task>.py`` print (stdout) once a run ends well: the run file
+    ``path`` and what it now holds (generations, env steps, hours, best fitness, the last
+    generation); its name alone, ``run file: PATH``, came on stderr as the run started."""
+    from spikehebb.store import RunStore
+
+    with RunStore.open(path) as store:
+        return f"done: {path} holds {store.totals()}"
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser, first_input: bool = True) -> None:
@@ -518,7 +529,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser, first_input: bool = 
 
 def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
     from spikehebb.assess import load_run, without_early_ends
-    from spikehebb.store import RunFileBusyError, RunStore
+    from spikehebb.store import RunStore
 
     config, params = load_run(path, args.which)
     trained_first_input = config.task.make().episode.first_input
@@ -538,11 +549,8 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
             raise ValueError(f"{path} is a shipped model and --traces would write into it; copy it first: "
                              f"cp {path} runs/ && spikehebb evaluate runs/{Path(path).name} --traces")
     # The writer lock, taken before the test lifetimes: a run another process writes fails now, not after them.
-    try:
-        store = RunStore.open(path, "a") if args.traces else None
-    except RunFileBusyError as err:
-        raise RunFileBusyError(f"{err}, or record the traces into a separate file "
-                               "(spikehebb.assess.record_traces(..., into=FILE))") from None
+    store = RunStore.open(path, "a", advice="record the traces into a separate file "
+                                            "(spikehebb.assess.record_traces(..., into=FILE))") if args.traces else None
     try:
         return _evaluate_and_trace(path, args, config, params, variants, store, trained_first_input)
     finally:
@@ -834,7 +842,7 @@ def experiment_main(task: str, description: str, argv: list[str] | None = None, 
         _check_test_before_training(args)
         with STOP_REQUEST:  # SIGUSR1 in the tests lets them finish: the script ends with them anyway
             path = run_train(args)
-            print(f"run file: {path}")
+            print(trained_line(path))
             run_evaluate(path, args)
     except (ValueError, OSError, RuntimeError) as err:  # OSError: missing, existing, read-only, full (one line)
         parser.exit(2, f"{parser.prog}: error: {err}\n")
@@ -897,7 +905,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"{args.runfile} is a shipped model and plot --traces would write its figures beside "
                                  f"it; give --out-dir, e.g. --out-dir runs/{Path(args.runfile).stem}")
         if args.command == "train":
-            print(f"run file: {run_train(args)}")
+            print(trained_line(run_train(args)))
         elif args.command == "evaluate":
             run_evaluate(args.runfile, args)
         elif args.command == "inspect":

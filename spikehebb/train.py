@@ -72,7 +72,8 @@ def train(
     started: called with the run file's path once the run is under way: every check passed, the
         file created (or opened to resume) and the workers started, before the first generation
         of this call (the command line says its notes and the file's name there); not called
-        when there is no generation to run.
+        when there is no generation to run. With ``progress``, the note on a default batch
+        shrunk to fit the memory available is said there too, just before it.
     """
     store = RunStore.open(resume, "a") if resume is not None else None
     try:
@@ -115,12 +116,19 @@ def train(
             store.close()
         raise
     unshrunk = config.evaluator.batch(config.strategy.popsize)
+    shrunk = None  # said once the run starts, as the command line's notes are: a refused run says nothing
     if progress and spec.batch_size < unshrunk:
         slot_mb = slot_memory(task)[0]
-        print(f"note: {spec.batch_size} slots per worker instead of {unshrunk}, "
-              f"so that the envs (about {megabytes(config.n_workers * spec.batch_size * slot_mb)}) fit in the "
-              f"{megabytes(available)} available (--batch-size sets it; the numbers do not depend on it)",
-              file=sys.stderr)
+        shrunk = (f"note: {spec.batch_size} slots per worker instead of {unshrunk}, "
+                  f"so that the envs (about {megabytes(config.n_workers * spec.batch_size * slot_mb)}) fit in the "
+                  f"{megabytes(available)} available (--batch-size sets it; the numbers do not depend on it)")
+
+    def under_way(run_file: Path) -> None:
+        if shrunk is not None:
+            print(shrunk, file=sys.stderr)
+        if started is not None:
+            started(run_file)
+
     created = store is None
     if store is None:
         path = config.default_path()
@@ -140,7 +148,7 @@ def train(
             if start >= end:
                 return store.path
             try:
-                _run_generations(config, spec, store, strategy, start, end, progress, started)
+                _run_generations(config, spec, store, strategy, start, end, progress, under_way)
             except KeyboardInterrupt as err:
                 # the signal may land after a generation's commit and before the store counted it: ask the file
                 raise TrainingInterrupted(

@@ -243,9 +243,19 @@ def test_envs_that_cannot_fit_in_memory_are_refused_and_the_default_batch_shrink
     assert not runs.exists() or not any(runs.iterdir())
 
     # without --batch-size: 3 slots instead of 4 (int(0.6 * 200 / 32)), and the same numbers
-    assert cli_main(["train", *TINY[:-3], "--runs-dir", str(runs / "shrunk")]) == 0
-    assert "note: 3 slots per worker instead of 4, so that the envs (about 96 MB) fit in the 200 MB available" \
-        in capsys.readouterr().err
+    note = "note: 3 slots per worker instead of 4, so that the envs (about 96 MB) fit in the 200 MB available"
+    shrunk = ["train", *TINY[:-3], "--runs-dir", str(runs / "shrunk"), "--run-name", "shrunk"]
+    assert cli_main(shrunk) == 0
+    err = capsys.readouterr().err
+    assert err.count(note) == 1 and err.index(note) < err.index("run file: ")  # said as the run starts, once
+    # a run that does not start says no note about it: refused (its file exists), or nothing left to run
+    with pytest.raises(SystemExit) as exc:
+        cli_main(shrunk)
+    assert exc.value.code == 2 and one_error_line(capsys).startswith(
+        f"spikehebb train: error: {runs / 'shrunk' / 'shrunk.h5'} already exists")
+    assert cli_main(["train", "--resume", str(runs / "shrunk" / "shrunk.h5")]) == 0
+    err = capsys.readouterr().err
+    assert note.split(",")[0] not in err and "nothing to run" in err
     monkeypatch.setattr("spikehebb.train.available_memory_mb", lambda: None)
     assert cli_main(["train", *TINY, "--runs-dir", str(runs / "whole")]) == 0
     with RunStore.open(next((runs / "shrunk").glob("*.h5"))) as a, RunStore.open(next((runs / "whole").glob("*.h5"))) as b:

@@ -10,9 +10,10 @@ import os
 
 import pytest
 
+from spikehebb.assess import load_run, record_traces
 from spikehebb.cli import add_train_arguments, config_from_args, resumed_config
 from spikehebb.cli import main as cli_main
-from spikehebb.store import RunStore
+from spikehebb.store import RunFileBusyError, RunStore
 from spikehebb.store.transaction import WriterLock
 from spikehebb.train import TrainConfig, train
 
@@ -190,6 +191,9 @@ def test_a_busy_run_file_gives_advice_that_fits_the_command(runs, capsys):
         assert exc.value.code == 2 and one_error_line(capsys) == (
             f"spikehebb evaluate: error: {busy}, or record the traces into a separate file "
             "(spikehebb.assess.record_traces(..., into=FILE))")
+        with pytest.raises(RunFileBusyError) as exc:  # the same advice to a script, in its own words
+            record_traces(path, *load_run(path), ["default"], max_env_steps=45)
+        assert str(exc.value) == f"{busy}, or record the traces into a separate file (record_traces(..., into=FILE))"
     finally:
         lock.release()
     assert RunStore.open(path).generations_completed == 1

@@ -339,6 +339,33 @@ def test_one_writer_at_a_time(tmp_path):
     assert not (tmp_path / "run.h5.lock").exists()
 
 
+def test_a_busy_run_file_says_the_advice_its_opener_gives(tmp_path):
+    """What to do instead of waiting comes from whoever opens the file (it knows why), not from
+    the lock's reading of what the opener does."""
+    from spikehebb.store.transaction import WriterLock
+
+    path = tmp_path / "run.h5"
+    store = make_run(path, 1)
+    busy = f"{path} is open for writing by another process (pid {os.getpid()}); wait for it to finish"
+    try:
+        with pytest.raises(RunFileBusyError) as info:
+            RunStore.open(path, "a")
+        assert str(info.value) == busy
+        with pytest.raises(RunFileBusyError) as info:
+            RunStore.open(path, "a", advice="record the traces elsewhere")
+        assert str(info.value) == f"{busy}, or record the traces elsewhere"
+        with pytest.raises(RunFileBusyError) as info:
+            WriterLock(path, "record traces into")
+        assert str(info.value) == busy
+        with pytest.raises(RunFileBusyError) as info:
+            TraceWriter(path, sizes=SIZES, n_actions=3, reward_terms=["progress"])
+        assert str(info.value) == f"{busy}, or record traces into a separate file"
+    finally:
+        store.close()
+    with RunStore.open(path, "a", advice="unused") as again:  # free again: the advice is said only when busy
+        assert again.generations_completed == 1
+
+
 # A writer that appends generations as fast as it can (about 200 KB of state each), so random
 # kills land both inside transactions and between them.
 WRITER = textwrap.dedent(

@@ -176,6 +176,12 @@ def test_cli_train_inspect_evaluate_plot(tmp_path, capsys):
                      "--train-variants", "default", "--evaluator", "serial", "--runs-dir", str(runs),
                      "--no-progress"]) == 0
     (path,) = runs.glob("*.h5")
+    said = capsys.readouterr()
+    # the file is named once, as the run starts (stderr); the end says what it now holds (stdout)
+    assert said.err == f"run file: {path}\n"
+    with RunStore.open(path) as store:
+        assert said.out == f"done: {path} holds {store.totals()}\n"
+    assert said.out.startswith(f"done: {path} holds 1 generations, ") and "; best fitness " in said.out
     assert cli_main(["inspect", str(path)]) == 0
     assert "1 generations" in capsys.readouterr().out
     assert cli_main(["evaluate", str(path), "--morphology", "default", "long_front", "--episodes", "2",
@@ -285,7 +291,10 @@ def test_experiment_scripts_run_end_to_end(tmp_path, script, variant):
         capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert len(list(tmp_path.glob("*.h5"))) == 1
+    (path,) = tmp_path.glob("*.h5")
+    # named once as the run starts (stderr), then what it holds once trained (stdout), then the table
+    assert (out.stdout + out.stderr).count("run file: ") == 1 and f"run file: {path}\n" in out.stderr
+    assert out.stdout.startswith(f"done: {path} holds 1 generations, "), out.stdout
     rows = [line.split()[0] for line in out.stdout.splitlines() if line.split() and line.split()[0] in ("default", variant)]
     assert rows == ["default", variant]
     bad = subprocess.run([sys.executable, str(root / "experiments" / script), "--popsize", "5", "--runs-dir", str(tmp_path)],

@@ -290,13 +290,18 @@ class RunStore:
             raise
 
     @classmethod
-    def open(cls, path: str | os.PathLike, mode: str = "r", *, fsync: bool = True) -> "RunStore":
+    def open(cls, path: str | os.PathLike, mode: str = "r", *, fsync: bool = True,
+             advice: str | None = None) -> "RunStore":
         """Open an existing run file: ``"r"`` to read, ``"a"`` to append generations (resume).
 
         Raises FileNotFoundError, :class:`RunFileError` (not HDF5, truncated, foreign, other
         format version, inconsistent) or, for ``"a"``, :class:`RunFileBusyError` and
         :class:`RunFileWriteError` (a read-only directory). Reading takes no lock and writes
         nothing, so it works in a read-only directory.
+
+        advice: for ``"a"``, what the user can do instead of waiting when another process writes
+        the run, said after "wait for it to finish, or " in the :class:`RunFileBusyError` (e.g.
+        "record the traces into a separate file ..." for a trace recording); None: only the wait.
         """
         path = real_path(path)
         if mode not in ("r", "a"):
@@ -305,7 +310,7 @@ class RunStore:
             return cls(path, mode, None, fsync)
         if not path.exists():
             raise FileNotFoundError(f"run file {path} does not exist{cls._clean_failed_creation(path)}")
-        lock = WriterLock(path)
+        lock = WriterLock(path, advice=advice)
         try:
             remove_leftovers(path)  # left by a writer killed mid-transaction
             return cls(path, mode, lock, fsync)
@@ -608,15 +613,31 @@ class RunStore:
         except (ValueError, TypeError):
             return tuple(p for p in self.layout.parts if p.name == "encoder")
 
-    def summary(self) -> str:
-        """A few lines for ``spikehebb inspect``."""
+    def totals(self) -> str:
+        """One line of what the run holds: its generations, env steps and hours, the best fitness
+        and the last generation's mean, max and sigma (``spikehebb inspect`` shows it, and
+        ``spikehebb train`` ends with it)."""
         h = self.history()
         with open_checked(self.path) as f, damaged_as_one_line(self.path):
-            created = attr_str(f.attrs.get("created", "?"))
             best_gen = int(f["best"].attrs["generation"])
             best = float(f["best"].attrs["fitness"])
-            traces = sorted(f["traces"].keys()) if "traces" in f else []
         g = len(h["generation"])
+        if not g:
+            return "no generation stored yet"
+        return (
+            f"{g} generations, {h['env_steps'].sum():,} env steps, {h['wall_time'].sum() / 3600:.2f} h; "
+            + (f"best fitness {best:.2f} (in generation {best_gen + 1}, counting from 1 as the log does)"
+               if np.isfinite(best) else "no finite fitness yet (every lifetime so far failed)")
+            + f"; last generation mean "
+            f"{h['fitness_mean'][-1]:.2f}, max {h['fitness_max'][-1]:.2f}, sigma {h['sigma'][-1]:.4g}"
+        )
+
+    def summary(self) -> str:
+        """A few lines for ``spikehebb inspect``."""
+        totals = self.totals()
+        with open_checked(self.path) as f, damaged_as_one_line(self.path):
+            created = attr_str(f.attrs.get("created", "?"))
+            traces = sorted(f["traces"].keys()) if "traces" in f else []
         agent = self.config.get("agent") if isinstance(self.config.get("agent"), dict) else {}
         kind = agent.get("kind", "hebbian" if self.rule else "static")
         what = f"rule {self.rule}" if self.rule else ("static weights" if kind == "static" else f"{kind} agent")
@@ -642,16 +663,7 @@ class RunStore:
             lines.append(f"shared rules: {m:,} rules of {k} coefficients for {n_syn:,} synapses "
                          f"(rho {n_syn / m:.4g}, {m * k:,} coefficients){change}")
         lines.append("config: " + self.config_line())
-        if g:
-            lines.append(
-                f"{g} generations, {h['env_steps'].sum():,} env steps, {h['wall_time'].sum() / 3600:.2f} h; "
-                + (f"best fitness {best:.2f} (in generation {best_gen + 1}, counting from 1 as the log does)"
-                   if np.isfinite(best) else "no finite fitness yet (every lifetime so far failed)")
-                + f"; last generation mean "
-                f"{h['fitness_mean'][-1]:.2f}, max {h['fitness_max'][-1]:.2f}, sigma {h['sigma'][-1]:.4g}"
-            )
-        else:
-            lines.append("no generation stored yet")
+        lines.append(totals)
         if traces:
             lines.append(f"traces: {', '.join(traces)}")
         return "\n".join(lines)

@@ -84,7 +84,7 @@ class TraceWriter:
         # drawn before the lock is taken: a draw that fails leaves nothing held or on disk
         self._samples = [self._sample(l, a * b) for l, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), 1)]
         self._own_lock = _lock is None
-        self._lock = _lock or WriterLock(self.path, "record traces into")
+        self._lock = _lock or WriterLock(self.path, "record traces into", advice="record traces into a separate file")
         self._txn: Transaction | None = None
         try:
             if self.path.exists():

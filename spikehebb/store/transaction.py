@@ -134,9 +134,16 @@ def write_error(
 
 
 class WriterLock:
-    """Exclusive ``flock`` on ``<path>.lock``, held while a store or trace writer may write."""
+    """Exclusive ``flock`` on ``<path>.lock``, held while a store or trace writer may write.
 
-    def __init__(self, path: Path, what: str = "write") -> None:
+    path: the file written (the lock is ``<path>.lock`` beside it). what: what the holder does to
+    it, for the one-line error of a directory that cannot be written ("record traces into").
+    advice: what the user can do instead of waiting when another process holds the lock, said
+    after "wait for it to finish, or " in the :class:`RunFileBusyError` (the caller knows its
+    context: "record the traces into a separate file ..."); None: only the wait.
+    """
+
+    def __init__(self, path: Path, what: str = "write", advice: str | None = None) -> None:
         self.path = path
         self.lock_path = lock_path(path)
         self._fd: int | None = None
@@ -150,10 +157,9 @@ class WriterLock:
             except BlockingIOError:
                 owner = _owner(fd)
                 os.close(fd)
-                # the advice fits the caller: only a trace recording can go to a file of its own
-                elsewhere = ", or record traces into a separate file" if what == "record traces into" else ""
+                otherwise = f", or {advice}" if advice else ""
                 raise RunFileBusyError(
-                    f"{path} is open for writing by another process (pid {owner}); wait for it to finish{elsewhere}"
+                    f"{path} is open for writing by another process (pid {owner}); wait for it to finish{otherwise}"
                 ) from None
             try:  # the previous holder may have unlinked the file we opened: retry on the new one
                 current = os.stat(self.lock_path).st_ino
