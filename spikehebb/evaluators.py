@@ -5,8 +5,8 @@ hands it candidates as keys plus the generation's sampler, never as parameter ve
 
 - :class:`SerialEvaluator`: one worker in the calling process.
 - :class:`ProcessEvaluator` (default): one persistent worker process per core (spawned, so each
-  builds its own Brian2 network); a worker that dies is replaced and its candidates evaluated
-  again.
+  builds its own Brian2 network); a worker that dies, or hangs (finishes no lifetime for
+  ``stall_timeout`` seconds), is replaced and its candidates evaluated again.
 - :class:`RayEvaluator`: the same workers as Ray actors, on a local Ray instance or a cluster.
 
 ``make_evaluator(name, spec, workers, address)`` builds one by name. All are context managers
@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import math
 import multiprocessing
+import numbers
 import os
 import signal
+import time
 import traceback
 import warnings
 import weakref
@@ -52,11 +55,17 @@ def split_evenly(items: Sequence, n_chunks: int) -> list[list]:
 
 
 class WorkerCrashError(RuntimeError):
-    """Worker processes (or Ray actors) kept dying on the same candidates: the evaluator gave up."""
+    """Worker processes (or Ray actors) kept dying, or hanging, on the same candidates: the
+    evaluator gave up."""
 
 
-#: How many times in a row one chunk of candidates may kill its worker before the evaluator gives up.
+#: How many times in a row one chunk of candidates may kill (or hang) its worker before the
+#: evaluator gives up.
 MAX_WORKER_FAILURES = 3
+
+#: Default seconds a busy worker process may go without finishing a lifetime (and a new one
+#: without answering that it is built) before it is taken for hung (see :class:`ProcessEvaluator`).
+STALL_TIMEOUT_S = 1800.0
 
 #: ``factory(spec) -> Worker``: what a backend builds in each worker process (must be picklable).
 WorkerFactory = Callable[[WorkerSpec], Worker]
@@ -68,6 +77,15 @@ def checked_max_failures(value) -> int:
     if not (is_integer(value) and value >= 1):
         raise ValueError(f"max_failures must be a positive integer, got {value!r}")
     return value
+
+
+def checked_timeout(name: str, value) -> float | None:
+    """A timeout in seconds, checked: a positive finite number (as float), or None (no timeout)."""
+    if value is None:
+        return None
+    if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
+    return float(value)
 
 
 def checked_workers(value) -> int:
@@ -202,10 +220,12 @@ def sigusr1_blocked():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _serve(conn, spec: WorkerSpec, factory: WorkerFactory, counter=None) -> None:
+def _serve(conn, spec: WorkerSpec, factory: WorkerFactory, counter=None, beats=None, slot: int = 0) -> None:
     """Body of a worker process: build the worker once, then answer ``(method, args)`` requests
     with ``("ok", result)`` or ``("error", exception, traceback)`` until ``None`` or the parent's
-    end of the pipe closes. ``counter``: the evaluator's shared lifetime counter."""
+    end of the pipe closes. ``counter``: the evaluator's shared lifetime counter; ``beats``: its
+    shared heartbeats, where this worker writes ``time.monotonic()`` at ``slot`` each time one of
+    its lifetimes ends (a worker without :meth:`~spikehebb.worker.Worker.set_heartbeat` writes none)."""
     # Ctrl-C reaches the whole process group; the parent decides what happens to its workers
     # (SIGUSR1 is blocked from birth: sigusr1_blocked).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -213,6 +233,9 @@ def _serve(conn, spec: WorkerSpec, factory: WorkerFactory, counter=None) -> None
     try:
         worker = factory(spec)
         worker.counter = counter
+        set_heartbeat = getattr(worker, "set_heartbeat", None)
+        if beats is not None and set_heartbeat is not None:
+            set_heartbeat(functools.partial(_beat, beats, slot))
     except BaseException as err:
         _send_error(conn, err)
         return
@@ -236,6 +259,12 @@ def _serve(conn, spec: WorkerSpec, factory: WorkerFactory, counter=None) -> None
         pass
     finally:
         worker.close()
+
+
+def _beat(beats, slot: int) -> None:
+    """A worker's heartbeat: now, in its slot of the shared array (CLOCK_MONOTONIC is system-wide,
+    so the parent compares it with its own ``time.monotonic()``)."""
+    beats[slot] = time.monotonic()
 
 
 def exit_with_parent() -> None:
@@ -328,7 +357,15 @@ class ProcessEvaluator(_Evaluator):
 
     A worker that dies while it runs (segfault, OOM kill, ``os._exit``) is replaced by a fresh
     process; the lifetimes it had claimed are run again afterwards and the ones finished are kept
-    (a request to build or evaluate parameters is rerun whole). If one request kills ``max_failures`` workers in a row the evaluator raises :class:`WorkerCrashError`.
+    (a request to build or evaluate parameters is rerun whole). A worker that stays alive but
+    makes no progress (a deadlock: a lock another process died holding, a C library that never
+    returns) is treated the same way: a busy worker that has finished no lifetime, and answered
+    nothing, for ``stall_timeout`` seconds is taken for hung, stopped (terminated, then killed)
+    and replaced, with a RuntimeWarning that says so; a new process that has not answered that it
+    is built within ``build_timeout`` seconds likewise. Progress is each worker's own heartbeat (a
+    time it writes into shared memory whenever one of its lifetimes ends), not the request's
+    length: a request of shared claims lasts the whole generation. If one request kills (or
+    hangs) ``max_failures`` workers in a row the evaluator raises :class:`WorkerCrashError`.
     An exception raised inside a worker (bad keys, a bug) is re-raised here with the worker's
     traceback as a note.
 
@@ -337,10 +374,27 @@ class ProcessEvaluator(_Evaluator):
         workers: number of processes; None: ``os.cpu_count()``.
         worker_factory: ``factory(spec) -> Worker``, picklable (a module-level class or a
             ``functools.partial`` of one); :class:`Worker` by default.
-        max_failures: deaths in a row of one chunk before giving up.
+        max_failures: deaths (or hangs) in a row of one chunk before giving up.
+        stall_timeout: seconds a busy worker may go without finishing a lifetime before it is
+            taken for hung; None: never. The default, :data:`STALL_TIMEOUT_S` (30 minutes), is
+            far above anything a healthy run does on a slow, loaded machine: the longest a worker
+            goes without finishing a lifetime is about one lifetime of its batch in lockstep (the
+            car's 1,000 rendered steps in a batch of 64 on a loaded core take minutes, not tens of
+            them); a hung worker is found half an hour late, instead of never.
+        build_timeout: seconds a new worker process may take to answer that it is built (spawn,
+            imports and its :class:`Worker`'s build, Brian2's first compile of the network
+            included: minutes on a loaded machine) before it is taken for hung; None: never.
+            Default :data:`STALL_TIMEOUT_S` too.
+
+    The serial evaluator has no timeout (its worker is this process), and the Ray evaluator
+    leaves hung actors to Ray's own timeouts: both are out of this one's scope.
     """
 
     name = "processes"
+    stall_timeout: float | None = STALL_TIMEOUT_S
+    """Seconds a busy worker may go without progress before it is taken for hung (None: never)."""
+    build_timeout: float | None = STALL_TIMEOUT_S
+    """Seconds a new worker may take to answer that it is built before it is taken for hung (None: never)."""
 
     def __init__(
         self,
@@ -349,12 +403,16 @@ class ProcessEvaluator(_Evaluator):
         *,
         worker_factory: WorkerFactory = Worker,
         max_failures: int = MAX_WORKER_FAILURES,
+        stall_timeout: float | None = STALL_TIMEOUT_S,
+        build_timeout: float | None = STALL_TIMEOUT_S,
     ):
         super().__init__(spec, workers if workers is not None else os.cpu_count() or 1)
         _check_main_is_importable()
         self.max_failures = checked_max_failures(max_failures)
+        self.stall_timeout = checked_timeout("stall_timeout", stall_timeout)
+        self.build_timeout = checked_timeout("build_timeout", build_timeout)
         self.restarts = 0
-        """Worker processes replaced after they died."""
+        """Worker processes replaced after they died or hung."""
         self._factory = worker_factory
         self._ctx = multiprocessing.get_context("spawn")
         # The generation's next training lifetime, shared by every worker (see evaluate). Its lock
@@ -363,6 +421,9 @@ class ProcessEvaluator(_Evaluator):
         # a worker that died inside a claim is freed by the parent (_free_counter).
         with sigusr1_blocked():
             self._counter = self._ctx.Value("q", 0, lock=self._ctx.Lock())
+            # Each slot's heartbeat: the time.monotonic() at which its worker last finished a
+            # lifetime (_serve). Only that worker writes it, so it needs no lock.
+            self._beats = self._ctx.Array("d", self.workers, lock=False)
         self._procs: list[_Process | None] = [None] * self.workers
         _OPEN.add(self)
         try:
@@ -417,11 +478,11 @@ class ProcessEvaluator(_Evaluator):
         return [p.pid if p is not None else None for p in self._procs]
 
     # ------------------------------------------------------------------------ process life
-    def _spawn(self) -> _Process:
+    def _spawn(self, slot: int) -> _Process:
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(
-            target=_serve, args=(child, self.spec, self._factory, self._counter), name="spikehebb-worker",
-            daemon=True,
+            target=_serve, args=(child, self.spec, self._factory, self._counter, self._beats, slot),
+            name="spikehebb-worker", daemon=True,
         )
         with one_thread_per_library(), sigusr1_blocked():
             process.start()
@@ -432,18 +493,21 @@ class ProcessEvaluator(_Evaluator):
         """Start a process in every empty slot (all at once: they build in parallel). Every new
         process is heard from before this returns or raises: one that died or could not build is
         stopped and its slot emptied, so no slot is left holding a stopped process or an unread
-        message; the first build error raised inside a worker is raised here after that."""
-        code = None
+        message; the first build error raised inside a worker is raised here after that. A process
+        that has not answered within ``build_timeout`` seconds is taken for hung and stopped, as
+        one that died: both count toward ``max_failures``."""
+        reason, deaths, hangs = "", 0, 0
         for attempt in range(self.max_failures):
             missing = [i for i, p in enumerate(self._procs) if p is None]
             if not missing:
                 return
             for i in missing:
-                self._procs[i] = self._spawn()
+                self._procs[i] = self._spawn(i)
+            deadline = None if self.build_timeout is None else time.monotonic() + self.build_timeout
             build_error = None
             for i in missing:
                 proc = self._procs[i]
-                kind, payload = self._receive(proc)
+                kind, payload = self._receive(proc, deadline)
                 if kind == "ready":
                     proc.pid = payload[0]
                     continue
@@ -451,18 +515,35 @@ class ProcessEvaluator(_Evaluator):
                 self._procs[i] = None
                 if kind == "error":
                     build_error = build_error or _remote_error(*payload, what="building a worker")
+                elif kind == "stalled":
+                    hangs += 1
+                    reason = f"no answer within {self.build_timeout:g} s: taken for hung"
+                    warnings.warn(
+                        f"spikehebb worker pid {proc.process.pid} did not finish building within "
+                        f"{self.build_timeout:g} s (build_timeout): taken for hung, stopped and started again",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
                 else:
-                    code = proc.process.exitcode
+                    deaths += 1
+                    reason = _exit_reason(proc.process.exitcode)
             if build_error is not None:
                 raise build_error
         if any(p is None for p in self._procs):
+            what = "hung" if not deaths else "died" if not hangs else "died or hung"
             raise WorkerCrashError(
-                f"worker processes died {self.max_failures} times in a row while building their "
-                f"network ({_exit_reason(code)})"
+                f"worker processes {what} {self.max_failures} times in a row while building their "
+                f"network (last: {reason})"
             )
 
-    def _receive(self, proc: _Process) -> tuple[str, tuple]:
-        """The next message of ``proc`` as (kind, payload); ("dead", (exitcode,)) if it died."""
+    def _receive(self, proc: _Process, deadline: float | None = None) -> tuple[str, tuple]:
+        """The next message of ``proc`` as (kind, payload); ("dead", (exitcode,)) if it died;
+        ("stalled", ()) if none came by ``deadline`` (a ``time.monotonic()``; None: no limit)."""
+        try:
+            if deadline is not None and not proc.conn.poll(max(0.0, deadline - time.monotonic())):
+                return "stalled", ()
+        except (EOFError, OSError):  # closed under us: recv says what happened
+            pass
         try:
             message = proc.conn.recv()
         except (EOFError, OSError):
@@ -496,12 +577,28 @@ class ProcessEvaluator(_Evaluator):
                 self._start_missing()
         raise WorkerCrashError(f"could not send work to worker {slot}: its replacements keep dying")
 
+    def _last_progress(self, slot: int, sent: float) -> float:
+        """When the busy worker in ``slot`` last made progress: its last heartbeat, or when it was
+        sent its request if later (a ``time.monotonic()``)."""
+        return max(sent, self._beats[slot])
+
+    def _next_stall_check(self, sent: dict[int, float]) -> float | None:
+        """Seconds until the first busy worker would pass ``stall_timeout`` without progress, if
+        none makes any meanwhile (None: no timeout). A worker's heartbeat only moves its deadline
+        later, so waiting this long misses no stall and wakes only when one may be due."""
+        if self.stall_timeout is None or not sent:
+            return None
+        due = min(self._last_progress(slot, t) for slot, t in sent.items()) + self.stall_timeout
+        return max(0.0, due - time.monotonic())
+
     def _map(self, method, args):
         self._start_missing()
         results: list = [None] * len(args)
         failures = [0] * len(args)
+        hangs = [0] * len(args)
         pending = deque(range(len(args)))
         busy: dict[int, int] = {}  # slot -> chunk it runs
+        sent: dict[int, float] = {}  # slot -> when it was sent its request (time.monotonic())
         try:
             while pending or busy:
                 for slot in range(self.workers):
@@ -509,32 +606,50 @@ class ProcessEvaluator(_Evaluator):
                         chunk = pending.popleft()
                         self._send(slot, (method, args[chunk]))
                         busy[slot] = chunk
+                        sent[slot] = time.monotonic()
                 procs = {slot: self._procs[slot] for slot in busy}
-                ready = set(wait([p.conn for p in procs.values()] + [p.process.sentinel for p in procs.values()]))
+                # With a timeout, to look for hung workers: a signal still interrupts the wait
+                # (Ctrl-C raises here; SIGUSR1's handler runs and the wait goes on).
+                ready = set(wait([p.conn for p in procs.values()] + [p.process.sentinel for p in procs.values()],
+                                 timeout=self._next_stall_check(sent)))
                 for slot, proc in procs.items():
-                    if proc.conn not in ready and proc.process.sentinel not in ready:
+                    if proc.conn in ready or proc.process.sentinel in ready:
+                        kind, payload = self._receive(proc)
+                    elif (self.stall_timeout is not None
+                          and time.monotonic() - self._last_progress(slot, sent[slot]) >= self.stall_timeout
+                          and not proc.conn.poll()):  # an answer that came meanwhile is read next round
+                        kind, payload = "stalled", ()
+                    else:
                         continue
-                    kind, payload = self._receive(proc)
                     chunk = busy.pop(slot)
+                    del sent[slot]
                     if kind == "ok":
                         results[chunk] = payload[0]
                     elif kind == "error":
                         raise _remote_error(*payload, what=f"{method} on worker pid {proc.pid}")
                     else:
                         failures[chunk] += 1
-                        reason = _exit_reason(payload[0])
+                        if kind == "stalled":
+                            hangs[chunk] += 1
+                            reason = f"no progress for {self.stall_timeout:g} s: taken for hung"
+                            what = (f"made no progress (finished no lifetime) for {self.stall_timeout:g} s "
+                                    f"(stall_timeout) running {method}: taken for hung, stopping it,")
+                        else:
+                            reason = _exit_reason(payload[0])
+                            what = f"died ({reason}) running {method};"
                         self._stop(proc)
                         self._free_counter()
                         self._procs[slot] = None
                         self.restarts += 1
                         if failures[chunk] >= self.max_failures:
+                            verb = ("killed" if not hangs[chunk] else "hung" if hangs[chunk] == failures[chunk]
+                                    else "killed or hung")
                             raise WorkerCrashError(
-                                f"{method}: the same share of the work killed its worker {failures[chunk]} times "
+                                f"{method}: the same share of the work {verb} its worker {failures[chunk]} times "
                                 f"in a row (last: {reason}); giving up"
                             )
                         warnings.warn(
-                            f"spikehebb worker pid {proc.pid} died ({reason}) running {method}; "
-                            f"replacing it and running its chunk again",
+                            f"spikehebb worker pid {proc.pid} {what} replacing it and running its chunk again",
                             RuntimeWarning,
                             stacklevel=3,
                         )

@@ -104,6 +104,9 @@ class Rollout:
         self.compact_tail = True
         """Step only the live lifetimes at a generation's tail when the agent can (same numbers;
         False steps every slot to the end, for timing the difference)."""
+        self.on_lifetime_end: Callable[[], None] | None = None
+        """Called (no arguments) each time a lifetime ends: a worker process's heartbeat, one
+        shared-memory write, so its evaluator can tell a slow worker from a hung one."""
         self._envs: dict[str, list] = {}
 
     def envs(self, variant: str, n: int | None = None) -> list:
@@ -175,6 +178,7 @@ class Rollout:
         state = EpisodeState(episode, [False] * B)
         signal = np.zeros(B)  # each slot's last per-step signal (the modulator of the next step)
         env_steps = 0
+        lifetime_ended = self.on_lifetime_end
 
         def settle(slot: int, lifetime: Lifetime) -> np.ndarray:
             """Reset the slot's env of the lifetime's variant and run the burn-in; the first
@@ -264,6 +268,8 @@ class Rollout:
             t += 1
             for b in ended:
                 done[live[b].key] = (state.fitness[b], state.steps[b])
+                if lifetime_ended is not None:
+                    lifetime_ended()
                 live[b] = None
                 lifetime = None if exhausted else next_lifetime()
                 if lifetime is not None:  # refill the slot

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -73,6 +73,12 @@ class Worker:
         self.rollout = Rollout(self.task, spec.agent, spec.batch_size, env_kwargs=env_kwargs)
         self.counter = None
         """The evaluator's shared lifetime counter (a ``multiprocessing.Value``), set in worker processes."""
+
+    def set_heartbeat(self, beat: Callable[[], None] | None) -> None:
+        """Have ``beat()`` called each time one of this worker's lifetimes ends (None: nothing).
+        A worker process's sign of progress: its evaluator takes a busy worker that goes
+        ``stall_timeout`` seconds without one for hung (:class:`~spikehebb.evaluators.ProcessEvaluator`)."""
+        self.rollout.on_lifetime_end = beat
 
     def random_streams_digest(self) -> str:
         """:func:`random_streams_digest` in this worker's process (an evaluator on other machines
@@ -220,13 +226,56 @@ class CrashOnceWorker(Worker):
         return super().training_lifetime(key, c, v, vector)
 
     def _first_time(self) -> bool:
-        if self.marker is None:
-            return True
-        try:
-            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            return False
+        return _first_time(self.marker)
+
+
+def _first_time(marker: str | os.PathLike | None) -> bool:
+    """True the first time for a path (created atomically, so only one process ever gets True),
+    always for None."""
+    if marker is None:
         return True
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
+class HangingWorker(Worker):
+    """Test aid: a :class:`Worker` whose process stays alive but stops making progress, as one
+    stuck on a lock or in a C library that never returns would (it sleeps ``hang_s`` seconds).
+
+    - ``hang_on = (generation, index)``: it hangs when it starts a lifetime of that candidate;
+    - ``hang_in_build``: it hangs in its build, before it builds anything;
+    - either only the first time if ``marker`` is a path (created atomically, so a replacement
+      process goes on normally), every time if ``marker`` is None;
+    - ``slow_s``: it sleeps that long before it starts each training lifetime (slow, but it
+      finishes lifetimes: it makes progress).
+
+    Use it as ``worker_factory=functools.partial(HangingWorker, hang_on=(0, 5), marker=path)``.
+    """
+
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        hang_on: tuple[int, int] | None = None,
+        marker: str | os.PathLike | None = None,
+        hang_in_build: bool = False,
+        hang_s: float = 3600.0,
+        slow_s: float = 0.0,
+    ):
+        if hang_in_build and _first_time(marker):
+            time.sleep(hang_s)
+        super().__init__(spec)
+        self.hang_on = None if hang_on is None else tuple(hang_on)
+        self.marker, self.hang_s, self.slow_s = marker, hang_s, slow_s
+
+    def training_lifetime(self, key, c: int, v: int, vector: np.ndarray) -> Lifetime:
+        if (key.generation, key.index) == self.hang_on and _first_time(self.marker):
+            time.sleep(self.hang_s)
+        if self.slow_s:
+            time.sleep(self.slow_s)
+        return super().training_lifetime(key, c, v, vector)
 
 
 
