@@ -753,8 +753,8 @@ def run_select(args: argparse.Namespace) -> Path:
 
     from spikehebb.agents import lifetime_start
     from spikehebb.assess import assess, format_table, load_run
-    from spikehebb.models import (card, check_model_output, check_not_training, export, model_without_card, select,
-                                  selection_figure)
+    from spikehebb.models import (card, check_model_output, check_not_model, check_not_training, export,
+                                  model_without_card, select, selection_figure)
     from spikehebb.store.transaction import whole_file
     from spikehebb.report import paper_numbers
 
@@ -781,6 +781,7 @@ def run_select(args: argparse.Namespace) -> Path:
               f"its card is made")
     else:
         check_not_training(Path(args.runfile))
+        check_not_model(args.runfile)  # before the model's folder is made and any mean scored
         check_model_output(out, Path(args.runfile).stat().st_size)
         selection = select(args.runfile, args.episodes, workers)
         path = export(args.runfile, out, selection)

@@ -32,10 +32,21 @@ MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 
 def resolve_run(run_or_model: str | Path) -> Path:
-    """A run file's path, or the run file of a shipped model named ``run_or_model``."""
+    """A run file's path, or the run file of a shipped model named ``run_or_model``.
+
+    Arguments:
+        run_or_model: path of a run file, or a bare model name (no folder part, no suffix, e.g.
+            ``"ant_abcd_lr"``) for ``models/NAME.h5``. A path with a folder part is never read as
+            a model name: ``runs/ant_static`` that is not a file is refused (naming
+            ``runs/ant_static.h5`` when that exists), not taken for ``models/ant_static.h5``.
+    """
     path = Path(run_or_model)
     if path.is_file():
         return path
+    if len(path.parts) > 1:  # a folder part: the user's own path, never a shipped model's name
+        h5 = path.parent / f"{path.name}.h5"  # the user forgot the suffix
+        hint = f"; did you mean {str(h5)!r}?" if path.suffix != ".h5" and h5.is_file() else ""
+        raise FileNotFoundError(f"expected a run file (.h5), got {str(run_or_model)!r}, which is not a file{hint}")
     model = MODELS_DIR / f"{path.name}.h5"
     if path.suffix == "" and model.is_file():
         return model
@@ -169,11 +180,19 @@ class Lifetimes:
         return self.rollout.run(variant, lambda i: self.lifetime_parts(variant, episodes[i]), seeds, on_step)
 
     def env(self, variant: str, member: int = 0):
-        """Member ``member``'s env of ``variant`` (made on first use, kept until :meth:`close`)."""
-        return self.rollout.envs(variant, member + 1)[member]
+        """Member ``member``'s env of ``variant`` (made on first use, kept until :meth:`close`).
+
+        member: the member's index in the batch, an integer in ``0 .. batch_size - 1`` (an env
+        past the batch would never be reset or stepped by :meth:`run`)."""
+        self.task.check_variants([variant])
+        if not (is_integer(member) and 0 <= member < self.batch_size):
+            raise ValueError(f"member must be an integer in 0 .. {self.batch_size - 1} (a member of the batch of "
+                             f"{self.batch_size}), got {member!r}")
+        return self.rollout.envs(variant, int(member) + 1)[int(member)]
 
     def frame(self, variant: str, member: int = 0) -> np.ndarray:
-        """The current ``(H, W, 3)`` uint8 frame of a member's env (needs ``render=True``)."""
+        """The current ``(H, W, 3)`` uint8 frame of member ``member``'s env of ``variant`` (needs
+        ``render=True``; ``member`` as :meth:`env` takes it)."""
         return self.env(variant, member).render()
 
     def fitness_term(self, info: dict) -> float:
@@ -192,6 +211,8 @@ class Lifetimes:
         self.close()
 
     def _path(self, variant: str, episode: int) -> tuple[int, int, int]:
+        """The lifetime's seed path; an unknown variant or a bad episode number is a one-line error."""
+        self.task.check_variants([variant])
         return (EVALUATION_TAG, check_episodes([episode])[0], self.task.variants.index(variant))
 
 

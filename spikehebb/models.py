@@ -120,9 +120,25 @@ def score_means(
     return stored, scores
 
 
+def check_not_model(path: str | Path) -> None:
+    """A one-line error when ``path`` is a model (root attribute ``model``), not a run file: a model
+    keeps only its chosen mean and its source run's generation count, so selecting from it would
+    score that one mean and then be refused (its run "moved on"). Reads the file: a missing one is
+    a one-line FileNotFoundError, one that is not HDF5 h5py's OSError."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"expected a run file (.h5) written by spikehebb train, got {str(path)!r}, which is not a file")
+    info = model_info(path)
+    if info is not None:
+        raise ValueError(f"{path} is a model (the mean after generation {info.get('generation')} chosen by spikehebb "
+                         f"select), not a run file: select from its training run "
+                         f"({info.get('source', 'the run it was selected from')}) instead")
+
+
 def select(path: str | Path, episodes: int = 10, workers: int = 1, progress: bool = True) -> Selection:
-    """Score every candidate mean of the run on ``episodes`` selection lifetimes per training
-    variant (:func:`score_means`); its selection fitness is the mean over the training variants."""
+    """Score every candidate mean of the run file ``path`` on ``episodes`` selection lifetimes per
+    training variant (:func:`score_means`); its selection fitness is the mean over the training
+    variants. A model is refused before any scoring (:func:`check_not_model`)."""
+    check_not_model(path)
     with RunStore.open(path) as store:
         config = TrainConfig.from_dict(store.config)
     variants = tuple(config.task.make().train_variants)
@@ -144,10 +160,11 @@ def export(path: str | Path, out: str | Path, selection: Selection) -> Path:
     run's ``/shared_rules`` (the last generation's rules and assignment) is left out unless the
     final mean was chosen: it expands to that mean, not to an earlier one; so are the run's
     ``/traces`` (lifetimes of the final mean; ``evaluate --traces`` records the model's own).
-    Refuses to overwrite."""
+    Refuses to overwrite, and refuses a model as ``path`` (:func:`check_not_model`)."""
     path, out = Path(path), Path(out)
     if out.exists():
         raise FileExistsError(f"{out} already exists; choose another name or remove it first")
+    check_not_model(path)
     generations, means = candidate_means(path)
     if not np.array_equal(generations, selection.generations):
         raise ValueError(f"the selection was made on other snapshots than {path} holds now")

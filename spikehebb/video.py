@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spikehebb.checks import is_integer
 from spikehebb.lifetimes import Lifetimes
 from spikehebb.store.transaction import whole_file
 
@@ -80,7 +81,7 @@ def record_video(
     """Render test episode ``episode`` of ``variant`` (default: the task's first training
     variant) of a run file or shipped model into ``output`` (``.mp4`` or ``.gif``).
 
-    every: one frame per ``every`` network steps (default 1 for mp4, 3 for gif); fps: playback
+    every: one frame per ``every`` network steps, an integer >= 1 (default 1 for mp4, 3 for gif); fps: playback
     rate (default: real time, the env's ``render_fps / every``, at most 50 for a GIF). A GIF
     stores each frame's delay in hundredths of a second, so its rate is the nearest 100 / n
     (the ant's 60 / 3 = 20 fps and the car's 50 / 3 are exact); the rate written is returned.
@@ -90,8 +91,8 @@ def record_video(
         raise ValueError(f"output must end in {' or '.join(FORMATS)}, got {output.name!r}")
     if every is None:
         every = 3 if output.suffix == ".gif" else 1
-    if every < 1:
-        raise ValueError(f"every must be a positive number of steps, got {every}")
+    if not (is_integer(every) and every >= 1):  # 2.5 would take frames at 0, 5, 10 but play at 60 / 2.5 fps
+        raise ValueError(f"every must be a positive integer (one frame per this many network steps), got {every!r}")
     if episode < 0:
         raise ValueError(f"episode must be a non-negative index, got {episode}")
     if fps is not None and not fps > 0:

@@ -269,6 +269,86 @@ def test_evaluate_and_inspect_find_a_shipped_model_by_name(run, tmp_path, monkey
         assert ("(ant_a)" in err) == (name == "ant_b")  # the unknown name's error lists what ships
 
 
+def test_a_path_with_a_folder_is_never_taken_for_a_shipped_models_name(run, tmp_path, monkeypatch, capsys):
+    """`spikehebb evaluate runs/ant_a` (its .h5 forgotten) evaluated the shipped models/ant_a.h5:
+    only a bare name is a model's; a path that is not a file is refused, naming it."""
+    import shutil
+
+    import spikehebb.lifetimes
+    from spikehebb.lifetimes import resolve_run
+
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(run, models / "ant_a.h5")
+    monkeypatch.setattr(spikehebb.lifetimes, "MODELS_DIR", models)
+    monkeypatch.chdir(tmp_path)
+    assert resolve_run("ant_a") == models / "ant_a.h5"  # the name still finds the model
+    with pytest.raises(FileNotFoundError, match=r"^expected a run file \(.h5\), got 'runs/ant_a', which is not a file$"):
+        resolve_run("runs/ant_a")
+    with pytest.raises(FileNotFoundError, match="got '/nonexistent/dir/ant_a', which is not a file"):
+        resolve_run("/nonexistent/dir/ant_a")
+    (tmp_path / "runs").mkdir()
+    shutil.copy(run, tmp_path / "runs" / "ant_a.h5")
+    with pytest.raises(FileNotFoundError, match=r"which is not a file; did you mean 'runs/ant_a.h5'\?"):
+        resolve_run("runs/ant_a")
+    for argv in (["evaluate", "runs/ant_a", "--variant", "default", "--episodes", "1"], ["inspect", "runs/ant_a"],
+                 ["report", "runs/ant_a", "--no-test"], ["video", "runs/ant_a", "-o", "v.mp4"]):
+        with pytest.raises(SystemExit) as exc:
+            cli_main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+        assert f"spikehebb {argv[0]}: error: expected a run file (.h5), got 'runs/ant_a', which is not a file; " \
+               "did you mean 'runs/ant_a.h5'?" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "runs"]  # nothing written
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["ant_a.h5"]
+
+
+def test_select_and_export_refuse_a_model_before_scoring(run, tmp_path, capsys, monkeypatch):
+    """`spikehebb select models/m.h5` scored the model's mean and then refused it with a false
+    "moved on to generation 5 while its model was written" (the model keeps its run's count)."""
+    import spikehebb.models
+    from spikehebb.models import Selection
+
+    generations, _ = candidate_means(run)
+    model = export(run, tmp_path / "m.h5", Selection(generations, np.array([0.0, 1.0, 0.0]), 1, ("default",)))
+    message = (f"{model} is a model (the mean after generation 4 chosen by spikehebb select), not a run file: "
+               "select from its training run (run.h5) instead")
+    monkeypatch.setattr(spikehebb.models, "score_means", lambda *a, **k: pytest.fail("scored a model"))
+    with pytest.raises(ValueError) as err:
+        select(model, episodes=1, progress=False)
+    assert str(err.value) == message
+    with pytest.raises(ValueError) as err:
+        export(model, tmp_path / "m2.h5", Selection(np.array([4]), np.array([1.0]), 1, ("default",)))
+    assert str(err.value) == message and not (tmp_path / "m2.h5").exists()
+    monkeypatch.setattr(spikehebb.models, "select", lambda *a, **k: pytest.fail("scored before the check"))
+    for source, want in ((model, message), (tmp_path / "none.h5", f"expected a run file (.h5) written by spikehebb "
+                                                                   f"train, got '{tmp_path / 'none.h5'}', which is not a file")):
+        with pytest.raises(SystemExit) as exc:
+            cli_main(["select", str(source), "-o", str(tmp_path / "out" / "x.h5"), "--workers", "1"])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and err == f"spikehebb select: error: {want}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.h5"]  # not even the model's folder
+
+
+def test_lifetimes_refuse_a_member_past_the_batch_and_an_unknown_variant(run):
+    """env/frame of a member past the batch gave an env that run() never resets or steps (a body
+    standing at the origin); lifetime_parts of an unknown variant failed with tuple.index's words."""
+    from spikehebb.lifetimes import Lifetimes
+
+    with Lifetimes(run, batch_size=2) as lives:
+        assert lives.env("default", 1) is lives.rollout.envs("default")[1]
+        for member in (2, -1, 1.0, True, "0"):
+            with pytest.raises(ValueError) as err:
+                lives.env("default", member)
+            assert str(err.value) == f"member must be an integer in 0 .. 1 (a member of the batch of 2), got {member!r}"
+        with pytest.raises(ValueError, match=r"member must be an integer in 0 \.\. 1 .*, got 2$"):
+            lives.frame("default", 2)
+        for call in (lambda: lives.env("bogus"), lambda: lives.frame("bogus"), lambda: lives.lifetime_parts("bogus", 0),
+                     lambda: lives.initial_weights("bogus", [0, 1])):
+            with pytest.raises(ValueError, match=r"^unknown ant variant\(s\) \['bogus'\]; valid: default, "):
+                call()
+
+
 def test_score_means_scores_each_body_on_its_selection_lifetimes(run):
     from spikehebb.config import WorkerSpec
     from spikehebb.models import score_means

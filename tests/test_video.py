@@ -99,6 +99,31 @@ def test_annotate_draws_on_a_copy():
     assert out[:16].max() > 200  # white letters on the band
 
 
+@pytest.mark.parametrize("every", [2.5, True, 0, np.int64(0)])
+def test_every_must_be_a_whole_number_of_steps(ant_run, tmp_path, every):
+    """every=2.5 took frames at steps 0, 5, 10 (t % 2.5 == 0) but set 60 / 2.5 = 24 fps: twice real time."""
+    with pytest.raises(ValueError) as err:
+        record_video(ant_run, tmp_path / "x.mp4", every=every)
+    assert str(err.value) == f"every must be a positive integer (one frame per this many network steps), got {every!r}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_pillow_that_annotate_needs_is_declared():
+    """annotate's ImageFont.load_default(size=...) is Pillow 10.1's; nothing declared Pillow."""
+    import configparser
+    import importlib.metadata
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    setup = configparser.ConfigParser()
+    setup.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    lines = [l for l in setup["options"]["install_requires"].splitlines() if l.strip() and not l.strip().startswith("#")]
+    (pillow,) = [r for r in map(Requirement, lines) if r.name.lower() == "pillow"]
+    assert "10.0.1" not in pillow.specifier and "10.1.0" in pillow.specifier
+    assert importlib.metadata.version("pillow") in pillow.specifier
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -43,6 +43,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from spikehebb.envs.ant_mjcf import ANT_MJCF_TEMPLATE
 
 N_LEGS = 4
@@ -69,7 +71,8 @@ class Morphology:
     """An Ant body described by the length of each lower leg relative to pybullet's ant.xml.
 
     Args:
-        ankle_scale: 4 factors (dimensionless), one per leg in MJCF order (see the module
+        ankle_scale: 4 factors (dimensionless; a sequence or a 1-D NumPy array of real
+            numbers, stored as a tuple of floats), one per leg in MJCF order (see the module
             docstring for which leg is which): the ankle capsule's end point is scaled by it, so
             the capsule's length is ``scale * 0.566 m``. Each must lie in
             [MIN_ANKLE_SCALE, MAX_ANKLE_SCALE] = [0.05, 3].
@@ -82,10 +85,11 @@ class Morphology:
 
     def __post_init__(self) -> None:
         scales = self.ankle_scale
+        if isinstance(scales, np.ndarray) and scales.ndim == 1:  # np.array([1, 1, 1, 0.25]): its items
+            scales = tuple(scales.tolist())
         if isinstance(scales, (str, bytes)) or not isinstance(scales, Sequence):
-            raise ValueError(
-                f"ankle_scale must be a sequence of {N_LEGS} numbers (one per leg), got {scales!r}"
-            )
+            given = f"an array of shape {scales.shape}" if isinstance(scales, np.ndarray) else repr(scales)
+            raise ValueError(f"ankle_scale must be a sequence of {N_LEGS} numbers (one per leg), got {given}")
         if len(scales) != N_LEGS:
             raise ValueError(
                 f"ankle_scale must have {N_LEGS} entries (one per leg), got {len(scales)}: {scales!r}"
@@ -93,6 +97,8 @@ class Morphology:
         checked = []
         for leg, scale in enumerate(scales):
             try:
+                if isinstance(scale, (str, bytes, bool, np.bool_)):  # float() would take "1.5" and True
+                    raise TypeError
                 value = float(scale)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"ankle_scale[{leg}] must be a number, got {scale!r}") from exc

@@ -5,6 +5,7 @@ import math
 import os
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import pybullet_data
 import pytest
 
@@ -121,11 +122,27 @@ def test_wrong_type_is_rejected():
         ((1, 1, 1), r"must have 4 entries \(one per leg\), got 3"),
         ("1111", r"must be a sequence of 4 numbers"),
         ((1, 1, "a", 1), r"ankle_scale\[2\] must be a number, got 'a'"),
+        ((1, "1.5", 1, 1), r"ankle_scale\[1\] must be a number, got '1.5'"),
+        ((True, 1, 1, 1), r"ankle_scale\[0\] must be a number, got True"),
+        (np.array([1.0, 1.0, 1.0]), r"must have 4 entries \(one per leg\), got 3"),
+        (np.ones((2, 2)), r"must be a sequence of 4 numbers \(one per leg\), got an array of shape \(2, 2\)$"),
+        (np.array(["1", "1", "1", "1"]), r"ankle_scale\[0\] must be a number, got '1'"),
+        (np.array([1, 1, 1, 0]), r"ankle_scale\[3\] must be a finite number in \[0.05, 3.0\], got 0"),
+        (np.float64(1.0), r"must be a sequence of 4 numbers"),
     ],
 )
 def test_bad_scales_are_rejected(scale, message):
     with pytest.raises(ValueError, match=message):
         Morphology(ankle_scale=scale)
+
+
+def test_a_numpy_array_of_scales_is_a_sequence_of_numbers():
+    """np.array([1, 1, 1, 0.25]) was refused as "not a sequence of 4 numbers"."""
+    morphology = Morphology(np.array([1, 1, 1, 0.25]))
+    assert morphology.ankle_scale == (1.0, 1.0, 1.0, 0.25) and type(morphology.ankle_scale) is tuple
+    assert all(type(s) is float for s in morphology.ankle_scale)
+    assert morphology == PRESETS["damage_right"] and morphology.to_mjcf() == PRESETS["damage_right"].to_mjcf()
+    assert Morphology(np.array([1.5, 1.5, 1, 1], dtype=np.float32)) == PRESETS["long_front"]
 
 
 def test_extreme_allowed_scales_build():
