@@ -21,7 +21,7 @@ import argparse
 import numpy as np
 
 from spikehebb.envs.ant import AntBulletEnv
-from spikehebb.es import centred_ranks
+from spikehebb.es import centred_ranks, failures_as_worst
 from spikehebb.network import make_network, sample_weights
 from spikehebb.rules import n_coefficients, unflatten_coefficients
 
@@ -52,6 +52,18 @@ def lifetime(coefficients: np.ndarray, network, env: AntBulletEnv, seed: int, st
     return fitness
 
 
+def es_step(mean: np.ndarray, noise: np.ndarray, fitness: np.ndarray, lr: float, sigma: float) -> np.ndarray:
+    """The new mean after one generation: candidates ``mean + sigma * noise`` (noise (P, n), in
+    mirrored pairs) scored ``fitness`` (P,). A failed lifetime (NaN or an infinity) counts as the
+    worst (-inf), as in spikehebb's strategies; if every candidate ties there is no step."""
+    penalised = failures_as_worst(fitness) - 0.01 * np.mean((mean + sigma * noise) ** 2, axis=1)  # the authors' L2 penalty
+    shaped = centred_ranks(penalised)
+    if not shaped.any():
+        return mean
+    shaped = shaped / shaped.std()  # the authors standardise the ranks
+    return mean + lr / (len(noise) * sigma) * shaped @ noise
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--popsize", type=int, default=8, help="candidates per generation (even)")
@@ -75,10 +87,7 @@ def main() -> None:
         fitness = np.array([
             lifetime(mean + sigma * eps, network, env, int(seed), args.steps) for eps, seed in zip(noise, seeds)
         ])
-        penalised = fitness - 0.01 * np.mean((mean + sigma * noise) ** 2, axis=1)  # the authors' L2 penalty
-        shaped = centred_ranks(penalised)
-        shaped = shaped / shaped.std()  # the authors standardise the ranks
-        mean = mean + lr / (args.popsize * sigma) * shaped @ noise
+        mean = es_step(mean, noise, fitness, lr, sigma)
         lr, sigma = lr * 0.995, sigma * 0.999
         print(f"generation {generation}: fitness mean {fitness.mean():7.2f}, best {fitness.max():7.2f}")
     env.close()

@@ -82,11 +82,28 @@ class GenomeMap:
         return out
 
     def join(self, parts: Mapping[str, Sequence[np.ndarray]]) -> np.ndarray:
-        """Inverse of :meth:`split`: per part, per layer ``(B, *shape)`` -> ``(B, n_params)``."""
+        """Inverse of :meth:`split`: per part, per layer ``(B, *shape)`` -> ``(B, n_params)``.
+
+        parts: every part of the map (others are ignored), each a sequence of exactly its layers,
+        layer l of shape ``(B, *shapes[l])`` with one B for all; anything else is a one-line
+        ValueError naming the part and layer (a transposed or missing layer is never reshaped in).
+        """
         missing = set(self.names) - set(parts)
         if missing:
             raise ValueError(f"missing parts {sorted(missing)}; the genome has {self.names}")
-        arrays = [np.reshape(a, (np.shape(a)[0], -1)) for name in self.names for a in parts[name]]
+        arrays, batch = [], None
+        for part in self.parts:
+            layers = list(parts[part.name])
+            if len(layers) != len(part.shapes):
+                raise ValueError(f"part {part.name!r} must have {len(part.shapes)} layers, got {len(layers)}")
+            for l, (layer, shape) in enumerate(zip(layers, part.shapes), 1):
+                layer = np.asarray(layer)
+                b = layer.shape[0] if layer.ndim else None
+                if layer.shape[1:] != tuple(shape) or b is None or batch not in (None, b):
+                    expected = "(" + ", ".join(["B" if batch is None else str(batch), *map(str, shape)]) + ")"
+                    raise ValueError(f"part {part.name!r} layer {l} must have shape {expected}, got {layer.shape}")
+                batch = b
+                arrays.append(layer.reshape(b, int(np.prod(shape))))
         return np.concatenate(arrays, axis=1)
 
     def to_json(self) -> str:

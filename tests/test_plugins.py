@@ -138,6 +138,25 @@ def test_genome_map_split_join_and_json_round_trip():
         GenomeMap((GenomePart("weights", ((2, 2),), searched=False),))
 
 
+@pytest.mark.parametrize("layers, message", [
+    # a transposed layer, of the right size, was reshaped in: (1, 8) silently scrambled
+    ([np.zeros((1, 2, 3)), np.zeros((1, 1, 2))], r"part 'weights' layer 1 must have shape \(B, 3, 2\), got \(1, 2, 3\)"),
+    # a missing layer gave (1, 6) with no word
+    ([np.zeros((1, 3, 2))], r"part 'weights' must have 2 layers, got 1"),
+    ([np.zeros((1, 3, 2))] * 3, r"part 'weights' must have 2 layers, got 3"),
+    # unbatched layers failed with numpy's own message
+    ([np.zeros((3, 2)), np.zeros((2, 1))], r"part 'weights' layer 1 must have shape \(B, 3, 2\), got \(3, 2\)"),
+    ([np.zeros((1, 3, 2)), np.zeros((2, 2, 1))], r"part 'weights' layer 2 must have shape \(1, 2, 1\), got \(2, 2, 1\)"),
+    ([np.zeros((1, 3, 2)), np.float64(0.0)], r"part 'weights' layer 2 must have shape \(1, 2, 1\), got \(\)"),
+])
+def test_genome_map_join_refuses_layers_of_the_wrong_shape_or_number(layers, message):
+    genome = GenomeMap((GenomePart("weights", ((3, 2), (2, 1))),))
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        genome.join({"weights": layers})
+    assert genome.join({"weights": [np.ones((2, 3, 2)), np.ones((2, 2, 1))]}).shape == (2, genome.n_params)
+    assert genome.join({"weights": [np.ones((0, 3, 2)), np.ones((0, 2, 1))]}).shape == (0, genome.n_params)
+
+
 def test_agents_registry_and_their_genomes():
     assert set(AGENTS) >= {"hebbian", "static"}
     ant = get_task("ant")

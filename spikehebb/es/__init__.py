@@ -40,7 +40,7 @@ from spikehebb.es.cma_es import CMAES
 from spikehebb.es.merge import EvolveMerge
 from spikehebb.es.open_es import OpenAIES
 from spikehebb.es.shared_rules import SharedRules
-from spikehebb.es.shaping import centred_ranks, l2_penalty, ranks, standardise
+from spikehebb.es.shaping import centred_ranks, failures_as_worst, l2_penalty, ranks, standardise
 
 STRATEGIES: dict[str, type[Strategy]] = {
     OpenAIES.name: OpenAIES,
@@ -73,6 +73,7 @@ __all__ = [
     "Strategy",
     "centred_ranks",
     "expand",
+    "failures_as_worst",
     "get_strategy",
     "l2_penalty",
     "noise_vector",

@@ -14,7 +14,7 @@ import numpy as np
 
 from spikehebb.checks import MAX_SEED, is_finite_real, is_integer
 from spikehebb.es.candidates import CandidateKey, DiagonalSampler, NoiseSampler, PopulationSampler
-from spikehebb.es.shaping import l2_penalty
+from spikehebb.es.shaping import failures_as_worst, l2_penalty
 from spikehebb.es.state_checks import scalar, state_count, state_field, state_vector
 
 STATE_VERSION = 1
@@ -115,16 +115,15 @@ class Strategy(abc.ABC):
         raw = np.array(fitness, dtype=np.float64, copy=True)
         if raw.shape != (self.popsize,):
             raise ValueError(f"fitness must have shape ({self.popsize},), got {raw.shape}")
-        nan = ~np.isfinite(raw)
-        n_nan = int(nan.sum())
+        n_nan = int((~np.isfinite(raw)).sum())
         self.nan_count += n_nan
-        total = np.where(nan, -np.inf, raw)
+        total = failures_as_worst(raw)
         if self.l2_coeff > 0:
             penalty = l2_penalty(self._mean_squares(), self.l2_coeff)
         else:
             penalty = np.zeros(self.popsize)
         total = total + penalty
-        self._track_best(np.where(nan, -np.inf, raw))
+        self._track_best(failures_as_worst(raw))
         sigma_used = self.sigma
         shaped = self._tell(total)
         self.last = {

@@ -29,6 +29,7 @@ from typing import Any
 import cma
 import numpy as np
 
+from spikehebb.checks import is_finite_real, is_integer
 from spikehebb.es.base import Strategy
 from spikehebb.es.candidates import CandidateKey, DiagonalSampler, PopulationSampler, cma_row
 from spikehebb.es.cma_state import capture, restore
@@ -59,7 +60,9 @@ class CMAES(Strategy):
             penalty belongs to its OpenAI-ES; :class:`~spikehebb.config.StrategyConfig` runs CMA-ES
             without it).
         cma_options: further ``cma`` options, merged over the quiet defaults (not over popsize,
-            seed, CMA_diagonal or randn, which this class owns).
+            seed, CMA_diagonal or randn, which this class owns; options that make cma search in
+            coordinates of its own, typical_x, scaling_of_variables, fixed_variables and
+            transformation, are refused: its mean would not be where the candidates are).
 
     A generation in which every candidate failed (NaN fitness) moves nothing: the search stays
     where it was before that generation's ask.
@@ -82,8 +85,10 @@ class CMAES(Strategy):
         super().__init__(n_params, popsize, seed, l2_coeff)
         if diagonal not in ("auto", True, False):
             raise ValueError(f"diagonal must be 'auto', True or False, got {diagonal!r}")
-        if not (np.isfinite(sigma0) and sigma0 > 0):
-            raise ValueError(f"sigma0 must be finite and > 0, got {sigma0}")
+        if not (is_finite_real(sigma0) and sigma0 > 0):
+            raise ValueError(f"sigma0 must be a finite number > 0, got {sigma0!r}")
+        if not (is_integer(diagonal_threshold) and diagonal_threshold >= 0):
+            raise ValueError(f"diagonal_threshold must be an integer >= 0 (a number of parameters), got {diagonal_threshold!r}")
         owned = {"popsize", "seed", "CMA_diagonal", "randn"} & set(cma_options or {})
         if owned:
             raise ValueError(f"cma_options must not set {sorted(owned)}: use the constructor arguments")
@@ -95,6 +100,9 @@ class CMAES(Strategy):
         self._sigma0 = float(sigma0)
         self._options = options
         self._es = self._new_es()
+        if not self._es.gp.isidentity:
+            raise ValueError("cma_options must not change cma's coordinates (typical_x, scaling_of_variables, fixed_variables, "
+                             "transformation; deprecated by cma): search the vector as it is and shift or scale it in the objective")
         if isinstance(self._es.adapt_sigma, cma.sigma_adaptation.CMAAdaptSigmaTPA) and self.popsize < 3:
             # two-point step-size adaptation injects two candidates a generation, besides one to sample
             raise ValueError(f"separable CMA-ES with {self.n_params} parameters adapts its step size with two "
@@ -118,7 +126,15 @@ class CMAES(Strategy):
 
     @property
     def mean(self) -> np.ndarray:
-        return np.array(self._es.mean, dtype=np.float64)
+        """The distribution's centre where the candidates live: (n_params,) float64.
+
+        cma keeps its mean in internal ("genotype") coordinates; this is cma's own phenotype of it
+        (its ``result.xfavorite``). The two are the same array while cma's coordinate map is the
+        identity, as it is from the start (the options that change it are refused), until full
+        CMA-ES passes an ill-conditioned covariance into the map (cma's ``conditioncov_alleviate``).
+        """
+        es = self._es
+        return np.array(es.gp.pheno(es.mean, copy=True, into_bounds=es.boundary_handler.repair), dtype=np.float64)
 
     @property
     def sigma(self) -> float:
@@ -127,7 +143,7 @@ class CMAES(Strategy):
     def _ask(self) -> None:
         self._before_ask = capture(self._es)  # what an all-failed generation goes back to
         self._randn_calls = []
-        mean, sigma = self.mean, self._es.sigma
+        mean, sigma = np.array(self._es.mean, dtype=np.float64), self._es.sigma  # cma's expression, in its coordinates
         scaling = None if self._es.sigma_vec.is_identity else np.array(self._es.sigma_vec.scaling)
         self._population = np.asarray(self._es.ask(), dtype=np.float64)
         self._diagonal_sampler = None
@@ -200,6 +216,10 @@ class CMAES(Strategy):
         """A fresh cma strategy with ``cma_state`` (a :func:`capture`) written into it."""
         es = self._new_es()
         restore(es, cma_state)
+        if not es.gp.isidentity and es.gp.tf_pheno is None and getattr(es.gp, "_tf_matrix", None) is not None:
+            # full CMA-ES passed its covariance into a linear coordinate map (cma's alleviate_conditioning):
+            # the matrices are restored data, the two maps that apply them are methods (as cma binds them)
+            es.gp.tf_pheno, es.gp.tf_geno = es._tfp, es._tfg
         if not hasattr(es, "timer"):
             # cma creates its wall-clock timer in the first ask(); a resumed run has already had that
             es.timer = cma.utilities.utils.ElapsedWCTime()

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from spikehebb.checks import is_integer
+from spikehebb.checks import is_finite_real, is_integer
 from spikehebb.es.base import Strategy
 from spikehebb.es.candidates import CandidateKey, NoiseSampler, noise_vector
 from spikehebb.es.open_es import check_search_settings, initial_mean
@@ -85,14 +85,18 @@ def merge_rules(rules: np.ndarray, n_clusters: int, seed: int, generation: int, 
 @dataclass(frozen=True, eq=False)
 class MergeSampler:
     """Expands the keys of one generation: rules ``inner.params(key)`` reshaped (M, k), expanded
-    to the synapses by ``assignment`` (N,) -> (N * k,) in the project's coefficient layout."""
+    to the synapses by ``assignment`` (N,) -> (N * k,) in the project's coefficient layout.
+
+    inner: the rules' OpenAI-ES sampler (M * k numbers). assignment: (N,) ints in [0, M), held as
+    a read-only copy (what a caller does to it cannot reach the strategy). n_fields: k.
+    """
 
     inner: NoiseSampler
     assignment: np.ndarray
     n_fields: int
 
     def __post_init__(self) -> None:
-        table = np.asarray(self.assignment).view()
+        table = np.array(self.assignment, copy=True)  # a copy, as SharedRuleSampler's: writes cannot reach the strategy
         table.setflags(write=False)
         object.__setattr__(self, "assignment", table)
 
@@ -101,8 +105,9 @@ class MergeSampler:
         return self.assignment.size * self.n_fields
 
     def compact(self, key: CandidateKey) -> tuple[np.ndarray, np.ndarray]:
-        """(rules (M, k) float64, assignment (N,)) of the candidate."""
-        return self.inner.params(key).reshape(-1, self.n_fields), self.assignment
+        """(rules (M, k) float64, a fresh array; assignment (N,), a read-only view of the table
+        shared by every key, which cannot be made writable)."""
+        return self.inner.params(key).reshape(-1, self.n_fields), self.assignment.view()
 
     def params(self, key: CandidateKey) -> np.ndarray:
         """The candidate's per-synapse coefficients: (N * k,) float64, a fresh writable array."""
@@ -160,8 +165,8 @@ class EvolveMerge(Strategy):
             raise ValueError(f"merge_every must be a positive number of generations, got {merge_every}")
         if not (is_integer(kmeans_iterations) and kmeans_iterations >= 1):
             raise ValueError(f"kmeans_iterations must be a positive integer, got {kmeans_iterations}")
-        if not 0 < merge_fraction < 1:
-            raise ValueError(f"merge_fraction (the share of rules a merge removes) must be in (0, 1), got {merge_fraction}")
+        if not (is_finite_real(merge_fraction) and 0 < merge_fraction < 1):
+            raise ValueError(f"merge_fraction (the share of rules a merge removes) must be a number in (0, 1), got {merge_fraction!r}")
         check_search_settings(self.popsize, antithetic, optimizer, sigma, lr, lr_decay, lr_floor, sigma_decay, sigma_floor)
         self.final_rules, self.merge_every, self.merge_fraction = final, int(merge_every), float(merge_fraction)
         self.kmeans_iterations = int(kmeans_iterations)
@@ -272,7 +277,13 @@ class EvolveMerge(Strategy):
             raise ValueError(f"state_dict rules must be (M, {self.k}) with 1 <= M <= {self.n_synapses}, got {rules.shape}")
         rules = state_vector(state, "rules", rules.shape)  # finite
         assignment = state_indices(state, "assignment", self.n_synapses, rules.shape[0])
-        merges = np.array(state_field(state, "merges"), dtype=np.int64).reshape(-1, 3)
+        try:
+            merges = np.array(state_field(state, "merges"), dtype=np.int64)
+        except (TypeError, ValueError):
+            raise ValueError("state_dict merges must be (n_merges, 3) integers") from None
+        if merges.size % 3:
+            raise ValueError(f"state_dict merges must be (n_merges, 3) integers, got {merges.size} numbers of shape {merges.shape}")
+        merges = merges.reshape(-1, 3)
         sigma = state_number(state, "sigma", positive=True)
         lr = state_number(state, "lr", positive=True)
         optimizer = loaded_optimizer(state, "optimizer", self._optimizer_name, rules.size)

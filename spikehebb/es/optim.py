@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from spikehebb.es.state_checks import state_count, state_field, state_text, state_vector
+from spikehebb.es.state_checks import state_count, state_text, state_vector
 
 
 class SGD:
@@ -27,8 +27,8 @@ class SGD:
     def state_dict(self) -> dict[str, Any]:
         return {"name": self.name}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
+    def load_state_dict(self, state: dict[str, Any], path: str | None = None) -> None:
+        """Nothing to read: plain SGD has no state."""
 
 
 class Adam:
@@ -66,14 +66,20 @@ class Adam:
     def state_dict(self) -> dict[str, Any]:
         return {"name": self.name, "m": self.m.copy(), "v": self.v.copy(), "t": self.t}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Checks every field (one-line ValueError) before changing anything."""
+    def load_state_dict(self, state: dict[str, Any], path: str | None = None) -> None:
+        """Checks every field (one-line ValueError) before changing anything.
+
+        state: this optimizer's :meth:`state_dict`, or with ``path`` the enclosing state and the
+        dotted path of this optimizer's part in it (``"logits_optimizer"``), which the messages name.
+        """
         n = len(self.m)
-        m = state_vector(state, "m", n)
-        v = state_vector(state, "v", n)
+        field = (lambda name: name) if path is None else (lambda name: f"{path}.{name}")
+        m = state_vector(state, field("m"), n)
+        v = state_vector(state, field("v"), n)
         if np.any(v < 0):
-            raise ValueError("state_dict v (Adam's second moment) must be >= 0")
-        self.m, self.v, self.t = m, v, state_count(state, "t")
+            raise ValueError(f"state_dict {field('v')} (Adam's second moment) must be >= 0")
+        t = state_count(state, field("t"))
+        self.m, self.v, self.t = m, v, t
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}
@@ -87,5 +93,5 @@ def loaded_optimizer(state: dict[str, Any], path: str, name: str, n_params: int,
     if got != name:
         raise ValueError(f"state_dict {what or path} must be {name!r}, got {got!r}")
     optimizer = OPTIMIZERS[name](n_params)
-    optimizer.load_state_dict(state_field(state, path))
+    optimizer.load_state_dict(state, path)
     return optimizer

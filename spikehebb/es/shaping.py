@@ -8,10 +8,23 @@ from __future__ import annotations
 import numpy as np
 
 
+def failures_as_worst(fitness: np.ndarray) -> np.ndarray:
+    """Fitness with every failed evaluation (NaN, or an infinity: a fitness that overflowed, a
+    simulation that blew up) replaced by -inf, the worst value, so that a failure never wins.
+
+    fitness: (n,) float. Returns: (n,) float64, a new array. What :meth:`Strategy.tell
+    <spikehebb.es.base.Strategy.tell>` does to raw fitness before anything ranks it.
+    """
+    fitness = np.asarray(fitness, dtype=np.float64)
+    return np.where(np.isfinite(fitness), fitness, -np.inf)
+
+
 def ranks(fitness: np.ndarray) -> np.ndarray:
     """Rank of each entry, 0 for the smallest, ``len - 1`` for the largest; ties share their mean rank.
 
-    fitness: (n,) float; -inf ranks lowest. Distinct values get the integer ranks of the authors'
+    fitness: (n,) float, no NaN (a one-line ValueError: NaN has no place in an order, and the sort
+    would rank it best; map failures to -inf first with :func:`failures_as_worst`); -inf ranks
+    lowest, +inf highest. Distinct values get the integer ranks of the authors'
     ``compute_ranks``; tied values (typically failed evaluations, all -inf) share the average of
     their ranks instead of being ordered arbitrarily by the sort, so a pair of failures adds no
     direction to the OpenAI-ES gradient.
@@ -20,6 +33,9 @@ def ranks(fitness: np.ndarray) -> np.ndarray:
     fitness = np.asarray(fitness, dtype=np.float64)
     if fitness.ndim != 1:
         raise ValueError(f"fitness must be 1-D (population,), got shape {fitness.shape}")
+    if np.isnan(fitness).any():
+        raise ValueError("fitness must not contain NaN: map failed evaluations to -inf first "
+                         "(failures_as_worst, as Strategy.tell does)")
     n = fitness.size
     order = np.argsort(fitness, kind="stable")
     ordered = fitness[order]

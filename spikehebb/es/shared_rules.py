@@ -74,7 +74,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from spikehebb.checks import is_integer
+from spikehebb.checks import is_finite_real, is_integer
 from spikehebb.es.base import Strategy
 from spikehebb.es.candidates import CandidateKey, _check_generation, _readonly, normal_stream
 from spikehebb.es.open_es import check_search_settings
@@ -105,8 +105,8 @@ def n_rules_for(n_synapses: int, rho: float | None = None, n_rules: int | None =
     if rho is not None and n_rules is not None:
         raise ValueError(f"give rho or n_rules, not both (got rho={rho}, n_rules={n_rules})")
     if rho is not None:
-        if not 1 <= rho <= n_synapses:
-            raise ValueError(f"rho must be in [1, {n_synapses}] (the synapse count), got {rho}")
+        if not (is_finite_real(rho) and 1 <= rho <= n_synapses):
+            raise ValueError(f"rho must be a number in [1, {n_synapses}] (the synapse count), got {rho!r}")
         return int(n_synapses / rho)
     if n_rules is not None and not is_integer(n_rules):
         raise ValueError(f"n_rules must be an integer count of rules, got {n_rules!r}")

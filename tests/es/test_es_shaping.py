@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spikehebb.es import OpenAIES, centred_ranks, ranks
+from spikehebb.es import OpenAIES, centred_ranks, failures_as_worst, ranks
 
 
 def test_centred_ranks_by_hand():
@@ -15,6 +15,18 @@ def test_centred_ranks_by_hand():
 def test_ties_share_their_mean_rank():
     assert ranks([-np.inf, 2.0, -np.inf, 1.0]).tolist() == [0.5, 3.0, 0.5, 2.0]
     assert centred_ranks([4.0, 4.0, 4.0]).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_nan_has_no_rank_and_failures_rank_lowest():
+    """ranks([1, nan, 2, nan]) was [0, 2, 1, 3]: the sort put NaN last, so a blown-up lifetime
+    ranked best wherever raw fitness reached the ranks (experiments/minimal_ant.py)."""
+    for shaping in (ranks, centred_ranks):
+        with pytest.raises(ValueError, match=r"fitness must not contain NaN: map failed evaluations to -inf first \(failures_as_worst"):
+            shaping([1.0, np.nan, 2.0, np.nan])
+    assert ranks([np.inf, 1.0, -np.inf]).tolist() == [2.0, 1.0, 0.0]  # infinities have their place
+    worst = failures_as_worst([1.0, np.nan, np.inf, -np.inf, 2.5])
+    assert worst.tolist() == [1.0, -np.inf, -np.inf, -np.inf, 2.5]
+    assert ranks(worst).tolist() == [3.0, 1.0, 1.0, 1.0, 4.0]
 
 
 def test_ranks_reject_2d():

@@ -149,6 +149,52 @@ def test_cma_resume_at_a_small_population_is_bit_identical(diagonal, popsize, tm
     assert np.array_equal(resumed.mean, straight.mean)
 
 
+@pytest.mark.filterwarnings("ignore:genotype-phenotype transformations:DeprecationWarning")  # cma's, before our refusal
+@pytest.mark.parametrize("option", [{"typical_x": [5.0] * 4}, {"scaling_of_variables": [2.0] * 4}, {"fixed_variables": {0: 3.0}}])
+def test_cma_refuses_options_that_move_its_coordinates(option):
+    """cma keeps its mean in its own coordinates under these (deprecated) options: ``mean`` was
+    typical_x off the candidates (-5.03 with candidates near 0), or of length 3 for 4 parameters
+    (fixed_variables), and the run's own checkpoint was then refused on resume."""
+    with pytest.raises(ValueError, match=r"cma_options must not change cma's coordinates \(typical_x, scaling_of_variables"):
+        make("cma", 4, popsize=6, init=np.zeros(4), cma_options=option)
+
+
+def test_cma_mean_is_where_the_candidates_are_after_cma_moves_its_coordinates(tmp_path):
+    """Full CMA-ES passes an ill-conditioned covariance into a linear coordinate map (cma's
+    ``conditioncov_alleviate``, by default at condition 1e12; here at 3 to reach it in a few
+    generations): ``mean`` was cma's internal vector (0.25 where the candidates' centre is 0.31),
+    and a resumed run lost the map (a method, not data) and parted from the straight one."""
+    rotation = np.linalg.qr(np.random.default_rng(0).standard_normal((4, 4)))[0]
+
+    def ellipsoid(x):
+        return -float(np.sum(10.0 ** (2 * np.arange(4)) * (rotation @ (x - 0.3)) ** 2))
+
+    kwargs = {"diagonal": False, "sigma0": 0.1, "init": np.zeros(4), "cma_options": {"conditioncov_alleviate": [1e8, 3]}}
+    straight = make("cma", 4, popsize=6, seed=0, **kwargs)
+    pops_straight = run_generations(straight, ellipsoid, 10)
+    first = make("cma", 4, popsize=6, seed=0, **kwargs)
+    run_generations(first, ellipsoid, 5)
+    assert not first._es.gp.isidentity  # cma moved its coordinates
+    es = first._es
+    np.testing.assert_array_equal(first.mean, es.gp.pheno(es.mean))
+    assert not np.allclose(first.mean, es.mean)
+    resumed = make("cma", 4, popsize=6, seed=0, **kwargs)
+    resumed.load_state_dict(h5_roundtrip(first.state_dict(), tmp_path / "state.h5"))
+    np.testing.assert_array_equal(resumed.mean, first.mean)
+    pops_resumed = run_generations(resumed, ellipsoid, 5)
+    assert all(np.array_equal(a, b) for a, b in zip(pops_straight[5:], pops_resumed))
+    assert np.array_equal(resumed.mean, straight.mean)
+
+
+def test_cma_mean_is_cmas_own_vector_while_its_coordinates_are_the_identity():
+    """The phenotype is cma's mean itself, bit for bit, when nothing moved the coordinates."""
+    for diagonal in (False, True):
+        strategy = make("cma", 12, popsize=6, seed=3, diagonal=diagonal)
+        run_generations(strategy, neg_rastrigin, 3)
+        assert strategy._es.gp.isidentity
+        assert np.array_equal(strategy.mean, strategy._es.mean)
+
+
 def test_separable_cma_refuses_a_population_its_step_size_rule_cannot_fit():
     with pytest.raises(ValueError, match="popsize must be at least 3, got 2"):
         make("cma", 2000, popsize=2, diagonal=True)
@@ -371,8 +417,13 @@ def test_counts_are_integers():
         make("openai-es", 3, popsize=4.5)
     with pytest.raises(ValueError, match="n_params must be a positive integer, got 10.9"):
         make("openai-es", 10.9, popsize=4)
-    with pytest.raises(ValueError, match="sigma0 must be finite and > 0, got nan"):
+    with pytest.raises(ValueError, match="sigma0 must be a finite number > 0, got nan"):
         make("cma", 3, popsize=4, sigma0=float("nan"))
+    # raw TypeErrors before (np.isfinite of a string); a string threshold was never looked at
+    with pytest.raises(ValueError, match="sigma0 must be a finite number > 0, got '0.1'"):
+        make("cma", 3, popsize=4, sigma0="0.1")
+    with pytest.raises(ValueError, match=r"diagonal_threshold must be an integer >= 0 \(a number of parameters\), got 'x'"):
+        make("cma", 3, popsize=4, diagonal=True, diagonal_threshold="x")
     with pytest.raises(ValueError, match="kmeans_iterations must be a positive integer, got 0"):
         make("merge", 12, popsize=4, kmeans_iterations=0)
 
@@ -407,20 +458,25 @@ def same_state(a, b):
 
 @pytest.mark.parametrize("name, kwargs, path, value, message", [
     ("openai-es", {"optimizer": "adam"}, "strategy_state.optimizer.m", KeyError,
-     "state_dict lacks 'm': not a whole strategy state"),
+     r"state_dict\.optimizer lacks 'm': not a whole strategy state"),  # was "state_dict lacks 'm'": which optimizer?
     ("openai-es", {"optimizer": "adam"}, "strategy_state.optimizer.v", np.zeros(1),
-     r"state_dict v must have shape \(3,\), got \(1,\)"),
-    ("openai-es", {"optimizer": "adam"}, "strategy_state.optimizer.t", -1, "state_dict t must be an integer >= 0, got -1"),
+     r"state_dict optimizer\.v must have shape \(3,\), got \(1,\)"),
+    ("openai-es", {"optimizer": "adam"}, "strategy_state.optimizer.t", -1, r"state_dict optimizer\.t must be an integer >= 0, got -1"),
     ("openai-es", {}, "strategy_state.lr", KeyError, "state_dict lacks 'lr'"),
     ("openai-es", {}, "strategy_state.sigma", np.nan, "state_dict sigma must be a finite number > 0, got nan"),
     ("openai-es", {}, "strategy_state.mean", np.zeros(7), r"state_dict mean must have shape \(3,\), got \(7,\)"),
     ("openai-es", {}, "best_params", np.zeros(7), r"state_dict best_params must have shape \(3,\), got \(7,\)"),
     ("openai-es", {}, "generation", -2, "state_dict generation must be an integer >= 0, got -2"),
     ("openai-es", {}, "best_fitness", np.nan, "state_dict best_fitness must be a finite number or -inf, got nan"),
-    ("gmm", {}, "strategy_state.means_optimizer.v", KeyError, "state_dict lacks 'v'"),
+    ("gmm", {}, "strategy_state.means_optimizer.v", KeyError, r"state_dict\.means_optimizer lacks 'v'"),
+    ("gmm", {}, "strategy_state.logits_optimizer.v", np.zeros(3), r"state_dict logits_optimizer\.v must have shape \(9,\), got \(3,\)"),
+    ("gmm", {}, "strategy_state.logits_optimizer.v", np.full(9, -1.0), r"state_dict logits_optimizer\.v \(Adam's second moment\) must be >= 0"),
     ("gmm", {}, "strategy_state.logits", np.full((3, 3), np.nan), "state_dict logits must be finite"),
     ("merge", {}, "strategy_state.assignment", np.full(3, 9), "state_dict assignment must index the"),
     ("merge", {}, "strategy_state.optimizer", KeyError, "state_dict lacks 'optimizer'"),
+    # a raw reshape error before
+    ("merge", {}, "strategy_state.merges", np.zeros(4), r"state_dict merges must be \(n_merges, 3\) integers, got 4 numbers of shape \(4,\)"),
+    ("merge", {}, "strategy_state.merges", "x", r"state_dict merges must be \(n_merges, 3\) integers"),
     ("cma", {}, "strategy_state.cma.values", KeyError, "state_dict cma state does not fit cma .*KeyError: 'values'"),
     ("cma", {}, "strategy_state.cma.values.sm.C", np.zeros((2, 2)), "state_dict cma state does not fit cma"),
 ])
@@ -504,19 +560,36 @@ def test_a_cma_state_from_another_cma_version_resumes_with_a_warning(tmp_path):
     make("cma", 5, popsize=6).load_state_dict(state)
 
 
-@pytest.mark.parametrize("name", ["openai-es", "cma"])
+@pytest.mark.parametrize("name", ["openai-es", "cma", "gmm", "merge"])
 def test_a_samplers_arrays_do_not_reach_the_strategy(name):
-    """The sampler held read-only VIEWS of the strategy's mean; setflags(write=True) on one wrote
-    through into the strategy."""
+    """The sampler held read-only VIEWS of the strategy's mean (and Evolve & Merge's sampler of its
+    assignment: ``a = sampler.assignment; a.setflags(write=True); a[0] = 3`` changed the strategy's
+    rule table); setflags(write=True) on one wrote through into the strategy."""
     strategy = make(name, 4, popsize=4)
     keys = strategy.ask()
     sampler = strategy.sampler()
-    array = sampler.mean if hasattr(sampler, "mean") else sampler.population
-    assert not array.flags.writeable
-    before = strategy.mean, strategy._population.copy() if name == "cma" else None
-    array.setflags(write=True)
-    array[...] = 123.0
+    arrays = {
+        "openai-es": lambda: [sampler.mean],
+        "cma": lambda: [sampler.population],
+        "gmm": lambda: [sampler.means, sampler.assignments],
+        "merge": lambda: [sampler.inner.mean, sampler.assignment],
+    }[name]()
+    if name == "merge":  # compact() hands every key the same table: as a view that stays read-only
+        with pytest.raises(ValueError, match="cannot set WRITEABLE flag"):
+            sampler.compact(keys[1])[1].setflags(write=True)
+    before = strategy.mean, strategy._sampler().params(keys[0]), strategy._population.copy() if name == "cma" else None
+    table = strategy.rule_table() if name in ("gmm", "merge") else None
+    for array in arrays:
+        assert not array.flags.writeable
+        array.setflags(write=True)
+        if array.dtype.kind == "f":
+            array[...] = 123.0
+        else:  # rule indices: every synapse moved to another of the M rules
+            array[...] = (array + 1) % table[0].shape[0]
     np.testing.assert_array_equal(strategy.mean, before[0])
+    np.testing.assert_array_equal(strategy._sampler().params(keys[0]), before[1])
     if name == "cma":  # what cma is told at tell() is the strategy's own population, untouched
-        np.testing.assert_array_equal(strategy._population, before[1])
-    assert not np.any(strategy._sampler().params(keys[0]) == 123.0)
+        np.testing.assert_array_equal(strategy._population, before[2])
+    if table is not None:
+        for got, was in zip(strategy.rule_table(), table):
+            np.testing.assert_array_equal(got, was)

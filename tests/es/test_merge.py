@@ -118,7 +118,9 @@ def test_before_the_first_merge_it_is_openai_es_bit_for_bit():
     [
         ({"final_rules": 11}, r"final_rules must be in \[1, 10\] \(the synapse count\), got 11"),
         ({"final_rules": 2.5}, r"final_rules must be an integer count of rules, got 2.5"),
-        ({"final_rules": 2, "merge_fraction": 1.0}, r"merge_fraction \(the share of rules a merge removes\) must be in \(0, 1\), got 1.0"),
+        ({"final_rules": 2, "merge_fraction": 1.0}, r"merge_fraction \(the share of rules a merge removes\) must be a number in \(0, 1\), got 1.0"),
+        # a string was a raw TypeError
+        ({"final_rules": 2, "merge_fraction": "0.5"}, r"merge_fraction \(the share of rules a merge removes\) must be a number in \(0, 1\), got '0.5'"),
         ({"final_rules": 2, "merge_every": 0}, "merge_every must be a positive number of generations, got 0"),
     ],
 )

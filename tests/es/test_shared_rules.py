@@ -282,7 +282,8 @@ def test_layouts_and_helpers():
     "kwargs, message",
     [
         ({"n_rules": 7}, r"n_rules must be in \[1, 6\] \(the synapse count\), got 7"),
-        ({"rho": 7}, r"rho must be in \[1, 6\] \(the synapse count\), got 7"),
+        ({"rho": 7}, r"rho must be a number in \[1, 6\] \(the synapse count\), got 7"),
+        ({"rho": "2"}, r"rho must be a number in \[1, 6\] \(the synapse count\), got '2'"),  # was a raw TypeError
         ({"rho": 2, "n_rules": 3}, "give rho or n_rules, not both"),
         ({"n_fields": 5}, r"n_params \(12\) must be a multiple of n_fields, a positive integer, got n_fields=5"),
         # counts that int() cut silently: 2.5 fields ran as 2, 2.5 rules as 2
