@@ -18,14 +18,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from spikehebb.agents import AgentConfig
-from spikehebb.checks import MAX_SEED, repeated  # MAX_SEED: the largest run seed (config's users import it here)
+from spikehebb.checks import MAX_SEED, is_finite_real, is_integer, repeated  # MAX_SEED: the largest run seed (config's users import it here)
 from spikehebb.tasks import Task, get_task
 
 STRATEGY_NAMES = ("openai-es", "cma")
@@ -49,18 +53,48 @@ def check_run_name(name) -> None:
 
 
 def _check_number(owner: str, name: str, value, *, positive: bool = False, integer: bool = False, minimum=None,
-                  maximum=None) -> None:
-    """One-line errors for numeric settings: finite, an integer where needed, in range."""
-    ok_type = isinstance(value, (int,)) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or (not integer and not math.isfinite(value)):
+                  maximum=None) -> int | float:
+    """One-line errors for numeric settings: finite, an integer where needed, in range. ``owner``
+    names the config in the message ("strategy"), ``name`` the setting. Returns ``value`` as a
+    plain int or float (a NumPy number is the number it is: ``np.int64(32)`` gives 32), so the
+    stored JSON and comparisons stay plain; bools are refused (``True`` is not a count)."""
+    if not (is_integer(value) if integer else is_finite_real(value)):
         kind = "an integer" if integer else "a finite number"
         raise ValueError(f"{owner}: {name} must be {kind}, got {value!r}")
+    value = value.item() if isinstance(value, np.generic) else value
     if positive and not value > 0:
         raise ValueError(f"{owner}: {name} must be positive, got {value!r}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{owner}: {name} must be at least {minimum}, got {value!r}")
     if maximum is not None and value > maximum:
         raise ValueError(f"{owner}: {name} must be at most {maximum}, got {value!r}")
+    return value
+
+
+def _check_field(config, owner: str, name: str, **limits) -> None:
+    """:func:`_check_number` on the field ``name`` of the frozen dataclass ``config`` (``owner``
+    names it in the message; ``limits``: ``_check_number``'s keywords), storing the plain number
+    back in the field."""
+    object.__setattr__(config, name, _check_number(owner, name, getattr(config, name), **limits))
+
+
+def _check_bool(config, owner: str, name: str) -> None:
+    """A one-line error unless the field ``name`` of the frozen dataclass ``config`` is True or
+    False (a string such as "no" would switch the feature on); a NumPy bool is stored as the plain
+    bool it is. ``owner`` names the config in the message, as :class:`AgentConfig` says it for
+    ``evolve_initial_weights``."""
+    value = getattr(config, name)
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{owner}: {name} must be True or False, got {value!r}")
+    object.__setattr__(config, name, bool(value))
+
+
+def _check_name(owner: str, name: str, value) -> None:
+    """A one-line error unless ``value``, the setting ``name`` of the config ``owner``, is a name
+    (a string): it is then compared with lists of choices or looked up, where a list or a number
+    would fail with Python's own words."""
+    if not isinstance(value, str):
+        raise ValueError(f"{owner}: {name} must be a name (a string), got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -90,17 +124,30 @@ class TaskConfig:
     fitness_floor: float | None = None
 
     def __post_init__(self) -> None:
+        _check_name("task", "name", self.name)
         task = get_task(self.name)
         if self.train_variants is not None:
-            object.__setattr__(self, "train_variants", task.check_variants(tuple(self.train_variants)))
-        if self.episode is not None and "max_env_steps" in self.episode:
-            raise ValueError("task: give the lifetime length as max_env_steps, not inside episode")
+            variants = self.train_variants  # a string would be taken for its letters
+            if not isinstance(variants, (list, tuple)) or not all(isinstance(v, str) for v in variants):
+                raise ValueError(f"task: train_variants must be a list of variant names (None: the task's own), "
+                                 f"got {variants!r}")
+            object.__setattr__(self, "train_variants", task.check_variants(tuple(variants)))
+        if self.episode is not None:
+            if not isinstance(self.episode, Mapping) or not all(isinstance(k, str) for k in self.episode):
+                raise ValueError(f"task: episode must be a dict of EpisodeRules fields by name (None: the task's "
+                                 f"own), got {self.episode!r}")
+            object.__setattr__(self, "episode", dict(self.episode))
+            if "max_env_steps" in self.episode:
+                raise ValueError("task: give the lifetime length as max_env_steps, not inside episode")
+        if self.max_env_steps is not None:  # before make(), which would cut it with int()
+            _check_field(self, "task", "max_env_steps", integer=True, minimum=1)
+        _check_bool(self, "task", "positive")
+        if self.fitness_floor is not None:
+            _check_field(self, "task", "fitness_floor")
         task = self.make()  # bad episode fields fail here, with EpisodeRules' message
         if self.max_env_steps is not None:
             _check_number("task", "max_env_steps", self.max_env_steps, integer=True,
                           minimum=task.episode.burn_in_steps + 1)
-        if self.fitness_floor is not None:
-            _check_number("task", "fitness_floor", self.fitness_floor)
 
     def with_first_input(self, first_input: str) -> "TaskConfig":
         """This config with ``first_input`` as what the network sees at step 0 (``"settled"`` or
@@ -199,50 +246,53 @@ class StrategyConfig:
     def __post_init__(self) -> None:
         from spikehebb.es.optim import OPTIMIZERS
 
+        for name in ("name", "assign", "noise", "optimizer", "init"):
+            _check_name("strategy", name, getattr(self, name))
         if self.init not in STRATEGY_INITS:
             raise ValueError(f"strategy: init must be one of {STRATEGY_INITS}, got {self.init!r}")
 
         if self.name not in STRATEGY_NAMES:
             raise ValueError(f"unknown strategy {self.name!r}; expected one of {STRATEGY_NAMES}")
-        _check_number("strategy", "popsize", self.popsize, integer=True, minimum=2)
+        _check_field(self, "strategy", "popsize", integer=True, minimum=2)
         if self.name == "openai-es" and self.popsize % 2 and not (self.shares_rules and self.assign != "merge"):
             raise ValueError(
                 f"popsize must be even for OpenAI-ES, whose candidates come in mirrored pairs, got {self.popsize}"
             )
-        _check_number("strategy", "lr", self.lr, positive=True)
-        _check_number("strategy", "sigma", self.sigma, positive=True)
-        _check_number("strategy", "l2_coeff", self.l2_coeff, minimum=0)
+        _check_field(self, "strategy", "lr", positive=True)
+        _check_field(self, "strategy", "sigma", positive=True)
+        _check_field(self, "strategy", "l2_coeff", minimum=0)
         if self.shared_rules is not None and self.rho is not None:
             raise ValueError(f"strategy: give shared_rules (M) or rho (synapses per rule), not both "
                              f"(got shared_rules={self.shared_rules}, rho={self.rho})")
         if self.shared_rules is not None:
-            _check_number("strategy", "shared_rules", self.shared_rules, integer=True, minimum=1)
+            _check_field(self, "strategy", "shared_rules", integer=True, minimum=1)
         if self.rho is not None:
-            _check_number("strategy", "rho", self.rho, integer=True, minimum=1)
+            _check_field(self, "strategy", "rho", integer=True, minimum=1)
         if self.assign not in SHARED_ASSIGNMENTS:
             raise ValueError(f"unknown rule assignment {self.assign!r}; expected one of {SHARED_ASSIGNMENTS}")
         if self.noise not in ("rule", "synapse"):
             raise ValueError(f"strategy: noise must be 'rule' or 'synapse', got {self.noise!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"strategy: optimizer must be one of {tuple(OPTIMIZERS)}, got {self.optimizer!r}")
-        _check_number("strategy", "merge_every", self.merge_every, integer=True, minimum=1)
-        _check_number("strategy", "merge_fraction", self.merge_fraction, positive=True)
+        _check_field(self, "strategy", "merge_every", integer=True, minimum=1)
+        _check_field(self, "strategy", "merge_fraction", positive=True)
         if not self.merge_fraction < 1:
             raise ValueError(f"strategy: merge_fraction (the share of rules a merge removes) must be below 1, got {self.merge_fraction}")
         if self.shares_rules and self.name != "openai-es":
             raise ValueError(f"shared rules are searched by their own evolution strategy (assign={self.assign!r}), "
                              f"not by {self.name!r}: drop the strategy or the shared rules")
-        _check_number("strategy", "lr_decay", self.lr_decay, positive=True, maximum=1)
+        _check_field(self, "strategy", "lr_decay", positive=True, maximum=1)
         if self.name == "cma" and self.lr_decay != StrategyConfig.lr_decay:
             raise ValueError(f"strategy: CMA-ES has no learning rate to decay: leave lr_decay at its default (got {self.lr_decay})")
         if self.name == "cma" and self.optimizer != "sgd":
             raise ValueError(f"optimizer={self.optimizer!r} is for OpenAI-ES and shared rules; CMA-ES has its own update")
         if not self.shares_rules and self.assign != "gmm":
             raise ValueError(f"assign={self.assign!r} needs shared rules: give shared_rules (M) or rho")
+        _check_bool(self, "strategy", "paired_seeds")
         if self.paired_seeds and (self.name != "openai-es" or (self.shares_rules and self.assign != "merge")):
             raise ValueError("paired_seeds pairs the mirrored candidates of OpenAI-ES; this strategy has no pairs")
         if self.lr_reference_popsize is not None:
-            _check_number("strategy", "lr_reference_popsize", self.lr_reference_popsize, integer=True, minimum=1)
+            _check_field(self, "strategy", "lr_reference_popsize", integer=True, minimum=1)
         if self.shares_rules and self.init != "normal":
             raise ValueError(f"strategy: init={self.init!r} sets where a per-synapse search starts; shared rules start "
                              "their rule means N(0, 1) (Palm et al.'s GMM population)")
@@ -363,9 +413,9 @@ class EvaluatorConfig:
         if self.name not in EVALUATOR_NAMES:
             raise ValueError(f"unknown evaluator {self.name!r}; expected one of {EVALUATOR_NAMES}")
         if self.workers is not None:
-            _check_number("evaluator", "workers", self.workers, integer=True, minimum=1)
+            _check_field(self, "evaluator", "workers", integer=True, minimum=1)
         if self.batch_size is not None:
-            _check_number("evaluator", "batch_size", self.batch_size, integer=True, minimum=1)
+            _check_field(self, "evaluator", "batch_size", integer=True, minimum=1)
         if self.ray_address is not None and self.name != "ray":
             raise ValueError(f"ray_address={self.ray_address!r} is for the ray evaluator only, not {self.name!r}")
 
@@ -464,9 +514,18 @@ class TrainConfig:
     """Free-form notes stored with the config."""
 
     def __post_init__(self) -> None:
-        _check_number("train", "generations", self.generations, integer=True, minimum=1)
-        _check_number("train", "snapshot_every", self.snapshot_every, integer=True, minimum=0)
-        _check_number("train", "seed", self.seed, integer=True, minimum=0, maximum=MAX_SEED)
+        for name, kind in (("task", TaskConfig), ("agent", AgentConfig), ("strategy", StrategyConfig),
+                           ("evaluator", EvaluatorConfig)):
+            if not isinstance(getattr(self, name), kind):  # "ant" or a dict would fail later, in Python's words
+                article = "an" if kind.__name__[0] in "AEIOU" else "a"
+                raise ValueError(f"train: {name} must be {article} {kind.__name__} (TrainConfig.from_dict reads the "
+                                 f"dict form of a run file), got {getattr(self, name)!r}")
+        _check_field(self, "train", "generations", integer=True, minimum=1)
+        _check_field(self, "train", "snapshot_every", integer=True, minimum=0)
+        _check_field(self, "train", "seed", integer=True, minimum=0, maximum=MAX_SEED)
+        runs_dir = self.runs_dir
+        if not isinstance(runs_dir, (str, os.PathLike)) or not isinstance(os.fspath(runs_dir), str) or not os.fspath(runs_dir):
+            raise ValueError(f"train: runs_dir must be a folder's path (a non-empty string or path), got {runs_dir!r}")
         if self.run_name is not None:
             check_run_name(self.run_name)
         from spikehebb.biology import check_agent_task
@@ -596,13 +655,23 @@ class TrainConfig:
         return cls(**d)
 
     def changed(self, other: "TrainConfig") -> dict[str, tuple[Any, Any]]:
-        """``{"section.field": (mine, other's)}`` for every setting that differs (flattened, sorted)."""
-        mine, theirs = _flatten(self.to_dict()), _flatten(other.to_dict())
+        """``{"section.field": (mine, other's)}`` for every setting that differs (flattened, sorted),
+        compared as the run file stores them (:func:`_as_stored`): a tuple and the list a stored
+        config gives back, or a set and its sorted list, are the same setting."""
+        mine, theirs = _flatten(_as_stored(self)), _flatten(_as_stored(other))
         return {k: (mine.get(k), theirs.get(k)) for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)}
 
     def differences(self, other: "TrainConfig") -> list[str]:
         """``"section.field: mine -> other's"`` for every setting that differs (flattened)."""
         return [f"{k}: {a!r} -> {b!r}" for k, (a, b) in self.changed(other).items()]
+
+
+def _as_stored(config: TrainConfig) -> dict[str, Any]:
+    """``config.to_dict()`` as the run file's JSON gives it back (tuples and sets as lists, NumPy
+    numbers and paths plain): two configs are the same run when these are equal."""
+    from spikehebb.store.runfile import config_to_json  # the store imports the configs lazily too
+
+    return json.loads(config_to_json(config))
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:

@@ -635,3 +635,81 @@ def test_agent_settings_of_the_wrong_type_are_one_line_errors(fields, message):
     with pytest.raises(ValueError) as info:
         AgentConfig(**fields)
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize("build, message", [
+    # a string for a switch switched it on: TaskConfig(positive="no") trained the positive-rate task
+    (lambda: TaskConfig(positive="no"), "task: positive must be True or False, got 'no'"),
+    (lambda: _strategy(paired_seeds="no"), "strategy: paired_seeds must be True or False, got 'no'"),
+    # a string was taken for its letters: "unknown ant variant(s) ['d', 'a', ...]"
+    (lambda: TaskConfig(train_variants="damage_right"),
+     "task: train_variants must be a list of variant names (None: the task's own), got 'damage_right'"),
+    (lambda: TaskConfig(episode="abc"),  # "dictionary update sequence element #0 ..."
+     "task: episode must be a dict of EpisodeRules fields by name (None: the task's own), got 'abc'"),
+    (lambda: TaskConfig(max_env_steps="abc"), "task: max_env_steps must be an integer, got 'abc'"),  # "invalid literal for int()"
+    (lambda: TaskConfig(max_env_steps=True), "task: max_env_steps must be an integer, got True"),  # taken for 1
+    (lambda: TaskConfig(max_env_steps=100.0), "task: max_env_steps must be an integer, got 100.0"),
+    (lambda: TaskConfig(name=["ant"]), "task: name must be a name (a string), got ['ant']"),
+    (lambda: _strategy(optimizer=["adam"]), "strategy: optimizer must be a name (a string), got ['adam']"),
+    (lambda: _strategy(popsize=np.True_), "strategy: popsize must be an integer, got np.True_"),
+    # the parts of a TrainConfig: an AttributeError or a TypeError inside train before
+    (lambda: TrainConfig(task="ant"),
+     "train: task must be a TaskConfig (TrainConfig.from_dict reads the dict form of a run file), got 'ant'"),
+    (lambda: TrainConfig(strategy={"popsize": 4}),
+     "train: strategy must be a StrategyConfig (TrainConfig.from_dict reads the dict form of a run file), got "
+     "{'popsize': 4}"),
+    (lambda: TrainConfig(agent=None),
+     "train: agent must be an AgentConfig (TrainConfig.from_dict reads the dict form of a run file), got None"),
+    (lambda: TrainConfig(evaluator="serial"),
+     "train: evaluator must be an EvaluatorConfig (TrainConfig.from_dict reads the dict form of a run file), got "
+     "'serial'"),
+    (lambda: TrainConfig(runs_dir=None), "train: runs_dir must be a folder's path (a non-empty string or path), got None"),
+    (lambda: TrainConfig(runs_dir=""), "train: runs_dir must be a folder's path (a non-empty string or path), got ''"),
+])
+def test_config_settings_of_the_wrong_type_are_one_line_errors(build, message):
+    with pytest.raises(ValueError) as info:
+        build()
+    assert str(info.value) == message
+
+
+def _strategy(**fields):
+    from spikehebb.config import StrategyConfig
+
+    return StrategyConfig(**fields)
+
+
+def test_numpy_numbers_are_the_numbers_they_are_and_stored_plain(tmp_path):
+    """np.int64(32) was refused: "popsize must be an integer, got np.int64(32)"."""
+    import json
+
+    from spikehebb.config import EvaluatorConfig, StrategyConfig
+
+    strategy = StrategyConfig(popsize=np.int64(32), lr=np.float32(0.5), sigma=np.float64(0.1), rho=np.int32(64),
+                              paired_seeds=np.bool_(False))
+    assert strategy == StrategyConfig(popsize=32, lr=0.5, sigma=0.1, rho=64)
+    assert [type(getattr(strategy, name)) for name in ("popsize", "lr", "sigma", "rho", "paired_seeds")] == \
+        [int, float, float, int, bool]
+    task = TaskConfig(max_env_steps=np.int64(100), positive=np.bool_(True), fitness_floor=np.float32(0))
+    assert (type(task.max_env_steps), type(task.positive), type(task.fitness_floor)) == (int, bool, float)
+    config = TrainConfig(task=task, strategy=strategy, evaluator=EvaluatorConfig(workers=np.int64(2)),
+                         seed=np.int64(1), generations=np.int32(3), snapshot_every=np.uint8(0), runs_dir=tmp_path)
+    assert json.dumps(config.to_dict(), default=str)  # plain numbers: the JSON needs no converter for them
+    assert (type(config.seed), type(config.generations), type(config.evaluator.workers)) == (int, int, int)
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict(), default=str))).differences(config) == []
+
+
+def test_a_run_resumes_with_the_same_config_whatever_its_extra_holds(tmp_path, capsys):
+    """The stored JSON gives a list back for a tuple (and a sorted list for a set): an identical
+    config was refused, "extra: {'tags': ['a', 'b']} -> {'tags': ('a', 'b')}"."""
+    config = TrainConfig.from_dict(dict(popsize=4, generations=2, max_env_steps=60, train_variants=("default",),
+                                        batch_size=4, evaluator="serial", runs_dir=str(tmp_path)))
+    config = config.replace(extra={"tags": ("a", "b"), "seen": {"y", "x"}, "n": np.int64(3)})
+    path = train(config, progress=False, stop_after=1)
+    assert RunStore.open(path).generations_completed == 1
+    assert TrainConfig.from_dict(RunStore.open(path).config).differences(config) == []
+    assert train(config, resume=path, progress=False) == path
+    assert RunStore.open(path).generations_completed == 2
+    # a real change is still refused, and named
+    with pytest.raises(ValueError, match=r"drop the flags that change extra: \{.*'tags': \['a', 'b'\].*\} -> "
+                                         r"\{.*'tags': \['a', 'c'\].*\}"):
+        train(config.replace(generations=3, extra={**config.extra, "tags": ("a", "c")}), resume=path, progress=False)

@@ -58,10 +58,10 @@ from spikehebb.genome import GenomeMap
 from spikehebb.rules import coefficient_shapes
 from spikehebb.rules import get_rule
 from spikehebb.store.fileformat import FORMAT, FORMAT_VERSION, RunFileError, attr_str, open_checked
-from spikehebb.store.state import _set_str_attr, read_state, state_nbytes, write_state
+from spikehebb.store.state import read_state, state_nbytes, write_state
 from spikehebb.store.traces import TraceWriter
 from spikehebb.store.transaction import (
-    RunFileBusyError, WriterLock, lock_path, real_path, remove_leftovers, tmp_path, transaction,
+    RunFileBusyError, WriterLock, check_folder, lock_path, real_path, remove_leftovers, tmp_path, transaction,
 )
 
 #: Datasets of ``/generations``, one row per generation: name -> (dtype, unit / meaning).
@@ -181,11 +181,15 @@ class RunStore:
 
     A store opened for writing (``create``, ``open(path, "a")``) holds the run's writer lock until
     :meth:`close` (or the end of a ``with`` block). Every read opens the file anew, so a store in
-    mode ``"r"`` sees the generations another process has appended since.
+    mode ``"r"`` sees the generations another process has appended since. While a
+    :meth:`trace_writer` of the store is open, its recording is the file's copy ``<path>.tmp``, so
+    the store's other writes (``append_generation``, ``set_target``) and a second trace writer are
+    refused until it closes.
     """
 
     def __init__(self, path: Path, mode: str, lock: WriterLock | None, fsync: bool) -> None:
         self.path, self.mode, self._lock, self.fsync = path, mode, lock, fsync
+        self._trace_writer: TraceWriter | None = None  # the last one made by trace_writer()
         with open_checked(path) as f, damaged_as_one_line(path):
             #: The config exactly as stored (JSON text), and parsed.
             self.config_json = attr_str(f.attrs["config"])
@@ -228,8 +232,9 @@ class RunStore:
         snapshot_every: keep a copy of the search mean after every ``snapshot_every``-th
         generation in ``/snapshots`` (0: none), so that the final rule can be chosen as the
         authors did, the best of the stored generation means.
-        Refuses to overwrite anything: an existing ``path`` raises FileExistsError. A directory
-        that cannot be written or has no room raises :class:`RunFileWriteError` (one line).
+        Refuses to overwrite anything: an existing ``path`` raises FileExistsError. A folder that
+        does not exist raises FileNotFoundError naming it; one that cannot be written or has no
+        room raises :class:`RunFileWriteError` (one line).
         """
         path = real_path(path)
         if not (is_integer(snapshot_every) and snapshot_every >= 0):
@@ -239,6 +244,7 @@ class RunStore:
         if layout is None:
             layout = default_layout(sizes, rule)
         config_json = config_to_json(config)
+        check_folder(path, "create")
         if path.exists():
             raise FileExistsError(
                 f"{path} already exists; continue that run with --resume {path}, or choose a new path"
@@ -375,6 +381,7 @@ class RunStore:
                                "mode 'a' to change its target")
         if self.config.get("generations") == int(generations):
             return
+        self._check_no_recording("record the new length of")
         config = {**self.config, "generations": int(generations)}
         config_json = config_to_json(config)
         with transaction(self.path, self.fsync, what="record the new length of") as f:
@@ -411,6 +418,7 @@ class RunStore:
         """
         if self.mode != "a":
             raise RuntimeError(f"{self.path} is open in mode {self.mode!r}; open it with mode 'a' to append")
+        self._check_no_recording(f"append generation {generation} to")
         if int(generation) != self._generations:
             raise ValueError(
                 f"{self.path} holds {self._generations} generations, so the next one to append is "
@@ -488,12 +496,25 @@ class RunStore:
 
     def _write_rule_table(self, f: h5py.File, g_new: int, rules: np.ndarray, assignment: np.ndarray) -> None:
         """``/shared_rules``: this generation's rules and assignment replace the last ones; the
-        rule count is appended (row g = after generation g)."""
+        rule count is appended (row g = after generation g).
+
+        ``rules`` is a resizable dataset written in place (Evolve & Merge shrinks M), so its
+        ``fields`` attribute, a plain string as ``/mean/coefficients/layer_l``'s, is written once:
+        rewritten every generation it would leak a 4 KB heap collection per generation. A table
+        written before (a fixed-size dataset, ``fields`` fixed-length bytes) is replaced once."""
         grp = f.require_group("shared_rules")
-        for name in ("rules", "assignment"):
-            if name in grp:
-                del grp[name]
-        _set_str_attr(grp.create_dataset("rules", data=rules), "fields", ",".join(get_rule(self.rule).fields) if self.rule else "")
+        table = grp.get("rules")
+        if table is not None and (table.maxshape != (None, rules.shape[1]) or not isinstance(table.attrs.get("fields"), str)):
+            del grp["rules"]
+            table = None
+        if table is None:
+            table = grp.create_dataset("rules", data=rules, maxshape=(None, rules.shape[1]), chunks=True)
+            table.attrs["fields"] = ",".join(get_rule(self.rule).fields) if self.rule else ""
+        else:
+            table.resize(rules.shape[0], axis=0)
+            table[...] = rules
+        if "assignment" in grp:
+            del grp["assignment"]
         start = 0
         for l, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), 1):
             grp.create_dataset(f"assignment/layer_{l}", data=assignment[start : start + a * b].reshape(a, b))
@@ -508,18 +529,22 @@ class RunStore:
     def shared_rules(self) -> dict[str, Any] | None:
         """A shared-rule run's last stored rule table, None for other runs: ``rules`` (M, k),
         ``assignment`` per layer (n_pre, n_post) rule indices, ``n_rules`` (G,) M after each
-        generation (Evolve & Merge shrinks it), ``generation`` of the table."""
+        generation (Evolve & Merge shrinks it), ``generation`` of the table, ``fields`` the
+        names of a rule's k coefficients (the attribute ``fields``, read as a str whether it was
+        written as one or, before, as fixed-length bytes)."""
         with open_checked(self.path) as f:
             grp = f.get("shared_rules")
             if grp is None:
                 return None
             g = int(f.attrs["generations_completed"])
             layers = len(self.sizes) - 1
+            fields = attr_str(grp["rules"].attrs.get("fields", ""))
             return {
                 "rules": grp["rules"][()],
                 "assignment": [grp[f"assignment/layer_{l}"][()] for l in range(1, layers + 1)],
                 "n_rules": grp["n_rules"][:g],
                 "generation": int(grp.attrs["generation"]),
+                "fields": tuple(fields.split(",")) if fields else (),
             }
 
     @staticmethod
@@ -669,7 +694,17 @@ class RunStore:
         return "\n".join(lines)
 
     def trace_writer(self, **kwargs: Any) -> TraceWriter:
-        """A :class:`TraceWriter` into this run file (needs mode "a"; see its arguments)."""
+        """A :class:`TraceWriter` into this run file (needs mode "a"; ``kwargs``: its arguments
+        but the path). Until it closes, the store refuses its other writes (see the class)."""
         if self.mode != "a":
             raise RuntimeError(f"{self.path} is open in mode {self.mode!r}; traces need mode 'a'")
-        return TraceWriter(self.path, _lock=self._lock, fsync=self.fsync, **kwargs)
+        self._check_no_recording("start another trace writer on")
+        self._trace_writer = TraceWriter(self.path, _lock=self._lock, fsync=self.fsync, **kwargs)
+        return self._trace_writer
+
+    def _check_no_recording(self, what: str) -> None:
+        """A one-line RuntimeError while a trace writer of this store is open: its recording is the
+        file's copy ``<path>.tmp``, which any other write would need too. ``what``: the refused write."""
+        if self._trace_writer is not None and not self._trace_writer.closed:
+            raise RuntimeError(f"cannot {what} {self.path} while a trace writer records into it: close the trace "
+                               "writer first (its recording is written into the file when it closes)")

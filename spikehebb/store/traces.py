@@ -134,6 +134,11 @@ class TraceWriter:
         self._open_episode = EpisodeTrace(self, group)
         return self._open_episode
 
+    @property
+    def closed(self) -> bool:
+        """Whether the recording is over (closed, aborted or failed): nothing more is written."""
+        return self._txn is None
+
     def close(self) -> None:
         """Write the recording into ``path`` (an unfinished episode is ended as it stands)."""
         if self._txn is None:

@@ -83,6 +83,15 @@ def lock_path(path: Path) -> Path:
     return path.with_name(path.name + ".lock")
 
 
+def check_folder(path: Path, what: str) -> None:
+    """A one-line FileNotFoundError naming the folder, unless the folder ``path`` is to be
+    written in exists (``what``: what was to be done to ``path``, "create"); said before the
+    lock, whose file ``<path>.lock`` the user never named."""
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot {what} {path}: its folder {path.parent} does not exist; create it first "
+                                "or choose another path")
+
+
 def fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -150,6 +159,9 @@ class WriterLock:
         while True:
             try:
                 fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:
+                check_folder(path, what)  # the folder is missing: say so, not the lock's name
+                raise
             except OSError as e:
                 raise write_error(path, e, what) from None
             try:
@@ -330,6 +342,10 @@ class Transaction:
     the file's size plus this plus :data:`MARGIN` must be free before the copy is made. ``what``
     names the change in error messages ("write generation 7 of"), ``after`` what the user can do
     when it fails for want of space.
+
+    The transaction removes ``<path>.tmp`` on failure only when it made it itself: a failed
+    transaction never deletes the copy of another writer (the run file's
+    :class:`~spikehebb.store.traces.TraceWriter`, whose recording lives there until it closes).
     """
 
     def __init__(
@@ -341,6 +357,7 @@ class Transaction:
         self.file: h5py.File | None = None
         self.need = (0 if new else path.stat().st_size) + int(reserve) + MARGIN
         self._failed: BaseException | None = None  # a full disk HDF5 met where it cannot raise
+        self._made_tmp = False  # whether this transaction wrote <path>.tmp (abort removes only its own)
         if not in_memory:
             unraisable.hold(self._unraisable)
         try:
@@ -351,8 +368,10 @@ class Transaction:
             elif in_memory:
                 self.file = _open_image(path.read_bytes(), str(self.tmp))
             elif new:
+                self._made_tmp = True
                 self.file = h5py.File(self.tmp, "w")
             else:
+                self._made_tmp = True
                 _copy_reserved(path, self.tmp, int(reserve) + MARGIN)
                 self.file = h5py.File(self.tmp, "r+")
         except BaseException as e:
@@ -385,6 +404,7 @@ class Transaction:
                 self.file.close()
                 self.file = None
                 need = len(image)
+                self._made_tmp = True
                 _write_image(self.tmp, image, self.fsync)
                 del image
             else:
@@ -412,7 +432,8 @@ class Transaction:
         """Discard the copy. An on-disk copy that met a full disk holds metadata HDF5 could not
         write, and an HDF5 file that fails to close can crash the interpreter at exit: so when the
         close fails (or a failure was seen), free the copy's space (truncate it) and close again,
-        which then can write what it holds; then delete the copy."""
+        which then can write what it holds; then delete the copy, when this transaction made it
+        (a ``<path>.tmp`` it did not make is another writer's, and stays)."""
         try:
             if self.file is not None and self._failed is None:
                 try:
@@ -420,7 +441,7 @@ class Transaction:
                     self.file = None
                 except Exception:
                     pass
-            if self.file is not None:
+            if self.file is not None and self._made_tmp:
                 try:
                     os.truncate(self.tmp, 0)
                 except OSError:
@@ -431,7 +452,8 @@ class Transaction:
                     pass  # the copy is discarded; what it failed to write does not matter
                 self.file = None
         finally:
-            self.tmp.unlink(missing_ok=True)
+            if self._made_tmp:
+                self.tmp.unlink(missing_ok=True)
             self._restore_hook()
 
 

@@ -1,7 +1,9 @@
 """The run file through a symbolic link, damaged files, the rule table's size over generations, a
-closed store, the unraisable hook of several trace writers, the largest seed, file modes, room for spike counts (a review's findings)."""
+closed store, the unraisable hook of several trace writers, the largest seed, file modes, room for spike counts, a
+trace writer beside the store's appends, a missing folder, the rule table's fields (reviews' findings)."""
 
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -105,7 +107,7 @@ def test_a_shared_rule_table_does_not_grow_the_file_each_generation(tmp_path):
             sizes.append(run.stat().st_size)
     assert sizes[-1] - sizes[10] < 19 * 1024, np.diff(sizes)  # 4 KB a generation before
     with h5py.File(run) as f:
-        assert f["shared_rules/rules"].attrs["fields"].decode() == "eta,A,B,C,D"
+        assert f["shared_rules/rules"].attrs["fields"] == "eta,A,B,C,D"  # a str, written once
 
 
 def test_a_closed_store_refuses_to_change_its_target(tmp_path):
@@ -205,3 +207,107 @@ def test_inspect_says_when_no_lifetime_has_a_finite_fitness_yet(tmp_path):
     with RunStore.open(run, "a") as store:
         generation(store, 1, 3.0)
     assert "best fitness 3.00 (in generation 2, counting from 1" in RunStore.open(run).summary()
+
+
+def record_one_episode(writer, index=0):
+    with writer.episode("default", index) as episode:
+        episode.step([np.zeros(2), np.ones(1)], np.ones(1), {"r": 1.0}, [np.full((2, 1), 0.5)])
+        episode.end(2.0)
+
+
+def test_a_trace_writer_of_the_store_holds_off_its_other_writes_and_keeps_its_traces(tmp_path):
+    """append_generation opened the trace writer's <run>.tmp ("OSError: Unable to synchronously
+    open file (file already exists)"), and its failing transaction deleted that copy: the writer's
+    close raised FileNotFoundError and the traces were lost."""
+    run = new_run(tmp_path / "run.h5")
+    with RunStore.open(run, "a") as store:
+        generation(store, 0, 1.0)
+        before = run.read_bytes()
+        writer = store.trace_writer(sizes=SIZES, n_actions=1, reward_terms=["r"])
+        record_one_episode(writer)
+        for refused, what in ((lambda: generation(store, 1, 2.0), "append generation 1 to"),
+                              (lambda: store.set_target(9), "record the new length of"),
+                              (lambda: store.trace_writer(sizes=SIZES, n_actions=1, reward_terms=["r"]),
+                               "start another trace writer on")):
+            with pytest.raises(RuntimeError) as err:
+                refused()
+            assert str(err.value) == (f"cannot {what} {run} while a trace writer records into it: close the trace "
+                                      "writer first (its recording is written into the file when it closes)")
+        assert run.read_bytes() == before and Path(f"{run}.tmp").exists()  # the recording is untouched
+        writer.close()
+        generation(store, 1, 2.0)  # once it is closed, the run goes on
+        store.set_target(9)
+    with h5py.File(run) as f:
+        assert f["traces/default/episode_0"].attrs["fitness"] == 2.0
+        np.testing.assert_array_equal(f["traces/default/episode_0/weights/layer_1"][()], np.full((1, 2, 1), 0.5))
+    stored = RunStore.open(run)
+    assert stored.generations_completed == 2 and stored.config["generations"] == 9
+    assert stored.history()["fitness_raw"][:, 0].tolist() == [1.0, 2.0] and not Path(f"{run}.tmp").exists()
+
+
+def test_a_failed_transaction_leaves_a_copy_it_did_not_make(tmp_path, monkeypatch):
+    import spikehebb.store.transaction as transaction_module
+    from spikehebb.store import RunFileWriteError
+
+    run = new_run(tmp_path / "run.h5")
+    other = Path(f"{run}.tmp")
+    other.write_bytes(b"another writer's copy")
+    monkeypatch.setattr(transaction_module, "free_bytes", lambda path: 0)
+    with pytest.raises(RunFileWriteError, match="no space left to write"):
+        transaction_module.Transaction(run, fsync=False)
+    assert other.read_bytes() == b"another writer's copy"  # deleted before: it was not this transaction's
+    monkeypatch.undo()
+    with pytest.raises(KeyError):  # a failure inside the block: aborted before the transaction wrote to disk
+        with transaction_module.transaction(run, fsync=False, new=True) as f:
+            f["missing"]
+    assert other.read_bytes() == b"another writer's copy"
+
+
+@pytest.mark.parametrize("make, what", [
+    (lambda path: RunStore.create(path, {}, sizes=SIZES, rule="ABCD_lr", popsize=P, fsync=False), "create"),
+    (lambda path: TraceWriter(path, sizes=SIZES, n_actions=1, reward_terms=["r"]), "record traces into"),
+])
+def test_a_missing_folder_is_named_not_the_lock_file(tmp_path, make, what):
+    """It was "FileNotFoundError: [Errno 2] No such file or directory: '.../new.h5.lock'"."""
+    path = tmp_path / "nodir" / "new.h5"
+    with pytest.raises(FileNotFoundError) as err:
+        make(path)
+    assert str(err.value) == (f"cannot {what} {path}: its folder {tmp_path / 'nodir'} does not exist; create it first "
+                              "or choose another path")
+    assert list(tmp_path.iterdir()) == []
+
+
+def shared_rule_generation(store, g, rules, assignment):
+    n = store.n_params
+    store.append_generation(g, fitness_raw=np.zeros(P), fitness_shaped=np.zeros(P), sigma=0.1, lr=0.1, wall_time_s=1.0,
+                            env_steps=1, mean=np.zeros(n), best_params=np.zeros(n), best_fitness=0.0,
+                            strategy_state={"g": g}, rule_table=(rules, assignment))
+
+
+def test_the_rule_tables_fields_are_a_str_as_the_coefficients_and_older_bytes_still_read(tmp_path):
+    """/shared_rules/rules.attrs["fields"] was fixed-length bytes while the coefficients' was a
+    str: plain h5py gave np.bytes_ for one (``.split(",")`` failed)."""
+    run = tmp_path / "run.h5"
+    RunStore.create(run, {}, sizes=(3, 2), rule="ABCD_lr", popsize=P, fsync=False, snapshot_every=0).close()
+    with RunStore.open(run, "a") as store:
+        shared_rule_generation(store, 0, np.ones((4, 5)), np.arange(6) % 4)
+        shared_rule_generation(store, 1, np.full((2, 5), 2.0), np.arange(6) % 2)  # Evolve & Merge shrinks M
+    with h5py.File(run) as f:
+        fields = f["shared_rules/rules"].attrs["fields"]
+        assert fields.split(",") == f["mean/coefficients/layer_1"].attrs["fields"].split(",") == ["eta", "A", "B", "C", "D"]
+        np.testing.assert_array_equal(f["shared_rules/rules"][()], np.full((2, 5), 2.0))
+    table = RunStore.open(run).shared_rules()
+    assert table["fields"] == ("eta", "A", "B", "C", "D") and table["n_rules"].tolist() == [4, 2]
+    # a file written before: a fixed-size table, its fields fixed-length bytes; it reads alike and resumes
+    with h5py.File(run, "a") as f:
+        del f["shared_rules/rules"]
+        f["shared_rules"].create_dataset("rules", data=np.full((2, 5), 2.0))
+        f["shared_rules/rules"].attrs.create("fields", np.array(b"eta,A,B,C,D", dtype="S11"))
+    assert RunStore.open(run).shared_rules()["fields"] == ("eta", "A", "B", "C", "D")
+    with RunStore.open(run, "a") as store:
+        shared_rule_generation(store, 2, np.full((2, 5), 3.0), np.arange(6) % 2)
+    table = RunStore.open(run).shared_rules()
+    assert table["fields"] == ("eta", "A", "B", "C", "D") and table["n_rules"].tolist() == [4, 2, 2]
+    np.testing.assert_array_equal(table["rules"], np.full((2, 5), 3.0))
+    with h5py.File(run) as f:
+        assert f["shared_rules/rules"].attrs["fields"] == "eta,A,B,C,D"
