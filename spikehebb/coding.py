@@ -260,7 +260,9 @@ class CarEncoder:
                 raise ValueError(f"convolution {l} weights must be (B, {', '.join(map(str, shape))}), got {p.shape}")
             if not np.all(np.isfinite(p)):
                 raise ValueError(f"convolution {l} weights contain NaN or inf")
-            weights.append(np.ascontiguousarray(p, dtype=np.float32))
+            # always a copy (ascontiguousarray would keep the caller's own float32 array, and a later
+            # set_params(..., members) would write into it)
+            weights.append(np.array(p, dtype=np.float32, order="C"))
         if len({w.shape[0] for w in weights}) != 1:
             raise ValueError(f"convolution weights disagree on the batch size: {[w.shape for w in weights]}")
         if members is None:

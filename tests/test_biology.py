@@ -149,7 +149,8 @@ def test_rates_never_negative(scale):
                        constraints=[dale_constraint((56, 16, 8, 16), 0.8, "clip", 0)])
     enc = OnOffEncoder(RawEncoder(28))
     rng = np.random.default_rng(0)
-    net.reset(_coefficients("ABCD_lr", scale, 0, net.sizes, 4), sample_weights(net.sizes, 4, rng=0))
+    signs = dale_signs(net.sizes, 0.8, 0)  # the constraint's: reset refuses weights against them
+    net.reset(_coefficients("ABCD_lr", scale, 0, net.sizes, 4), sample_weights(net.sizes, 4, rng=0, signs=signs))
     for _ in range(40):
         net.step(enc(rng.normal(0, 3, (4, 28))))
         assert all(np.all(r >= 0) for r in net.activations)

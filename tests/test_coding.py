@@ -176,6 +176,25 @@ def test_car_encoder_transpose_only_mirrors_the_kernels():
     np.testing.assert_allclose(a, b.swapaxes(-1, -2), atol=2e-5)  # float32 sums in another order
 
 
+def test_car_encoder_keeps_its_own_copy_of_the_weights():
+    """float32 C-contiguous weights were kept as the caller's own arrays: a later re-arm of some
+    slots wrote into them, and a change of the caller's arrays changed the encoder's kernels."""
+    enc = CarEncoder()
+    rng = np.random.default_rng(3)
+    params = [rng.normal(0, 0.5, (2,) + s).astype(np.float32) for s in enc.param_shapes]
+    given = [p.copy() for p in params]
+    frames = rng.integers(0, 256, (2, 96, 96, 3)).astype(np.uint8)
+    enc.set_params(params)
+    before = enc(frames)
+    enc.set_params([np.zeros((1,) + s) for s in enc.param_shapes], members=[1])
+    for p, g in zip(params, given):
+        np.testing.assert_array_equal(p, g)  # the caller's arrays are untouched
+    for p in params:
+        p[...] = 0.0
+    np.testing.assert_array_equal(enc(frames)[0], before[0])  # slot 0 kept its kernels
+    assert np.all(enc(frames)[1] == 0)  # slot 1 re-armed with zero kernels
+
+
 def test_car_encoder_bad_input():
     enc = CarEncoder()
     with pytest.raises(RuntimeError, match="set_params"):

@@ -28,7 +28,8 @@ class AgentConfig:
         the drive of a mostly excitatory network positive on average).
     modulated, eligibility_tau, baseline_tau: the rule's three-factor version
         (:func:`spikehebb.rules.three_factor`: one more evolved coefficient eta_m per synapse),
-        its eligibility trace's time constant and the modulator baseline's, in env steps.
+        its eligibility trace's time constant and the modulator baseline's, in env steps (numbers
+        >= 1; neither may be None).
     rule_every, rate_average: the rule every K steps on moving averages of the rates with time
         constant TAU steps (None: the rates); 1 and None are the paper's per-step rule.
     coefficient_rows: which genome row of its layer's coefficients a synapse (i, j) reads
@@ -84,8 +85,9 @@ class AgentConfig:
             if self.rule.endswith(THREE_FACTOR_SUFFIX):
                 raise ValueError(f"rule={self.rule!r}: give the plain rule {self.rule[:-len(THREE_FACTOR_SUFFIX)]!r} and "
                                  "modulated=True (--modulated), which adds the eligibility trace and the baseline")
-        elif self.rule is not None:
-            raise ValueError(f"a {self.kind} agent has no plasticity rule, got rule={self.rule!r}")
+        elif self.rule is not None:  # rule defaults to ABCD_lr: a kind without one needs rule=None given
+            raise ValueError(f"a {self.kind} agent has no plasticity rule, got rule={self.rule!r} (the default when "
+                             "none is given): pass rule=None")
         if self.evolve_initial_weights and not takes_rule:
             raise ValueError(f"evolve_initial_weights is for agents with a rule; a {self.kind} agent's weights are its genome")
         if self.backend not in BACKENDS:
@@ -130,10 +132,10 @@ class AgentConfig:
             raise ValueError(f"dale_balance must be True or False, got {self.dale_balance!r}")
         if isinstance(self.rule_every, bool) or not isinstance(self.rule_every, int) or self.rule_every < 1:
             raise ValueError(f"rule_every must be a positive integer, got {self.rule_every!r}")
-        for name in ("eligibility_tau", "baseline_tau", "rate_average"):
+        for name in ("eligibility_tau", "baseline_tau", "rate_average"):  # only rate_average has a None (the rates)
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1
-                                      or value == float("inf")):
+            if (value is not None or name != "rate_average") and (
+                    isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1 or value == float("inf")):
                 raise ValueError(f"{name} must be a finite number of steps >= 1, got {value!r}")
         if self.dale is not None and self.evolve_initial_weights:
             raise ValueError("dale with evolve_initial_weights (--coevolve): the evolved initial weights carry no "

@@ -158,6 +158,13 @@ class NetworkAgent:
 
     # ---- the protocol
     def reset(self, parts: Mapping[str, Sequence[np.ndarray]], members: Sequence[int] | None = None) -> None:
+        """Arm lifetimes in slots ``members`` (None: all): ``parts`` maps ``"weights"`` (and, with a
+        rule, ``"coefficients"``) to per-layer arrays with one row per slot armed."""
+        need = ("coefficients", "weights") if self.network.plastic else ("weights",)
+        if not isinstance(parts, Mapping) or any(name not in parts for name in need):
+            got = sorted(map(str, parts)) if isinstance(parts, Mapping) else f"a {type(parts).__name__}"
+            raise ValueError(f"a {self.kind} agent's reset takes a mapping of the parts {list(need)} to per-layer "
+                             f"arrays, got {got}")
         coefficients = parts.get("coefficients")
         if self._rows is not None and coefficients is not None:  # each synapse reads its row of the layer
             # the genome's layout, checked here: the gather would take any array with enough rows

@@ -42,7 +42,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from spikehebb.checks import is_integer
+from spikehebb.checks import is_finite_real, is_integer
 from spikehebb.network.constraints import WeightConstraint, make_constraint
 from spikehebb.rules import RuleSpec, get_rule
 
@@ -93,6 +93,7 @@ def sample_weights(
     each weight gets its presynaptic unit's sign, ``|w| * s_i`` (the same draws; lognormal
     draws no sign then). None: the distribution's own signs, as before.
     """
+    sizes = check_sizes(sizes)
     if init not in WEIGHT_INITS:
         raise ValueError(f"unknown weight init {init!r}; expected one of {WEIGHT_INITS}")
     if not (math.isfinite(scale) and scale > 0):
@@ -116,6 +117,16 @@ def sample_weights(
     if signs is not None:
         layers = [np.abs(w) * np.asarray(s, dtype=np.float64)[None, :, None] for w, s in zip(layers, signs)]
     return layers
+
+
+def check_sizes(sizes) -> tuple[int, ...]:
+    """Layer sizes as a tuple of ints, or a one-line error unless ``sizes`` lists at least two
+    positive integers (units per layer, inputs first)."""
+    if (isinstance(sizes, (str, bytes)) or not isinstance(sizes, (Sequence, np.ndarray)) or len(sizes) < 2
+            or not all(is_integer(n) and n >= 1 for n in sizes)):
+        raise ValueError(f"sizes must list at least two positive integer layer sizes (units per layer, inputs "
+                         f"first), got {sizes!r}")
+    return tuple(int(n) for n in sizes)
 
 
 def check_move(sources: np.ndarray, targets: np.ndarray) -> None:
@@ -212,9 +223,7 @@ class PlasticNetwork:
             raise ValueError(f"rule_every must be a positive integer, got {rule_every!r}")
         self.rule_every = int(rule_every)
         for name, tau in (("rate_tau", rate_tau), ("baseline_tau", baseline_tau), ("eligibility_tau", eligibility_tau)):
-            if (tau is not None or name == "eligibility_tau") and not (
-                isinstance(tau, (int, float)) and not isinstance(tau, bool) and math.isfinite(tau) and tau >= 1
-            ):
+            if (tau is not None or name == "eligibility_tau") and not (is_finite_real(tau) and tau >= 1):
                 raise ValueError(f"{name} must be a number of steps >= 1, got {tau!r}")
         if (self.rule_every > 1 or rate_tau is not None) and not self.plastic:
             raise ValueError("rule_every and rate_tau need a rule: a static network has none")
@@ -307,7 +316,9 @@ class PlasticNetwork:
         slots keep their lifetimes running; a member's numbers never depend on the other slots.
         coefficients: per layer ``(n, n_pre, n_post, k)`` for the n slots armed, fields in
             ``rule.fields`` order (None for a static network).
-        weights: per layer ``(n, n_pre, n_post)`` (see :func:`sample_weights`).
+        weights: per layer ``(n, n_pre, n_post)`` (see :func:`sample_weights`); with a Dale
+            constraint each weight must carry its presynaptic unit's sign or be 0
+            (``sample_weights(..., signs=...)``).
         The armed slots' rates are zeroed. Nothing is rebuilt: the arrays are copied into the
         running network.
         """
@@ -322,6 +333,7 @@ class PlasticNetwork:
                 "coefficients", coefficients, [(n,) + s[1:] for s in self.coefficient_shapes]
             )
         weights = self._check_layers("weights", weights, [(n,) + s[1:] for s in self.weight_shapes])
+        self._check_signs(weights)
         self._arm(coefficients, weights, None if members is None else index)
         self._armed[index] = True
         self._lifetime_steps[index] = 0
@@ -378,9 +390,12 @@ class PlasticNetwork:
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Replace the current weights in the middle of a lifetime (rates, coefficients and the
-        rest of the lifetime's state are kept): per layer ``(P, n_pre, n_post)``."""
+        rest of the lifetime's state are kept): per layer ``(P, n_pre, n_post)``, with a Dale
+        constraint signed as :meth:`reset` needs them."""
         self._check_armed()
-        self._set_weights(self._check_layers("weights", weights, self.weight_shapes))
+        weights = self._check_layers("weights", weights, self.weight_shapes)
+        self._check_signs(weights)
+        self._set_weights(weights)
 
     @property
     def weights(self) -> list[np.ndarray]:
@@ -444,6 +459,10 @@ class PlasticNetwork:
             latent = [c.name for c in checked if c.latent and c.acts_on(layer)]
             if len(latent) > 1:
                 raise ValueError(f"layer {layer} has more than one reparametrising constraint: {latent}")
+            on_w = [c.name for c in checked if not c.latent and c.acts_on(layer)]
+            if latent and on_w:  # from_latent rewrites w from v after every update: a change to w is lost
+                raise ValueError(f"layer {layer}: {latent[0]} sets the weights from its latent v after every update, "
+                                 f"so {', '.join(on_w)} on w would be undone; drop one (Dale's clip mode acts on w)")
             gained = [c.name for c in checked if c.acts_on(layer) and c.input_gain(layer) is not None]
             if len(gained) > 1:
                 raise ValueError(f"layer {layer} has more than one constraint with input gains: {gained}")
@@ -520,11 +539,36 @@ class PlasticNetwork:
             raise ValueError("modulator contains NaN or inf")
         return arr
 
+    def _check_signs(self, weights: list[np.ndarray]) -> None:
+        """A one-line error unless every weight (per layer ``(n, n_pre, n_post)``) of a layer with a
+        Dale constraint has its presynaptic unit's sign or is 0 (``s_i * w_ij >= 0``):
+        clipping would only act after the first step, a latent mode would make each wrong-signed
+        weight +-MIN_MAGNITUDE without a word."""
+        for c in self.constraints:
+            if getattr(c, "signs", None) is None:
+                continue
+            for layer, w in enumerate(weights):
+                if c.acts_on(layer):
+                    wrong = int(np.count_nonzero(c.sign(layer) * w < 0))
+                    if wrong:
+                        raise ValueError(f"weights for layer {layer + 1} break {c.name}'s signs: {wrong} of {w.size} "
+                                         "have the sign opposite to their presynaptic unit's (draw them with "
+                                         "sample_weights(..., signs=...))")
+
     def _check_layers(self, what, arrays, shapes) -> list[np.ndarray]:
-        if isinstance(arrays, np.ndarray) or len(arrays) != self.n_layers:
+        if (arrays is None or isinstance(arrays, (np.ndarray, str, bytes)) or not isinstance(arrays, Sequence)
+                or len(arrays) != self.n_layers):
+            if arrays is None:
+                got = "None"
+            elif isinstance(arrays, np.ndarray):
+                got = f"one array of shape {arrays.shape}"
+            elif isinstance(arrays, Sequence) and not isinstance(arrays, (str, bytes)):
+                got = f"{len(arrays)} arrays"  # the wrong number of layers
+            else:  # a generator, a dict, a number: nothing with one array per layer
+                got = f"a {type(arrays).__name__}"
             raise ValueError(
-                f"{what} must be a sequence of {self.n_layers} arrays (one per layer) with "
-                f"shapes {shapes}"
+                f"{what} must be a sequence of {self.n_layers} arrays (one per layer, a list or tuple) with "
+                f"shapes {shapes}, got {got}"
             )
         checked = []
         for layer, (arr, shape) in enumerate(zip(arrays, shapes), start=1):

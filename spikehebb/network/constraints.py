@@ -38,7 +38,8 @@ does:
 - :class:`DaleSmooth` (``"dale_smooth"``): ``w_ij = s_i * softplus(s_i * v_ij)`` with the rule
   acting on the latent ``v_ij`` (``v += dw``). ``dw_ij/dv_ij = sigmoid(s_i * v_ij) > 0``, so a
   rule's push keeps its direction on w, shrinks as |w| -> 0 and w never reaches 0 or flips;
-  softplus(x) = max(x, 0) + log(1 + exp(-|x|)) (no overflow). v starts at
+  softplus(x) = max(x, 0) + log1p(exp(-|x|)) (no overflow; log1p keeps the digits of a small |w| that
+  float32's 1 + exp(-|x|) would round away). v starts at
   ``s_i * log(expm1(|w_ij|))``, the inverse, |w| floored at :data:`DaleSmooth.MIN_MAGNITUDE`.
   For a small weight dw/dv is about |w|: the rule acts multiplicatively on small weights.
 - :class:`DaleSquareplus` (``"dale_squareplus"``): the same with softplus replaced by the
@@ -240,7 +241,8 @@ class DaleSmooth(_Dale):
     def from_latent(self, latent: np.ndarray, layer: int) -> np.ndarray:
         s = self.sign(layer).astype(latent.dtype)
         x = s * latent
-        return s * (np.maximum(x, 0) + np.log(1 + np.exp(-np.abs(x))))
+        # log1p: log(1 + e) rounds 1 + e first; in float32 |w| = 1e-6 came back as 9.54e-7
+        return s * (np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))))
 
     def to_latent(self, w: np.ndarray, layer: int) -> np.ndarray:
         s = self.sign(layer)
@@ -253,7 +255,7 @@ class DaleSmooth(_Dale):
 
     def brian_code(self, layer: int) -> str:
         # max(x, 0) written as (x + |x|) / 2 (exact; see DaleClip), |s_dale_pre * v| = |v|
-        return "w = s_dale_pre * ((s_dale_pre * v + abs(v)) / 2 + log(1 + exp(-abs(v))))  # Dale's law, smooth"
+        return "w = s_dale_pre * ((s_dale_pre * v + abs(v)) / 2 + log1p(exp(-abs(v))))  # Dale's law, smooth"
 
 
 class DaleSquareplus(DaleSmooth):

@@ -145,3 +145,74 @@ def test_bad_constraints(constraints, message):
 def test_static_network_refuses_constraints():
     with pytest.raises(ValueError, match="need a rule"):
         make_network(CAR_LIKE, None, 1, backend="numpy", constraints=("max_abs",))
+
+
+@pytest.mark.parametrize("mode", ["clip", "smooth", "squareplus"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_weights_against_dale_signs_are_refused_at_reset_and_set_weights(network, backend, mode):
+    """Unsigned weights used to pass: clipping gave a first forward pass with the wrong signs, a
+    latent mode turned each wrong-signed weight into +-1e-6 without a word."""
+    from spikehebb.biology import dale_constraint
+
+    sizes = (6, 5, 4)
+    signs = dale_signs(sizes, 0.6, 0)
+    net = network(backend, "ABCD_lr", 2, "float64", sizes, constraints=(dale_constraint(sizes, 0.6, mode, 0),))
+    coefficients = [np.zeros(s) for s in net.coefficient_shapes]
+    unsigned = sample_weights(sizes, 2, rng=2)
+    wrong = int(np.sum(signs[0].astype(float)[None, :, None] * unsigned[0] < 0))
+    assert wrong > 0
+    name = f"dale_{mode}"
+    message = (rf"^weights for layer 1 break {name}'s signs: {wrong} of 60 have the sign opposite to their "
+               r"presynaptic unit's \(draw them with sample_weights\(\.\.\., signs=\.\.\.\)\)$")
+    with pytest.raises(ValueError, match=message):
+        net.reset(coefficients, unsigned)
+    signed = sample_weights(sizes, 2, rng=2, signs=signs)
+    signed[1][:, 0] = 0.0  # a silent synapse keeps every sign
+    net.reset(coefficients, signed)
+    with pytest.raises(ValueError, match=message):
+        net.set_weights(unsigned)
+    one = [w[:1] for w in signed]
+    one[1] = -one[1]  # a slot's re-arm is checked too, layer by layer
+    with pytest.raises(ValueError, match=rf"^weights for layer 2 break {name}'s signs: "):
+        net.reset([c[:1] for c in coefficients], one, members=[1])
+    np.testing.assert_allclose(net.weights[0], signed[0])  # nothing was armed
+
+
+@pytest.mark.parametrize("latent", ["smooth", "squareplus"])
+def test_a_latent_dale_mode_with_a_constraint_on_w_is_refused(latent):
+    """The latent mode writes w = from_latent(v) after every update: max_abs's change to w was
+    overwritten the next step (biology.check_agent_task refused it for tasks only)."""
+    from spikehebb.biology import dale_constraint
+
+    dale = dale_constraint(CAR_LIKE, 0.8, latent, 0)
+    for constraints in ([dale, "max_abs"], ["max_abs", dale], [dale, MaxAbsNormalisation(layers=(2,))]):
+        layer = 2 if isinstance(constraints[-1], MaxAbsNormalisation) else 0
+        with pytest.raises(ValueError, match=rf"^layer {layer}: dale_{latent} sets the weights from its latent v after "
+                                             r"every update, so max_abs on w would be undone; drop one \(Dale's clip "
+                                             r"mode acts on w\)$"):
+            make_network(CAR_LIKE, "ABCD_lr", 1, backend="numpy", constraints=constraints)
+    make_network(CAR_LIKE, "ABCD_lr", 1, backend="numpy", constraints=[dale_constraint(CAR_LIKE, 0.8, "clip", 0), "max_abs"])
+    make_network(CAR_LIKE, "ABCD_lr", 1, backend="numpy",
+                 constraints=[DaleSmooth(dale.signs, layers=(0, 1)), MaxAbsNormalisation(layers=(2,))])
+
+
+def test_dale_smooth_keeps_small_weights_in_float32_and_the_backends_agree(network):
+    """softplus as log(1 + exp(-|x|)) rounded 1 + exp(-|x|) first: in float32 |w| = 1e-6 came back
+    as 9.54e-7 from the NumPy backend, while Brian2's code kept it."""
+    sizes = (3, 2)
+    signs = [np.array([1, -1, 1]), np.array([1, 1])]
+    dale = DaleSmooth(signs)
+    s = dale.sign(0)
+    for magnitude in (1e-6, 1e-5, 3e-4):
+        w = s * np.full((1, 3, 2), magnitude)
+        back = dale.from_latent(dale.to_latent(w, 0).astype(np.float32), 0)
+        np.testing.assert_allclose(back, w, rtol=1e-6)
+    got = []
+    for backend in BACKENDS:
+        net = network(backend, "ABCD_lr", 1, "float32", sizes, constraints=(dale,))
+        w = [s * np.array([[[1e-6, 2e-6], [1e-5, 1e-6], [3e-4, 1e-6]]])]
+        net.reset([np.zeros((1, 3, 2, 5))], w)  # a zero rule: v stays, w = from_latent(v) after the step
+        net.step(np.ones((1, 3)))
+        np.testing.assert_allclose(net.weights[0], w[0], rtol=1e-6)
+        got.append(net.weights[0])
+    np.testing.assert_array_equal(got[0], got[1])

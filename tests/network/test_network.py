@@ -326,3 +326,41 @@ def test_tied_rows_check_the_genomes_shape():
         agent.reset({"coefficients": transposed, "weights": weights})
     agent.reset({"coefficients": [np.zeros((1, a, b, 5)) for a, b in zip(task.sizes[:-1], task.sizes[1:])],
                  "weights": weights})
+
+
+@pytest.mark.parametrize("sizes", [(3, 0, 2), (3.0, 2), (3,), "32", None, 5, (3, True)])
+def test_sample_weights_refuses_sizes_that_are_not_layers(sizes):
+    """(3, 0, 2) gave empty layers without a word, (3.0, 2) a bare TypeError from NumPy."""
+    with pytest.raises(ValueError, match=r"^sizes must list at least two positive integer layer sizes \(units per "
+                                         r"layer, inputs first\), got "):
+        sample_weights(sizes, 1, rng=0)
+    assert [w.shape for w in sample_weights(np.array([3, 2]), 1, rng=0)] == [(1, 3, 2)]  # NumPy integers are sizes
+
+
+@pytest.mark.parametrize("name", ["rate_tau", "baseline_tau", "eligibility_tau"])
+def test_numpy_numbers_are_time_constants(name):
+    """np.int64(5) was "must be a number of steps >= 1, got np.int64(5)"; the value is the same as 5."""
+    rule = "ABCD_lr+mod" if name != "rate_tau" else "ABCD_lr"
+    for tau in (np.int64(5), np.float32(5.0)):
+        net = make_network((2, 3), rule, 1, backend="numpy", **{name: tau})
+        assert getattr(net, name) == 5.0 and type(getattr(net, name)) is float
+    with pytest.raises(ValueError, match=rf"^{name} must be a number of steps >= 1, got np.float64\(nan\)$"):
+        make_network((2, 3), rule, 1, backend="numpy", **{name: np.float64("nan")})
+
+
+def test_layers_that_are_not_a_sequence_say_what_is_expected():
+    """Each was "TypeError: object of type 'NoneType' has no len()" (or of a generator)."""
+    net = make_network((2, 3), "ABCD_lr", 1, backend="numpy", dtype="float64")
+    w = sample_weights((2, 3), 1, rng=0)
+    c = [np.zeros((1, 2, 3, 5))]
+    expected = r" must be a sequence of 1 arrays \(one per layer, a list or tuple\) with shapes "
+    with pytest.raises(ValueError, match=r"^coefficients" + expected + r"\[\(1, 2, 3, 5\)\], got None$"):
+        net.reset(None, w)  # a plastic network's coefficients left out
+    for weights, got in [(None, "got None"), ((x for x in w), "got a generator"),
+                         (w[0], r"got one array of shape \(1, 2, 3\)"), ({"weights": w}, "got a dict"),
+                         (w + w, "got 2 arrays")]:
+        with pytest.raises(ValueError, match=r"^weights" + expected + rf"\[\(1, 2, 3\)\], {got}$"):
+            net.reset(c, weights)
+    net.reset(c, tuple(w))  # a tuple is a sequence
+    with pytest.raises(ValueError, match=r"^weights" + expected + r"\[\(1, 2, 3\)\], got a generator$"):
+        net.set_weights(x for x in w)
