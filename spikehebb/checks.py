@@ -38,3 +38,21 @@ def check_episodes(episodes) -> list[int]:
     if not all(is_integer(e) and e >= 0 for e in episodes):
         raise ValueError(f"episode numbers must be non-negative integers, got {episodes!r}")
     return [int(e) for e in episodes]
+
+
+def check_bool(config, owner: str, name: str) -> None:
+    """A one-line error unless the field ``name`` of the frozen dataclass ``config`` is True or
+    False (a string such as "no" would switch the feature on); a NumPy bool is stored as the plain
+    bool it is. ``owner`` names the config in the message ("agent", "task", ...)."""
+    value = getattr(config, name)
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{owner}: {name} must be True or False, got {value!r}")
+    object.__setattr__(config, name, bool(value))
+
+
+def check_name(owner: str, name: str, value) -> None:
+    """A one-line error unless ``value``, the setting ``name`` of the config ``owner``, is a name
+    (a string): it is then compared with lists of choices or looked up, where a list or a number
+    would fail with Python's own words."""
+    if not isinstance(value, str):
+        raise ValueError(f"{owner}: {name} must be a name (a string), got {value!r}")

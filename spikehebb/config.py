@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from spikehebb.agents import AgentConfig
-from spikehebb.checks import MAX_SEED, is_finite_real, is_integer, repeated  # MAX_SEED: the largest run seed (config's users import it here)
+from spikehebb.checks import MAX_SEED, check_bool, check_name, is_finite_real, is_integer, repeated  # MAX_SEED: the largest run seed (config's users import it here)
 from spikehebb.tasks import Task, get_task
 
 STRATEGY_NAMES = ("openai-es", "cma")
@@ -78,25 +78,6 @@ def _check_field(config, owner: str, name: str, **limits) -> None:
     object.__setattr__(config, name, _check_number(owner, name, getattr(config, name), **limits))
 
 
-def _check_bool(config, owner: str, name: str) -> None:
-    """A one-line error unless the field ``name`` of the frozen dataclass ``config`` is True or
-    False (a string such as "no" would switch the feature on); a NumPy bool is stored as the plain
-    bool it is. ``owner`` names the config in the message, as :class:`AgentConfig` says it for
-    ``evolve_initial_weights``."""
-    value = getattr(config, name)
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{owner}: {name} must be True or False, got {value!r}")
-    object.__setattr__(config, name, bool(value))
-
-
-def _check_name(owner: str, name: str, value) -> None:
-    """A one-line error unless ``value``, the setting ``name`` of the config ``owner``, is a name
-    (a string): it is then compared with lists of choices or looked up, where a list or a number
-    would fail with Python's own words."""
-    if not isinstance(value, str):
-        raise ValueError(f"{owner}: {name} must be a name (a string), got {value!r}")
-
-
 @dataclass(frozen=True)
 class TaskConfig:
     """Which task and how its lifetimes run in training.
@@ -124,7 +105,7 @@ class TaskConfig:
     fitness_floor: float | None = None
 
     def __post_init__(self) -> None:
-        _check_name("task", "name", self.name)
+        check_name("task", "name", self.name)
         task = get_task(self.name)
         if self.train_variants is not None:
             variants = self.train_variants  # a string would be taken for its letters
@@ -141,7 +122,7 @@ class TaskConfig:
                 raise ValueError("task: give the lifetime length as max_env_steps, not inside episode")
         if self.max_env_steps is not None:  # before make(), which would cut it with int()
             _check_field(self, "task", "max_env_steps", integer=True, minimum=1)
-        _check_bool(self, "task", "positive")
+        check_bool(self, "task", "positive")
         if self.fitness_floor is not None:
             _check_field(self, "task", "fitness_floor")
         task = self.make()  # bad episode fields fail here, with EpisodeRules' message
@@ -247,7 +228,7 @@ class StrategyConfig:
         from spikehebb.es.optim import OPTIMIZERS
 
         for name in ("name", "assign", "noise", "optimizer", "init"):
-            _check_name("strategy", name, getattr(self, name))
+            check_name("strategy", name, getattr(self, name))
         if self.init not in STRATEGY_INITS:
             raise ValueError(f"strategy: init must be one of {STRATEGY_INITS}, got {self.init!r}")
 
@@ -288,7 +269,7 @@ class StrategyConfig:
             raise ValueError(f"optimizer={self.optimizer!r} is for OpenAI-ES and shared rules; CMA-ES has its own update")
         if not self.shares_rules and self.assign != "gmm":
             raise ValueError(f"assign={self.assign!r} needs shared rules: give shared_rules (M) or rho")
-        _check_bool(self, "strategy", "paired_seeds")
+        check_bool(self, "strategy", "paired_seeds")
         if self.paired_seeds and (self.name != "openai-es" or (self.shares_rules and self.assign != "merge")):
             raise ValueError("paired_seeds pairs the mirrored candidates of OpenAI-ES; this strategy has no pairs")
         if self.lr_reference_popsize is not None:

@@ -27,7 +27,6 @@ import contextlib
 import functools
 import math
 import multiprocessing
-import numbers
 import os
 import signal
 import time
@@ -41,7 +40,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from spikehebb.checks import check_episodes, is_integer
+from spikehebb.checks import check_episodes, is_finite_real, is_integer
 from spikehebb.config import WorkerSpec
 from spikehebb.stopping import STOP_AFTER_GENERATION
 from spikehebb.worker import Worker, mean_over_variants, random_streams_digest
@@ -83,7 +82,7 @@ def checked_timeout(name: str, value) -> float | None:
     """A timeout in seconds, checked: a positive finite number (as float), or None (no timeout)."""
     if value is None:
         return None
-    if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0):
+    if not (is_finite_real(value) and value > 0):
         raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
     return float(value)
 
@@ -386,8 +385,9 @@ class ProcessEvaluator(_Evaluator):
             included: minutes on a loaded machine) before it is taken for hung; None: never.
             Default :data:`STALL_TIMEOUT_S` too.
 
-    The serial evaluator has no timeout (its worker is this process), and the Ray evaluator
-    leaves hung actors to Ray's own timeouts: both are out of this one's scope.
+    The serial evaluator has no timeout (its worker is this process), nor has the Ray evaluator
+    (``ray.wait`` without one: a hung actor blocks it; kill the run and resume). The timeouts are
+    arguments here and of :func:`make_evaluator`, not of the config: training runs with the defaults.
     """
 
     name = "processes"

@@ -31,6 +31,7 @@ import numpy as np
 from spikehebb.checks import is_integer
 from spikehebb.config import TrainConfig, WorkerSpec
 from spikehebb.store import RunStore
+from spikehebb.store.fileformat import open_checked
 from spikehebb.store.transaction import MARGIN, free_bytes, probe_write, transaction, write_error, writer_pid
 
 #: First episode number of selection lifetimes (test lifetimes are numbered from 0).
@@ -127,6 +128,8 @@ def check_not_model(path: str | Path) -> None:
     a one-line FileNotFoundError, one that is not HDF5 h5py's OSError."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"expected a run file (.h5) written by spikehebb train, got {str(path)!r}, which is not a file")
+    with open_checked(Path(path)):  # not HDF5, truncated, foreign: a RunFileError naming the file
+        pass
     info = model_info(path)
     if info is not None:
         raise ValueError(f"{path} is a model (the mean after generation {info.get('generation')} chosen by spikehebb "

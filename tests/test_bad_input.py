@@ -692,10 +692,10 @@ def test_numpy_numbers_are_the_numbers_they_are_and_stored_plain(tmp_path):
     task = TaskConfig(max_env_steps=np.int64(100), positive=np.bool_(True), fitness_floor=np.float32(0))
     assert (type(task.max_env_steps), type(task.positive), type(task.fitness_floor)) == (int, bool, float)
     config = TrainConfig(task=task, strategy=strategy, evaluator=EvaluatorConfig(workers=np.int64(2)),
-                         seed=np.int64(1), generations=np.int32(3), snapshot_every=np.uint8(0), runs_dir=tmp_path)
-    assert json.dumps(config.to_dict(), default=str)  # plain numbers: the JSON needs no converter for them
+                         seed=np.int64(1), generations=np.int32(3), snapshot_every=np.uint8(0), runs_dir=str(tmp_path))
+    json.dumps(config.to_dict())  # plain numbers: the JSON needs no converter for them (NumPy's would raise)
     assert (type(config.seed), type(config.generations), type(config.evaluator.workers)) == (int, int, int)
-    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict(), default=str))).differences(config) == []
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))).differences(config) == []
 
 
 def test_a_run_resumes_with_the_same_config_whatever_its_extra_holds(tmp_path, capsys):

@@ -321,13 +321,16 @@ def test_select_and_export_refuse_a_model_before_scoring(run, tmp_path, capsys, 
         export(model, tmp_path / "m2.h5", Selection(np.array([4]), np.array([1.0]), 1, ("default",)))
     assert str(err.value) == message and not (tmp_path / "m2.h5").exists()
     monkeypatch.setattr(spikehebb.models, "select", lambda *a, **k: pytest.fail("scored before the check"))
+    (tmp_path / "bad.h5").write_bytes(b"x")  # not HDF5: named, not h5py's "file signature not found" alone
     for source, want in ((model, message), (tmp_path / "none.h5", f"expected a run file (.h5) written by spikehebb "
-                                                                   f"train, got '{tmp_path / 'none.h5'}', which is not a file")):
+                                                                   f"train, got '{tmp_path / 'none.h5'}', which is not a file"),
+                         (tmp_path / "bad.h5", f"{tmp_path / 'bad.h5'} is not a spikehebb run file (HDF5 signature "
+                                               "missing or truncated)")):
         with pytest.raises(SystemExit) as exc:
             cli_main(["select", str(source), "-o", str(tmp_path / "out" / "x.h5"), "--workers", "1"])
         err = capsys.readouterr().err
         assert exc.value.code == 2 and err == f"spikehebb select: error: {want}\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.h5"]  # not even the model's folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.h5", "m.h5"]  # not even the model's folder
 
 
 def test_lifetimes_refuse_a_member_past_the_batch_and_an_unknown_variant(run):

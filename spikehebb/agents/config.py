@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spikehebb.checks import check_bool, check_name
 from spikehebb.network import BACKENDS, DTYPES, WEIGHT_INITS
 from spikehebb.rules import get_rule
 
@@ -68,13 +69,11 @@ class AgentConfig:
 
         # names are compared with lists of choices below: a list or a number is a one-line error there
         for name in ("kind", "backend", "dtype", "weight_init", "dale_mode", "coefficient_rows"):
-            if not isinstance(getattr(self, name), str):
-                raise ValueError(f"agent: {name} must be a name (a string), got {getattr(self, name)!r}")
+            check_name("agent", name, getattr(self, name))
         if self.rule is not None and not isinstance(self.rule, str):
             raise ValueError(f"agent: rule must be a rule's name (a string) or None, got {self.rule!r}")
         for name in ("modulated", "evolve_initial_weights"):  # "no" would switch the feature on
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(f"agent: {name} must be True or False, got {getattr(self, name)!r}")
+            check_bool(self, "agent", name)
         if self.kind not in AGENTS:
             raise ValueError(f"unknown agent kind {self.kind!r}; expected one of {tuple(AGENTS)}")
         takes_rule = AGENTS[self.kind].takes_rule

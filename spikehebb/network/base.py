@@ -193,13 +193,7 @@ class PlasticNetwork:
         baseline_tau: float | None = None,
         eligibility_tau: float = 50.0,
     ):
-        if isinstance(sizes, (str, bytes)) or not all(is_integer(n) for n in sizes):
-            raise ValueError(f"sizes must list at least two positive integer layer sizes, got {sizes!r}")
-        self.sizes = tuple(int(n) for n in sizes)
-        if len(self.sizes) < 2 or any(n < 1 for n in self.sizes):
-            raise ValueError(
-                f"sizes must list at least two positive layer sizes, got {tuple(sizes)}"
-            )
+        self.sizes = check_sizes(sizes)
         self.rule = None if rule is None else get_rule(rule)
         if not (is_integer(population) and population >= 1):
             raise ValueError(f"population must be a positive integer, got {population!r}")

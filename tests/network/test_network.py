@@ -142,7 +142,7 @@ def test_unknown_rule_backend_activation_target():
         make_network((2, 2), "A", 0, backend="numpy")
     with pytest.raises(ValueError, match="dtype must be one of"):
         make_network((2, 2), "A", backend="numpy", dtype="float16")
-    with pytest.raises(ValueError, match="at least two positive layer sizes"):
+    with pytest.raises(ValueError, match="at least two positive integer layer sizes"):
         make_network((2,), "A", backend="numpy")
 
 
@@ -276,8 +276,10 @@ def test_brian2s_numpy_target_does_not_claim_to_step_a_prefix():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"sizes": (2, 2.7, 1)}, r"sizes must list at least two positive integer layer sizes, got \(2, 2.7, 1\)"),
-    ({"sizes": "23"}, "sizes must list at least two positive integer layer sizes, got '23'"),
+    ({"sizes": (2, 2.7, 1)}, r"sizes must list at least two positive integer layer sizes \(units per layer, inputs "
+                             r"first\), got \(2, 2.7, 1\)"),
+    ({"sizes": "23"}, r"sizes must list at least two positive integer layer sizes \(units per layer, inputs first\), "
+                      "got '23'"),
     ({"rule": "ABCD_lr+mod", "eligibility_tau": None}, "eligibility_tau must be a number of steps >= 1, got None"),
 ])
 def test_network_settings_that_were_truncated_or_a_traceback(kwargs, message):
