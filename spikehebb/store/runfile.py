@@ -344,16 +344,26 @@ class RunStore:
         return f" (its creation was interrupted; removed the leftover {tmp.name})" if had_tmp else ""
 
     def close(self) -> None:
-        """Release the writer lock (the file itself is never held open between calls)."""
+        """Release the writer lock (the file itself is never held open between calls). A
+        :meth:`trace_writer` of the store still open is closed first, its recording written into
+        the file: it writes under the store's lock, which it could not do once released."""
         if self._lock is not None:
-            self._lock.release()
-            self._lock = None
-            self.mode = "closed"
+            try:
+                if self._trace_writer is not None:
+                    self._trace_writer.close()
+            finally:
+                self._trace_writer = None
+                self._lock.release()
+                self._lock = None
+                self.mode = "closed"
 
     def __enter__(self) -> "RunStore":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        # a block that failed discards a recording still open (as a TraceWriter's own block does)
+        if exc_type is not None and self._trace_writer is not None:
+            self._trace_writer.abort()
         self.close()
 
     def __repr__(self) -> str:

@@ -245,6 +245,27 @@ def test_a_trace_writer_of_the_store_holds_off_its_other_writes_and_keeps_its_tr
     assert stored.history()["fitness_raw"][:, 0].tolist() == [1.0, 2.0] and not Path(f"{run}.tmp").exists()
 
 
+def test_closing_the_store_closes_its_trace_writer_before_the_lock_goes(tmp_path):
+    """The store released its lock while its trace writer still recorded, and the writer's close
+    then wrote into the run without it. Now closing the store writes the recording first; a block
+    that fails discards it, as a TraceWriter's own block does; the lock is free either way."""
+    run = new_run(tmp_path / "run.h5")
+    with RunStore.open(run, "a") as store:
+        writer = store.trace_writer(sizes=SIZES, n_actions=1, reward_terms=["r"])
+        record_one_episode(writer)
+    assert writer.closed and not Path(f"{run}.tmp").exists()
+    with h5py.File(run) as f:
+        assert f["traces/default/episode_0"].attrs["fitness"] == 2.0
+    before = run.read_bytes()
+    with pytest.raises(KeyError):
+        with RunStore.open(run, "a") as store:
+            writer = store.trace_writer(sizes=SIZES, n_actions=1, reward_terms=["r"], replace=("default",))
+            record_one_episode(writer)
+            raise KeyError("a failure while recording")
+    assert writer.closed and run.read_bytes() == before and not Path(f"{run}.tmp").exists()
+    RunStore.open(run, "a").close()  # the lock is free
+
+
 def test_a_failed_transaction_leaves_a_copy_it_did_not_make(tmp_path, monkeypatch):
     import spikehebb.store.transaction as transaction_module
     from spikehebb.store import RunFileWriteError
