@@ -160,11 +160,7 @@ class NetworkAgent:
     def reset(self, parts: Mapping[str, Sequence[np.ndarray]], members: Sequence[int] | None = None) -> None:
         """Arm lifetimes in slots ``members`` (None: all): ``parts`` maps ``"weights"`` (and, with a
         rule, ``"coefficients"``) to per-layer arrays with one row per slot armed."""
-        need = ("coefficients", "weights") if self.network.plastic else ("weights",)
-        if not isinstance(parts, Mapping) or any(name not in parts for name in need):
-            got = sorted(map(str, parts)) if isinstance(parts, Mapping) else f"a {type(parts).__name__}"
-            raise ValueError(f"a {self.kind} agent's reset takes a mapping of the parts {list(need)} to per-layer "
-                             f"arrays, got {got}")
+        self._check_parts(parts)
         coefficients = parts.get("coefficients")
         if self._rows is not None and coefficients is not None:  # each synapse reads its row of the layer
             # the genome's layout, checked here: the gather would take any array with enough rows
@@ -175,6 +171,14 @@ class NetworkAgent:
                                  f"{shapes}, got {got}")
             coefficients = [_read_rows(c, rows, factors) for c, (rows, factors) in zip(coefficients, self._rows)]
         self.network.reset(coefficients, parts["weights"], members)
+
+    def _check_parts(self, parts) -> None:
+        """A one-line error unless ``parts`` maps every part :meth:`reset` needs to its arrays."""
+        need = ("coefficients", "weights") if self.network.plastic else ("weights",)
+        if not isinstance(parts, Mapping) or any(name not in parts for name in need):
+            got = sorted(map(str, parts)) if isinstance(parts, Mapping) else f"a {type(parts).__name__}"
+            raise ValueError(f"a {self.kind} agent's reset takes a mapping of the parts {list(need)} to per-layer "
+                             f"arrays, got {got}")
 
     def step(self, inputs: np.ndarray, modulator: np.ndarray | None = None) -> np.ndarray:
         return self.network.step(inputs, modulator)

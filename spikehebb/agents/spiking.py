@@ -91,6 +91,9 @@ class SpikingAgent(HebbianAgent):
 
     # ---- the protocol
     def reset(self, parts: Mapping[str, Sequence[np.ndarray]], members: Sequence[int] | None = None) -> None:
+        """As :meth:`NetworkAgent.reset <spikehebb.agents.hebbian.NetworkAgent.reset>`, and the
+        optional part ``"noise_seed"``: the members' membrane-noise seeds."""
+        self._check_parts(parts)
         seeds = parts.get("noise_seed")
         self.network.reset(parts.get("coefficients"), parts["weights"], members,
                            noise_seeds=None if seeds is None else np.asarray(seeds[0]).reshape(-1))

@@ -41,6 +41,10 @@ def test_reset_names_the_parts_it_needs():
     static = make_agent(AgentConfig(kind="static", rule=None, backend="numpy"), get_task("ant"), 1)
     with pytest.raises(ValueError, match=r"^a static agent's reset takes a mapping of the parts \['weights'\]"):
         static.reset({})
+    lif = make_agent(AgentConfig(kind="lif"), get_task("ant"), 1)  # its reset read parts["weights"]: a KeyError
+    with pytest.raises(ValueError, match=r"^a lif agent's reset takes a mapping of the parts \['coefficients', "
+                                         r"'weights'\] to per-layer arrays, got \['coefficients', 'noise_seed'\]$"):
+        lif.reset({"coefficients": [np.zeros((1, 28, 128, 5))], "noise_seed": [np.zeros(1)]})
 
 
 @pytest.mark.parametrize("mode", ["clip", "smooth", "squareplus"])
