@@ -117,13 +117,13 @@ class Strategy(abc.ABC):
             raise ValueError(f"fitness must have shape ({self.popsize},), got {raw.shape}")
         n_nan = int((~np.isfinite(raw)).sum())
         self.nan_count += n_nan
-        total = failures_as_worst(raw)
+        worst = failures_as_worst(raw)
         if self.l2_coeff > 0:
             penalty = l2_penalty(self._mean_squares(), self.l2_coeff)
         else:
             penalty = np.zeros(self.popsize)
-        total = total + penalty
-        self._track_best(failures_as_worst(raw))
+        total = worst + penalty
+        self._track_best(worst)
         sigma_used = self.sigma
         shaped = self._tell(total)
         self.last = {

@@ -65,10 +65,11 @@ def cma_row(seed: int, generation: int, call: int, row: int, n_params: int) -> n
     return normal_stream(seed, (CMA_STREAM, generation, call, row), n_params)
 
 
-def _readonly(array: np.ndarray) -> np.ndarray:
-    """A read-only float64 copy: a sampler's arrays cannot be written, and what a caller does to
-    them (even after ``setflags(write=True)``) cannot reach the strategy's own."""
-    out = np.array(array, dtype=np.float64, copy=True)
+def _readonly(array: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """A read-only copy (as ``dtype``; None: the array's own, e.g. a rule assignment's ints): a
+    sampler's arrays cannot be written, and what a caller does to them (even after
+    ``setflags(write=True)``) cannot reach the strategy's own."""
+    out = np.array(array, dtype=dtype, copy=True)
     out.setflags(write=False)
     return out
 

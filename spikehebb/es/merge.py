@@ -43,7 +43,7 @@ import numpy as np
 
 from spikehebb.checks import is_finite_real, is_integer
 from spikehebb.es.base import Strategy
-from spikehebb.es.candidates import CandidateKey, NoiseSampler, noise_vector
+from spikehebb.es.candidates import CandidateKey, NoiseSampler, _readonly, noise_vector
 from spikehebb.es.open_es import check_search_settings, initial_mean
 from spikehebb.es.optim import OPTIMIZERS, loaded_optimizer
 from spikehebb.es.shaping import centred_ranks, standardise
@@ -96,9 +96,7 @@ class MergeSampler:
     n_fields: int
 
     def __post_init__(self) -> None:
-        table = np.array(self.assignment, copy=True)  # a copy, as SharedRuleSampler's: writes cannot reach the strategy
-        table.setflags(write=False)
-        object.__setattr__(self, "assignment", table)
+        object.__setattr__(self, "assignment", _readonly(self.assignment, dtype=None))
 
     @property
     def n_params(self) -> int:

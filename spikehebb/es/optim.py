@@ -73,12 +73,12 @@ class Adam:
         dotted path of this optimizer's part in it (``"logits_optimizer"``), which the messages name.
         """
         n = len(self.m)
-        field = (lambda name: name) if path is None else (lambda name: f"{path}.{name}")
-        m = state_vector(state, field("m"), n)
-        v = state_vector(state, field("v"), n)
+        prefix = "" if path is None else f"{path}."
+        m = state_vector(state, prefix + "m", n)
+        v = state_vector(state, prefix + "v", n)
         if np.any(v < 0):
-            raise ValueError(f"state_dict {field('v')} (Adam's second moment) must be >= 0")
-        t = state_count(state, field("t"))
+            raise ValueError(f"state_dict {prefix}v (Adam's second moment) must be >= 0")
+        t = state_count(state, prefix + "t")
         self.m, self.v, self.t = m, v, t
 
 

@@ -211,15 +211,13 @@ class SharedRuleSampler:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "means", _readonly(self.means))
-        table = np.array(self.assignments, copy=True)  # a copy, as _readonly's: writes cannot reach the strategy
-        table.setflags(write=False)
-        object.__setattr__(self, "assignments", table)
+        object.__setattr__(self, "assignments", _readonly(self.assignments, dtype=None))
         if self.indices is not None:
             object.__setattr__(self, "indices", tuple(int(i) for i in self.indices))
-            if table.shape[0] != len(self.indices):
-                raise ValueError(f"assignments must have {len(self.indices)} rows, got {table.shape}")
-        elif table.shape[0] != 1:
-            raise ValueError(f"a shared assignment must be one row (1, N), got {table.shape}")
+            if self.assignments.shape[0] != len(self.indices):
+                raise ValueError(f"assignments must have {len(self.indices)} rows, got {self.assignments.shape}")
+        elif self.assignments.shape[0] != 1:
+            raise ValueError(f"a shared assignment must be one row (1, N), got {self.assignments.shape}")
 
     @property
     def n_synapses(self) -> int:

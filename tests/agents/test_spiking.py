@@ -28,6 +28,17 @@ def arm(net, seed=0, scale=1.0, coef=0.01):
 
 
 # ------------------------------------------------------------------------- single neurons
+def five_steps_then_one(net, seed=2):
+    """Five env steps of inputs U(-1, 1), then a sixth: the weights before the sixth and the
+    traces after it (the rule of that step reads them)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(5):
+        net.step(rng.uniform(-1, 1, (net.population, net.sizes[0])))
+    before = net.weights
+    net.step(rng.uniform(-1, 1, (net.population, net.sizes[0])))
+    return before, net.traces()
+
+
 def test_lif_first_spike_at_the_analytic_time():
     """Input neuron driven by a constant 20 mV (bias 0): v(t) = v_rest + 20 mV (1 - exp(-t/tau_m))
     crosses the threshold 15 mV above rest at T = -tau_m ln(1 - 15/20); with exact integration the
@@ -75,12 +86,7 @@ def test_rule_on_traces_is_the_abcd_rule_with_traces_for_rates():
     assert trace_rule_code(get_rule("ABCD_lr")) == "w += A * xs_pre * xs_post + B * xs_pre + C * xs_post + D"
     net = network((3, 4, 2), "ABCD_lr", 2)
     coefficients, weights = arm(net, seed=1, coef=0.05)
-    rng = np.random.default_rng(2)
-    for _ in range(5):
-        net.step(rng.uniform(-1, 1, (2, 3)))
-    before = net.weights
-    net.step(rng.uniform(-1, 1, (2, 3)))
-    traces = net.traces()
+    before, traces = five_steps_then_one(net)
     # hand-computed signed traces from the on/off neurons' x
     for layer, n in enumerate(net.sizes):
         x = net._x[layer].reshape(2, n, 2)
@@ -104,12 +110,7 @@ def test_drift_outside_eta_on_traces_is_the_reference_rule(fold_eta):
     assert trace_rule_code(get_rule(rule), fold_eta) == (f"w += {code} + D_out" if fold_eta else f"w += eta * ({code}) + D_out")
     net = SpikingPlasticNetwork((3, 4, 2), rule, 2, fold_eta=fold_eta, dtype="float64")
     coefficients, weights = arm(net, seed=1, coef=0.05)
-    rng = np.random.default_rng(2)
-    for _ in range(5):
-        net.step(rng.uniform(-1, 1, (2, 3)))
-    before = net.weights
-    net.step(rng.uniform(-1, 1, (2, 3)))
-    traces = net.traces()
+    before, traces = five_steps_then_one(net)
     assert any(np.abs(t).max() > 0.05 for t in traces[1:])  # the network spikes
     for layer in range(2):
         expected = reference_update(before[layer], traces[layer], traces[layer + 1], coefficients[layer], rule)
