@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -147,12 +148,19 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
     g.add_argument("--batch-size", type=int, help="members per lockstep batch in a worker, each with one env per training body (default: "
                         "popsize / workers in equal batches of at most 64, fewer where the envs would take over 60%% of the free memory: "
                         "an ant env takes about 32 MB)")
+    g.add_argument("--stall-timeout", metavar="SECONDS",
+                   help="a busy worker process or Ray actor that finishes no lifetime for this long is taken for hung: "
+                        "stopped, replaced and its work run again, the same numbers ('never': wait for ever; default: 1800)")
+    g.add_argument("--build-timeout", metavar="SECONDS",
+                   help="likewise for a new worker that is not built in this long (Brian2's first compile included; "
+                        "on Ray, waiting for a free CPU too; 'never': wait for ever; default: 1800)")
     g.add_argument("--runs-dir", help=f"where a new run's file goes (default: {DEFAULT_RUNS_DIR})")
     g.add_argument("--run-name", metavar="NAME",
                    help="a new run's file is RUNS_DIR/NAME.h5 (default: task, agent, strategy, seed and the start time)")
     g.add_argument("--resume", metavar="RUNFILE",
                    help="continue a run from its last generation with its own settings; only --generations "
-                        "(to extend a finished run) and where it runs (--workers, --evaluator, --batch-size, --ray) may change")
+                        "(to extend a finished run) and where it runs (--workers, --evaluator, --batch-size, --ray, "
+                        "--stall-timeout, --build-timeout) may change")
     g.add_argument("--no-progress", action="store_true",
                    help="show no progress (default: a bar on a terminal, one line per generation in a log file)")
     add_neuron_arguments(parser)
@@ -363,16 +371,34 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
         raise ValueError(f"--ray {address} needs --workers N, the number of actors (one CPU each) to start on the "
                          f"cluster: the batches are sized for it before Ray is reached")
     batch = args.batch_size if args.batch_size is not None else b.evaluator.batch_size
+    timeouts = {}
+    for field in ("stall_timeout", "build_timeout"):  # a resumed run keeps its own unless given
+        given = getattr(args, field, None)
+        timeouts[field] = (getattr(b.evaluator, field) if given is None
+                           else _seconds_or_never(f"--{field.replace('_', '-')}", given))
     _refuse_ignored_flags(args, agent, task, strategy, name)  # a resumed run's too: against its config
     return TrainConfig(
         task=task, agent=agent, strategy=strategy,
-        evaluator=EvaluatorConfig(name, workers, address if name == "ray" else None, batch),
+        evaluator=EvaluatorConfig(name, workers, address if name == "ray" else None, batch, **timeouts),
         generations=fields.get("generations", b.generations),
         seed=args.seed if args.seed is not None else b.seed,
         runs_dir=(args.runs_dir or DEFAULT_RUNS_DIR) if base is None else b.runs_dir,
         run_name=getattr(args, "run_name", None) if base is None else b.run_name, extra=b.extra,
         snapshot_every=b.snapshot_every,
     )
+
+
+def _seconds_or_never(flag: str, text: str) -> float | None:
+    """A timeout flag's value: a positive number of seconds, or None for 'never'."""
+    if text.strip().lower() == "never":
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"{flag} takes a positive number of seconds or 'never', got {text!r}")
+    return seconds
 
 
 def _refuse_ignored_flags(args, agent, task, strategy, evaluator: str) -> None:
@@ -393,6 +419,10 @@ def _refuse_ignored_flags(args, agent, task, strategy, evaluator: str) -> None:
     if evaluator == "serial" and isinstance(workers, int) and workers > 1:  # (below 1: EvaluatorConfig says so)
         raise ValueError(f"--evaluator serial runs every lifetime in this process: drop --workers {workers} "
                          "(or use --evaluator processes)")
+    timeouts = [f"--{n.replace('_', '-')}" for n in ("stall_timeout", "build_timeout") if given(n)]
+    if evaluator == "serial" and timeouts:
+        raise ValueError(f"--evaluator serial runs every lifetime in this process, which no timeout stops: drop "
+                         f"{' and '.join(timeouts)} (or use --evaluator processes)")
     if given("weight_init") and not draws_weights(agent, task.make()):
         raise ValueError(f"--weight-init draws a lifetime's random initial weights; this {agent.kind} run evolves its "
                          "weights" + (" (--coevolve)" if agent.evolve_initial_weights else "") + ": drop --weight-init")

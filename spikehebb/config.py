@@ -374,6 +374,10 @@ def megabytes(mb: float) -> str:
 #: The most slots of a worker's default batch.
 MAX_SLOTS = 64
 
+#: Default seconds a busy worker may go without finishing a lifetime (and a new one without
+#: answering that it is built) before it is taken for hung (:class:`EvaluatorConfig`).
+STALL_TIMEOUT_S = 1800.0
+
 
 @dataclass(frozen=True)
 class EvaluatorConfig:
@@ -383,12 +387,22 @@ class EvaluatorConfig:
     "ray"; workers: processes or Ray actors (None: one per core); ray_address: the Ray cluster
     to join (None: a local instance); batch_size: slots of each worker's lockstep batch (None:
     popsize / workers in equal batches of at most 64, :meth:`batch`).
+    stall_timeout: seconds a busy worker process or Ray actor may go without finishing a lifetime
+    before it is taken for hung, stopped and replaced, its work run again (None: never);
+    build_timeout: seconds a new one may take to be built (Brian2's first compile included; on
+    Ray, waiting for a free CPU too) before it is taken for hung likewise (None: never). Both
+    30 minutes by default (:data:`STALL_TIMEOUT_S`), far above what a healthy worker takes on a
+    loaded machine; the serial evaluator has neither (its worker is the calling process). Like
+    the rest of this section they change where and how lifetimes run, never their numbers, and
+    a resumed run may change them.
     """
 
     name: str = "processes"
     workers: int | None = None
     ray_address: str | None = None
     batch_size: int | None = None
+    stall_timeout: float | None = STALL_TIMEOUT_S
+    build_timeout: float | None = STALL_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if self.name not in EVALUATOR_NAMES:
@@ -399,6 +413,10 @@ class EvaluatorConfig:
             _check_field(self, "evaluator", "batch_size", integer=True, minimum=1)
         if self.ray_address is not None and self.name != "ray":
             raise ValueError(f"ray_address={self.ray_address!r} is for the ray evaluator only, not {self.name!r}")
+        for name in ("stall_timeout", "build_timeout"):
+            if getattr(self, name) is not None:
+                _check_field(self, "evaluator", name, positive=True)
+                object.__setattr__(self, name, float(getattr(self, name)))
 
     def n_workers(self, popsize: int | None = None) -> int:
         """Workers to start: serial 1; otherwise ``workers`` or one per core, never more than

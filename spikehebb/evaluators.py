@@ -41,7 +41,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from spikehebb.checks import check_episodes, is_finite_real, is_integer
-from spikehebb.config import WorkerSpec
+from spikehebb.config import STALL_TIMEOUT_S, WorkerSpec
 from spikehebb.stopping import STOP_AFTER_GENERATION
 from spikehebb.worker import Worker, mean_over_variants, random_streams_digest
 
@@ -61,10 +61,6 @@ class WorkerCrashError(RuntimeError):
 #: How many times in a row one chunk of candidates may kill (or hang) its worker before the
 #: evaluator gives up.
 MAX_WORKER_FAILURES = 3
-
-#: Default seconds a busy worker process may go without finishing a lifetime (and a new one
-#: without answering that it is built) before it is taken for hung (see :class:`ProcessEvaluator`).
-STALL_TIMEOUT_S = 1800.0
 
 #: ``factory(spec) -> Worker``: what a backend builds in each worker process (must be picklable).
 WorkerFactory = Callable[[WorkerSpec], Worker]
@@ -385,9 +381,9 @@ class ProcessEvaluator(_Evaluator):
             included: minutes on a loaded machine) before it is taken for hung; None: never.
             Default :data:`STALL_TIMEOUT_S` too.
 
-    The serial evaluator has no timeout (its worker is this process), nor has the Ray evaluator
-    (``ray.wait`` without one: a hung actor blocks it; kill the run and resume). The timeouts are
-    arguments here and of :func:`make_evaluator`, not of the config: training runs with the defaults.
+    The serial evaluator has no timeout (its worker is this process); the Ray evaluator has the
+    same two. A training run takes them from its config (:class:`~spikehebb.config.EvaluatorConfig`,
+    ``spikehebb train --stall-timeout/--build-timeout``).
     """
 
     name = "processes"
@@ -685,10 +681,14 @@ def _remote_error(err: BaseException, tb: str, what: str) -> BaseException:
 
 # ----------------------------------------------------------------------------------------- ray
 class _RayWorker:
-    """A :class:`Worker` as the body of a Ray actor."""
+    """A :class:`Worker` as the body of a Ray actor; ``heartbeats``: the evaluator's
+    :class:`_RayHeartbeats` actor, told ``slot`` each time one of this worker's lifetimes ends."""
 
-    def __init__(self, spec: WorkerSpec, factory: WorkerFactory):
+    def __init__(self, spec: WorkerSpec, factory: WorkerFactory, heartbeats=None, slot: int = 0):
         self.worker = factory(spec)
+        set_heartbeat = getattr(self.worker, "set_heartbeat", None)
+        if heartbeats is not None and set_heartbeat is not None:
+            set_heartbeat(functools.partial(heartbeats.beat.remote, slot))
 
     def ready(self) -> tuple[int, str, str, str]:
         """(pid, node address, NumPy version, :func:`random_streams_digest` of its worker)."""
@@ -701,6 +701,24 @@ class _RayWorker:
 
     def close(self) -> None:
         self.worker.close()
+
+
+class _RayHeartbeats:
+    """The Ray actors' heartbeats, kept by an actor of their own (it takes no CPU): an actor may
+    run on another machine, so it cannot write into this process's memory as a worker process
+    does, and a busy actor answers no call of its own until its request ends. Times are this
+    actor's ``time.monotonic()``; only their ages leave it, so the machines' clocks need not agree."""
+
+    def __init__(self, n: int):
+        self._last: list[float | None] = [None] * n
+
+    def beat(self, slot: int) -> None:
+        self._last[slot] = time.monotonic()
+
+    def ages(self) -> list[float | None]:
+        """Seconds since each slot's last heartbeat (None: none yet)."""
+        now = time.monotonic()
+        return [None if t is None else now - t for t in self._last]
 
 
 #: The environment variable Ray's raylet reads for its workers' niceness (Ray's default 15).
@@ -717,10 +735,15 @@ class RayEvaluator(_Evaluator):
         address: None starts a local Ray instance with ``workers`` CPUs (unless this process is
             already connected to Ray, which is then used); ``"auto"`` or ``"HOST:PORT"``
             connects to a running cluster.
-        worker_factory, max_failures: as for :class:`ProcessEvaluator`.
+        worker_factory, max_failures, stall_timeout, build_timeout: as for
+            :class:`ProcessEvaluator` (30 minutes each by default).
         ray_init_kwargs: passed to ``ray.init``.
 
-    An actor that dies (``RayActorError``) is replaced and its chunk run again; :meth:`close`
+    An actor that dies (``RayActorError``) is replaced and its chunk run again. So is one that
+    hangs: busy, it finishes no lifetime for ``stall_timeout`` seconds (each actor tells a small
+    heartbeat actor of its own, :class:`_RayHeartbeats`, when one of its lifetimes ends). An actor
+    not built within ``build_timeout`` seconds (hung, or waiting for a CPU the cluster does not
+    have) is killed and started again; both count toward ``max_failures``. :meth:`close`
     kills the actors and shuts Ray down only if this evaluator started it. The actors of a local
     instance it starts run at nice 0 (Ray's default is 15) unless ``RAY_worker_niceness`` is set,
     and its processes have SIGUSR1 blocked (a cluster's are its own). Each actor, before it gets
@@ -738,9 +761,13 @@ class RayEvaluator(_Evaluator):
         *,
         worker_factory: WorkerFactory = Worker,
         max_failures: int = MAX_WORKER_FAILURES,
+        stall_timeout: float | None = STALL_TIMEOUT_S,
+        build_timeout: float | None = STALL_TIMEOUT_S,
         **ray_init_kwargs,
     ):
-        max_failures = checked_max_failures(max_failures)  # both before Ray starts
+        max_failures = checked_max_failures(max_failures)  # all before Ray starts
+        stall_timeout = checked_timeout("stall_timeout", stall_timeout)
+        build_timeout = checked_timeout("build_timeout", build_timeout)
         if workers is not None:
             checked_workers(workers)
         try:
@@ -771,19 +798,22 @@ class RayEvaluator(_Evaluator):
                     del os.environ[name]
             self._started_ray = True
         self._actors: list = []
-        self._unchecked: set[int] = set()  # slots of actors started but not yet checked by _check_ready
+        self._heartbeats = None
+        self._unchecked: set[int] = set()  # slots of actors started but not yet checked by _await_ready
         try:
             if workers is None:
                 workers = os.cpu_count() if address is None else int(ray.cluster_resources().get("CPU", 1))
             super().__init__(spec, workers)
             self.max_failures = max_failures
+            self.stall_timeout, self.build_timeout = stall_timeout, build_timeout
             self.restarts = 0
-            """Actors replaced after they died."""
+            """Actors replaced after they died or hung."""
             self._factory = worker_factory
             self._actor_class = ray.remote(num_cpus=1, max_restarts=0)(_RayWorker)
             _OPEN.add(self)
-            self._actors = [self._actor_class.remote(spec, worker_factory) for _ in range(self.workers)]
-            self._check_ready(ray.get([a.ready.remote() for a in self._actors]))  # they build in parallel
+            self._heartbeats = ray.remote(num_cpus=0, max_restarts=0)(_RayHeartbeats).remote(self.workers)
+            self._actors = [self._new_actor(slot) for slot in range(self.workers)]
+            self._await_ready(range(self.workers))  # they build in parallel
         except BaseException:
             self.close()
             raise
@@ -805,16 +835,61 @@ class RayEvaluator(_Evaluator):
                     f"(NumPy {version} there, {np.__version__} here): every node needs the same NumPy"
                 )
 
+    def _new_actor(self, slot: int):
+        return self._actor_class.remote(self.spec, self._factory, self._heartbeats, slot)
+
+    def _await_ready(self, slots) -> None:
+        """Wait for the actors in ``slots`` to answer that they are built, then check them
+        (:meth:`_check_ready`). One that has not answered within ``build_timeout`` seconds is
+        killed and started again, up to ``max_failures`` times in a row, then
+        :class:`WorkerCrashError`."""
+        ray = self._ray
+        waiting = list(slots)
+        for attempt in range(self.max_failures):
+            refs = {self._actors[slot].ready.remote(): slot for slot in waiting}
+            done, late = ray.wait(list(refs), num_returns=len(refs), timeout=self.build_timeout)
+            self._check_ready(ray.get(done))
+            waiting = [refs[ref] for ref in late]
+            if not waiting:
+                return
+            for slot in waiting:
+                ray.kill(self._actors[slot], no_restart=True)
+                self._actors[slot] = self._new_actor(slot)
+                self.restarts += 1
+            if attempt + 1 < self.max_failures:
+                warnings.warn(
+                    f"{len(waiting)} spikehebb Ray actor(s) not built within {self.build_timeout:g} s (build_timeout): "
+                    "taken for hung, killed and started again", RuntimeWarning, stacklevel=3)
+        raise WorkerCrashError(
+            f"Ray actors were not built within {self.build_timeout:g} s (build_timeout) {self.max_failures} times in a "
+            "row: hung, or waiting for CPUs the cluster does not have (one per actor: fewer --workers?); giving up"
+        )
+
     def _replace(self, slot: int) -> None:
         self._ray.kill(self._actors[slot], no_restart=True)
-        self._actors[slot] = self._actor_class.remote(self.spec, self._factory)
-        self._check_ready([self._ray.get(self._actors[slot].ready.remote())])
+        self._actors[slot] = self._new_actor(slot)
         self.restarts += 1
+        self._await_ready([slot])
+
+    def _stalled(self, running: dict, progress: dict[int, float]) -> list:
+        """The refs in ``running`` whose actors have made no progress for ``stall_timeout``
+        seconds, after asking the heartbeat actor (``progress``: slot -> when it last made
+        progress, this process's ``time.monotonic()``, moved later here)."""
+        ages = self._ray.get(self._heartbeats.ages.remote())
+        now = time.monotonic()
+        for slot in progress:
+            if ages[slot] is not None:
+                progress[slot] = max(progress[slot], now - ages[slot])
+        stalled = [ref for ref, (slot, _) in running.items() if now - progress[slot] >= self.stall_timeout]
+        if not stalled:
+            return []
+        answered, _ = self._ray.wait(stalled, num_returns=len(stalled), timeout=0)  # read next round instead
+        return [ref for ref in stalled if ref not in answered]
 
     def _map(self, method, args):
         ray = self._ray
         if self._unchecked:
-            self._check_ready(ray.get([self._actors[slot].ready.remote() for slot in sorted(self._unchecked)]))
+            self._await_ready(sorted(self._unchecked))
             self._unchecked.clear()
         # A sampler is shared by every chunk of a generation: into the object store once.
         shared: dict[int, Any] = {}
@@ -827,39 +902,56 @@ class RayEvaluator(_Evaluator):
         args = [tuple(a if isinstance(a, (list, str, int)) else stored(a) for a in chunk_args) for chunk_args in args]
         results: list = [None] * len(args)
         failures = [0] * len(args)
+        hangs = [0] * len(args)
         pending, idle = deque(range(len(args))), deque(range(self.workers))
         running: dict = {}  # object ref -> (slot, chunk)
+        progress: dict[int, float] = {}  # slot -> when its actor last made progress (time.monotonic())
         try:
             while pending or running:
                 while pending and idle:
                     slot, chunk = idle.popleft(), pending.popleft()
                     running[self._actors[slot].call.remote(method, *args[chunk])] = (slot, chunk)
-                [ref], _ = ray.wait(list(running), num_returns=1)
-                slot, chunk = running.pop(ref)
-                try:
-                    results[chunk] = ray.get(ref)
-                except ray.exceptions.RayActorError as err:
+                    progress[slot] = time.monotonic()
+                timeout = None
+                if self.stall_timeout is not None:  # wake when the first actor may be due, as ProcessEvaluator does
+                    timeout = max(0.0, min(progress[s] for s, _ in running.values()) + self.stall_timeout - time.monotonic())
+                finished, _ = ray.wait(list(running), num_returns=1, timeout=timeout)
+                for ref in finished or self._stalled(running, progress):
+                    slot, chunk = running.pop(ref)
+                    del progress[slot]
+                    error = None
+                    if finished:
+                        try:
+                            results[chunk] = ray.get(ref)
+                        except ray.exceptions.RayActorError as err:
+                            error, what = err, f"died running {method};"
+                        else:
+                            idle.append(slot)
+                            continue
+                    else:
+                        hangs[chunk] += 1
+                        what = (f"made no progress (finished no lifetime) for {self.stall_timeout:g} s "
+                                f"(stall_timeout) running {method}: taken for hung, killing it,")
                     failures[chunk] += 1
                     if failures[chunk] >= self.max_failures:
+                        verb = ("killed" if not hangs[chunk] else "hung" if hangs[chunk] == failures[chunk]
+                                else "killed or hung")
                         raise WorkerCrashError(
-                            f"{method}: the same share of the work killed its Ray actor {failures[chunk]} times "
+                            f"{method}: the same share of the work {verb} its Ray actor {failures[chunk]} times "
                             f"in a row; giving up"
-                        ) from err
-                    warnings.warn(
-                        f"spikehebb Ray actor died running {method}; replacing it and running its chunk again",
-                        RuntimeWarning,
-                        stacklevel=3,
-                    )
+                        ) from error
+                    warnings.warn(f"spikehebb Ray actor {what} replacing it and running its chunk again",
+                                  RuntimeWarning, stacklevel=3)
                     self._replace(slot)
                     pending.appendleft(chunk)
-                idle.append(slot)
+                    idle.append(slot)
         except BaseException:
             # An actor still busy would run on a chunk nobody waits for, and the next request would
             # queue behind it (a running task of a plain actor cannot be cancelled): replace it.
             for slot, _ in running.values():
                 try:
                     self._ray.kill(self._actors[slot], no_restart=True)
-                    self._actors[slot] = self._actor_class.remote(self.spec, self._factory)
+                    self._actors[slot] = self._new_actor(slot)
                     self._unchecked.add(slot)  # checked before it is sent work (not waited for here)
                 except Exception:  # Ray itself is going: close() will say so, not this
                     pass
@@ -868,12 +960,12 @@ class RayEvaluator(_Evaluator):
 
     def _release(self) -> None:
         """Kill the actors; shut Ray down if this evaluator started it."""
-        for actor in self._actors:
+        for actor in self._actors + ([self._heartbeats] if self._heartbeats is not None else []):
             try:
                 self._ray.kill(actor, no_restart=True)
             except Exception:  # already gone
                 pass
-        self._actors = []
+        self._actors, self._heartbeats = [], None
         if self._started_ray and self._ray.is_initialized():
             self._ray.shutdown()
 

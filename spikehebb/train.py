@@ -198,8 +198,9 @@ def _run_generations(config: TrainConfig, spec: WorkerSpec, store: RunStore, str
     """Generations ``start`` to ``end - 1``: ask, evaluate, tell, store each (``started(path)``
     first, once the workers are up: see :func:`train`)."""
     ev = config.evaluator
+    timeouts = {} if ev.name == "serial" else {"stall_timeout": ev.stall_timeout, "build_timeout": ev.build_timeout}
     with (StopSignals() as stop,
-          make_evaluator(ev.name, spec, workers=config.n_workers, address=ev.ray_address) as evaluator):
+          make_evaluator(ev.name, spec, workers=config.n_workers, address=ev.ray_address, **timeouts) as evaluator):
         if started is not None:
             started(store.path)  # before a progress bar is drawn
         with _Progress(config, start, progress) as shown:

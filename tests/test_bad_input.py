@@ -131,6 +131,14 @@ def test_resume_refuses_contradictory_flags_and_extends_with_generations(tmp_pat
                                                                "it needs --shared-rules M or --rho R with --assign gmm or random"),
     (["--rho", "128", "--merge-every", "5"], "--merge-every and --merge-fraction set Evolve & Merge: they need --assign merge"),
     (["--workers", "2"], "--evaluator serial runs every lifetime in this process: drop --workers 2 (or use --evaluator processes)"),
+    (["--stall-timeout", "60", "--build-timeout", "never"], "--evaluator serial runs every lifetime in this process, which no "
+                                                           "timeout stops: drop --stall-timeout and --build-timeout (or use "
+                                                           "--evaluator processes)"),
+    (["--evaluator", "processes", "--stall-timeout", "0"], "--stall-timeout takes a positive number of seconds or 'never', got '0'"),
+    (["--evaluator", "processes", "--build-timeout", "soon"], "--build-timeout takes a positive number of seconds or 'never', "
+                                                              "got 'soon'"),
+    (["--evaluator", "processes", "--stall-timeout", "inf"], "--stall-timeout takes a positive number of seconds or 'never', "
+                                                             "got 'inf'"),
     (["--static", "--weight-init", "lognormal"], "--weight-init draws a lifetime's random initial weights; this static run "
                                                  "evolves its weights: drop --weight-init"),
     (["--coevolve", "--weight-init", "normal"], "--weight-init draws a lifetime's random initial weights; this hebbian run "

@@ -563,3 +563,15 @@ def test_timeouts_are_checked_and_default_to_half_an_hour():
         make_evaluator("processes", SPEC, workers=1, stall_timeout=0)  # make_evaluator passes it on
     with make_evaluator("processes", SPEC, workers=1, stall_timeout=None, build_timeout=np.float64(600)) as evaluator:
         assert evaluator.stall_timeout is None and evaluator.build_timeout == 600.0
+    # the config's settings, which a training run passes on (spikehebb train --stall-timeout)
+    assert EvaluatorConfig().stall_timeout == EvaluatorConfig().build_timeout == STALL_TIMEOUT_S
+    for name in ("stall_timeout", "build_timeout"):
+        for bad, what in ((0, "must be positive, got 0"), (-1, "must be positive, got -1"),
+                          (float("inf"), "must be a finite number, got inf"), ("60", "must be a finite number, got '60'"),
+                          (True, "must be a finite number, got True")):
+            with pytest.raises(ValueError, match=rf"^evaluator: {name} {what}$"):
+                EvaluatorConfig(**{name: bad})
+        config = EvaluatorConfig(**{name: np.int64(60)})
+        assert getattr(config, name) == 60.0 and type(getattr(config, name)) is float  # stored plain
+        assert getattr(EvaluatorConfig(**{name: None}), name) is None
+

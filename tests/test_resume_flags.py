@@ -209,3 +209,37 @@ def test_a_runs_dir_that_is_not_a_directory_is_one_line_before_anything_starts(t
         assert exc.value.code == 2
         assert one_error_line(capsys) == f"spikehebb train: error: --runs-dir must be a directory ({message})"
     assert file.read_text() == "not a directory" and sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_timeouts_are_stored_kept_on_a_resume_changed_by_a_flag_and_reach_the_evaluator(tmp_path, monkeypatch):
+    """--stall-timeout/--build-timeout, like --workers, say how lifetimes run: a new run stores
+    them, a resume keeps the stored ones unless typed, and the evaluator gets them. Run files
+    written before the settings existed read as the 30-minute defaults."""
+    import spikehebb.train as train_module
+    from spikehebb.evaluators import make_evaluator
+
+    flags = [*TINY[:-3], "--no-progress", "--runs-dir", str(tmp_path), "--run-name", "timeouts"]
+    config = config_from_args(parse([*flags, "--evaluator", "processes", "--workers", "1", "--stall-timeout", "90"]))
+    assert (config.evaluator.stall_timeout, config.evaluator.build_timeout) == (90.0, 1800.0)
+    path = train(config, progress=False, stop_after=0)
+    assert stored(path).evaluator == config.evaluator
+    kept = resumed_config(parse(["--resume", str(path)]))[0]
+    assert (kept.evaluator.stall_timeout, kept.evaluator.build_timeout) == (90.0, 1800.0)
+    changed = resumed_config(parse(["--resume", str(path), "--stall-timeout", "never", "--build-timeout", "120.5"]))[0]
+    assert (changed.evaluator.stall_timeout, changed.evaluator.build_timeout) == (None, 120.5)
+
+    given = []
+
+    def serial_in_its_place(name, spec, **kwargs):  # records what a pool would get, runs it here
+        given.append((name, kwargs))
+        return make_evaluator("serial", spec)
+
+    monkeypatch.setattr(train_module, "make_evaluator", serial_in_its_place)
+    train(changed, resume=path, progress=False)
+    assert given == [("processes", {"workers": 1, "address": None, "stall_timeout": None, "build_timeout": 120.5})]
+    assert RunStore.open(path).generations_completed == 1
+
+    older = RunStore.open("models/ant_abcd_lr.h5").config["evaluator"]  # written before the settings existed
+    assert "stall_timeout" not in older
+    evaluator = TrainConfig.from_dict(RunStore.open("models/ant_abcd_lr.h5").config).evaluator
+    assert (evaluator.stall_timeout, evaluator.build_timeout) == (1800.0, 1800.0)
