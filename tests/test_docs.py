@@ -1,12 +1,9 @@
 """What a new user meets first: the run-file doc's snippets run as written, every subcommand and
-flag says what it is, pybullet's banner shows at most once, the test table explains its columns,
-and recording traces again is a flag away."""
+flag says what it is, the test table explains its columns, and recording traces again is a flag
+away."""
 
 import argparse
 import re
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -89,34 +86,6 @@ def test_every_subcommand_and_flag_has_help():
         if not isinstance(a, argparse._HelpAction) and not a.help
     ]
     assert missing == []
-
-
-BANNER = "pybullet build time"
-
-
-def test_pybullet_banner_at_most_once(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "spikehebb.cli", "--help"], capture_output=True, text=True)
-    assert out.returncode == 0 and BANNER not in out.stdout + out.stderr
-    # a pool of worker processes that each make an ant: no banner from them, one from the main process
-    code = """
-        import concurrent.futures, multiprocessing
-
-        def make_ant(_):
-            from spikehebb.envs.ant import AntBulletEnv
-            AntBulletEnv().close()
-            return 1
-
-        if __name__ == "__main__":
-            with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-                assert sum(pool.map(make_ant, range(4))) == 4
-            print("workers done", flush=True)
-            make_ant(0)
-    """
-    script = tmp_path / "banner.py"
-    script.write_text(textwrap.dedent(code))
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert (out.stdout + out.stderr).count(BANNER) == 1
 
 
 def test_table_explains_its_columns():

@@ -21,28 +21,44 @@ from gymnasium import spaces
 from spikehebb.envs.morphology import Morphology, get_morphology
 
 
-def _import_pybullet():
-    """pybullet's C module writes "pybullet build time: ..." to stderr (fd 2) when it is imported,
-    once in every process that imports it, so each worker process of a run printed it again.
-    Worker processes (multiprocessing children) import it with fd 2 sent to /dev/null: a run shows
-    the banner at most once, from the main process if that makes an env itself."""
-    import multiprocessing
+#: The line pybullet's C module writes to fd 2 (C stdio, not ``sys.stderr``) when it is imported,
+#: once in every process (pybullet 3.2.7: "pybullet build time: Jan 29 2025 23:17:20").
+PYBULLET_BANNER = b"pybullet build time:"
 
-    if multiprocessing.parent_process() is None:
+
+def _import_pybullet():
+    """Import pybullet without its build-time banner, in every process.
+
+    Printed once per process, the banner showed up before every command's output and once per
+    worker of a run. The import runs with fd 2 sent to a temporary file; afterwards fd 2 is
+    restored and whatever else the import wrote is written back, so only the banner is dropped.
+    An ImportError propagates as usual (Python prints it after fd 2 is back)."""
+    import sys
+
+    if "pybullet" in sys.modules:  # imported already (its banner, if any, is out)
+        return sys.modules["pybullet"]
+    if sys.stderr is not None:
+        sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 (a daemon): nothing to show, nothing to hide
         import pybullet
 
         return pybullet
-    import sys
-
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import pybullet
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import pybullet
+        finally:
+            if sys.stderr is not None:
+                sys.stderr.flush()  # Python's own writes during the import (warnings) into the file
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = b"".join(line for line in captured.read().splitlines(keepends=True)
+                            if not line.startswith(PYBULLET_BANNER))
+            while kept:
+                kept = kept[os.write(2, kept):]
     return pybullet
 
 

@@ -104,21 +104,38 @@ COMPILE_NOTICE_AFTER_S = 3.0
 def _compile_notice():
     """Print one line to stderr, when it is a terminal, if the block runs longer than
     :data:`COMPILE_NOTICE_AFTER_S` (a first build compiles the network's C++, about a minute;
-    later builds hit the cache)."""
+    later builds hit the cache).
+
+    While it compiles, Brian2 points fds 1 and 2 at its log files (``brian2.utils.logger.
+    std_silent``, with ``os.dup2``), so the notice is written to a duplicate of stderr's fd taken
+    on entry, before the build starts: it reaches the terminal whatever Brian2 does meanwhile."""
+    import os
     import sys
 
-    if not sys.stderr.isatty():  # a person watches a terminal; logs and test captures need no notice
+    stream = sys.stderr
+    # A person watches a terminal; logs and test captures need no notice.
+    if stream is None or not stream.isatty():
         yield
         return
     from brian2 import prefs
 
-    stream = sys.stderr
     cache = prefs.codegen.runtime.cython.cache_dir or "~/.cython/brian_extensions"
     message = (f"spikehebb: compiling the Brian2 network to C++ (first use of this rule and dtype: "
                f"about a minute; cached in {cache})")
+    try:
+        stream.flush()
+        terminal = os.dup(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # a stand-in stream with no fd: write to it
+        terminal = None
 
     def notice():
-        print(message, file=stream, flush=True)
+        if terminal is None:
+            print(message, file=stream, flush=True)
+            return
+        data = (message + "\n").encode(getattr(stream, "encoding", None) or "utf-8", "replace")
+        with contextlib.suppress(OSError):  # the terminal went away: nothing to tell
+            while data:
+                data = data[os.write(terminal, data):]
 
     timer = threading.Timer(COMPILE_NOTICE_AFTER_S, notice)
     timer.daemon = True
@@ -127,6 +144,9 @@ def _compile_notice():
         yield
     finally:
         timer.cancel()
+        if terminal is not None:
+            timer.join()  # a notice being written still needs its fd
+            os.close(terminal)
 
 
 def _code_object_class(target: str):
