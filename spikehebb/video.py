@@ -19,7 +19,7 @@ import numpy as np
 
 from spikehebb.checks import is_integer
 from spikehebb.lifetimes import Lifetimes
-from spikehebb.store.transaction import whole_file
+from spikehebb.store.transaction import check_can_write, whole_file
 
 #: Output formats by suffix.
 FORMATS = (".mp4", ".gif")
@@ -85,10 +85,18 @@ def record_video(
     rate (default: real time, the env's ``render_fps / every``, at most 50 for a GIF). A GIF
     stores each frame's delay in hundredths of a second, so its rate is the nearest 100 / n
     (the ant's 60 / 3 = 20 fps and the car's 50 / 3 are exact); the rate written is returned.
+
+    ``output``'s missing folders are made. Before any rendering, an ``output`` that cannot be
+    written (a folder, below a file, in a folder that cannot be made or takes no file) is a
+    one-line OSError; a video already at ``output`` is replaced only once the new one is whole.
     """
     output = Path(output)
     if output.suffix not in FORMATS:
         raise ValueError(f"output must end in {' or '.join(FORMATS)}, got {output.name!r}")
+    # Said now, not after minutes of rendering: a folder in the video's place, a file where a
+    # folder should be, a folder that cannot be made or takes no file (ffmpeg would only say
+    # "Broken pipe" at the end). Creates nothing; the folder is made just before writing.
+    check_can_write([output], "-o", output, make_folders=True)
     if every is None:
         every = 3 if output.suffix == ".gif" else 1
     if not (is_integer(every) and every >= 1):  # 2.5 would take frames at 0, 5, 10 but play at 60 / 2.5 fps

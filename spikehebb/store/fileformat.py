@@ -33,10 +33,15 @@ def attr_str(value: Any) -> str:
 
 @contextmanager
 def open_checked(path: Path, expected: tuple[str, ...] = (FORMAT,)) -> Iterator[h5py.File]:
-    """Open ``path`` read-only after checking it is a spikehebb file of this format version."""
+    """Open ``path`` read-only after checking it is a spikehebb file of this format version.
+
+    Raises FileNotFoundError (no such path), IsADirectoryError (a folder, ``models/``) or
+    :class:`RunFileError` (not HDF5, truncated, foreign, another format version), each one line."""
     if not path.exists():
         raise FileNotFoundError(f"run file {path} does not exist")
     what = "a spikehebb run file" if expected == (FORMAT,) else "a spikehebb run or traces file"
+    if path.is_dir():  # h5py would call it a file without the HDF5 signature
+        raise IsADirectoryError(f"{path} is a directory, not {what}")
     if not h5py.is_hdf5(path):
         raise RunFileError(f"{path} is not {what} (HDF5 signature missing or truncated)")
     try:

@@ -300,10 +300,10 @@ class RunStore:
              advice: str | None = None) -> "RunStore":
         """Open an existing run file: ``"r"`` to read, ``"a"`` to append generations (resume).
 
-        Raises FileNotFoundError, :class:`RunFileError` (not HDF5, truncated, foreign, other
-        format version, inconsistent) or, for ``"a"``, :class:`RunFileBusyError` and
-        :class:`RunFileWriteError` (a read-only directory). Reading takes no lock and writes
-        nothing, so it works in a read-only directory.
+        Raises FileNotFoundError, IsADirectoryError (a folder), :class:`RunFileError` (not HDF5,
+        truncated, foreign, other format version, inconsistent) or, for ``"a"``,
+        :class:`RunFileBusyError` and :class:`RunFileWriteError` (a read-only directory). Reading
+        takes no lock and writes nothing, so it works in a read-only directory.
 
         advice: for ``"a"``, what the user can do instead of waiting when another process writes
         the run, said after "wait for it to finish, or " in the :class:`RunFileBusyError` (e.g.

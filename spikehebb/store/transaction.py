@@ -231,23 +231,44 @@ def _owner(fd: int) -> str:
     return os.read(fd, 32).decode(errors="replace").strip() or "unknown"
 
 
-def check_can_write(paths: Sequence[Path], flag: str, value: object) -> None:
+def check_can_write(paths: Sequence[Path], flag: str, value: object, *, make_folders: bool = False) -> None:
     """A one-line error, said before the work whose results go to ``paths``, unless each can be
     written: its folder exists and takes a new file (a real write: permission bits say nothing
     to root or to a read-only mount) and it is no folder. ``flag`` and ``value`` (``"-o"``,
-    ``out``) say in the message which option to change."""
+    ``out``) say in the message which option to change. make_folders: a missing folder is fine
+    when it can be made (the writer makes it): its nearest existing ancestor is a folder that
+    takes a new entry. Creates and changes nothing either way."""
     paths = [Path(p) for p in paths]
+    folders = {}  # folder to probe -> the folder the file goes in
     for path in paths:
-        if not path.parent.is_dir():
+        existing = _nearest_existing(path.parent)
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{flag} {value}: {existing} is a file, not a folder; choose another {flag}")
+        if existing != path.parent and not make_folders:
             raise FileNotFoundError(f"{flag} {value}: its folder {path.parent} does not exist; create it or choose "
                                     f"another {flag}")
         if path.is_dir():
             raise IsADirectoryError(f"{flag} {value}: {path} is a folder; choose another {flag}")
-    for folder in dict.fromkeys(path.parent for path in paths):
+        folders.setdefault(existing, path.parent)
+    for folder, target in folders.items():
         try:
             probe_write(folder)
         except OSError as e:
-            raise OSError(f"{flag} {value}: cannot write in {folder} ({e.strerror or e}); choose another {flag}") from None
+            what = f"write in {folder}" if folder == target else f"create {target} in {folder}"
+            why = "it takes no new files" if e.errno == errno.ENOENT else e.strerror or e  # /proc: ENOENT
+            raise OSError(f"{flag} {value}: cannot {what} ({why}); choose another {flag}") from None
+
+
+def _nearest_existing(folder: Path) -> Path:
+    """``folder`` or its nearest ancestor that exists (a file there, ``README.md`` of
+    ``README.md/a/b``, is returned as it is: the caller says it is no folder)."""
+    for candidate in (folder, *folder.parents):
+        try:
+            candidate.stat()
+        except OSError:  # missing, below a file, or below a folder we may not search: look higher
+            continue
+        return candidate
+    return folder
 
 
 def writer_pid(path: Path) -> str | None:
