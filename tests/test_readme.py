@@ -30,3 +30,10 @@ def test_the_spikehebb_command_is_installed():
     assert exe is not None, "pip install -e . installs the spikehebb console script (setup.cfg entry_points)"
     out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
     assert all(cmd in out for cmd in ("train", "evaluate", "inspect", "plot"))
+
+
+def test_the_minimal_script_is_as_long_as_the_readme_says():
+    """"the whole method in N lines": N is the file's length (it drifted from 88 to 97 unseen)."""
+    said = re.search(r"`experiments/minimal_ant.py` is the whole method in (\d+) lines", (ROOT / "README.md").read_text())
+    assert said is not None
+    assert int(said.group(1)) == len((ROOT / "experiments" / "minimal_ant.py").read_text().splitlines())
