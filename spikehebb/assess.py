@@ -26,7 +26,8 @@ import numpy as np
 
 from spikehebb.config import TrainConfig, WorkerSpec
 from spikehebb.envs.mirror import body_roles
-from spikehebb.evaluators import exit_with_parent, one_thread_per_library, sigusr1_blocked
+from spikehebb.evaluators import (deaf_to_ctrl_c, exit_with_parent, one_thread_per_library, sigint_blocked,
+                                  sigusr1_blocked)
 from spikehebb.store import RunStore, TraceWriter
 from spikehebb.tasks import FIRST_INPUT_WORDS
 from spikehebb.worker import EVALUATION_TAG, Worker, lifetime_seeds
@@ -183,6 +184,32 @@ def _variant_job(spec: WorkerSpec, params: np.ndarray, variant: str, episodes: i
         worker.close()
 
 
+def _start_variant_process() -> None:
+    """Initializer of :func:`assess`'s processes, as the training workers' start: deaf to Ctrl-C
+    (the parent stops them) and gone with the parent. SIGUSR1 stays blocked from birth
+    (:func:`~spikehebb.evaluators.sigusr1_blocked`)."""
+    deaf_to_ctrl_c()
+    exit_with_parent()
+
+
+def _stop_pool(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """End ``pool`` now, its variants unfinished (Ctrl-C, or a variant's error): terminate its
+    processes, then shut it down. Its manager thread sees them gone and fails the futures left, and
+    its call queue's feeder thread, which may wait to send a variant's parameters to a process
+    that no longer reads them, ends too: neither can block interpreter exit. (Futures are never
+    cancelled here: the manager thread of Python 3.11 fails on a cancelled one and leaves the
+    feeder blocked for ever.)"""
+    processes = list((pool._processes or {}).values())  # no public way before Python 3.14's terminate_workers()
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    pool.shutdown(wait=True)
+
+
 def assess(
     config: TrainConfig,
     params: np.ndarray,
@@ -209,11 +236,18 @@ def assess(
     else:
         ctx = multiprocessing.get_context("spawn")
         # One variant per process, each closing its envs when done (a worker pool would keep every
-        # variant's envs, ~30 MB each); one BLAS thread each, and gone with this process even when
-        # it is killed mid-variant, as the training workers.
-        pool = concurrent.futures.ProcessPoolExecutor(min(workers, len(variants)), mp_context=ctx, initializer=exit_with_parent)
-        with one_thread_per_library(), sigusr1_blocked(), pool:
-            fitness = list(pool.map(_variant_job, *zip(*[(spec, params, v, episodes) for v in variants])))
+        # variant's envs, ~30 MB each); one BLAS thread each, deaf to Ctrl-C and gone with this
+        # process even when it is killed mid-variant, as the training workers.
+        pool = concurrent.futures.ProcessPoolExecutor(min(workers, len(variants)), mp_context=ctx,
+                                                      initializer=_start_variant_process)
+        try:
+            with one_thread_per_library(), sigusr1_blocked(), sigint_blocked():  # the first submit starts them
+                futures = [pool.submit(_variant_job, spec, params, v, episodes) for v in variants]
+            fitness = [f.result() for f in futures]
+        except BaseException:
+            _stop_pool(pool)
+            raise
+        pool.shutdown()
     roles = body_roles(variants, task.train_variants, mirror_rule=config.agent.coefficient_rows == "mirror")
     solved_at = SOLVED_FITNESS if task.solved_fitness is None else task.solved_fitness
     return [VariantResult(v, f, roles[v], solved_at) for v, f in zip(variants, fitness)]
@@ -255,7 +289,7 @@ def format_table(
             f"{r.solved_cell()}"
         )
     solved_at = results[0].solved_at if results else SOLVED_FITNESS
-    lines.append(f"{seen_note(results)} mean ± std over {n} lifetimes, each from {start}.")
+    lines.append(f"{seen_note(results)} mean ± std over {n} lifetime" + "s" * (n != 1) + f", each from {start}.")
     lines.append(f"solved: mean fitness >= {solved_at:g}." + (f" fitness: {FITNESS_UNITS[task]}." if task in FITNESS_UNITS else ""))
     if any(r.failed for r in results):
         lines.append(FAILED_NOTE)

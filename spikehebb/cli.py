@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -521,8 +522,9 @@ def run_train(args: argparse.Namespace) -> Path:
 
 def trained_line(path: Path) -> str:
     """What ``train`` and ``run_<task>.py`` print (stdout) once a run ends well: the run file
-    ``path`` and what it now holds (generations, env steps, hours, best fitness, the last
-    generation); its name alone, ``run file: PATH``, came on stderr as the run started."""
+    ``path`` and what it now holds (:meth:`RunStore.totals <spikehebb.store.RunStore.totals>`:
+    generations, env steps, wall time, best fitness, the last generation); its name alone,
+    ``run file: PATH``, came on stderr as the run started."""
     from spikehebb.store import RunStore
 
     with RunStore.open(path) as store:
@@ -861,6 +863,14 @@ def _check_test_before_training(args: argparse.Namespace) -> None:
         check_traces_not_held(args.resume, args, variants)
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: its reader is gone, and Python's flush at exit would raise again
+    (the recipe of Python's signal docs, "Note on SIGPIPE")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def experiment_main(task: str, description: str, argv: list[str] | None = None, episodes: int = 5) -> None:
     """What ``experiments/run_<task>.py`` does: train with the task's defaults and flags, then
     evaluate the run on every variant (``episodes`` test lifetimes each unless ``--episodes``)."""
@@ -875,10 +885,13 @@ def experiment_main(task: str, description: str, argv: list[str] | None = None, 
             path = run_train(args)
             print(trained_line(path))
             run_evaluate(path, args)
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as cat does
+        _quiet_stdout()
+        parser.exit(1)
     except (ValueError, OSError, RuntimeError) as err:  # OSError: missing, existing, read-only, full (one line)
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     except KeyboardInterrupt as err:  # 130 after Ctrl-C, 143 after SIGTERM, 138 after SIGUSR1 (TrainingInterrupted)
-        parser.exit(getattr(err, "exit_code", 130), f"{parser.prog}: {err or 'interrupted'}\n")
+        parser.exit(getattr(err, "exit_code", 130), f"{parser.prog}: {str(err) or 'interrupted'}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -897,9 +910,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("runfile", metavar="RUNFILE_OR_MODEL",
                    help="run file (.h5) written by `spikehebb train`, or the name of a model in models/")
     add_evaluate_arguments(p)
-    p = sub.add_parser("inspect", help="summary of a run file")
+    model = "a run file (.h5) or a shipped model's bare name (e.g. ant_abcd_lr, for models/ant_abcd_lr.h5)"
+    p = sub.add_parser("inspect", help="summary of a run file",
+                       description=f"Print a summary of {model}: its network, rule and settings, what it holds "
+                                   "(generations, env steps, wall time, best fitness, the last generation) and its "
+                                   "recorded traces; runs nothing.")
     p.add_argument("runfile", metavar="RUNFILE_OR_MODEL", help="run file (.h5), or the name of a model in models/")
-    p = sub.add_parser("plot", help="fitness curves of a run to PNG; --traces: what the rule does in recorded lifetimes")
+    p = sub.add_parser("plot", help="fitness curves of a run to PNG; --traces: what the rule does in recorded lifetimes",
+                       description=f"Plot the fitness curves of {model} to PNG; with --traces, also figures of each "
+                                   "lifetime `evaluate --traces` recorded in it (weights, activity).")
     p.add_argument("runfile", metavar="RUNFILE_OR_MODEL",
                    help="run file (.h5), or the name of a model in models/; a traces file (record_traces(into=...)) "
                         "gets its trace figures only")
@@ -913,12 +932,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", nargs="+", metavar="VARIANT/episode_K",
                    help="recorded lifetimes to plot, e.g. damage_left/episode_0 (default: all)")
     p.add_argument("--out-dir", help="where the trace figures go (default: beside the run file)")
-    p = sub.add_parser("video", help="render one test lifetime to .mp4 or .gif (headless)")
+    p = sub.add_parser("video", help="render one test lifetime to .mp4 or .gif (headless)",
+                       description=f"Render one test lifetime of {model} to .mp4 or .gif (-o), without a display: "
+                                   "the same lifetime `evaluate` scores for that variant and episode.")
     add_video_arguments(p)
-    p = sub.add_parser("report", help="one self-contained HTML page of a run: curves, test table, traces, recovery, videos")
+    p = sub.add_parser("report", help="one self-contained HTML page of a run: curves, test table, traces, recovery, videos",
+                       description=f"Write one self-contained HTML page of {model}: fitness curves, a test table "
+                                   "(runs test lifetimes unless --no-test), recorded traces and, given by flag, a "
+                                   "recovery table and videos.")
     add_report_arguments(p)
     p = sub.add_parser("select", help="choose a run's rule as the authors did (the best stored search mean) and "
-                                      "write it as a model, with a model card")
+                                      "write it as a model, with a model card",
+                       description="Choose the rule of a training run file (.h5, not a model) as the authors did: "
+                                   "score its stored search means on test lifetimes, take the best, and write it as a "
+                                   "model (-o) with a model card and a selection curve.")
     add_select_arguments(p)
     args = parser.parse_args(argv)
     try:
@@ -957,10 +984,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {run_report(args)}")
         elif args.command == "select":
             run_select(args)
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as cat does
+        _quiet_stdout()
+        return 1
     except (ValueError, OSError, RuntimeError) as err:  # OSError: missing, existing, read-only, full (one line)
         parser.exit(2, f"spikehebb {args.command}: error: {err}\n")
-    except KeyboardInterrupt as err:  # train says where the run stands and how to resume it (exit 128 + the signal)
-        parser.exit(getattr(err, "exit_code", 130), f"spikehebb {args.command}: {err or 'interrupted'}\n")
+    except KeyboardInterrupt as err:  # train says where the run stands and how to resume it (exit 128 + the signal);
+        # a plain Ctrl-C's KeyboardInterrupt has no text, and an exception is true even so: test its str
+        parser.exit(getattr(err, "exit_code", 130), f"spikehebb {args.command}: {str(err) or 'interrupted'}\n")
     return 0
 
 

@@ -197,19 +197,41 @@ def _close_open_evaluators() -> None:
             pass
 
 
-@contextlib.contextmanager
 def sigusr1_blocked():
     """Processes started inside inherit SIGUSR1 blocked, for good: a scheduler may send it to the
     whole process group, it is meant for the parent (``train`` stops after the generation in
     flight, a study after the step in flight), and its default action would kill a worker, a test
     pool's process or multiprocessing's resource tracker. A SIGUSR1 sent to this process meanwhile
     waits until the block ends. No-op without SIGUSR1."""
-    if STOP_AFTER_GENERATION is None or not hasattr(signal, "pthread_sigmask"):
+    return _blocked(STOP_AFTER_GENERATION)
+
+
+def sigint_blocked():
+    """Processes started inside are born with SIGINT blocked, until they ignore it
+    (:func:`deaf_to_ctrl_c`): a spawned interpreter imports for seconds first, and a Ctrl-C to
+    the process group then ended it with a traceback. A Ctrl-C sent to this process meanwhile
+    arrives when the block ends."""
+    return _blocked(signal.SIGINT)
+
+
+def deaf_to_ctrl_c() -> None:
+    """In a worker process: ignore SIGINT, then unblock it (one that came while the process
+    started, :func:`sigint_blocked`, is dropped). Ctrl-C reaches the whole process group; the
+    parent decides what happens to its workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextlib.contextmanager
+def _blocked(signum):
+    """Block ``signum`` in this thread inside (no-op for None or without ``pthread_sigmask``)."""
+    if signum is None or not hasattr(signal, "pthread_sigmask"):
         yield
         return
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, ())  # read first: a Ctrl-C here leaves nothing blocked
     try:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {STOP_AFTER_GENERATION})
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signum})
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
@@ -221,9 +243,7 @@ def _serve(conn, spec: WorkerSpec, factory: WorkerFactory, counter=None, beats=N
     end of the pipe closes. ``counter``: the evaluator's shared lifetime counter; ``beats``: its
     shared heartbeats, where this worker writes ``time.monotonic()`` at ``slot`` each time one of
     its lifetimes ends (a worker without :meth:`~spikehebb.worker.Worker.set_heartbeat` writes none)."""
-    # Ctrl-C reaches the whole process group; the parent decides what happens to its workers
-    # (SIGUSR1 is blocked from birth: sigusr1_blocked).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    deaf_to_ctrl_c()  # (SIGUSR1 is blocked from birth: sigusr1_blocked)
     exit_with_parent()
     try:
         worker = factory(spec)
@@ -480,7 +500,7 @@ class ProcessEvaluator(_Evaluator):
             target=_serve, args=(child, self.spec, self._factory, self._counter, self._beats, slot),
             name="spikehebb-worker", daemon=True,
         )
-        with one_thread_per_library(), sigusr1_blocked():
+        with one_thread_per_library(), sigusr1_blocked(), sigint_blocked():
             process.start()
         child.close()  # the child's end now lives only in the child: its death closes the pipe
         return _Process(process, parent)

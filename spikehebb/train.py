@@ -167,13 +167,22 @@ def train(
 def _refuse_a_model(path: str | Path) -> None:
     """A model file (``spikehebb select``'s, root attribute ``model``) is not resumed: training on
     would replace the chosen rule in ``/mean`` under a record that still names it."""
+    from spikehebb.lifetimes import is_shipped_model
     from spikehebb.models import model_info
 
     info = model_info(path)
-    if info is not None:
-        raise ValueError(f"{path} is a model (the mean after generation {info.get('generation')} chosen by spikehebb "
-                         f"select) and training on would replace its rule; resume its training run "
-                         f"({info.get('source', 'the run it was selected from')}) instead")
+    if info is None:
+        return
+    source = info.get("source")
+    refused = (f"{path} is a model (the mean after generation {info.get('generation')} chosen by spikehebb select) "
+               f"and training on would replace its rule")
+    training = Path(path).parent / "training" / source if source and is_shipped_model(path) else None
+    if training is None or not training.is_file():
+        raise ValueError(f"{refused}; resume its training run ({source or 'the run it was selected from'}) instead")
+    # a shipped model's run is in models/training/: committed history, read but never written
+    raise ValueError(f"{refused}; resume its training run, {training}, instead, from a copy in a runs folder (files "
+                     f"in models/ are committed, read-only history): mkdir -p runs && cp {training} runs/ && "
+                     f"spikehebb train --resume runs/{source}")
 
 
 class TrainingInterrupted(KeyboardInterrupt):

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -181,9 +182,11 @@ def test_cli_train_inspect_evaluate_plot(tmp_path, capsys):
     assert said.err == f"run file: {path}\n"
     with RunStore.open(path) as store:
         assert said.out == f"done: {path} holds {store.totals()}\n"
-    assert said.out.startswith(f"done: {path} holds 1 generations, ") and "; best fitness " in said.out
+    # one generation in the singular; a run of seconds in seconds, not "0.00 h"
+    assert re.match(rf"done: {re.escape(str(path))} holds 1 generation, [\d,]+ env steps, \d+ s; best fitness ",
+                    said.out), said.out
     assert cli_main(["inspect", str(path)]) == 0
-    assert "1 generations" in capsys.readouterr().out
+    assert "1 generation, " in capsys.readouterr().out
     assert cli_main(["evaluate", str(path), "--morphology", "default", "long_front", "--episodes", "2",
                      "--eval-steps", "50", "--eval-workers", "1"]) == 0
     out = capsys.readouterr().out
@@ -294,7 +297,7 @@ def test_experiment_scripts_run_end_to_end(tmp_path, script, variant):
     (path,) = tmp_path.glob("*.h5")
     # named once as the run starts (stderr), then what it holds once trained (stdout), then the table
     assert (out.stdout + out.stderr).count("run file: ") == 1 and f"run file: {path}\n" in out.stderr
-    assert out.stdout.startswith(f"done: {path} holds 1 generations, "), out.stdout
+    assert out.stdout.startswith(f"done: {path} holds 1 generation, "), out.stdout
     rows = [line.split()[0] for line in out.stdout.splitlines() if line.split() and line.split()[0] in ("default", variant)]
     assert rows == ["default", variant]
     bad = subprocess.run([sys.executable, str(root / "experiments" / script), "--popsize", "5", "--runs-dir", str(tmp_path)],

@@ -176,6 +176,16 @@ def damaged_as_one_line(path: Path):
         raise RunFileError(f"{path} is damaged or incomplete: {e}") from None
 
 
+def wall_time(seconds: float) -> str:
+    """A run's wall time as one reads it: seconds under a minute, minutes under an hour, hours
+    beyond (``"42 s"``, ``"12.5 min"``, ``"32.20 h"``)."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
 class RunStore:
     """One run's HDF5 file. Build with :meth:`create` or :meth:`open`, not the constructor.
 
@@ -649,7 +659,7 @@ class RunStore:
             return tuple(p for p in self.layout.parts if p.name == "encoder")
 
     def totals(self) -> str:
-        """One line of what the run holds: its generations, env steps and hours, the best fitness
+        """One line of what the run holds: its generations, env steps and wall time (:func:`wall_time`), the best fitness
         and the last generation's mean, max and sigma (``spikehebb inspect`` shows it, and
         ``spikehebb train`` ends with it)."""
         h = self.history()
@@ -660,7 +670,7 @@ class RunStore:
         if not g:
             return "no generation stored yet"
         return (
-            f"{g} generations, {h['env_steps'].sum():,} env steps, {h['wall_time'].sum() / 3600:.2f} h; "
+            f"{g} generation{'s' * (g != 1)}, {h['env_steps'].sum():,} env steps, {wall_time(h['wall_time'].sum())}; "
             + (f"best fitness {best:.2f} (in generation {best_gen + 1}, counting from 1 as the log does)"
                if np.isfinite(best) else "no finite fitness yet (every lifetime so far failed)")
             + f"; last generation mean "
