@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from spikehebb.checks import repeated
-from spikehebb.config import EVALUATOR_NAMES, STRATEGY_INITS, STRATEGY_NAMES, StrategyConfig, TrainConfig
+from spikehebb.config import (EVALUATOR_NAMES, STALL_TIMEOUT_S, STRATEGY_INITS, STRATEGY_NAMES, StrategyConfig,
+                              TrainConfig)
 from spikehebb.rules import RULES
 from spikehebb.stopping import STOP_REQUEST
 from spikehebb.tasks import FIRST_INPUT_WORDS, FIRST_INPUTS
@@ -151,10 +152,11 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
                         "an ant env takes about 32 MB)")
     g.add_argument("--stall-timeout", metavar="SECONDS",
                    help="a busy worker process or Ray actor that finishes no lifetime for this long is taken for hung: "
-                        "stopped, replaced and its work run again, the same numbers ('never': wait for ever; default: 1800)")
+                        f"stopped, replaced and its work run again, the same numbers ('never': wait for ever; default: "
+                        f"{STALL_TIMEOUT_S:g})")
     g.add_argument("--build-timeout", metavar="SECONDS",
                    help="likewise for a new worker that is not built in this long (Brian2's first compile included; "
-                        "on Ray, waiting for a free CPU too; 'never': wait for ever; default: 1800)")
+                        f"on Ray, waiting for a free CPU too; 'never': wait for ever; default: {STALL_TIMEOUT_S:g})")
     g.add_argument("--runs-dir", help=f"where a new run's file goes (default: {DEFAULT_RUNS_DIR})")
     g.add_argument("--run-name", metavar="NAME",
                    help="a new run's file is RUNS_DIR/NAME.h5 (default: task, agent, strategy, seed and the start time)")
@@ -885,6 +887,7 @@ def experiment_main(task: str, description: str, argv: list[str] | None = None, 
             path = run_train(args)
             print(trained_line(path))
             run_evaluate(path, args)
+        sys.stdout.flush()  # here, not at exit: a reader gone meanwhile is caught below
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as cat does
         _quiet_stdout()
         parser.exit(1)
@@ -984,6 +987,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {run_report(args)}")
         elif args.command == "select":
             run_select(args)
+        sys.stdout.flush()  # here, not at exit: a reader gone meanwhile is caught below
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as cat does
         _quiet_stdout()
         return 1

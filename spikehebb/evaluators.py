@@ -860,29 +860,41 @@ class RayEvaluator(_Evaluator):
 
     def _await_ready(self, slots) -> None:
         """Wait for the actors in ``slots`` to answer that they are built, then check them
-        (:meth:`_check_ready`). One that has not answered within ``build_timeout`` seconds is
-        killed and started again, up to ``max_failures`` times in a row, then
-        :class:`WorkerCrashError`."""
+        (:meth:`_check_ready`). One that has not answered within ``build_timeout`` seconds, or
+        died without an error of its worker's build (killed, its node lost), is killed and started
+        again, up to ``max_failures`` times in a row, then :class:`WorkerCrashError`; an error
+        raised by the build itself is raised here at once (it would be raised again)."""
         ray = self._ray
-        waiting = list(slots)
+        waiting, reason = list(slots), ""
         for attempt in range(self.max_failures):
             refs = {self._actors[slot].ready.remote(): slot for slot in waiting}
             done, late = ray.wait(list(refs), num_returns=len(refs), timeout=self.build_timeout)
-            self._check_ready(ray.get(done))
-            waiting = [refs[ref] for ref in late]
+            replies, dead = [], []
+            for ref in done:
+                try:
+                    replies.append(ray.get(ref))
+                except ray.exceptions.RayActorError as err:
+                    if getattr(err, "actor_init_failed", False):
+                        raise
+                    dead.append(refs[ref])
+                    reason = "died while building"
+            self._check_ready(replies)
+            if late:
+                reason = f"not built within {self.build_timeout:g} s (build_timeout)"
+            waiting = dead + [refs[ref] for ref in late]
             if not waiting:
                 return
-            for slot in waiting:
+            for slot in waiting:  # a new one in each slot; after the last attempt, checked before it gets work
                 ray.kill(self._actors[slot], no_restart=True)
                 self._actors[slot] = self._new_actor(slot)
                 self.restarts += 1
             if attempt + 1 < self.max_failures:
-                warnings.warn(
-                    f"{len(waiting)} spikehebb Ray actor(s) not built within {self.build_timeout:g} s (build_timeout): "
-                    "taken for hung, killed and started again", RuntimeWarning, stacklevel=3)
+                warnings.warn(f"{len(waiting)} spikehebb Ray actor(s) {reason}: taken for hung or dead, killed and "
+                              "started again", RuntimeWarning, stacklevel=3)
+        self._unchecked.update(waiting)
         raise WorkerCrashError(
-            f"Ray actors were not built within {self.build_timeout:g} s (build_timeout) {self.max_failures} times in a "
-            "row: hung, or waiting for CPUs the cluster does not have (one per actor: fewer --workers?); giving up"
+            f"Ray actors failed to build {self.max_failures} times in a row (last: {reason}): hung, dying, or waiting "
+            "for CPUs the cluster does not have (one per actor: fewer --workers?); giving up"
         )
 
     def _replace(self, slot: int) -> None:
@@ -956,6 +968,9 @@ class RayEvaluator(_Evaluator):
                     if failures[chunk] >= self.max_failures:
                         verb = ("killed" if not hangs[chunk] else "hung" if hangs[chunk] == failures[chunk]
                                 else "killed or hung")
+                        self._ray.kill(self._actors[slot], no_restart=True)  # a hung one would keep its CPU
+                        self._actors[slot] = self._new_actor(slot)
+                        self._unchecked.add(slot)  # checked before it is sent work (not waited for here)
                         raise WorkerCrashError(
                             f"{method}: the same share of the work {verb} its Ray actor {failures[chunk]} times "
                             f"in a row; giving up"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import shlex
 import signal
 import sys
 import time
@@ -75,10 +76,12 @@ def train(
         when there is no generation to run. With ``progress``, the note on a default batch
         shrunk to fit the memory available is said there too, just before it.
     """
+    if resume is not None:  # a model is refused before its folder gets a writer's lock file (models/ may be read-only)
+        RunStore.open(resume).close()  # reading takes no lock: a missing, foreign or damaged file says so first
+        _refuse_a_model(resume)
     store = RunStore.open(resume, "a") if resume is not None else None
     try:
         if store is not None:
-            _refuse_a_model(resume)
             stored = TrainConfig.from_dict(store.config)
             if config is not None:
                 # where the file lies and what it is called are not settings of the run (a study
@@ -181,8 +184,8 @@ def _refuse_a_model(path: str | Path) -> None:
         raise ValueError(f"{refused}; resume its training run ({source or 'the run it was selected from'}) instead")
     # a shipped model's run is in models/training/: committed history, read but never written
     raise ValueError(f"{refused}; resume its training run, {training}, instead, from a copy in a runs folder (files "
-                     f"in models/ are committed, read-only history): mkdir -p runs && cp {training} runs/ && "
-                     f"spikehebb train --resume runs/{source}")
+                     f"in models/ are committed, read-only history): mkdir -p runs && cp {shlex.quote(str(training))} "
+                     f"runs/ && spikehebb train --resume {shlex.quote('runs/' + source)}")
 
 
 class TrainingInterrupted(KeyboardInterrupt):

@@ -186,8 +186,8 @@ def test_the_table_counts_lifetimes_in_the_singular_for_one(n, said):
     assert f"mean ± std {said} from fresh random weights." in table
 
 
-@pytest.mark.parametrize("seconds, said", [(0.4, "0 s"), (42.2, "42 s"), (59.4, "59 s"), (60, "1.0 min"),
-                                           (750, "12.5 min"), (3599, "60.0 min"), (3600, "1.00 h"),
+@pytest.mark.parametrize("seconds, said", [(0.4, "0 s"), (42.2, "42 s"), (59.4, "59 s"), (59.7, "1.0 min"), (60, "1.0 min"),
+                                           (750, "12.5 min"), (3590, "59.8 min"), (3599, "1.00 h"), (3600, "1.00 h"),
                                            (115920, "32.20 h")])
 def test_wall_time_in_seconds_minutes_or_hours(seconds, said):
     assert wall_time(seconds) == said
@@ -233,8 +233,9 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path, command):
     """`spikehebb inspect ant_abcd_lr | head -1`: the reader is gone before the command writes
     (its pipe closed here at once): exit 1 and nothing on stderr, where it said
     "error: [Errno 32] Broken pipe"."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as a user's is
     proc = subprocess.Popen([sys.executable, *command, *(["--runs-dir", str(tmp_path)] if "--no-progress" in command else [])],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     proc.stdout.close()  # before the first write: the command takes a second to import
     err = proc.stderr.read()
     assert proc.wait(timeout=300) == 1, err

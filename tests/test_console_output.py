@@ -26,9 +26,15 @@ def python(*args: str, **kwargs) -> subprocess.CompletedProcess:
 # (brian2.utils.logger.std_silent), then restored.
 REDIRECTED_BUILD = textwrap.dedent("""
     import os, sys, time
+    from brian2 import prefs
     from spikehebb.network import brian
 
     brian.COMPILE_NOTICE_AFTER_S = 0.05
+    prefs.codegen.runtime.cython.cache_dir = folder = sys.argv[2]
+    # all the processes start their builds together, as a run's workers wait on one compile
+    open(os.path.join(folder, f"ready-{os.getpid()}"), "w").close()
+    while sum(name.startswith("ready-") for name in os.listdir(folder)) < int(sys.argv[3]):
+        time.sleep(0.01)
     with open(sys.argv[1], "w") as log, brian._compile_notice():
         sys.stderr.flush()
         saved = os.dup(2)
@@ -44,13 +50,13 @@ REDIRECTED_BUILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
-def test_the_compile_notice_reaches_the_terminal_while_brian2_redirects_stderr(tmp_path):
-    log = tmp_path / "brian_stderr.log"
+def _on_one_terminal(commands: list[list[str]]) -> str:
+    """Run ``commands`` at once, their stderr one pseudo-terminal (as a run's worker processes
+    share the user's); what the terminal showed."""
     master, slave = os.openpty()
     try:
-        child = subprocess.Popen([sys.executable, "-c", REDIRECTED_BUILD, str(log)], cwd=REPO,
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
+        children = [subprocess.Popen(command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=slave) for command in commands]
         os.close(slave)
         slave = None
         terminal = b""
@@ -60,20 +66,28 @@ def test_the_compile_notice_reaches_the_terminal_while_brian2_redirects_stderr(t
                 break
             try:
                 chunk = os.read(master, 4096)
-            except OSError:  # EIO: the child closed the terminal
+            except OSError:  # EIO: the children closed the terminal
                 break
             if not chunk:
                 break
             terminal += chunk
-        assert child.wait(timeout=60) == 0, terminal.decode(errors="replace")
+        assert [child.wait(timeout=60) for child in children] == [0] * len(children), terminal.decode(errors="replace")
     finally:
         os.close(master)
         if slave is not None:
             os.close(slave)
-    text = terminal.decode(errors="replace")
+    return terminal.decode(errors="replace")
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+@pytest.mark.parametrize("processes", [1, 2])
+def test_the_compile_notice_reaches_the_terminal_once_while_brian2_redirects_stderr(tmp_path, processes):
+    """It went into Brian2's log file; two processes building at once (a run's workers) say it once."""
+    logs = [tmp_path / f"brian_stderr_{i}.log" for i in range(processes)]
+    text = _on_one_terminal([[sys.executable, "-c", REDIRECTED_BUILD, str(log), str(tmp_path), str(processes)] for log in logs])
     assert text.count("spikehebb: compiling the Brian2 network to C++") == 1, text
-    assert "done" in text
-    assert "compiling" not in log.read_text()
+    assert text.count("done") == processes
+    assert not any("compiling" in log.read_text() for log in logs)
 
 
 # --- pybullet's import banner ---------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 from spikehebb.assess import load_run, record_traces
 from spikehebb.cli import add_train_arguments, config_from_args, resumed_config
 from spikehebb.cli import main as cli_main
+from spikehebb.lifetimes import MODELS_DIR
 from spikehebb.store import RunFileBusyError, RunStore
 from spikehebb.store.transaction import WriterLock
 from spikehebb.train import TrainConfig, train
@@ -239,7 +240,8 @@ def test_timeouts_are_stored_kept_on_a_resume_changed_by_a_flag_and_reach_the_ev
     assert given == [("processes", {"workers": 1, "address": None, "stall_timeout": None, "build_timeout": 120.5})]
     assert RunStore.open(path).generations_completed == 1
 
-    older = RunStore.open("models/ant_abcd_lr.h5").config["evaluator"]  # written before the settings existed
+    model = MODELS_DIR / "ant_abcd_lr.h5"
+    older = RunStore.open(model).config["evaluator"]  # written before the settings existed
     assert "stall_timeout" not in older
-    evaluator = TrainConfig.from_dict(RunStore.open("models/ant_abcd_lr.h5").config).evaluator
+    evaluator = TrainConfig.from_dict(RunStore.open(model).config).evaluator
     assert (evaluator.stall_timeout, evaluator.build_timeout) == (1800.0, 1800.0)

@@ -9,6 +9,7 @@ compares 1,000 steps against it to 1e-5) and reads the simulation with pyBullet'
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
@@ -37,28 +38,35 @@ def _import_pybullet():
 
     if "pybullet" in sys.modules:  # imported already (its banner, if any, is out)
         return sys.modules["pybullet"]
-    if sys.stderr is not None:
-        sys.stderr.flush()
+    flush = getattr(sys.stderr, "flush", lambda: None)  # sys.stderr may be None or a stand-in
+    flush()
     try:
         saved = os.dup(2)
     except OSError:  # no fd 2 (a daemon): nothing to show, nothing to hide
         import pybullet
 
         return pybullet
-    with tempfile.TemporaryFile() as captured:
+    try:
+        captured = tempfile.TemporaryFile()
+    except OSError:  # no writable temp folder: better the banner than no ant
+        os.close(saved)
+        import pybullet
+
+        return pybullet
+    with captured:
         os.dup2(captured.fileno(), 2)
         try:
             import pybullet
         finally:
-            if sys.stderr is not None:
-                sys.stderr.flush()  # Python's own writes during the import (warnings) into the file
+            flush()  # Python's own writes during the import (warnings) into the file
             os.dup2(saved, 2)
             os.close(saved)
             captured.seek(0)
             kept = b"".join(line for line in captured.read().splitlines(keepends=True)
                             if not line.startswith(PYBULLET_BANNER))
-            while kept:
-                kept = kept[os.write(2, kept):]
+            with contextlib.suppress(OSError):  # a closed stderr must not hide the import's own error
+                while kept:
+                    kept = kept[os.write(2, kept):]
     return pybullet
 
 

@@ -108,7 +108,9 @@ def _compile_notice():
 
     While it compiles, Brian2 points fds 1 and 2 at its log files (``brian2.utils.logger.
     std_silent``, with ``os.dup2``), so the notice is written to a duplicate of stderr's fd taken
-    on entry, before the build starts: it reaches the terminal whatever Brian2 does meanwhile."""
+    on entry, before the build starts: it reaches the terminal whatever Brian2 does meanwhile.
+    Worker processes building at once (a run's, an evaluation's) share one terminal and wait on
+    one compile: only the first to be due says it (:func:`_notice_turn`)."""
     import os
     import sys
 
@@ -122,31 +124,62 @@ def _compile_notice():
     cache = prefs.codegen.runtime.cython.cache_dir or "~/.cython/brian_extensions"
     message = (f"spikehebb: compiling the Brian2 network to C++ (first use of this rule and dtype: "
                f"about a minute; cached in {cache})")
-    try:
-        stream.flush()
-        terminal = os.dup(stream.fileno())
-    except (AttributeError, OSError, ValueError):  # a stand-in stream with no fd: write to it
-        terminal = None
+    with contextlib.ExitStack() as cleanup:  # callbacks run last first: cancel, join, release the turn, close the fd
+        try:
+            stream.flush()
+            terminal = os.dup(stream.fileno())
+        except (AttributeError, OSError, ValueError):  # a stand-in stream with no fd: write to it
+            terminal = None
+        else:
+            cleanup.callback(os.close, terminal)
+        turn: list[int] = []
+        cleanup.callback(lambda: [os.close(fd) for fd in turn])
 
-    def notice():
-        if terminal is None:
-            print(message, file=stream, flush=True)
-            return
-        data = (message + "\n").encode(getattr(stream, "encoding", None) or "utf-8", "replace")
-        with contextlib.suppress(OSError):  # the terminal went away: nothing to tell
-            while data:
-                data = data[os.write(terminal, data):]
+        def notice():
+            fd = _notice_turn(cache)
+            if fd is False:  # another process said it
+                return
+            if fd is not None:
+                turn.append(fd)
+            if terminal is None:
+                print(message, file=stream, flush=True)
+                return
+            data = (message + "\n").encode(getattr(stream, "encoding", None) or "utf-8", "replace")
+            with contextlib.suppress(OSError):  # the terminal went away: nothing to tell
+                while data:
+                    data = data[os.write(terminal, data):]
 
-    timer = threading.Timer(COMPILE_NOTICE_AFTER_S, notice)
-    timer.daemon = True
-    timer.start()
-    try:
+        timer = threading.Timer(COMPILE_NOTICE_AFTER_S, notice)
+        timer.daemon = True
+        timer.start()
+        cleanup.callback(timer.join)  # a notice being written still needs its fd
+        cleanup.callback(timer.cancel)
         yield
-    finally:
-        timer.cancel()
-        if terminal is not None:
-            timer.join()  # a notice being written still needs its fd
-            os.close(terminal)
+
+
+#: The file whose lock gives one process at a time the compile notice (in Brian2's cache folder).
+NOTICE_LOCK = ".spikehebb-compile-notice.lock"
+
+
+def _notice_turn(cache: str):
+    """The compile notice's turn: an fd holding the lock on :data:`NOTICE_LOCK` in ``cache``
+    (kept until the build ends), False if another process holds it (it has said the notice for
+    the compile this one waits on), None if there is no lock to take (no folder yet, no
+    ``fcntl``): say it anyway."""
+    import os
+
+    try:
+        import fcntl
+
+        fd = os.open(os.path.join(os.path.expanduser(cache), NOTICE_LOCK), os.O_CREAT | os.O_RDWR, 0o644)
+    except (ImportError, OSError):
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    return fd
 
 
 def _code_object_class(target: str):

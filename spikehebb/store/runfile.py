@@ -179,9 +179,9 @@ def damaged_as_one_line(path: Path):
 def wall_time(seconds: float) -> str:
     """A run's wall time as one reads it: seconds under a minute, minutes under an hour, hours
     beyond (``"42 s"``, ``"12.5 min"``, ``"32.20 h"``)."""
-    if seconds < 60:
+    if round(seconds) < 60:  # the unit from the rounded value: 59.7 s is "1.0 min", not "60 s"
         return f"{seconds:.0f} s"
-    if seconds < 3600:
+    if round(seconds / 60, 1) < 60:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.2f} h"
 

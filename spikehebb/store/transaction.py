@@ -237,7 +237,7 @@ def check_can_write(paths: Sequence[Path], flag: str, value: object, *, make_fol
     to root or to a read-only mount) and it is no folder. ``flag`` and ``value`` (``"-o"``,
     ``out``) say in the message which option to change. make_folders: a missing folder is fine
     when it can be made (the writer makes it): its nearest existing ancestor is a folder that
-    takes a new entry. Creates and changes nothing either way."""
+    takes a new entry. Leaves nothing behind either way (the write probe's file is removed)."""
     paths = [Path(p) for p in paths]
     folders = {}  # folder to probe -> the folder the file goes in
     for path in paths:
