@@ -25,6 +25,17 @@ def is_finite_real(value) -> bool:
         return False
 
 
+def check_timeout(name: str, value, owner: str = "") -> float | None:
+    """A timeout in seconds, checked: a positive finite number (returned as a plain float), or
+    None (no timeout); ``owner`` ("evaluator") begins the message when given."""
+    if value is None:
+        return None
+    if not (is_finite_real(value) and value > 0):
+        raise ValueError(f"{owner + ': ' if owner else ''}{name} must be a positive number of seconds or None, "
+                         f"got {value!r}")
+    return float(value)
+
+
 def repeated(items) -> list:
     """The items that occur more than once in ``items``, sorted (empty when all are distinct)."""
     items = list(items)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from spikehebb.agents import AgentConfig
-from spikehebb.checks import MAX_SEED, check_bool, check_name, is_finite_real, is_integer, repeated  # MAX_SEED: the largest run seed (config's users import it here)
+from spikehebb.checks import MAX_SEED, check_bool, check_name, check_timeout, is_finite_real, is_integer, repeated  # MAX_SEED: the largest run seed (config's users import it here)
 from spikehebb.tasks import Task, get_task
 
 STRATEGY_NAMES = ("openai-es", "cma")
@@ -414,9 +414,7 @@ class EvaluatorConfig:
         if self.ray_address is not None and self.name != "ray":
             raise ValueError(f"ray_address={self.ray_address!r} is for the ray evaluator only, not {self.name!r}")
         for name in ("stall_timeout", "build_timeout"):
-            if getattr(self, name) is not None:
-                _check_field(self, "evaluator", name, positive=True)
-                object.__setattr__(self, name, float(getattr(self, name)))
+            object.__setattr__(self, name, check_timeout(name, getattr(self, name), owner="evaluator"))
 
     def n_workers(self, popsize: int | None = None) -> int:
         """Workers to start: serial 1; otherwise ``workers`` or one per core, never more than

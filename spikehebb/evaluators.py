@@ -40,7 +40,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from spikehebb.checks import check_episodes, is_finite_real, is_integer
+from spikehebb.checks import check_episodes, check_timeout, is_integer
 from spikehebb.config import STALL_TIMEOUT_S, WorkerSpec
 from spikehebb.stopping import STOP_AFTER_GENERATION
 from spikehebb.worker import Worker, mean_over_variants, random_streams_digest
@@ -72,15 +72,6 @@ def checked_max_failures(value) -> int:
     if not (is_integer(value) and value >= 1):
         raise ValueError(f"max_failures must be a positive integer, got {value!r}")
     return value
-
-
-def checked_timeout(name: str, value) -> float | None:
-    """A timeout in seconds, checked: a positive finite number (as float), or None (no timeout)."""
-    if value is None:
-        return None
-    if not (is_finite_real(value) and value > 0):
-        raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
-    return float(value)
 
 
 def checked_workers(value) -> int:
@@ -425,8 +416,8 @@ class ProcessEvaluator(_Evaluator):
         super().__init__(spec, workers if workers is not None else os.cpu_count() or 1)
         _check_main_is_importable()
         self.max_failures = checked_max_failures(max_failures)
-        self.stall_timeout = checked_timeout("stall_timeout", stall_timeout)
-        self.build_timeout = checked_timeout("build_timeout", build_timeout)
+        self.stall_timeout = check_timeout("stall_timeout", stall_timeout)
+        self.build_timeout = check_timeout("build_timeout", build_timeout)
         self.restarts = 0
         """Worker processes replaced after they died or hung."""
         self._factory = worker_factory
@@ -786,8 +777,8 @@ class RayEvaluator(_Evaluator):
         **ray_init_kwargs,
     ):
         max_failures = checked_max_failures(max_failures)  # all before Ray starts
-        stall_timeout = checked_timeout("stall_timeout", stall_timeout)
-        build_timeout = checked_timeout("build_timeout", build_timeout)
+        stall_timeout = check_timeout("stall_timeout", stall_timeout)
+        build_timeout = check_timeout("build_timeout", build_timeout)
         if workers is not None:
             checked_workers(workers)
         try:
