@@ -206,15 +206,17 @@ class CrashOnceWorker(Worker):
     or an OOM kill would leave it) when it is handed the candidate ``crash_on = (generation,
     index)``, only the first time if ``marker`` is a path (created atomically, so a replacement
     process runs the candidate normally), every time if ``marker`` is None. It dies when it
-    starts one of that candidate's lifetimes.
+    starts one of that candidate's lifetimes; with ``crash_in_build``, in its build instead.
 
     Use it as ``worker_factory=functools.partial(CrashOnceWorker, crash_on=(0, 5), marker=path)``.
     """
 
-    def __init__(self, spec: WorkerSpec, crash_on: tuple[int, int], marker: str | os.PathLike | None,
-                 holding_counter: bool = False):
+    def __init__(self, spec: WorkerSpec, crash_on: tuple[int, int] | None, marker: str | os.PathLike | None,
+                 holding_counter: bool = False, crash_in_build: bool = False):
+        if crash_in_build and _first_time(marker):
+            os._exit(1)
         super().__init__(spec)
-        self.crash_on = tuple(crash_on)
+        self.crash_on = None if crash_on is None else tuple(crash_on)
         self.marker = marker
         self.holding_counter = holding_counter  # die with the shared counter's lock held (inside a claim)
 

@@ -17,7 +17,7 @@ import pytest
 from spikehebb.config import TaskConfig, WorkerSpec
 from spikehebb.es import get_strategy
 from spikehebb.evaluators import SerialEvaluator, WorkerCrashError, make_evaluator
-from spikehebb.worker import HangingWorker
+from spikehebb.worker import CrashOnceWorker, HangingWorker
 
 pytestmark = pytest.mark.slow
 ray = pytest.importorskip("ray", reason='ray is not installed (pip install -e ".[test]" brings it)')
@@ -84,3 +84,17 @@ def test_actors_never_built_end_in_worker_crash_error(no_hang):
                                                    r"giving up$"):
             make_evaluator("ray", SPEC, workers=1, worker_factory=factory, max_failures=2, build_timeout=3.0)
     assert time.monotonic() - started < 600  # not the hour the actor sleeps
+
+
+def test_an_actor_that_dies_while_it_builds_is_started_again(no_hang, tmp_path):
+    """Killed in its build (an OOM kill, a lost node; not an error of the build, which would come
+    again): it was a raw RayActorError; now it is replaced, as a late one is."""
+    factory = functools.partial(CrashOnceWorker, crash_on=None, marker=str(tmp_path / "died"), crash_in_build=True)
+    with pytest.warns(RuntimeWarning, match=r"^1 spikehebb Ray actor\(s\) died while building: taken for hung or "
+                                            r"dead, killed and started again$"):
+        evaluator = make_evaluator("ray", SPEC, workers=1, worker_factory=factory)
+    with evaluator:
+        assert evaluator.restarts == 1 and (tmp_path / "died").exists()
+        got, _ = evaluator.evaluate_params(np.zeros(SPEC.genome().n_params), "default", [0])
+    with SerialEvaluator(SPEC) as serial:
+        np.testing.assert_array_equal(got, serial.evaluate_params(np.zeros(SPEC.genome().n_params), "default", [0])[0])
