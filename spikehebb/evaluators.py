@@ -691,6 +691,15 @@ def _remote_error(err: BaseException, tb: str, what: str) -> BaseException:
 
 
 # ----------------------------------------------------------------------------------------- ray
+def _build_error(err: BaseException) -> WorkerCrashError:
+    """A Ray actor whose worker's build raised, in one line: the build's own last line (Ray's
+    message carries the whole remote traceback, kept as a note)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    error = WorkerCrashError(f"a Ray actor could not build its worker: {lines[-1] if lines else type(err).__name__}")
+    error.add_note(f"Ray's report:\n{err}")
+    return error
+
+
 class _RayWorker:
     """A :class:`Worker` as the body of a Ray actor; ``heartbeats``: the evaluator's
     :class:`_RayHeartbeats` actor, told ``slot`` each time one of this worker's lifetimes ends."""
@@ -865,8 +874,8 @@ class RayEvaluator(_Evaluator):
                 try:
                     replies.append(ray.get(ref))
                 except ray.exceptions.RayActorError as err:
-                    if getattr(err, "actor_init_failed", False):
-                        raise
+                    if getattr(err, "actor_init_failed", False):  # its build raised: it would raise again
+                        raise _build_error(err) from err
                     dead.append(refs[ref])
                     reason = "died while building"
             self._check_ready(replies)

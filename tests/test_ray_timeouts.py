@@ -17,7 +17,7 @@ import pytest
 from spikehebb.config import TaskConfig, WorkerSpec
 from spikehebb.es import get_strategy
 from spikehebb.evaluators import SerialEvaluator, WorkerCrashError, make_evaluator
-from spikehebb.worker import CrashOnceWorker, HangingWorker
+from spikehebb.worker import CrashOnceWorker, FaultyWorker, HangingWorker
 
 pytestmark = pytest.mark.slow
 ray = pytest.importorskip("ray", reason='ray is not installed (pip install -e ".[test]" brings it)')
@@ -98,3 +98,15 @@ def test_an_actor_that_dies_while_it_builds_is_started_again(no_hang, tmp_path):
         got, _ = evaluator.evaluate_params(np.zeros(SPEC.genome().n_params), "default", [0])
     with SerialEvaluator(SPEC) as serial:
         np.testing.assert_array_equal(got, serial.evaluate_params(np.zeros(SPEC.genome().n_params), "default", [0])[0])
+
+
+def test_a_build_that_raises_is_one_line_at_once(no_hang, tmp_path):
+    """An error of the worker's build comes again in a new actor: raised at once, as one line
+    (it was Ray's ActorDiedError, its message the whole remote traceback)."""
+    armed = tmp_path / "armed"
+    armed.touch()
+    factory = functools.partial(FaultyWorker, fail_build_while=str(armed))
+    with pytest.raises(WorkerCrashError) as raised:
+        make_evaluator("ray", SPEC, workers=1, worker_factory=factory)
+    assert str(raised.value) == f"a Ray actor could not build its worker: RuntimeError: built while {armed} exists"
+    assert isinstance(raised.value.__cause__, ray.exceptions.RayActorError)
