@@ -27,7 +27,7 @@ import numpy as np
 from spikehebb.config import TrainConfig, WorkerSpec
 from spikehebb.envs.mirror import body_roles
 from spikehebb.evaluators import (deaf_to_ctrl_c, exit_with_parent, one_thread_per_library, sigint_blocked,
-                                  sigusr1_blocked)
+                                  sigusr1_blocked, stop_process)
 from spikehebb.store import RunStore, TraceWriter
 from spikehebb.tasks import FIRST_INPUT_WORDS
 from spikehebb.worker import EVALUATION_TAG, Worker, lifetime_seeds
@@ -200,13 +200,10 @@ def _stop_pool(pool: concurrent.futures.ProcessPoolExecutor) -> None:
     cancelled here: the manager thread of Python 3.11 fails on a cancelled one and leaves the
     feeder blocked for ever.)"""
     processes = list((pool._processes or {}).values())  # no public way before Python 3.14's terminate_workers()
-    for process in processes:
+    for process in processes:  # all at once, then each waited for
         process.terminate()
     for process in processes:
-        process.join(timeout=5)
-        if process.is_alive():
-            process.kill()
-            process.join()
+        stop_process(process)
     pool.shutdown(wait=True)
 
 

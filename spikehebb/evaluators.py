@@ -559,15 +559,8 @@ class ProcessEvaluator(_Evaluator):
         return message[0], tuple(message[1:])
 
     def _stop(self, proc: _Process, grace: float = 0.0) -> None:
-        """End ``proc``: wait ``grace`` seconds for it to exit on its own, then terminate, then kill."""
-        process = proc.process
-        process.join(timeout=grace)
-        if process.is_alive():
-            process.terminate()
-            process.join(timeout=2)
-        if process.is_alive():
-            process.kill()
-            process.join(timeout=2)
+        """End ``proc`` (:func:`stop_process`) and close the parent's end of its pipe."""
+        stop_process(proc.process, grace)
         proc.conn.close()
 
     # ---------------------------------------------------------------------------- dispatch
@@ -639,8 +632,7 @@ class ProcessEvaluator(_Evaluator):
                         if kind == "stalled":
                             hangs[chunk] += 1
                             reason = f"no progress for {self.stall_timeout:g} s: taken for hung"
-                            what = (f"made no progress (finished no lifetime) for {self.stall_timeout:g} s "
-                                    f"(stall_timeout) running {method}: taken for hung, stopping it,")
+                            what = _no_progress(self.stall_timeout, method, "stopping")
                         else:
                             reason = _exit_reason(payload[0])
                             what = f"died ({reason}) running {method};"
@@ -649,11 +641,9 @@ class ProcessEvaluator(_Evaluator):
                         self._procs[slot] = None
                         self.restarts += 1
                         if failures[chunk] >= self.max_failures:
-                            verb = ("killed" if not hangs[chunk] else "hung" if hangs[chunk] == failures[chunk]
-                                    else "killed or hung")
                             raise WorkerCrashError(
-                                f"{method}: the same share of the work {verb} its worker {failures[chunk]} times "
-                                f"in a row (last: {reason}); giving up"
+                                f"{method}: the same share of the work {_failed(failures[chunk], hangs[chunk])} its "
+                                f"worker {failures[chunk]} times in a row (last: {reason}); giving up"
                             )
                         warnings.warn(
                             f"spikehebb worker pid {proc.pid} {what} replacing it and running its chunk again",
@@ -682,6 +672,31 @@ class ProcessEvaluator(_Evaluator):
         for proc in procs:
             self._stop(proc, grace=5.0)
         self._procs = [None] * self.workers
+
+
+def stop_process(process, grace: float = 0.0) -> None:
+    """End a ``multiprocessing`` process: wait ``grace`` seconds for it to exit on its own, then
+    terminate, then kill."""
+    process.join(timeout=grace)
+    if process.is_alive():
+        process.terminate()
+        process.join(timeout=2)
+    if process.is_alive():
+        process.kill()
+        process.join(timeout=2)
+
+
+def _no_progress(stall_timeout: float, method: str, stopping: str) -> str:
+    """How a hung worker's warning says why it is replaced (after "spikehebb worker ..." or
+    "spikehebb Ray actor ...")."""
+    return (f"made no progress (finished no lifetime) for {stall_timeout:g} s (stall_timeout) running {method}: "
+            f"taken for hung, {stopping} it,")
+
+
+def _failed(failures: int, hangs: int) -> str:
+    """What one share of the work did to its workers, ``failures`` times in a row, ``hangs`` of
+    them by hanging: "killed", "hung" or "killed or hung"."""
+    return "killed" if not hangs else "hung" if hangs == failures else "killed or hung"
 
 
 def _remote_error(err: BaseException, tb: str, what: str) -> BaseException:
@@ -962,18 +977,15 @@ class RayEvaluator(_Evaluator):
                             continue
                     else:
                         hangs[chunk] += 1
-                        what = (f"made no progress (finished no lifetime) for {self.stall_timeout:g} s "
-                                f"(stall_timeout) running {method}: taken for hung, killing it,")
+                        what = _no_progress(self.stall_timeout, method, "killing")
                     failures[chunk] += 1
                     if failures[chunk] >= self.max_failures:
-                        verb = ("killed" if not hangs[chunk] else "hung" if hangs[chunk] == failures[chunk]
-                                else "killed or hung")
                         self._ray.kill(self._actors[slot], no_restart=True)  # a hung one would keep its CPU
                         self._actors[slot] = self._new_actor(slot)
                         self._unchecked.add(slot)  # checked before it is sent work (not waited for here)
                         raise WorkerCrashError(
-                            f"{method}: the same share of the work {verb} its Ray actor {failures[chunk]} times "
-                            f"in a row; giving up"
+                            f"{method}: the same share of the work {_failed(failures[chunk], hangs[chunk])} its Ray "
+                            f"actor {failures[chunk]} times in a row; giving up"
                         ) from error
                     warnings.warn(f"spikehebb Ray actor {what} replacing it and running its chunk again",
                                   RuntimeWarning, stacklevel=3)

@@ -125,3 +125,21 @@ def processes():
         return found
 
     return read
+
+
+@pytest.fixture
+def refuse_write_probe(monkeypatch):
+    """``refuse(error)``: the store's write probe (a ``-probe-`` file touched in the folder,
+    ``probe_write``) raises ``error`` from then on, as in a folder that takes no new file (a
+    read-only mount, /proc); other files are touched as usual."""
+    real_touch = Path.touch
+
+    def refuse(error: OSError) -> None:
+        def touch(self, *args, **kwargs):
+            if "-probe-" in self.name:
+                raise error
+            return real_touch(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "touch", touch)
+
+    return refuse

@@ -35,16 +35,9 @@ def no_rendering(monkeypatch):
 
 
 @pytest.fixture
-def refused_probe(monkeypatch):
-    """A folder that takes no new file (a read-only mount, /proc): the write probe fails."""
-    real_touch = Path.touch
-
-    def refused(self, *a, **k):
-        if "-probe-" in self.name:
-            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(self))
-        return real_touch(self, *a, **k)
-
-    monkeypatch.setattr(Path, "touch", refused)
+def refused_probe(refuse_write_probe):
+    """A folder that takes no new file (/proc: the write probe fails with ENOENT)."""
+    refuse_write_probe(FileNotFoundError(errno.ENOENT, "No such file or directory"))
 
 
 def snapshot(folder: Path) -> dict:

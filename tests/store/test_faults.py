@@ -289,7 +289,7 @@ def test_a_whole_file_is_synced_before_its_rename_and_its_folder_after(tmp_path,
     assert path.read_text() == "new"
 
 
-def test_check_can_write_says_which_option_to_change_before_the_work(tmp_path, monkeypatch):
+def test_check_can_write_says_which_option_to_change_before_the_work(tmp_path, refuse_write_probe):
     """The report's -o and perturb_ant's --out: a missing folder, a folder in the file's place and
     a folder that takes no file (a real write: a probe, removed again) are one line naming the flag."""
     check = transaction_module.check_can_write
@@ -302,13 +302,6 @@ def test_check_can_write_says_which_option_to_change_before_the_work(tmp_path, m
     (tmp_path / "rec.json").mkdir()
     with pytest.raises(IsADirectoryError, match=rf"^--out {tmp_path}/rec: {tmp_path}/rec.json is a folder; choose another --out$"):
         check([tmp_path / "rec.png", tmp_path / "rec.json"], "--out", tmp_path / "rec")
-    real_touch = Path.touch
-
-    def refused(self, *a, **k):
-        if "-probe-" in self.name:
-            raise PermissionError(errno.EACCES, "Permission denied", str(self))
-        return real_touch(self, *a, **k)
-
-    monkeypatch.setattr(Path, "touch", refused)
+    refuse_write_probe(PermissionError(errno.EACCES, "Permission denied"))
     with pytest.raises(OSError, match=rf"^-o {out}: cannot write in {tmp_path} \(Permission denied\); choose another -o$"):
         check([out], "-o", out)
