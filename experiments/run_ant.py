@@ -15,7 +15,7 @@ mostly do not.
 Everything is stored in the run file (HDF5); see docs/run-file.md.
 """
 
-from spikehebb.cli import experiment_main
+from spikehebb.console import experiment_main
 
 if __name__ == "__main__":
     experiment_main("ant", __doc__.split("\n")[0])

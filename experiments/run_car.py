@@ -25,7 +25,7 @@ import os
 # whole lifetime step (env and network included) about 3x on 2 cores.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from spikehebb.cli import experiment_main
+from spikehebb.console import experiment_main
 
 if __name__ == "__main__":
     experiment_main("car", __doc__.split("\n")[0])

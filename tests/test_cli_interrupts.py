@@ -240,3 +240,45 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path, command):
     err = proc.stderr.read()
     assert proc.wait(timeout=300) == 1, err
     assert [line for line in err.splitlines() if not line.startswith("run file: ")] == [], err
+
+
+# A child that sends itself SIGINT while the package's command module is being imported: the
+# finder runs inside the import of spikehebb.config, which spikehebb.cli pulls in first thing.
+_SIGINT_DURING_IMPORT = """
+import importlib.abc, os, signal, sys
+class SigintOnImport(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "spikehebb.config":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+sys.meta_path.insert(0, SigintOnImport())
+"""
+
+
+@pytest.mark.parametrize("entry", [
+    "from spikehebb.console import main; sys.exit(main(['inspect', 'ant_abcd_lr']))",
+    "sys.argv = ['experiments/run_ant.py']; import runpy; runpy.run_path('experiments/run_ant.py', run_name='__main__')"],
+    ids=["spikehebb", "run_ant"])
+def test_ctrl_c_while_the_package_imports_is_one_line(entry):
+    """A Ctrl-C in the first half second, while Python loads NumPy, gymnasium and the rest, ended
+    in Python's traceback (the console script imported spikehebb.cli before any handler); now in
+    the same one line and exit code as one later on."""
+    proc = subprocess.run([sys.executable, "-c", _SIGINT_DURING_IMPORT + entry], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    prog = "spikehebb" if "console" in entry else "run_ant.py"
+    assert (proc.returncode, proc.stderr, proc.stdout) == (130, f"{prog}: interrupted\n", ""), proc.stderr
+
+
+def test_the_console_entry_imports_nothing_heavy():
+    """The installed `spikehebb` command and run_<task>.py enter through spikehebb.console, which
+    must load before anything a Ctrl-C could interrupt for long."""
+    import configparser
+
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    assert setup["options.entry_points"]["console_scripts"].split() == ["spikehebb", "=", "spikehebb.console:main"]
+    for script in ("run_ant.py", "run_car.py"):
+        assert "from spikehebb.console import experiment_main" in (ROOT / "experiments" / script).read_text()
+    loaded = subprocess.run([sys.executable, "-c", "import sys, spikehebb.console; print(*sorted(sys.modules))"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert [m for m in loaded if m.startswith(("spikehebb", "numpy"))] == ["spikehebb", "spikehebb.console"]
