@@ -369,7 +369,8 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
         raise ValueError(f"--ray {args.ray} runs the lifetimes on Ray and --evaluator {args.evaluator} elsewhere: give one")
     if args.ray:
         name, address = "ray", None if args.ray == "local" else args.ray
-    workers = args.workers if args.workers is not None else b.evaluator.workers
+    serial_from_other = name == "serial" and b.evaluator.name != "serial"  # a resume's count and timeouts stay behind
+    workers = args.workers if args.workers is not None else None if serial_from_other else b.evaluator.workers
     if name == "ray" and address is not None and workers is None:
         raise ValueError(f"--ray {address} needs --workers N, the number of actors (one CPU each) to start on the "
                          f"cluster: the batches are sized for it before Ray is reached")
@@ -377,7 +378,7 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     timeouts = {}
     for field in ("stall_timeout", "build_timeout"):  # a resumed run keeps its own unless given
         given = getattr(args, field, None)
-        timeouts[field] = (getattr(b.evaluator, field) if given is None
+        timeouts[field] = ((STALL_TIMEOUT_S if serial_from_other else getattr(b.evaluator, field)) if given is None
                            else _seconds_or_never(f"--{field.replace('_', '-')}", given))
     _refuse_ignored_flags(args, agent, task, strategy, name)  # a resumed run's too: against its config
     return TrainConfig(

@@ -392,7 +392,8 @@ class EvaluatorConfig:
     build_timeout: seconds a new one may take to be built (Brian2's first compile included; on
     Ray, waiting for a free CPU too) before it is taken for hung likewise (None: never). Both
     30 minutes by default (:data:`STALL_TIMEOUT_S`), far above what a healthy worker takes on a
-    loaded machine; the serial evaluator has neither (its worker is the calling process). Like
+    loaded machine. The serial evaluator (its worker is the calling process) takes neither, nor more
+    than one worker: other values are refused, not ignored. Like
     the rest of this section they change where and how lifetimes run, never their numbers, and
     a resumed run may change them.
     """
@@ -415,6 +416,17 @@ class EvaluatorConfig:
             raise ValueError(f"ray_address={self.ray_address!r} is for the ray evaluator only, not {self.name!r}")
         for name in ("stall_timeout", "build_timeout"):
             object.__setattr__(self, name, check_timeout(name, getattr(self, name), owner="evaluator"))
+        if self.name == "serial" and (ignored := self.serial_ignores()):
+            raise ValueError(f"evaluator: the serial one runs every lifetime in the calling process, on one core and "
+                             f"with nothing to stop it; it would ignore {', '.join(ignored)}: leave "
+                             f"{'it' if len(ignored) == 1 else 'them'} out or use 'processes'")
+
+    def serial_ignores(self) -> list[str]:
+        """``"field=value"`` for each setting the serial evaluator would ignore: more than one
+        worker, a timeout other than the default."""
+        ignored = [f"workers={self.workers}"] if self.workers not in (None, 1) else []
+        return ignored + [f"{name}={getattr(self, name)}" for name in ("stall_timeout", "build_timeout")
+                          if getattr(self, name) != STALL_TIMEOUT_S]
 
     def n_workers(self, popsize: int | None = None) -> int:
         """Workers to start: serial 1; otherwise ``workers`` or one per core, never more than
@@ -648,6 +660,9 @@ class TrainConfig:
                     raise ValueError(f"unknown {name} config fields {sorted(set(sub) - names)}; known: {sorted(names)}")
                 if sub.get("train_variants") is not None:
                     sub["train_variants"] = tuple(sub["train_variants"])
+                if kind is EvaluatorConfig and sub.get("name") == "serial":  # written before serial refused them
+                    for field in ("workers", "stall_timeout", "build_timeout"):
+                        sub.pop(field, None)
                 d[name] = kind(**sub)
         return cls(**d)
 

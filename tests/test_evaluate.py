@@ -385,7 +385,7 @@ def test_split_and_batch_size():
     # a worker's share in the fewest equal batches of at most 64: 100 -> 2 x 50, 250 -> 4 x 63, 64 -> 1 x 64
     assert [EvaluatorConfig(workers=2).batch(p) for p in (200, 128, 130, 64, 7)] == [50, 64, 33, 32, 4]
     assert EvaluatorConfig(workers=8).batch(3) == 1  # workers capped at the 3 candidates
-    assert EvaluatorConfig(workers=100).n_workers(4) == 4 and EvaluatorConfig("serial", 2).n_workers(8) == 1
+    assert EvaluatorConfig(workers=100).n_workers(4) == 4 and EvaluatorConfig("serial").n_workers(8) == 1
     # the default batch lets all workers' envs take at most 60% of the free memory; a given one stays
     two = EvaluatorConfig(workers=2)
     assert two.batch(500, slot_mb=64, available_mb=8000) == 37  # int(0.6 * 8000 / (2 * 64))

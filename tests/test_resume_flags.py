@@ -16,6 +16,7 @@ from spikehebb.cli import main as cli_main
 from spikehebb.lifetimes import MODELS_DIR
 from spikehebb.store import RunFileBusyError, RunStore
 from spikehebb.store.transaction import WriterLock
+from spikehebb.config import EvaluatorConfig
 from spikehebb.train import TrainConfig, train
 
 TINY = ["--popsize", "2", "--generations", "1", "--max-env-steps", "45", "--train-variants", "default",
@@ -87,6 +88,38 @@ def test_resume_of_a_serial_run_refuses_workers_as_a_new_run_does(runs, capsys, 
     # lifetimes in worker processes: a place that takes the count
     config = resumed_config(parse(["--resume", str(path), "--evaluator", "processes", "--workers", "2"]))[0]
     assert config.evaluator.name == "processes" and config.evaluator.workers == 2
+
+
+def test_a_run_resumed_in_this_process_leaves_its_workers_and_timeouts_behind(runs, tmp_path):
+    """A run on worker processes with its own count and timeouts, resumed with ``--evaluator
+    serial``: none of them carries over (the serial evaluator refuses what it would ignore), and
+    back on processes the typed ones apply."""
+    flags = [*TINY[:-3], "--evaluator", "processes", "--workers", "2", "--stall-timeout", "60", "--build-timeout",
+             "never", "--no-progress", "--runs-dir", str(tmp_path), "--run-name", "pool"]
+    path = train(config_from_args(parse(flags)), progress=False, stop_after=0)
+    assert stored(path).evaluator == EvaluatorConfig("processes", 2, stall_timeout=60, build_timeout=None)
+    config = resumed_config(parse(["--resume", str(path), "--evaluator", "serial"]))[0]
+    assert config.evaluator == EvaluatorConfig("serial")
+    config = resumed_config(parse(["--resume", str(path), "--evaluator", "processes", "--stall-timeout", "90"]))[0]
+    assert config.evaluator == EvaluatorConfig("processes", 2, stall_timeout=90, build_timeout=None)
+
+
+@pytest.mark.parametrize("fields, ignored", [
+    ({"workers": 2}, "workers=2"), ({"stall_timeout": 5}, "stall_timeout=5.0"),
+    ({"stall_timeout": None, "build_timeout": 60}, "stall_timeout=None, build_timeout=60.0")])
+def test_the_serial_evaluator_refuses_what_it_would_ignore(fields, ignored):
+    """Through the API as through the flags; a serial config stored with such values before
+    (they did nothing) reads back as a plain serial one."""
+    with pytest.raises(ValueError) as err:
+        EvaluatorConfig("serial", **fields)
+    assert str(err.value) == (f"evaluator: the serial one runs every lifetime in the calling process, on one core and "
+                              f"with nothing to stop it; it would ignore {ignored}: leave "
+                              f"{'it' if ',' not in ignored else 'them'} out or use 'processes'")
+    assert EvaluatorConfig("serial", workers=1).n_workers() == 1  # one worker is what it has
+    old = TrainConfig().to_dict()
+    old["evaluator"] = {"name": "serial", "workers": 2, "ray_address": None, "batch_size": 4, "stall_timeout": 5.0,
+                        "build_timeout": None}
+    assert TrainConfig.from_dict(old).evaluator == EvaluatorConfig("serial", batch_size=4)
 
 
 def test_a_typed_task_is_told_from_the_parsers_default(runs):
