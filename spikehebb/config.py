@@ -661,8 +661,8 @@ class TrainConfig:
                 if sub.get("train_variants") is not None:
                     sub["train_variants"] = tuple(sub["train_variants"])
                 if kind is EvaluatorConfig and sub.get("name") == "serial":  # written before serial refused them
-                    for field in ("workers", "stall_timeout", "build_timeout"):
-                        sub.pop(field, None)
+                    for ignored in ("workers", "stall_timeout", "build_timeout"):
+                        sub.pop(ignored, None)
                 d[name] = kind(**sub)
         return cls(**d)
 
