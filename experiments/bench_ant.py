@@ -31,7 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pybullet
+
+from spikehebb.envs.ant import pybullet  # imported without its build-time banner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record_ant_fixture import make_reference_ant, reference_actions  # noqa: E402
