@@ -29,6 +29,7 @@ from spikehebb.envs.mirror import body_roles
 from spikehebb.evaluators import (deaf_to_ctrl_c, exit_with_parent, one_thread_per_library, sigint_blocked,
                                   sigusr1_blocked, stop_process)
 from spikehebb.store import RunStore, TraceWriter
+from spikehebb.store.traces import SEPARATE_FILE_ADVICE
 from spikehebb.tasks import FIRST_INPUT_WORDS
 from spikehebb.worker import EVALUATION_TAG, Worker, lifetime_seeds
 
@@ -351,7 +352,7 @@ def record_traces(
     own_store = into is None and store is None
     if own_store:
         # the writer lock, taken before any lifetime runs
-        store = RunStore.open(path, "a", advice="record the traces into a separate file (record_traces(..., into=FILE))")
+        store = RunStore.open(path, "a", advice=SEPARATE_FILE_ADVICE)
     worker = None
     try:
         spec = _test_spec(config, 1, max_env_steps)

@@ -565,6 +565,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser, first_input: bool = 
 def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
     from spikehebb.assess import load_run, without_early_ends
     from spikehebb.store import RunStore
+    from spikehebb.store.traces import SEPARATE_FILE_ADVICE
 
     config, params = load_run(path, args.which)
     trained_first_input = config.task.make().episode.first_input
@@ -584,8 +585,7 @@ def run_evaluate(path: str | Path, args: argparse.Namespace) -> str:
             raise ValueError(f"{path} is a shipped model and --traces would write into it; copy it first: "
                              f"cp {path} runs/ && spikehebb evaluate runs/{Path(path).name} --traces")
     # The writer lock, taken before the test lifetimes: a run another process writes fails now, not after them.
-    store = RunStore.open(path, "a", advice="record the traces into a separate file "
-                                            "(spikehebb.assess.record_traces(..., into=FILE))") if args.traces else None
+    store = RunStore.open(path, "a", advice=SEPARATE_FILE_ADVICE) if args.traces else None
     try:
         return _evaluate_and_trace(path, args, config, params, variants, store, trained_first_input)
     finally:

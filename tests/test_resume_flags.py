@@ -225,9 +225,9 @@ def test_a_busy_run_file_gives_advice_that_fits_the_command(runs, capsys):
         assert exc.value.code == 2 and one_error_line(capsys) == (
             f"spikehebb evaluate: error: {busy}, or record the traces into a separate file "
             "(spikehebb.assess.record_traces(..., into=FILE))")
-        with pytest.raises(RunFileBusyError) as exc:  # the same advice to a script, in its own words
+        with pytest.raises(RunFileBusyError) as exc:  # the same advice to a script
             record_traces(path, *load_run(path), ["default"], max_env_steps=45)
-        assert str(exc.value) == f"{busy}, or record the traces into a separate file (record_traces(..., into=FILE))"
+        assert str(exc.value) == f"{busy}, or record the traces into a separate file (spikehebb.assess.record_traces(..., into=FILE))"
     finally:
         lock.release()
     assert RunStore.open(path).generations_completed == 1

@@ -359,7 +359,7 @@ def test_a_busy_run_file_says_the_advice_its_opener_gives(tmp_path):
         assert str(info.value) == busy
         with pytest.raises(RunFileBusyError) as info:
             TraceWriter(path, sizes=SIZES, n_actions=3, reward_terms=["progress"])
-        assert str(info.value) == f"{busy}, or record traces into a separate file"
+        assert str(info.value) == f"{busy}, or record the traces into a separate file (spikehebb.assess.record_traces(..., into=FILE))"
     finally:
         store.close()
     with RunStore.open(path, "a", advice="unused") as again:  # free again: the advice is said only when busy

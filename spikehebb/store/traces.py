@@ -20,6 +20,11 @@ from spikehebb.store.fileformat import FORMAT, FORMAT_VERSION, TRACES_FORMAT, op
 from spikehebb.store.transaction import Transaction, WriterLock, _raise_translated, is_no_space, real_path, write_error
 
 
+#: What to do instead of writing traces into a run file another process is writing, said after
+#: "wait for it to finish, or " (:class:`~spikehebb.store.RunFileBusyError`).
+SEPARATE_FILE_ADVICE = "record the traces into a separate file (spikehebb.assess.record_traces(..., into=FILE))"
+
+
 class TraceWriter:
     """Record per-step traces of evaluation episodes into ``path`` (a run file or a traces file).
 
@@ -84,7 +89,7 @@ class TraceWriter:
         # drawn before the lock is taken: a draw that fails leaves nothing held or on disk
         self._samples = [self._sample(l, a * b) for l, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), 1)]
         self._own_lock = _lock is None
-        self._lock = _lock or WriterLock(self.path, "record traces into", advice="record traces into a separate file")
+        self._lock = _lock or WriterLock(self.path, "record traces into", advice=SEPARATE_FILE_ADVICE)
         self._txn: Transaction | None = None
         try:
             if self.path.exists():
