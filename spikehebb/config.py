@@ -416,12 +416,12 @@ class EvaluatorConfig:
             raise ValueError(f"ray_address={self.ray_address!r} is for the ray evaluator only, not {self.name!r}")
         for name in ("stall_timeout", "build_timeout"):
             object.__setattr__(self, name, check_timeout(name, getattr(self, name), owner="evaluator"))
-        if self.name == "serial" and (ignored := self.serial_ignores()):
+        if self.name == "serial" and (ignored := self._serial_ignores()):
             raise ValueError(f"evaluator: the serial one runs every lifetime in the calling process, on one core and "
                              f"with nothing to stop it; it would ignore {', '.join(ignored)}: leave "
                              f"{'it' if len(ignored) == 1 else 'them'} out or use 'processes'")
 
-    def serial_ignores(self) -> list[str]:
+    def _serial_ignores(self) -> list[str]:
         """``"field=value"`` for each setting the serial evaluator would ignore: more than one
         worker, a timeout other than the default."""
         ignored = [f"workers={self.workers}"] if self.workers not in (None, 1) else []
