@@ -524,3 +524,34 @@ def synapse_fields(rule: RuleSpec | None, fold_eta: bool = True) -> tuple[str, .
     if rule is None:
         return ()
     return tuple(f for f in rule.fields if not (fold_eta and f == "eta"))
+
+
+# ------------------------------------------------------------------------ what a run records
+def declaration(rule: str | RuleSpec) -> dict:
+    """The rule's declaration as plain data (JSON-ready), what a run file records of it besides its
+    name (:class:`~spikehebb.store.RunStore`): whether eta is evolved, the coefficient layout
+    (``fields``), each term (coefficient, factors, eta-scaled) and each state's update. Two
+    rules with equal declarations read the same coefficients the same way."""
+    spec = get_rule(rule)
+    return {
+        "learning_rate": spec.learning_rate,
+        "fields": list(spec.fields),
+        "terms": [{"coefficient": t.coefficient, "factors": list(t.factors), "eta_scaled": t.eta_scaled}
+                  for t in spec.terms],
+        "state": [{"name": s.name, "update": s.update, "constants": list(s.constants)} for s in spec.state],
+    }
+
+
+def formula(declared: Mapping) -> str:
+    """A :func:`declaration` as the update it writes, e.g. ``dw = eta*(A*pre*post + B*pre + C*post
+    + D)``; a rule with state adds its updates (``; elig = decay_e * elig + dw_local``)."""
+    def product(term):
+        return "*".join([term["coefficient"], *term["factors"]])
+
+    scaled = [product(t) for t in declared["terms"] if t["eta_scaled"]]
+    other = [product(t) for t in declared["terms"] if not t["eta_scaled"]]
+    joined = " + ".join(scaled)
+    if declared["learning_rate"] and scaled:
+        joined = f"eta*({joined})"
+    text = "dw = " + " + ".join(([joined] if joined else []) + other)
+    return text + "".join(f"; {s['name']} = {s['update']}" for s in declared.get("state", ()))
