@@ -46,7 +46,7 @@ import time
 import numpy as np
 
 from spikehebb.agents import AgentConfig
-from spikehebb.config import EvaluatorConfig, TaskConfig, TrainConfig, WorkerSpec
+from spikehebb.config import EvaluatorConfig, TaskConfig, WorkerSpec
 from spikehebb.es import get_strategy
 from spikehebb.evaluators import ProcessEvaluator, split_evenly
 from spikehebb.worker import Worker, mean_over_variants
@@ -167,7 +167,7 @@ def next_generation(path: str, popsize: int, batch: int):
     from spikehebb.train import run_genome
 
     with RunStore.open(path) as store:
-        config = TrainConfig.from_dict(store.config)
+        config = store.run_config()
         checkpoint = store.load_checkpoint()
         done = store.generations_completed
     if checkpoint is None:

@@ -70,7 +70,7 @@ def body_scores(run: Path, variants, episodes: int, workers: int, cache: Path) -
     """(generations ``(S,)`` of the stored means of ``run``, mean fitness ``(S, V)`` on
     ``variants``), read from ``cache`` where it has them, the rest scored and cached as they come."""
     with RunStore.open(run) as store:
-        config = TrainConfig.from_dict(store.config)
+        config = store.run_config()
     key = cache_key(run, config, episodes)
     scores = load_cache(cache, key, config)
     generations, _ = candidate_means(run)
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
             raise ValueError(f"the runs are of different tasks ({', '.join(sorted(tasks))}); draw them apart")
         for run in runs:
             with RunStore.open(run) as store:
-                config = TrainConfig.from_dict(store.config)
+                config = store.run_config()
                 history = store.history()
             task = config.task.make()
             variants = tuple(args.variants or task.variants)

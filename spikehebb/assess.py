@@ -157,7 +157,7 @@ def load_run(path: str | Path, which: str = "mean") -> tuple[TrainConfig, np.nda
     if which not in ("best", "mean"):
         raise ValueError(f"which must be 'best' or 'mean', got {which!r}")
     with RunStore.open(path) as store:
-        config = TrainConfig.from_dict(store.config)
+        config = store.run_config()
         checkpoint = store.load_checkpoint()
     if checkpoint is None:
         raise ValueError(f"{path} holds no finished generation yet, so no parameters to evaluate")

@@ -474,7 +474,7 @@ def resumed_config(args: argparse.Namespace) -> tuple[TrainConfig, int]:
     if getattr(args, "run_name", None) is not None:
         raise ValueError(f"--run-name names a new run's file; a resumed run keeps {args.resume}: drop --run-name")
     with RunStore.open(args.resume) as store:
-        stored = TrainConfig.from_dict(store.config)
+        stored = store.run_config()
         done = store.generations_completed
     if task_given(args) and args.task != stored.task.name:
         raise ValueError(f"--task {args.task} differs from the task of {args.resume}, {stored.task.name}; a resumed "

@@ -94,7 +94,7 @@ def score_means(
     if not (is_integer(episodes) and episodes >= 1):
         raise ValueError(f"selection episodes must be a positive integer, got {episodes!r}")
     with RunStore.open(path) as store:
-        config = TrainConfig.from_dict(store.config)
+        config = store.run_config()
     stored, means = candidate_means(path)
     task = config.task.make()
     variants = tuple(task.train_variants if variants is None else variants)
@@ -143,7 +143,7 @@ def select(path: str | Path, episodes: int = 10, workers: int = 1, progress: boo
     variants. A model is refused before any scoring (:func:`check_not_model`)."""
     check_not_model(path)
     with RunStore.open(path) as store:
-        config = TrainConfig.from_dict(store.config)
+        config = store.run_config()
     variants = tuple(config.task.make().train_variants)
 
     def fitness(row: np.ndarray) -> float:  # the mean over the training variants, summed as a list
@@ -291,7 +291,7 @@ def card(
 
     info = model_info(path) or {}
     with RunStore.open(path) as store:
-        config = TrainConfig.from_dict(store.config)
+        config = store.run_config()
         h = store.history()
         settings = store.config_line()
     lines = [

@@ -82,7 +82,7 @@ def train(
     store = RunStore.open(resume, "a") if resume is not None else None
     try:
         if store is not None:
-            stored = TrainConfig.from_dict(store.config)
+            stored = store.run_config()
             if config is not None:
                 # where the file lies and what it is called are not settings of the run (a study
                 # may take over a run file made by another under its own name)

@@ -55,8 +55,7 @@ from spikehebb import __version__
 from spikehebb.agents.base import GenomePart
 from spikehebb.checks import is_integer
 from spikehebb.genome import GenomeMap
-from spikehebb.rules import coefficient_shapes
-from spikehebb.rules import get_rule
+from spikehebb.rules import coefficient_shapes, declaration, formula, get_rule
 from spikehebb.store.fileformat import FORMAT, FORMAT_VERSION, RunFileError, attr_str, open_checked
 from spikehebb.store.state import read_state, state_nbytes, write_state
 from spikehebb.store.traces import TraceWriter
@@ -142,6 +141,41 @@ def _parameter_counts(sizes: Sequence[int], rule: str | None, task_parts: Sequen
     return f"parameters of each agent on this network{also}: " + ", ".join(counts)
 
 
+def _stored_declaration(f: h5py.File) -> dict[str, Any] | None:
+    """The run's rule declaration: its ``rule_declaration`` attribute, or in a file written before
+    it, the ``fields`` its coefficient datasets name (None where neither is there)."""
+    text = attr_str(f.attrs.get("rule_declaration", ""))
+    if text:
+        return json.loads(text)
+    ds = f.get("mean/coefficients/layer_1")
+    fields = attr_str(ds.attrs.get("fields", "")) if ds is not None else ""
+    return {"fields": fields.split(",")} if fields else None
+
+
+def rule_change(path: str | os.PathLike, name: str, declared: Mapping[str, Any] | None) -> str | None:
+    """Why the rule registered as ``name`` now cannot read the coefficients of a run that
+    declared it as ``declared`` (a :func:`spikehebb.rules.declaration`, or an older file's
+    ``{"fields": [...]}``), in one sentence; None when it can (or nothing was recorded). A rule
+    edited in place would otherwise read a trained run's coefficients as another rule's, without
+    a word."""
+    if declared is None:
+        return None
+    try:
+        now = declaration(name)
+    except ValueError:
+        return f"{path} was trained with the rule {name!r}, which is not registered here; register it as it was"
+    if "terms" not in declared:  # an older file: its layout alone
+        if list(declared["fields"]) == now["fields"]:
+            return None
+        return (f"{path} was trained with the rule {name} whose coefficients were {','.join(declared['fields'])}; the "
+                f"rule registered under that name now has {','.join(now['fields'])}: restore it as it was, or give "
+                f"the new rule another name")
+    if dict(declared) == now:
+        return None
+    return (f"{path} was trained with the rule {name} as {formula(declared)}; the rule registered under that name now "
+            f"is {formula(now)}: restore it as it was, or give the new rule another name")
+
+
 # --------------------------------------------------------------------------------------------
 # The run store.
 
@@ -207,6 +241,9 @@ class RunStore:
             self.layout = layout_from_json(attr_str(f.attrs["layout"]))
             self.sizes = tuple(int(s) for s in f.attrs["sizes"])
             self.rule = attr_str(f.attrs["rule"]) or None
+            #: The rule as the run declared it (:func:`spikehebb.rules.declaration`); a file written
+            #: before declarations were recorded: its coefficient layout alone, ``{"fields": [...]}``.
+            self.rule_declaration: dict[str, Any] | None = _stored_declaration(f) if self.rule else None
             self.popsize = int(f.attrs["popsize"])
             self.n_params = int(f.attrs["n_params"])
             self._generations = int(f.attrs["generations_completed"])
@@ -272,6 +309,7 @@ class RunStore:
                 f.attrs["config"] = config_json
                 f.attrs["sizes"] = np.asarray(sizes, dtype=np.int64)
                 f.attrs["rule"] = get_rule(rule).name if rule is not None else ""
+                f.attrs["rule_declaration"] = json.dumps(declaration(rule)) if rule is not None else ""
                 f.attrs["layout"] = layout_to_json(layout)
                 f.attrs["n_params"] = layout.n_params
                 f.attrs["popsize"] = int(popsize)
@@ -628,6 +666,17 @@ class RunStore:
             g = int(f.attrs["generations_completed"])
             return {name: f["generations"][name][:g] for name in GENERATION_FIELDS}
 
+    def run_config(self):
+        """The run's :class:`~spikehebb.config.TrainConfig`, for running its parameters (testing,
+        resuming, selecting): a one-line ValueError when the rule registered under the run's rule
+        name no longer reads them as the run did (:func:`rule_change`)."""
+        from spikehebb.config import TrainConfig  # the store does not import the configs at load
+
+        changed = rule_change(self.path, self.rule, self.rule_declaration) if self.rule else None
+        if changed is not None:
+            raise ValueError(changed)
+        return TrainConfig.from_dict(self.config)
+
     def config_line(self) -> str:
         """The run's settings in one line: task, agent, strategy, seed, length, then every other
         setting that is not the default (where lifetimes ran and the file's name left out)."""
@@ -686,13 +735,15 @@ class RunStore:
         agent = self.config.get("agent") if isinstance(self.config.get("agent"), dict) else {}
         kind = agent.get("kind", "hebbian" if self.rule else "static")
         what = f"rule {self.rule}" if self.rule else ("static weights" if kind == "static" else f"{kind} agent")
+        changed = rule_change(self.path, self.rule, self.rule_declaration) if self.rule else None
         lines = [
             f"{self.path}: spikehebb run (format {FORMAT_VERSION}), created {created}",
             f"network {'-'.join(map(str, self.sizes))}, {what}, {self.n_params:,} parameters, popsize {self.popsize}",
-            _parameter_counts(self.sizes, self.rule, self._task_parts()),
+            # the other kinds' counts are the registered rule's: with another one, the warning instead
+            _parameter_counts(self.sizes, self.rule, self._task_parts()) if changed is None else f"warning: {changed}",
         ]
         rows = agent.get("coefficient_rows", "per_synapse")
-        if rows != "per_synapse" and self.rule:
+        if rows != "per_synapse" and self.rule and changed is None:
             from spikehebb.agents.hebbian import distinct_rules
 
             n_rows = sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
