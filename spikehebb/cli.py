@@ -24,7 +24,7 @@ from typing import NoReturn
 from spikehebb.checks import repeated
 from spikehebb.config import (EVALUATOR_NAMES, STALL_TIMEOUT_S, STRATEGY_INITS, STRATEGY_NAMES, StrategyConfig,
                               TrainConfig)
-from spikehebb.rules import RULES
+from spikehebb.rules import RULES, THREE_FACTOR_SUFFIX
 from spikehebb.stopping import STOP_REQUEST
 from spikehebb.tasks import FIRST_INPUT_WORDS, FIRST_INPUTS
 
@@ -85,7 +85,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
                    help="agent kind: a Hebbian network (default), static weights (= --static), or Palm et al.'s "
                         "recurrent baseline, the static network with its first layer an LSTM (or GRU)")
     g.add_argument("--coevolve", action="store_true", help="evolve the initial weights together with the rule")
-    g.add_argument("--rule", choices=list(RULES), help="plasticity rule (default: ABCD_lr)")
+    g.add_argument("--rule", metavar="RULE", help=f"plasticity rule, one of {', '.join(RULES)} (default: ABCD_lr); the "
+                                                  "three-factor version of each: add --modulated")
     g.add_argument("--fitness-floor", type=float, metavar="F",
                    help="raise each training lifetime's fitness to at least F before the mean over the bodies "
                         "(the authors' code until 2020-10-08: 0); tests are not floored (default: no floor)")
@@ -320,6 +321,7 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     kind = getattr(args, "agent", None)
     if kind is not None and args.static and kind != "static":
         raise ValueError(f"--static and --agent {kind} contradict each other")
+    _check_rule_flag(args.rule)
     ruleless = kind if kind in ("lstm", "gru", "static") else "static" if args.static else None
     if ruleless and (args.rule is not None or args.coevolve):
         raise ValueError(f"a {ruleless} agent has no plasticity rule: drop --rule/--coevolve")
@@ -390,6 +392,18 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
         run_name=getattr(args, "run_name", None) if base is None else b.run_name, extra=b.extra,
         snapshot_every=b.snapshot_every,
     )
+
+
+def _check_rule_flag(rule: str | None) -> None:
+    """--rule's value: a registered rule's name (one line otherwise, where argparse's choices
+    printed the whole usage); ``NAME+mod``, the run file's name of a three-factor rule, is
+    pointed to --modulated."""
+    if rule is None or rule in RULES:
+        return
+    plain = rule.removesuffix(THREE_FACTOR_SUFFIX)
+    if plain != rule and plain in RULES:
+        raise ValueError(f"--rule {rule}: the three-factor version of a rule is --rule {plain} --modulated")
+    raise ValueError(f"unknown --rule {rule!r}; expected one of {', '.join(RULES)}")
 
 
 def _seconds_or_never(flag: str, text: str) -> float | None:

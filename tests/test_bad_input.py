@@ -106,6 +106,9 @@ def test_resume_refuses_contradictory_flags_and_extends_with_generations(tmp_pat
     (["--batch-size", "0"], "evaluator: batch_size must be at least 1, got 0"),
     (["--generations", "0"], "train: generations must be at least 1, got 0"),
     (["--max-env-steps", "30"], "max_env_steps (30) must exceed burn_in_steps (40)"),
+    (["--rule", "XYZ"], "unknown --rule 'XYZ'; expected one of A, AD, AD_lr, ABC, ABC_lr, ABCD, ABCD_lr, ABCD_lr_D_out, "
+                        "ABCD_lr_D_in_and_out"),
+    (["--rule", "ABCD_lr+mod"], "--rule ABCD_lr+mod: the three-factor version of a rule is --rule ABCD_lr --modulated"),
     (["--strategy", "cma", "--popsize", "1"], "strategy: popsize must be at least 2, got 1"),
     # flags that would be ignored
     (["--static", "--rule", "AD"], "a static agent has no plasticity rule: drop --rule/--coevolve"),

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from spikehebb.rules import RULES
+
 ROOT = Path(__file__).resolve().parents[1]
 #: Every markdown document a user reads: the README, the docs and the model cards.
 DOCUMENTS = tuple(["README.md"] + sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))
@@ -145,7 +147,8 @@ def test_documented_commands_are_found_in_blocks_and_inline():
 
 def test_a_stale_flag_is_caught(monkeypatch):
     assert "unrecognized arguments: --no-such-flag" in parse_only(monkeypatch, "spikehebb train --no-such-flag")
-    assert "invalid choice" in parse_only(monkeypatch, "python experiments/run_ant.py --rule XYZ")
+    assert "invalid choice" in parse_only(monkeypatch, "python experiments/run_ant.py --strategy XYZ")
+    assert parse_only(monkeypatch, "python experiments/run_ant.py --rule XYZ") is None  # checked after parsing: below
     assert parse_only(monkeypatch, "spikehebb train --popsize 8") is None
 
 
@@ -193,6 +196,8 @@ def test_documented_command_parses(monkeypatch, where, command):
     failed = []
     error = parse_only(monkeypatch, command, failed)
     assert error is None or error.startswith("the following arguments are required"), f"{where}: {command}: {error}"
+    for rule in re.findall(r"--rule[ =](\S+)", command):  # --rule's value is checked after parsing (one line)
+        assert rule in RULES, f"{where}: {command}: --rule {rule} is not a registered rule"
     if error:  # argparse names a missing positional before a flag it does not know: check the flags here
         unknown = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", command)) - set(failed[0]._option_string_actions)
         assert not unknown, f"{where}: {command}: {sorted(unknown)} not options of {failed[0].prog}"
