@@ -186,6 +186,17 @@ def test_the_table_counts_lifetimes_in_the_singular_for_one(n, said):
     assert f"mean ± std {said} from fresh random weights." in table
 
 
+@pytest.mark.parametrize("generations, said", [(1, ", 1 generation"), (2, ", 2 generations")])
+def test_the_run_length_in_the_settings_line_is_singular_for_one(tmp_path, generations, said):
+    from spikehebb.config import TrainConfig
+    from spikehebb.store import RunStore
+
+    with RunStore.create(tmp_path / "run.h5", TrainConfig(generations=generations), sizes=(28, 128, 64, 8),
+                         rule="ABCD_lr", popsize=2) as store:
+        line = store.config_line()
+    assert f"seed 0{said}; also " in line or line.endswith(f"seed 0{said}"), line
+
+
 @pytest.mark.parametrize("seconds, said", [(0.4, "0 s"), (42.2, "42 s"), (59.4, "59 s"), (59.7, "1.0 min"), (60, "1.0 min"),
                                            (750, "12.5 min"), (3590, "59.8 min"), (3599, "1.00 h"), (3600, "1.00 h"),
                                            (115920, "32.20 h")])

@@ -689,7 +689,8 @@ class RunStore:
         t, a, s = config.task, config.agent, config.strategy
         kind = f"{a.kind} {a.network_rule}" if a.network_rule else a.kind
         head = (f"task {t.name} on {', '.join(t.train_variants or t.make().train_variants)}, agent {kind}, "
-                f"{s.name} population {s.popsize}, seed {config.seed}, {config.generations} generations")
+                f"{s.name} population {s.popsize}, seed {config.seed}, {config.generations} "
+                f"generation{'s' * (config.generations != 1)}")
         fixed = ("task.name", "task.train_variants", "agent.kind", "agent.rule", "strategy.name", "strategy.popsize",
                  "seed", "generations", "runs_dir", "run_name")
         other = [f"{key} {value!r}" for key, (_, value) in TrainConfig().changed(config).items()
