@@ -26,7 +26,10 @@ class Trace:
 
     rates: per layer ``(T, n_l)``, inputs first; weights: per layer ``(T, n_pre, n_post)``, or
     ``(T, m)`` when subsampled (``synapses[l]`` ``(m, 2)`` then gives (pre, post) of each);
-    rewards: per term ``(T,)``; actions ``(T, n_act)``.
+    rewards: per term ``(T,)``; actions ``(T, n_act)``; spikes (LIF runs, else None): per layer
+    ``(T, n_l, 2)`` int16, the spikes of each unit's on and off neuron in each env step; attrs:
+    every attribute of the episode's group (``seed``, ``steps``, ``first_input``,
+    ``episode_rules``, ...: docs/run-file.md), as Python values.
     """
 
     name: str
@@ -39,6 +42,8 @@ class Trace:
     actions: np.ndarray
     rewards: dict[str, np.ndarray]
     synapses: list[np.ndarray | None] = field(default_factory=list)
+    spikes: list[np.ndarray] | None = None
+    attrs: dict = field(default_factory=dict)
 
     @property
     def steps(self) -> int:
@@ -50,8 +55,9 @@ class Trace:
 
 
 def trace_names(path: str | Path) -> list[str]:
-    """The recorded episodes of a run or traces file, as ``<variant>/episode_<k>``."""
-    with h5py.File(path, "r") as f:
+    """The recorded episodes of a run or traces file, as ``<variant>/episode_<k>`` (a missing,
+    foreign or damaged file: one-line FileNotFoundError or RunFileError)."""
+    with open_checked(real_path(path), (FORMAT, TRACES_FORMAT)) as f:
         if "traces" not in f:
             return []
         return [f"{v}/{e}" for v in f["traces"] for e in sorted(f["traces"][v], key=lambda n: int(n.split("_")[-1]))]
@@ -77,10 +83,11 @@ def load_trace(path: str | Path, name: str) -> Trace:
     if name not in names:  # a variant alone is a group too: it would pass a membership test in the file
         raise ValueError(f"{path} holds no trace {name!r}: expected '<variant>/episode_<k>', one of: "
                          f"{', '.join(names) or 'none recorded'}")
-    with h5py.File(path, "r") as f:
+    with open_checked(real_path(path), (FORMAT, TRACES_FORMAT)) as f:
         g = f[f"traces/{name}"]
         n_rates = len(g["rates"])
         sub = int(g["weights"].attrs["subsample"])
+        spikes = [g[f"spikes/layer_{l}"][()] for l in range(n_rates)] if "spikes" in g else None
         return Trace(
             name=name,
             variant=str(g.attrs["morphology"]),
@@ -91,6 +98,9 @@ def load_trace(path: str | Path, name: str) -> Trace:
             actions=g["actions"][()],
             rewards={k: v[()] for k, v in g["rewards"].items()},
             synapses=[g[f"weights/layer_{l}_synapses"][()] if sub >= 0 else None for l in range(1, n_rates)],
+            spikes=spikes,
+            attrs={k: attr_str(v) if isinstance(v, (str, bytes)) else v.item() if isinstance(v, np.generic) else v
+                   for k, v in g.attrs.items()},
         )
 
 

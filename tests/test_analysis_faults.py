@@ -130,6 +130,23 @@ def test_a_variant_is_no_trace_name(tmp_path):
     assert load_trace(path, "default/episode_0").steps == 20
 
 
+def test_reading_traces_from_a_missing_or_foreign_file_is_one_line(tmp_path):
+    """It was h5py's own errors (`Unable to synchronously open file (unable to open file: name =
+    ...`)."""
+    from spikehebb.store import RunFileError
+    from spikehebb.tracefile import trace_names
+
+    missing, foreign = tmp_path / "none.h5", tmp_path / "notes.h5"
+    foreign.write_text("not HDF5")
+    for read in (trace_names, lambda p: load_trace(p, "default/episode_0")):
+        with pytest.raises(FileNotFoundError) as info:
+            read(missing)
+        assert str(info.value) == f"run file {missing} does not exist"
+        with pytest.raises(RunFileError) as info:
+            read(foreign)
+        assert str(info.value) == f"{foreign} is not a spikehebb run or traces file (HDF5 signature missing or truncated)"
+
+
 def test_plot_draws_a_traces_files_traces_and_report_refuses_it(tmp_path, capsys):
     path = write_traces_file(tmp_path / "traces.h5")
     assert cli_main(["plot", str(path)]) == 0

@@ -33,7 +33,7 @@ def test_run_file_snippets_run_as_written(tmp_path, monkeypatch):
     tiny_run(tmp_path / "runs", "ant_seed1")
     monkeypatch.chdir(tmp_path)
     blocks = python_blocks(ROOT / "docs" / "run-file.md")
-    assert len(blocks) == 5
+    assert len(blocks) == 6
     namespace = {}
     for block in blocks:
         exec(compile(block, "docs/run-file.md", "exec"), namespace)
@@ -42,6 +42,9 @@ def test_run_file_snippets_run_as_written(tmp_path, monkeypatch):
     assert trace_names("runs/ant_seed1.h5") == ["damage_right/episode_0"]
     assert trace_names("runs/my_traces.h5") == ["damage_right/episode_0", "damage_right/episode_1"]
     assert namespace["life"].ndim == 1 and len(namespace["progress"]) == len(namespace["life"]) > 0
+    trace = namespace["trace"]
+    assert namespace["w2"].shape == (trace.steps, 128, 64) and namespace["seen"].shape == (trace.steps, 28)
+    assert trace.attrs["first_input"] == "settled" and trace.spikes is None
     assert namespace["b"].get_ylabel() == "approach to target (m)"
 
 

@@ -66,6 +66,8 @@ def test_load_trace(trace):
     assert [r.shape for r in trace.rates] == [(T, 4), (T, 6), (T, 3)]
     assert [w.shape for w in trace.weights] == [(T, 4, 6), (T, 6, 3)] and not trace.subsampled
     np.testing.assert_allclose(trace.weights[1][7], -1.4, rtol=1e-6)
+    assert trace.spikes is None  # a rate network's
+    assert trace.attrs == {"morphology": "default", "episode": 0, "seed": 1, "steps": T, "fitness": 20.0}
 
 
 def test_weight_matrices_rows_are_layers_columns_are_steps(trace):

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 
 from spikehebb.config import TrainConfig
@@ -38,3 +39,8 @@ def test_run_script_trains_and_evaluates_a_lif_network(tmp_path, task, steps):
             spikes = episode[f"spikes/layer_{l}"][()]
             assert spikes.shape == (n_steps, n, 2) and spikes.min() >= 0
         assert episode["spikes/layer_1"][()].sum() > 0
+        spikes = [episode[f"spikes/layer_{l}"][()] for l in range(len(sizes))]
+    from spikehebb.tracefile import load_trace
+
+    read = load_trace(path, f"{variant}/episode_0")
+    assert len(read.spikes) == len(sizes) and all(np.array_equal(a, b) for a, b in zip(read.spikes, spikes))
