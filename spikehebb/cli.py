@@ -888,10 +888,22 @@ def _quiet_stdout() -> None:
     os.close(devnull)
 
 
+def _load_plugins(parser: argparse.ArgumentParser) -> None:
+    """The plug-ins (:mod:`spikehebb.plugins`), before the flags list the registries' names: one
+    that fails to import ends the command in one line, whatever it would have run."""
+    from spikehebb.plugins import load_plugins
+
+    try:
+        load_plugins()
+    except ValueError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
+
+
 def experiment_main(task: str, description: str, argv: list[str] | None = None, episodes: int = 5) -> None:
     """What ``experiments/run_<task>.py`` does: train with the task's defaults and flags, then
     evaluate the run on every variant (``episodes`` test lifetimes each unless ``--episodes``)."""
     parser = argparse.ArgumentParser(description=description)
+    _load_plugins(parser)
     add_train_arguments(parser, task=task)
     add_evaluate_arguments(parser, first_input=False)
     parser.set_defaults(episodes=episodes)
@@ -914,6 +926,7 @@ def experiment_main(task: str, description: str, argv: list[str] | None = None, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="spikehebb", description="Evolve Hebbian plasticity rules.")
+    _load_plugins(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     from spikehebb.assess import FITNESS_UNITS, SOLVED_FITNESS
 

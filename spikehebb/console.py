@@ -38,3 +38,7 @@ def experiment_main(task: str, description: str, argv: list[str] | None = None, 
         run(task, description, argv, episodes)
     except KeyboardInterrupt:
         sys.exit(_interrupted(os.path.basename(sys.argv[0])))
+
+
+if __name__ == "__main__":  # python -m spikehebb.console, as the installed command
+    sys.exit(main())

@@ -314,8 +314,9 @@ def positive_task(task: Task) -> Task:
 
 def get_task(name: str, **overrides) -> Task:
     """A registered task, with fields replaced by ``overrides`` (see :meth:`Task.replace`)."""
-    try:
-        task = TASKS[name]
-    except KeyError:
-        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}") from None
+    from spikehebb.plugins import missing
+
+    if missing(name, TASKS):  # (a plug-in's task: spikehebb.plugins)
+        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
+    task = TASKS[name]
     return task.replace(**overrides) if overrides else task

@@ -14,6 +14,7 @@ from spikehebb.agents.base import Agent, GenomePart
 from spikehebb.agents.hebbian import HebbianAgent, NetworkAgent, StaticAgent
 from spikehebb.agents.spiking import SpikingAgent
 from spikehebb.agents.recurrent import GRUAgent, LSTMAgent
+from spikehebb.plugins import missing
 
 #: Every agent kind by name.
 AGENTS: dict[str, type] = {HebbianAgent.kind: HebbianAgent, StaticAgent.kind: StaticAgent}
@@ -24,6 +25,10 @@ from spikehebb.agents.config import AgentConfig  # noqa: E402  (AgentConfig vali
 
 
 def agent_class(config: AgentConfig) -> type:
+    """The class of ``config.kind``; a plug-in's kind imports the plug-ins first where needed (a
+    worker process's config arrives unpickled, never checked against the registry there)."""
+    if missing(config.kind, AGENTS):
+        raise ValueError(f"unknown agent kind {config.kind!r}; expected one of {tuple(AGENTS)}")
     return AGENTS[config.kind]
 
 

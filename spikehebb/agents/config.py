@@ -8,6 +8,7 @@ import numpy as np
 
 from spikehebb.checks import check_bool, check_name
 from spikehebb.network import BACKENDS, DTYPES, WEIGHT_INITS
+from spikehebb.plugins import missing
 from spikehebb.rules import get_rule
 
 
@@ -74,7 +75,7 @@ class AgentConfig:
             raise ValueError(f"agent: rule must be a rule's name (a string) or None, got {self.rule!r}")
         for name in ("modulated", "evolve_initial_weights"):  # "no" would switch the feature on
             check_bool(self, "agent", name)
-        if self.kind not in AGENTS:
+        if missing(self.kind, AGENTS):  # (a plug-in's kind: spikehebb.plugins)
             raise ValueError(f"unknown agent kind {self.kind!r}; expected one of {tuple(AGENTS)}")
         takes_rule = AGENTS[self.kind].takes_rule
         if takes_rule:
