@@ -10,8 +10,10 @@ eta; a rule names which terms it evolves, and the ``_lr`` rules also evolve a pe
 learning rate eta (eta = 1 otherwise). The authors' code adds two variants with a drift outside
 eta, ``D_out`` (:data:`DRIFT_OUT`): ``ABCD_lr_D_out`` and ``ABCD_lr_D_in_and_out``. A term
 declares the factors it reads (:data:`FACTORS`): the presynaptic rate ``pre`` (o_i), the
-postsynaptic rate ``post`` (o_j) and the member's modulator ``mod`` (m(t), a third factor the
-env supplies every step; no rule of the paper reads it) and a rule's own per-synapse state
+postsynaptic rate ``post`` (o_j), the member's modulator ``mod`` (m(t), a third factor the
+env supplies every step; no rule of the paper reads it), the synapse's own weight ``w`` (w_ij
+before this step's update: Oja's ``E*o_j*o_j*w``, a weight decay ``E*w``; no registered rule
+reads it) and a rule's own per-synapse state
 (:class:`SynapticState`, e.g. the eligibility trace ``elig`` of the three-factor rules,
 :func:`three_factor`). Everything that applies a rule is generated from this one table:
 
@@ -22,7 +24,12 @@ env supplies every step; no rule of the paper reads it) and a rule's own per-syn
   (``w += A * r_pre * r_post + B * r_pre + C * r_post + D``).
 
 Adding a rule is adding one entry to :data:`RULES`; adding a kind of term is adding one
-:class:`Term` (and, if it reads something new, one :class:`Factor`).
+:class:`Term` (and, if it reads something new, one :class:`Factor`). A rule's coefficient names
+become Brian2 variables and NumPy keys: :class:`RuleSpec` refuses, in one line, a name that is
+not a Python identifier, is a keyword, a factor, a state or state constant, ``eta``,
+``dw_local``, a variable the Brian2 models already have (:data:`BACKEND_NAMES`) or a name Brian2
+or its Cython target reserves (units, functions, constants, ``t``, ``xi_*``, ``*_pre``,
+``cdef``, ...). A rule's name holds no ``+`` but the ``NAME+mod`` of :func:`three_factor`'s rules.
 
 Coefficient layout (used by every module that stores or exchanges coefficients): one array per
 layer of shape ``(P, n_pre, n_post, k)`` where P is the population batch and the k fields are in
@@ -33,10 +40,14 @@ flat parameter vector is the concatenation, layer by layer, of the C-order ravel
 
 from __future__ import annotations
 
+import importlib
+import keyword
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
+
+from spikehebb.plugins import missing
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,12 @@ FACTORS: dict[str, Factor] = {
         Factor("post", "{rate}_post", "postsynaptic rate o_j of this step (dimensionless)"),
         Factor("mod", "m_post", "the member's modulator m(t) of this step, a third factor from the env"),
         Factor("elig", "elig", "the synapse's eligibility trace e_ij(t) (a rule state, see ELIGIBILITY)"),
+        Factor("w", "w", "the synapse's weight w_ij, before this step's update (dimensionless). It is the weight "
+                         "itself wherever the rule writes: where a reparametrising constraint (smooth Dale, "
+                         "network/constraints.py) makes the rule change its latent v, w is the weight v maps "
+                         "to (as the last step's constraints left it), not v; with E/I balance it is w, not the "
+                         "efficacy g_i*w; on the lif network it is the stored copy the rule changes, w on the on "
+                         "neuron's synapse and -w on the off neuron's (network/spiking.py keeps them negatives)"),
     )
 }
 
@@ -170,9 +187,12 @@ class RuleSpec:
     that read no state and before those that do."""
 
     def __post_init__(self) -> None:
+        _check_rule_name(self)
         names = [t.coefficient for t in self.terms]
         if not names or len(set(names)) != len(names) or "eta" in names:
             raise ValueError(f"rule {self.name!r} needs terms with distinct coefficients other than eta, got {names}")
+        for name in names:
+            _check_coefficient(self, name)
         declared = {s.name for s in self.state}
         missing = {f for t in self.terms for f in t.factors if f in STATES} - declared
         if missing:
@@ -227,6 +247,111 @@ class RuleSpec:
             raise ValueError(
                 f"rule {self.name!r} has no coefficient {field!r}; its fields are {self.fields}"
             ) from None
+
+
+#: Variables the Brian2 backends' synapse models and the groups their code reads already define
+#: (network/brian.py, network/spiking.py, network/constraints.py; Brian2's own per-synapse
+#: ``i``, ``j``, ``delay``, ``lastupdate``, ``N_incoming``, ...): no coefficient may take one. A
+#: name with a ``_pre`` or ``_post`` suffix is Brian2's (refused by its check). The rule's own
+#: states and their constants are checked per rule. ``tests/test_rule_extension.py`` checks that
+#: every variable of built networks is here or refused by Brian2.
+BACKEND_NAMES = frozenset({
+    # rate network (brian.py): synapses, rate groups, Dale's variables (constraints.py)
+    "w", "v", "I", "r", "rbar", "m", "g", "s_dale", "g_dale",
+    # lif network (spiking.py): synapses, unit group, neuron groups
+    "J", "decay", "x_on", "x_off", "xs", "trace_norm", "x", "x_partner", "sgn", "count", "y", "tau_trace",
+    "y_decay", "count_norm", "spike_in", "g_in", "v_rest", "v_threshold", "v_reset", "bias", "tau_m", "t_ref",
+    "v_d", "I_d", "tau_d", "coupling", "v_sat", "lastspike", "not_refractory",
+    # Brian2's per-synapse and per-group variables
+    "i", "j", "delay", "lastupdate", "N", "N_incoming", "N_outgoing", "N_pre", "N_post", "t", "dt",
+    "t_in_timesteps",
+})
+
+#: What a coefficient's name must be, as the one-line error says it.
+COEFFICIENT_NAMES = ("a Python identifier that is no keyword, factor, state, state constant, eta, dw_local, "
+                     "variable of the Brian2 models (rules.BACKEND_NAMES) or name Brian2 reserves (units, "
+                     "functions, constants, t, xi_*, *_pre, *_post, _*, Cython's words)")
+
+#: Coefficient names Brian2's and Cython's checks have passed in this process (the registry's
+#: are known to pass: importing Brian2 for them would cost every ``import spikehebb.rules`` over
+#: a second; tests/test_rule_extension.py checks them against Brian2 itself).
+_BRIAN_ACCEPTED = {"A", "B", "C", "D", "D_out", "eta_m"}
+
+
+#: Names Brian2 passes but its Cython target cannot compile as a variable (found by building a
+#: network per name), besides Cython's reserved words (``Cython.Compiler.Scanning``).
+CYTHON_NAMES = ("NULL", "sizeof")
+
+
+def _brian_refusal(name: str) -> str | None:
+    """Why Brian2 would refuse ``name`` as a synaptic variable (its registered identifier checks:
+    syntax, keywords, a leading underscore, units, functions, constants, ``t``/``dt``/``xi*``/
+    ``i``/``N``, the refractory mechanism's names; and the ``_pre``/``_post`` suffixes of
+    synapses) or its Cython target could not compile it (``cdef``, ``include``, ...), or None.
+    Imports Brian2 (once) for a name not seen before."""
+    if name in _BRIAN_ACCEPTED:
+        return None
+    try:
+        importlib.import_module("brian2.equations.refractory")  # registers the refractory names' check
+        from brian2.equations.equations import Equations
+        from brian2.groups.neurongroup import check_identifier_pre_post
+    except ImportError:  # no Brian2: only the NumPy backend can run, which the other checks cover
+        return None
+    try:
+        Equations.check_identifier(name)
+        check_identifier_pre_post(name)
+    except (SyntaxError, ValueError) as e:
+        return str(e.msg if isinstance(e, SyntaxError) else e).strip()
+    try:
+        from Cython.Compiler.Scanning import pyx_reserved_words
+    except ImportError:  # no Cython: Brian2 runs its numpy target
+        pyx_reserved_words = ()
+    if name in CYTHON_NAMES or name in pyx_reserved_words:
+        return f"'{name}' is a word of its Cython target's code"
+    _BRIAN_ACCEPTED.add(name)
+    return None
+
+
+def _check_coefficient(rule: "RuleSpec", name) -> None:
+    """A one-line error unless ``name`` can name a coefficient of ``rule`` (:data:`COEFFICIENT_NAMES`)."""
+    states = {s.name for s in (*STATES.values(), *rule.state)}
+    constants = {c for s in (*STATES.values(), *rule.state) for c in s.constants}
+    if not isinstance(name, str) or not name.isidentifier():
+        why = "it is not a Python identifier"
+    elif keyword.iskeyword(name):
+        why = "it is a Python keyword"
+    elif name in FACTORS:
+        why = "it is a factor"
+    elif name in states or name in constants:
+        why = "it is a rule state or a state's constant"
+    elif name in ("eta", "dw_local"):
+        why = "it names the learning rate or the rules' local update"
+    elif name in BACKEND_NAMES:
+        why = "the Brian2 models already use it"
+    else:
+        why = _brian_refusal(name)
+        if why is None:
+            return
+        why = f"Brian2 reserves it ({why.rstrip('.')})"
+    raise ValueError(f"rule {rule.name!r}: coefficient {name!r}: {why}; a coefficient's name must be "
+                     f"{COEFFICIENT_NAMES}")
+
+
+def _check_rule_name(rule: "RuleSpec") -> None:
+    """A one-line error unless the rule's name is a non-empty string with no ``+`` but for the
+    ``NAME+mod`` of a three-factor rule (:func:`three_factor`'s shape: its last term
+    :data:`GATED`, its last state :data:`ELIGIBILITY`). Run configs name the plain rule and
+    ``modulated``, so a rule registered as ``X+mod`` could never be trained: register ``X``."""
+    name = rule.name
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"a rule's name must be a non-empty string, got {name!r}")
+    if "+" not in name:
+        return
+    base = name[: -len(THREE_FACTOR_SUFFIX)] if name.endswith(THREE_FACTOR_SUFFIX) else None
+    if not (base and "+" not in base and rule.terms and rule.terms[-1] == GATED
+            and rule.state and rule.state[-1] == ELIGIBILITY):
+        raise ValueError(f"rule {name!r}: a rule's name holds no '+' (NAME{THREE_FACTOR_SUFFIX} is the three-factor "
+                         f"version three_factor() builds of rule NAME): register the plain rule under a name without '+'")
 
 
 def _paper_rule(name: str, *terms: Term, lr: bool = False) -> RuleSpec:
@@ -296,12 +421,12 @@ def get_rule(rule: str | RuleSpec) -> RuleSpec:
     name plus ``"+mod"`` is its :func:`three_factor` version."""
     if isinstance(rule, RuleSpec):
         return rule
-    if isinstance(rule, str) and rule.endswith(THREE_FACTOR_SUFFIX) and rule[: -len(THREE_FACTOR_SUFFIX)] in RULES:
-        return three_factor(RULES[rule[: -len(THREE_FACTOR_SUFFIX)]])
-    try:
-        return RULES[rule]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown rule {rule!r}; valid rules are {', '.join(RULES)} (each also as NAME+mod)") from None
+    plain = rule[: -len(THREE_FACTOR_SUFFIX)] if isinstance(rule, str) and rule.endswith(THREE_FACTOR_SUFFIX) else None
+    if plain is not None and not missing(plain, RULES):  # (a plug-in's rule: spikehebb.plugins)
+        return three_factor(RULES[plain])
+    if missing(rule, RULES):
+        raise ValueError(f"unknown rule {rule!r}; valid rules are {', '.join(RULES)} (each also as NAME+mod)")
+    return RULES[rule]
 
 
 # ------------------------------------------------------------------------------------ layout
@@ -347,10 +472,13 @@ def flatten_coefficients(layers: Sequence[np.ndarray]) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------- generated updates
-def _factors(pre: np.ndarray, post: np.ndarray, modulator) -> dict[str, np.ndarray]:
+def _factors(pre: np.ndarray, post: np.ndarray, modulator, weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The factors of a layer, broadcastable to ``(P, n_pre, n_post)``: pre ``(P, n_pre)``,
-    post ``(P, n_post)``, modulator ``(P,)`` (None: 0)."""
+    post ``(P, n_post)``, modulator ``(P,)`` (None: 0), weights ``(P, n_pre, n_post)`` (the
+    factor ``w``; None: absent)."""
     factors = {"pre": pre[:, :, None], "post": post[:, None, :]}
+    if weights is not None:
+        factors["w"] = weights
     if modulator is None:
         factors["mod"] = np.zeros((len(pre), 1, 1), dtype=pre.dtype)
     else:
@@ -375,6 +503,7 @@ def reference_update(
     modulator: np.ndarray | None = None,
     state: dict[str, np.ndarray] | None = None,
     constants: Mapping[str, float] | None = None,
+    w: np.ndarray | None = None,
 ) -> np.ndarray:
     """The rule as written in the paper, for clarity; tests treat it as the truth.
 
@@ -384,10 +513,12 @@ def reference_update(
     takes ``state`` (its variables by name, ``(P, n_pre, n_post)``, replaced in the dict by
     their new values) and ``constants`` (``{"decay_e": ...}``). Returns the new weights
     ``(P, n_pre, n_post)``: ``w + eta * (eta-scaled terms) + (the others)``, the state read by
-    the terms after its update.
+    the terms after its update. The factor ``w`` reads ``weights``, or ``w`` ``(P, n_pre,
+    n_post)`` where ``weights`` is what the rule changes in place of the weights (a
+    reparametrising constraint's latent v, which a rule's ``w`` never reads).
     """
     spec = get_rule(rule)
-    factors = _factors(pre, post, modulator)
+    factors = _factors(pre, post, modulator, weights if w is None else w)
     eta = coefficients[..., spec.index("eta")] if spec.has_eta else 1.0
 
     def terms(selected):
@@ -427,7 +558,7 @@ def fold_eta(coefficients: np.ndarray, rule: str | RuleSpec) -> dict[str, np.nda
 def numpy_delta(
     folded: Mapping[str, np.ndarray], pre: np.ndarray, post: np.ndarray, modulator: np.ndarray | None, rule: RuleSpec,
     state: Mapping[str, np.ndarray] | None = None, constants: Mapping[str, float] | None = None,
-    gate: np.ndarray | None = None,
+    gate: np.ndarray | None = None, weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """The weight change of one layer, as the NumPy backend computes it.
 
@@ -437,8 +568,13 @@ def numpy_delta(
     A rule with state updates ``state`` (arrays ``(P, n_pre, n_post)``) in place, reading
     ``constants``. gate: ``(P,)`` 1 where the member's rule fires this step, 0 where it rests
     (``rule_every > 1``; None: every member fires), as :func:`brian_update` writes it.
+    weights: ``(P, n_pre, n_post)`` the layer's weights before this step's update, which the
+    factor ``w`` reads (needed by a rule that reads it; the weights themselves also where the
+    backend adds the change to a constraint's latent).
     """
-    factors = _factors(pre, post, modulator)
+    if weights is None and "w" in rule.reads:
+        raise ValueError(f"rule {rule.name!r} reads the weight w: numpy_delta needs weights=")
+    factors = _factors(pre, post, modulator, weights)
     local = _local_delta(folded, factors, rule, pre.dtype)
     if gate is not None:
         local = np.asarray(gate, dtype=pre.dtype)[:, None, None] * local
@@ -488,7 +624,9 @@ def brian_update(rule: RuleSpec, fold_eta: bool = True, target: str = "w", rate:
     """Brian2 synaptic code of the rule, applied once per step after the forward pass.
 
     target: the variable the rule changes (``w``; a sign-preserving Dale parametrisation's
-    latent ``v``); rate: the rate variable the factors read (``r``, or ``rbar``, the moving
+    latent ``v``); a term's factor ``w`` reads the synapse's weight ``w`` whatever the target
+    (with ``v`` the weight its constraint's code set from v after the last step, the weight the
+    NumPy backend's factor reads too); rate: the rate variable the factors read (``r``, or ``rbar``, the moving
     average); gate: a per-post-unit variable that is 1 when the member's rule fires this step
     and 0 when it rests (``rule_every > 1``), None for every step. With the defaults a paper
     rule is ``w += A * r_pre * r_post + B * r_pre + C * r_post + D``; a three-factor rule is::

@@ -96,7 +96,7 @@ def load_trace(path: str | Path, name: str) -> Trace:
             rates=[g[f"rates/layer_{l}"][()] for l in range(n_rates)],
             weights=[g[f"weights/layer_{l}"][()] for l in range(1, n_rates)],
             actions=g["actions"][()],
-            rewards={k: v[()] for k, v in g["rewards"].items()},
+            rewards={k: v[()] for k, v in g["rewards"].items()} if "rewards" in g else {},  # the car's: none
             synapses=[g[f"weights/layer_{l}_synapses"][()] if sub >= 0 else None for l in range(1, n_rates)],
             spikes=spikes,
             attrs={k: attr_str(v) if isinstance(v, (str, bytes)) else v.item() if isinstance(v, np.generic) else v

@@ -19,6 +19,7 @@ PLUGIN = textwrap.dedent('''
 
     from spikehebb.agents import AGENTS
     from spikehebb.agents.hebbian import StaticAgent
+    from spikehebb.rules import HEBBIAN, RULES, RuleSpec, Term
     from spikehebb.tasks import TASKS
 
 
@@ -28,6 +29,8 @@ PLUGIN = textwrap.dedent('''
 
     AGENTS[PlugStatic.kind] = PlugStatic
     TASKS["plug_ant"] = dataclasses.replace(TASKS["ant"], name="plug_ant")
+    # Oja's rule, its decay reading the weight: dw = eta*(A*o_i*o_j + E*o_j*o_j*w)
+    RULES["Oja_lr"] = RuleSpec("Oja_lr", (HEBBIAN, Term("E", ("post", "post", "w"), "Oja's decay")), learning_rate=True)
 ''')
 
 TRAIN = textwrap.dedent('''
@@ -69,6 +72,19 @@ def test_a_plugin_kind_trains_on_worker_processes_and_is_evaluated(plugged):
     done = run(["-m", "spikehebb.console", "evaluate", str(path), "--variant", "default", "--episodes", "2",
                 "--eval-steps", "45", "--eval-workers", "2"], folder, "my_plugin")
     assert done.returncode == 0 and "default" in done.stdout, done.stderr[-3000:]
+
+
+def test_a_plugin_rule_is_a_choice_of_train_and_runs_on_worker_processes(plugged):
+    folder, _ = plugged
+    done = run(["-m", "spikehebb.console", "train", "--rule", "Oja_lr", "--backend", "numpy", "--popsize", "4",
+                "--generations", "1", "--max-env-steps", "45", "--train-variants", "default", "--workers", "2",
+                "--no-progress", "--runs-dir", "oja"], folder, "my_plugin")
+    assert done.returncode == 0, done.stderr[-3000:]
+    (path,) = (folder / "oja").glob("*.h5")
+    shown = run(["-m", "spikehebb.console", "inspect", str(path)], folder, "my_plugin").stdout
+    assert "rule Oja_lr, 36,864 parameters" in shown  # eta, A, E per synapse of 12,288
+    help_text = run(["-m", "spikehebb.console", "train", "--help"], folder, "my_plugin").stdout
+    assert "Oja_lr" in " ".join(help_text.split())
 
 
 def test_without_the_plugin_its_run_is_refused_in_one_line(plugged):

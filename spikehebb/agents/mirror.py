@@ -41,7 +41,7 @@ from spikehebb.envs.mirror import ACTION_SIGN, ACTION_SOURCE, OBSERVATION_SIGN, 
 from spikehebb.rules import get_rule
 
 #: How a factor of a rule's term changes in the mirror, as exponents (a, b) of s_i^a s_j^b.
-FACTOR_PARITY = {"pre": (1, 0), "post": (0, 1), "mod": (0, 0), "elig": (1, 1)}
+FACTOR_PARITY = {"pre": (1, 0), "post": (0, 1), "mod": (0, 0), "elig": (1, 1), "w": (1, 1)}
 
 
 def unit_mirror(sizes: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -47,7 +47,9 @@ model with its shared constants (``decay_e``), and its update runs in the rule's
 the weight change (:func:`spikehebb.rules.brian_update`). With ``rate_tau`` every group keeps
 ``rbar += (r - rbar) / TAU`` after its rates and the rule reads ``rbar_pre``, ``rbar_post``. A
 reparametrising constraint (smooth Dale) adds its latent ``v`` to the synapses; the rule then
-writes ``v += ...`` and the constraint's code sets ``w`` from it.
+writes ``v += ...`` and the constraint's code sets ``w`` from it. A rule's factor ``w`` reads the
+synapse's ``w`` under every constraint (``v += E * w`` with a latent): the weight as the last
+step's constraints left it, which the NumPy backend reads too.
 
 By default the learning rate is folded into the coefficients at ``reset`` (``fold_eta=True``):
 each synapse then stores and reads four coefficients instead of five.

@@ -69,6 +69,8 @@ from typing import Sequence
 
 import numpy as np
 
+from spikehebb.plugins import missing
+
 
 class WeightConstraint:
     """Base class. ``layers``: synaptic layers it acts on, counted from 0 (None: all)."""
@@ -304,7 +306,7 @@ def make_constraint(spec: "str | dict | WeightConstraint") -> WeightConstraint:
         spec = {"name": spec}
     spec = dict(spec)
     name = spec.pop("name", None)
-    if name not in CONSTRAINTS:
+    if missing(name, CONSTRAINTS):  # (a plug-in's constraint: spikehebb.plugins)
         raise ValueError(f"unknown weight constraint {name!r}; expected one of {tuple(CONSTRAINTS)}")
     try:
         return CONSTRAINTS[name](**spec)

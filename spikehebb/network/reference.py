@@ -6,7 +6,9 @@ folded into the coefficients (:func:`spikehebb.rules.fold_eta`), which equals th
 to rounding. Constraints run after the rule on every layer, in place. A rule with state (the
 three-factor rules' eligibility trace) keeps it per layer ``(P, n_pre, n_post)``; with
 ``rate_tau`` every layer keeps its rates' moving average ``(P, n_l)``, which the rule reads; a
-reparametrising constraint (smooth Dale) keeps the latent the rule changes.
+reparametrising constraint (smooth Dale) keeps the latent the rule changes. A rule's factor ``w``
+reads the layer's weights as they are before the update (with a latent, the weights the last
+step's constraint set from it), as the Brian2 backend's code reads ``w``.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ class NumpyPlasticNetwork(PlasticNetwork):
         seen = self._averages if self._averages is not None else rates
         for layer, (c, pre, post) in enumerate(zip(self._coef, seen[:-1], seen[1:])):
             target = self._w[layer] if self._latent[layer] is None else self._latent[layer]
-            target += numpy_delta(c, pre, post, modulator, self.rule, self._state[layer], self.rule_constants, self._gate)
+            target += numpy_delta(c, pre, post, modulator, self.rule, self._state[layer], self.rule_constants, self._gate,
+                                  weights=self._w[layer])
         self._apply_constraints(self._w, latents=self._latent)
         return rates[-1].copy()
 

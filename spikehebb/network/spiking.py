@@ -83,7 +83,10 @@ stores its coefficients negated (those the update is linear in: eta and the unsc
 D_out when eta is stored apart, else every coefficient), so the rule's unchanged code gives it
 exactly ``-dw``: every IEEE operation commutes with a sign flip, and ``(-w) + (-dw) = -(w +
 dw)``; the copies stay exact negatives, and the numbers are those of equal copies read through
-``sgn_pre``. The compiled code objects are run directly per substep as in
+``sgn_pre``. A term that reads the weight (the factor ``w``, which reads the copy: -w on the off
+synapse) flips once more per ``w`` it reads, so its coefficient is negated only where that
+parity asks for it (:func:`off_copy_negated`: folded, a term reading w an odd number of times
+keeps its coefficient's sign on the off copy). The compiled code objects are run directly per substep as in
 :mod:`spikehebb.network.brian` (no ``Network.run`` per step; for the Cython target their
 compiled ``main`` on their namespace, without the Python calls around it); every parameter is a
 shared constant of its group, so one compiled code serves every parameter set.
@@ -343,6 +346,24 @@ def trace_rule_code(rule, fold_eta: bool = True) -> str:
     ``w += A * xs_pre * xs_post + B * xs_pre + C * xs_post + D``."""
     code = brian_update(rule, fold_eta)
     return re.sub(r"\br_(pre|post)\b", r"xs_\1", code)
+
+
+def off_copy_negated(rule, fields) -> frozenset[str]:
+    """The coefficients the off neuron's synapse stores negated, so that its copy ``-w`` changes by
+    exactly ``-dw`` (see the module docstring). fields: the stored coefficients (with ``eta``
+    when it is stored apart). A term's contribution on the off copy flips sign once per factor
+    ``w`` it reads (the copy holds -w) and once for a negated eta that scales it; its
+    coefficient is negated when that leaves it unflipped: a term reading w an even number of
+    times (zero included) has its coefficient negated unless eta is stored apart, negated, and
+    scales it; one reading w an odd number of times the other way round. Eta, where stored,
+    is negated."""
+    apart = "eta" in fields
+    negated = {"eta"} if apart else set()
+    for term in rule.terms:
+        flips = term.factors.count("w") + (apart and term.eta_scaled)
+        if flips % 2 == 0:
+            negated.add(term.coefficient)
+    return frozenset(negated)
 
 
 #: Code run once per env step on every neuron group: the readout filter.
@@ -616,13 +637,13 @@ class SpikingPlasticNetwork(PlasticNetwork):
             n_pre, n_post = self.sizes[layer], self.sizes[layer + 1]
             values = fold_eta(c, self.rule) if self.fold_eta else {f: c[..., self.rule.index(f)] for f in self.rule.fields}
             # The coefficients dw is linear in: eta and the terms it does not scale (D_out) when
-            # it is stored apart, else every one. They carry the per-substep rule's 1/S, and the
-            # off copy's sign (see the module docstring).
+            # it is stored apart, else every one. They carry the per-substep rule's 1/S.
             linear = (("eta",) + tuple(t.coefficient for t in self.rule.terms if not t.eta_scaled)
                       if "eta" in self._coef[layer] else tuple(self._coef[layer]))
+            negated = off_copy_negated(self.rule, tuple(self._coef[layer]))
             for field, array in self._coef[layer].items():
                 v = values[field] * (scale if field in linear else 1.0)
-                array.reshape(P, n_pre, 2, n_post)[where] = np.stack([v, -v if field in linear else v], axis=2)
+                array.reshape(P, n_pre, 2, n_post)[where] = np.stack([v, -v if field in negated else v], axis=2)
         v_rest = self.params.v_rest_mV * 1e-3
         for layer, n in enumerate(self.sizes):
             for arrays, value in ((self._x, 0), (self._y, 0), (self._xs, 0), (self._count, 0), (self._v, v_rest),
