@@ -48,8 +48,22 @@ def test_run_file_snippets_run_as_written(tmp_path, monkeypatch):
     assert namespace["b"].get_ylabel() == "approach to target (m)"
 
 
+def test_the_readme_plugin_snippet_registers_a_rule_that_reads_the_weight(monkeypatch):
+    from spikehebb.rules import RULES, get_rule, reference_update
+
+    (block,) = [b for b in python_blocks(ROOT / "README.md") if "RULES[" in b]
+    monkeypatch.setitem(RULES, "Oja_lr", None)  # taken out again after the test
+    exec(compile(block, "README.md", "exec"), {})
+    rule = get_rule("Oja_lr")
+    assert rule.fields == ("eta", "A", "E")
+    w, pre, post = np.full((1, 1, 1), 0.5), np.array([[2.0]]), np.array([[3.0]])
+    coefficients = np.array([[[[0.1, 1.0, -1.0]]]])  # eta, A, E
+    # w + eta * (A * o_i * o_j + E * o_j * o_j * w) = 0.5 + 0.1 * (6 - 4.5)
+    np.testing.assert_allclose(reference_update(w, pre, post, coefficients, rule), [[[0.65]]])
+
+
 def test_the_readme_layouts_snippet_runs_as_written():
-    (block,) = python_blocks(ROOT / "README.md")
+    (block,) = [b for b in python_blocks(ROOT / "README.md") if "make_network" in b]
     namespace = {}
     exec(compile(block, "README.md", "exec"), namespace)
     outputs, net = namespace["outputs"], namespace["net"]
