@@ -121,9 +121,10 @@ def trained(args, name: str, agent) -> Path:
     from spikehebb.config import EvaluatorConfig, StrategyConfig, TaskConfig, TrainConfig
     from spikehebb.train import train
 
+    workers = None if args.evaluator == "serial" else args.workers  # (--workers also sizes the test pool)
     config = TrainConfig(
         task=TaskConfig("ant", max_env_steps=args.max_env_steps), agent=agent,
-        strategy=StrategyConfig(popsize=args.popsize), evaluator=EvaluatorConfig(args.evaluator, args.workers),
+        strategy=StrategyConfig(popsize=args.popsize), evaluator=EvaluatorConfig(args.evaluator, workers),
         generations=args.generations, seed=args.seed, runs_dir=str(args.out), run_name=name,
     )
     path = args.out / f"{name}.h5"

@@ -372,7 +372,10 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     if args.ray:
         name, address = "ray", None if args.ray == "local" else args.ray
     serial_from_other = name == "serial" and b.evaluator.name != "serial"  # a resume's count and timeouts stay behind
-    workers = args.workers if args.workers is not None else None if serial_from_other else b.evaluator.workers
+    if args.workers is not None:
+        workers = args.workers
+    else:
+        workers = None if serial_from_other else b.evaluator.workers
     if name == "ray" and address is not None and workers is None:
         raise ValueError(f"--ray {address} needs --workers N, the number of actors (one CPU each) to start on the "
                          f"cluster: the batches are sized for it before Ray is reached")
@@ -398,10 +401,12 @@ def _check_rule_flag(rule: str | None) -> None:
     """--rule's value: a registered rule's name (one line otherwise, where argparse's choices
     printed the whole usage); ``NAME+mod``, the run file's name of a three-factor rule, is
     pointed to --modulated."""
-    if rule is None or rule in RULES:
+    from spikehebb.plugins import missing
+
+    if rule is None or not missing(rule, RULES):
         return
     plain = rule.removesuffix(THREE_FACTOR_SUFFIX)
-    if plain != rule and plain in RULES:
+    if plain != rule and not missing(plain, RULES):
         raise ValueError(f"--rule {rule}: the three-factor version of a rule is --rule {plain} --modulated")
     raise ValueError(f"unknown --rule {rule!r}; expected one of {', '.join(RULES)}")
 

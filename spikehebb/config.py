@@ -379,6 +379,14 @@ MAX_SLOTS = 64
 STALL_TIMEOUT_S = 1800.0
 
 
+def serial_ignores(fields: Mapping[str, Any]) -> list[str]:
+    """The names of the :class:`EvaluatorConfig` fields (given by name) the serial evaluator
+    would ignore: more than one worker, a timeout other than the default."""
+    ignored = ["workers"] if fields.get("workers") not in (None, 1) else []
+    return ignored + [name for name in ("stall_timeout", "build_timeout")
+                      if name in fields and fields[name] != STALL_TIMEOUT_S]
+
+
 @dataclass(frozen=True)
 class EvaluatorConfig:
     """Where lifetimes run.
@@ -416,17 +424,11 @@ class EvaluatorConfig:
             raise ValueError(f"ray_address={self.ray_address!r} is for the ray evaluator only, not {self.name!r}")
         for name in ("stall_timeout", "build_timeout"):
             object.__setattr__(self, name, check_timeout(name, getattr(self, name), owner="evaluator"))
-        if self.name == "serial" and (ignored := self._serial_ignores()):
+        if self.name == "serial" and (ignored := serial_ignores(self.__dict__)):
+            said = ", ".join(f"{name}={getattr(self, name)}" for name in ignored)
             raise ValueError(f"evaluator: the serial one runs every lifetime in the calling process, on one core and "
-                             f"with nothing to stop it; it would ignore {', '.join(ignored)}: leave "
+                             f"with nothing to stop it; it would ignore {said}: leave "
                              f"{'it' if len(ignored) == 1 else 'them'} out or use 'processes'")
-
-    def _serial_ignores(self) -> list[str]:
-        """``"field=value"`` for each setting the serial evaluator would ignore: more than one
-        worker, a timeout other than the default."""
-        ignored = [f"workers={self.workers}"] if self.workers not in (None, 1) else []
-        return ignored + [f"{name}={getattr(self, name)}" for name in ("stall_timeout", "build_timeout")
-                          if getattr(self, name) != STALL_TIMEOUT_S]
 
     def n_workers(self, popsize: int | None = None) -> int:
         """Workers to start: serial 1; otherwise ``workers`` or one per core, never more than
@@ -661,8 +663,8 @@ class TrainConfig:
                 if sub.get("train_variants") is not None:
                     sub["train_variants"] = tuple(sub["train_variants"])
                 if kind is EvaluatorConfig and sub.get("name") == "serial":  # written before serial refused them
-                    for ignored in ("workers", "stall_timeout", "build_timeout"):
-                        sub.pop(ignored, None)
+                    for ignored in serial_ignores(sub):
+                        sub.pop(ignored)
                 d[name] = kind(**sub)
         return cls(**d)
 

@@ -1,7 +1,8 @@
 """Extensions kept outside the package: modules that register rules, agent kinds, weight
 constraints or tasks when imported.
 
-A registry (``rules.RULES``, ``agents.AGENTS``, ``tasks.TASKS``) asked for a name it does not
+A registry (``rules.RULES``, ``agents.AGENTS``, ``network.constraints.CONSTRAINTS``,
+``tasks.TASKS``) asked for a name it does not
 hold imports the plug-ins once, then looks again, in every process: the commands, the training
 workers and the test pools, which Python starts fresh and which import only the package. Two
 ways to name a plug-in:
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import importlib
 import os
-from importlib.metadata import entry_points
 
 #: Comma-separated module names imported as plug-ins.
 ENV_VAR = "SPIKEHEBB_PLUGINS"
@@ -27,6 +27,7 @@ ENV_VAR = "SPIKEHEBB_PLUGINS"
 ENTRY_POINT_GROUP = "spikehebb.plugins"
 
 _loaded: list[str] | None = None
+_loading = False  # while they import, a lookup of theirs that misses does not import them again
 _failed: ValueError | None = None
 
 
@@ -34,24 +35,31 @@ def load_plugins() -> list[str]:
     """Import every plug-in once per process; the modules imported (later calls return them at
     once). A plug-in that fails to import is a one-line ValueError naming it and where it was
     named, raised again by later calls (the same error would come again)."""
-    global _loaded, _failed
+    global _loaded, _loading, _failed
     if _failed is not None:
         raise _failed
-    if _loaded is not None:
-        return _loaded
-    _loaded = []  # while they import, a lookup of theirs that misses does not import them again
+    if _loaded is not None or _loading:
+        return _loaded or []
+    from importlib.metadata import entry_points  # here: 25 ms that `import spikehebb.rules` need not pay
+
     named = [(name.strip(), ENV_VAR, None) for name in os.environ.get(ENV_VAR, "").split(",") if name.strip()]
     named += [(point.value, f"the entry point {point.name!r} of {ENTRY_POINT_GROUP}", point)
               for point in entry_points(group=ENTRY_POINT_GROUP)]
-    for module, where, point in named:
-        try:
-            importlib.import_module(module) if point is None else point.load()
-        except Exception as err:  # a plug-in's own error, whatever its type: said in one line
-            detail = str(err).splitlines()[0] if str(err) else ""
-            _failed = ValueError(f"the plug-in {module!r} ({where}) failed to import: {type(err).__name__}"
-                                 f"{': ' + detail if detail else ''}")
-            raise _failed from err
-        _loaded.append(module)
+    loaded = []
+    _loading = True
+    try:
+        for module, where, point in named:
+            try:
+                importlib.import_module(module) if point is None else point.load()
+            except Exception as err:  # a plug-in's own error, whatever its type: said in one line
+                detail = str(err).splitlines()[0] if str(err) else ""
+                _failed = ValueError(f"the plug-in {module!r} ({where}) failed to import: {type(err).__name__}"
+                                     f"{': ' + detail if detail else ''}")
+                raise _failed from err
+            loaded.append(module)
+    finally:  # a Ctrl-C meanwhile leaves them to be imported by the next lookup
+        _loading = False
+    _loaded = loaded
     return _loaded
 
 

@@ -55,7 +55,9 @@ from spikehebb import __version__
 from spikehebb.agents.base import GenomePart
 from spikehebb.checks import is_integer
 from spikehebb.genome import GenomeMap
-from spikehebb.rules import coefficient_shapes, declaration, formula, get_rule
+from spikehebb.plugins import ENV_VAR as PLUGINS_VAR
+from spikehebb.plugins import missing
+from spikehebb.rules import RULES, THREE_FACTOR_SUFFIX, coefficient_shapes, declaration, formula, get_rule
 from spikehebb.store.fileformat import FORMAT, FORMAT_VERSION, RunFileError, attr_str, open_checked
 from spikehebb.store.state import read_state, state_nbytes, write_state
 from spikehebb.store.traces import TraceWriter
@@ -146,7 +148,15 @@ def _stored_declaration(f: h5py.File) -> dict[str, Any] | None:
     it, the ``fields`` its coefficient datasets name (None where neither is there)."""
     text = attr_str(f.attrs.get("rule_declaration", ""))
     if text:
-        return json.loads(text)
+        try:
+            declared = json.loads(text)
+        except ValueError:
+            declared = None
+        if not (isinstance(declared, dict) and isinstance(declared.get("fields"), list)
+                and isinstance(declared.get("terms"), list)):
+            raise RunFileError(f"{f.filename} is damaged: its rule_declaration attribute is not a rule's declaration "
+                               f"({text[:60]!r})")
+        return declared
     ds = f.get("mean/coefficients/layer_1")
     fields = attr_str(ds.attrs.get("fields", "")) if ds is not None else ""
     return {"fields": fields.split(",")} if fields else None
@@ -160,10 +170,11 @@ def rule_change(path: str | os.PathLike, name: str, declared: Mapping[str, Any] 
     a word."""
     if declared is None:
         return None
-    try:
-        now = declaration(name)
-    except ValueError:
-        return f"{path} was trained with the rule {name!r}, which is not registered here; register it as it was"
+    plain = name.removesuffix(THREE_FACTOR_SUFFIX)
+    if missing(name, RULES) and missing(plain, RULES):  # a plug-in that fails to import says so (ValueError)
+        return (f"{path} was trained with the rule {name!r}, which is not registered here; register it as it was "
+                f"(a plug-in's rule: name its module in {PLUGINS_VAR})")
+    now = declaration(name)
     if "terms" not in declared:  # an older file: its layout alone
         if list(declared["fields"]) == now["fields"]:
             return None

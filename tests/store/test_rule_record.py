@@ -12,7 +12,7 @@ from spikehebb.agents import AgentConfig
 from spikehebb.cli import main as cli_main
 from spikehebb.config import EvaluatorConfig, StrategyConfig, TaskConfig, TrainConfig
 from spikehebb.rules import DRIFT, HEBBIAN, POSTSYNAPTIC, RULES, RuleSpec, Term, declaration, formula
-from spikehebb.store import RunStore
+from spikehebb.store import RunFileError, RunStore
 from spikehebb.train import train
 
 NAME = "AD_record_test"
@@ -76,7 +76,8 @@ def test_a_rule_edited_since_the_run_is_named_before_its_coefficients_are_read(r
 def test_a_rule_no_longer_registered_is_named(run, capsys):
     with RunStore.open(run) as store, pytest.raises(ValueError) as err:
         store.run_config()
-    assert str(err.value) == f"{run} was trained with the rule '{NAME}', which is not registered here; register it as it was"
+    assert str(err.value) == (f"{run} was trained with the rule '{NAME}', which is not registered here; register it as "
+                              "it was (a plug-in's rule: name its module in SPIKEHEBB_PLUGINS)")
     assert cli_main(["inspect", str(run)]) == 0
     out = capsys.readouterr().out
     assert f"rule {NAME}, " in out and "which is not registered here" in out
@@ -100,3 +101,13 @@ def test_a_file_from_before_the_record_is_checked_by_its_coefficient_names(run, 
     with RunStore.open(old) as store:
         assert store.rule_declaration == {"fields": ["eta", "A", "D"]} and store.run_config().agent.rule == NAME
         assert json.loads(store.config_json)["agent"]["rule"] == NAME
+
+
+def test_a_damaged_declaration_is_one_line(run, tmp_path):
+    damaged = tmp_path / "damaged.h5"
+    damaged.write_bytes(run.read_bytes())
+    with h5py.File(damaged, "a") as f:
+        f.attrs["rule_declaration"] = "{}"
+    with pytest.raises(RunFileError) as err:
+        RunStore.open(damaged)
+    assert str(err.value) == f"{damaged} is damaged: its rule_declaration attribute is not a rule's declaration ('{{}}')"

@@ -80,7 +80,7 @@ def test_a_run_in_a_read_only_directory(tmp_path, read_only, capsys):
     ro = read_only(src)
     run = ro / path.name
     assert cli_main(["inspect", str(run)]) == 0
-    assert "1 generations" in capsys.readouterr().out
+    assert "1 generation;" in capsys.readouterr().out
     assert cli_main(["plot", str(run), "-o", str(tmp_path / "curve.png")]) == 0
     assert (tmp_path / "curve.png").stat().st_size > 1000
     capsys.readouterr()
