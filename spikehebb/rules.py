@@ -27,9 +27,9 @@ Adding a rule is adding one entry to :data:`RULES`; adding a kind of term is add
 :class:`Term` (and, if it reads something new, one :class:`Factor`). A rule's coefficient names
 become Brian2 variables and NumPy keys: :class:`RuleSpec` refuses, in one line, a name that is
 not a Python identifier, is a keyword, a factor, a state or state constant, ``eta``,
-``dw_local``, a variable the Brian2 models already have (:data:`BACKEND_NAMES`) or a name Brian2
-or its Cython target reserves (units, functions, constants, ``t``, ``xi_*``, ``*_pre``,
-``cdef``, ...). A rule's name holds no ``+`` but the ``NAME+mod`` of :func:`three_factor`'s rules.
+``dw_local`` or a variable the Brian2 models already have (:data:`BACKEND_NAMES`); a Brian2
+network also refuses, before it builds, a name Brian2 or its Cython target reserves (units,
+functions, constants, ``t``, ``xi_*``, ``*_pre``, ``cdef``, ...: :func:`check_brian_names`). A rule's name holds no ``+`` but the ``NAME+mod`` of :func:`three_factor`'s rules.
 
 Coefficient layout (used by every module that stores or exchanges coefficients): one array per
 layer of shape ``(P, n_pre, n_post, k)`` where P is the population batch and the k fields are in
@@ -329,12 +329,24 @@ def _check_coefficient(rule: "RuleSpec", name) -> None:
     elif name in BACKEND_NAMES:
         why = "the Brian2 models already use it"
     else:
-        why = _brian_refusal(name)
-        if why is None:
-            return
-        why = f"Brian2 reserves it ({why.rstrip('.')})"
+        return
+    _refuse_coefficient(rule, name, why)
+
+
+def _refuse_coefficient(rule: "RuleSpec", name: str, why: str) -> None:
     raise ValueError(f"rule {rule.name!r}: coefficient {name!r}: {why}; a coefficient's name must be "
                      f"{COEFFICIENT_NAMES}")
+
+
+def check_brian_names(rule: "RuleSpec") -> None:
+    """A one-line error for a coefficient of ``rule`` Brian2 or its Cython target cannot take as
+    a variable (:func:`_brian_refusal`); the Brian2 networks call it before they build, where
+    Brian2 is imported anyway (a :class:`RuleSpec` checks the rest when made, without Brian2's
+    1.9 s import: a plug-in's rule costs nothing to register)."""
+    for name in rule.fields:
+        why = None if name == "eta" else _brian_refusal(name)
+        if why is not None:
+            _refuse_coefficient(rule, name, f"Brian2 reserves it ({why.rstrip('.')})")
 
 
 def _check_rule_name(rule: "RuleSpec") -> None:

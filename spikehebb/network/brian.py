@@ -69,7 +69,7 @@ import warnings
 import numpy as np
 
 from spikehebb.network.base import ACTIVATIONS, PlasticNetwork
-from spikehebb.rules import RuleSpec, brian_model_lines, brian_update, fold_eta, synapse_fields
+from spikehebb.rules import RuleSpec, brian_model_lines, brian_update, check_brian_names, fold_eta, synapse_fields
 
 TARGETS = ("cython", "numpy")
 
@@ -220,6 +220,8 @@ class BrianPlasticNetwork(PlasticNetwork):
 
     def __init__(self, *args, target: str = "cython", fold_eta: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.rule is not None:
+            check_brian_names(self.rule)  # in one line, before Brian2's own many
         self.fold_eta = bool(fold_eta)
         self._codeobj_class = _code_object_class(target)
         self.target = "cython" if self._codeobj_class.__name__.startswith("Cython") else "numpy"

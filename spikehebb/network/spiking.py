@@ -105,7 +105,7 @@ import numpy as np
 
 from spikehebb.network.base import PlasticNetwork
 from spikehebb.network.brian import _code_object_class, _compile_notice
-from spikehebb.rules import brian_model_lines, brian_update, fold_eta, synapse_fields
+from spikehebb.rules import brian_model_lines, brian_update, check_brian_names, fold_eta, synapse_fields
 
 ENCODINGS = ("current", "poisson")
 RULE_TIMINGS = ("env_step", "substep")
@@ -418,6 +418,8 @@ class SpikingPlasticNetwork(PlasticNetwork):
                  activation="tanh", dtype: str = "float32", constraints=(), target: str = "cython",
                  fold_eta: bool = True):
         super().__init__(sizes, rule, population, activation="tanh", dtype=dtype, constraints=constraints)
+        if self.rule is not None:
+            check_brian_names(self.rule)  # in one line, before Brian2's own many
         self.activation = ("lif",) * self.n_layers
         for c in self.constraints:  # its synapses add w to the conductance: no latent, no input gains
             if c.latent or any(c.input_gain(l) is not None for l in range(self.n_layers) if c.acts_on(l)):
