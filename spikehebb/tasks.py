@@ -22,6 +22,7 @@ from spikehebb.agents.base import GenomePart
 from spikehebb.coding import (
     CarDecoder, CarEncoder, Decoder, Encoder, IdentityDecoder, OnOffEncoder, PairDecoder, RawEncoder,
 )
+from spikehebb.plugins import missing
 
 #: ``Task.modulator`` of a task that offers no per-step signal to three-factor rules.
 NO_MODULATOR = "none"
@@ -314,8 +315,6 @@ def positive_task(task: Task) -> Task:
 
 def get_task(name: str, **overrides) -> Task:
     """A registered task, with fields replaced by ``overrides`` (see :meth:`Task.replace`)."""
-    from spikehebb.plugins import missing
-
     if missing(name, TASKS):  # (a plug-in's task: spikehebb.plugins)
         raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
     task = TASKS[name]

@@ -11,6 +11,7 @@ import pytest
 from spikehebb.agents import AgentConfig
 from spikehebb.assess import VariantResult, format_table, load_run, record_traces
 from spikehebb.cli import main as cli_main
+from spikehebb.store import TraceWriter
 from spikehebb.tracefile import load_trace
 from spikehebb.train import TrainConfig, train
 
@@ -273,3 +274,16 @@ def test_perturb_ant_writes_whole_files_and_keeps_the_earlier_ones_when_a_write_
     assert (tmp_path / "rec.png").read_bytes() == b"the earlier figure"
     assert '"perturbation": "none"' in (tmp_path / "rec.json").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.json", "rec.png"]  # no partial file left
+
+
+def test_traces_without_reward_terms_read_back(tmp_path):
+    """The car's lifetimes have no reward terms, so no `rewards` group: load_trace failed on them."""
+    rng = np.random.default_rng(0)
+    with TraceWriter(tmp_path / "car.h5", sizes=(4, 6, 3), n_actions=3, reward_terms=[], synapses=None) as tw:
+        with tw.episode("default", 0, seed=1) as ep:
+            for t in range(5):
+                rates = [rng.uniform(-1, 1, n) for n in (4, 6, 3)]
+                ep.step(rates, rates[-1], {}, [np.zeros((4, 6)), np.zeros((6, 3))])
+            ep.end(fitness=2.0)
+    trace = load_trace(tmp_path / "car.h5", "default/episode_0")
+    assert (trace.steps, trace.rewards, trace.fitness) == (5, {}, 2.0)

@@ -13,10 +13,10 @@ import pytest
 from spikehebb.assess import load_run, record_traces
 from spikehebb.cli import add_train_arguments, config_from_args, resumed_config
 from spikehebb.cli import main as cli_main
+from spikehebb.config import EvaluatorConfig
 from spikehebb.lifetimes import MODELS_DIR
 from spikehebb.store import RunFileBusyError, RunStore
 from spikehebb.store.transaction import WriterLock
-from spikehebb.config import EvaluatorConfig
 from spikehebb.train import TrainConfig, train
 
 TINY = ["--popsize", "2", "--generations", "1", "--max-env-steps", "45", "--train-variants", "default",

@@ -683,10 +683,14 @@ class RunStore:
         name no longer reads them as the run did (:func:`rule_change`)."""
         from spikehebb.config import TrainConfig  # the store does not import the configs at load
 
-        changed = rule_change(self.path, self.rule, self.rule_declaration) if self.rule else None
+        changed = self._rule_change()
         if changed is not None:
             raise ValueError(changed)
         return TrainConfig.from_dict(self.config)
+
+    def _rule_change(self) -> str | None:
+        """:func:`rule_change` of this run's rule (None for a run without one)."""
+        return rule_change(self.path, self.rule, self.rule_declaration) if self.rule else None
 
     def config_line(self) -> str:
         """The run's settings in one line: task, agent, strategy, seed, length, then every other
@@ -747,7 +751,7 @@ class RunStore:
         agent = self.config.get("agent") if isinstance(self.config.get("agent"), dict) else {}
         kind = agent.get("kind", "hebbian" if self.rule else "static")
         what = f"rule {self.rule}" if self.rule else ("static weights" if kind == "static" else f"{kind} agent")
-        changed = rule_change(self.path, self.rule, self.rule_declaration) if self.rule else None
+        changed = self._rule_change()
         lines = [
             f"{self.path}: spikehebb run (format {FORMAT_VERSION}), created {created}",
             f"network {'-'.join(map(str, self.sizes))}, {what}, {self.n_params:,} parameters, popsize {self.popsize}",
