@@ -114,6 +114,7 @@ def train(
         strategy = config.make_strategy(genome.n_params)  # so is a strategy that cannot be built
         if store is not None and config.generations > store.generations_completed:
             store.set_target(config.generations)  # an extended run records its new length, once it is known to run
+            store.record_rule_declaration()  # an older file's, its coefficient names checked (run_config)
     except BaseException:
         if store is not None:
             store.close()

@@ -457,6 +457,22 @@ class RunStore:
             f.attrs["config"] = config_json
         self.config_json, self.config = config_json, config
 
+    def record_rule_declaration(self) -> None:
+        """Write the rule's whole declaration (:func:`spikehebb.rules.declaration`) into a file
+        written before declarations were recorded, where the registered rule's coefficient names
+        match the file's (a resume does it once): later checks then compare the whole rule, not
+        the names alone. Nothing for a file that has one, a run without a rule, or a rule changed."""
+        if self.mode != "a":
+            raise RuntimeError(f"{self.path} is {'closed' if self.mode == 'closed' else 'open read-only'}; open it with "
+                               "mode 'a' to record its rule")
+        if not self.rule or self.rule_declaration is None or "terms" in self.rule_declaration or self._rule_change():
+            return
+        self._check_no_recording("record the rule of")
+        declared = declaration(self.rule)
+        with transaction(self.path, self.fsync, what="record the rule of") as f:
+            f.attrs["rule_declaration"] = json.dumps(declared)
+        self.rule_declaration = declared
+
     def append_generation(
         self,
         generation: int,

@@ -111,3 +111,19 @@ def test_a_damaged_declaration_is_one_line(run, tmp_path):
     with pytest.raises(RunFileError) as err:
         RunStore.open(damaged)
     assert str(err.value) == f"{damaged} is damaged: its rule_declaration attribute is not a rule's declaration ('{{}}')"
+
+
+def test_a_resume_completes_an_older_files_record(run, tmp_path, monkeypatch):
+    """An older file names its coefficients only; once a resume has checked them against the
+    registered rule it records the whole declaration, so a later edit of the factors is caught."""
+    old = tmp_path / "old.h5"
+    old.write_bytes(run.read_bytes())
+    with h5py.File(old, "a") as f:
+        del f.attrs["rule_declaration"]
+    monkeypatch.setitem(RULES, NAME, AS_TRAINED)
+    assert cli_main(["train", "--resume", str(old), "--generations", "2", "--no-progress"]) == 0
+    with RunStore.open(old) as store:
+        assert store.generations_completed == 2 and store.rule_declaration == declaration(AS_TRAINED)
+    monkeypatch.setitem(RULES, NAME, EDITED["refactored"])
+    with RunStore.open(old) as store, pytest.raises(ValueError, match="now is dw = eta\\*\\(A\\*pre\\*post \\+ D\\*post\\)"):
+        store.run_config()
