@@ -2,18 +2,17 @@
 constraints or tasks when imported.
 
 A registry (``rules.RULES``, ``agents.AGENTS``, ``network.constraints.CONSTRAINTS``,
-``tasks.TASKS``) asked for a name it does not
-hold imports the plug-ins once, then looks again, in every process: the commands, the training
-workers and the test pools, which Python starts fresh and which import only the package. Two
-ways to name a plug-in:
+``tasks.TASKS``) asked for a name it does not hold imports the plug-ins once, then looks again,
+in every process: the commands, the training workers and the test pools, which Python starts
+fresh and which import only the package. Two ways to name a plug-in:
 
 - the environment variable ``SPIKEHEBB_PLUGINS``, module names separated by commas
-  (``SPIKEHEBB_PLUGINS=my_rules spikehebb train --rule AE_oja``; the module must be importable,
-  e.g. on ``PYTHONPATH``); the workers inherit it;
+  (``SPIKEHEBB_PLUGINS=my_rules spikehebb train --rule Oja_lr``; the module must be importable,
+  e.g. on ``PYTHONPATH``); the workers inherit it (Ray actors on a remote cluster do not);
 - an installed package's entry point in the group ``spikehebb.plugins`` (pyproject.toml:
   ``[project.entry-points."spikehebb.plugins"] my_rules = "my_package.rules"``).
 
-A plug-in registers by adding to the registries, e.g. ``RULES["AE_oja"] = RuleSpec(...)``.
+A plug-in registers by adding to the registries, e.g. ``RULES["Oja_lr"] = RuleSpec(...)`` (README.md).
 """
 
 from __future__ import annotations
