@@ -81,9 +81,12 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str = "ant") -> N
         f"{paper['max_env_steps']:,} steps",
     )
     g.add_argument("--static", action="store_true", help="evolve static weights instead of a rule (the paper's baseline)")
-    g.add_argument("--agent", choices=("hebbian", "static", "lstm", "gru"),
-                   help="agent kind: a Hebbian network (default), static weights (= --static), or Palm et al.'s "
-                        "recurrent baseline, the static network with its first layer an LSTM (or GRU)")
+    from spikehebb.agents import AGENTS
+
+    g.add_argument("--agent", choices=[kind for kind in AGENTS if kind != "lif"],  # lif: --neuron lif
+                   help="agent kind: a Hebbian network (default), static weights (= --static), Palm et al.'s "
+                        "recurrent baseline, the static network with its first layer an LSTM (or GRU), or a "
+                        "plug-in's kind (SPIKEHEBB_PLUGINS)")
     g.add_argument("--coevolve", action="store_true", help="evolve the initial weights together with the rule")
     g.add_argument("--rule", metavar="RULE", help=f"plasticity rule, one of {', '.join(RULES)} (default: ABCD_lr); the "
                                                   "three-factor version of each: add --modulated")
@@ -322,17 +325,18 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     if kind is not None and args.static and kind != "static":
         raise ValueError(f"--static and --agent {kind} contradict each other")
     _check_rule_flag(args.rule)
-    ruleless = kind if kind in ("lstm", "gru", "static") else "static" if args.static else None
+    ruleless = kind if kind is not None and not AGENTS[kind].takes_rule else "static" if args.static else None
     if ruleless and (args.rule is not None or args.coevolve):
         raise ValueError(f"a {ruleless} agent has no plasticity rule: drop --rule/--coevolve")
-    if kind in ("lstm", "gru"):
-        agent = AgentConfig(kind=kind, rule=None, backend=agent.backend, dtype=agent.dtype)
-    elif args.static or kind == "static":
-        agent = AgentConfig(kind="static", rule=None, backend=agent.backend, dtype=agent.dtype)
+    if ruleless:  # static, lstm, gru, a plug-in's kind without a rule
+        agent = AgentConfig(kind=ruleless, rule=None, backend=agent.backend, dtype=agent.dtype)
+    elif kind not in (None, "hebbian") and kind != agent.kind:  # a plug-in's kind with a rule
+        agent = AgentConfig(kind=kind, rule=args.rule or "ABCD_lr", evolve_initial_weights=args.coevolve,
+                            backend=agent.backend, dtype=agent.dtype)
     elif (kind == "hebbian" and agent.kind != "hebbian") or args.rule is not None or args.coevolve:
         # the stored agent with what was typed changed (a resumed run's Dale's law, weight init, ... kept);
         # --rule/--coevolve keep a kind with a rule (lif), make any other Hebbian
-        keep = kind is None and AGENTS[agent.kind].takes_rule
+        keep = kind in (None, agent.kind) and AGENTS[agent.kind].takes_rule
         agent = dataclasses.replace(agent, kind=agent.kind if keep else "hebbian",
                                     rule=args.rule or agent.rule or "ABCD_lr",
                                     evolve_initial_weights=args.coevolve or agent.evolve_initial_weights,

@@ -87,6 +87,19 @@ def test_a_plugin_rule_is_a_choice_of_train_and_runs_on_worker_processes(plugged
     assert "Oja_lr" in " ".join(help_text.split())
 
 
+def test_a_plugin_kind_is_a_choice_of_train(plugged):
+    folder, _ = plugged
+    done = run(["-m", "spikehebb.console", "train", "--agent", "plug_static", "--task", "plug_ant", "--popsize", "4",
+                "--generations", "1", "--max-env-steps", "45", "--train-variants", "default", "--workers", "2",
+                "--no-progress", "--runs-dir", "kind"], folder, "my_plugin")
+    assert done.returncode == 0, done.stderr[-3000:]
+    (path,) = (folder / "kind").glob("*.h5")
+    shown = run(["-m", "spikehebb.console", "inspect", str(path)], folder, "my_plugin").stdout
+    assert "agent plug_static, openai-es population 4" in shown
+    refused = run(["-m", "spikehebb.console", "train", "--agent", "plug_static", "--rule", "AD"], folder, "my_plugin")
+    assert refused.stderr == "spikehebb train: error: a plug_static agent has no plasticity rule: drop --rule/--coevolve\n"
+
+
 def test_without_the_plugin_its_run_is_refused_in_one_line(plugged):
     folder, path = plugged
     done = run(["-m", "spikehebb.console", "evaluate", str(path), "--episodes", "1"], folder, None)
