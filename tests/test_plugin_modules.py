@@ -19,6 +19,7 @@ PLUGIN = textwrap.dedent('''
 
     from spikehebb.agents import AGENTS
     from spikehebb.agents.hebbian import StaticAgent
+    from spikehebb.network.constraints import CONSTRAINTS, MaxAbsNormalisation
     from spikehebb.rules import HEBBIAN, RULES, RuleSpec, Term
     from spikehebb.tasks import TASKS
 
@@ -28,6 +29,7 @@ PLUGIN = textwrap.dedent('''
 
 
     AGENTS[PlugStatic.kind] = PlugStatic
+    CONSTRAINTS["plug_max_abs"] = type("PlugMaxAbs", (MaxAbsNormalisation,), {"name": "plug_max_abs"})
     TASKS["plug_ant"] = dataclasses.replace(TASKS["ant"], name="plug_ant")
     # Oja's rule, its decay reading the weight: dw = eta*(A*o_i*o_j + E*o_j*o_j*w)
     RULES["Oja_lr"] = RuleSpec("Oja_lr", (HEBBIAN, Term("E", ("post", "post", "w"), "Oja's decay")), learning_rate=True)
@@ -105,6 +107,15 @@ def test_without_the_plugin_its_run_is_refused_in_one_line(plugged):
     folder, path = plugged
     done = run(["-m", "spikehebb.console", "evaluate", str(path), "--episodes", "1"], folder, None)
     assert (done.returncode, done.stderr) == (2, "spikehebb evaluate: error: unknown task 'plug_ant'; valid tasks: ant, car\n")
+
+
+def test_a_plugin_constraint_is_found_by_its_name(plugged):
+    """A constraint is stored by name (its to_dict) and made again from it in the workers."""
+    folder, _ = plugged
+    made = "from spikehebb.network.constraints import make_constraint; print(make_constraint({'name': 'plug_max_abs'}))"
+    assert run(["-c", made], folder, "my_plugin").stdout == "PlugMaxAbs(layers=None)\n"
+    refused = run(["-c", made], folder, None)
+    assert "ValueError: unknown weight constraint 'plug_max_abs'" in refused.stderr
 
 
 @pytest.mark.parametrize("plugins, said", [
