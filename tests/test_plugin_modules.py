@@ -77,11 +77,10 @@ def test_a_plugin_kind_trains_on_worker_processes_and_is_evaluated(plugged):
 
 
 def trained_with_plugin(folder: Path, flags: list[str], runs: str) -> str:
-    """`spikehebb train FLAGS` for one tiny generation on 2 worker processes, with the plug-in;
-    what `spikehebb inspect` then says of the run."""
+    """`spikehebb train FLAGS` for one tiny generation, with the plug-in; what `spikehebb
+    inspect` then says of the run."""
     done = run(["-m", "spikehebb.console", "train", *flags, "--popsize", "4", "--generations", "1", "--max-env-steps",
-                "45", "--train-variants", "default", "--workers", "2", "--no-progress", "--runs-dir", runs],
-               folder, "my_plugin")
+                "45", "--train-variants", "default", "--no-progress", "--runs-dir", runs], folder, "my_plugin")
     assert done.returncode == 0, done.stderr[-3000:]
     (path,) = (folder / runs).glob("*.h5")
     return run(["-m", "spikehebb.console", "inspect", str(path)], folder, "my_plugin").stdout
@@ -89,7 +88,7 @@ def trained_with_plugin(folder: Path, flags: list[str], runs: str) -> str:
 
 def test_a_plugin_rule_is_a_choice_of_train_and_runs_on_worker_processes(plugged):
     folder, _ = plugged
-    shown = trained_with_plugin(folder, ["--rule", "Oja_lr", "--backend", "numpy"], "oja")
+    shown = trained_with_plugin(folder, ["--rule", "Oja_lr", "--backend", "numpy", "--workers", "2"], "oja")
     assert "rule Oja_lr, 36,864 parameters" in shown  # eta, A, E per synapse of 12,288
     help_text = run(["-m", "spikehebb.console", "train", "--help"], folder, "my_plugin").stdout
     assert "Oja_lr" in " ".join(help_text.split())
@@ -97,7 +96,7 @@ def test_a_plugin_rule_is_a_choice_of_train_and_runs_on_worker_processes(plugged
 
 def test_a_plugin_kind_is_a_choice_of_train(plugged):
     folder, _ = plugged
-    shown = trained_with_plugin(folder, ["--agent", "plug_static", "--task", "plug_ant"], "kind")
+    shown = trained_with_plugin(folder, ["--agent", "plug_static", "--task", "plug_ant", "--evaluator", "serial"], "kind")
     assert "agent plug_static, openai-es population 4" in shown
     refused = run(["-m", "spikehebb.console", "train", "--agent", "plug_static", "--rule", "AD"], folder, "my_plugin")
     assert refused.stderr == "spikehebb train: error: a plug_static agent has no plasticity rule: drop --rule/--coevolve\n"
