@@ -58,9 +58,13 @@ def trace_names(path: str | Path) -> list[str]:
     """The recorded episodes of a run or traces file, as ``<variant>/episode_<k>`` (a missing,
     foreign or damaged file: one-line FileNotFoundError or RunFileError)."""
     with open_checked(real_path(path), (FORMAT, TRACES_FORMAT)) as f:
-        if "traces" not in f:
-            return []
-        return [f"{v}/{e}" for v in f["traces"] for e in sorted(f["traces"][v], key=lambda n: int(n.split("_")[-1]))]
+        return _trace_names(f)
+
+
+def _trace_names(f: h5py.File) -> list[str]:
+    if "traces" not in f:
+        return []
+    return [f"{v}/{e}" for v in f["traces"] for e in sorted(f["traces"][v], key=lambda n: int(n.split("_")[-1]))]
 
 
 def is_traces_file(path: str | Path) -> bool:
@@ -79,11 +83,11 @@ def is_traces_file(path: str | Path) -> bool:
 
 def load_trace(path: str | Path, name: str) -> Trace:
     """Read episode ``name`` (``<variant>/episode_<k>``) of a run or traces file."""
-    names = trace_names(path)
-    if name not in names:  # a variant alone is a group too: it would pass a membership test in the file
-        raise ValueError(f"{path} holds no trace {name!r}: expected '<variant>/episode_<k>', one of: "
-                         f"{', '.join(names) or 'none recorded'}")
     with open_checked(real_path(path), (FORMAT, TRACES_FORMAT)) as f:
+        names = _trace_names(f)
+        if name not in names:  # a variant alone is a group too: it would pass a membership test in the file
+            raise ValueError(f"{path} holds no trace {name!r}: expected '<variant>/episode_<k>', one of: "
+                             f"{', '.join(names) or 'none recorded'}")
         g = f[f"traces/{name}"]
         n_rates = len(g["rates"])
         sub = int(g["weights"].attrs["subsample"])
