@@ -1,13 +1,15 @@
 """Extending the rule table: the synapse's own weight as a factor (Oja's rule, weight decay) on
 every backend and constraint mode, the lif network's off copies of a rule that reads w, and the
-checks on coefficient and rule names (spikehebb/rules.py)."""
+checks on coefficient and rule names (spikehebb/rule_names.py)."""
 
 import functools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from spikehebb import rules
+from spikehebb import rule_names, rules
 from spikehebb.network import make_network, sample_weights
 from spikehebb.network.constraints import make_constraint
 from spikehebb.network.spiking import SpikingPlasticNetwork, off_copy_negated, trace_rule_code
@@ -250,7 +252,7 @@ def test_lif_rule_reading_w_keeps_the_off_copy_the_negative(fold):
 
 # ------------------------------------------------------------------ names of coefficients
 EXPECTED = ("a coefficient's name must be a Python identifier that is no keyword, factor, state, state constant, "
-            "eta, dw_local, variable of the Brian2 models (rules.BACKEND_NAMES) or name Brian2 reserves (units, "
+            "eta, dw_local, variable of the Brian2 models (rule_names.BACKEND_NAMES) or name Brian2 reserves (units, "
             "functions, constants, t, xi_*, *_pre, *_post, _*, Cython's words)")
 
 
@@ -258,7 +260,7 @@ def checked_rule(name: str) -> RuleSpec:
     """A rule with a coefficient ``name``, checked as a Brian2 network checks it before building
     (Brian2's and Cython's names; the rest when the RuleSpec is made)."""
     spec = RuleSpec("X", (HEBBIAN, Term(name, ("pre",), "x")))
-    rules.check_brian_names(spec)
+    rule_names.check_brian_names(spec)
     return spec
 
 
@@ -316,9 +318,9 @@ def test_good_names_pass_and_the_registry_names_pass_brian2():
     for spec in list(RULES.values()) + [three_factor(r) for r in RULES.values()]:
         for name in spec.fields:
             if name != "eta":
-                rules._BRIAN_ACCEPTED.discard(name)
-                assert rules._brian_refusal(name) is None, name
-                assert name in rules._BRIAN_ACCEPTED
+                rule_names._BRIAN_ACCEPTED.discard(name)
+                assert rule_names._brian_refusal(name) is None, name
+                assert name in rule_names._BRIAN_ACCEPTED
 
 
 def test_every_variable_of_the_built_networks_is_refused_as_a_coefficient():
@@ -352,3 +354,13 @@ def test_a_rule_name_with_plus_is_refused_but_three_factor_builds_name_mod():
     assert built.name == "OJA_lr+mod" and built.fields == ("eta", "A", "E", "eta_m")
     assert get_rule("ABCD_lr+mod").name == "ABCD_lr+mod"
     assert three_factor(RuleSpec("ABC_D", (HEBBIAN, DRIFT_OUT))).name == "ABC_D+mod"
+
+
+def test_making_and_checking_a_rule_imports_no_brian2():
+    """A plug-in's rule is made at every command's start: its names are checked without Brian2's
+    1.9 s import, which only building a Brian2 network pays (rule_names.check_brian_names)."""
+    code = ("import sys; from spikehebb.rules import RuleSpec, HEBBIAN, Term; "
+            "RuleSpec('Oja_x', (HEBBIAN, Term('E', ('post', 'post', 'w'), 'decay')), True); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'brian2'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

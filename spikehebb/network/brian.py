@@ -69,7 +69,8 @@ import warnings
 import numpy as np
 
 from spikehebb.network.base import ACTIVATIONS, PlasticNetwork
-from spikehebb.rules import RuleSpec, brian_model_lines, brian_update, check_brian_names, fold_eta, synapse_fields
+from spikehebb.rule_names import check_brian_names
+from spikehebb.rules import RuleSpec, brian_model_lines, brian_update, fold_eta, synapse_fields
 
 TARGETS = ("cython", "numpy")
 

@@ -105,7 +105,8 @@ import numpy as np
 
 from spikehebb.network.base import PlasticNetwork
 from spikehebb.network.brian import _code_object_class, _compile_notice
-from spikehebb.rules import brian_model_lines, brian_update, check_brian_names, fold_eta, synapse_fields
+from spikehebb.rule_names import check_brian_names
+from spikehebb.rules import brian_model_lines, brian_update, fold_eta, synapse_fields
 
 ENCODINGS = ("current", "poisson")
 RULE_TIMINGS = ("env_step", "substep")
