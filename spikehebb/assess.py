@@ -28,6 +28,7 @@ from spikehebb.config import TrainConfig, WorkerSpec
 from spikehebb.envs.mirror import body_roles
 from spikehebb.evaluators import (deaf_to_ctrl_c, exit_with_parent, one_thread_per_library, sigint_blocked,
                                   sigusr1_blocked, stop_process)
+from spikehebb.rollout import BatchResult
 from spikehebb.store import RunStore, TraceWriter
 from spikehebb.store.traces import SEPARATE_FILE_ADVICE
 from spikehebb.tasks import FIRST_INPUT_WORDS
@@ -39,6 +40,11 @@ SOLVED_FITNESS = 100.0
 #: The legend line of a table with failed lifetimes (:attr:`VariantResult.failed`).
 FAILED_NOTE = ("failed: the lifetime's network outputs turned non-finite and it ended with fitness NaN; a row "
                "with failures gives mean ± std over the others and applies the solved criterion to their mean.")
+
+#: What follows :data:`FAILED_NOTE` where a row says at which network step its lifetimes failed
+#: (:attr:`VariantResult.steps` known).
+FAILED_STEP_NOTE = ("at network step s: its outputs (or, in a broken simulation, its observation or modulator) turned "
+                    "non-finite in the lifetime's s-th network step, counted from 1 without the burn-in steps.")
 
 #: The tables' "seen" column for each body role (:data:`~spikehebb.envs.mirror.BODY_ROLES`).
 SEEN = {"trained": "yes", "mirror of trained": "mirror", "unseen": "no"}
@@ -72,10 +78,17 @@ class VariantResult:
     so the score is no test of generalisation."""
     solved_at: float = SOLVED_FITNESS
     """Mean fitness at which the variant counts as solved (the task's, else the ant's 100)."""
+    steps: np.ndarray | None = None
+    """Network steps each lifetime lived, in :attr:`fitness`'s shape (a failed lifetime's: the
+    1-based network step at which it failed, :attr:`~spikehebb.rollout.BatchResult.steps`);
+    None where not known (the rows then do not say where lifetimes failed)."""
 
     def __post_init__(self) -> None:
         if self.role not in SEEN:
             raise ValueError(f"role must be one of {tuple(SEEN)}, got {self.role!r}")
+        if self.steps is not None and np.shape(self.steps) != np.shape(self.fitness):
+            raise ValueError(f"steps must give each lifetime's network steps, shape {np.shape(self.fitness)} as "
+                             f"fitness, got shape {np.shape(self.steps)}")
 
     @property
     def trained_on(self) -> bool:
@@ -142,13 +155,33 @@ class VariantResult:
 
     def failed_note(self) -> str:
         """What a table row adds when lifetimes failed: ``" (1 of 100 failed: mean, std and solved over
-        the other 99)"``; ``""`` when none did."""
-        n = len(self.fitness)
-        if not self.failed:
+        the other 99)"``, with where they failed when :attr:`steps` is known (:meth:`failed_at`):
+        ``" (1 of 100 failed at network step 412: mean, ...)"``; ``""`` when none did."""
+        n, failed = len(self.fitness), self.failed
+        if not failed:
             return ""
-        if self.failed == n:
-            return f" ({n} of {n} failed)"
-        return f" ({self.failed} of {n} failed: mean, std and solved over the other {n - self.failed})"
+        note = f" ({failed} of {n} failed{self.failed_at()}"
+        if failed == n:
+            return note + ")"
+        return note + f": mean, std and solved over the other {n - failed})"
+
+    def failed_at(self) -> str:
+        """At which network steps the failed lifetimes failed, as :meth:`failed_note` says it:
+        ``" at network step 412"`` (one), ``", all at network step 2"``, ``", at network steps 3, 13
+        and 15"`` (up to three failed), ``", at network steps 3 to 57, median 12"`` (more); ``""`` when
+        :attr:`steps` is not known or none failed."""
+        if self.steps is None:
+            return ""
+        at = sorted(int(s) for s in np.asarray(self.steps)[~np.isfinite(self.fitness)])
+        if not at:
+            return ""
+        if len(at) == 1:
+            return f" at network step {at[0]}"
+        if at[0] == at[-1]:
+            return f", all at network step {at[0]}"
+        if len(at) <= 3:
+            return f", at network steps {', '.join(map(str, at[:-1]))} and {at[-1]}"
+        return f", at network steps {at[0]} to {at[-1]}, median {np.median(at):g}"
 
 
 def load_run(path: str | Path, which: str = "mean") -> tuple[TrainConfig, np.ndarray]:
@@ -177,10 +210,11 @@ def _test_spec(config: TrainConfig, batch_size: int, max_env_steps: int | None) 
     return WorkerSpec(task, config.agent, batch_size, config.seed)
 
 
-def _variant_job(spec: WorkerSpec, params: np.ndarray, variant: str, episodes: int) -> np.ndarray:
+def _variant_job(spec: WorkerSpec, params: np.ndarray, variant: str, episodes: int) -> BatchResult:
+    """One variant's test lifetimes in a process of :func:`assess`'s pool."""
     worker = Worker(spec, full_length=spec.task.max_env_steps is None)
     try:
-        return worker.evaluate_params(params, variant, range(episodes))[0]
+        return worker.test_lifetimes(params, variant, range(episodes))
     finally:
         worker.close()
 
@@ -218,16 +252,17 @@ def assess(
 ) -> list[VariantResult]:
     """Fitness of ``params`` over ``episodes`` lifetimes on each variant (in parallel over
     variants when ``workers > 1``). ``max_env_steps`` overrides the run's episode length; by
-    default the task's full length is used, not the (possibly shortened) training length."""
+    default the task's full length is used, not the (possibly shortened) training length. Each
+    result holds every lifetime's network steps too (:attr:`VariantResult.steps`)."""
     spec = _test_spec(config, min(episodes, 32), max_env_steps)
     task = spec.make_task(full_length=max_env_steps is None)
     variants = task.check_variants(variants)
     if workers <= 1:
         worker = Worker(spec, full_length=max_env_steps is None)
         try:
-            fitness = []
+            batches = []
             for v in variants:
-                fitness.append(worker.evaluate_params(params, v, range(episodes))[0])
+                batches.append(worker.test_lifetimes(params, v, range(episodes)))
                 worker.rollout.close(v)
         finally:
             worker.close()
@@ -241,14 +276,14 @@ def assess(
         try:
             with one_thread_per_library(), sigusr1_blocked(), sigint_blocked():  # the first submit starts them
                 futures = [pool.submit(_variant_job, spec, params, v, episodes) for v in variants]
-            fitness = [f.result() for f in futures]
+            batches = [f.result() for f in futures]
         except BaseException:
             _stop_pool(pool)
             raise
         pool.shutdown()
     roles = body_roles(variants, task.train_variants, mirror_rule=config.agent.coefficient_rows == "mirror")
     solved_at = SOLVED_FITNESS if task.solved_fitness is None else task.solved_fitness
-    return [VariantResult(v, f, roles[v], solved_at) for v, f in zip(variants, fitness)]
+    return [VariantResult(v, b.fitness, roles[v], solved_at, b.steps) for v, b in zip(variants, batches)]
 
 
 def seen_note(results: Sequence[VariantResult]) -> str:
@@ -258,6 +293,15 @@ def seen_note(results: Sequence[VariantResult]) -> str:
         seen += ("; mirror: trained on its left-right mirror image, and the rule is mirror-symmetric, so it meets this "
                  "body as it met that one (no test of generalisation)")
     return seen + "."
+
+
+def failed_legend(results: Sequence[VariantResult]) -> str:
+    """The legend of a table's failed lifetimes: :data:`FAILED_NOTE`, then :data:`FAILED_STEP_NOTE`
+    when a row with failures says where they failed; ``""`` when no lifetime failed."""
+    failed = [r for r in results if r.failed]
+    if not failed:
+        return ""
+    return FAILED_NOTE + (f" {FAILED_STEP_NOTE}" if any(r.steps is not None for r in failed) else "")
 
 
 def format_table(
@@ -273,7 +317,8 @@ def format_table(
     length when ``max_network_steps`` is; ``early_ends=False``: lifetimes ran to the step limit,
     :func:`without_early_ends`; ``start``: what each lifetime starts from,
     :func:`spikehebb.agents.lifetime_start` of the run's agent). A row whose lifetimes failed
-    gives mean ± std over the others and says how many failed (:meth:`VariantResult.failed_note`)."""
+    gives mean ± std over the others and says how many failed, and where when known
+    (:meth:`VariantResult.failed_note`, legend :func:`failed_legend`)."""
     n = len(results[0].fitness) if results else 0
     episodes = f"{n} episode" + "s" * (n != 1)
     head = label + f" ({episodes})"
@@ -289,8 +334,9 @@ def format_table(
     solved_at = results[0].solved_at if results else SOLVED_FITNESS
     lines.append(f"{seen_note(results)} mean ± std over {n} lifetime" + "s" * (n != 1) + f", each from {start}.")
     lines.append(f"solved: mean fitness >= {solved_at:g}." + (f" fitness: {FITNESS_UNITS[task]}." if task in FITNESS_UNITS else ""))
-    if any(r.failed for r in results):
-        lines.append(FAILED_NOTE)
+    legend = failed_legend(results)
+    if legend:
+        lines.append(legend)
     if max_network_steps is not None:
         if early_ends:
             lines.append(f"episodes: at most {max_network_steps:,} network steps (fewer when the task's rules end one early).")

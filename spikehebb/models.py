@@ -287,7 +287,7 @@ def card(
     per variant) with ``paper``'s numbers beside it ({variant: (mean, std)}, e.g. Najarro & Risi's
     Table 1)."""
     from spikehebb.agents import lifetime_start
-    from spikehebb.assess import FAILED_NOTE, FITNESS_UNITS, seen_note
+    from spikehebb.assess import FITNESS_UNITS, failed_legend, seen_note
 
     info = model_info(path) or {}
     with RunStore.open(path) as store:
@@ -331,7 +331,7 @@ def card(
               f"{seen_note(results)} solved: mean fitness >= {solved_at:g}. fitness: "
               f"{FITNESS_UNITS.get(config.task.name, 'the summed env reward')}."
               + (" paper: Najarro & Risi 2020, Table 1 (100 lifetimes)." if paper else "")
-              + (f" {FAILED_NOTE}" if any(r.failed for r in results) else "")]
+              + (f" {legend}" if (legend := failed_legend(results)) else "")]
     lines += ["", f"Reproduce: `spikehebb evaluate {Path(path).as_posix()} --episodes {n}`."]
     return "\n".join(lines) + "\n"
 

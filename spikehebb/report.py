@@ -121,7 +121,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def test_section(path: Path, episodes: int, variants: Sequence[str] | None, workers: int) -> str:
     """Fresh test lifetimes of the run's search mean, with the paper's numbers beside them."""
     from spikehebb.agents import lifetime_start
-    from spikehebb.assess import FAILED_NOTE, FITNESS_UNITS, assess, load_run, seen_note
+    from spikehebb.assess import FITNESS_UNITS, assess, failed_legend, load_run, seen_note
     from spikehebb.lifetimes import run_label
     from spikehebb.plots import run_task
     from spikehebb.tasks import get_task
@@ -144,8 +144,8 @@ def test_section(path: Path, episodes: int, variants: Sequence[str] | None, work
         f"per variant, each from {lifetime_start(config.agent, config.task.make())}. {seen_note(results)} "
         f"solved: mean fitness >= {solved_at:g}. fitness: {FITNESS_UNITS.get(name, 'the summed env reward')}."
     )
-    if any(r.failed for r in results):
-        note += f" {FAILED_NOTE}"
+    if legend := failed_legend(results):
+        note += f" {legend}"
     if paper:  # the paper's row for this agent (PAPER)
         which = "static-weights" if config.agent.kind == "static" else f"Hebbian {config.agent.rule}"
         note += f" Paper: Najarro & Risi 2020, Table 1, 100 lifetimes of their {which} {name}."

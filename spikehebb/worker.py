@@ -30,7 +30,7 @@ from spikehebb.checks import check_episodes
 from spikehebb.config import WorkerSpec
 from spikehebb.es.candidates import NOISE_STREAM, normal_stream
 from spikehebb.genome import GenomeMap
-from spikehebb.rollout import Lifetime, Rollout, StepHook
+from spikehebb.rollout import BatchResult, Lifetime, Rollout, StepHook
 
 #: Spawn-key tag separating evaluation lifetimes from training ones.
 EVALUATION_TAG = 2**31 - 1
@@ -92,7 +92,15 @@ class Worker:
         seed_paths: Sequence[tuple[int, ...]],
         on_step: StepHook | None = None,
     ) -> tuple[np.ndarray, int]:
-        """Fitness ``(n,)`` of n lifetimes on ``variant`` and the env steps they took.
+        """Fitness ``(n,)`` of n lifetimes on ``variant`` and the env steps they took
+        (:meth:`run_lifetimes`' numbers, less each lifetime's network steps)."""
+        result = self.run_lifetimes(params, variant, seed_paths, on_step)
+        return result.fitness, result.env_steps
+
+    def run_lifetimes(self, params: np.ndarray, variant: str, seed_paths: Sequence[tuple[int, ...]],
+                      on_step: StepHook | None = None) -> BatchResult:
+        """n lifetimes on ``variant``: their fitness ``(n,)``, network steps ``(n,)`` (a failed
+        lifetime's: the 1-based step at which it failed) and env steps (:class:`~spikehebb.rollout.BatchResult`).
 
         params: ``(n, n_params)`` candidates (rows may repeat); seed_paths: n tuples of ints
         seeding each lifetime's drawn parts and env (see :func:`lifetime_seeds`).
@@ -102,9 +110,8 @@ class Worker:
             raise ValueError(f"params must be (n, n_params) with one row per seed path ({len(seed_paths)}), got "
                              f"{params.shape}")
         seeds = [lifetime_seeds(self.spec.seed, *p) for p in seed_paths]
-        result = self.rollout.run(variant, lambda i: self.lifetime_parts(params[i], seeds[i][0]),
-                                  [s for _, s in seeds], on_step)
-        return result.fitness, result.env_steps
+        return self.rollout.run(variant, lambda i: self.lifetime_parts(params[i], seeds[i][0]),
+                                [s for _, s in seeds], on_step)
 
     def lifetime_parts(self, params: np.ndarray, rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
         """One lifetime's parts, per part per layer ``(1, *shape)``: the searched ones from
@@ -182,11 +189,19 @@ class Worker:
         return Lifetime((c, v), self.task.train_variants[v], lambda: self.lifetime_parts(vector, rng), env_seed)
 
     def evaluate_params(self, params: np.ndarray, variant: str, episodes: Sequence[int]) -> tuple[np.ndarray, int]:
-        """Fitness of one parameter vector over the given episode numbers on ``variant``."""
+        """Fitness ``(len(episodes),)`` of one parameter vector over the given episode numbers on
+        ``variant``, and the env steps they took (:meth:`test_lifetimes`' numbers)."""
+        result = self.test_lifetimes(params, variant, episodes)
+        return result.fitness, result.env_steps
+
+    def test_lifetimes(self, params: np.ndarray, variant: str, episodes: Sequence[int]) -> BatchResult:
+        """The evaluation lifetimes numbered ``episodes`` of one parameter vector ``(n_params,)``
+        on ``variant``, each seeded by (run seed, :data:`EVALUATION_TAG`, episode, variant index):
+        fitness and network steps per episode, env steps (:meth:`run_lifetimes`)."""
         v = self.task.variants.index(self.task.check_variants([variant])[0])
         episodes = check_episodes(episodes)
         paths = [(EVALUATION_TAG, e, v) for e in episodes]
-        return self.lifetimes(np.repeat(np.asarray(params)[None], len(episodes), axis=0), variant, paths)
+        return self.run_lifetimes(np.repeat(np.asarray(params)[None], len(episodes), axis=0), variant, paths)
 
     def close(self) -> None:
         self.rollout.close()
