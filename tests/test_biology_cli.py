@@ -87,36 +87,38 @@ def test_a_biology_run_is_stored_rebuilt_by_evaluate_and_traced(tmp_path, capsys
 
 
 @pytest.mark.slow
-def test_the_study_script_runs_and_resumes_at_a_tiny_budget(tmp_path):
+def test_the_study_script_runs_and_resumes_at_a_tiny_budget(tmp_path, capsys, experiment_script):
     script = Path(__file__).parents[1] / "experiments" / "biology_ant.py"
-    cmd = [sys.executable, str(script), "--out", str(tmp_path), "--arms", "unconstrained", "dale+positive",
-           "--seeds", "1", "--generations", "1", "--popsize", "4", "--max-env-steps", "50", "--episodes", "1",
-           "--backend", "numpy", "--workers", "1"]
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    argv = ["--out", str(tmp_path), "--arms", "unconstrained", "dale+positive", "--seeds", "1", "--generations", "1",
+            "--popsize", "4", "--max-env-steps", "50", "--episodes", "1", "--backend", "numpy", "--workers", "1"]
+    first = subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr
     # 4 candidates x 1 training body (the default) x 50 env steps (burn-in included) in one generation
     assert "| dale+positive | 200 | 0 |" in first.stdout
-    again = subprocess.run(cmd[:-4] + ["--generations", "2", "--backend", "numpy", "--workers", "1"],
-                           capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stderr
-    assert "| dale+positive | 400 | 0 |" in again.stdout  # resumed: one more generation
+    # The script runs as a program (above); the rest calls its main() here, which each run as a
+    # program would only precede with seconds of imports. A later flag overrides an earlier one.
+    biology = experiment_script("biology_ant")
+
+    def study(*flags: str) -> str:
+        capsys.readouterr()
+        biology.main([*argv, *flags])
+        return capsys.readouterr().out
+
+    again = study("--generations", "2")
+    assert "| dale+positive | 400 | 0 |" in again  # resumed: one more generation
     for run in tmp_path.glob("*.h5"):  # finished runs report from their caches alone
         run.unlink()
-    cached = subprocess.run(cmd[:-4] + ["--generations", "2", "--backend", "numpy", "--workers", "1"],
-                            capture_output=True, text=True, timeout=600)
-    assert cached.returncode == 0, cached.stderr
-    assert cached.stdout == again.stdout and not list(tmp_path.glob("*.h5"))
+    cached = study("--generations", "2")
+    assert cached == again and not list(tmp_path.glob("*.h5"))
     assert (tmp_path / "curves.png").exists() and (tmp_path / "table.md").exists()
     # a cache of other settings under the same name is not this run's: it trains and tests anew
-    wider = subprocess.run(cmd[:-4] + ["--generations", "2", "--popsize", "6", "--backend", "numpy", "--workers", "1"],
-                           capture_output=True, text=True, timeout=600)
-    assert wider.returncode == 0, wider.stderr
-    assert "| dale+positive | 600 | 0 |" in wider.stdout  # 2 generations x 6 candidates x 50 steps
-    # a mistake in the flags is one line, not a traceback (here: the run file of other settings)
-    refused = subprocess.run(cmd[:-4] + ["--generations", "2", "--popsize", "8", "--backend", "numpy", "--workers", "1"],
-                             capture_output=True, text=True, timeout=600)
-    assert refused.returncode == 2 and "Traceback" not in refused.stderr
-    assert "was started with other settings" in refused.stderr.splitlines()[-1]
+    wider = study("--generations", "2", "--popsize", "6")
+    assert "| dale+positive | 600 | 0 |" in wider  # 2 generations x 6 candidates x 50 steps
+    # a mistake in the flags is one line and exit status 2, not a traceback (here: the run file of other settings)
+    with pytest.raises(SystemExit) as refused:
+        study("--generations", "2", "--popsize", "8")
+    assert refused.value.code == 2
+    assert "was started with other settings" in capsys.readouterr().err.splitlines()[-1]
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")

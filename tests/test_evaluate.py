@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from spikehebb.es import CandidateKey, PopulationSampler, get_strategy
-from spikehebb.config import EvaluatorConfig, TaskConfig, WorkerSpec
+from spikehebb.config import AgentConfig, EvaluatorConfig, TaskConfig, WorkerSpec
 from spikehebb.evaluators import (
     EVALUATORS,
     STALL_TIMEOUT_S,
@@ -30,7 +30,15 @@ from spikehebb.worker import CrashOnceWorker, FaultyWorker, HangingWorker
 pytestmark = pytest.mark.slow
 
 EPISODE = {"burn_in_steps": 10, "grace_steps": 20}
-SPEC = WorkerSpec(TaskConfig("ant", ("default",), 80, EPISODE), batch_size=4)
+TASK = TaskConfig("ant", ("default",), 80, EPISODE)
+#: The default network, Brian2's compiled code: the tests that the processes and Ray backends give
+#: the serial numbers bit for bit run it.
+BRIAN2_SPEC = WorkerSpec(TASK, batch_size=4)
+#: The same ant on the NumPy network, for the tests of the evaluators' fault handling (dead, hung,
+#: unbuildable workers, orphans, bad input), which are not about the network: every process they
+#: start or replace builds it with no Brian2 import or build (seconds of CPU each, more on a loaded
+#: machine).
+SPEC = WorkerSpec(TASK, AgentConfig(backend="numpy"), batch_size=4)
 POPSIZE = 8
 EPISODES = range(5)
 
@@ -43,13 +51,12 @@ def alive(pid: int) -> bool:
     return True
 
 
-@pytest.fixture(scope="module")
-def generations():
-    """Two generations of OpenAI-ES keys with their samplers and the serial results:
+def serial_generations(spec: WorkerSpec):
+    """Two generations of OpenAI-ES keys with their samplers and the serial results of ``spec``:
     [(sampler, keys, fitness, env_steps)], plus the serial evaluate_params result."""
-    strategy = get_strategy("openai-es", n_params=SPEC.genome().n_params, popsize=POPSIZE, seed=1)
+    strategy = get_strategy("openai-es", n_params=spec.genome().n_params, popsize=POPSIZE, seed=1)
     out = []
-    with SerialEvaluator(SPEC) as serial:
+    with SerialEvaluator(spec) as serial:
         for _ in range(2):
             keys, sampler = strategy.ask(), strategy.sampler()
             fitness, steps = serial.evaluate(sampler, keys)
@@ -59,8 +66,21 @@ def generations():
     return out, by_params
 
 
-def test_serial_is_sane(generations):
-    gens, (params_fitness, params_steps) = generations
+@pytest.fixture(scope="module")
+def generations():
+    """:func:`serial_generations` of :data:`SPEC` (the NumPy network)."""
+    return serial_generations(SPEC)
+
+
+@pytest.fixture(scope="module")
+def brian2_generations():
+    """:func:`serial_generations` of :data:`BRIAN2_SPEC` (the Brian2 network)."""
+    return serial_generations(BRIAN2_SPEC)
+
+
+@pytest.mark.parametrize("network", ["generations", "brian2_generations"])
+def test_serial_is_sane(network, request):
+    gens, (params_fitness, params_steps) = request.getfixturevalue(network)
     for _, keys, fitness, steps in gens:
         assert fitness.shape == (POPSIZE,) and np.all(np.isfinite(fitness))
         assert len(set(fitness)) == POPSIZE  # every candidate its own lifetime
@@ -68,17 +88,17 @@ def test_serial_is_sane(generations):
     assert params_fitness.shape == (len(EPISODES),) and len(set(params_fitness)) == len(EPISODES)
 
 
-def test_processes_match_serial_bit_for_bit(generations, monkeypatch):
-    gens, (params_fitness, params_steps) = generations
+def test_processes_match_serial_bit_for_bit(brian2_generations, monkeypatch):
+    gens, (params_fitness, params_steps) = brian2_generations
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
-    with make_evaluator("processes", SPEC) as one:  # workers=None: one per core
+    with make_evaluator("processes", BRIAN2_SPEC) as one:  # workers=None: one per core
         assert one.workers == 1
         for sampler, keys, fitness, steps in gens:
             got, got_steps = one.evaluate(sampler, keys)
             np.testing.assert_array_equal(got, fitness)
             assert got_steps == steps
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
-    with ProcessEvaluator(SPEC, workers=2) as two:
+    with ProcessEvaluator(BRIAN2_SPEC, workers=2) as two:
         pids = two.pids
         if os.path.exists(f"/proc/{pids[0]}/environ"):  # one BLAS thread per worker process
             with open(f"/proc/{pids[0]}/environ", "rb") as f:
@@ -172,13 +192,14 @@ def test_no_orphans_when_the_parent_goes(how, tmp_path):
     the middle of a long chunk (they do not read their pipe then; they watch their parent)."""
     code = textwrap.dedent(f"""
         import os, signal, threading, time
-        from spikehebb.config import TaskConfig, WorkerSpec
+        from spikehebb.config import AgentConfig, TaskConfig, WorkerSpec
         from spikehebb.es import get_strategy
         from spikehebb.evaluators import ProcessEvaluator
         if __name__ == "__main__":
             busy = {how.endswith("busy")}
             workers = 2 if busy else 1
-            spec = WorkerSpec(TaskConfig("ant", None, 1000 if busy else 80, {EPISODE!r}), batch_size=64 if busy else 1)
+            spec = WorkerSpec(TaskConfig("ant", None, 1000 if busy else 80, {EPISODE!r}), AgentConfig(backend="numpy"),
+                              batch_size=64 if busy else 1)
             ev = ProcessEvaluator(spec, workers=workers)
             print(*ev.pids, flush=True)
             if busy:  # each worker steps 64 lifetimes of 1,000 steps in lockstep: 20 s or more
@@ -214,10 +235,11 @@ def test_no_orphans_when_a_test_tables_parent_goes(tmp_path):
         import numpy as np
         from pathlib import Path
         from spikehebb.assess import assess
-        from spikehebb.config import TaskConfig, TrainConfig
+        from spikehebb.config import AgentConfig, TaskConfig, TrainConfig
         if __name__ == "__main__":
             # full 1,000-step lifetimes that never end early: a body's 100 take a minute or more
-            config = TrainConfig(task=TaskConfig("ant", None, 1000, {"grace_steps": 1000, "end_on_terminated": False}))
+            config = TrainConfig(task=TaskConfig("ant", None, 1000, {"grace_steps": 1000, "end_on_terminated": False}),
+                                 agent=AgentConfig(backend="numpy"))
             params = np.zeros(config.worker_spec().genome().n_params)
             args = (config, params, ["default", "damage_right"], 100, 2)
             threading.Thread(target=assess, args=args, daemon=True).start()
@@ -274,13 +296,13 @@ def test_a_worker_that_cannot_be_rebuilt_leaves_no_stale_slot(generations, tmp_p
     assert None not in pids and not any(map(alive, pids))
 
 
-def test_ray_matches_serial_and_replaces_dead_actors(generations, tmp_path, processes):
+def test_ray_matches_serial_and_replaces_dead_actors(brian2_generations, tmp_path, processes):
     ray = pytest.importorskip("ray", reason='ray is not installed (pip install -e ".[test]" brings it)')
-    gens, (params_fitness, _) = generations
+    gens, (params_fitness, _) = brian2_generations
     sampler, keys, fitness, steps = gens[0]
     factory = functools.partial(CrashOnceWorker, crash_on=(0, 5), marker=str(tmp_path / "crashed"))
     before = set(processes())  # other tests' leftovers (a resource tracker, a manager) are not Ray's
-    with make_evaluator("ray", SPEC, workers=2, worker_factory=factory) as evaluator:
+    with make_evaluator("ray", BRIAN2_SPEC, workers=2, worker_factory=factory) as evaluator:
         assert ray.is_initialized()
         # Ray's default nice 15 starves the actors beside any busy process; ours run at nice 0
         assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in evaluator.pids] == [0, 0]
@@ -494,13 +516,14 @@ def test_a_build_that_always_hangs_ends_in_worker_crash_error(no_hang):
 
 
 def test_a_build_that_hangs_once_is_replaced(stall_generation, tmp_path, no_hang):
-    """The timeout must exceed a real build (a few seconds, more on a loaded machine) for the
-    replacement to get through: this one waits that long for the hung one."""
+    """The timeout must exceed a real build (spawn and imports: a few seconds on the NumPy
+    network, ten or so on a loaded machine) for the replacement to get through: this one waits
+    that long for the hung one."""
     sampler, keys, fitness, steps = stall_generation
     marker = tmp_path / "hung"
     factory = functools.partial(HangingWorker, hang_in_build=True, marker=str(marker))
-    with pytest.warns(RuntimeWarning, match=r"did not finish building within 30 s"):
-        evaluator = ProcessEvaluator(SPEC, workers=2, worker_factory=factory, build_timeout=30.0)
+    with pytest.warns(RuntimeWarning, match=r"did not finish building within 20 s"):
+        evaluator = ProcessEvaluator(SPEC, workers=2, worker_factory=factory, build_timeout=20.0)
     with evaluator:
         assert marker.exists() and None not in evaluator.pids and len(set(evaluator.pids)) == 2
         got, got_steps = evaluator.evaluate(sampler, keys)

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 
-from spikehebb.config import TaskConfig, WorkerSpec
+from spikehebb.config import AgentConfig, TaskConfig, WorkerSpec
 from spikehebb.es import get_strategy
 from spikehebb.evaluators import SerialEvaluator, WorkerCrashError, make_evaluator
 from spikehebb.worker import CrashOnceWorker, FaultyWorker, HangingWorker
@@ -22,13 +22,18 @@ from spikehebb.worker import CrashOnceWorker, FaultyWorker, HangingWorker
 pytestmark = pytest.mark.slow
 ray = pytest.importorskip("ray", reason='ray is not installed (pip install -e ".[test]" brings it)')
 
-#: One slot: the lifetimes run one at a time, each after the worker's sleep of SLOW_S seconds.
-SPEC = WorkerSpec(TaskConfig("ant", ("default",), 80, {"burn_in_steps": 10, "grace_steps": 20}), batch_size=1)
-SLOW_S = 2.0
-#: Six of the slow lifetimes (12 s) pass before the hang: a request longer than the stall timeout,
-#: kept alive by its heartbeats (2-4 s apart on a loaded machine).
-STALL_S = 10.0
-HANG_ON = 6
+#: One slot: the lifetimes run one at a time, each after the worker's sleep of SLOW_S seconds. The
+#: NumPy network: these tests are about the evaluator, and each actor then builds with no Brian2
+#: import or build (seconds of CPU, more on a loaded machine).
+SPEC = WorkerSpec(TaskConfig("ant", ("default",), 80, {"burn_in_steps": 10, "grace_steps": 20}),
+                  AgentConfig(backend="numpy"), batch_size=1)
+SLOW_S = 1.0
+#: Eight of the slow lifetimes (8 s) pass before the hang: a request longer than the stall timeout,
+#: kept alive by its heartbeats (SLOW_S and a lifetime's compute apart: a tenth of a second quiet,
+#: up to two or so on a loaded machine).
+STALL_S = 7.0
+HANG_ON = 8
+POPSIZE = 10
 
 
 @pytest.fixture
@@ -49,11 +54,11 @@ def no_hang():
 
 
 def test_a_hung_actor_is_replaced_and_a_slow_one_is_not(no_hang, tmp_path):
-    """One actor runs candidates 0-7, each lifetime slowly; it hangs (once) when it starts
-    candidate 6's lifetime, after six slow ones took longer than stall_timeout together: it is
+    """One actor runs candidates 0-9, each lifetime slowly; it hangs (once) when it starts
+    candidate 8's lifetime, after eight slow ones took longer than stall_timeout together: it is
     killed once (the hang), not before (the slow lifetimes), and its replacement gives the serial
     numbers."""
-    strategy = get_strategy("openai-es", n_params=SPEC.genome().n_params, popsize=8, seed=1)
+    strategy = get_strategy("openai-es", n_params=SPEC.genome().n_params, popsize=POPSIZE, seed=1)
     keys, sampler = strategy.ask(), strategy.sampler()
     with SerialEvaluator(SPEC) as serial:
         fitness, steps = serial.evaluate(sampler, keys)
@@ -64,7 +69,7 @@ def test_a_hung_actor_is_replaced_and_a_slow_one_is_not(no_hang, tmp_path):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             got, got_steps = evaluator.evaluate(sampler, keys)
-        assert time.monotonic() - started > (HANG_ON + 8) * SLOW_S + STALL_S  # the slow ones, the hang, all 8 again
+        assert time.monotonic() - started > (HANG_ON + POPSIZE) * SLOW_S + STALL_S  # the slow ones, the hang, all again
         assert [str(w.message) for w in caught] == [
             f"spikehebb Ray actor made no progress (finished no lifetime) for {STALL_S:g} s (stall_timeout) running "
             "evaluate: taken for hung, killing it, replacing it and running its chunk again"]

@@ -4,6 +4,7 @@ Helpers live here rather than in a conftest: the suite runs with --import-mode=i
 """
 
 import dataclasses
+import inspect
 import json
 import os
 import signal
@@ -372,7 +373,7 @@ WRITER = textwrap.dedent(
     """
     import sys, numpy as np
     sys.path.insert(0, sys.argv[3])
-    from test_store_helpers import generation_values, SIZES, P
+    from test_store_helpers import generation_values, P
     from spikehebb.store import RunStore
     path, n = sys.argv[1], int(sys.argv[2])
     if int(sys.argv[4]):
@@ -416,8 +417,10 @@ def check_prefix(path, n):
 def test_kill_9_at_random_moments_leaves_a_consistent_prefix(tmp_path):
     helpers = tmp_path / "helpers"
     helpers.mkdir()
-    src = Path(__file__).read_text()
-    (helpers / "test_store_helpers.py").write_text(src)
+    # generation_values alone, not this whole file: its imports (the strategies, the rules) cost
+    # each of the nine writers two seconds of CPU before it is ready to be killed
+    (helpers / "test_store_helpers.py").write_text(f"import numpy as np\nN, P = {N}, {P}\n\n\n"
+                                                   + inspect.getsource(generation_values))
     path, n = tmp_path / "run.h5", 25_000
     rng = np.random.default_rng(12)
     counts, mid_write = [], 0

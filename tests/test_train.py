@@ -33,9 +33,12 @@ def history(path):
         return store.history(), store.load_checkpoint()
 
 
-@pytest.mark.parametrize("evaluator", ["serial", "processes"])
-def test_train_resume_evaluate(tmp_path, evaluator):
-    config = tiny(tmp_path, evaluator=evaluator, workers=2)
+# The processes run on the NumPy network: each of its two train calls spawns two workers, which
+# then build with no Brian2 import or build (test_evaluate.py's processes match the serial numbers
+# bit for bit on Brian2).
+@pytest.mark.parametrize("evaluator, backend", [("serial", "brian2"), ("processes", "numpy")], ids=["serial", "processes"])
+def test_train_resume_evaluate(tmp_path, evaluator, backend):
+    config = tiny(tmp_path, evaluator=evaluator, workers=2, backend=backend)
     path = train(config, progress=False, stop_after=2)
     h, ckpt = history(path)
     assert len(h["generation"]) == 2 and ckpt.generation == 2
@@ -46,7 +49,7 @@ def test_train_resume_evaluate(tmp_path, evaluator):
     assert list(h["generation"]) == [0, 1, 2]
 
     # The same seed without a stop gives the same numbers, whichever evaluator ran it.
-    straight = train(tiny(tmp_path / "straight"), progress=False)
+    straight = train(tiny(tmp_path / "straight", backend=backend), progress=False)
     h2, ckpt2 = history(straight)
     np.testing.assert_array_equal(h["fitness_raw"], h2["fitness_raw"])
     np.testing.assert_array_equal(ckpt.mean, ckpt2.mean)
@@ -111,6 +114,7 @@ def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path):
         sys.executable, "-m", "spikehebb.cli", "train", "--popsize", "4", "--generations", "6",
         "--max-env-steps", "60", "--train-variants", "default", "--evaluator", "serial",
         "--batch-size", "4", "--runs-dir", str(tmp_path / "killed"), "--no-progress", "--seed", "3",
+        "--backend", "numpy",  # the process starts with no Brian2 import or build
     ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
@@ -203,7 +207,7 @@ def test_evaluate_first_input_tests_with_the_reset_observation_and_says_so(tmp_p
     """``evaluate --first-input reset`` scores the lifetimes a config with ``first_input="reset"``
     scores (not the settled ones), and the table says what the network saw first and what it saw
     in training; a run trained with reset is tested with it unless told otherwise."""
-    path = train(tiny(tmp_path, generations=1), progress=False)
+    path = train(tiny(tmp_path, generations=1, backend="numpy"), progress=False)  # every table builds no Brian2 network
     config, params = load_run(path)
     flags = ["--morphology", "default", "--episodes", "2", "--eval-steps", "120", "--eval-workers", "1"]
 
@@ -238,7 +242,7 @@ def test_evaluate_first_input_tests_with_the_reset_observation_and_says_so(tmp_p
     with h5py.File(path) as f:
         rules = json.loads(f["traces/default/episode_0"].attrs["episode_rules"])
         assert rules["max_env_steps"] == 120 and not rules["end_on_terminated"] and rules["patience"] > 120
-    reset_run = tiny(tmp_path, generations=1, run_name="reset")
+    reset_run = tiny(tmp_path, generations=1, run_name="reset", backend="numpy")
     trained_reset = train(dataclasses.replace(reset_run, task=reset_run.task.with_first_input("reset")), progress=False)
     own = table(trained_reset)
     assert own.endswith("first input: the one env.reset() returned before the burn-in (reset, as in training).\n")
@@ -284,13 +288,16 @@ def test_bad_config_gives_clear_errors(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("script, variant", [("run_ant.py", "damage_left"), ("run_car.py", "push_left")])
-def test_experiment_scripts_run_end_to_end(tmp_path, script, variant):
+def test_experiment_scripts_run_end_to_end(tmp_path, capsys, script, variant):
     """The scripts users run, as subprocesses with a tiny budget: a run file, then the table."""
+    from spikehebb.console import experiment_main
+
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run(
         [sys.executable, str(root / "experiments" / script), "--popsize", "4", "--generations", "1",
          "--max-env-steps", "50", "--evaluator", "serial", "--runs-dir", str(tmp_path), "--no-progress",
-         "--morphology", "default", variant, "--episodes", "2", "--eval-steps", "50", "--eval-workers", "1"],
+         "--morphology", "default", variant, "--episodes", "2", "--eval-steps", "50", "--eval-workers", "1",
+         "--backend", "numpy"],  # the script's process starts with no Brian2 import or build
         capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
@@ -300,9 +307,12 @@ def test_experiment_scripts_run_end_to_end(tmp_path, script, variant):
     assert out.stdout.startswith(f"done: {path} holds 1 generation, "), out.stdout
     rows = [line.split()[0] for line in out.stdout.splitlines() if line.split() and line.split()[0] in ("default", variant)]
     assert rows == ["default", variant]
-    bad = subprocess.run([sys.executable, str(root / "experiments" / script), "--popsize", "5", "--runs-dir", str(tmp_path)],
-                         capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "popsize must be even" in bad.stderr
+    # bad flags: exit status 2 and the error (in this process, through what the script runs: one
+    # more process would spend seconds on imports to parse them)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as bad:
+        experiment_main(script.removeprefix("run_").removesuffix(".py"), script, ["--popsize", "5", "--runs-dir", str(tmp_path)])
+    assert bad.value.code == 2 and "popsize must be even" in capsys.readouterr().err
 
 
 def test_progress_in_a_log_file_is_one_line_per_generation(tmp_path, capsys):
