@@ -24,9 +24,8 @@ state is captured as arrays and scalars by :mod:`spikehebb.es.cma_state`.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cma
 import numpy as np
 
 from spikehebb.checks import is_finite_real, is_integer
@@ -36,6 +35,9 @@ from spikehebb.es.cma_state import capture, restore
 from spikehebb.es.open_es import initial_mean
 from spikehebb.es.state_checks import state_field, state_text
 
+if TYPE_CHECKING:
+    import cma
+
 _QUIET = {
     "verbose": -9,  # no printing
     "verb_disp": 0,
@@ -43,6 +45,15 @@ _QUIET = {
     "verb_plot": 0,
     "seed": np.nan,  # cma must not reseed numpy's global RNG; our randn is keyed by our seed
 }
+
+
+def _cma():
+    """The ``cma`` package, imported when a CMA-ES is first made: it imports scipy.stats and
+    matplotlib (1.5-3 s of CPU), which every process that imports the strategies (each worker, each
+    command) would otherwise pay for the OpenAI-ES default."""
+    import cma
+
+    return cma
 
 
 class CMAES(Strategy):
@@ -103,7 +114,7 @@ class CMAES(Strategy):
         if not self._es.gp.isidentity:
             raise ValueError("cma_options must not change cma's coordinates (typical_x, scaling_of_variables, fixed_variables, "
                              "transformation; deprecated by cma): search the vector as it is and shift or scale it in the objective")
-        if isinstance(self._es.adapt_sigma, cma.sigma_adaptation.CMAAdaptSigmaTPA) and self.popsize < 3:
+        if isinstance(self._es.adapt_sigma, _cma().sigma_adaptation.CMAAdaptSigmaTPA) and self.popsize < 3:
             # two-point step-size adaptation injects two candidates a generation, besides one to sample
             raise ValueError(f"separable CMA-ES with {self.n_params} parameters adapts its step size with two "
                              f"injected candidates a generation: popsize must be at least 3, got {self.popsize}")
@@ -112,7 +123,7 @@ class CMAES(Strategy):
         self._before_ask: dict[str, Any] | None = None
 
     def _new_es(self) -> cma.CMAEvolutionStrategy:
-        return cma.CMAEvolutionStrategy(self._x0, self._sigma0, dict(self._options))
+        return _cma().CMAEvolutionStrategy(self._x0, self._sigma0, dict(self._options))
 
     def _randn(self, *shape: int) -> np.ndarray:
         """cma's ``randn(lam, N)``: row r of this generation's c-th call is stream (seed, g, c, r)."""
@@ -208,7 +219,7 @@ class CMAES(Strategy):
     def _state_dict(self) -> dict[str, Any]:
         return {
             "diagonal": self.diagonal,
-            "cma_version": cma.__version__,
+            "cma_version": _cma().__version__,
             "cma": capture(self._es),
         }
 
@@ -222,7 +233,7 @@ class CMAES(Strategy):
             es.gp.tf_pheno, es.gp.tf_geno = es._tfp, es._tfg
         if not hasattr(es, "timer"):
             # cma creates its wall-clock timer in the first ask(); a resumed run has already had that
-            es.timer = cma.utilities.utils.ElapsedWCTime()
+            es.timer = _cma().utilities.utils.ElapsedWCTime()
         return es
 
     def _load_state_dict(self, state: dict[str, Any]) -> None:
@@ -235,16 +246,16 @@ class CMAES(Strategy):
         try:
             es = self._restored(cma_state)
         except (AttributeError, KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"state_dict cma state does not fit cma {cma.__version__} (written by {versions}; "
+            raise ValueError(f"state_dict cma state does not fit cma {_cma().__version__} (written by {versions}; "
                              f"{type(e).__name__}: {e})") from None
         mean, sigma = np.asarray(es.mean, dtype=np.float64), es.sigma
         if mean.shape != (self.n_params,) or not np.all(np.isfinite(mean)):
             raise ValueError(f"state_dict cma mean must be finite of shape ({self.n_params},), got shape {mean.shape}")
         if not (np.isfinite(sigma) and sigma > 0):
             raise ValueError(f"state_dict cma sigma must be finite and > 0, got {sigma!r}")
-        if written_by is not None and written_by != cma.__version__:
+        if written_by is not None and written_by != _cma().__version__:
             warnings.warn(
-                f"this run's CMA-ES state was written by cma {written_by}; cma {cma.__version__} is installed: "
+                f"this run's CMA-ES state was written by cma {written_by}; cma {_cma().__version__} is installed: "
                 f"the resumed search may differ from an uninterrupted one (install cma=={written_by} to continue it exactly)",
                 RuntimeWarning,
                 stacklevel=3,

@@ -6,6 +6,8 @@ test directories are not importable.
 
 import multiprocessing
 import pickle
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -593,3 +595,13 @@ def test_a_samplers_arrays_do_not_reach_the_strategy(name):
     if table is not None:
         for got, was in zip(strategy.rule_table(), table):
             np.testing.assert_array_equal(got, was)
+
+
+def test_cma_is_imported_only_when_a_cma_es_is_made():
+    """cma imports scipy.stats and matplotlib (seconds of CPU): a worker process, which imports the
+    strategies for their samplers, and every command pay that only when a run uses CMA-ES."""
+    code = ("import sys; import spikehebb.worker, spikehebb.cli; from spikehebb.es import get_strategy; "
+            "heavy = ('cma', 'scipy.stats', 'matplotlib.pyplot'); print([m for m in heavy if m in sys.modules]); "
+            "get_strategy('cma', n_params=4, popsize=6, seed=0); print('cma' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "True"]
