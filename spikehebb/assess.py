@@ -38,13 +38,13 @@ from spikehebb.worker import EVALUATION_TAG, Worker, lifetime_seeds
 SOLVED_FITNESS = 100.0
 
 #: The legend line of a table with failed lifetimes (:attr:`VariantResult.failed`).
-FAILED_NOTE = ("failed: the lifetime's network outputs turned non-finite and it ended with fitness NaN; a row "
-               "with failures gives mean ± std over the others and applies the solved criterion to their mean.")
+FAILED_NOTE = ("failed: the lifetime's network outputs turned non-finite (or, in a broken simulation, its observation, "
+               "fitness term or modulator) and it ended with fitness NaN; a row with failures gives mean ± std over the "
+               "others and applies the solved criterion to their mean.")
 
 #: What follows :data:`FAILED_NOTE` where a row says at which network step its lifetimes failed
 #: (:attr:`VariantResult.steps` known).
-FAILED_STEP_NOTE = ("at network step s: its outputs (or, in a broken simulation, its observation or modulator) turned "
-                    "non-finite in the lifetime's s-th network step, counted from 1 without the burn-in steps.")
+FAILED_STEP_NOTE = "at network step s: in the lifetime's s-th network step, counted from 1 without the burn-in steps."
 
 #: The tables' "seen" column for each body role (:data:`~spikehebb.envs.mirror.BODY_ROLES`).
 SEEN = {"trained": "yes", "mirror of trained": "mirror", "unseen": "no"}
@@ -115,8 +115,9 @@ class VariantResult:
 
     @property
     def failed(self) -> int:
-        """Lifetimes that failed: their network's outputs turned non-finite and they ended with
-        fitness NaN (:mod:`spikehebb.rollout`)."""
+        """Lifetimes that failed: their network's outputs (or, in a broken simulation, their
+        observation, fitness term or modulator) turned non-finite and they ended with fitness NaN
+        (:mod:`spikehebb.rollout`)."""
         return int(np.count_nonzero(~np.isfinite(self.fitness)))
 
     @property
@@ -181,7 +182,8 @@ class VariantResult:
             return f", all at network step {at[0]}"
         if len(at) <= 3:
             return f", at network steps {', '.join(map(str, at[:-1]))} and {at[-1]}"
-        return f", at network steps {at[0]} to {at[-1]}, median {np.median(at):g}"
+        median = f"{np.median(at):.1f}".removesuffix(".0")  # a whole step, or halfway between two
+        return f", at network steps {at[0]} to {at[-1]}, median {median}"
 
 
 def load_run(path: str | Path, which: str = "mean") -> tuple[TrainConfig, np.ndarray]:

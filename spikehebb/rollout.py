@@ -19,7 +19,9 @@ call of :meth:`Rollout.run` lives n lifetimes (n may exceed B) on one variant:
    or its neighbours (the agent's slots are independent).
 
 A lifetime whose agent outputs turn non-finite (a blown-up candidate: coefficients that overflow
-the network's float type) ends there with fitness NaN, which strategies rank last.
+the network's float type) ends there with fitness NaN, which strategies rank last; so does one
+whose env gives a non-finite observation or fitness term (a broken simulation), or a modulated
+rule's modulator beyond the network's float type. Its network steps count the failing step.
 """
 
 from __future__ import annotations
@@ -241,10 +243,11 @@ class Rollout:
                 state.record(b, int(local_t[b]), term, bool(terminated))
                 if terminated and not self.task.steps_after_terminated:
                     state.alive[b] = False  # the env cannot go on, grace steps or not (the car off the playfield)
-                if state.alive[b] and not np.all(np.isfinite(obs)):
+                if state.alive[b] and not (math.isfinite(term) and np.all(np.isfinite(obs))):
                     # a broken simulation goes on only as NaN (the ant reports terminated and steps
                     # on, inside the grace steps or without early ends): the lifetime fails, as
-                    # one whose outputs blow up does, instead of the network refusing the input
+                    # one whose outputs blow up does, instead of the network refusing the input;
+                    # a non-finite term alone would leave a NaN fitness living on to its end
                     state.fitness[b], state.alive[b] = float("nan"), False
                 if self._modulated:
                     value = term if self.task.modulator is None else float(

@@ -186,8 +186,9 @@ def test_failed_test_lifetimes_are_counted_and_the_rest_summarised():
     assert lines[3] == "long_back            no                   60.0 ± 10.0    no (1 of 3 failed: mean, std and solved over the other 2)"
     assert lines[4] == "damage_left          no                      - ± -       no (3 of 3 failed)"
     assert all(line.index("±") + 10 == lines[0].index("solved") for line in lines[1:5])
-    assert lines[7] == ("failed: the lifetime's network outputs turned non-finite and it ended with fitness NaN; a row "
-                        "with failures gives mean ± std over the others and applies the solved criterion to their mean.")
+    assert lines[7] == ("failed: the lifetime's network outputs turned non-finite (or, in a broken simulation, its "
+                        "observation, fitness term or modulator) and it ended with fitness NaN; a row with failures "
+                        "gives mean ± std over the others and applies the solved criterion to their mean.")
     assert not any(line.startswith("failed:") for line in format_table([ok], "Hebbian ABCD_lr", "ant", 960).splitlines())
 
 

@@ -39,6 +39,9 @@ def failing(n: int, at: dict[int, int], lived: int = 960) -> VariantResult:
     (failing(100, {i: 12 for i in range(2, 40)} | {0: 57, 1: 3}),
      f" (40 of 100 failed, at network steps 3 to 57, median 12: {OVER} 60)"),
     (failing(6, {0: 3, 1: 11, 2: 57, 3: 10}), f" (4 of 6 failed, at network steps 3 to 57, median 10.5: {OVER} 2)"),
+    (failing(6, {0: 3, 1: 11, 2: 57, 3: 12}), f" (4 of 6 failed, at network steps 3 to 57, median 11.5: {OVER} 2)"),
+    (failing(5, {0: 3, 1: 2_000_001, 2: 2_000_002, 3: 2_000_009}, lived=3_000_000),
+     f" (4 of 5 failed, at network steps 3 to 2000009, median 2000001.5: {OVER} 1)"),
 ])
 def test_a_row_says_at_which_network_steps_its_lifetimes_failed(r, note):
     assert r.failed_note() == note

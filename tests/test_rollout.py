@@ -466,6 +466,24 @@ class NaNTermEnv(ScriptedEnv):
         return obs, reward, terminated, truncated, info
 
 
+def test_a_lifetime_whose_fitness_term_alone_turns_nan_fails_at_that_step():
+    """A NaN term with a finite observation, on a rule without a modulator: the lifetime's fitness
+    was NaN, yet it lived on to its end, and its steps said it failed there. It ends at that step
+    now (its third), failed; the others give what they give beside a healthy one."""
+    env = type("Env", (NaNTermEnv,), {"obs_too": False})
+    task = replace(SCRIPTED, make_env=lambda variant, **kw: env(variant, **kw))
+    agent = AgentConfig(rule="ABCD", backend="numpy", dtype="float64")
+    rollout, plain = Rollout(task, agent, 3), Rollout(SCRIPTED, agent, 3)
+    try:
+        result = rollout.run("default", source(*arrays(3)), env_seeds=[0, 1, 2])
+        base = plain.run("default", source(*arrays(3)), env_seeds=[0, 1, 2])
+    finally:
+        rollout.close(), plain.close()
+    assert np.isnan(result.fitness[1]) and result.steps[1] == 3 and base.steps[1] > 3
+    np.testing.assert_array_equal(result.fitness[[0, 2]], base.fitness[[0, 2]])
+    np.testing.assert_array_equal(result.steps[[0, 2]], base.steps[[0, 2]])
+
+
 @pytest.mark.parametrize("obs_too, bad_term, dtype", [
     (True, float("nan"), "float64"), (False, float("nan"), "float64"), (False, 1e39, "float32"),
 ], ids=["nan_observation_and_term", "nan_term", "term_beyond_float32"])
