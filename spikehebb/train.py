@@ -257,17 +257,20 @@ class _Progress:
     def update(self, generation: int, raw: np.ndarray, best: float, env_steps: int, wall: float, end: int) -> None:
         """After ``generation`` (0-based) ended: its raw fitness (P,), the best fitness seen so
         far, its env steps and wall seconds; ``end``: the generation this call stops before."""
-        finite = raw[np.isfinite(raw)]  # a generation whose candidates all blew up shows nan, quietly
+        finite = raw[np.isfinite(raw)]  # a generation whose candidates all failed shows nan
         mean, top = (finite.mean(), finite.max()) if finite.size else (np.nan, np.nan)
+        failed = raw.size - finite.size  # a lifetime's outputs (or a broken simulation) turned non-finite
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(best=f"{best:.1f}", mean=f"{mean:.1f}", max=f"{top:.1f}",
-                                 steps_s=f"{env_steps / wall:.0f}")
+                                 steps_s=f"{env_steps / wall:.0f}", **({"failed": failed} if failed else {}))
         elif self.lines:
             self.walls.append(wall)
             left = (end - generation - 1) * float(np.mean(self.walls))
             eta = f"; {_duration(left)} to generation {end}" if generation + 1 < end else ""
-            print(f"{self.label} generation {generation + 1}/{self.total}: mean {mean:.1f}, max {top:.1f}, "
+            note = (f" ({failed} of {raw.size} candidates failed, non-finite"
+                    + (": mean and max over the rest)" if finite.size else ")")) if failed else ""
+            print(f"{self.label} generation {generation + 1}/{self.total}: mean {mean:.1f}, max {top:.1f}{note}, "
                   f"best so far {best:.1f}; {wall:.1f} s, {env_steps / wall:,.0f} env steps/s{eta}",
                   file=self.stream, flush=True)
 

@@ -342,10 +342,14 @@ def test_progress_lines_say_how_long_is_left():
     with _Progress(tiny(Path("unused"), generations=10), 0, True, stream=stream) as shown:
         shown.update(0, np.array([1.0, 3.0]), 3.0, 500, 2.0, 10)
         shown.update(1, np.array([2.0, np.nan]), 3.5, 400, 4.0, 10)
-    first, second = stream.getvalue().splitlines()
+        shown.update(2, np.array([np.nan, np.nan]), 3.5, 300, 3.0, 10)
+    first, second, third = stream.getvalue().splitlines()
     assert first.endswith("mean 2.0, max 3.0, best so far 3.0; 2.0 s, 250 env steps/s; 18 s to generation 10")
-    # the mean wall so far (3 s) times the 8 generations left
-    assert second.endswith("mean 2.0, max 2.0, best so far 3.5; 4.0 s, 100 env steps/s; 24 s to generation 10")
+    # the mean wall so far (3 s) times the 8 generations left; a failed candidate is said, not hidden
+    assert second.endswith("mean 2.0, max 2.0 (1 of 2 candidates failed, non-finite: mean and max over the rest), "
+                           "best so far 3.5; 4.0 s, 100 env steps/s; 24 s to generation 10")
+    assert third.endswith("mean nan, max nan (2 of 2 candidates failed, non-finite), "
+                          "best so far 3.5; 3.0 s, 100 env steps/s; 21 s to generation 10")
 
 
 def test_a_stop_signal_swallowed_where_it_landed_is_raised_after_the_generation():
