@@ -772,7 +772,8 @@ class RayEvaluator(_Evaluator):
             connects to a running cluster.
         worker_factory, max_failures, stall_timeout, build_timeout: as for
             :class:`ProcessEvaluator` (30 minutes each by default).
-        ray_init_kwargs: passed to ``ray.init``.
+        ray_init_kwargs: passed to ``ray.init``; joining a cluster, its ``runtime_env`` gets this
+            process's plug-ins (:func:`~spikehebb.plugins.ray_runtime_env`).
 
     An actor that dies (``RayActorError``) is replaced and its chunk run again. So is one that
     hangs: busy, it finishes no lifetime for ``stall_timeout`` seconds (each actor tells a small
@@ -820,6 +821,12 @@ class RayEvaluator(_Evaluator):
                 # evaluator, a test, a build) the actors would get almost no CPU. A local instance
                 # runs them at this process's priority, as ProcessEvaluator does, unless asked otherwise.
                 niceness = {} if NICENESS_VARIABLE in os.environ else {NICENESS_VARIABLE: "0"}
+            else:  # a cluster's actors: this process's plug-ins travel with the job
+                from spikehebb.plugins import ray_runtime_env
+
+                runtime_env = ray_runtime_env(ray_init_kwargs.get("runtime_env"))
+                if runtime_env is not None:
+                    ray_init_kwargs["runtime_env"] = runtime_env
             os.environ.update(niceness)
             try:
                 # a local instance's processes (raylet, GCS, the actors it forks) inherit SIGUSR1

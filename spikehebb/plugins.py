@@ -8,7 +8,8 @@ fresh and which import only the package. Two ways to name a plug-in:
 
 - the environment variable ``SPIKEHEBB_PLUGINS``, module names separated by commas
   (``SPIKEHEBB_PLUGINS=my_rules spikehebb train --rule Oja_lr``; the module must be importable,
-  e.g. on ``PYTHONPATH``); the workers inherit it (Ray actors on a remote cluster do not);
+  e.g. on ``PYTHONPATH``); the workers inherit it, and Ray actors on a cluster this process
+  joins get it and the modules' code with the job (:func:`ray_runtime_env`);
 - an installed package's entry point in the group ``spikehebb.plugins`` (pyproject.toml:
   ``[project.entry-points."spikehebb.plugins"] my_rules = "my_package.rules"``).
 
@@ -72,3 +73,28 @@ def missing(name, registry) -> bool:
         return True
     load_plugins()
     return name not in registry
+
+
+def ray_runtime_env(runtime_env: dict | None = None) -> dict | None:
+    """The Ray job's ``runtime_env`` for a cluster this process joins: ``runtime_env`` (the
+    user's, unchanged where it names the same things) plus ``SPIKEHEBB_PLUGINS`` among its
+    ``env_vars`` and the top-level package or module of each plug-in it names among its
+    ``py_modules`` (Ray packs and ships their files, so the actors import them without the
+    cluster having them: a cluster's processes have its environment, not this one's). None when
+    there is nothing to add or give. Entry-point plug-ins are installed packages: install them on
+    the nodes, as spikehebb itself. :class:`~spikehebb.evaluators.RayEvaluator` uses it when it
+    joins a cluster; a Ray connected before is used as it is (give this to its ``ray.init``)."""
+    value = os.environ.get(ENV_VAR, "")
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    env = dict(runtime_env or {})
+    if not names:
+        return env or None
+    load_plugins()  # each imported here first, or one line saying which failed
+    shipped = list(env.get("py_modules") or [])
+    for top in dict.fromkeys(name.split(".")[0] for name in names):
+        module = importlib.import_module(top)
+        if module not in shipped:
+            shipped.append(module)
+    env["env_vars"] = {ENV_VAR: value, **(env.get("env_vars") or {})}
+    env["py_modules"] = shipped
+    return env
