@@ -254,9 +254,10 @@ class Rollout:
                         reward if self.task.modulator == "reward" else info[self.task.modulator]
                     )
                     if state.alive[b] and not (math.isfinite(value) and abs(value) <= self._modulator_max):
-                        # a broken simulation's NaN term (or one a float32 network holds only as
-                        # inf) would be the next step's modulator: the lifetime fails, as one with
-                        # a NaN observation does (not the whole batch)
+                        # a non-finite modulator from the env (its reward or info signal; a NaN
+                        # term has failed the lifetime above) or one a float32 network holds only
+                        # as inf would be the next step's: the lifetime fails, as one with a NaN
+                        # observation does (not the whole batch)
                         state.fitness[b], state.alive[b] = float("nan"), False
                     signal[b] = value if state.alive[b] else 0.0  # an ended slot's stays 0 until refilled
                 local_t[b] += 1
